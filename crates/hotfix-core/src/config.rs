@@ -1,0 +1,277 @@
+//! `hotfix.toml`: the team's configuration. Secrets never live here; they come
+//! from the environment.
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::HumanDuration;
+use crate::policy::Policy;
+
+/// The whole `hotfix.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub git: GitConfig,
+    pub team: TeamConfig,
+    pub policy: Policy,
+    pub forge: ForgeConfig,
+    pub deploy: DeployConfig,
+    /// Smoke checks run against every preview (and production health).
+    pub smoke: Vec<HttpCheck>,
+    /// The affected-area checks the high-severity policy adds.
+    pub area_checks: Vec<HttpCheck>,
+    pub notify: NotifyConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitConfig {
+    pub remote: String,
+    pub main: String,
+    pub develop: String,
+    /// Prefix of hotfix branches.
+    pub prefix: String,
+}
+
+impl Default for GitConfig {
+    fn default() -> Self {
+        GitConfig {
+            remote: "origin".into(),
+            main: "main".into(),
+            develop: "develop".into(),
+            prefix: "hotfix/".into(),
+        }
+    }
+}
+
+/// Who may approve. Identities are what `--as` / `HOTFIX_USER` / `git config
+/// user.email` give, compared case-insensitively.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TeamConfig {
+    pub tech_leads: Vec<String>,
+    pub reviewers: Vec<String>,
+    /// Notified on every declaration.
+    pub on_call: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForgeConfig {
+    /// `local` (PRs are records in the local store, merges are real git merges).
+    pub provider: String,
+}
+
+impl Default for ForgeConfig {
+    fn default() -> Self {
+        ForgeConfig {
+            provider: "local".into(),
+        }
+    }
+}
+
+/// The deploy provider and its settings. One flat table so that switching
+/// providers is a one-line change; each provider validates the keys it needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeployConfig {
+    /// `command` (the team's own scripts) or `local` (the embedded platform).
+    pub provider: String,
+    // --- command provider ---
+    /// Deploys a preview; the last line of its stdout is the preview URL.
+    pub preview: Option<String>,
+    /// Returns when production runs the given sha.
+    pub production: Option<String>,
+    /// Returns when the previous release serves again.
+    pub rollback: Option<String>,
+    /// Removes a preview (optional).
+    pub remove_preview: Option<String>,
+    /// A deploy command that runs longer than this is killed and reported.
+    pub timeout: HumanDuration,
+    // --- local provider (embedded platform) ---
+    pub build: Option<String>,
+    pub run: Option<String>,
+    pub health_path: Option<String>,
+    pub port: Option<u16>,
+    pub warm: Option<HumanDuration>,
+    pub ready_timeout: Option<HumanDuration>,
+    // --- production health, every provider ---
+    pub health_url: Option<String>,
+    /// Keep probing production this long after a deploy.
+    pub watch: HumanDuration,
+    pub probe_interval: HumanDuration,
+    /// Consecutive failed probes that make production unhealthy.
+    pub unhealthy_after: u32,
+    /// Give a single probe this long.
+    pub probe_timeout: HumanDuration,
+    /// Roll back by itself when production is unhealthy after a deploy.
+    pub auto_rollback: bool,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        DeployConfig {
+            provider: "command".into(),
+            preview: None,
+            production: None,
+            rollback: None,
+            remove_preview: None,
+            timeout: HumanDuration::mins(10),
+            build: None,
+            run: None,
+            health_path: None,
+            port: None,
+            warm: None,
+            ready_timeout: None,
+            health_url: None,
+            watch: HumanDuration::secs(30),
+            probe_interval: HumanDuration::secs(1),
+            unhealthy_after: 2,
+            probe_timeout: HumanDuration::secs(5),
+            auto_rollback: true,
+        }
+    }
+}
+
+/// One HTTP check: `GET <base><path>` must answer `status` (and contain `contains`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub path: String,
+    #[serde(default = "default_status")]
+    pub status: u16,
+    #[serde(default)]
+    pub contains: Option<String>,
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+impl HttpCheck {
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| format!("GET {}", self.path))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// The channel the messages are shaped for.
+    pub channel: String,
+    /// Print each message on the console.
+    pub console: bool,
+    /// Append each message as a JSON line to `.git/hotfix/notifications.jsonl`.
+    pub file: bool,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            channel: "#dev-alerts".into(),
+            console: true,
+            file: true,
+        }
+    }
+}
+
+/// A config that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("hotfix.toml is not valid: {0}")]
+    Parse(String),
+    #[error("hotfix.toml: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Parses and validates a `hotfix.toml`.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let inv = |m: String| Err(ConfigError::Invalid(m));
+        if !self.git.prefix.ends_with('/') || self.git.prefix.len() < 2 {
+            return inv(format!(
+                "[git] prefix `{}` must be a path prefix such as `hotfix/`",
+                self.git.prefix
+            ));
+        }
+        if self.git.main == self.git.develop {
+            return inv("[git] main and develop must be different branches".into());
+        }
+        match self.deploy.provider.as_str() {
+            "command" | "local" => {}
+            other => {
+                return inv(format!(
+                    "[deploy] provider `{other}` is not known: use `command` or `local`"
+                ));
+            }
+        }
+        match self.forge.provider.as_str() {
+            "local" => {}
+            other => {
+                return inv(format!(
+                    "[forge] provider `{other}` is not known: use `local`"
+                ));
+            }
+        }
+        for c in self.smoke.iter().chain(&self.area_checks) {
+            if !c.path.starts_with('/') {
+                return inv(format!("check path `{}` must start with `/`", c.path));
+            }
+        }
+        if self.deploy.unhealthy_after == 0 {
+            return inv("[deploy] unhealthy_after must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Is this person a tech lead / reviewer?
+    pub fn is_tech_lead(&self, who: &str) -> bool {
+        self.team
+            .tech_leads
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(who))
+    }
+    pub fn is_reviewer(&self, who: &str) -> bool {
+        self.team
+            .reviewers
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(who))
+    }
+}
+
+/// The file `hotfix init` writes: every default spelled out, with the process
+/// document's reasons next to them.
+pub const INIT_TEMPLATE: &str = include_str!("init_template.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_init_template_parses_to_the_defaults() {
+        let cfg = Config::parse(INIT_TEMPLATE).expect("template parses");
+        let d = Config::default();
+        assert_eq!(cfg.policy, d.policy);
+        assert_eq!(cfg.git, d.git);
+        assert_eq!(cfg.deploy.watch, d.deploy.watch);
+        assert_eq!(cfg.smoke.len(), 1);
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors() {
+        assert!(Config::parse("[team]\ntech_lead = []\n").is_err());
+        assert!(Config::parse("[deploy]\nwatch = \"soon\"\n").is_err());
+        assert!(Config::parse("[deploy]\nprovider = \"heroku\"\n").is_err());
+        assert!(Config::parse("not toml at all [").is_err());
+        let ok = Config::parse("[team]\ntech_leads = [\"Lead@Example.com\"]\n").expect("ok");
+        assert!(ok.is_tech_lead("lead@example.com"));
+        assert!(!ok.is_reviewer("lead@example.com"));
+    }
+}

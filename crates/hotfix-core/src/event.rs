@@ -1,0 +1,279 @@
+//! The append-only incident event log.
+//!
+//! Every step of the workflow is one event; nothing else is stored about an
+//! incident. State, timeline, checklist and guards are all derived by folding
+//! these events, so a record can never disagree with itself and a re-run after
+//! a crash only has to look at the last event to know where it stands.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::id::IncidentId;
+use crate::severity::Severity;
+
+/// One commit of the hotfix, with the identities that may not approve it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitInfo {
+    pub sha: String,
+    pub author_email: String,
+    pub committer_email: String,
+    pub subject: String,
+}
+
+/// Size of the hotfix diff against the main it was cut from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffStat {
+    pub files: Vec<String>,
+    pub lines_added: u64,
+    pub lines_removed: u64,
+    /// Files whose added lines contain conflict markers (`<<<<<<<`, `>>>>>>>`, `=======`).
+    #[serde(default)]
+    pub conflict_markers: Vec<String>,
+}
+
+impl DiffStat {
+    pub fn lines_changed(&self) -> u64 {
+        self.lines_added + self.lines_removed
+    }
+}
+
+/// The result of one smoke check against a preview.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub name: String,
+    pub url: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Approver roles named by the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    TechLead,
+    Reviewer,
+}
+
+impl Role {
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::TechLead => "tech lead",
+            Role::Reviewer => "reviewer",
+        }
+    }
+}
+
+/// The kinds of anti-pattern the process names, recorded when a guard is overridden.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AntiPattern {
+    /// "Make multiple unrelated changes": a wide diff shipped with `--allow-wide`.
+    WideDiff,
+    /// "Skip PR preview testing".
+    SkippedPreview,
+    /// "Forget to backport to develop".
+    ForgottenBackport,
+    /// "Skip post-mortem".
+    SkippedPostmortem,
+}
+
+impl AntiPattern {
+    pub fn label(self) -> &'static str {
+        match self {
+            AntiPattern::WideDiff => "multiple unrelated changes (wide diff shipped)",
+            AntiPattern::SkippedPreview => "skipped PR preview testing",
+            AntiPattern::ForgottenBackport => "forgot to backport to develop",
+            AntiPattern::SkippedPostmortem => "skipped post-mortem",
+        }
+    }
+}
+
+/// What happened. Serialized with a `type` tag; the names are the stable
+/// vocabulary of the incident log (`hotfix log --json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The incident was opened and its first hotfix branch cut from the remote's main.
+    Declared {
+        name: String,
+        title: String,
+        severity: Severity,
+        customer_facing: bool,
+        security: bool,
+        branch: String,
+        /// The remote main the branch was cut from.
+        base_sha: String,
+    },
+    /// A new attempt after a rollback (`hotfix start --incident HF-N`).
+    AttemptStarted {
+        attempt: u32,
+        name: String,
+        branch: String,
+        base_sha: String,
+        severity: Severity,
+    },
+    /// The branch was pushed at this head.
+    Pushed {
+        sha: String,
+        commits: Vec<CommitInfo>,
+        diff: DiffStat,
+    },
+    PrOpened {
+        number: u64,
+        url: String,
+    },
+    PreviewDeployed {
+        sha: String,
+        url: String,
+    },
+    SmokePassed {
+        sha: String,
+        checks: Vec<CheckResult>,
+    },
+    SmokeFailed {
+        sha: String,
+        checks: Vec<CheckResult>,
+    },
+    Approved {
+        by: String,
+        role: Role,
+        /// The head the approver saw.
+        sha: String,
+        /// Where the approval came from (`cli`, `github`, `slack`, `api`).
+        #[serde(default = "default_source")]
+        source: String,
+    },
+    /// A guard was overridden on purpose; kept forever on the incident.
+    AntiPatternRecorded {
+        pattern: AntiPattern,
+        reason: String,
+    },
+    Merged {
+        merge_sha: String,
+        head_sha: String,
+        previous_main: String,
+    },
+    Deployed {
+        sha: String,
+        environment: String,
+        #[serde(default)]
+        deployment: Option<String>,
+        #[serde(default)]
+        previous_deployment: Option<String>,
+    },
+    HealthPassed {
+        sha: String,
+        probes: u32,
+    },
+    HealthFailed {
+        sha: String,
+        reason: String,
+    },
+    BackportConflict {
+        files: Vec<String>,
+        worktree: String,
+    },
+    BackportAborted,
+    Backported {
+        merge_sha: String,
+    },
+    /// Production is back on the previous release and the merge is reverted.
+    RolledBack {
+        reason: String,
+        automatic: bool,
+        main_revert: Option<String>,
+        develop_revert: Option<String>,
+    },
+    ChecklistDone {
+        key: String,
+    },
+    PostmortemScheduled {
+        path: String,
+        due: Timestamp,
+    },
+    Closed,
+    /// A free-form line in the incident log.
+    Note {
+        text: String,
+    },
+}
+
+fn default_source() -> String {
+    "cli".to_string()
+}
+
+impl EventKind {
+    /// The stable snake_case name of the event (the serde tag).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Declared { .. } => "declared",
+            EventKind::AttemptStarted { .. } => "attempt_started",
+            EventKind::Pushed { .. } => "pushed",
+            EventKind::PrOpened { .. } => "pr_opened",
+            EventKind::PreviewDeployed { .. } => "preview_deployed",
+            EventKind::SmokePassed { .. } => "smoke_passed",
+            EventKind::SmokeFailed { .. } => "smoke_failed",
+            EventKind::Approved { .. } => "approved",
+            EventKind::AntiPatternRecorded { .. } => "anti_pattern_recorded",
+            EventKind::Merged { .. } => "merged",
+            EventKind::Deployed { .. } => "deployed",
+            EventKind::HealthPassed { .. } => "health_passed",
+            EventKind::HealthFailed { .. } => "health_failed",
+            EventKind::BackportConflict { .. } => "backport_conflict",
+            EventKind::BackportAborted => "backport_aborted",
+            EventKind::Backported { .. } => "backported",
+            EventKind::RolledBack { .. } => "rolled_back",
+            EventKind::ChecklistDone { .. } => "checklist_done",
+            EventKind::PostmortemScheduled { .. } => "postmortem_scheduled",
+            EventKind::Closed => "closed",
+            EventKind::Note { .. } => "note",
+        }
+    }
+}
+
+/// An event as stored: numbered within its incident (the version used for
+/// compare-and-set appends), stamped and attributed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub incident: IncidentId,
+    /// 1-based position in the incident's log.
+    pub seq: u64,
+    pub at: Timestamp,
+    pub actor: String,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// An event about to be appended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub at: Timestamp,
+    pub actor: String,
+    pub kind: EventKind,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_with_a_stable_type_tag() {
+        let e = Event {
+            incident: IncidentId(4),
+            seq: 2,
+            at: Timestamp::from_second(0).expect("epoch"),
+            actor: "dev@example.com".into(),
+            kind: EventKind::PrOpened {
+                number: 7,
+                url: "local://pr/7".into(),
+            },
+        };
+        let v = serde_json::to_value(&e).expect("serialize");
+        assert_eq!(v["type"], "pr_opened");
+        assert_eq!(v["incident"], "HF-4");
+        assert_eq!(v["number"], 7);
+        let back: Event = serde_json::from_value(v).expect("deserialize");
+        assert_eq!(back, e);
+        assert_eq!(e.kind.name(), "pr_opened");
+    }
+}

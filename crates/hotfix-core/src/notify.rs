@@ -1,0 +1,94 @@
+//! The messages the workflow sends, one per step, in the shape of a
+//! `#dev-alerts` post. Security incidents carry nothing beyond the incident id
+//! ("Do NOT discuss details publicly").
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::event::EventKind;
+use crate::id::IncidentId;
+use crate::state::IncidentState;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub incident: IncidentId,
+    /// The event name that caused it (`declared`, `merged`, ...).
+    pub step: String,
+    pub severity: String,
+    pub channel: String,
+    pub text: String,
+    /// People to mention (the tech leads on declare).
+    #[serde(default)]
+    pub mentions: Vec<String>,
+    pub customer_facing: bool,
+    pub security: bool,
+    pub at: Timestamp,
+}
+
+/// The message for an event, if that event is worth one.
+pub fn message_for(
+    s: &IncidentState,
+    kind: &EventKind,
+    at: Timestamp,
+    channel: &str,
+    tech_leads: &[String],
+) -> Option<Message> {
+    let id = s.id;
+    let sev = s.severity.as_str().to_uppercase();
+    let what = if s.security {
+        "security incident (details restricted)".to_string()
+    } else {
+        s.title.clone()
+    };
+    let text = match kind {
+        EventKind::Declared { branch, .. } => format!(
+            ":rotating_light: {id} [{sev}] hotfix started: {what}. Branch `{}`.",
+            if s.security { "hotfix/…" } else { branch.as_str() }
+        ),
+        EventKind::AttemptStarted { attempt, .. } => {
+            format!(":rotating_light: {id} [{sev}] new hotfix attempt #{attempt} after rollback: {what}.")
+        }
+        EventKind::PrOpened { number, .. } => format!(":git-pull-request: {id} PR #{number} opened: [HOTFIX] {what}."),
+        EventKind::SmokePassed { .. } => format!(":white_check_mark: {id} preview passed its smoke checks; waiting for approval."),
+        EventKind::SmokeFailed { .. } => format!(":x: {id} preview failed its smoke checks."),
+        EventKind::Approved { by, role, .. } => format!(":+1: {id} approved by {by} ({}).", role.label()),
+        EventKind::Merged { .. } => format!(":merged: {id} merged to main; deploying to production."),
+        EventKind::HealthPassed { .. } => format!(":tada: {id} fix deployed; production healthy. {what} resolved."),
+        EventKind::HealthFailed { reason, .. } => {
+            if s.security {
+                format!(":warning: {id} production unhealthy after deploy.")
+            } else {
+                format!(":warning: {id} production unhealthy after deploy: {reason}")
+            }
+        }
+        EventKind::Backported { .. } => format!(":arrows_counterclockwise: {id} backported to develop."),
+        EventKind::RolledBack { reason, automatic, .. } => {
+            let how = if *automatic { "automatically rolled back" } else { "rolled back" };
+            if s.security {
+                format!(":rewind: {id} {how}; merge reverted.")
+            } else {
+                format!(":rewind: {id} {how}: {reason}. Merge reverted on main.")
+            }
+        }
+        EventKind::PostmortemScheduled { due, .. } => format!(":calendar: {id} post-mortem scheduled, due by {due}."),
+        EventKind::Closed => format!(":lock: {id} closed."),
+        _ => return None,
+    };
+    let mentions = match kind {
+        EventKind::Declared { .. } | EventKind::AttemptStarted { .. } | EventKind::RolledBack { .. } => {
+            tech_leads.to_vec()
+        }
+        _ => vec![],
+    };
+    Some(Message {
+        incident: id,
+        step: kind.name().to_string(),
+        severity: s.severity.as_str().to_string(),
+        channel: channel.to_string(),
+        text,
+        mentions,
+        customer_facing: s.customer_facing,
+        security: s.security,
+        at,
+    })
+}

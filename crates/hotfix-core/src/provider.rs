@@ -1,0 +1,200 @@
+//! The seams to the outside world. Each trait has a local implementation that
+//! is real software (SQLite, git, processes) and real ones for hosted services.
+//! Errors are typed so the engine can tell "try again" from "refused".
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, NewEvent};
+use crate::id::IncidentId;
+use crate::notify::Message;
+
+// ---------------------------------------------------------------- store
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Someone else appended first; re-read and decide again.
+    #[error("{incident} changed while this command ran (expected version {expected}, found {actual})")]
+    Conflict {
+        incident: IncidentId,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("no incident {0}")]
+    NotFound(IncidentId),
+    #[error("incident store: {0}")]
+    Backend(String),
+    #[error("incident store is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A notification waiting in the outbox for one notifier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub notifier: String,
+    pub message: Message,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// The append-only incident log plus the notification outbox, written in the
+/// same transaction so a step and its notification can never part.
+pub trait Store: Send + Sync {
+    /// Allocates the next incident id and writes its `declared` event.
+    /// `outbox` builds the notifications once the id is known.
+    fn declare(
+        &self,
+        event: &NewEvent,
+        outbox: &dyn Fn(IncidentId) -> Vec<(String, Message)>,
+    ) -> Result<IncidentId, StoreError>;
+    /// Appends events if the incident is still at `expected_version`; returns the new version.
+    fn append(
+        &self,
+        incident: IncidentId,
+        expected_version: u64,
+        events: &[NewEvent],
+        outbox: &[(String, Message)],
+    ) -> Result<u64, StoreError>;
+    /// The whole log of one incident, in order.
+    fn events(&self, incident: IncidentId) -> Result<Vec<Event>, StoreError>;
+    /// Every incident id, oldest first.
+    fn incidents(&self) -> Result<Vec<IncidentId>, StoreError>;
+    /// Outbox items not yet delivered and due at `now_s` (unix seconds).
+    fn pending_outbox(&self, now_s: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Every undelivered item, due or not (for `status`).
+    fn undelivered(&self) -> Result<Vec<OutboxItem>, StoreError>;
+    fn mark_delivered(&self, id: i64, at_s: i64) -> Result<(), StoreError>;
+    fn mark_failed(&self, id: i64, error: &str, retry_at_s: i64) -> Result<(), StoreError>;
+}
+
+// ---------------------------------------------------------------- forge
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrState {
+    Open,
+    Merged,
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequest {
+    pub number: u64,
+    pub url: String,
+    pub title: String,
+    pub body: String,
+    pub head: String,
+    pub base: String,
+    pub state: PrState,
+    pub merge_sha: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPr {
+    pub title: String,
+    pub body: String,
+    pub head: String,
+    pub base: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForgeError {
+    /// The branch moved since it was tested (GitHub's `sha` guard, 409).
+    #[error("the head of {branch} moved: expected {expected}, found {actual}; the preview tested something else")]
+    HeadMoved {
+        branch: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("merge conflict in {}", .0.join(", "))]
+    Conflict(Vec<String>),
+    #[error("not mergeable: {0}")]
+    NotMergeable(String),
+    #[error("pull request #{0} not found")]
+    NotFound(u64),
+    #[error("forge unreachable: {0}")]
+    Unreachable(String),
+    #[error("forge: {0}")]
+    Other(String),
+}
+
+/// Where PRs live and how they merge.
+pub trait Forge: Send + Sync {
+    fn find_open_pr(&self, head: &str) -> Result<Option<PullRequest>, ForgeError>;
+    fn open_pr(&self, pr: &NewPr) -> Result<PullRequest, ForgeError>;
+    fn update_pr(&self, number: u64, title: &str, body: &str) -> Result<(), ForgeError>;
+    fn get_pr(&self, number: u64) -> Result<PullRequest, ForgeError>;
+    /// Merges with a merge commit, only if the head is still `expected_head`.
+    /// Idempotent: an already merged PR returns its merge commit.
+    fn merge_pr(&self, number: u64, expected_head: &str, message: &str) -> Result<String, ForgeError>;
+    /// Reverts a merge on `base` and returns the revert commit. Idempotent.
+    fn revert_merge(&self, base: &str, merge_sha: &str, message: &str) -> Result<String, ForgeError>;
+    fn close_pr(&self, number: u64) -> Result<(), ForgeError>;
+}
+
+// ---------------------------------------------------------------- deploy
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployCtx {
+    pub incident: IncidentId,
+    pub sha: String,
+    pub branch: String,
+    pub pr: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Deployment {
+    /// The provider's id for it, if it has one.
+    pub id: Option<String>,
+    /// Where it serves.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("{0} is not configured: set it in hotfix.toml [deploy]")]
+    NotConfigured(&'static str),
+    #[error("`{command}` failed ({status}); last output:\n{tail}")]
+    CommandFailed {
+        command: String,
+        status: String,
+        tail: String,
+    },
+    #[error("`{command}` did not finish within {seconds}s and was stopped; last output:\n{tail}")]
+    Timeout {
+        command: String,
+        seconds: u64,
+        tail: String,
+    },
+    #[error("deploy provider unreachable: {0}")]
+    Unreachable(String),
+    #[error("deploy failed: {0}")]
+    Failed(String),
+}
+
+/// Where the code runs.
+pub trait Deployer: Send + Sync {
+    fn deploy_preview(&self, ctx: &DeployCtx) -> Result<Deployment, DeployError>;
+    fn remove_preview(&self, ctx: &DeployCtx) -> Result<(), DeployError>;
+    /// Deploys `ctx.sha` to production; returns when production runs it.
+    fn deploy_production(&self, ctx: &DeployCtx) -> Result<Deployment, DeployError>;
+    /// Puts the previous release back (`ctx.sha` is the code that should serve again).
+    fn rollback(&self, ctx: &DeployCtx, previous: Option<&str>) -> Result<(), DeployError>;
+    /// The URL production health is probed at, if any.
+    fn health_url(&self) -> Option<String>;
+}
+
+// ---------------------------------------------------------------- notify
+
+#[derive(Debug, thiserror::Error)]
+#[error("{notifier}: {message}")]
+pub struct NotifyError {
+    pub notifier: String,
+    pub message: String,
+}
+
+/// A place messages go. Delivery is from the outbox, retried with backoff.
+pub trait Notifier: Send + Sync {
+    fn name(&self) -> &str;
+    fn send(&self, outbox_id: i64, msg: &Message) -> Result<(), NotifyError>;
+}

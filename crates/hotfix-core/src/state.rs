@@ -1,0 +1,414 @@
+//! The incident as it stands, folded from its event log.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::event::{
+    AntiPattern, CheckResult, CommitInfo, DiffStat, Event, EventKind, Role,
+};
+use crate::id::IncidentId;
+use crate::policy::Policy;
+use crate::severity::Severity;
+
+/// Where an incident is in the process. Derived, never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Branch cut, nothing pushed yet.
+    Fixing,
+    /// Pushed and PR open; the preview has not passed its checks on the head.
+    InReview,
+    /// Preview passed; waiting for approvals.
+    AwaitingApproval,
+    /// Everything required to ship is there.
+    ReadyToShip,
+    /// Merged to main, production not (yet) healthy.
+    Merged,
+    /// Production runs the fix and passed its health watch.
+    Deployed,
+    /// Also merged into develop.
+    Backported,
+    /// Production went back to the previous release and the merge was reverted.
+    RolledBack,
+    Closed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Fixing => "fixing",
+            Phase::InReview => "in_review",
+            Phase::AwaitingApproval => "awaiting_approval",
+            Phase::ReadyToShip => "ready_to_ship",
+            Phase::Merged => "merged",
+            Phase::Deployed => "deployed",
+            Phase::Backported => "backported",
+            Phase::RolledBack => "rolled_back",
+            Phase::Closed => "closed",
+        }
+    }
+}
+
+/// One approval as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Approval {
+    pub by: String,
+    pub role: Role,
+    pub sha: String,
+    pub at: Timestamp,
+    /// Position in the log, to compare with the last push.
+    pub seq: u64,
+    pub source: String,
+}
+
+/// A rollback as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rollback {
+    pub at: Timestamp,
+    pub reason: String,
+    pub automatic: bool,
+    pub main_revert: Option<String>,
+    pub develop_revert: Option<String>,
+}
+
+/// Everything known about one incident.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncidentState {
+    pub id: IncidentId,
+    pub version: u64,
+    pub title: String,
+    pub severity: Severity,
+    pub customer_facing: bool,
+    pub security: bool,
+    pub declared_at: Timestamp,
+    pub declared_by: String,
+    /// 1 for the first attempt, +1 for each `start --incident` after a rollback.
+    pub attempt: u32,
+    pub name: String,
+    pub branch: String,
+    pub base_sha: String,
+    // --- the current attempt ---
+    pub head_sha: Option<String>,
+    pub last_push_seq: Option<u64>,
+    pub commits: Vec<CommitInfo>,
+    pub diff: DiffStat,
+    pub pr: Option<u64>,
+    pub pr_url: Option<String>,
+    pub preview_url: Option<String>,
+    pub preview_sha: Option<String>,
+    /// The sha the last smoke run was for, and its result.
+    pub smoke: Option<(String, bool, Vec<CheckResult>)>,
+    pub approvals: Vec<Approval>,
+    pub wide_diff_allowed: bool,
+    pub merge_sha: Option<String>,
+    pub previous_main: Option<String>,
+    pub deployed_sha: Option<String>,
+    pub previous_deployment: Option<String>,
+    pub healthy_sha: Option<String>,
+    pub health_failure: Option<String>,
+    pub backport_conflict: Option<(Vec<String>, String)>,
+    pub backport_sha: Option<String>,
+    pub rollback: Option<Rollback>,
+    // --- the whole incident ---
+    pub rollbacks: u32,
+    pub anti_patterns: Vec<(AntiPattern, String)>,
+    pub checklist_done: BTreeSet<String>,
+    pub postmortem: Option<(String, Timestamp)>,
+    pub closed_at: Option<Timestamp>,
+    /// When production first ran a healthy fix (the incident's "resolved" moment).
+    pub resolved_at: Option<Timestamp>,
+    pub events: Vec<Event>,
+}
+
+/// Why a log cannot be folded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FoldError {
+    #[error("the incident log is empty")]
+    Empty,
+    #[error("the incident log of {0} does not start with `declared`")]
+    NotDeclared(IncidentId),
+    #[error("the incident log of {0} has a gap or disorder at event {1}")]
+    OutOfOrder(IncidentId, u64),
+}
+
+impl IncidentState {
+    /// Folds a whole log. Events must be in `seq` order starting at 1.
+    pub fn fold(events: &[Event]) -> Result<IncidentState, FoldError> {
+        let first = events.first().ok_or(FoldError::Empty)?;
+        let EventKind::Declared {
+            name,
+            title,
+            severity,
+            customer_facing,
+            security,
+            branch,
+            base_sha,
+        } = &first.kind
+        else {
+            return Err(FoldError::NotDeclared(first.incident));
+        };
+        let mut s = IncidentState {
+            id: first.incident,
+            version: 0,
+            title: title.clone(),
+            severity: *severity,
+            customer_facing: *customer_facing,
+            security: *security,
+            declared_at: first.at,
+            declared_by: first.actor.clone(),
+            attempt: 1,
+            name: name.clone(),
+            branch: branch.clone(),
+            base_sha: base_sha.clone(),
+            head_sha: None,
+            last_push_seq: None,
+            commits: vec![],
+            diff: DiffStat::default(),
+            pr: None,
+            pr_url: None,
+            preview_url: None,
+            preview_sha: None,
+            smoke: None,
+            approvals: vec![],
+            wide_diff_allowed: false,
+            merge_sha: None,
+            previous_main: None,
+            deployed_sha: None,
+            previous_deployment: None,
+            healthy_sha: None,
+            health_failure: None,
+            backport_conflict: None,
+            backport_sha: None,
+            rollback: None,
+            rollbacks: 0,
+            anti_patterns: vec![],
+            checklist_done: BTreeSet::new(),
+            postmortem: None,
+            closed_at: None,
+            resolved_at: None,
+            events: Vec::with_capacity(events.len()),
+        };
+        for (i, e) in events.iter().enumerate() {
+            if e.seq != i as u64 + 1 || e.incident != s.id {
+                return Err(FoldError::OutOfOrder(s.id, e.seq));
+            }
+            if i > 0 {
+                s.apply(e);
+            }
+            s.version = e.seq;
+            s.events.push(e.clone());
+        }
+        Ok(s)
+    }
+
+    fn apply(&mut self, e: &Event) {
+        match &e.kind {
+            EventKind::Declared { .. } => {}
+            EventKind::AttemptStarted {
+                attempt,
+                name,
+                branch,
+                base_sha,
+                severity,
+            } => {
+                self.attempt = *attempt;
+                self.name = name.clone();
+                self.branch = branch.clone();
+                self.base_sha = base_sha.clone();
+                self.severity = *severity;
+                self.reset_attempt();
+            }
+            EventKind::Pushed { sha, commits, diff } => {
+                self.head_sha = Some(sha.clone());
+                self.last_push_seq = Some(e.seq);
+                self.commits = commits.clone();
+                self.diff = diff.clone();
+            }
+            EventKind::PrOpened { number, url } => {
+                self.pr = Some(*number);
+                self.pr_url = Some(url.clone());
+            }
+            EventKind::PreviewDeployed { sha, url } => {
+                self.preview_sha = Some(sha.clone());
+                self.preview_url = Some(url.clone());
+            }
+            EventKind::SmokePassed { sha, checks } => {
+                self.smoke = Some((sha.clone(), true, checks.clone()));
+            }
+            EventKind::SmokeFailed { sha, checks } => {
+                self.smoke = Some((sha.clone(), false, checks.clone()));
+            }
+            EventKind::Approved {
+                by,
+                role,
+                sha,
+                source,
+            } => self.approvals.push(Approval {
+                by: by.clone(),
+                role: *role,
+                sha: sha.clone(),
+                at: e.at,
+                seq: e.seq,
+                source: source.clone(),
+            }),
+            EventKind::AntiPatternRecorded { pattern, reason } => {
+                if *pattern == AntiPattern::WideDiff {
+                    self.wide_diff_allowed = true;
+                }
+                self.anti_patterns.push((*pattern, reason.clone()));
+            }
+            EventKind::Merged {
+                merge_sha,
+                previous_main,
+                ..
+            } => {
+                self.merge_sha = Some(merge_sha.clone());
+                self.previous_main = Some(previous_main.clone());
+                // A merged hotfix has no preview any more.
+                self.preview_url = None;
+            }
+            EventKind::Deployed {
+                sha,
+                previous_deployment,
+                ..
+            } => {
+                self.deployed_sha = Some(sha.clone());
+                self.previous_deployment = previous_deployment.clone();
+                self.healthy_sha = None;
+                self.health_failure = None;
+            }
+            EventKind::HealthPassed { sha, .. } => {
+                self.healthy_sha = Some(sha.clone());
+                self.health_failure = None;
+                if self.resolved_at.is_none() {
+                    self.resolved_at = Some(e.at);
+                }
+            }
+            EventKind::HealthFailed { reason, .. } => {
+                self.health_failure = Some(reason.clone());
+                self.healthy_sha = None;
+            }
+            EventKind::BackportConflict { files, worktree } => {
+                self.backport_conflict = Some((files.clone(), worktree.clone()));
+            }
+            EventKind::BackportAborted => self.backport_conflict = None,
+            EventKind::Backported { merge_sha } => {
+                self.backport_conflict = None;
+                self.backport_sha = Some(merge_sha.clone());
+            }
+            EventKind::RolledBack {
+                reason,
+                automatic,
+                main_revert,
+                develop_revert,
+            } => {
+                self.rollbacks += 1;
+                self.healthy_sha = None;
+                // Fix verified in production no longer holds.
+                self.resolved_at = None;
+                self.rollback = Some(Rollback {
+                    at: e.at,
+                    reason: reason.clone(),
+                    automatic: *automatic,
+                    main_revert: main_revert.clone(),
+                    develop_revert: develop_revert.clone(),
+                });
+            }
+            EventKind::ChecklistDone { key } => {
+                self.checklist_done.insert(key.clone());
+            }
+            EventKind::PostmortemScheduled { path, due } => {
+                self.postmortem = Some((path.clone(), *due));
+            }
+            EventKind::Closed => self.closed_at = Some(e.at),
+            EventKind::Note { .. } => {}
+        }
+    }
+
+    /// A new attempt starts from a clean slate; the incident-wide record stays.
+    fn reset_attempt(&mut self) {
+        self.head_sha = None;
+        self.last_push_seq = None;
+        self.commits.clear();
+        self.diff = DiffStat::default();
+        self.pr = None;
+        self.pr_url = None;
+        self.preview_url = None;
+        self.preview_sha = None;
+        self.smoke = None;
+        self.approvals.clear();
+        self.wide_diff_allowed = false;
+        self.merge_sha = None;
+        self.previous_main = None;
+        self.deployed_sha = None;
+        self.previous_deployment = None;
+        self.healthy_sha = None;
+        self.health_failure = None;
+        self.backport_conflict = None;
+        self.backport_sha = None;
+        self.rollback = None;
+    }
+
+    /// Approvals that still count: given on the current head, after the last push.
+    pub fn fresh_approvals(&self) -> Vec<&Approval> {
+        let (Some(head), Some(push_seq)) = (&self.head_sha, self.last_push_seq) else {
+            return vec![];
+        };
+        self.approvals
+            .iter()
+            .filter(|a| &a.sha == head && a.seq > push_seq)
+            .collect()
+    }
+
+    /// Did the smoke checks pass on a preview of the current head?
+    pub fn smoke_passed_on_head(&self) -> bool {
+        match (&self.smoke, &self.head_sha) {
+            (Some((sha, ok, _)), Some(head)) => *ok && sha == head,
+            _ => false,
+        }
+    }
+
+    /// The people who may not approve: whoever started it and the commit authors.
+    pub fn non_approvers(&self) -> BTreeSet<String> {
+        let mut s = BTreeSet::new();
+        s.insert(self.declared_by.to_ascii_lowercase());
+        for e in &self.events {
+            if let EventKind::AttemptStarted { .. } = e.kind {
+                s.insert(e.actor.to_ascii_lowercase());
+            }
+        }
+        for c in &self.commits {
+            s.insert(c.author_email.to_ascii_lowercase());
+        }
+        s
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed_at.is_some()
+    }
+
+    /// The derived phase. Needs the policy to know whether the approvals suffice.
+    pub fn phase(&self, policy: &Policy) -> Phase {
+        if self.closed_at.is_some() {
+            Phase::Closed
+        } else if self.rollback.is_some() {
+            Phase::RolledBack
+        } else if self.backport_sha.is_some() && self.healthy_sha.is_some() {
+            Phase::Backported
+        } else if self.healthy_sha.is_some() {
+            Phase::Deployed
+        } else if self.merge_sha.is_some() {
+            Phase::Merged
+        } else if self.head_sha.is_none() {
+            Phase::Fixing
+        } else if !self.smoke_passed_on_head() {
+            Phase::InReview
+        } else if crate::guards::missing_approvals(self, policy).is_empty() {
+            Phase::ReadyToShip
+        } else {
+            Phase::AwaitingApproval
+        }
+    }
+}

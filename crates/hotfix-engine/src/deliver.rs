@@ -1,0 +1,33 @@
+//! Delivering the outbox: every notification was written with its event;
+//! here it goes out, with retries and backoff. A notifier being down never
+//! fails a step.
+
+use crate::Engine;
+
+impl Engine {
+    /// Sends what is due. Failures are recorded and retried by the next run.
+    pub fn deliver(&self) {
+        let now = self.clock.now().as_second();
+        let wall = jiff::Timestamp::now().as_second().max(now);
+        let Ok(items) = self.store.pending_outbox(wall, 200) else {
+            return;
+        };
+        for item in items {
+            let Some(n) = self.notifiers.iter().find(|n| n.name() == item.notifier) else {
+                // A notifier that is no longer configured: nothing will deliver it.
+                let _ = self.store.mark_delivered(item.id, wall);
+                continue;
+            };
+            match n.send(item.id, &item.message) {
+                Ok(()) => {
+                    let _ = self.store.mark_delivered(item.id, wall);
+                }
+                Err(e) => {
+                    let backoff = 5i64 * 2i64.pow(item.attempts.min(10));
+                    let _ = self.store.mark_failed(item.id, &e.to_string(), wall + backoff);
+                    self.ui.warn(&format!("notification not delivered yet (will retry): {e}"));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The engine: one idempotent step at a time.
+//!
+//! A step (1) folds the incident from the store, (2) checks the guards of
+//! `hotfix_core`, (3) looks at the real world (is it already pushed, merged,
+//! deployed, backported?), (4) performs what is missing through a provider and
+//! (5) appends the event with a compare-and-set on the incident's version,
+//! together with its notifications (the outbox). A crash at any point leaves a
+//! state that the same command, run again, completes.
+//!
+//! The engine never prints: it reports progress through [`Ui`].
+
+mod approve;
+pub mod backport;
+
+mod closeout;
+mod deliver;
+mod push;
+mod rollback;
+mod ship;
+mod start;
+pub mod text;
+
+use std::path::PathBuf;
+
+use hotfix_core::config::Config;
+use hotfix_core::event::{EventKind, NewEvent};
+use hotfix_core::guards::Refusal;
+use hotfix_core::id::IncidentId;
+use hotfix_core::notify::message_for;
+use hotfix_core::provider::{
+    DeployError, Deployer, Forge, ForgeError, Notifier, Store, StoreError,
+};
+use hotfix_core::state::{FoldError, IncidentState};
+use hotfix_git::{Git, GitError};
+use jiff::Timestamp;
+
+pub use start::StartArgs;
+
+/// Why a command did not do what was asked. Each kind maps to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A guard said no (exit 1). Every reason is listed.
+    #[error("{}", render_refusals(.0))]
+    Refused(Vec<Refusal>),
+    /// A step was attempted and failed (exit 1).
+    #[error("{0}")]
+    Failed(String),
+    /// Bad usage or configuration (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// Waiting on something outside (exit 3).
+    #[error("{0}")]
+    Waiting(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Fold(#[from] FoldError),
+}
+
+impl EngineError {
+    /// The process exit code of DESIGN.md.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            EngineError::Usage(_) => 2,
+            EngineError::Waiting(_) => 3,
+            _ => 1,
+        }
+    }
+
+    pub fn refused(code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> EngineError {
+        EngineError::Refused(vec![Refusal {
+            code,
+            message: message.into(),
+            hint: hint.into(),
+        }])
+    }
+}
+
+fn render_refusals(r: &[Refusal]) -> String {
+    if r.len() == 1 {
+        return format!("{}\n  hint: {}", r[0].message, r[0].hint);
+    }
+    let mut s = String::from("refused:");
+    for x in r {
+        s.push_str(&format!("\n  - {}\n    hint: {}", x.message, x.hint));
+    }
+    s
+}
+
+impl From<ForgeError> for EngineError {
+    fn from(e: ForgeError) -> Self {
+        EngineError::Failed(hotfix_providers::redact::redact(&e.to_string()))
+    }
+}
+
+impl From<DeployError> for EngineError {
+    fn from(e: DeployError) -> Self {
+        match e {
+            DeployError::NotConfigured(_) => EngineError::Usage(e.to_string()),
+            other => EngineError::Failed(hotfix_providers::redact::redact(&other.to_string())),
+        }
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Progress reporting; the binary prints, tests collect.
+pub trait Ui {
+    /// A step done or under way.
+    fn info(&self, line: &str);
+    /// Something the person should know but that does not stop the step.
+    fn warn(&self, line: &str);
+}
+
+/// The time source: fixed in tests (`HOTFIX_NOW`), the system clock otherwise.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    System,
+    Fixed(Timestamp),
+}
+
+impl Clock {
+    pub fn now(&self) -> Timestamp {
+        match self {
+            Clock::System => Timestamp::now(),
+            Clock::Fixed(t) => *t,
+        }
+    }
+}
+
+/// Everything a step needs.
+pub struct Engine {
+    pub git: Git,
+    pub cfg: Config,
+    pub store: Box<dyn Store>,
+    pub forge: Box<dyn Forge>,
+    pub deployer: Box<dyn Deployer>,
+    pub notifiers: Vec<Box<dyn Notifier>>,
+    pub clock: Clock,
+    /// Who is acting (`--as`, `HOTFIX_USER`, `git config user.email`).
+    pub actor: String,
+    /// `<git-common-dir>/hotfix`: database, logs, worktrees.
+    pub state_dir: PathBuf,
+    /// Names of failpoints at which to die (crash-safety tests).
+    pub failpoints: Vec<String>,
+    pub ui: Box<dyn Ui>,
+}
+
+impl Engine {
+    /// Dies here if the failpoint is armed: simulates a kill -9 between two
+    /// side effects. Nothing is flushed or cleaned up, on purpose.
+    pub fn failpoint(&self, name: &str) {
+        if self.failpoints.iter().any(|f| f == name) {
+            eprintln!("failpoint {name}: exiting abruptly");
+            std::process::exit(137);
+        }
+    }
+
+    /// The incident as it stands.
+    pub fn load(&self, id: IncidentId) -> Result<IncidentState> {
+        Ok(IncidentState::fold(&self.store.events(id)?)?)
+    }
+
+    /// Every incident.
+    pub fn all(&self) -> Result<Vec<IncidentState>> {
+        let mut v = vec![];
+        for id in self.store.incidents()? {
+            v.push(self.load(id)?);
+        }
+        Ok(v)
+    }
+
+    /// `ID`, or the incident of the current `hotfix/*` branch.
+    pub fn resolve(&self, id: Option<IncidentId>) -> Result<IncidentId> {
+        if let Some(id) = id {
+            self.store.events(id).map_err(|e| match e {
+                StoreError::NotFound(_) => EngineError::Usage(format!("no incident {id}: `hotfix log` lists them")),
+                e => e.into(),
+            })?;
+            return Ok(id);
+        }
+        let branch = self.git.current_branch()?;
+        let prefix = &self.cfg.git.prefix;
+        match branch {
+            Some(b) if b.starts_with(prefix.as_str()) => {
+                let found = self
+                    .all()?
+                    .into_iter()
+                    .rev()
+                    .find(|s| s.branch == b)
+                    .map(|s| s.id);
+                found.ok_or_else(|| {
+                    EngineError::Usage(format!(
+                        "branch {b} belongs to no incident; name one (HF-N) or start one with `hotfix start`"
+                    ))
+                })
+            }
+            other => {
+                let open: Vec<String> = self
+                    .all()?
+                    .into_iter()
+                    .filter(|s| !s.is_closed())
+                    .map(|s| format!("{} ({})", s.id, s.branch))
+                    .collect();
+                let on = other.map(|b| format!("on {b}")).unwrap_or_else(|| "on a detached HEAD".into());
+                Err(EngineError::Usage(format!(
+                    "no incident given and you are {on}, not a {prefix}* branch; name one: {}",
+                    if open.is_empty() { "there are no open incidents".to_string() } else { open.join(", ") }
+                )))
+            }
+        }
+    }
+
+    /// Appends events to an incident (compare-and-set on `expected`), with
+    /// their notifications, then delivers the outbox.
+    pub fn append(&self, s: &IncidentState, kinds: Vec<EventKind>) -> Result<u64> {
+        let now = self.clock.now();
+        let mut outbox = vec![];
+        for k in &kinds {
+            if let Some(m) = message_for(s, k, now, &self.cfg.notify.channel, &self.cfg.team.tech_leads) {
+                for n in &self.notifiers {
+                    outbox.push((n.name().to_string(), m.clone()));
+                }
+            }
+        }
+        let events: Vec<NewEvent> = kinds
+            .into_iter()
+            .map(|kind| NewEvent {
+                at: now,
+                actor: self.actor.clone(),
+                kind,
+            })
+            .collect();
+        let v = self.store.append(s.id, s.version, &events, &outbox)?;
+        self.deliver();
+        Ok(v)
+    }
+
+    /// Appends one event after re-reading the incident, retrying when someone
+    /// else appended in between. `decide` sees the fresh state and returns the
+    /// events to append (none = nothing to do).
+    pub fn append_fresh(
+        &self,
+        id: IncidentId,
+        mut decide: impl FnMut(&IncidentState) -> Result<Vec<EventKind>>,
+    ) -> Result<IncidentState> {
+        for _ in 0..20 {
+            let s = self.load(id)?;
+            let kinds = decide(&s)?;
+            if kinds.is_empty() {
+                return Ok(s);
+            }
+            match self.append(&s, kinds) {
+                Ok(_) => return self.load(id),
+                Err(EngineError::Store(StoreError::Conflict { .. })) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(EngineError::Failed(format!("{id} kept changing; try again")))
+    }
+
+    pub(crate) fn remote(&self) -> &str {
+        &self.cfg.git.remote
+    }
+
+    pub(crate) fn tracking(&self, branch: &str) -> String {
+        format!("refs/remotes/{}/{}", self.cfg.git.remote, branch)
+    }
+
+    pub(crate) fn fetch(&self) -> Result<()> {
+        self.git.fetch(self.remote()).map_err(|e| {
+            EngineError::Failed(format!(
+                "cannot fetch from `{}`: {}",
+                self.remote(),
+                hotfix_providers::redact::redact(&e.to_string())
+            ))
+        })
+    }
+
+    pub(crate) fn deploy_ctx(&self, s: &IncidentState, sha: &str) -> hotfix_core::provider::DeployCtx {
+        hotfix_core::provider::DeployCtx {
+            incident: s.id,
+            sha: sha.to_string(),
+            branch: s.branch.clone(),
+            pr: s.pr,
+        }
+    }
+}
+
+pub(crate) fn short(sha: &str) -> &str {
+    sha.get(..10).unwrap_or(sha)
+}

@@ -1,0 +1,176 @@
+//! `hotfix ship`: guards, merge to main (sha-guarded), production deploy,
+//! health watch, and the automatic rollback when production gets worse.
+
+use hotfix_core::event::{AntiPattern, EventKind};
+use hotfix_core::guards::ship_refusals;
+use hotfix_core::id::IncidentId;
+use hotfix_core::provider::ForgeError;
+use hotfix_core::state::IncidentState;
+use hotfix_providers::health::{Watch, watch};
+
+use crate::{Engine, EngineError, Result, short};
+
+impl Engine {
+    pub fn ship(&self, id: IncidentId, allow_wide: Option<&str>) -> Result<IncidentState> {
+        let mut s = self.load(id)?;
+        if s.merge_sha.is_none() {
+            s = self.ship_guards(s, allow_wide)?;
+            s = self.merge(s)?;
+        } else if s.rollback.is_some() || s.is_closed() {
+            return Err(EngineError::Refused(ship_refusals(&s, &self.cfg)));
+        }
+        let merge_sha = s.merge_sha.clone().unwrap_or_default();
+        if self.deployer.health_url().is_none() {
+            return Err(EngineError::Usage(
+                "no production health URL: set [deploy] health_url in hotfix.toml (a deploy that is not health-checked is not verified)".into(),
+            ));
+        }
+
+        // Production deploy of the merge commit.
+        if s.deployed_sha.as_deref() != Some(merge_sha.as_str()) {
+            self.ui.info(&format!("deploying {} to production", short(&merge_sha)));
+            match self.deployer.deploy_production(&self.deploy_ctx(&s, &merge_sha)) {
+                Ok(d) => {
+                    self.failpoint("ship.deployed");
+                    self.append(
+                        &s,
+                        vec![EventKind::Deployed {
+                            sha: merge_sha.clone(),
+                            environment: "production".into(),
+                            deployment: d.id,
+                            previous_deployment: None,
+                        }],
+                    )?;
+                    s = self.load(id)?;
+                }
+                Err(e) => {
+                    let reason = format!("production deploy failed: {e}");
+                    self.append(&s, vec![EventKind::HealthFailed { sha: merge_sha.clone(), reason: reason.clone() }])?;
+                    return self.auto_rollback(id, &reason);
+                }
+            }
+        }
+
+        // Health, then the watch window.
+        if s.healthy_sha.as_deref() != Some(merge_sha.as_str()) {
+            let url = self.deployer.health_url().unwrap_or_default();
+            let d = &self.cfg.deploy;
+            self.ui.info(&format!("watching {url} for {}", d.watch));
+            let w = Watch {
+                url,
+                window: d.watch.0,
+                interval: d.probe_interval.0,
+                unhealthy_after: d.unhealthy_after,
+                timeout: d.probe_timeout.0,
+            };
+            match watch(&w, |n, r| {
+                if let Err(e) = r {
+                    self.ui.warn(&format!("probe {n}: {e}"));
+                }
+            }) {
+                Ok(probes) => {
+                    self.append(&s, vec![EventKind::HealthPassed { sha: merge_sha.clone(), probes }])?;
+                    s = self.load(id)?;
+                    self.ui.info(&format!("production healthy after {probes} probe(s)"));
+                }
+                Err(reason) => {
+                    self.append(&s, vec![EventKind::HealthFailed { sha: merge_sha.clone(), reason: reason.clone() }])?;
+                    return self.auto_rollback(id, &format!("production unhealthy after deploy: {reason}"));
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    fn auto_rollback(&self, id: IncidentId, reason: &str) -> Result<IncidentState> {
+        if !self.cfg.deploy.auto_rollback {
+            return Err(EngineError::Failed(format!(
+                "{reason}\n  auto_rollback is off: roll back with `hotfix rollback {id} --reason TEXT`"
+            )));
+        }
+        self.ui.warn(&format!("{reason}; rolling back"));
+        self.rollback_inner(id, reason, true)?;
+        Err(EngineError::Failed(format!(
+            "{id} was rolled back automatically: {reason}\n  production is back on the previous release and the merge is reverted on {}; reassess and start a new attempt with `hotfix start NAME --severity ... --incident {id}`",
+            self.cfg.git.main
+        )))
+    }
+
+    fn ship_guards(&self, s: IncidentState, allow_wide: Option<&str>) -> Result<IncidentState> {
+        let mut s = s;
+        let mut refusals = ship_refusals(&s, &self.cfg);
+        let wide = |c: &str| c == "wide_diff" || c == "conflict_markers";
+        if let Some(reason) = allow_wide {
+            if refusals.iter().any(|r| wide(r.code)) {
+                if reason.trim().is_empty() {
+                    return Err(EngineError::Usage("--allow-wide needs --reason TEXT".into()));
+                }
+                let what: Vec<String> = refusals.iter().filter(|r| wide(r.code)).map(|r| r.message.clone()).collect();
+                self.append(
+                    &s,
+                    vec![EventKind::AntiPatternRecorded {
+                        pattern: AntiPattern::WideDiff,
+                        reason: format!("{reason} ({})", what.join("; ")),
+                    }],
+                )?;
+                self.ui.warn("wide diff allowed; recorded as an anti-pattern on the incident");
+                s = self.load(s.id)?;
+                refusals = ship_refusals(&s, &self.cfg);
+            }
+        }
+        if !refusals.is_empty() {
+            return Err(EngineError::Refused(refusals));
+        }
+        // What was tested must be what is on the branch now.
+        let head = s.head_sha.clone().unwrap_or_default();
+        if let Some(local) = self.git.local_branch_sha(&s.branch)? {
+            if local != head && !self.git.is_ancestor(&local, &head)? {
+                return Err(EngineError::refused(
+                    "unpushed",
+                    format!("your {} is at {}, but the tested head is {}", s.branch, short(&local), short(&head)),
+                    "push it through the preview first: `hotfix push`",
+                ));
+            }
+        }
+        Ok(s)
+    }
+
+    fn merge(&self, s: IncidentState) -> Result<IncidentState> {
+        let id = s.id;
+        let head = s.head_sha.clone().unwrap_or_default();
+        let pr = s.pr.ok_or_else(|| EngineError::refused("no_pr", "no PR is open", "run `hotfix push`"))?;
+        self.fetch()?;
+        let main = self.cfg.git.main.clone();
+        let previous_main = self.git.rev_parse(&self.tracking(&main))?.unwrap_or_default();
+        let message = crate::text::merge_message(&s, pr);
+        self.ui.info(&format!("merging PR #{pr} ({}) into {main}", short(&head)));
+        let merge_sha = match self.forge.merge_pr(pr, &head, &message) {
+            Ok(m) => m,
+            Err(ForgeError::HeadMoved { branch, expected, actual }) => {
+                return Err(EngineError::refused(
+                    "head_moved",
+                    format!("{branch} moved since the preview was tested: expected {}, found {}", short(&expected), short(&actual)),
+                    "run `hotfix push` so the new head is previewed, smoke-tested and approved",
+                ));
+            }
+            Err(ForgeError::Conflict(files)) => {
+                return Err(EngineError::refused(
+                    "merge_conflict",
+                    format!("merging into {main} conflicts in {}", files.join(", ")),
+                    format!("merge {}/{main} into {} and resolve, then `hotfix push` again", self.remote(), s.branch),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.failpoint("ship.merged");
+        // The previous main is the merge's first parent, whatever a re-run saw.
+        let previous_main = self.git.rev_parse(&format!("{merge_sha}^1"))?.unwrap_or(previous_main);
+        self.append(&s, vec![EventKind::Merged { merge_sha: merge_sha.clone(), head_sha: head.clone(), previous_main }])?;
+        self.ui.info(&format!("merged as {}", short(&merge_sha)));
+        // The preview has served its purpose.
+        if let Err(e) = self.deployer.remove_preview(&self.deploy_ctx(&s, &head)) {
+            self.ui.warn(&format!("could not remove the preview: {e}"));
+        }
+        self.load(id)
+    }
+}

@@ -1,0 +1,202 @@
+//! `hotfix start`: declare the incident and cut `hotfix/NAME` from the
+//! remote's current main.
+
+use hotfix_core::event::{EventKind, NewEvent};
+use hotfix_core::id::IncidentId;
+use hotfix_core::notify::message_for;
+use hotfix_core::severity::Severity;
+use hotfix_core::state::{IncidentState, Phase};
+
+use crate::{Engine, EngineError, Result, short};
+
+pub struct StartArgs {
+    pub name: String,
+    pub severity: Severity,
+    pub title: Option<String>,
+    pub customer_facing: bool,
+    pub security: bool,
+    /// A new attempt for this rolled-back incident.
+    pub incident: Option<IncidentId>,
+}
+
+/// Names are kept to what is safe everywhere a branch name goes (URLs,
+/// file names, shells of people who copy it).
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && !name.starts_with(['-', '.'])
+        && !name.ends_with(['.'])
+        && !name.contains("..")
+        && !name.ends_with(".lock")
+}
+
+fn title_from(name: &str) -> String {
+    let t = name.replace(['-', '_'], " ");
+    let mut c = t.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => t,
+    }
+}
+
+impl Engine {
+    pub fn start(&self, a: &StartArgs) -> Result<IncidentState> {
+        if !valid_name(&a.name) {
+            return Err(EngineError::refused(
+                "invalid_name",
+                format!("`{}` is not a valid hotfix name", a.name),
+                "use letters, digits, `-`, `_` or `.`, e.g. `pdf-crash` (the branch becomes hotfix/pdf-crash)",
+            ));
+        }
+        let branch = format!("{}{}", self.cfg.git.prefix, a.name);
+        if !self.git.valid_branch_name(&branch)? {
+            return Err(EngineError::refused("invalid_name", format!("`{branch}` is not a valid git branch name"), "choose another name"));
+        }
+
+        // A re-run after a crash: the incident for this branch exists already.
+        let mine = self.all()?.into_iter().rev().find(|s| s.branch == branch && !s.is_closed());
+        if let Some(s) = mine {
+            if s.head_sha.is_none() && s.phase(&self.cfg.policy) == Phase::Fixing {
+                self.ui.info(&format!("{} already declared for {branch}; finishing the start", s.id));
+                return self.finish_start(s);
+            }
+            return Err(EngineError::refused(
+                "branch_exists",
+                format!("{branch} already belongs to {} ({})", s.id, s.phase(&self.cfg.policy).as_str()),
+                format!("continue it with `hotfix status {}`, or choose another name", s.id),
+            ));
+        }
+
+        let dirty = self.git.dirty_files()?;
+        if !dirty.is_empty() {
+            return Err(EngineError::refused(
+                "dirty_tree",
+                format!("the work tree has uncommitted changes: {}", dirty.join(", ")),
+                "commit or stash them first (`git stash`); hotfix left them exactly as they are",
+            ));
+        }
+
+        let attempt_of = match a.incident {
+            None => None,
+            Some(id) => {
+                let s = self.load(id).map_err(|_| {
+                    EngineError::Usage(format!("no incident {id}: `hotfix log` lists them"))
+                })?;
+                if s.phase(&self.cfg.policy) != Phase::RolledBack {
+                    return Err(EngineError::refused(
+                        "not_rolled_back",
+                        format!("{id} is {}, not rolled back", s.phase(&self.cfg.policy).as_str()),
+                        "`--incident` starts a new attempt only for an incident whose hotfix was rolled back",
+                    ));
+                }
+                Some(s)
+            }
+        };
+
+        if self.git.local_branch_sha(&branch)?.is_some() {
+            return Err(EngineError::refused(
+                "branch_exists",
+                format!("branch {branch} already exists locally"),
+                "choose another name, or delete the old branch if it is yours (`git branch -D`)",
+            ));
+        }
+        self.ui.info(&format!("fetching {}", self.remote()));
+        self.fetch()?;
+        if self.git.rev_parse(&self.tracking(&branch))?.is_some()
+            || self.git.remote_branch_sha(self.remote(), &branch)?.is_some()
+        {
+            return Err(EngineError::refused(
+                "branch_exists",
+                format!("branch {branch} already exists on {}", self.remote()),
+                "choose another name: someone may already be working on this hotfix",
+            ));
+        }
+        let main = &self.cfg.git.main;
+        let base = self.git.rev_parse(&self.tracking(main))?.ok_or_else(|| {
+            EngineError::Failed(format!("{} has no branch {main}", self.remote()))
+        })?;
+
+        let now = self.clock.now();
+        let title = a.title.clone().unwrap_or_else(|| title_from(&a.name));
+        let s = match attempt_of {
+            None => {
+                let kind = EventKind::Declared {
+                    name: a.name.clone(),
+                    title: title.clone(),
+                    severity: a.severity,
+                    customer_facing: a.customer_facing,
+                    security: a.security,
+                    branch: branch.clone(),
+                    base_sha: base.clone(),
+                };
+                let event = NewEvent { at: now, actor: self.actor.clone(), kind: kind.clone() };
+                let notifiers: Vec<String> = self.notifiers.iter().map(|n| n.name().to_string()).collect();
+                let cfg = &self.cfg;
+                let actor = self.actor.clone();
+                let outbox = |id: IncidentId| {
+                    let probe = IncidentState::fold(&[hotfix_core::event::Event {
+                        incident: id,
+                        seq: 1,
+                        at: now,
+                        actor: actor.clone(),
+                        kind: kind.clone(),
+                    }]);
+                    let Ok(probe) = probe else { return vec![] };
+                    let Some(m) = message_for(&probe, &kind, now, &cfg.notify.channel, &cfg.team.tech_leads) else {
+                        return vec![];
+                    };
+                    notifiers.iter().map(|n| (n.clone(), m.clone())).collect()
+                };
+                let id = self.store.declare(&event, &outbox)?;
+                self.deliver();
+                self.load(id)?
+            }
+            Some(prev) => {
+                let attempt = prev.attempt + 1;
+                self.append(
+                    &prev,
+                    vec![EventKind::AttemptStarted {
+                        attempt,
+                        name: a.name.clone(),
+                        branch: branch.clone(),
+                        base_sha: base.clone(),
+                        severity: a.severity,
+                    }],
+                )?;
+                self.load(prev.id)?
+            }
+        };
+        self.failpoint("start.declared");
+        self.ui.info(&format!(
+            "{} declared: {} [{}], cut from {}/{main} at {}",
+            s.id,
+            if s.security { "security incident (details restricted)" } else { s.title.as_str() },
+            s.severity,
+            self.remote(),
+            short(&base)
+        ));
+        self.finish_start(s)
+    }
+
+    /// Creates and checks out the branch if a crash left that undone.
+    fn finish_start(&self, s: IncidentState) -> Result<IncidentState> {
+        if self.git.local_branch_sha(&s.branch)?.is_none() {
+            self.git.create_branch(&s.branch, &s.base_sha)?;
+        }
+        self.failpoint("start.branched");
+        if self.git.current_branch()?.as_deref() != Some(s.branch.as_str()) {
+            let dirty = self.git.dirty_files()?;
+            if !dirty.is_empty() {
+                return Err(EngineError::refused(
+                    "dirty_tree",
+                    format!("the work tree has uncommitted changes: {}", dirty.join(", ")),
+                    format!("commit or stash them, then `git checkout {}`", s.branch),
+                ));
+            }
+            self.git.checkout(&s.branch)?;
+        }
+        self.ui.info(&format!("on branch {}", s.branch));
+        Ok(s)
+    }
+}

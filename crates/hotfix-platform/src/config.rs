@@ -1,0 +1,285 @@
+//! Platform configuration: what `[deploy]` with `provider = "local"` in
+//! `hotfix.toml` turns into.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::PlatformError;
+
+/// Everything the platform needs to run releases of one repository.
+///
+/// Built by the `hotfix` binary from `hotfix.toml`, or by
+/// [`PlatformConfig::from_deploy_table`] / [`PlatformConfig::new`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlatformConfig {
+    /// Any directory inside the repository whose commits are deployed;
+    /// release worktrees are added from it.
+    pub repo_root: PathBuf,
+    /// Where the platform keeps its state, logs, worktrees and control files.
+    /// Default: `<git-common-dir>/hotfix/platform` (see [`default_state_dir`]).
+    pub state_dir: PathBuf,
+    /// Build command (argv), run in the release's own worktree. `None`: no build.
+    pub build: Option<Vec<String>>,
+    /// Run command (argv), run in the release's worktree with `PORT` and
+    /// `DATA_DIR` in its environment. A relative program path containing a `/`
+    /// (`./target/release/app`) is resolved against the worktree.
+    pub run: Vec<String>,
+    /// Path probed until it answers 2xx before a release gets traffic.
+    pub health_path: String,
+    /// The stable production port (the reverse proxy listens there).
+    /// `0` picks a free port once and keeps it across restarts (tests).
+    pub port: u16,
+    /// Address the production proxy listens on. Default `127.0.0.1`.
+    /// The control API always listens on `127.0.0.1` only.
+    pub host: IpAddr,
+    /// How long the previous production release keeps running after a deploy,
+    /// so that a rollback is a proxy switch and not a rebuild. Default 10m.
+    pub warm: Duration,
+    /// How long a started release may take to answer its health check. Default 30s.
+    pub ready_timeout: Duration,
+    /// How long requests in flight to a release that leaves service may take to
+    /// finish before it is stopped. Default 2s.
+    pub drain: Duration,
+    /// How long the build command may run. Default 20m.
+    pub build_timeout: Duration,
+    /// Grace between SIGTERM and SIGKILL when a release is stopped. Default 2s.
+    pub stop_timeout: Duration,
+}
+
+impl PlatformConfig {
+    /// A config with every optional knob at its default.
+    pub fn new(repo_root: impl Into<PathBuf>, state_dir: impl Into<PathBuf>, run: Vec<String>) -> Self {
+        PlatformConfig {
+            repo_root: repo_root.into(),
+            state_dir: state_dir.into(),
+            build: None,
+            run,
+            health_path: "/health".into(),
+            port: 8080,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            warm: Duration::from_secs(600),
+            ready_timeout: Duration::from_secs(30),
+            drain: Duration::from_secs(2),
+            build_timeout: Duration::from_secs(20 * 60),
+            stop_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Reads the keys of a `[deploy]` table (`provider = "local"`):
+    /// `build`, `run` (required), `health_path`, `port`, `host`, `warm`,
+    /// `ready_timeout`, `drain`, `build_timeout`, `stop_timeout`. Keys of other
+    /// providers are ignored. `state_dir: None` uses [`default_state_dir`].
+    pub fn from_deploy_table(
+        repo_root: &Path,
+        state_dir: Option<PathBuf>,
+        deploy: &toml::Table,
+    ) -> Result<Self, PlatformError> {
+        let str_key = |k: &str| -> Result<Option<&str>, PlatformError> {
+            match deploy.get(k) {
+                None => Ok(None),
+                Some(toml::Value::String(s)) => Ok(Some(s.as_str())),
+                Some(_) => Err(PlatformError::Config(format!("[deploy] {k} must be a string"))),
+            }
+        };
+        let run = match str_key("run")? {
+            Some(r) => split_command(r, "run")?,
+            None => {
+                return Err(PlatformError::Config(
+                    "[deploy] run is required for provider = \"local\" (e.g. run = \"./target/release/app\")".into(),
+                ));
+            }
+        };
+        let state_dir = match state_dir {
+            Some(d) => d,
+            None => default_state_dir(repo_root)?,
+        };
+        let mut cfg = PlatformConfig::new(repo_root, state_dir, run);
+        if let Some(b) = str_key("build")? {
+            cfg.build = Some(split_command(b, "build")?);
+        }
+        if let Some(h) = str_key("health_path")? {
+            if !h.starts_with('/') {
+                return Err(PlatformError::Config(format!(
+                    "[deploy] health_path `{h}` must start with `/`"
+                )));
+            }
+            cfg.health_path = h.to_string();
+        }
+        match deploy.get("port") {
+            None => {}
+            Some(toml::Value::Integer(p)) => {
+                cfg.port = u16::try_from(*p).map_err(|_| {
+                    PlatformError::Config(format!("[deploy] port {p} is not a TCP port (0-65535)"))
+                })?;
+            }
+            Some(_) => return Err(PlatformError::Config("[deploy] port must be a number".into())),
+        }
+        if let Some(h) = str_key("host")? {
+            cfg.host = h
+                .parse()
+                .map_err(|_| PlatformError::Config(format!("[deploy] host `{h}` is not an IP address")))?;
+        }
+        for (key, slot) in [
+            ("warm", &mut cfg.warm),
+            ("ready_timeout", &mut cfg.ready_timeout),
+            ("drain", &mut cfg.drain),
+            ("build_timeout", &mut cfg.build_timeout),
+            ("stop_timeout", &mut cfg.stop_timeout),
+        ] {
+            if let Some(v) = str_key(key)? {
+                *slot = parse_duration(v)
+                    .ok_or_else(|| PlatformError::Config(format!(
+                        "[deploy] {key} = `{v}` is not a duration: write e.g. 250ms, 30s, 10m or 1h"
+                    )))?;
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Reads `hotfix.toml` at `repo_root` and its `[deploy]` table.
+    pub fn load(repo_root: &Path) -> Result<Self, PlatformError> {
+        let path = repo_root.join("hotfix.toml");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| PlatformError::io(format!("cannot read {}", path.display()), e))?;
+        let doc: toml::Table = text
+            .parse()
+            .map_err(|e| PlatformError::Config(format!("{}: {e}", path.display())))?;
+        let deploy = match doc.get("deploy") {
+            Some(toml::Value::Table(t)) => t,
+            _ => {
+                return Err(PlatformError::Config(format!(
+                    "{} has no [deploy] table; add one with provider = \"local\"",
+                    path.display()
+                )));
+            }
+        };
+        Self::from_deploy_table(repo_root, None, deploy)
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), PlatformError> {
+        if self.run.is_empty() {
+            return Err(PlatformError::Config("the run command is empty".into()));
+        }
+        if matches!(&self.build, Some(b) if b.is_empty()) {
+            return Err(PlatformError::Config("the build command is empty".into()));
+        }
+        if !self.health_path.starts_with('/') {
+            return Err(PlatformError::Config(format!(
+                "health_path `{}` must start with `/`",
+                self.health_path
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Splits a command line into argv the way a POSIX shell would quote it,
+/// without ever running a shell (so no expansion, no injection).
+pub fn split_command(line: &str, what: &str) -> Result<Vec<String>, PlatformError> {
+    let argv = shell_words::split(line)
+        .map_err(|e| PlatformError::Config(format!("[deploy] {what} = `{line}`: {e}")))?;
+    if argv.is_empty() {
+        return Err(PlatformError::Config(format!("[deploy] {what} is empty")));
+    }
+    Ok(argv)
+}
+
+/// `<git-common-dir>/hotfix/platform`: shared by all worktrees of the repo
+/// (so the platform's own release worktrees find the same platform) and never
+/// committed.
+pub fn default_state_dir(repo_root: &Path) -> Result<PathBuf, PlatformError> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo_root)
+        .args(["rev-parse", "--path-format=absolute", "--git-common-dir"])
+        .output()
+        .map_err(|e| PlatformError::io("cannot run git (is it installed?)", e))?;
+    if !out.status.success() {
+        return Err(PlatformError::Git {
+            args: "rev-parse --git-common-dir".into(),
+            detail: format!(
+                "{} is not inside a git repository: {}",
+                repo_root.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Ok(PathBuf::from(dir).join("hotfix").join("platform"))
+}
+
+/// `250ms`, `30s`, `10m`, `1h`, `1h30m`, `0`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let t = s.trim();
+    if t == "0" {
+        return Some(Duration::ZERO);
+    }
+    if t.is_empty() {
+        return None;
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let n_end = rest.find(|c: char| !c.is_ascii_digit())?;
+        if n_end == 0 {
+            return None;
+        }
+        let n: u64 = rest[..n_end].parse().ok()?;
+        rest = &rest[n_end..];
+        let u_end = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = rest[..u_end].trim();
+        rest = rest[u_end..].trim_start();
+        total += match unit {
+            "ms" => Duration::from_millis(n),
+            "s" | "sec" | "secs" => Duration::from_secs(n),
+            "m" | "min" | "mins" => Duration::from_secs(n.checked_mul(60)?),
+            "h" | "hr" | "hrs" => Duration::from_secs(n.checked_mul(3600)?),
+            _ => return None,
+        };
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("ten"), None);
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn deploy_table() {
+        let t: toml::Table = r#"
+            provider = "local"
+            build = "cargo build --release"
+            run = "./target/release/app --flag 'two words'"
+            health_path = "/healthz"
+            port = 9000
+            warm = "1m"
+        "#
+        .parse()
+        .expect("toml");
+        let c = PlatformConfig::from_deploy_table(Path::new("/r"), Some("/s".into()), &t).expect("cfg");
+        assert_eq!(c.build, Some(vec!["cargo".into(), "build".into(), "--release".into()]));
+        assert_eq!(c.run, vec!["./target/release/app", "--flag", "two words"]);
+        assert_eq!(c.health_path, "/healthz");
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.warm, Duration::from_secs(60));
+        assert_eq!(c.ready_timeout, Duration::from_secs(30));
+        let bad: toml::Table = "run = \"x\"\nwarm = \"soon\"".parse().expect("toml");
+        let e = PlatformConfig::from_deploy_table(Path::new("/r"), Some("/s".into()), &bad);
+        assert!(e.is_err_and(|e| e.to_string().contains("warm")));
+        let none: toml::Table = "provider = \"local\"".parse().expect("toml");
+        assert!(PlatformConfig::from_deploy_table(Path::new("/r"), Some("/s".into()), &none).is_err());
+    }
+}

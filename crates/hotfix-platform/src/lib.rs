@@ -1,0 +1,110 @@
+//! # hotfix-platform: the embedded hosting platform
+//!
+//! What the `local` deploy provider talks to, so a team without a hosting
+//! provider still gets what the hotfix process relies on: **PR previews**,
+//! **production on a stable port with health checks**, and **instant
+//! rollback**. It is real software, not a mock: real processes, real git
+//! worktrees, a real reverse proxy.
+//!
+//! ## Model
+//! - A **release** is one sha checked out (`git worktree add --detach`) in its
+//!   own directory under the state dir, built there with `build`, run there
+//!   with `run` on its own free `PORT` (plus `DATA_DIR`, `HOTFIX_RELEASE`,
+//!   `HOTFIX_SHA`), and live once `GET <health_path>` answers 2xx within
+//!   `ready_timeout`. If it does not, the error carries the tail of its log
+//!   and nothing else changes.
+//! - **Production** is served on the stable `port` by a reverse proxy inside
+//!   the platform. A deploy starts the new release beside the old one and
+//!   switches the proxy (one atomic pointer swap) only once the new one is
+//!   healthy. The old release becomes the **previous** one and stays running
+//!   (*warm*) for `warm`, so a rollback is a proxy switch; after that it is
+//!   stopped (*cold*) but its worktree is kept, so a rollback restarts it
+//!   without a rebuild. The release rolled back *from* is drained (requests in
+//!   flight finish, up to `drain`), stopped and discarded; after a rollback
+//!   there is no previous release until the next deploy.
+//!   Production releases share `DATA_DIR = <state>/data/production`.
+//! - **Previews** (one per key, e.g. `HF-3`) are served directly on their own
+//!   port (`http://127.0.0.1:<port>`), each with a fresh `DATA_DIR` deleted
+//!   when the preview is removed or replaced by a redeploy of its key.
+//! - **Crashes**: a release that exits by itself after going live is marked
+//!   `crashed` and reported in `/v1/status` with its exit status and log tail.
+//!   It is **not restarted**: a crash loop in production should reach a person,
+//!   and rollback is one command away. While production is crashed the proxy
+//!   answers 503 with that explanation.
+//! - **Restarts**: the platform records production, previous and previews in
+//!   `state.json` (written atomically). Started again — even after `kill -9` —
+//!   it brings production back on the same port without a deploy (re-running
+//!   `run` in the existing worktree; rebuilding only if the worktree is gone),
+//!   then a still-warm previous and the previews (on their old ports when free).
+//! - **No orphans**: each release (and build) runs in its own process group,
+//!   killed (SIGTERM, `stop_timeout`, SIGKILL) on stop, shutdown, SIGINT,
+//!   SIGTERM and SIGHUP. On Linux each child also gets `PR_SET_PDEATHSIG =
+//!   SIGKILL`, so a `kill -9` of the platform takes its releases with it.
+//!   A `run` command must stay in the foreground: when it exits, whatever it
+//!   forked is killed with it.
+//!
+//! ## Control API
+//! HTTP + JSON on `127.0.0.1:<random port>`, written with the pid and the
+//! proxy port to `<state>/control.json`. Every request must carry
+//! `Authorization: Bearer <token>`, the token (256 random bits) being in
+//! `<state>/token`, mode 0600; anything else gets 401 and does nothing.
+//!
+//! | request | body | answer |
+//! |---|---|---|
+//! | `POST /v1/production/deploy` | `{"sha": "..."}` | [`DeployOutcome`] once live (`{release, previous, url, built, elapsed_ms}`); redeploying the live sha is a no-op |
+//! | `POST /v1/production/rollback` | `{}` or `{"to_sha": "..."}` | [`DeployOutcome`]; 409 if there is no previous release |
+//! | `PUT /v1/previews/{key}` | `{"sha": "..."}` | [`PreviewInfo`] (`{key, url, release}`) once live |
+//! | `GET /v1/previews/{key}` | | [`PreviewInfo`]; 404 if none |
+//! | `DELETE /v1/previews/{key}` | | `{"removed": true}`; 404 if none |
+//! | `GET /v1/status` | | [`PlatformStatus`]: production, previous (`warm`/`cold`), previews, crashed |
+//! | `POST /v1/shutdown` | | 202 `{"stopping": true}`; the platform stops its releases and exits |
+//!
+//! Errors answer `{"error": "<message for a person>", "kind": "<machine kind>"}`
+//! with 400 (bad input), 401, 404, 409, 422 (build failed / not healthy: the
+//! message has the log tail), 500, 503 (shutting down).
+//!
+//! ## Configuration (`hotfix.toml`)
+//! ```toml
+//! [deploy]
+//! provider      = "local"
+//! build         = "cargo build --release"  # optional, run in the release worktree
+//! run           = "./target/release/app"   # required; gets PORT and DATA_DIR
+//! health_path   = "/health"                # default /health
+//! port          = 8080                     # stable production port, default 8080
+//! host          = "127.0.0.1"              # proxy listen address, default 127.0.0.1
+//! warm          = "10m"                    # previous release kept running
+//! ready_timeout = "30s"                    # health check deadline
+//! drain         = "2s"                     # in-flight requests of a leaving release
+//! build_timeout = "20m"
+//! stop_timeout  = "2s"                     # SIGTERM → SIGKILL grace
+//! ```
+//! Commands are split with `shell-words`; no shell ever runs them.
+//!
+//! ## State directory
+//! Default `<git-common-dir>/hotfix/platform` (see [`default_state_dir`]); its
+//! layout: `control.json`, `token`, `platform.pid`, `platform.lock`,
+//! `platform.log`, `state.json`, `releases/<id>/`, `logs/<id>.log`, `data/`.
+
+mod client;
+mod config;
+mod error;
+mod git;
+mod paths;
+mod platform;
+mod procs;
+mod proxy;
+pub mod sample_service;
+mod server;
+mod sys;
+mod types;
+mod util;
+
+pub use client::{Client, is_running, read_control, start_background, stop};
+pub use config::{PlatformConfig, default_state_dir, parse_duration, split_command};
+pub use error::PlatformError;
+pub use server::run_foreground;
+pub use types::{
+    ApiError, ControlInfo, CrashReport, DeployOutcome, DeployRequest, PlatformStatus, PreviewInfo, ReleaseInfo,
+    ReleaseKind, ReleaseState, RollbackRequest,
+};
+pub use util::{free_port, log_tail};

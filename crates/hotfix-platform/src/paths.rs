@@ -1,0 +1,55 @@
+//! The layout of the platform's state directory, in one place.
+//!
+//! ```text
+//! <state_dir>/
+//!   control.json      port + pid of the control API (0600)
+//!   token             bearer token of the control API (0600)
+//!   platform.pid      pid of the running platform
+//!   platform.lock     held (flock) while a platform runs here
+//!   platform.log      stdout+stderr of a background platform
+//!   state.json        production, previous, previews (atomic writes)
+//!   releases/<id>/    one git worktree per release
+//!   logs/<id>.log     build and run output of each release
+//!   data/production/  DATA_DIR of production releases (kept across deploys)
+//!   data/previews/<id>/  DATA_DIR of one preview (deleted with it)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Paths {
+    pub root: PathBuf,
+}
+
+impl Paths {
+    pub fn new(root: &Path) -> Paths {
+        Paths { root: root.to_path_buf() }
+    }
+    pub fn control(&self) -> PathBuf {
+        self.root.join("control.json")
+    }
+    pub fn token(&self) -> PathBuf {
+        self.root.join("token")
+    }
+    pub fn pid(&self) -> PathBuf {
+        self.root.join("platform.pid")
+    }
+    pub fn lock(&self) -> PathBuf {
+        self.root.join("platform.lock")
+    }
+    pub fn platform_log(&self) -> PathBuf {
+        self.root.join("platform.log")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.root.join("state.json")
+    }
+    pub fn releases(&self) -> PathBuf {
+        self.root.join("releases")
+    }
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+    pub fn data(&self) -> PathBuf {
+        self.root.join("data")
+    }
+}

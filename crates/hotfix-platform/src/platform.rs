@@ -1,0 +1,871 @@
+//! The platform itself: releases, production switch and rollback, previews,
+//! the state file and recovery after a restart.
+//!
+//! Locking: `state` (a std mutex, never held across an await) guards the
+//! in-memory model, the state file and every proxy switch, so the three always
+//! agree. `prod_lock` serialises production deploys and rollbacks;
+//! `preview_lock` serialises preview changes, so a slow preview build never
+//! delays a rollback.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::config::PlatformConfig;
+use crate::paths::Paths;
+use crate::procs::{SpawnSpec, Spawner, describe_exit, run_to_end};
+use crate::proxy::{HttpClient, Proxy, Upstream};
+use crate::types::{
+    CrashReport, DeployOutcome, PlatformStatus, PreviewInfo, ReleaseInfo, ReleaseKind, ReleaseState,
+};
+use crate::util::{self, log_line, log_tail};
+use crate::{PlatformError, git, sys};
+
+const LOG_TAIL_LINES: usize = 30;
+const MAX_CRASH_REPORTS: usize = 20;
+
+/// A running process of a release.
+struct Proc {
+    pgid: u32,
+    /// Set before the platform stops it, so its exit is not taken for a crash.
+    stopping: Arc<AtomicBool>,
+    /// `Some(how it ended)` once it exited.
+    exited: watch::Receiver<Option<String>>,
+}
+
+pub(crate) struct Release {
+    info: Mutex<ReleaseInfo>,
+    proc_: Mutex<Option<Proc>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind that
+    // is still the best we know; keep serving rather than cascade the panic.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Release {
+    fn new(info: ReleaseInfo) -> Arc<Release> {
+        Arc::new(Release { info: Mutex::new(info), proc_: Mutex::new(None) })
+    }
+    pub fn info(&self) -> ReleaseInfo {
+        lock(&self.info).clone()
+    }
+    fn set(&self, f: impl FnOnce(&mut ReleaseInfo)) {
+        f(&mut lock(&self.info));
+    }
+    fn running(&self) -> bool {
+        lock(&self.proc_).as_ref().is_some_and(|p| p.exited.borrow().is_none())
+    }
+    fn pgid(&self) -> Option<u32> {
+        lock(&self.proc_).as_ref().map(|p| p.pgid)
+    }
+    fn upstream(&self) -> Upstream {
+        let i = self.info();
+        Upstream { port: Some(i.port), release: format!("{} ({})", i.id, short(&i.sha)), note: String::new() }
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(10)]
+}
+
+/// What `state.json` holds.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct StateFile {
+    #[serde(default)]
+    pub version: u32,
+    #[serde(default)]
+    pub next_id: u64,
+    #[serde(default)]
+    pub proxy_port: Option<u16>,
+    #[serde(default)]
+    pub production: Option<Persisted>,
+    #[serde(default)]
+    pub previous: Option<Persisted>,
+    #[serde(default)]
+    pub previews: BTreeMap<String, Persisted>,
+    #[serde(default)]
+    pub crashed: Vec<CrashReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Persisted {
+    #[serde(flatten)]
+    pub info: ReleaseInfo,
+    /// Process group of the last run, to clean up after a kill -9.
+    #[serde(default)]
+    pub pgid: Option<u32>,
+}
+
+struct State {
+    next_id: u64,
+    production: Option<Arc<Release>>,
+    previous: Option<Arc<Release>>,
+    previews: BTreeMap<String, Arc<Release>>,
+    crashed: VecDeque<CrashReport>,
+}
+
+pub(crate) struct Inner {
+    pub cfg: PlatformConfig,
+    pub paths: Paths,
+    pub proxy: Arc<Proxy>,
+    pub proxy_port: u16,
+    pub token: String,
+    client: HttpClient,
+    spawner: Spawner,
+    state: Mutex<State>,
+    prod_lock: tokio::sync::Mutex<()>,
+    preview_lock: tokio::sync::Mutex<()>,
+    git_lock: tokio::sync::Mutex<()>,
+    pub shutting_down: AtomicBool,
+    recovering: AtomicBool,
+    pub shutdown_tx: watch::Sender<bool>,
+}
+
+impl Inner {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: PlatformConfig,
+        paths: Paths,
+        proxy: Arc<Proxy>,
+        proxy_port: u16,
+        token: String,
+        client: HttpClient,
+        spawner: Spawner,
+        saved: &StateFile,
+        shutdown_tx: watch::Sender<bool>,
+    ) -> Arc<Inner> {
+        Arc::new(Inner {
+            cfg,
+            paths,
+            proxy,
+            proxy_port,
+            token,
+            client,
+            spawner,
+            state: Mutex::new(State {
+                next_id: saved.next_id,
+                production: None,
+                previous: None,
+                previews: BTreeMap::new(),
+                crashed: saved.crashed.iter().cloned().collect(),
+            }),
+            prod_lock: tokio::sync::Mutex::new(()),
+            preview_lock: tokio::sync::Mutex::new(()),
+            git_lock: tokio::sync::Mutex::new(()),
+            shutting_down: AtomicBool::new(false),
+            recovering: AtomicBool::new(true),
+            shutdown_tx,
+        })
+    }
+
+    pub fn proxy_url(&self) -> String {
+        let host = if self.cfg.host.is_unspecified() { "127.0.0.1".to_string() } else { self.cfg.host.to_string() };
+        if host.contains(':') {
+            format!("http://[{host}]:{}", self.proxy_port)
+        } else {
+            format!("http://{host}:{}", self.proxy_port)
+        }
+    }
+
+    fn check_running(&self) -> Result<(), PlatformError> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(PlatformError::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- state file
+
+    fn persist(&self, st: &State) {
+        let p = |r: &Arc<Release>| Persisted { info: r.info(), pgid: r.pgid() };
+        let file = StateFile {
+            version: 1,
+            next_id: st.next_id,
+            proxy_port: Some(self.proxy_port),
+            production: st.production.as_ref().map(p),
+            previous: st.previous.as_ref().map(p),
+            previews: st.previews.iter().map(|(k, r)| (k.clone(), p(r))).collect(),
+            crashed: st.crashed.iter().cloned().collect(),
+        };
+        let res = serde_json::to_vec_pretty(&file)
+            .map_err(|e| PlatformError::Json { context: "state".into(), detail: e.to_string() })
+            .and_then(|bytes| util::atomic_write(&self.paths.state(), &bytes, 0o600));
+        if let Err(e) = res {
+            eprintln!("hotfix platform: WARNING: could not record state: {e}");
+        }
+    }
+
+    fn persist_now(&self) {
+        let st = lock(&self.state);
+        self.persist(&st);
+    }
+
+    // ---------------------------------------------------------------- releases
+
+    fn new_release(&self, kind: ReleaseKind, key: Option<&str>, sha: &str) -> Arc<Release> {
+        let n = {
+            let mut st = lock(&self.state);
+            st.next_id += 1;
+            st.next_id
+        };
+        let id = format!("r{n}-{}", &sha[..sha.len().min(7)]);
+        let data_dir = match kind {
+            ReleaseKind::Production => self.paths.data().join("production"),
+            ReleaseKind::Preview => self.paths.data().join("previews").join(&id),
+        };
+        Release::new(ReleaseInfo {
+            worktree: self.paths.releases().join(&id),
+            log_path: self.paths.logs().join(format!("{id}.log")),
+            id,
+            sha: sha.to_string(),
+            kind,
+            key: key.map(str::to_string),
+            port: 0,
+            started_at: util::now_string(),
+            state: ReleaseState::Starting,
+            data_dir,
+            warm_until: None,
+            exit_status: None,
+        })
+    }
+
+    /// Makes `rel` serve on its own port: checks its sha out and builds it if
+    /// its worktree is missing, starts `run`, waits for the health check.
+    /// Returns whether it built. On failure nothing of it is left running.
+    async fn launch(self: &Arc<Self>, rel: &Arc<Release>) -> Result<bool, PlatformError> {
+        self.check_running()?;
+        rel.set(|i| {
+            i.state = ReleaseState::Starting;
+            i.exit_status = None;
+            i.warm_until = None;
+        });
+        let info = rel.info();
+        let log = info.log_path.clone();
+        let mut built = false;
+        if !info.worktree.join(".git").exists() {
+            log_line(&log, &format!("checking out {} into {}", info.sha, info.worktree.display()));
+            {
+                let _g = self.git_lock.lock().await;
+                if let Err(e) = git::worktree_add(&self.cfg.repo_root, &info.worktree, &info.sha).await {
+                    log_line(&log, &format!("checkout failed: {e}"));
+                    return Err(e);
+                }
+            }
+            if let Some(build) = &self.cfg.build {
+                log_line(&log, &format!("building: {}", build.join(" ")));
+                let spec = SpawnSpec {
+                    argv: build.clone(),
+                    cwd: info.worktree.clone(),
+                    env: self.release_env(&info, None),
+                    log: log.clone(),
+                };
+                if let Err(detail) = run_to_end(&self.spawner, spec, self.cfg.build_timeout).await {
+                    log_line(&log, &format!("build failed: {detail}"));
+                    return Err(PlatformError::Build {
+                        release: info.id.clone(),
+                        detail,
+                        tail: log_tail(&log, LOG_TAIL_LINES),
+                        log,
+                    });
+                }
+                built = true;
+            }
+        }
+        std::fs::create_dir_all(&info.data_dir)
+            .map_err(|e| PlatformError::io(format!("cannot create {}", info.data_dir.display()), e))?;
+        // Keep the port a release had before a restart: preview URLs stay valid.
+        let port = if util::port_free(info.port) { info.port } else { util::free_port()? };
+        log_line(&log, &format!("starting `{}` with PORT={port}", self.cfg.run.join(" ")));
+        let spec = SpawnSpec {
+            argv: self.cfg.run.clone(),
+            cwd: info.worktree.clone(),
+            env: self.release_env(&info, Some(port)),
+            log: log.clone(),
+        };
+        let mut child = self.spawner.spawn(spec).await?;
+        let Some(pgid) = child.id() else {
+            return Err(PlatformError::NotHealthy {
+                release: info.id.clone(),
+                detail: "it exited at once".into(),
+                tail: log_tail(&log, LOG_TAIL_LINES),
+                log,
+            });
+        };
+        let (tx, rx) = watch::channel(None);
+        let stopping = Arc::new(AtomicBool::new(false));
+        *lock(&rel.proc_) = Some(Proc { pgid, stopping: stopping.clone(), exited: rx.clone() });
+        rel.set(|i| {
+            i.port = port;
+            i.started_at = util::now_string();
+        });
+        let me = self.clone();
+        let watched = rel.clone();
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            let how = describe_exit(&status);
+            // Whatever it forked goes with it.
+            sys::kill_group(pgid, libc::SIGKILL);
+            me.spawner.untrack(pgid);
+            let _ = tx.send(Some(how.clone()));
+            me.on_exit(&watched, &stopping, how);
+        });
+        match self.wait_healthy(&info, port, rx).await {
+            Ok(()) => {
+                log_line(&log, &format!("healthy on port {port}"));
+                Ok(built)
+            }
+            Err(e) => {
+                log_line(&log, "not healthy; stopping it");
+                self.stop_process(rel).await;
+                Err(e)
+            }
+        }
+    }
+
+    fn release_env(&self, info: &ReleaseInfo, port: Option<u16>) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("DATA_DIR".to_string(), info.data_dir.to_string_lossy().into_owned()),
+            ("HOTFIX_RELEASE".to_string(), info.id.clone()),
+            ("HOTFIX_SHA".to_string(), info.sha.clone()),
+        ];
+        if let Some(p) = port {
+            env.push(("PORT".to_string(), p.to_string()));
+        }
+        env
+    }
+
+    async fn probe(&self, port: u16, limit: Duration) -> Result<u16, String> {
+        let uri = format!("http://127.0.0.1:{port}{}", self.cfg.health_path);
+        let req = Request::get(uri)
+            .header("user-agent", "hotfix-platform-health")
+            .body(Empty::new().map_err(|n: std::convert::Infallible| match n {}).boxed())
+            .map_err(|e| e.to_string())?;
+        match tokio::time::timeout(limit, self.client.request(req)).await {
+            Err(_) => Err(format!("no answer within {limit:?}")),
+            Ok(Err(e)) if e.is_connect() => Err("connection refused (not listening yet)".into()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(resp)) => {
+                let status = resp.status().as_u16();
+                let _ = tokio::time::timeout(limit, resp.into_body().collect()).await;
+                Ok(status)
+            }
+        }
+    }
+
+    async fn wait_healthy(
+        &self,
+        info: &ReleaseInfo,
+        port: u16,
+        mut exited: watch::Receiver<Option<String>>,
+    ) -> Result<(), PlatformError> {
+        let path = &self.cfg.health_path;
+        let deadline = Instant::now() + self.cfg.ready_timeout;
+        let fail = |detail: String| PlatformError::NotHealthy {
+            release: info.id.clone(),
+            detail,
+            tail: log_tail(&info.log_path, LOG_TAIL_LINES),
+            log: info.log_path.clone(),
+        };
+        let mut last = String::from("never probed");
+        loop {
+            if let Some(how) = exited.borrow().clone() {
+                return Err(fail(format!("it exited ({how}) before {path} answered 2xx (last probe: {last})")));
+            }
+            if self.shutting_down.load(Ordering::SeqCst) {
+                return Err(PlatformError::ShuttingDown);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(fail(format!(
+                    "GET {path} on port {port} did not answer 2xx within {:?} (last probe: {last}); raise ready_timeout if it is just slow",
+                    self.cfg.ready_timeout
+                )));
+            }
+            match self.probe(port, left.min(Duration::from_secs(2))).await {
+                Ok(s) if (200..300).contains(&s) => return Ok(()),
+                Ok(s) => last = format!("HTTP {s}"),
+                Err(e) => last = e,
+            }
+            let pause = Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now()));
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = exited.changed() => {}
+            }
+        }
+    }
+
+    /// A release's process ended. If nobody asked for it and it was serving,
+    /// it crashed: report it, point the proxy at an explanation, do not
+    /// restart it (a crash loop in production should page a person, and a
+    /// rollback is one command away).
+    fn on_exit(&self, rel: &Arc<Release>, stopping: &AtomicBool, how: String) {
+        if stopping.load(Ordering::SeqCst) || self.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        let info = rel.info();
+        if !matches!(info.state, ReleaseState::Live | ReleaseState::Warm) {
+            return; // still starting: wait_healthy reports it
+        }
+        log_line(&info.log_path, &format!("exited by itself while {:?}: {how}; not restarted", info.state));
+        eprintln!("hotfix platform: release {} ({}) crashed: {how}", info.id, info.sha);
+        rel.set(|i| {
+            i.state = ReleaseState::Crashed;
+            i.exit_status = Some(how.clone());
+            i.warm_until = None;
+        });
+        let report = CrashReport {
+            release: rel.info(),
+            exit_status: how.clone(),
+            at: util::now_string(),
+            log_path: info.log_path.clone(),
+            log_tail: log_tail(&info.log_path, LOG_TAIL_LINES),
+        };
+        let mut st = lock(&self.state);
+        if st.production.as_ref().is_some_and(|p| Arc::ptr_eq(p, rel)) {
+            self.proxy.switch(Upstream {
+                port: None,
+                release: info.id.clone(),
+                note: format!(
+                    "production release {} ({}) crashed ({how}); roll back with `hotfix rollback`, details in `hotfix platform status`",
+                    info.id,
+                    short(&info.sha)
+                ),
+            });
+        }
+        st.crashed.push_front(report);
+        st.crashed.truncate(MAX_CRASH_REPORTS);
+        self.persist(&st);
+    }
+
+    /// Stops a release's process group: SIGTERM, `stop_timeout`, SIGKILL.
+    async fn stop_process(&self, rel: &Release) {
+        let Some(p) = lock(&rel.proc_).take() else { return };
+        p.stopping.store(true, Ordering::SeqCst);
+        let mut rx = p.exited.clone();
+        if rx.borrow().is_none() {
+            sys::kill_group(p.pgid, libc::SIGTERM);
+            let timed_out =
+                tokio::time::timeout(self.cfg.stop_timeout, rx.wait_for(|v| v.is_some())).await.is_err();
+            if timed_out {
+                sys::kill_group(p.pgid, libc::SIGKILL);
+                let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|v| v.is_some())).await;
+            }
+        }
+        log_line(&rel.info().log_path, "stopped by the platform");
+    }
+
+    /// Stops a release for good and deletes its worktree (and a preview's data).
+    async fn discard(&self, rel: &Release) {
+        self.stop_process(rel).await;
+        let info = rel.info();
+        {
+            let _g = self.git_lock.lock().await;
+            git::worktree_remove(&self.cfg.repo_root, &info.worktree).await;
+        }
+        if info.kind == ReleaseKind::Preview {
+            let _ = tokio::fs::remove_dir_all(&info.data_dir).await;
+        }
+        rel.set(|i| i.state = ReleaseState::Stopped);
+    }
+
+    /// Waits until no request is in flight to `up` any more (or `drain` passed).
+    async fn drain(&self, up: Arc<Upstream>) {
+        let deadline = Instant::now() + self.cfg.drain;
+        while Arc::strong_count(&up) > 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    // ---------------------------------------------------------------- production
+
+    fn outcome(&self, built: bool, t0: Instant) -> Result<DeployOutcome, PlatformError> {
+        let st = lock(&self.state);
+        let Some(prod) = &st.production else {
+            return Err(PlatformError::Conflict("no production release".into()));
+        };
+        Ok(DeployOutcome {
+            release: prod.info(),
+            previous: st.previous.as_ref().map(|p| p.info()),
+            url: self.proxy_url(),
+            built,
+            elapsed_ms: t0.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// New production release for `sha`, started beside the current one; the
+    /// proxy switches only once it is healthy; the old production stays warm.
+    pub async fn deploy_production(self: &Arc<Self>, rev: &str) -> Result<DeployOutcome, PlatformError> {
+        let t0 = Instant::now();
+        self.check_running()?;
+        let sha = git::resolve_commit(&self.cfg.repo_root, rev).await?;
+        let _g = self.prod_lock.lock().await;
+        self.check_running()?;
+        let already = lock(&self.state).production.as_ref().is_some_and(|p| {
+            let i = p.info();
+            i.sha == sha && i.state == ReleaseState::Live && p.running()
+        });
+        if already {
+            return self.outcome(false, t0); // already live: a re-run is a no-op
+        }
+        let rel = self.new_release(ReleaseKind::Production, None, &sha);
+        let built = match self.launch(&rel).await {
+            Ok(b) => b,
+            Err(e) => {
+                self.discard(&rel).await;
+                self.persist_now();
+                return Err(e);
+            }
+        };
+        let (old_prev, old_up, old_prod) = {
+            let mut st = lock(&self.state);
+            rel.set(|i| i.state = ReleaseState::Live);
+            let old_up = self.proxy.switch(rel.upstream());
+            let old_prod = st.production.replace(rel.clone());
+            let old_prev = st.previous.take();
+            if let Some(p) = &old_prod {
+                if p.running() && !self.cfg.warm.is_zero() {
+                    let until = util::now()
+                        .checked_add(jiff::SignedDuration::try_from(self.cfg.warm).unwrap_or(jiff::SignedDuration::MAX))
+                        .unwrap_or(util::now());
+                    p.set(|i| {
+                        i.state = ReleaseState::Warm;
+                        i.warm_until = Some(until.to_string());
+                    });
+                } else if p.info().state != ReleaseState::Crashed {
+                    p.set(|i| i.state = ReleaseState::Cold);
+                }
+                st.previous = Some(p.clone());
+            }
+            self.persist(&st);
+            (old_prev, old_up, old_prod)
+        };
+        eprintln!("hotfix platform: production is now {} ({sha})", rel.info().id);
+        if let Some(prev) = old_prev {
+            let me = self.clone();
+            tokio::spawn(async move { me.discard(&prev).await });
+        }
+        if let Some(p) = old_prod {
+            self.schedule_cool(p, old_up, self.cfg.warm);
+        }
+        self.outcome(built, t0)
+    }
+
+    /// After `after`, stops the previous release if it is still the warm
+    /// previous (its worktree stays: a later rollback restarts it, no rebuild).
+    fn schedule_cool(self: &Arc<Self>, rel: Arc<Release>, up: Arc<Upstream>, after: Duration) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            me.drain(up).await;
+            let _g = me.prod_lock.lock().await;
+            let still = {
+                let st = lock(&me.state);
+                st.previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &rel)) && rel.info().state == ReleaseState::Warm
+            };
+            if still {
+                me.stop_process(&rel).await;
+                rel.set(|i| {
+                    i.state = ReleaseState::Cold;
+                    i.warm_until = None;
+                });
+                me.persist_now();
+            }
+        });
+    }
+
+    /// Switches production back to the previous release (or to `to_sha`).
+    /// Warm previous: a proxy switch. Cold: restarted from its worktree. The
+    /// release rolled back from is drained, stopped and discarded.
+    pub async fn rollback(self: &Arc<Self>, to: Option<&str>) -> Result<DeployOutcome, PlatformError> {
+        let t0 = Instant::now();
+        self.check_running()?;
+        let to_sha = match to {
+            Some(r) => Some(git::resolve_commit(&self.cfg.repo_root, r).await?),
+            None => None,
+        };
+        let _g = self.prod_lock.lock().await;
+        self.check_running()?;
+        let (target, fresh) = {
+            let st = lock(&self.state);
+            let prev = st.previous.clone();
+            match (&to_sha, prev) {
+                (None, Some(p)) => (p, false),
+                (None, None) => {
+                    return Err(PlatformError::Conflict(
+                        "there is no previous release to roll back to; deploy the sha you want with `hotfix deploy`".into(),
+                    ));
+                }
+                (Some(s), Some(p)) if p.info().sha == *s => (p, false),
+                (Some(s), _) => {
+                    if st.production.as_ref().is_some_and(|p| p.info().sha == *s && p.running()) {
+                        drop(st);
+                        return self.outcome(false, t0);
+                    }
+                    drop(st);
+                    (self.new_release(ReleaseKind::Production, None, s), true)
+                }
+            }
+        };
+        let mut built = false;
+        if !target.running() {
+            match self.launch(&target).await {
+                Ok(b) => built = b,
+                Err(e) => {
+                    if fresh {
+                        self.discard(&target).await;
+                    } else {
+                        target.set(|i| i.state = ReleaseState::Cold);
+                    }
+                    self.persist_now();
+                    return Err(e);
+                }
+            }
+        }
+        let (bad, old_up) = {
+            let mut st = lock(&self.state);
+            target.set(|i| {
+                i.state = ReleaseState::Live;
+                i.warm_until = None;
+            });
+            let old_up = self.proxy.switch(target.upstream());
+            let bad = st.production.replace(target.clone());
+            if st.previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &target)) {
+                st.previous = None;
+            }
+            self.persist(&st);
+            (bad, old_up)
+        };
+        eprintln!("hotfix platform: rolled production back to {}", target.info().id);
+        if let Some(bad) = bad {
+            let me = self.clone();
+            tokio::spawn(async move {
+                me.drain(old_up).await;
+                me.discard(&bad).await;
+            });
+        }
+        self.outcome(built, t0)
+    }
+
+    // ---------------------------------------------------------------- previews
+
+    pub async fn deploy_preview(self: &Arc<Self>, key: &str, rev: &str) -> Result<PreviewInfo, PlatformError> {
+        check_key(key)?;
+        self.check_running()?;
+        let sha = git::resolve_commit(&self.cfg.repo_root, rev).await?;
+        let _g = self.preview_lock.lock().await;
+        self.check_running()?;
+        if let Some(p) = lock(&self.state).previews.get(key) {
+            if p.info().sha == sha && p.running() && p.info().state == ReleaseState::Live {
+                return Ok(preview_info(key, p));
+            }
+        }
+        let rel = self.new_release(ReleaseKind::Preview, Some(key), &sha);
+        if let Err(e) = self.launch(&rel).await {
+            self.discard(&rel).await;
+            self.persist_now();
+            return Err(e);
+        }
+        rel.set(|i| i.state = ReleaseState::Live);
+        let old = {
+            let mut st = lock(&self.state);
+            let old = st.previews.insert(key.to_string(), rel.clone());
+            self.persist(&st);
+            old
+        };
+        if let Some(old) = old {
+            self.discard(&old).await;
+        }
+        eprintln!("hotfix platform: preview {key} is {} ({sha})", rel.info().id);
+        Ok(preview_info(key, &rel))
+    }
+
+    pub async fn remove_preview(self: &Arc<Self>, key: &str) -> Result<(), PlatformError> {
+        check_key(key)?;
+        let _g = self.preview_lock.lock().await;
+        let old = {
+            let mut st = lock(&self.state);
+            let old = st.previews.remove(key);
+            self.persist(&st);
+            old
+        };
+        match old {
+            Some(old) => {
+                self.discard(&old).await;
+                Ok(())
+            }
+            None => Err(PlatformError::NotFound(format!("there is no preview `{key}`"))),
+        }
+    }
+
+    pub fn status(&self) -> PlatformStatus {
+        let st = lock(&self.state);
+        PlatformStatus {
+            pid: std::process::id(),
+            url: self.proxy_url(),
+            port: self.proxy_port,
+            recovering: self.recovering.load(Ordering::SeqCst),
+            production: st.production.as_ref().map(|p| p.info()),
+            previous: st.previous.as_ref().map(|p| p.info()),
+            previews: st.previews.iter().map(|(k, r)| preview_info(k, r)).collect(),
+            crashed: st.crashed.iter().cloned().collect(),
+        }
+    }
+
+    // ---------------------------------------------------------------- restart
+
+    /// Brings back what `saved` recorded: production first (on the same proxy
+    /// port, re-running `run` in its existing worktree; rebuilding only if the
+    /// worktree is gone), then a still-warm previous, then previews.
+    pub async fn recover(self: &Arc<Self>, saved: StateFile) {
+        let _p = self.prod_lock.lock().await;
+        let _v = self.preview_lock.lock().await;
+        // Leftovers of a platform killed with -9 (its direct children died with
+        // it, but anything they forked may not have).
+        let all = saved.production.iter().chain(saved.previous.iter()).chain(saved.previews.values());
+        for r in all {
+            if let Some(pgid) = r.pgid {
+                if group_is_ours(pgid, &self.paths.releases()) {
+                    sys::kill_group(pgid, libc::SIGKILL);
+                }
+            }
+        }
+        let restore = |p: &Persisted| {
+            let mut info = p.info.clone();
+            info.state = ReleaseState::Starting;
+            Release::new(info)
+        };
+        if let Some(p) = &saved.production {
+            let rel = restore(p);
+            lock(&self.state).production = Some(rel.clone());
+            match self.launch(&rel).await {
+                Ok(_) => {
+                    let st = lock(&self.state);
+                    rel.set(|i| i.state = ReleaseState::Live);
+                    self.proxy.switch(rel.upstream());
+                    self.persist(&st);
+                    eprintln!("hotfix platform: production {} is back", rel.info().id);
+                }
+                Err(e) => {
+                    eprintln!("hotfix platform: could not bring production back: {e}");
+                    rel.set(|i| {
+                        i.state = ReleaseState::Crashed;
+                        i.exit_status = Some(format!("did not come back after a platform restart: {e}"));
+                    });
+                    self.proxy.switch(Upstream {
+                        port: None,
+                        release: rel.info().id,
+                        note: format!(
+                            "production release {} did not come back after a platform restart; see `hotfix platform status`",
+                            rel.info().id
+                        ),
+                    });
+                    self.persist_now();
+                }
+            }
+        } else {
+            self.proxy.switch(no_production());
+        }
+        if let Some(p) = &saved.previous {
+            let rel = restore(p);
+            let warm = p.info.state == ReleaseState::Warm
+                && p.info.warm_until.as_deref().and_then(|w| w.parse::<jiff::Timestamp>().ok()).is_some_and(|w| w > util::now());
+            rel.set(|i| i.state = ReleaseState::Cold);
+            lock(&self.state).previous = Some(rel.clone());
+            if warm && self.launch(&rel).await.is_ok() {
+                let until = p.info.warm_until.clone();
+                rel.set(|i| {
+                    i.state = ReleaseState::Warm;
+                    i.warm_until = until.clone();
+                });
+                let left = until
+                    .and_then(|w| w.parse::<jiff::Timestamp>().ok())
+                    .map(|w| w.duration_since(util::now()))
+                    .and_then(|d| Duration::try_from(d).ok())
+                    .unwrap_or(Duration::ZERO);
+                let up = Arc::new(rel.upstream());
+                self.schedule_cool(rel.clone(), up, left);
+            } else {
+                rel.set(|i| {
+                    i.state = ReleaseState::Cold;
+                    i.warm_until = None;
+                });
+            }
+            self.persist_now();
+        }
+        for (key, p) in &saved.previews {
+            let rel = restore(p);
+            lock(&self.state).previews.insert(key.clone(), rel.clone());
+            match self.launch(&rel).await {
+                Ok(_) => rel.set(|i| i.state = ReleaseState::Live),
+                Err(e) => rel.set(|i| {
+                    i.state = ReleaseState::Crashed;
+                    i.exit_status = Some(format!("did not come back after a platform restart: {e}"));
+                }),
+            }
+            self.persist_now();
+        }
+        self.recovering.store(false, Ordering::SeqCst);
+        self.persist_now();
+    }
+
+    /// Stops every process the platform started; the state file keeps what
+    /// was running so the next start brings it back.
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let _ = self.shutdown_tx.send(true);
+        self.persist_now();
+        self.spawner.stop_all(self.cfg.stop_timeout).await;
+    }
+}
+
+pub(crate) fn no_production() -> Upstream {
+    Upstream {
+        port: None,
+        release: "-".into(),
+        note: "no production release yet; deploy one with `hotfix deploy`".into(),
+    }
+}
+
+fn preview_info(key: &str, rel: &Release) -> PreviewInfo {
+    let release = rel.info();
+    PreviewInfo { key: key.to_string(), url: format!("http://127.0.0.1:{}", release.port), release }
+}
+
+/// Preview keys name directories and URLs: `HF-3`, `pr-12`, `hotfix_pdf`.
+fn check_key(key: &str) -> Result<(), PlatformError> {
+    let ok = !key.is_empty()
+        && key.len() <= 64
+        && !key.starts_with(['.', '-'])
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(PlatformError::Invalid(format!(
+            "preview key `{key}` must be 1-64 letters, digits, `-`, `_` or `.` (e.g. HF-3)"
+        )))
+    }
+}
+
+/// Whether process group `pgid` still runs inside our releases directory —
+/// so a recorded pgid reused by an unrelated process is never killed.
+fn group_is_ours(pgid: u32, releases: &std::path::Path) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let cwd: Option<PathBuf> = std::fs::read_link(format!("/proc/{pgid}/cwd")).ok();
+        cwd.is_some_and(|c| c.starts_with(releases))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (pgid, releases);
+        false
+    }
+}

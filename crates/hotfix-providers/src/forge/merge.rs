@@ -1,0 +1,120 @@
+//! Merges and reverts made with git plumbing and pushed atomically, without
+//! touching anybody's work tree. Shared by the local forge (merge to main,
+//! revert) and the backport (merge to develop).
+
+use hotfix_core::provider::ForgeError;
+use hotfix_git::{Git, GitError, MergeTree};
+
+fn git_err(e: GitError) -> ForgeError {
+    ForgeError::Other(crate::redact::redact(&e.to_string()))
+}
+
+/// Outcome of [`merge_into`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Merged {
+    /// A new merge commit was pushed.
+    Created(String),
+    /// `head` was already merged; this is the merge commit that did it.
+    Already(String),
+}
+
+impl Merged {
+    pub fn sha(&self) -> &str {
+        match self {
+            Merged::Created(s) | Merged::Already(s) => s,
+        }
+    }
+}
+
+/// Merges `head` into the remote's `base` as a `--no-ff` merge commit and
+/// pushes it atomically. Idempotent: a `head` already reachable from the
+/// remote's `base` returns the merge that brought it there. Retries when
+/// `base` moved between fetch and push.
+pub fn merge_into(git: &Git, remote: &str, base: &str, head: &str, message: &str) -> Result<Merged, ForgeError> {
+    for _ in 0..3 {
+        git.fetch(remote).map_err(git_err)?;
+        let tracking = format!("refs/remotes/{remote}/{base}");
+        let base_sha = git
+            .rev_parse(&tracking)
+            .map_err(git_err)?
+            .ok_or_else(|| ForgeError::NotMergeable(format!("{remote} has no branch {base}")))?;
+        if git.is_ancestor(head, &base_sha).map_err(git_err)? {
+            let range = format!("{head}..{base_sha}");
+            let m = git
+                .find_merge_of(&range, head)
+                .map_err(git_err)?
+                .unwrap_or(base_sha.clone());
+            return Ok(Merged::Already(m));
+        }
+        let tree = match git.merge_tree(&base_sha, head, None).map_err(git_err)? {
+            MergeTree::Clean { tree } => tree,
+            MergeTree::Conflicted { files } => return Err(ForgeError::Conflict(files)),
+        };
+        let commit = git
+            .commit_tree(&tree, &[&base_sha, head], message)
+            .map_err(git_err)?;
+        let refspec = format!("{commit}:refs/heads/{base}");
+        let lease = (format!("refs/heads/{base}"), base_sha.clone());
+        match git.push(remote, &[refspec], true, &[lease]) {
+            Ok(()) => return Ok(Merged::Created(commit)),
+            Err(GitError::Failed { stderr, .. })
+                if stderr.contains("stale info") || stderr.contains("rejected") || stderr.contains("non-fast-forward") =>
+            {
+                continue;
+            }
+            Err(e) => return Err(git_err(e)),
+        }
+    }
+    Err(ForgeError::NotMergeable(format!(
+        "{remote}/{base} kept moving while merging; try again"
+    )))
+}
+
+/// The trailer that marks a revert, so a re-run finds it instead of reverting twice.
+pub fn revert_trailer(merge_sha: &str) -> String {
+    format!("Reverts-Merge: {merge_sha}")
+}
+
+/// Reverts the merge commit `merge_sha` on the remote's `base` (mainline =
+/// first parent) and pushes atomically. Idempotent through a trailer.
+pub fn revert_on(git: &Git, remote: &str, base: &str, merge_sha: &str, message: &str) -> Result<String, ForgeError> {
+    for _ in 0..3 {
+        git.fetch(remote).map_err(git_err)?;
+        let tracking = format!("refs/remotes/{remote}/{base}");
+        let base_sha = git
+            .rev_parse(&tracking)
+            .map_err(git_err)?
+            .ok_or_else(|| ForgeError::NotMergeable(format!("{remote} has no branch {base}")))?;
+        let trailer = revert_trailer(merge_sha);
+        let range = format!("{merge_sha}..{base_sha}");
+        if let Some(existing) = git.find_commit_with(&range, &trailer).map_err(git_err)? {
+            return Ok(existing);
+        }
+        if !git.is_ancestor(merge_sha, &base_sha).map_err(git_err)? {
+            return Err(ForgeError::NotMergeable(format!(
+                "{merge_sha} is not on {remote}/{base}: nothing to revert there"
+            )));
+        }
+        let parent = format!("{merge_sha}^1");
+        let tree = match git.merge_tree(&base_sha, &parent, Some(merge_sha)).map_err(git_err)? {
+            MergeTree::Clean { tree } => tree,
+            MergeTree::Conflicted { files } => return Err(ForgeError::Conflict(files)),
+        };
+        let full = format!("{message}\n\n{trailer}\n");
+        let commit = git.commit_tree(&tree, &[&base_sha], &full).map_err(git_err)?;
+        let refspec = format!("{commit}:refs/heads/{base}");
+        let lease = (format!("refs/heads/{base}"), base_sha.clone());
+        match git.push(remote, &[refspec], true, &[lease]) {
+            Ok(()) => return Ok(commit),
+            Err(GitError::Failed { stderr, .. })
+                if stderr.contains("stale info") || stderr.contains("rejected") =>
+            {
+                continue;
+            }
+            Err(e) => return Err(git_err(e)),
+        }
+    }
+    Err(ForgeError::NotMergeable(format!(
+        "{remote}/{base} kept moving while reverting; try again"
+    )))
+}

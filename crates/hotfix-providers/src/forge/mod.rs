@@ -1,0 +1,6 @@
+//! Forges: where pull requests live and how they merge.
+
+pub mod local;
+pub mod merge;
+
+pub use local::LocalForge;

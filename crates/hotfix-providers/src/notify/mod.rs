@@ -1,0 +1,73 @@
+//! Notifiers: console and a JSONL file (the shape a `#dev-alerts` post has).
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use hotfix_core::notify::Message;
+use hotfix_core::provider::{Notifier, NotifyError};
+
+/// Prints each message on stderr, so stdout stays clean for `--json`.
+pub struct ConsoleNotifier;
+
+impl Notifier for ConsoleNotifier {
+    fn name(&self) -> &str {
+        "console"
+    }
+    fn send(&self, _id: i64, msg: &Message) -> Result<(), NotifyError> {
+        let mentions = if msg.mentions.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " cc {}",
+                msg.mentions.iter().map(|m| format!("@{m}")).collect::<Vec<_>>().join(" ")
+            )
+        };
+        eprintln!("  [{}] {}{}", msg.channel, msg.text, mentions);
+        Ok(())
+    }
+}
+
+/// Appends each message as one JSON line. Lines carry the outbox id, and a
+/// message already in the file is not written again, so a crash between
+/// writing and marking it delivered does not double it.
+pub struct FileNotifier {
+    pub path: PathBuf,
+}
+
+impl Notifier for FileNotifier {
+    fn name(&self) -> &str {
+        "file"
+    }
+    fn send(&self, id: i64, msg: &Message) -> Result<(), NotifyError> {
+        let err = |m: String| NotifyError {
+            notifier: "file".into(),
+            message: m,
+        };
+        if let Ok(f) = std::fs::File::open(&self.path) {
+            let needle = format!("\"outbox_id\":{id},");
+            for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
+                if line.contains(&needle) {
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(d) = self.path.parent() {
+            std::fs::create_dir_all(d).map_err(|e| err(e.to_string()))?;
+        }
+        let mut v = serde_json::to_value(msg).map_err(|e| err(e.to_string()))?;
+        let mut obj = serde_json::Map::new();
+        obj.insert("outbox_id".into(), id.into());
+        if let Some(m) = v.as_object_mut() {
+            obj.append(m);
+        }
+        let line = serde_json::to_string(&obj).map_err(|e| err(e.to_string()))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| err(format!("{}: {e}", self.path.display())))?;
+        f.write_all(format!("{line}\n").as_bytes())
+            .and_then(|_| f.sync_data())
+            .map_err(|e| err(e.to_string()))
+    }
+}

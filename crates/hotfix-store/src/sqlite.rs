@@ -1,0 +1,323 @@
+//! The SQLite store.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hotfix_core::event::{Event, EventKind, NewEvent};
+use hotfix_core::id::IncidentId;
+use hotfix_core::notify::Message;
+use hotfix_core::provider::{OutboxItem, Store, StoreError};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+/// Migrations, applied in order and tracked with `PRAGMA user_version`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE incidents (
+    id          INTEGER PRIMARY KEY,
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE events (
+    incident    INTEGER NOT NULL REFERENCES incidents(id),
+    seq         INTEGER NOT NULL,
+    at          TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    PRIMARY KEY (incident, seq)
+);
+CREATE TABLE outbox (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident      INTEGER NOT NULL REFERENCES incidents(id),
+    notifier      TEXT NOT NULL,
+    message       TEXT NOT NULL,
+    due_at        INTEGER NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    delivered_at  INTEGER
+);
+CREATE INDEX outbox_pending ON outbox (due_at) WHERE delivered_at IS NULL;
+"#];
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path).map_err(|e| {
+            StoreError::Backend(format!("cannot open {}: {e}", path.display()))
+        })?;
+        conn.busy_timeout(Duration::from_secs(15)).map_err(backend)?;
+        // WAL: readers never block the writer; synchronous=FULL: a power cut
+        // never loses a committed step.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        self.conn
+            .lock()
+            .map_err(|_| StoreError::Backend("store lock poisoned".into()))
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(backend)?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::Backend(format!(
+                "the incident store was written by a newer hotfix (schema {version}, this build knows {known}); upgrade hotfix"
+            )));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(m).map_err(backend)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)
+    }
+}
+
+fn insert_events(
+    tx: &rusqlite::Transaction<'_>,
+    incident: IncidentId,
+    from_seq: u64,
+    events: &[NewEvent],
+) -> Result<(), StoreError> {
+    for (i, e) in events.iter().enumerate() {
+        let body = serde_json::to_string(&e.kind)
+            .map_err(|err| StoreError::Backend(err.to_string()))?;
+        tx.execute(
+            "INSERT INTO events (incident, seq, at, actor, type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                incident.0 as i64,
+                (from_seq + i as u64) as i64,
+                e.at.to_string(),
+                e.actor,
+                e.kind.name(),
+                body
+            ],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn insert_outbox(
+    tx: &rusqlite::Transaction<'_>,
+    incident: IncidentId,
+    outbox: &[(String, Message)],
+) -> Result<(), StoreError> {
+    for (notifier, msg) in outbox {
+        let body =
+            serde_json::to_string(msg).map_err(|e| StoreError::Backend(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO outbox (incident, notifier, message, due_at) VALUES (?1, ?2, ?3, ?4)",
+            params![incident.0 as i64, notifier, body, msg.at.as_second()],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn declare(
+        &self,
+        event: &NewEvent,
+        outbox: &dyn Fn(IncidentId) -> Vec<(String, Message)>,
+    ) -> Result<IncidentId, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let next: i64 = tx
+            .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents", [], |r| r.get(0))
+            .map_err(backend)?;
+        let id = IncidentId(next as u64);
+        tx.execute(
+            "INSERT INTO incidents (id, created_at) VALUES (?1, ?2)",
+            params![next, event.at.to_string()],
+        )
+        .map_err(backend)?;
+        insert_events(&tx, id, 1, std::slice::from_ref(event))?;
+        let outbox = outbox(id);
+        insert_outbox(&tx, id, &outbox)?;
+        tx.commit().map_err(backend)?;
+        Ok(id)
+    }
+
+    fn append(
+        &self,
+        incident: IncidentId,
+        expected_version: u64,
+        events: &[NewEvent],
+        outbox: &[(String, Message)],
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let exists: Option<i64> = tx
+            .query_row("SELECT id FROM incidents WHERE id = ?1", [incident.0 as i64], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(incident));
+        }
+        let actual: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE incident = ?1",
+                [incident.0 as i64],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        if actual as u64 != expected_version {
+            return Err(StoreError::Conflict {
+                incident,
+                expected: expected_version,
+                actual: actual as u64,
+            });
+        }
+        insert_events(&tx, incident, expected_version + 1, events)?;
+        insert_outbox(&tx, incident, outbox)?;
+        tx.commit().map_err(backend)?;
+        Ok(expected_version + events.len() as u64)
+    }
+
+    fn events(&self, incident: IncidentId) -> Result<Vec<Event>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT seq, at, actor, body FROM events WHERE incident = ?1 ORDER BY seq")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([incident.0 as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(backend)?;
+        let mut out = vec![];
+        for row in rows {
+            let (seq, at, actor, body) = row.map_err(backend)?;
+            let at = at
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("{incident} event {seq}: bad time: {e}")))?;
+            let kind: EventKind = serde_json::from_str(&body)
+                .map_err(|e| StoreError::Corrupt(format!("{incident} event {seq}: {e}")))?;
+            out.push(Event {
+                incident,
+                seq: seq as u64,
+                at,
+                actor,
+                kind,
+            });
+        }
+        if out.is_empty() {
+            return Err(StoreError::NotFound(incident));
+        }
+        Ok(out)
+    }
+
+    fn incidents(&self) -> Result<Vec<IncidentId>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT id FROM incidents ORDER BY id")
+            .map_err(backend)?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, i64>(0))
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        Ok(ids.into_iter().map(|i| IncidentId(i as u64)).collect())
+    }
+
+    fn pending_outbox(&self, now_s: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        self.outbox_query(
+            "SELECT id, notifier, message, attempts, last_error FROM outbox WHERE delivered_at IS NULL AND due_at <= ?1 ORDER BY id LIMIT ?2",
+            params![now_s, limit as i64],
+        )
+    }
+
+    fn undelivered(&self) -> Result<Vec<OutboxItem>, StoreError> {
+        self.outbox_query(
+            "SELECT id, notifier, message, attempts, last_error FROM outbox WHERE delivered_at IS NULL ORDER BY id",
+            params![],
+        )
+    }
+
+    fn mark_delivered(&self, id: i64, at_s: i64) -> Result<(), StoreError> {
+        let conn = self.lock()?;
+        conn.execute(
+            "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1",
+            params![id, at_s],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn mark_failed(&self, id: i64, error: &str, retry_at_s: i64) -> Result<(), StoreError> {
+        let conn = self.lock()?;
+        conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, due_at = ?3 WHERE id = ?1",
+            params![id, error, retry_at_s],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    fn outbox_query(&self, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Vec<OutboxItem>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+        let rows = stmt
+            .query_map(p, |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })
+            .map_err(backend)?;
+        let mut out = vec![];
+        for row in rows {
+            let (id, notifier, message, attempts, last_error) = row.map_err(backend)?;
+            let message: Message = serde_json::from_str(&message)
+                .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?;
+            out.push(OutboxItem {
+                id,
+                notifier,
+                message,
+                attempts: attempts as u32,
+                last_error,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,156 @@
+//! Wiring: config, environment and providers into an [`Engine`]. Every
+//! environment variable hotfix reads is listed here (and in the README).
+
+use std::path::{Path, PathBuf};
+
+use hotfix_core::config::Config;
+use hotfix_core::provider::{Deployer, Notifier};
+use hotfix_engine::{Clock, Engine, Ui};
+use hotfix_git::Git;
+use hotfix_providers::deploy::CommandDeployer;
+use hotfix_providers::forge::LocalForge;
+use hotfix_providers::notify::{ConsoleNotifier, FileNotifier};
+use hotfix_store::StoreUrl;
+
+use crate::commands::CliError;
+
+/// The environment variables hotfix reads.
+pub mod env {
+    /// Who is acting, when `--as` is not given.
+    pub const USER: &str = "HOTFIX_USER";
+    /// Where the incident log lives (`sqlite:PATH`; default `.git/hotfix/hotfix.db`).
+    pub const DATABASE_URL: &str = "HOTFIX_DATABASE_URL";
+    /// Fixes the clock (RFC 3339), for tests and reproducible demos.
+    pub const NOW: &str = "HOTFIX_NOW";
+    /// Comma-separated failpoints at which to exit abruptly (crash-safety tests).
+    pub const FAILPOINTS: &str = "HOTFIX_FAILPOINTS";
+    /// Another config file than `<repo>/hotfix.toml`.
+    pub const CONFIG: &str = "HOTFIX_CONFIG";
+}
+
+/// Prints progress on stderr (stdout is for results and `--json`).
+pub struct Console;
+
+impl Ui for Console {
+    fn info(&self, line: &str) {
+        eprintln!("  {line}");
+    }
+    fn warn(&self, line: &str) {
+        eprintln!("  warning: {line}");
+    }
+}
+
+pub fn open_git(dir: Option<&Path>) -> Result<Git, CliError> {
+    let cwd = match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::current_dir().map_err(|e| CliError::usage(format!("no current directory: {e}")))?,
+    };
+    Git::open(&cwd).map_err(|e| CliError::usage(e.to_string()))
+}
+
+pub fn config_path(git: &Git) -> PathBuf {
+    std::env::var_os(env::CONFIG)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| git.root().join("hotfix.toml"))
+}
+
+/// Loads hotfix.toml; `required` makes its absence an error.
+pub fn load_config(git: &Git, required: bool) -> Result<Config, CliError> {
+    let path = config_path(git);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Config::parse(&text).map_err(|e| CliError::usage(format!("{} ({})", e, path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Config::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CliError::usage(format!(
+            "no hotfix.toml at {}: run `hotfix init` first",
+            path.display()
+        ))),
+        Err(e) => Err(CliError::usage(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+fn actor(git: &Git, as_: Option<&str>) -> Result<String, CliError> {
+    if let Some(a) = as_.filter(|a| !a.trim().is_empty()) {
+        return Ok(a.trim().to_string());
+    }
+    if let Ok(u) = std::env::var(env::USER) {
+        if !u.trim().is_empty() {
+            return Ok(u.trim().to_string());
+        }
+    }
+    git.user_email()
+        .map_err(|e| CliError::usage(e.to_string()))?
+        .ok_or_else(|| CliError::usage("who are you? pass --as PERSON, set HOTFIX_USER, or `git config user.email`"))
+}
+
+fn clock() -> Result<Clock, CliError> {
+    match std::env::var(env::NOW) {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .map(Clock::Fixed)
+            .map_err(|e| CliError::usage(format!("{}={v} is not an RFC 3339 time: {e}", env::NOW))),
+        _ => Ok(Clock::System),
+    }
+}
+
+/// Builds the engine for a command.
+pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Engine, CliError> {
+    let config_required = writes;
+    let git = open_git(dir)?;
+    let cfg = load_config(&git, config_required)?;
+    let common = git.common_dir().map_err(|e| CliError::usage(e.to_string()))?;
+    let state_dir = common.join("hotfix");
+    std::fs::create_dir_all(&state_dir)
+        .map_err(|e| CliError::failed(format!("cannot create {}: {e}", state_dir.display())))?;
+    let url = match std::env::var(env::DATABASE_URL) {
+        Ok(u) if !u.trim().is_empty() => StoreUrl::parse(&u).map_err(|e| CliError::usage(e.to_string()))?,
+        _ => StoreUrl::Sqlite(state_dir.join("hotfix.db")),
+    };
+    let store = hotfix_store::open(&url).map_err(|e| CliError::failed(e.to_string()))?;
+    let forge = LocalForge::open(git.clone(), &cfg.git.remote, &state_dir.join("forge.db"))
+        .map_err(|e| CliError::failed(e.to_string()))?;
+    let deployer: Box<dyn Deployer> = match cfg.deploy.provider.as_str() {
+        "command" => Box::new(CommandDeployer::new(
+            git.root().to_path_buf(),
+            state_dir.join("logs"),
+            cfg.deploy.clone(),
+        )),
+        other => {
+            return Err(CliError::usage(format!(
+                "[deploy] provider `{other}` is not available in this build"
+            )));
+        }
+    };
+    let mut notifiers: Vec<Box<dyn Notifier>> = vec![];
+    if cfg.notify.console {
+        notifiers.push(Box::new(ConsoleNotifier));
+    }
+    if cfg.notify.file {
+        notifiers.push(Box::new(FileNotifier {
+            path: state_dir.join("notifications.jsonl"),
+        }));
+    }
+    let actor = match actor(&git, as_) {
+        Ok(a) => a,
+        Err(_) if !writes => "unknown".to_string(),
+        Err(e) => return Err(e),
+    };
+    let failpoints = std::env::var(env::FAILPOINTS)
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    let engine = Engine {
+        git,
+        cfg,
+        store,
+        forge: Box::new(forge),
+        deployer,
+        notifiers,
+        clock: clock()?,
+        actor,
+        state_dir,
+        failpoints,
+        ui: Box::new(Console),
+    };
+    // Whatever an earlier run could not deliver goes out now.
+    engine.deliver();
+    Ok(engine)
+}

@@ -1,0 +1,119 @@
+//! The command-line interface, generated from these definitions.
+
+use clap::{Args, Parser, Subcommand};
+
+/// Runs your team's emergency hotfix workflow end to end, with every
+/// guard-rail of the process enforced and a clear record afterwards.
+#[derive(Debug, Parser)]
+#[command(name = "hotfix", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Act as this person (default: $HOTFIX_USER, else `git config user.email`).
+    #[arg(long = "as", global = true, value_name = "PERSON")]
+    pub as_: Option<String>,
+    /// Run as if started in this directory.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Write hotfix.toml at the repository root (defaults = the process document).
+    Init {
+        /// Overwrite an existing hotfix.toml.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Declare an incident and cut hotfix/NAME from the remote's current main.
+    Start(StartArgs),
+    /// State, next action, timeline against targets, checklist.
+    Status(ReadArgs),
+    /// Push the branch, open the [HOTFIX] PR, deploy the preview, run the smoke checks.
+    Push(IdArg),
+    /// Record an approval of the current head (role-checked; nobody approves their own hotfix).
+    Approve {
+        /// The incident (HF-N).
+        id: String,
+    },
+    /// Check the guards, merge to main, deploy production, watch health, roll back if worse.
+    Ship {
+        id: Option<String>,
+        /// Ship a diff wider than the policy allows (recorded as an anti-pattern).
+        #[arg(long, requires = "reason")]
+        allow_wide: bool,
+        /// Why (with --allow-wide).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Merge the hotfix into develop ("Don't forget this step!").
+    Backport {
+        id: Option<String>,
+        /// Finish after resolving conflicts in the worktree.
+        #[arg(long, conflicts_with = "abort")]
+        r#continue: bool,
+        /// Give up the backport in progress and leave everything as before.
+        #[arg(long)]
+        abort: bool,
+    },
+    /// Roll production back to the previous deployment and revert the merge.
+    Rollback {
+        id: Option<String>,
+        /// Why (kept in the incident log and the post-mortem).
+        #[arg(long)]
+        reason: String,
+    },
+    /// The post-hotfix checklist; tick items with --done KEY.
+    Checklist {
+        id: Option<String>,
+        /// Items to tick (keys as listed by `hotfix checklist`).
+        #[arg(long, num_args = 1..)]
+        done: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the post-mortem draft and a calendar invite, due within 24 h.
+    Postmortem(IdArg),
+    /// Close the incident once the checklist is complete.
+    Close(IdArg),
+    /// The incident log: every incident with its state and events.
+    Log {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The hotfix name; the branch becomes hotfix/NAME.
+    pub name: String,
+    /// critical or high (medium/low: use the normal release).
+    #[arg(long)]
+    pub severity: String,
+    /// One line on what broke (default: from the name).
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Customers see it: the status page must be updated.
+    #[arg(long)]
+    pub customer_facing: bool,
+    /// A security vulnerability: no details in PR, commits or messages.
+    #[arg(long)]
+    pub security: bool,
+    /// Start a new attempt for this rolled-back incident.
+    #[arg(long, value_name = "HF-N")]
+    pub incident: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// The incident (HF-N); default: the one of the current hotfix/* branch.
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    pub id: Option<String>,
+    /// Machine-readable output (a stable, documented shape).
+    #[arg(long)]
+    pub json: bool,
+}

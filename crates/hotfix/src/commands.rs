@@ -1,0 +1,199 @@
+//! One function per verb: parse the arguments into engine calls, print what
+//! was done and the next step.
+
+use hotfix_core::checklist::checklist;
+use hotfix_core::config::INIT_TEMPLATE;
+use hotfix_core::id::IncidentId;
+use hotfix_core::next::next_action;
+use hotfix_core::severity::Severity;
+use hotfix_core::state::IncidentState;
+use hotfix_engine::backport::BackportMode;
+use hotfix_engine::{Engine, EngineError, StartArgs};
+
+use crate::app;
+use crate::cli::{Cli, Cmd};
+use crate::render;
+
+/// An error at the edge, with its exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn usage(m: impl Into<String>) -> CliError {
+        CliError { code: 2, message: m.into() }
+    }
+    pub fn failed(m: impl Into<String>) -> CliError {
+        CliError { code: 1, message: m.into() }
+    }
+}
+
+impl From<EngineError> for CliError {
+    fn from(e: EngineError) -> Self {
+        CliError {
+            code: e.exit_code() as u8,
+            message: hotfix_providers::redact::redact(&e.to_string()),
+        }
+    }
+}
+
+fn parse_id(s: &Option<String>) -> Result<Option<IncidentId>, CliError> {
+    s.as_deref()
+        .map(|v| v.parse::<IncidentId>().map_err(|e| CliError::usage(e.to_string())))
+        .transpose()
+}
+
+fn print_next(e: &Engine, s: &IncidentState) {
+    println!("next: {}", next_action(s, &e.cfg.policy));
+}
+
+pub fn run(cli: Cli) -> Result<u8, CliError> {
+    let dir = cli.dir.as_deref();
+    let as_ = cli.as_.as_deref();
+    match cli.cmd {
+        Cmd::Init { force } => {
+            let git = app::open_git(dir)?;
+            let path = app::config_path(&git);
+            if path.exists() && !force {
+                return Err(CliError::failed(format!(
+                    "{} exists already; `hotfix init --force` overwrites it",
+                    path.display()
+                )));
+            }
+            std::fs::write(&path, INIT_TEMPLATE)
+                .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))?;
+            println!("wrote {}", path.display());
+            println!("next: add your tech leads and reviewers under [team], configure [deploy], commit it to main");
+            Ok(0)
+        }
+        Cmd::Start(a) => {
+            // Severity first: a medium incident creates nothing at all.
+            let severity: Severity = a.severity.parse().map_err(|e: hotfix_core::severity::SeverityError| {
+                CliError::failed(e.to_string())
+            })?;
+            let incident = parse_id(&a.incident)?;
+            let e = app::engine(dir, as_, true)?;
+            let s = e.start(&StartArgs {
+                name: a.name,
+                severity,
+                title: a.title,
+                customer_facing: a.customer_facing,
+                security: a.security,
+                incident,
+            })?;
+            println!("{} started: {} ({})", s.id, s.branch, s.severity);
+            print_next(&e, &s);
+            Ok(0)
+        }
+        Cmd::Status(r) => {
+            let e = app::engine(dir, as_, false)?;
+            let id = e.resolve(parse_id(&r.id)?)?;
+            let s = e.load(id)?;
+            let undelivered = e.store.undelivered().map(|v| v.into_iter().filter(|i| i.message.incident == id).collect::<Vec<_>>()).unwrap_or_default();
+            if r.json {
+                println!("{}", render::status_json(&e, &s, &undelivered));
+            } else {
+                print!("{}", render::status_text(&e, &s, &undelivered));
+            }
+            Ok(0)
+        }
+        Cmd::Push(a) => {
+            let e = app::engine(dir, as_, true)?;
+            let id = e.resolve(parse_id(&a.id)?)?;
+            let s = e.push(id)?;
+            println!("{} pushed: PR #{} — preview {}", s.id, s.pr.unwrap_or(0), s.preview_url.as_deref().unwrap_or("(none)"));
+            print_next(&e, &s);
+            Ok(0)
+        }
+        Cmd::Approve { id } => {
+            let id: IncidentId = id.parse().map_err(|e: hotfix_core::id::BadIncidentId| CliError::usage(e.to_string()))?;
+            let e = app::engine(dir, as_, true)?;
+            let who = e.actor.clone();
+            let (s, _) = e.approve(id, &who, "cli")?;
+            print_next(&e, &s);
+            Ok(0)
+        }
+        Cmd::Ship { id, allow_wide, reason } => {
+            let e = app::engine(dir, as_, true)?;
+            let id = e.resolve(parse_id(&id)?)?;
+            let wide = if allow_wide { Some(reason.as_deref().unwrap_or("")) } else { None };
+            let s = e.ship(id, wide)?;
+            println!("{} shipped: {} is live and healthy", s.id, s.merge_sha.as_deref().map(short).unwrap_or(""));
+            print_next(&e, &s);
+            Ok(0)
+        }
+        Cmd::Backport { id, r#continue, abort } => {
+            let e = app::engine(dir, as_, true)?;
+            let id = e.resolve(parse_id(&id)?)?;
+            let mode = if r#continue {
+                BackportMode::Continue
+            } else if abort {
+                BackportMode::Abort
+            } else {
+                BackportMode::Start
+            };
+            let s = e.backport(id, mode)?;
+            if s.backport_sha.is_some() {
+                println!("{} backported to {}", s.id, e.cfg.git.develop);
+            }
+            print_next(&e, &s);
+            Ok(0)
+        }
+        Cmd::Rollback { id, reason } => {
+            let e = app::engine(dir, as_, true)?;
+            let id = e.resolve(parse_id(&id)?)?;
+            let s = e.rollback(id, &reason)?;
+            println!("{} rolled back", s.id);
+            print_next(&e, &s);
+            Ok(0)
+        }
+        Cmd::Checklist { id, done, json } => {
+            let e = app::engine(dir, as_, !done.is_empty())?;
+            let id = e.resolve(parse_id(&id)?)?;
+            let s = if done.is_empty() { e.load(id)? } else { e.tick(id, &done)? };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&checklist(&s)).unwrap_or_default());
+            } else {
+                print!("{}", render::checklist_text(&s));
+                print_next(&e, &s);
+            }
+            Ok(0)
+        }
+        Cmd::Postmortem(a) => {
+            let e = app::engine(dir, as_, true)?;
+            let id = e.resolve(parse_id(&a.id)?)?;
+            let (s, written) = e.postmortem(id)?;
+            for w in written {
+                println!("wrote {w}");
+            }
+            if let Some((_, due)) = &s.postmortem {
+                println!("post-mortem due by {}", due.strftime("%Y-%m-%d %H:%M UTC"));
+            }
+            print_next(&e, &s);
+            Ok(0)
+        }
+        Cmd::Close(a) => {
+            let e = app::engine(dir, as_, true)?;
+            let id = e.resolve(parse_id(&a.id)?)?;
+            let s = e.close(id)?;
+            println!("{} closed", s.id);
+            Ok(0)
+        }
+        Cmd::Log { json } => {
+            let e = app::engine(dir, as_, false)?;
+            let all = e.all()?;
+            if json {
+                println!("{}", render::log_json(&e, &all));
+            } else {
+                print!("{}", render::log_text(&e, &all));
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn short(s: &str) -> &str {
+    s.get(..10).unwrap_or(s)
+}

@@ -1,0 +1,169 @@
+//! Output for people and for machines. The JSON shapes are documented in the
+//! README and kept stable.
+
+use std::fmt::Write;
+
+use hotfix_core::checklist::checklist;
+use hotfix_core::guards::missing_approvals;
+use hotfix_core::next::next_action;
+use hotfix_core::provider::OutboxItem;
+use hotfix_core::state::IncidentState;
+use hotfix_core::timeline::{clock, timeline};
+use hotfix_engine::Engine;
+use serde_json::{Value, json};
+
+pub fn status_value(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -> Value {
+    let now = e.clock.now();
+    let fresh: Vec<u64> = s.fresh_approvals().iter().map(|a| a.seq).collect();
+    json!({
+        "id": s.id.to_string(),
+        "title": if s.security { format!("{} security incident", s.id) } else { s.title.clone() },
+        "severity": s.severity,
+        "state": s.phase(&e.cfg.policy).as_str(),
+        "customer_facing": s.customer_facing,
+        "security": s.security,
+        "attempt": s.attempt,
+        "branch": s.branch,
+        "declared_at": s.declared_at,
+        "declared_by": s.declared_by,
+        "head_sha": s.head_sha,
+        "pr": s.pr,
+        "pr_url": s.pr_url,
+        "preview_url": s.preview_url,
+        "smoke_passed": s.smoke_passed_on_head(),
+        "approvals": s.approvals.iter().map(|a| json!({
+            "by": a.by, "role": a.role, "sha": a.sha, "at": a.at, "source": a.source,
+            "fresh": fresh.contains(&a.seq),
+        })).collect::<Vec<_>>(),
+        "missing_approvals": missing_approvals(s, &e.cfg.policy),
+        "merge_sha": s.merge_sha,
+        "deployed_sha": s.deployed_sha,
+        "healthy": s.healthy_sha.is_some(),
+        "backported": s.backport_sha.is_some(),
+        "backport_conflict": s.backport_conflict.as_ref().map(|(f, w)| json!({"files": f, "worktree": w})),
+        "rolled_back": s.rollback.as_ref().map(|r| json!({"at": r.at, "reason": r.reason, "automatic": r.automatic})),
+        "rollbacks": s.rollbacks,
+        "anti_patterns": s.anti_patterns.iter().map(|(p, r)| json!({"pattern": p, "reason": r})).collect::<Vec<_>>(),
+        "timeline": timeline(s, &e.cfg.policy, now),
+        "checklist": checklist(s),
+        "postmortem": s.postmortem.as_ref().map(|(p, d)| json!({"path": p, "due": d})),
+        "closed_at": s.closed_at,
+        "next_action": next_action(s, &e.cfg.policy),
+        "undelivered_notifications": undelivered.iter().map(|i| json!({
+            "notifier": i.notifier, "step": i.message.step, "attempts": i.attempts, "last_error": i.last_error,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn status_json(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -> String {
+    serde_json::to_string_pretty(&status_value(e, s, undelivered)).unwrap_or_default()
+}
+
+pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -> String {
+    let mut o = String::new();
+    let now = e.clock.now();
+    let title = if s.security { "security incident (details restricted)".to_string() } else { s.title.clone() };
+    let _ = writeln!(o, "{}  [{}] {}", s.id, s.severity.as_str().to_uppercase(), title);
+    let _ = writeln!(o, "  state:     {}{}", s.phase(&e.cfg.policy).as_str(), if s.attempt > 1 { format!(" (attempt {})", s.attempt) } else { String::new() });
+    let _ = writeln!(o, "  branch:    {}{}", s.branch, s.head_sha.as_deref().map(|h| format!(" @ {}", short(h))).unwrap_or_default());
+    if let Some(pr) = s.pr {
+        let _ = writeln!(o, "  PR:        #{pr} {}", s.pr_url.as_deref().unwrap_or(""));
+    }
+    if let Some(u) = &s.preview_url {
+        let _ = writeln!(o, "  preview:   {u} (smoke {})", if s.smoke_passed_on_head() { "passed" } else { "not passed" });
+    }
+    if !s.approvals.is_empty() {
+        let fresh: Vec<u64> = s.fresh_approvals().iter().map(|a| a.seq).collect();
+        for a in &s.approvals {
+            let _ = writeln!(o, "  approval:  {} ({}) on {}{}", a.by, a.role.label(), short(&a.sha), if fresh.contains(&a.seq) { "" } else { " — stale" });
+        }
+    }
+    let missing = missing_approvals(s, &e.cfg.policy);
+    if !missing.is_empty() && s.merge_sha.is_none() {
+        let _ = writeln!(o, "  needs:     {}", missing.join(" and "));
+    }
+    if let Some(m) = &s.merge_sha {
+        let _ = writeln!(o, "  merged:    {}{}", short(m), if s.healthy_sha.is_some() { " — production healthy" } else { "" });
+    }
+    if let Some(f) = &s.health_failure {
+        let _ = writeln!(o, "  health:    FAILING — {f}");
+    }
+    if let Some(r) = &s.rollback {
+        let _ = writeln!(o, "  rolled back ({}): {}", if r.automatic { "automatic" } else { "manual" }, r.reason);
+    }
+    if let Some((files, wt)) = &s.backport_conflict {
+        let _ = writeln!(o, "  backport:  conflicts in {} — resolve in {wt}", files.join(", "));
+    }
+    for (p, r) in &s.anti_patterns {
+        let _ = writeln!(o, "  anti-pattern: {} — {r}", p.label());
+    }
+    let _ = writeln!(o, "\n  timeline (target: resolved within {})", e.cfg.policy.targets.resolved);
+    for t in timeline(s, &e.cfg.policy, now) {
+        let mark = if t.done { "✓" } else { "·" };
+        let target = t.target_s.map(clock).unwrap_or_else(|| "  —  ".into());
+        let late = if t.over { "  OVER TARGET" } else { "" };
+        let so_far = if t.done { "" } else { " so far" };
+        let _ = writeln!(o, "  {mark} {:<22} {:>8} / {target}{so_far}{late}", t.label, clock(t.elapsed_s));
+    }
+    let _ = writeln!(o, "\n  checklist");
+    for i in checklist(s) {
+        let _ = writeln!(o, "  [{}] {:<42} {}{}", if i.done { "x" } else { " " }, i.label, i.key, if i.auto { " (auto)" } else { "" });
+    }
+    if !undelivered.is_empty() {
+        let _ = writeln!(o, "\n  undelivered notifications: {}", undelivered.len());
+        for i in undelivered {
+            let _ = writeln!(o, "    {} {} (attempts {}): {}", i.notifier, i.message.step, i.attempts, i.last_error.as_deref().unwrap_or("pending"));
+        }
+    }
+    let _ = writeln!(o, "\nnext: {}", next_action(s, &e.cfg.policy));
+    o
+}
+
+pub fn checklist_text(s: &IncidentState) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "{} post-hotfix checklist", s.id);
+    for i in checklist(s) {
+        let _ = writeln!(o, "  [{}] {:<42} {}{}", if i.done { "x" } else { " " }, i.label, i.key, if i.auto { " (auto)" } else { "" });
+    }
+    o
+}
+
+pub fn log_json(e: &Engine, all: &[IncidentState]) -> String {
+    let v: Vec<Value> = all
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id.to_string(),
+                "title": if s.security { format!("{} security incident", s.id) } else { s.title.clone() },
+                "severity": s.severity,
+                "state": s.phase(&e.cfg.policy).as_str(),
+                "branch": s.branch,
+                "declared_at": s.declared_at,
+                "resolved_at": s.resolved_at,
+                "closed_at": s.closed_at,
+                "rollbacks": s.rollbacks,
+                "events": s.events,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
+pub fn log_text(e: &Engine, all: &[IncidentState]) -> String {
+    let mut o = String::new();
+    if all.is_empty() {
+        let _ = writeln!(o, "no incidents yet");
+    }
+    for s in all {
+        let title = if s.security { "security incident (details restricted)".to_string() } else { s.title.clone() };
+        let _ = writeln!(o, "{}  [{}] {} — {}", s.id, s.severity, title, s.phase(&e.cfg.policy).as_str());
+        for ev in &s.events {
+            let _ = writeln!(o, "    {}", hotfix_engine::text::event_line(ev, s.security));
+        }
+    }
+    o
+}
+
+fn short(s: &str) -> &str {
+    s.get(..10).unwrap_or(s)
+}
