@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use crate::paths::Paths;
-use crate::types::{ApiError, ControlInfo, DeployOutcome, DeployRequest, PlatformStatus, PreviewInfo, RollbackRequest};
+use crate::types::{
+    ApiError, ControlInfo, DeployOutcome, DeployRequest, PlatformStatus, PreviewInfo,
+    RollbackRequest,
+};
 use crate::util::log_tail;
 use crate::{PlatformConfig, PlatformError, sys};
 
@@ -24,8 +27,10 @@ pub fn read_control(state_dir: &Path) -> Result<ControlInfo, PlatformError> {
         state_dir: state_dir.to_path_buf(),
         detail: format!("cannot read {}: {e}", path.display()),
     })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| PlatformError::Json { context: format!("{} is malformed", path.display()), detail: e.to_string() })
+    serde_json::from_slice(&bytes).map_err(|e| PlatformError::Json {
+        context: format!("{} is malformed", path.display()),
+        detail: e.to_string(),
+    })
 }
 
 /// A blocking client of the control API. Built from the state directory:
@@ -102,26 +107,38 @@ impl Client {
             (_, None) => agent.post(&url).header("Authorization", &auth).send_empty(),
         };
         let mut resp = res.map_err(|e| match e {
-            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => PlatformError::NotRunning {
-                state_dir: self.state_dir.clone(),
-                detail: format!("nothing answers at {url} (control.json is stale)"),
-            },
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                PlatformError::NotRunning {
+                    state_dir: self.state_dir.clone(),
+                    detail: format!("nothing answers at {url} (control.json is stale)"),
+                }
+            }
             ureq::Error::ConnectionFailed => PlatformError::NotRunning {
                 state_dir: self.state_dir.clone(),
                 detail: format!("nothing answers at {url} (control.json is stale)"),
             },
-            other => PlatformError::Http { url: url.clone(), detail: other.to_string() },
+            other => PlatformError::Http {
+                url: url.clone(),
+                detail: other.to_string(),
+            },
         })?;
         let status = resp.status().as_u16();
         let text = resp
             .body_mut()
             .read_to_string()
-            .map_err(|e| PlatformError::Http { url: url.clone(), detail: format!("cannot read the answer: {e}") })?;
+            .map_err(|e| PlatformError::Http {
+                url: url.clone(),
+                detail: format!("cannot read the answer: {e}"),
+            })?;
         if (200..300).contains(&status) {
-            return serde_json::from_str(&text)
-                .map_err(|e| PlatformError::Json { context: format!("answer of {method} {path}"), detail: e.to_string() });
+            return serde_json::from_str(&text).map_err(|e| PlatformError::Json {
+                context: format!("answer of {method} {path}"),
+                detail: e.to_string(),
+            });
         }
-        let message = serde_json::from_str::<ApiError>(&text).map(|a| a.error).unwrap_or(text);
+        let message = serde_json::from_str::<ApiError>(&text)
+            .map(|a| a.error)
+            .unwrap_or(text);
         Err(match status {
             401 => PlatformError::Unauthorized(message),
             400 => PlatformError::Invalid(message),
@@ -134,26 +151,35 @@ impl Client {
     /// Deploys `sha` to production; returns once it serves (or failed, in
     /// which case production is untouched).
     pub fn deploy_production(&self, sha: &str) -> Result<DeployOutcome, PlatformError> {
-        let body = serde_json::to_value(DeployRequest { sha: sha.to_string() }).unwrap_or_default();
+        let body = serde_json::to_value(DeployRequest {
+            sha: sha.to_string(),
+        })
+        .unwrap_or_default();
         self.call("POST", "/v1/production/deploy", Some(body), true)
     }
 
     /// Switches production back to the previous release, or to `to_sha`.
     pub fn rollback(&self, to_sha: Option<&str>) -> Result<DeployOutcome, PlatformError> {
-        let body =
-            serde_json::to_value(RollbackRequest { to_sha: to_sha.map(str::to_string) }).unwrap_or_default();
+        let body = serde_json::to_value(RollbackRequest {
+            to_sha: to_sha.map(str::to_string),
+        })
+        .unwrap_or_default();
         self.call("POST", "/v1/production/rollback", Some(body), true)
     }
 
     /// Deploys (or replaces) the preview `key` at `sha`.
     pub fn deploy_preview(&self, key: &str, sha: &str) -> Result<PreviewInfo, PlatformError> {
-        let body = serde_json::to_value(DeployRequest { sha: sha.to_string() }).unwrap_or_default();
+        let body = serde_json::to_value(DeployRequest {
+            sha: sha.to_string(),
+        })
+        .unwrap_or_default();
         self.call("PUT", &format!("/v1/previews/{key}"), Some(body), true)
     }
 
     /// Stops the preview `key` and deletes its worktree and data.
     pub fn remove_preview(&self, key: &str) -> Result<(), PlatformError> {
-        let _: serde_json::Value = self.call("DELETE", &format!("/v1/previews/{key}"), None, false)?;
+        let _: serde_json::Value =
+            self.call("DELETE", &format!("/v1/previews/{key}"), None, false)?;
         Ok(())
     }
 
@@ -170,7 +196,10 @@ impl Client {
 
 /// Whether a platform holds the lock of `state_dir` right now.
 pub fn is_running(state_dir: &Path) -> bool {
-    let Ok(f) = fs::OpenOptions::new().write(true).open(Paths::new(state_dir).lock()) else {
+    let Ok(f) = fs::OpenOptions::new()
+        .write(true)
+        .open(Paths::new(state_dir).lock())
+    else {
         return false;
     };
     matches!(f.try_lock(), Err(fs::TryLockError::WouldBlock))
@@ -180,7 +209,11 @@ pub fn is_running(state_dir: &Path) -> bool {
 /// e.g. `hotfix platform`) detached in its own session, output appended to
 /// `platform.log`, and waits until its control API answers. If a platform
 /// already runs on this state directory, returns its [`ControlInfo`].
-pub fn start_background(cfg: &PlatformConfig, exe: &Path, args: &[String]) -> Result<ControlInfo, PlatformError> {
+pub fn start_background(
+    cfg: &PlatformConfig,
+    exe: &Path,
+    args: &[String],
+) -> Result<ControlInfo, PlatformError> {
     cfg.validate()?;
     let paths = Paths::new(&cfg.state_dir);
     crate::util::private_dir(&paths.root)?;
@@ -193,7 +226,9 @@ pub fn start_background(cfg: &PlatformConfig, exe: &Path, args: &[String]) -> Re
         .append(true)
         .open(&log_path)
         .map_err(|e| PlatformError::io(format!("cannot open {}", log_path.display()), e))?;
-    let log2 = log.try_clone().map_err(|e| PlatformError::io("cannot duplicate the log handle", e))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| PlatformError::io("cannot duplicate the log handle", e))?;
     let mut cmd = Command::new(exe);
     cmd.args(args)
         .current_dir(&cfg.repo_root)
@@ -221,7 +256,9 @@ pub fn start_background(cfg: &PlatformConfig, exe: &Path, args: &[String]) -> Re
             if let Some(info) = answering(&cfg.state_dir, None) {
                 return Ok(info);
             }
-            let how = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+            let how = status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string());
             return Err(PlatformError::NotRunning {
                 state_dir: cfg.state_dir.clone(),
                 detail: format!(
@@ -265,7 +302,9 @@ pub fn stop(state_dir: &Path) -> Result<bool, PlatformError> {
         return Ok(false);
     }
     let pid = read_control(state_dir).map(|c| c.pid).ok().or_else(|| {
-        fs::read_to_string(paths.pid()).ok().and_then(|s| s.trim().parse::<u32>().ok())
+        fs::read_to_string(paths.pid())
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
     });
     let gone = |limit: Duration| {
         let deadline = Instant::now() + limit;
@@ -279,10 +318,11 @@ pub fn stop(state_dir: &Path) -> Result<bool, PlatformError> {
             std::thread::sleep(Duration::from_millis(20));
         }
     };
-    if let Ok(c) = Client::connect(state_dir) {
-        if c.shutdown().is_ok() && gone(Duration::from_secs(15)) {
-            return Ok(true);
-        }
+    if let Ok(c) = Client::connect(state_dir)
+        && c.shutdown().is_ok()
+        && gone(Duration::from_secs(15))
+    {
+        return Ok(true);
     }
     let Some(pid) = pid else {
         return Err(PlatformError::Timeout(format!(
@@ -301,5 +341,7 @@ pub fn stop(state_dir: &Path) -> Result<bool, PlatformError> {
         }
         return Ok(true);
     }
-    Err(PlatformError::Timeout(format!("the platform (pid {pid}) did not stop, even after SIGKILL")))
+    Err(PlatformError::Timeout(format!(
+        "the platform (pid {pid}) did not stop, even after SIGKILL"
+    )))
 }

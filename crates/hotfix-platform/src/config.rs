@@ -50,7 +50,11 @@ pub struct PlatformConfig {
 
 impl PlatformConfig {
     /// A config with every optional knob at its default.
-    pub fn new(repo_root: impl Into<PathBuf>, state_dir: impl Into<PathBuf>, run: Vec<String>) -> Self {
+    pub fn new(
+        repo_root: impl Into<PathBuf>,
+        state_dir: impl Into<PathBuf>,
+        run: Vec<String>,
+    ) -> Self {
         PlatformConfig {
             repo_root: repo_root.into(),
             state_dir: state_dir.into(),
@@ -80,7 +84,9 @@ impl PlatformConfig {
             match deploy.get(k) {
                 None => Ok(None),
                 Some(toml::Value::String(s)) => Ok(Some(s.as_str())),
-                Some(_) => Err(PlatformError::Config(format!("[deploy] {k} must be a string"))),
+                Some(_) => Err(PlatformError::Config(format!(
+                    "[deploy] {k} must be a string"
+                ))),
             }
         };
         let run = match str_key("run")? {
@@ -114,12 +120,16 @@ impl PlatformConfig {
                     PlatformError::Config(format!("[deploy] port {p} is not a TCP port (0-65535)"))
                 })?;
             }
-            Some(_) => return Err(PlatformError::Config("[deploy] port must be a number".into())),
+            Some(_) => {
+                return Err(PlatformError::Config(
+                    "[deploy] port must be a number".into(),
+                ));
+            }
         }
         if let Some(h) = str_key("host")? {
-            cfg.host = h
-                .parse()
-                .map_err(|_| PlatformError::Config(format!("[deploy] host `{h}` is not an IP address")))?;
+            cfg.host = h.parse().map_err(|_| {
+                PlatformError::Config(format!("[deploy] host `{h}` is not an IP address"))
+            })?;
         }
         for (key, slot) in [
             ("warm", &mut cfg.warm),
@@ -129,10 +139,11 @@ impl PlatformConfig {
             ("stop_timeout", &mut cfg.stop_timeout),
         ] {
             if let Some(v) = str_key(key)? {
-                *slot = parse_duration(v)
-                    .ok_or_else(|| PlatformError::Config(format!(
+                *slot = parse_duration(v).ok_or_else(|| {
+                    PlatformError::Config(format!(
                         "[deploy] {key} = `{v}` is not a duration: write e.g. 250ms, 30s, 10m or 1h"
-                    )))?;
+                    ))
+                })?;
             }
         }
         Ok(cfg)
@@ -228,7 +239,9 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         }
         let n: u64 = rest[..n_end].parse().ok()?;
         rest = &rest[n_end..];
-        let u_end = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let u_end = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = rest[..u_end].trim();
         rest = rest[u_end..].trim_start();
         total += match unit {
@@ -269,8 +282,12 @@ mod tests {
         "#
         .parse()
         .expect("toml");
-        let c = PlatformConfig::from_deploy_table(Path::new("/r"), Some("/s".into()), &t).expect("cfg");
-        assert_eq!(c.build, Some(vec!["cargo".into(), "build".into(), "--release".into()]));
+        let c =
+            PlatformConfig::from_deploy_table(Path::new("/r"), Some("/s".into()), &t).expect("cfg");
+        assert_eq!(
+            c.build,
+            Some(vec!["cargo".into(), "build".into(), "--release".into()])
+        );
         assert_eq!(c.run, vec!["./target/release/app", "--flag", "two words"]);
         assert_eq!(c.health_path, "/healthz");
         assert_eq!(c.port, 9000);
@@ -280,6 +297,8 @@ mod tests {
         let e = PlatformConfig::from_deploy_table(Path::new("/r"), Some("/s".into()), &bad);
         assert!(e.is_err_and(|e| e.to_string().contains("warm")));
         let none: toml::Table = "provider = \"local\"".parse().expect("toml");
-        assert!(PlatformConfig::from_deploy_table(Path::new("/r"), Some("/s".into()), &none).is_err());
+        assert!(
+            PlatformConfig::from_deploy_table(Path::new("/r"), Some("/s".into()), &none).is_err()
+        );
     }
 }

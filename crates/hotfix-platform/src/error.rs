@@ -30,16 +30,24 @@ pub enum PlatformError {
     Git { args: String, detail: String },
 
     /// The release's build command failed or timed out.
-    #[error(
-        "build of release {release} failed: {detail}\n--- last lines of {log} ---\n{tail}"
-    )]
-    Build { release: String, detail: String, log: PathBuf, tail: String },
+    #[error("build of release {release} failed: {detail}\n--- last lines of {log} ---\n{tail}")]
+    Build {
+        release: String,
+        detail: String,
+        log: PathBuf,
+        tail: String,
+    },
 
     /// The release started but never became healthy (or exited while starting).
     #[error(
         "release {release} did not become healthy: {detail}\n--- last lines of {log} ---\n{tail}"
     )]
-    NotHealthy { release: String, detail: String, log: PathBuf, tail: String },
+    NotHealthy {
+        release: String,
+        detail: String,
+        log: PathBuf,
+        tail: String,
+    },
 
     /// The platform is not running (no `control.json`, or it does not answer).
     #[error(
@@ -48,7 +56,9 @@ pub enum PlatformError {
     NotRunning { state_dir: PathBuf, detail: String },
 
     /// Another platform already owns this state directory.
-    #[error("another hotfix platform (pid {pid}) already runs on {state_dir}; stop it with `hotfix platform stop`")]
+    #[error(
+        "another hotfix platform (pid {pid}) already runs on {state_dir}; stop it with `hotfix platform stop`"
+    )]
     AlreadyRunning { state_dir: PathBuf, pid: u32 },
 
     /// The control API refused the token.
@@ -88,7 +98,10 @@ pub enum PlatformError {
 
 impl PlatformError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        PlatformError::Io { context: context.into(), source }
+        PlatformError::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// The HTTP status the control API answers this error with.

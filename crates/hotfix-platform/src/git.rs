@@ -8,7 +8,11 @@ use tokio::process::Command;
 use crate::PlatformError;
 
 async fn git(repo: &Path, args: &[&std::ffi::OsStr]) -> Result<String, PlatformError> {
-    let shown = args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
+    let shown = args
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
@@ -32,7 +36,9 @@ pub(crate) async fn resolve_commit(repo: &Path, rev: &str) -> Result<String, Pla
     let ok = !rev.is_empty()
         && !rev.starts_with('-')
         && rev.len() <= 200
-        && rev.chars().all(|c| c.is_ascii_alphanumeric() || "/._-~^".contains(c));
+        && rev
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-~^".contains(c));
     if !ok {
         return Err(PlatformError::Invalid(format!(
             "`{rev}` is not a commit sha: pass the 40-hex sha to deploy"
@@ -41,7 +47,13 @@ pub(crate) async fn resolve_commit(repo: &Path, rev: &str) -> Result<String, Pla
     let spec = format!("{rev}^{{commit}}");
     git(
         repo,
-        &["rev-parse".as_ref(), "--verify".as_ref(), "--quiet".as_ref(), "--end-of-options".as_ref(), spec.as_ref()],
+        &[
+            "rev-parse".as_ref(),
+            "--verify".as_ref(),
+            "--quiet".as_ref(),
+            "--end-of-options".as_ref(),
+            spec.as_ref(),
+        ],
     )
     .await
     .map_err(|_| {
@@ -60,7 +72,13 @@ pub(crate) async fn worktree_add(repo: &Path, dir: &Path, sha: &str) -> Result<(
     }
     git(
         repo,
-        &["worktree".as_ref(), "add".as_ref(), "--detach".as_ref(), dir.as_os_str(), sha.as_ref()],
+        &[
+            "worktree".as_ref(),
+            "add".as_ref(),
+            "--detach".as_ref(),
+            dir.as_os_str(),
+            sha.as_ref(),
+        ],
     )
     .await
     .map(|_| ())
@@ -72,7 +90,13 @@ pub(crate) async fn worktree_add(repo: &Path, dir: &Path, sha: &str) -> Result<(
 pub(crate) async fn worktree_remove(repo: &Path, dir: &Path) {
     let removed = git(
         repo,
-        &["worktree".as_ref(), "remove".as_ref(), "--force".as_ref(), "--force".as_ref(), dir.as_os_str()],
+        &[
+            "worktree".as_ref(),
+            "remove".as_ref(),
+            "--force".as_ref(),
+            "--force".as_ref(),
+            dir.as_os_str(),
+        ],
     )
     .await;
     if removed.is_err() {

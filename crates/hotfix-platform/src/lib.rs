@@ -104,7 +104,7 @@ pub use config::{PlatformConfig, default_state_dir, parse_duration, split_comman
 pub use error::PlatformError;
 pub use server::run_foreground;
 pub use types::{
-    ApiError, ControlInfo, CrashReport, DeployOutcome, DeployRequest, PlatformStatus, PreviewInfo, ReleaseInfo,
-    ReleaseKind, ReleaseState, RollbackRequest,
+    ApiError, ControlInfo, CrashReport, DeployOutcome, DeployRequest, PlatformStatus, PreviewInfo,
+    ReleaseInfo, ReleaseKind, ReleaseState, RollbackRequest,
 };
 pub use util::{free_port, log_tail};

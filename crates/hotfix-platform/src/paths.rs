@@ -23,7 +23,9 @@ pub(crate) struct Paths {
 
 impl Paths {
     pub fn new(root: &Path) -> Paths {
-        Paths { root: root.to_path_buf() }
+        Paths {
+            root: root.to_path_buf(),
+        }
     }
     pub fn control(&self) -> PathBuf {
         self.root.join("control.json")

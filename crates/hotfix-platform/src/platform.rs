@@ -53,7 +53,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Release {
     fn new(info: ReleaseInfo) -> Arc<Release> {
-        Arc::new(Release { info: Mutex::new(info), proc_: Mutex::new(None) })
+        Arc::new(Release {
+            info: Mutex::new(info),
+            proc_: Mutex::new(None),
+        })
     }
     pub fn info(&self) -> ReleaseInfo {
         lock(&self.info).clone()
@@ -62,14 +65,20 @@ impl Release {
         f(&mut lock(&self.info));
     }
     fn running(&self) -> bool {
-        lock(&self.proc_).as_ref().is_some_and(|p| p.exited.borrow().is_none())
+        lock(&self.proc_)
+            .as_ref()
+            .is_some_and(|p| p.exited.borrow().is_none())
     }
     fn pgid(&self) -> Option<u32> {
         lock(&self.proc_).as_ref().map(|p| p.pgid)
     }
     fn upstream(&self) -> Upstream {
         let i = self.info();
-        Upstream { port: Some(i.port), release: format!("{} ({})", i.id, short(&i.sha)), note: String::new() }
+        Upstream {
+            port: Some(i.port),
+            release: format!("{} ({})", i.id, short(&i.sha)),
+            note: String::new(),
+        }
     }
 }
 
@@ -168,7 +177,11 @@ impl Inner {
     }
 
     pub fn proxy_url(&self) -> String {
-        let host = if self.cfg.host.is_unspecified() { "127.0.0.1".to_string() } else { self.cfg.host.to_string() };
+        let host = if self.cfg.host.is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            self.cfg.host.to_string()
+        };
         if host.contains(':') {
             format!("http://[{host}]:{}", self.proxy_port)
         } else {
@@ -186,7 +199,10 @@ impl Inner {
     // ---------------------------------------------------------------- state file
 
     fn persist(&self, st: &State) {
-        let p = |r: &Arc<Release>| Persisted { info: r.info(), pgid: r.pgid() };
+        let p = |r: &Arc<Release>| Persisted {
+            info: r.info(),
+            pgid: r.pgid(),
+        };
         let file = StateFile {
             version: 1,
             next_id: st.next_id,
@@ -197,7 +213,10 @@ impl Inner {
             crashed: st.crashed.iter().cloned().collect(),
         };
         let res = serde_json::to_vec_pretty(&file)
-            .map_err(|e| PlatformError::Json { context: "state".into(), detail: e.to_string() })
+            .map_err(|e| PlatformError::Json {
+                context: "state".into(),
+                detail: e.to_string(),
+            })
             .and_then(|bytes| util::atomic_write(&self.paths.state(), &bytes, 0o600));
         if let Err(e) = res {
             eprintln!("hotfix platform: WARNING: could not record state: {e}");
@@ -252,10 +271,15 @@ impl Inner {
         let log = info.log_path.clone();
         let mut built = false;
         if !info.worktree.join(".git").exists() {
-            log_line(&log, &format!("checking out {} into {}", info.sha, info.worktree.display()));
+            log_line(
+                &log,
+                &format!("checking out {} into {}", info.sha, info.worktree.display()),
+            );
             {
                 let _g = self.git_lock.lock().await;
-                if let Err(e) = git::worktree_add(&self.cfg.repo_root, &info.worktree, &info.sha).await {
+                if let Err(e) =
+                    git::worktree_add(&self.cfg.repo_root, &info.worktree, &info.sha).await
+                {
                     log_line(&log, &format!("checkout failed: {e}"));
                     return Err(e);
                 }
@@ -280,11 +304,19 @@ impl Inner {
                 built = true;
             }
         }
-        std::fs::create_dir_all(&info.data_dir)
-            .map_err(|e| PlatformError::io(format!("cannot create {}", info.data_dir.display()), e))?;
+        std::fs::create_dir_all(&info.data_dir).map_err(|e| {
+            PlatformError::io(format!("cannot create {}", info.data_dir.display()), e)
+        })?;
         // Keep the port a release had before a restart: preview URLs stay valid.
-        let port = if util::port_free(info.port) { info.port } else { util::free_port()? };
-        log_line(&log, &format!("starting `{}` with PORT={port}", self.cfg.run.join(" ")));
+        let port = if util::port_free(info.port) {
+            info.port
+        } else {
+            util::free_port()?
+        };
+        log_line(
+            &log,
+            &format!("starting `{}` with PORT={port}", self.cfg.run.join(" ")),
+        );
         let spec = SpawnSpec {
             argv: self.cfg.run.clone(),
             cwd: info.worktree.clone(),
@@ -302,7 +334,11 @@ impl Inner {
         };
         let (tx, rx) = watch::channel(None);
         let stopping = Arc::new(AtomicBool::new(false));
-        *lock(&rel.proc_) = Some(Proc { pgid, stopping: stopping.clone(), exited: rx.clone() });
+        *lock(&rel.proc_) = Some(Proc {
+            pgid,
+            stopping: stopping.clone(),
+            exited: rx.clone(),
+        });
         rel.set(|i| {
             i.port = port;
             i.started_at = util::now_string();
@@ -333,7 +369,10 @@ impl Inner {
 
     fn release_env(&self, info: &ReleaseInfo, port: Option<u16>) -> Vec<(String, String)> {
         let mut env = vec![
-            ("DATA_DIR".to_string(), info.data_dir.to_string_lossy().into_owned()),
+            (
+                "DATA_DIR".to_string(),
+                info.data_dir.to_string_lossy().into_owned(),
+            ),
             ("HOTFIX_RELEASE".to_string(), info.id.clone()),
             ("HOTFIX_SHA".to_string(), info.sha.clone()),
         ];
@@ -347,7 +386,11 @@ impl Inner {
         let uri = format!("http://127.0.0.1:{port}{}", self.cfg.health_path);
         let req = Request::get(uri)
             .header("user-agent", "hotfix-platform-health")
-            .body(Empty::new().map_err(|n: std::convert::Infallible| match n {}).boxed())
+            .body(
+                Empty::new()
+                    .map_err(|n: std::convert::Infallible| match n {})
+                    .boxed(),
+            )
             .map_err(|e| e.to_string())?;
         match tokio::time::timeout(limit, self.client.request(req)).await {
             Err(_) => Err(format!("no answer within {limit:?}")),
@@ -378,7 +421,9 @@ impl Inner {
         let mut last = String::from("never probed");
         loop {
             if let Some(how) = exited.borrow().clone() {
-                return Err(fail(format!("it exited ({how}) before {path} answered 2xx (last probe: {last})")));
+                return Err(fail(format!(
+                    "it exited ({how}) before {path} answered 2xx (last probe: {last})"
+                )));
             }
             if self.shutting_down.load(Ordering::SeqCst) {
                 return Err(PlatformError::ShuttingDown);
@@ -395,7 +440,8 @@ impl Inner {
                 Ok(s) => last = format!("HTTP {s}"),
                 Err(e) => last = e,
             }
-            let pause = Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now()));
+            let pause =
+                Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now()));
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 _ = exited.changed() => {}
@@ -415,8 +461,17 @@ impl Inner {
         if !matches!(info.state, ReleaseState::Live | ReleaseState::Warm) {
             return; // still starting: wait_healthy reports it
         }
-        log_line(&info.log_path, &format!("exited by itself while {:?}: {how}; not restarted", info.state));
-        eprintln!("hotfix platform: release {} ({}) crashed: {how}", info.id, info.sha);
+        log_line(
+            &info.log_path,
+            &format!(
+                "exited by itself while {:?}: {how}; not restarted",
+                info.state
+            ),
+        );
+        eprintln!(
+            "hotfix platform: release {} ({}) crashed: {how}",
+            info.id, info.sha
+        );
         rel.set(|i| {
             i.state = ReleaseState::Crashed;
             i.exit_status = Some(how.clone());
@@ -448,16 +503,21 @@ impl Inner {
 
     /// Stops a release's process group: SIGTERM, `stop_timeout`, SIGKILL.
     async fn stop_process(&self, rel: &Release) {
-        let Some(p) = lock(&rel.proc_).take() else { return };
+        let Some(p) = lock(&rel.proc_).take() else {
+            return;
+        };
         p.stopping.store(true, Ordering::SeqCst);
         let mut rx = p.exited.clone();
         if rx.borrow().is_none() {
             sys::kill_group(p.pgid, libc::SIGTERM);
             let timed_out =
-                tokio::time::timeout(self.cfg.stop_timeout, rx.wait_for(|v| v.is_some())).await.is_err();
+                tokio::time::timeout(self.cfg.stop_timeout, rx.wait_for(|v| v.is_some()))
+                    .await
+                    .is_err();
             if timed_out {
                 sys::kill_group(p.pgid, libc::SIGKILL);
-                let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|v| v.is_some())).await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|v| v.is_some()))
+                    .await;
             }
         }
         log_line(&rel.info().log_path, "stopped by the platform");
@@ -503,7 +563,10 @@ impl Inner {
 
     /// New production release for `sha`, started beside the current one; the
     /// proxy switches only once it is healthy; the old production stays warm.
-    pub async fn deploy_production(self: &Arc<Self>, rev: &str) -> Result<DeployOutcome, PlatformError> {
+    pub async fn deploy_production(
+        self: &Arc<Self>,
+        rev: &str,
+    ) -> Result<DeployOutcome, PlatformError> {
         let t0 = Instant::now();
         self.check_running()?;
         let sha = git::resolve_commit(&self.cfg.repo_root, rev).await?;
@@ -534,7 +597,10 @@ impl Inner {
             if let Some(p) = &old_prod {
                 if p.running() && !self.cfg.warm.is_zero() {
                     let until = util::now()
-                        .checked_add(jiff::SignedDuration::try_from(self.cfg.warm).unwrap_or(jiff::SignedDuration::MAX))
+                        .checked_add(
+                            jiff::SignedDuration::try_from(self.cfg.warm)
+                                .unwrap_or(jiff::SignedDuration::MAX),
+                        )
                         .unwrap_or(util::now());
                     p.set(|i| {
                         i.state = ReleaseState::Warm;
@@ -548,7 +614,10 @@ impl Inner {
             self.persist(&st);
             (old_prev, old_up, old_prod)
         };
-        eprintln!("hotfix platform: production is now {} ({sha})", rel.info().id);
+        eprintln!(
+            "hotfix platform: production is now {} ({sha})",
+            rel.info().id
+        );
         if let Some(prev) = old_prev {
             let me = self.clone();
             tokio::spawn(async move { me.discard(&prev).await });
@@ -569,7 +638,8 @@ impl Inner {
             let _g = me.prod_lock.lock().await;
             let still = {
                 let st = lock(&me.state);
-                st.previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &rel)) && rel.info().state == ReleaseState::Warm
+                st.previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &rel))
+                    && rel.info().state == ReleaseState::Warm
             };
             if still {
                 me.stop_process(&rel).await;
@@ -585,7 +655,10 @@ impl Inner {
     /// Switches production back to the previous release (or to `to_sha`).
     /// Warm previous: a proxy switch. Cold: restarted from its worktree. The
     /// release rolled back from is drained, stopped and discarded.
-    pub async fn rollback(self: &Arc<Self>, to: Option<&str>) -> Result<DeployOutcome, PlatformError> {
+    pub async fn rollback(
+        self: &Arc<Self>,
+        to: Option<&str>,
+    ) -> Result<DeployOutcome, PlatformError> {
         let t0 = Instant::now();
         self.check_running()?;
         let to_sha = match to {
@@ -606,7 +679,11 @@ impl Inner {
                 }
                 (Some(s), Some(p)) if p.info().sha == *s => (p, false),
                 (Some(s), _) => {
-                    if st.production.as_ref().is_some_and(|p| p.info().sha == *s && p.running()) {
+                    if st
+                        .production
+                        .as_ref()
+                        .is_some_and(|p| p.info().sha == *s && p.running())
+                    {
                         drop(st);
                         return self.outcome(false, t0);
                     }
@@ -638,13 +715,20 @@ impl Inner {
             });
             let old_up = self.proxy.switch(target.upstream());
             let bad = st.production.replace(target.clone());
-            if st.previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &target)) {
+            if st
+                .previous
+                .as_ref()
+                .is_some_and(|p| Arc::ptr_eq(p, &target))
+            {
                 st.previous = None;
             }
             self.persist(&st);
             (bad, old_up)
         };
-        eprintln!("hotfix platform: rolled production back to {}", target.info().id);
+        eprintln!(
+            "hotfix platform: rolled production back to {}",
+            target.info().id
+        );
         if let Some(bad) = bad {
             let me = self.clone();
             tokio::spawn(async move {
@@ -657,16 +741,22 @@ impl Inner {
 
     // ---------------------------------------------------------------- previews
 
-    pub async fn deploy_preview(self: &Arc<Self>, key: &str, rev: &str) -> Result<PreviewInfo, PlatformError> {
+    pub async fn deploy_preview(
+        self: &Arc<Self>,
+        key: &str,
+        rev: &str,
+    ) -> Result<PreviewInfo, PlatformError> {
         check_key(key)?;
         self.check_running()?;
         let sha = git::resolve_commit(&self.cfg.repo_root, rev).await?;
         let _g = self.preview_lock.lock().await;
         self.check_running()?;
-        if let Some(p) = lock(&self.state).previews.get(key) {
-            if p.info().sha == sha && p.running() && p.info().state == ReleaseState::Live {
-                return Ok(preview_info(key, p));
-            }
+        if let Some(p) = lock(&self.state).previews.get(key)
+            && p.info().sha == sha
+            && p.running()
+            && p.info().state == ReleaseState::Live
+        {
+            return Ok(preview_info(key, p));
         }
         let rel = self.new_release(ReleaseKind::Preview, Some(key), &sha);
         if let Err(e) = self.launch(&rel).await {
@@ -684,7 +774,10 @@ impl Inner {
         if let Some(old) = old {
             self.discard(&old).await;
         }
-        eprintln!("hotfix platform: preview {key} is {} ({sha})", rel.info().id);
+        eprintln!(
+            "hotfix platform: preview {key} is {} ({sha})",
+            rel.info().id
+        );
         Ok(preview_info(key, &rel))
     }
 
@@ -702,7 +795,9 @@ impl Inner {
                 self.discard(&old).await;
                 Ok(())
             }
-            None => Err(PlatformError::NotFound(format!("there is no preview `{key}`"))),
+            None => Err(PlatformError::NotFound(format!(
+                "there is no preview `{key}`"
+            ))),
         }
     }
 
@@ -715,7 +810,11 @@ impl Inner {
             recovering: self.recovering.load(Ordering::SeqCst),
             production: st.production.as_ref().map(|p| p.info()),
             previous: st.previous.as_ref().map(|p| p.info()),
-            previews: st.previews.iter().map(|(k, r)| preview_info(k, r)).collect(),
+            previews: st
+                .previews
+                .iter()
+                .map(|(k, r)| preview_info(k, r))
+                .collect(),
             crashed: st.crashed.iter().cloned().collect(),
         }
     }
@@ -730,12 +829,16 @@ impl Inner {
         let _v = self.preview_lock.lock().await;
         // Leftovers of a platform killed with -9 (its direct children died with
         // it, but anything they forked may not have).
-        let all = saved.production.iter().chain(saved.previous.iter()).chain(saved.previews.values());
+        let all = saved
+            .production
+            .iter()
+            .chain(saved.previous.iter())
+            .chain(saved.previews.values());
         for r in all {
-            if let Some(pgid) = r.pgid {
-                if group_is_ours(pgid, &self.paths.releases()) {
-                    sys::kill_group(pgid, libc::SIGKILL);
-                }
+            if let Some(pgid) = r.pgid
+                && group_is_ours(pgid, &self.paths.releases())
+            {
+                sys::kill_group(pgid, libc::SIGKILL);
             }
         }
         let restore = |p: &Persisted| {
@@ -758,7 +861,8 @@ impl Inner {
                     eprintln!("hotfix platform: could not bring production back: {e}");
                     rel.set(|i| {
                         i.state = ReleaseState::Crashed;
-                        i.exit_status = Some(format!("did not come back after a platform restart: {e}"));
+                        i.exit_status =
+                            Some(format!("did not come back after a platform restart: {e}"));
                     });
                     self.proxy.switch(Upstream {
                         port: None,
@@ -777,7 +881,11 @@ impl Inner {
         if let Some(p) = &saved.previous {
             let rel = restore(p);
             let warm = p.info.state == ReleaseState::Warm
-                && p.info.warm_until.as_deref().and_then(|w| w.parse::<jiff::Timestamp>().ok()).is_some_and(|w| w > util::now());
+                && p.info
+                    .warm_until
+                    .as_deref()
+                    .and_then(|w| w.parse::<jiff::Timestamp>().ok())
+                    .is_some_and(|w| w > util::now());
             rel.set(|i| i.state = ReleaseState::Cold);
             lock(&self.state).previous = Some(rel.clone());
             if warm && self.launch(&rel).await.is_ok() {
@@ -808,7 +916,8 @@ impl Inner {
                 Ok(_) => rel.set(|i| i.state = ReleaseState::Live),
                 Err(e) => rel.set(|i| {
                     i.state = ReleaseState::Crashed;
-                    i.exit_status = Some(format!("did not come back after a platform restart: {e}"));
+                    i.exit_status =
+                        Some(format!("did not come back after a platform restart: {e}"));
                 }),
             }
             self.persist_now();
@@ -837,7 +946,11 @@ pub(crate) fn no_production() -> Upstream {
 
 fn preview_info(key: &str, rel: &Release) -> PreviewInfo {
     let release = rel.info();
-    PreviewInfo { key: key.to_string(), url: format!("http://127.0.0.1:{}", release.port), release }
+    PreviewInfo {
+        key: key.to_string(),
+        url: format!("http://127.0.0.1:{}", release.port),
+        release,
+    }
 }
 
 /// Preview keys name directories and URLs: `HF-3`, `pr-12`, `hotfix_pdf`.
@@ -845,7 +958,9 @@ fn check_key(key: &str) -> Result<(), PlatformError> {
     let ok = !key.is_empty()
         && key.len() <= 64
         && !key.starts_with(['.', '-'])
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if ok {
         Ok(())
     } else {

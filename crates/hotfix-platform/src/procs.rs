@@ -52,13 +52,20 @@ impl Spawner {
                 }
             })
             .map_err(|e| PlatformError::io("cannot start the spawner thread", e))?;
-        Ok(Spawner { tx, groups: Arc::new(Mutex::new(HashSet::new())) })
+        Ok(Spawner {
+            tx,
+            groups: Arc::new(Mutex::new(HashSet::new())),
+        })
     }
 
     /// Spawns `spec` in its own process group; returns the child (its pid is
     /// the group id).
     pub async fn spawn(&self, spec: SpawnSpec) -> Result<Child, PlatformError> {
-        let what = format!("cannot start `{}` in {}", spec.argv.join(" "), spec.cwd.display());
+        let what = format!(
+            "cannot start `{}` in {}",
+            spec.argv.join(" "),
+            spec.cwd.display()
+        );
         let (reply, rx) = oneshot::channel();
         self.tx
             .send((spec, reply))
@@ -95,7 +102,8 @@ impl Spawner {
             sys::kill_group(*g, libc::SIGTERM);
         }
         let deadline = tokio::time::Instant::now() + grace;
-        while tokio::time::Instant::now() < deadline && groups.iter().any(|g| sys::group_alive(*g)) {
+        while tokio::time::Instant::now() < deadline && groups.iter().any(|g| sys::group_alive(*g))
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         for g in &groups {
@@ -105,9 +113,15 @@ impl Spawner {
 }
 
 fn spawn_now(spec: &SpawnSpec, platform_pid: u32) -> std::io::Result<Child> {
-    let log = fs::OpenOptions::new().create(true).append(true).open(&spec.log)?;
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log)?;
     let Some((prog, args)) = spec.argv.split_first() else {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "empty command",
+        ));
     };
     let mut cmd = tokio::process::Command::new(resolve_program(prog, &spec.cwd));
     cmd.args(args)
@@ -125,7 +139,11 @@ fn spawn_now(spec: &SpawnSpec, platform_pid: u32) -> std::io::Result<Child> {
 /// the platform's own working directory is.
 fn resolve_program(prog: &str, cwd: &Path) -> PathBuf {
     let p = Path::new(prog);
-    if p.is_relative() && prog.contains('/') { cwd.join(p) } else { p.to_path_buf() }
+    if p.is_relative() && prog.contains('/') {
+        cwd.join(p)
+    } else {
+        p.to_path_buf()
+    }
 }
 
 /// How a process ended, the way a person reads it.
@@ -166,9 +184,15 @@ pub(crate) async fn run_to_end(
     let out = match res {
         Ok(status) => {
             let ok = matches!(&status, Ok(s) if s.success());
-            if ok { Ok(()) } else { Err(format!("`{shown}` failed: {}", describe_exit(&status))) }
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("`{shown}` failed: {}", describe_exit(&status)))
+            }
         }
-        Err(_) => Err(format!("`{shown}` did not finish within {timeout:?}; it was killed")),
+        Err(_) => Err(format!(
+            "`{shown}` did not finish within {timeout:?}; it was killed"
+        )),
     };
     if let Some(g) = pgid {
         // Whatever the build left running (daemons, a hung step) goes with it.

@@ -49,14 +49,21 @@ pub(crate) fn http_client() -> HttpClient {
 }
 
 pub(crate) fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<ProxyBody> {
-    let mut r = Response::new(Full::new(body.into()).map_err(|n: Infallible| match n {}).boxed());
+    let mut r = Response::new(
+        Full::new(body.into())
+            .map_err(|n: Infallible| match n {})
+            .boxed(),
+    );
     *r.status_mut() = status;
     r
 }
 
 impl Proxy {
     pub fn new(client: HttpClient, initial: Upstream) -> Proxy {
-        Proxy { current: RwLock::new(Arc::new(initial)), client }
+        Proxy {
+            current: RwLock::new(Arc::new(initial)),
+            client,
+        }
     }
 
     pub fn current(&self) -> Arc<Upstream> {
@@ -75,7 +82,11 @@ impl Proxy {
         }
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<ProxyBody> {
         let (parts, body) = req.into_parts();
         // Only bodiless requests can be replayed if the upstream refuses the
         // connection (it may be crashing; a retry sees the newest upstream).
@@ -86,11 +97,16 @@ impl Proxy {
             attempt += 1;
             let up = self.current();
             let Some(port) = up.port else {
-                return full(StatusCode::SERVICE_UNAVAILABLE, format!("hotfix platform: {}\n", up.note));
+                return full(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("hotfix platform: {}\n", up.note),
+                );
             };
             let b = match body.take() {
                 Some(b) => b,
-                None => Full::new(Bytes::new()).map_err(|n: Infallible| match n {}).boxed(),
+                None => Full::new(Bytes::new())
+                    .map_err(|n: Infallible| match n {})
+                    .boxed(),
             };
             let out = build_upstream_request(&parts, b, port, peer);
             match self.client.request(out).await {
@@ -129,7 +145,11 @@ fn build_upstream_request(
     port: u16,
     peer: SocketAddr,
 ) -> Request<ProxyBody> {
-    let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = match format!("http://127.0.0.1:{port}{pq}").parse() {
@@ -139,7 +159,8 @@ fn build_upstream_request(
     *req.headers_mut() = parts.headers.clone();
     strip_hop_headers(req.headers_mut());
     if let Ok(v) = HeaderValue::from_str(&peer.ip().to_string()) {
-        req.headers_mut().append(HeaderName::from_static("x-forwarded-for"), v);
+        req.headers_mut()
+            .append(HeaderName::from_static("x-forwarded-for"), v);
     }
     req
 }
@@ -161,7 +182,11 @@ fn strip_hop_headers(h: &mut hyper::HeaderMap) {
 
 /// Accepts connections until `shutdown` flips to true, then lets open
 /// connections finish their current request.
-pub(crate) async fn serve(proxy: Arc<Proxy>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    proxy: Arc<Proxy>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {

@@ -110,9 +110,13 @@ impl Default for RouteFile {
 pub fn load_routes(dir: &Path) -> Result<RouteFile, PlatformError> {
     let path = dir.join(ROUTES_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| PlatformError::Config(format!("{}: {e}", path.display()))),
+        Ok(text) => toml::from_str(&text)
+            .map_err(|e| PlatformError::Config(format!("{}: {e}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RouteFile::default()),
-        Err(e) => Err(PlatformError::io(format!("cannot read {}", path.display()), e)),
+        Err(e) => Err(PlatformError::io(
+            format!("cannot read {}", path.display()),
+            e,
+        )),
     }
 }
 
@@ -127,12 +131,20 @@ pub fn serve(port: u16, dir: &Path) -> Result<(), PlatformError> {
     let dir = dir.to_path_buf();
     rt.block_on(async move {
         if routes.startup_delay_ms > 0 {
-            println!("sample-service: starting slowly ({} ms)", routes.startup_delay_ms);
+            println!(
+                "sample-service: starting slowly ({} ms)",
+                routes.startup_delay_ms
+            );
             tokio::time::sleep(Duration::from_millis(routes.startup_delay_ms)).await;
         }
         let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
             .await
-            .map_err(|e| PlatformError::io(format!("sample-service: cannot listen on 127.0.0.1:{port}"), e))?;
+            .map_err(|e| {
+                PlatformError::io(
+                    format!("sample-service: cannot listen on 127.0.0.1:{port}"),
+                    e,
+                )
+            })?;
         println!(
             "sample-service: pid {} listening on 127.0.0.1:{port} with {} route(s) from {}",
             std::process::id(),
@@ -143,13 +155,17 @@ pub fn serve(port: u16, dir: &Path) -> Result<(), PlatformError> {
             let code = routes.crash_exit_code;
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
-                println!("sample-service: crashing as told (crash_after_ms = {ms}, exit code {code})");
+                println!(
+                    "sample-service: crashing as told (crash_after_ms = {ms}, exit code {code})"
+                );
                 std::process::exit(code);
             });
         }
         let dir = Arc::new(dir);
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let routes = routes.clone();
             let dir = dir.clone();
@@ -167,7 +183,12 @@ pub fn serve(port: u16, dir: &Path) -> Result<(), PlatformError> {
     })
 }
 
-async fn answer<B>(routes: &RouteFile, dir: &Path, port: u16, req: Request<B>) -> Response<Full<Bytes>> {
+async fn answer<B>(
+    routes: &RouteFile,
+    dir: &Path,
+    port: u16,
+    req: Request<B>,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let method = req.method().as_str().to_string();
     let (status, body, ctype) = if path == "/__sample/info" {
@@ -180,18 +201,26 @@ async fn answer<B>(routes: &RouteFile, dir: &Path, port: u16, req: Request<B>) -
             "sha": std::env::var("HOTFIX_SHA").ok(),
         });
         (200, info.to_string(), "application/json".to_string())
-    } else if let Some(r) = routes
-        .routes
-        .iter()
-        .find(|r| r.path == path && r.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(&method)))
-    {
+    } else if let Some(r) = routes.routes.iter().find(|r| {
+        r.path == path
+            && r.method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(&method))
+    }) {
         if r.delay_ms > 0 {
             tokio::time::sleep(Duration::from_millis(r.delay_ms)).await;
         }
-        let ct = r.content_type.clone().unwrap_or_else(|| "text/plain; charset=utf-8".into());
+        let ct = r
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "text/plain; charset=utf-8".into());
         (r.status, r.body.clone(), ct)
     } else {
-        (404, format!("no route for {path}\n"), "text/plain; charset=utf-8".into())
+        (
+            404,
+            format!("no route for {path}\n"),
+            "text/plain; charset=utf-8".into(),
+        )
     };
     if routes.log_requests {
         println!("sample-service: {method} {path} -> {status}");

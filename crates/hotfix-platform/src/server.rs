@@ -17,6 +17,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::PlatformError;
 use crate::config::PlatformConfig;
 use crate::paths::Paths;
 use crate::platform::{Inner, StateFile, no_production};
@@ -24,7 +25,6 @@ use crate::procs::Spawner;
 use crate::proxy::{self, Proxy, ProxyBody, full};
 use crate::types::{ApiError, ControlInfo, DeployRequest, RollbackRequest};
 use crate::util;
-use crate::PlatformError;
 
 /// Runs the platform in the calling thread until `POST /v1/shutdown`, SIGINT,
 /// SIGTERM or SIGHUP; then stops every release it started. Builds its own
@@ -50,7 +50,10 @@ fn read_state(paths: &Paths) -> Result<StateFile, PlatformError> {
             detail: e.to_string(),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StateFile::default()),
-        Err(e) => Err(PlatformError::io(format!("cannot read {}", paths.state().display()), e)),
+        Err(e) => Err(PlatformError::io(
+            format!("cannot read {}", paths.state().display()),
+            e,
+        )),
     }
 }
 
@@ -58,7 +61,8 @@ async fn serve(cfg: PlatformConfig) -> Result<(), PlatformError> {
     let paths = Paths::new(&cfg.state_dir);
     util::private_dir(&paths.root)?;
     for d in [paths.releases(), paths.logs(), paths.data()] {
-        fs::create_dir_all(&d).map_err(|e| PlatformError::io(format!("cannot create {}", d.display()), e))?;
+        fs::create_dir_all(&d)
+            .map_err(|e| PlatformError::io(format!("cannot create {}", d.display()), e))?;
     }
     // One platform per state directory. The lock dies with the process, so a
     // kill -9 never leaves a stale lock behind.
@@ -69,8 +73,13 @@ async fn serve(cfg: PlatformConfig) -> Result<(), PlatformError> {
         .open(paths.lock())
         .map_err(|e| PlatformError::io(format!("cannot open {}", paths.lock().display()), e))?;
     if lock_file.try_lock().is_err() {
-        let pid = crate::client::read_control(&paths.root).map(|c| c.pid).unwrap_or(0);
-        return Err(PlatformError::AlreadyRunning { state_dir: paths.root.clone(), pid });
+        let pid = crate::client::read_control(&paths.root)
+            .map(|c| c.pid)
+            .unwrap_or(0);
+        return Err(PlatformError::AlreadyRunning {
+            state_dir: paths.root.clone(),
+            pid,
+        });
     }
 
     let saved = read_state(&paths)?;
@@ -120,16 +129,41 @@ async fn serve(cfg: PlatformConfig) -> Result<(), PlatformError> {
     }
     let spawner = Spawner::new(tokio::runtime::Handle::current())?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let inner = Inner::new(cfg, paths.clone(), proxy.clone(), proxy_port, token, client, spawner, &saved, shutdown_tx);
+    let inner = Inner::new(
+        cfg,
+        paths.clone(),
+        proxy.clone(),
+        proxy_port,
+        token,
+        client,
+        spawner,
+        &saved,
+        shutdown_tx,
+    );
 
     tokio::spawn(proxy::serve(proxy, proxy_listener, shutdown_rx.clone()));
-    tokio::spawn(serve_control(inner.clone(), control_listener, shutdown_rx.clone()));
+    tokio::spawn(serve_control(
+        inner.clone(),
+        control_listener,
+        shutdown_rx.clone(),
+    ));
 
-    let info = ControlInfo { port: control_port, pid: std::process::id(), proxy_port, started_at: util::now_string() };
-    let json = serde_json::to_vec_pretty(&info)
-        .map_err(|e| PlatformError::Json { context: "control.json".into(), detail: e.to_string() })?;
+    let info = ControlInfo {
+        port: control_port,
+        pid: std::process::id(),
+        proxy_port,
+        started_at: util::now_string(),
+    };
+    let json = serde_json::to_vec_pretty(&info).map_err(|e| PlatformError::Json {
+        context: "control.json".into(),
+        detail: e.to_string(),
+    })?;
     util::atomic_write(&paths.control(), &json, 0o600)?;
-    util::atomic_write(&paths.pid(), format!("{}\n", std::process::id()).as_bytes(), 0o600)?;
+    util::atomic_write(
+        &paths.pid(),
+        format!("{}\n", std::process::id()).as_bytes(),
+        0o600,
+    )?;
     eprintln!(
         "hotfix platform: pid {}, production on {}, control API on 127.0.0.1:{control_port}",
         std::process::id(),
@@ -157,7 +191,11 @@ async fn serve(cfg: PlatformConfig) -> Result<(), PlatformError> {
 async fn wait_for_stop(mut shutdown: watch::Receiver<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut sigs = Vec::new();
-    for k in [SignalKind::interrupt(), SignalKind::terminate(), SignalKind::hangup()] {
+    for k in [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ] {
         if let Ok(s) = signal(k) {
             sigs.push(s);
         }
@@ -166,7 +204,9 @@ async fn wait_for_stop(mut shutdown: watch::Receiver<bool>) {
         if sigs.is_empty() {
             return std::future::pending::<()>().await;
         }
-        let futs = sigs.iter_mut().map(|s| Box::pin(async move { s.recv().await }));
+        let futs = sigs
+            .iter_mut()
+            .map(|s| Box::pin(async move { s.recv().await }));
         let _ = futures_select_all(futs.collect()).await;
     };
     tokio::select! {
@@ -188,7 +228,11 @@ async fn futures_select_all<F: std::future::Future + Unpin>(mut futs: Vec<F>) {
     .await
 }
 
-async fn serve_control(inner: Arc<Inner>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+async fn serve_control(
+    inner: Arc<Inner>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r {
@@ -214,8 +258,10 @@ fn json<T: Serialize>(status: StatusCode, v: &T) -> Response<ProxyBody> {
     match serde_json::to_vec(v) {
         Ok(b) => {
             let mut r = full(status, b);
-            r.headers_mut()
-                .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
             r
         }
         Err(e) => full(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -224,12 +270,22 @@ fn json<T: Serialize>(status: StatusCode, v: &T) -> Response<ProxyBody> {
 
 fn error(e: &PlatformError) -> Response<ProxyBody> {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json(status, &ApiError { error: e.to_string(), kind: e.kind().into() })
+    json(
+        status,
+        &ApiError {
+            error: e.to_string(),
+            kind: e.kind().into(),
+        },
+    )
 }
 
 fn authorized(inner: &Inner, req: &Request<Incoming>) -> bool {
-    let Some(v) = req.headers().get(hyper::header::AUTHORIZATION) else { return false };
-    let Some(given) = v.as_bytes().strip_prefix(b"Bearer ") else { return false };
+    let Some(v) = req.headers().get(hyper::header::AUTHORIZATION) else {
+        return false;
+    };
+    let Some(given) = v.as_bytes().strip_prefix(b"Bearer ") else {
+        return false;
+    };
     util::constant_time_eq(given, inner.token.as_bytes())
 }
 
@@ -245,7 +301,8 @@ async fn body_json<T: serde::de::DeserializeOwned + Default>(
     if bytes.iter().all(u8::is_ascii_whitespace) && !required {
         return Ok(T::default());
     }
-    serde_json::from_slice(&bytes).map_err(|e| PlatformError::Invalid(format!("bad JSON body: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| PlatformError::Invalid(format!("bad JSON body: {e}")))
 }
 
 /// Runs `fut` in its own task: a client that hangs up mid-deploy must not
@@ -253,14 +310,19 @@ async fn body_json<T: serde::de::DeserializeOwned + Default>(
 async fn detached<T: Send + 'static>(
     fut: impl std::future::Future<Output = Result<T, PlatformError>> + Send + 'static,
 ) -> Result<T, PlatformError> {
-    tokio::spawn(fut)
-        .await
-        .unwrap_or_else(|e| Err(PlatformError::Api { status: 500, message: format!("the operation failed: {e}") }))
+    tokio::spawn(fut).await.unwrap_or_else(|e| {
+        Err(PlatformError::Api {
+            status: 500,
+            message: format!("the operation failed: {e}"),
+        })
+    })
 }
 
 async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ProxyBody> {
     if !authorized(&inner, &req) {
-        return error(&PlatformError::Unauthorized("missing or wrong `Authorization: Bearer <token>`".into()));
+        return error(&PlatformError::Unauthorized(
+            "missing or wrong `Authorization: Bearer <token>`".into(),
+        ));
     }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -305,7 +367,9 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ProxyBody
             let st = inner.status();
             match st.previews.into_iter().find(|p| p.key == *key) {
                 Some(p) => json(StatusCode::OK, &p),
-                None => error(&PlatformError::NotFound(format!("there is no preview `{key}`"))),
+                None => error(&PlatformError::NotFound(format!(
+                    "there is no preview `{key}`"
+                ))),
             }
         }
         (Method::DELETE, ["v1", "previews", key]) => {
@@ -321,6 +385,8 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ProxyBody
             let _ = inner.shutdown_tx.send(true);
             json(StatusCode::ACCEPTED, &serde_json::json!({"stopping": true}))
         }
-        (m, _) => error(&PlatformError::NotFound(format!("no such endpoint: {m} {path}"))),
+        (m, _) => error(&PlatformError::NotFound(format!(
+            "no such endpoint: {m} {path}"
+        ))),
     }
 }

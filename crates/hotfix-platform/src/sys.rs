@@ -9,7 +9,9 @@ use std::io;
 /// "every process we may signal".
 #[allow(unsafe_code)]
 pub(crate) fn kill_group(pgid: u32, sig: i32) -> bool {
-    let Ok(pgid) = i32::try_from(pgid) else { return false };
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return false;
+    };
     if pgid <= 1 {
         return false;
     }
@@ -21,7 +23,9 @@ pub(crate) fn kill_group(pgid: u32, sig: i32) -> bool {
 /// Sends `sig` to one process.
 #[allow(unsafe_code)]
 pub(crate) fn kill_pid(pid: u32, sig: i32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
     if pid <= 1 {
         return false;
     }
@@ -39,7 +43,9 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             Ok(stat) => {
                 // `pid (comm) S ...`: the state follows the last `)`.
-                let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next());
+                let state = stat
+                    .rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().chars().next());
                 !matches!(state, Some(Some('Z' | 'X')))
             }
             Err(_) => false,
@@ -72,7 +78,14 @@ pub(crate) fn make_child_of_platform(cmd: &mut tokio::process::Command, parent: 
         // _exit(2) are, and it allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
                     return Err(io::Error::last_os_error());
                 }
                 if libc::getppid() != parent {

@@ -20,11 +20,16 @@ pub(crate) fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), P
         .mode(mode)
         .open(&tmp)
         .map_err(|e| PlatformError::io(ctx("create"), e))?;
-    f.write_all(bytes).map_err(|e| PlatformError::io(ctx("write"), e))?;
-    f.sync_all().map_err(|e| PlatformError::io(ctx("sync"), e))?;
+    f.write_all(bytes)
+        .map_err(|e| PlatformError::io(ctx("write"), e))?;
+    f.sync_all()
+        .map_err(|e| PlatformError::io(ctx("sync"), e))?;
     drop(f);
     fs::rename(&tmp, path).map_err(|e| {
-        PlatformError::io(format!("cannot move {} to {}", tmp.display(), path.display()), e)
+        PlatformError::io(
+            format!("cannot move {} to {}", tmp.display(), path.display()),
+            e,
+        )
     })
 }
 

@@ -14,7 +14,9 @@ fn main() -> ExitCode {
             "--port" => port = args.next(),
             "--dir" => dir = args.next().map(PathBuf::from),
             other => {
-                eprintln!("hotfix-sample-service: unknown argument `{other}`; usage: [--port N] [--dir D]");
+                eprintln!(
+                    "hotfix-sample-service: unknown argument `{other}`; usage: [--port N] [--dir D]"
+                );
                 return ExitCode::from(2);
             }
         }
