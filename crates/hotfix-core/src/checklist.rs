@@ -19,10 +19,22 @@ pub struct Item {
 pub const KEYS: [(&str, &str, bool); 8] = [
     ("fix_verified", "Fix verified working in production", true),
     ("backported", "Hotfix backported to develop branch", true),
-    ("incident_log", "Incident log updated with resolution", false),
+    (
+        "incident_log",
+        "Incident log updated with resolution",
+        false,
+    ),
     ("status_page", "Status page updated (if applicable)", false),
-    ("postmortem_scheduled", "Post-mortem scheduled (within 24 hours)", true),
-    ("monitoring_reviewed", "Monitoring thresholds reviewed", false),
+    (
+        "postmortem_scheduled",
+        "Post-mortem scheduled (within 24 hours)",
+        true,
+    ),
+    (
+        "monitoring_reviewed",
+        "Monitoring thresholds reviewed",
+        false,
+    ),
     ("docs_updated", "Documentation updated if needed", false),
     ("team_notified", "Team notified of resolution", false),
 ];
@@ -66,13 +78,18 @@ pub fn check_tick(key: &str) -> Result<(), TickError> {
     match KEYS.iter().find(|(k, _, _)| *k == key) {
         None => Err(TickError::Unknown(
             key.to_string(),
-            KEYS.iter().map(|(k, _, _)| *k).collect::<Vec<_>>().join(", "),
+            KEYS.iter()
+                .map(|(k, _, _)| *k)
+                .collect::<Vec<_>>()
+                .join(", "),
         )),
         Some((k, _, true)) => Err(TickError::Automatic(
             k.to_string(),
             match *k {
                 "fix_verified" => "production passed its health watch after the last deploy",
-                "backported" => "the hotfix is reachable from the remote's develop: run `hotfix backport`",
+                "backported" => {
+                    "the hotfix is reachable from the remote's develop: run `hotfix backport`"
+                }
                 _ => "run `hotfix postmortem`",
             },
         )),

@@ -151,7 +151,9 @@ fn default_status() -> u16 {
 
 impl HttpCheck {
     pub fn label(&self) -> String {
-        self.name.clone().unwrap_or_else(|| format!("GET {}", self.path))
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("GET {}", self.path))
     }
 }
 

@@ -29,9 +29,7 @@ impl FromStr for HumanDuration {
         let mut total = Duration::ZERO;
         let mut rest = t;
         while !rest.is_empty() {
-            let n_end = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .ok_or_else(bad)?;
+            let n_end = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
             if n_end == 0 {
                 return Err(bad());
             }

@@ -98,8 +98,15 @@ pub fn ship_refusals(s: &IncidentState, cfg: &Config) -> Vec<Refusal> {
     if s.rollback.is_some() {
         out.push(refusal(
             "rolled_back",
-            format!("{} was rolled back: {}", s.id, s.rollback.as_ref().map(|r| r.reason.as_str()).unwrap_or("")),
-            format!("start a new attempt with `hotfix start NAME --severity {} --incident {}`", s.severity, s.id),
+            format!(
+                "{} was rolled back: {}",
+                s.id,
+                s.rollback.as_ref().map(|r| r.reason.as_str()).unwrap_or("")
+            ),
+            format!(
+                "start a new attempt with `hotfix start NAME --severity {} --incident {}`",
+                s.severity, s.id
+            ),
         ));
         return out;
     }
@@ -121,10 +128,21 @@ pub fn ship_refusals(s: &IncidentState, cfg: &Config) -> Vec<Refusal> {
     if (p.smoke || p.area_checks) && !s.smoke_passed_on_head() {
         let what = match &s.smoke {
             Some((sha, false, checks)) if sha == head => {
-                let failed: Vec<_> = checks.iter().filter(|c| !c.ok).map(|c| c.name.clone()).collect();
-                format!("smoke checks failed on {}: {}", short(head), failed.join(", "))
+                let failed: Vec<_> = checks
+                    .iter()
+                    .filter(|c| !c.ok)
+                    .map(|c| c.name.clone())
+                    .collect();
+                format!(
+                    "smoke checks failed on {}: {}",
+                    short(head),
+                    failed.join(", ")
+                )
             }
-            _ => format!("smoke checks have not passed on a preview of the current head {}", short(head)),
+            _ => format!(
+                "smoke checks have not passed on a preview of the current head {}",
+                short(head)
+            ),
         };
         out.push(refusal("no_smoke", what, "fix and run `hotfix push` again"));
     }
@@ -152,13 +170,23 @@ pub fn ship_refusals(s: &IncidentState, cfg: &Config) -> Vec<Refusal> {
             missing.join(" and ")
         );
         if !stale.is_empty() {
-            let names: Vec<String> = stale.iter().map(|a| format!("{} (on {})", a.by, short(&a.sha))).collect();
-            msg.push_str(&format!("; stale after the last push: {}", names.join(", ")));
+            let names: Vec<String> = stale
+                .iter()
+                .map(|a| format!("{} (on {})", a.by, short(&a.sha)))
+                .collect();
+            msg.push_str(&format!(
+                "; stale after the last push: {}",
+                names.join(", ")
+            ));
         }
         out.push(refusal(
             "approvals",
             msg,
-            format!("ask for `hotfix approve {} --as PERSON` on head {}", s.id, short(head)),
+            format!(
+                "ask for `hotfix approve {} --as PERSON` on head {}",
+                s.id,
+                short(head)
+            ),
         ));
     }
     if !s.wide_diff_allowed {
@@ -209,10 +237,18 @@ pub enum ApproveCheck {
 /// May `who` approve this incident now?
 pub fn check_approve(s: &IncidentState, cfg: &Config, who: &str) -> Result<ApproveCheck, Refusal> {
     if s.is_closed() {
-        return Err(refusal("closed", format!("{} is closed", s.id), "nothing to approve"));
+        return Err(refusal(
+            "closed",
+            format!("{} is closed", s.id),
+            "nothing to approve",
+        ));
     }
     if s.merge_sha.is_some() {
-        return Err(refusal("merged", format!("{} is already merged", s.id), "nothing to approve"));
+        return Err(refusal(
+            "merged",
+            format!("{} is already merged", s.id),
+            "nothing to approve",
+        ));
     }
     if s.rollback.is_some() {
         return Err(refusal(
@@ -235,18 +271,26 @@ pub fn check_approve(s: &IncidentState, cfg: &Config, who: &str) -> Result<Appro
     } else {
         return Err(refusal(
             "not_an_approver",
-            format!("{who} may not approve: only the tech leads and reviewers in hotfix.toml [team] may"),
+            format!(
+                "{who} may not approve: only the tech leads and reviewers in hotfix.toml [team] may"
+            ),
             "ask a tech lead, or add the person to [team] in hotfix.toml",
         ));
     };
     if s.non_approvers().contains(&who.to_ascii_lowercase()) {
         return Err(refusal(
             "self_approval",
-            format!("{who} may not approve {}: nobody approves their own hotfix (started it or authored a commit)", s.id),
+            format!(
+                "{who} may not approve {}: nobody approves their own hotfix (started it or authored a commit)",
+                s.id
+            ),
             "ask a tech lead who did not work on the fix",
         ));
     }
-    if s.fresh_approvals().iter().any(|a| a.by.eq_ignore_ascii_case(who)) {
+    if s.fresh_approvals()
+        .iter()
+        .any(|a| a.by.eq_ignore_ascii_case(who))
+    {
         return Ok(ApproveCheck::AlreadyApproved);
     }
     let _ = head;

@@ -26,7 +26,9 @@ pub fn next_action(s: &IncidentState, policy: &Policy) -> String {
         },
         Phase::Deployed => {
             if s.backport_conflict.is_some() {
-                format!("resolve the backport conflicts, then `hotfix backport {id} --continue` (or `--abort`)")
+                format!(
+                    "resolve the backport conflicts, then `hotfix backport {id} --continue` (or `--abort`)"
+                )
             } else {
                 format!("backport to develop (don't forget this step!): `hotfix backport {id}`")
             }

@@ -43,17 +43,33 @@ pub fn message_for(
     let text = match kind {
         EventKind::Declared { branch, .. } => format!(
             ":rotating_light: {id} [{sev}] hotfix started: {what}. Branch `{}`.",
-            if s.security { "hotfix/…" } else { branch.as_str() }
+            if s.security {
+                "hotfix/…"
+            } else {
+                branch.as_str()
+            }
         ),
         EventKind::AttemptStarted { attempt, .. } => {
-            format!(":rotating_light: {id} [{sev}] new hotfix attempt #{attempt} after rollback: {what}.")
+            format!(
+                ":rotating_light: {id} [{sev}] new hotfix attempt #{attempt} after rollback: {what}."
+            )
         }
-        EventKind::PrOpened { number, .. } => format!(":git-pull-request: {id} PR #{number} opened: [HOTFIX] {what}."),
-        EventKind::SmokePassed { .. } => format!(":white_check_mark: {id} preview passed its smoke checks; waiting for approval."),
+        EventKind::PrOpened { number, .. } => {
+            format!(":git-pull-request: {id} PR #{number} opened: [HOTFIX] {what}.")
+        }
+        EventKind::SmokePassed { .. } => format!(
+            ":white_check_mark: {id} preview passed its smoke checks; waiting for approval."
+        ),
         EventKind::SmokeFailed { .. } => format!(":x: {id} preview failed its smoke checks."),
-        EventKind::Approved { by, role, .. } => format!(":+1: {id} approved by {by} ({}).", role.label()),
-        EventKind::Merged { .. } => format!(":merged: {id} merged to main; deploying to production."),
-        EventKind::HealthPassed { .. } => format!(":tada: {id} fix deployed; production healthy. {what} resolved."),
+        EventKind::Approved { by, role, .. } => {
+            format!(":+1: {id} approved by {by} ({}).", role.label())
+        }
+        EventKind::Merged { .. } => {
+            format!(":merged: {id} merged to main; deploying to production.")
+        }
+        EventKind::HealthPassed { .. } => {
+            format!(":tada: {id} fix deployed; production healthy. {what} resolved.")
+        }
         EventKind::HealthFailed { reason, .. } => {
             if s.security {
                 format!(":warning: {id} production unhealthy after deploy.")
@@ -61,23 +77,33 @@ pub fn message_for(
                 format!(":warning: {id} production unhealthy after deploy: {reason}")
             }
         }
-        EventKind::Backported { .. } => format!(":arrows_counterclockwise: {id} backported to develop."),
-        EventKind::RolledBack { reason, automatic, .. } => {
-            let how = if *automatic { "automatically rolled back" } else { "rolled back" };
+        EventKind::Backported { .. } => {
+            format!(":arrows_counterclockwise: {id} backported to develop.")
+        }
+        EventKind::RolledBack {
+            reason, automatic, ..
+        } => {
+            let how = if *automatic {
+                "automatically rolled back"
+            } else {
+                "rolled back"
+            };
             if s.security {
                 format!(":rewind: {id} {how}; merge reverted.")
             } else {
                 format!(":rewind: {id} {how}: {reason}. Merge reverted on main.")
             }
         }
-        EventKind::PostmortemScheduled { due, .. } => format!(":calendar: {id} post-mortem scheduled, due by {due}."),
+        EventKind::PostmortemScheduled { due, .. } => {
+            format!(":calendar: {id} post-mortem scheduled, due by {due}.")
+        }
         EventKind::Closed => format!(":lock: {id} closed."),
         _ => return None,
     };
     let mentions = match kind {
-        EventKind::Declared { .. } | EventKind::AttemptStarted { .. } | EventKind::RolledBack { .. } => {
-            tech_leads.to_vec()
-        }
+        EventKind::Declared { .. }
+        | EventKind::AttemptStarted { .. }
+        | EventKind::RolledBack { .. } => tech_leads.to_vec(),
         _ => vec![],
     };
     Some(Message {

@@ -13,7 +13,9 @@ use crate::notify::Message;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Someone else appended first; re-read and decide again.
-    #[error("{incident} changed while this command ran (expected version {expected}, found {actual})")]
+    #[error(
+        "{incident} changed while this command ran (expected version {expected}, found {actual})"
+    )]
     Conflict {
         incident: IncidentId,
         expected: u64,
@@ -100,7 +102,9 @@ pub struct NewPr {
 #[derive(Debug, thiserror::Error)]
 pub enum ForgeError {
     /// The branch moved since it was tested (GitHub's `sha` guard, 409).
-    #[error("the head of {branch} moved: expected {expected}, found {actual}; the preview tested something else")]
+    #[error(
+        "the head of {branch} moved: expected {expected}, found {actual}; the preview tested something else"
+    )]
     HeadMoved {
         branch: String,
         expected: String,
@@ -126,9 +130,19 @@ pub trait Forge: Send + Sync {
     fn get_pr(&self, number: u64) -> Result<PullRequest, ForgeError>;
     /// Merges with a merge commit, only if the head is still `expected_head`.
     /// Idempotent: an already merged PR returns its merge commit.
-    fn merge_pr(&self, number: u64, expected_head: &str, message: &str) -> Result<String, ForgeError>;
+    fn merge_pr(
+        &self,
+        number: u64,
+        expected_head: &str,
+        message: &str,
+    ) -> Result<String, ForgeError>;
     /// Reverts a merge on `base` and returns the revert commit. Idempotent.
-    fn revert_merge(&self, base: &str, merge_sha: &str, message: &str) -> Result<String, ForgeError>;
+    fn revert_merge(
+        &self,
+        base: &str,
+        merge_sha: &str,
+        message: &str,
+    ) -> Result<String, ForgeError>;
     fn close_pr(&self, number: u64) -> Result<(), ForgeError>;
 }
 

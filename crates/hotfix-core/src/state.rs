@@ -5,9 +5,7 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::event::{
-    AntiPattern, CheckResult, CommitInfo, DiffStat, Event, EventKind, Role,
-};
+use crate::event::{AntiPattern, CheckResult, CommitInfo, DiffStat, Event, EventKind, Role};
 use crate::id::IncidentId;
 use crate::policy::Policy;
 use crate::severity::Severity;

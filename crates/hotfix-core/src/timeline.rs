@@ -39,7 +39,9 @@ pub fn timeline(s: &IncidentState, policy: &Policy, now: Timestamp) -> Vec<Step>
         .rposition(|e| matches!(e.kind, EventKind::AttemptStarted { .. }))
         .unwrap_or(0);
     let current = &s.events[attempt_from..];
-    let last = |pred: &dyn Fn(&EventKind) -> bool| current.iter().rev().find(|e| pred(&e.kind)).map(|e| e.at);
+    let last = |pred: &dyn Fn(&EventKind) -> bool| {
+        current.iter().rev().find(|e| pred(&e.kind)).map(|e| e.at)
+    };
     let head = s.head_sha.clone().unwrap_or_default();
 
     let triage = Some(s.events.first().map(|e| e.at).unwrap_or(start));
@@ -57,21 +59,47 @@ pub fn timeline(s: &IncidentState, policy: &Policy, now: Timestamp) -> Vec<Step>
     let backport = last(&|k| matches!(k, EventKind::Backported { .. }));
 
     let mut rows = vec![];
-    let mut push = |step: &'static str, label: &'static str, at: Option<Timestamp>, target: Option<std::time::Duration>| {
+    let mut push = |step: &'static str,
+                    label: &'static str,
+                    at: Option<Timestamp>,
+                    target: Option<std::time::Duration>| {
         let done = at.is_some();
         let until = at.unwrap_or(now);
         let elapsed_s = until.as_second() - start.as_second();
         let target_s = target.map(secs);
         let over = target_s.is_some_and(|t| elapsed_s > t);
-        rows.push(Step { step, label, at, elapsed_s, target_s, done, over });
+        rows.push(Step {
+            step,
+            label,
+            at,
+            elapsed_s,
+            target_s,
+            done,
+            over,
+        });
     };
     push("triage", "Alert & triage", triage, Some(t.triage.0));
     push("fix", "Create branch & fix", fix, Some(t.fix.0));
     push("preview", "Test in preview", preview, Some(t.preview.0));
-    push("approval", "Emergency approval", approval, Some(t.approval.0));
+    push(
+        "approval",
+        "Emergency approval",
+        approval,
+        Some(t.approval.0),
+    );
     push("deploy", "Production deploy", deploy, Some(t.deploy.0));
-    push("backport", "Backport to develop", backport, Some(t.backport.0));
-    push("resolved", "Issue resolved", s.resolved_at, Some(t.resolved.0));
+    push(
+        "backport",
+        "Backport to develop",
+        backport,
+        Some(t.backport.0),
+    );
+    push(
+        "resolved",
+        "Issue resolved",
+        s.resolved_at,
+        Some(t.resolved.0),
+    );
     for e in &s.events {
         if let EventKind::RolledBack { .. } = e.kind {
             push("rolled_back", "Rolled back", Some(e.at), None);

@@ -10,7 +10,12 @@ use crate::{Engine, EngineError, Result, short};
 impl Engine {
     /// Records an approval by `who`. Two approvals racing both land (or the
     /// same person's twice lands once): the append re-checks on conflict.
-    pub fn approve(&self, id: IncidentId, who: &str, source: &str) -> Result<(IncidentState, bool)> {
+    pub fn approve(
+        &self,
+        id: IncidentId,
+        who: &str,
+        source: &str,
+    ) -> Result<(IncidentState, bool)> {
         let mut recorded = false;
         let s = self.append_fresh(id, |s| {
             recorded = false;
@@ -32,7 +37,9 @@ impl Engine {
         if recorded {
             self.ui.info(&format!("{id} approved by {who} on {head}"));
         } else {
-            self.ui.info(&format!("{who} already approved {id} on {head}; nothing to do"));
+            self.ui.info(&format!(
+                "{who} already approved {id} on {head}; nothing to do"
+            ));
         }
         Ok((s, recorded))
     }

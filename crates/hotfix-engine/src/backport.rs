@@ -22,14 +22,20 @@ pub enum BackportMode {
 
 impl Engine {
     fn backport_worktree(&self, id: IncidentId) -> PathBuf {
-        self.state_dir.join("worktrees").join(format!("{id}-backport"))
+        self.state_dir
+            .join("worktrees")
+            .join(format!("{id}-backport"))
     }
 
     pub fn backport(&self, id: IncidentId, mode: BackportMode) -> Result<IncidentState> {
         let s = self.load(id)?;
         let develop = self.cfg.git.develop.clone();
         if s.rollback.is_some() {
-            return Err(EngineError::refused("rolled_back", format!("{id} was rolled back"), "nothing to backport"));
+            return Err(EngineError::refused(
+                "rolled_back",
+                format!("{id} was rolled back"),
+                "nothing to backport",
+            ));
         }
         let Some(head) = s.head_sha.clone().filter(|_| s.merge_sha.is_some()) else {
             return Err(EngineError::refused(
@@ -39,16 +45,22 @@ impl Engine {
             ));
         };
         if s.backport_sha.is_some() && mode != BackportMode::Abort {
-            self.ui.info(&format!("{id} is already backported to {develop}"));
+            self.ui
+                .info(&format!("{id} is already backported to {develop}"));
             return Ok(s);
         }
         if mode == BackportMode::Abort {
             let Some((_, wt)) = &s.backport_conflict else {
-                return Err(EngineError::refused("no_backport", "no backport is in progress", "nothing to abort"));
+                return Err(EngineError::refused(
+                    "no_backport",
+                    "no backport is in progress",
+                    "nothing to abort",
+                ));
             };
             self.abort_backport_worktree(Path::new(wt));
             self.append(&s, vec![EventKind::BackportAborted])?;
-            self.ui.info(&format!("backport aborted; {develop} is as it was"));
+            self.ui
+                .info(&format!("backport aborted; {develop} is as it was"));
             return self.load(id);
         }
 
@@ -69,17 +81,28 @@ impl Engine {
                 if let Some((files, wt)) = &s.backport_conflict {
                     return Err(EngineError::refused(
                         "backport_in_progress",
-                        format!("a backport is waiting for conflicts in {} to be resolved in {wt}", files.join(", ")),
-                        format!("resolve and `git add` them there, then `hotfix backport {id} --continue` (or `--abort`)"),
+                        format!(
+                            "a backport is waiting for conflicts in {} to be resolved in {wt}",
+                            files.join(", ")
+                        ),
+                        format!(
+                            "resolve and `git add` them there, then `hotfix backport {id} --continue` (or `--abort`)"
+                        ),
                     ));
                 }
                 let message = crate::text::backport_message(&s, &develop);
                 match self.git.merge_tree(&develop_sha, &head, None)? {
                     MergeTree::Clean { tree } => {
-                        let commit = self.git.commit_tree(&tree, &[&develop_sha, &head], &message)?;
+                        let commit =
+                            self.git
+                                .commit_tree(&tree, &[&develop_sha, &head], &message)?;
                         self.push_develop(&commit, &develop_sha)?;
                         self.failpoint("backport.pushed");
-                        self.ui.info(&format!("merged {} into {develop} as {}", s.branch, short(&commit)));
+                        self.ui.info(&format!(
+                            "merged {} into {develop} as {}",
+                            s.branch,
+                            short(&commit)
+                        ));
                         let s = self.load(id)?;
                         self.fetch()?;
                         let now = self.git.rev_parse(&tracking)?.unwrap_or_default();
@@ -91,9 +114,16 @@ impl Engine {
                         self.git.worktree_add_detached(&wt, &develop_sha)?;
                         let w = self.git.at(&wt);
                         // Expected to stop with conflicts; the person takes over here.
-                        let _ = w.output(&["merge", "--no-ff", "--no-commit", "-m", &message, &head])?;
+                        let _ =
+                            w.output(&["merge", "--no-ff", "--no-commit", "-m", &message, &head])?;
                         let wt_s = wt.to_string_lossy().to_string();
-                        self.append(&s, vec![EventKind::BackportConflict { files: files.clone(), worktree: wt_s.clone() }])?;
+                        self.append(
+                            &s,
+                            vec![EventKind::BackportConflict {
+                                files: files.clone(),
+                                worktree: wt_s.clone(),
+                            }],
+                        )?;
                         Err(EngineError::refused(
                             "backport_conflict",
                             format!(
@@ -132,7 +162,11 @@ impl Engine {
         if !unmerged.is_empty() {
             return Err(EngineError::refused(
                 "unresolved",
-                format!("still unresolved in {}: {}", wt.display(), unmerged.join(", ")),
+                format!(
+                    "still unresolved in {}: {}",
+                    wt.display(),
+                    unmerged.join(", ")
+                ),
                 "fix them and `git add` each file, then `--continue` again",
             ));
         }
@@ -151,7 +185,10 @@ impl Engine {
                 "remove them (never commit conflict markers), `git add`, then `--continue` again",
             ));
         }
-        let merging = w.output(&["rev-parse", "-q", "--verify", "MERGE_HEAD"])?.status.success();
+        let merging = w
+            .output(&["rev-parse", "-q", "--verify", "MERGE_HEAD"])?
+            .status
+            .success();
         if merging {
             let message = crate::text::backport_message(s, &develop);
             w.run(&["commit", "--quiet", "--no-verify", "-m", &message])?;
@@ -168,7 +205,10 @@ impl Engine {
         self.failpoint("backport.pushed");
         self.abort_backport_worktree(&wt);
         self.fetch()?;
-        let now = self.git.rev_parse(&self.tracking(&develop))?.unwrap_or_default();
+        let now = self
+            .git
+            .rev_parse(&self.tracking(&develop))?
+            .unwrap_or_default();
         let s = self.load(id)?;
         self.record_backport(&s, head, &now)
     }
@@ -177,16 +217,23 @@ impl Engine {
         let develop = &self.cfg.git.develop;
         let refspec = format!("{commit}:refs/heads/{develop}");
         let lease = (format!("refs/heads/{develop}"), expected_old.to_string());
-        self.git.push(self.remote(), &[refspec], true, &[lease]).map_err(|e| {
-            EngineError::Failed(format!(
-                "pushing {develop} failed (did it move meanwhile? run the backport again): {}",
-                hotfix_providers::redact::redact(&e.to_string())
-            ))
-        })
+        self.git
+            .push(self.remote(), &[refspec], true, &[lease])
+            .map_err(|e| {
+                EngineError::Failed(format!(
+                    "pushing {develop} failed (did it move meanwhile? run the backport again): {}",
+                    hotfix_providers::redact::redact(&e.to_string())
+                ))
+            })
     }
 
     /// Verifies the hotfix is reachable from the remote's develop, then records it.
-    fn record_backport(&self, s: &IncidentState, head: &str, develop_sha: &str) -> Result<IncidentState> {
+    fn record_backport(
+        &self,
+        s: &IncidentState,
+        head: &str,
+        develop_sha: &str,
+    ) -> Result<IncidentState> {
         let develop = &self.cfg.git.develop;
         if !self.git.is_ancestor(head, develop_sha)? {
             return Err(EngineError::Failed(format!(
@@ -196,12 +243,24 @@ impl Engine {
             )));
         }
         let range = format!("{head}..{develop_sha}");
-        let merge = self.git.find_merge_of(&range, head)?.unwrap_or_else(|| develop_sha.to_string());
+        let merge = self
+            .git
+            .find_merge_of(&range, head)?
+            .unwrap_or_else(|| develop_sha.to_string());
         if let Some((_, wt)) = &s.backport_conflict {
             self.abort_backport_worktree(Path::new(wt));
         }
-        self.append(s, vec![EventKind::Backported { merge_sha: merge.clone() }])?;
-        self.ui.info(&format!("verified: {} is reachable from {}/{develop}", short(head), self.remote()));
+        self.append(
+            s,
+            vec![EventKind::Backported {
+                merge_sha: merge.clone(),
+            }],
+        )?;
+        self.ui.info(&format!(
+            "verified: {} is reachable from {}/{develop}",
+            short(head),
+            self.remote()
+        ));
         self.load(s.id)
     }
 

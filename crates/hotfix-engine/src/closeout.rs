@@ -15,11 +15,19 @@ impl Engine {
         }
         self.append_fresh(id, |s| {
             if s.is_closed() {
-                return Err(EngineError::refused("closed", format!("{id} is closed"), "nothing to tick"));
+                return Err(EngineError::refused(
+                    "closed",
+                    format!("{id} is closed"),
+                    "nothing to tick",
+                ));
             }
             let mut v = vec![];
             for k in keys {
-                if !s.checklist_done.contains(k) && !v.iter().any(|e| matches!(e, EventKind::ChecklistDone { key } if key == k)) {
+                if !s.checklist_done.contains(k)
+                    && !v
+                        .iter()
+                        .any(|e| matches!(e, EventKind::ChecklistDone { key } if key == k))
+                {
                     v.push(EventKind::ChecklistDone { key: k.clone() });
                 }
             }
@@ -32,18 +40,30 @@ impl Engine {
     pub fn postmortem(&self, id: IncidentId) -> Result<(IncidentState, Vec<String>)> {
         let s = self.load(id)?;
         let now = self.clock.now();
-        let resolved = s.resolved_at.or(s.rollback.as_ref().map(|r| r.at)).unwrap_or(now);
+        let resolved = s
+            .resolved_at
+            .or(s.rollback.as_ref().map(|r| r.at))
+            .unwrap_or(now);
         let due = resolved
-            .checked_add(jiff::SignedDuration::try_from(self.cfg.policy.targets.postmortem_within.0).unwrap_or(jiff::SignedDuration::from_hours(24)))
+            .checked_add(
+                jiff::SignedDuration::try_from(self.cfg.policy.targets.postmortem_within.0)
+                    .unwrap_or(jiff::SignedDuration::from_hours(24)),
+            )
             .unwrap_or(resolved);
-        let due = if let Some((_, d)) = &s.postmortem { *d } else { due };
+        let due = if let Some((_, d)) = &s.postmortem {
+            *d
+        } else {
+            due
+        };
         let dir = self.git.root().join("postmortems");
-        std::fs::create_dir_all(&dir).map_err(|e| EngineError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| EngineError::Failed(format!("cannot create {}: {e}", dir.display())))?;
         let md = dir.join(format!("{id}.md"));
         let ics = dir.join(format!("{id}.ics"));
         let mut written = vec![];
         if md.exists() {
-            self.ui.info(&format!("{} exists; left as it is", md.display()));
+            self.ui
+                .info(&format!("{} exists; left as it is", md.display()));
         } else {
             let text = crate::text::postmortem(&s, &self.cfg, now, due);
             write_atomic(&md, &text)?;
@@ -57,7 +77,10 @@ impl Engine {
             Ok(if s.postmortem.is_some() {
                 vec![]
             } else {
-                vec![EventKind::PostmortemScheduled { path: rel.clone(), due }]
+                vec![EventKind::PostmortemScheduled {
+                    path: rel.clone(),
+                    due,
+                }]
             })
         })?;
         Ok((s, written))
@@ -71,13 +94,22 @@ impl Engine {
             }
             let open = open_items(s);
             if !open.is_empty() {
-                let mut lines: Vec<String> = open.iter().map(|i| format!("{} ({})", i.label, i.key)).collect();
+                let mut lines: Vec<String> = open
+                    .iter()
+                    .map(|i| format!("{} ({})", i.label, i.key))
+                    .collect();
                 if open[0].key == "backported" {
-                    lines[0] = format!("{} ({}) — don't forget this step: `hotfix backport {id}`", open[0].label, open[0].key);
+                    lines[0] = format!(
+                        "{} ({}) — don't forget this step: `hotfix backport {id}`",
+                        open[0].label, open[0].key
+                    );
                 }
                 return Err(EngineError::refused(
                     "checklist_open",
-                    format!("{id} cannot be closed; open checklist items:\n      {}", lines.join("\n      ")),
+                    format!(
+                        "{id} cannot be closed; open checklist items:\n      {}",
+                        lines.join("\n      ")
+                    ),
                     format!("tick what you did with `hotfix checklist {id} --done KEY`"),
                 ));
             }

@@ -24,8 +24,11 @@ impl Engine {
                 }
                 Err(e) => {
                     let backoff = 5i64 * 2i64.pow(item.attempts.min(10));
-                    let _ = self.store.mark_failed(item.id, &e.to_string(), wall + backoff);
-                    self.ui.warn(&format!("notification not delivered yet (will retry): {e}"));
+                    let _ = self
+                        .store
+                        .mark_failed(item.id, &e.to_string(), wall + backoff);
+                    self.ui
+                        .warn(&format!("notification not delivered yet (will retry): {e}"));
                 }
             }
         }

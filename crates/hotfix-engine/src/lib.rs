@@ -69,7 +69,11 @@ impl EngineError {
         }
     }
 
-    pub fn refused(code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> EngineError {
+    pub fn refused(
+        code: &'static str,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> EngineError {
         EngineError::Refused(vec![Refusal {
             code,
             message: message.into(),
@@ -176,7 +180,9 @@ impl Engine {
     pub fn resolve(&self, id: Option<IncidentId>) -> Result<IncidentId> {
         if let Some(id) = id {
             self.store.events(id).map_err(|e| match e {
-                StoreError::NotFound(_) => EngineError::Usage(format!("no incident {id}: `hotfix log` lists them")),
+                StoreError::NotFound(_) => {
+                    EngineError::Usage(format!("no incident {id}: `hotfix log` lists them"))
+                }
                 e => e.into(),
             })?;
             return Ok(id);
@@ -204,10 +210,16 @@ impl Engine {
                     .filter(|s| !s.is_closed())
                     .map(|s| format!("{} ({})", s.id, s.branch))
                     .collect();
-                let on = other.map(|b| format!("on {b}")).unwrap_or_else(|| "on a detached HEAD".into());
+                let on = other
+                    .map(|b| format!("on {b}"))
+                    .unwrap_or_else(|| "on a detached HEAD".into());
                 Err(EngineError::Usage(format!(
                     "no incident given and you are {on}, not a {prefix}* branch; name one: {}",
-                    if open.is_empty() { "there are no open incidents".to_string() } else { open.join(", ") }
+                    if open.is_empty() {
+                        "there are no open incidents".to_string()
+                    } else {
+                        open.join(", ")
+                    }
                 )))
             }
         }
@@ -219,7 +231,13 @@ impl Engine {
         let now = self.clock.now();
         let mut outbox = vec![];
         for k in &kinds {
-            if let Some(m) = message_for(s, k, now, &self.cfg.notify.channel, &self.cfg.team.tech_leads) {
+            if let Some(m) = message_for(
+                s,
+                k,
+                now,
+                &self.cfg.notify.channel,
+                &self.cfg.team.tech_leads,
+            ) {
                 for n in &self.notifiers {
                     outbox.push((n.name().to_string(), m.clone()));
                 }
@@ -258,7 +276,9 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
-        Err(EngineError::Failed(format!("{id} kept changing; try again")))
+        Err(EngineError::Failed(format!(
+            "{id} kept changing; try again"
+        )))
     }
 
     pub(crate) fn remote(&self) -> &str {
@@ -279,7 +299,11 @@ impl Engine {
         })
     }
 
-    pub(crate) fn deploy_ctx(&self, s: &IncidentState, sha: &str) -> hotfix_core::provider::DeployCtx {
+    pub(crate) fn deploy_ctx(
+        &self,
+        s: &IncidentState,
+        sha: &str,
+    ) -> hotfix_core::provider::DeployCtx {
         hotfix_core::provider::DeployCtx {
             incident: s.id,
             sha: sha.to_string(),

@@ -13,26 +13,38 @@ impl Engine {
     pub fn push(&self, id: IncidentId) -> Result<IncidentState> {
         let s = self.load(id)?;
         if s.is_closed() {
-            return Err(EngineError::refused("closed", format!("{id} is closed"), "nothing to push"));
+            return Err(EngineError::refused(
+                "closed",
+                format!("{id} is closed"),
+                "nothing to push",
+            ));
         }
         if s.rollback.is_some() {
             return Err(EngineError::refused(
                 "rolled_back",
                 format!("{id} was rolled back; its branch {} is done", s.branch),
-                format!("start a new attempt: `hotfix start NAME --severity {} --incident {id}`", s.severity),
+                format!(
+                    "start a new attempt: `hotfix start NAME --severity {} --incident {id}`",
+                    s.severity
+                ),
             ));
         }
         if s.merge_sha.is_some() {
             return Err(EngineError::refused(
                 "merged",
                 format!("{id} is already merged to {}", self.cfg.git.main),
-                format!("a further change needs a new incident or a rollback first; next: `hotfix status {id}`"),
+                format!(
+                    "a further change needs a new incident or a rollback first; next: `hotfix status {id}`"
+                ),
             ));
         }
         let sha = self.git.local_branch_sha(&s.branch)?.ok_or_else(|| {
             EngineError::Failed(format!(
                 "branch {} is missing locally; recreate it with `git checkout -b {} {}/{}`",
-                s.branch, s.branch, self.remote(), s.branch
+                s.branch,
+                s.branch,
+                self.remote(),
+                s.branch
             ))
         })?;
         if sha == s.base_sha {
@@ -61,21 +73,37 @@ impl Engine {
                 if !ours && !self.git.is_ancestor(r, &sha)? {
                     return Err(EngineError::refused(
                         "diverged",
-                        format!("{}/{} has commits that are not in your {} ({})", self.remote(), s.branch, s.branch, short(r)),
-                        format!("someone else pushed: `git pull --rebase {} {}` then `hotfix push`", self.remote(), s.branch),
+                        format!(
+                            "{}/{} has commits that are not in your {} ({})",
+                            self.remote(),
+                            s.branch,
+                            s.branch,
+                            short(r)
+                        ),
+                        format!(
+                            "someone else pushed: `git pull --rebase {} {}` then `hotfix push`",
+                            self.remote(),
+                            s.branch
+                        ),
                     ));
                 }
             }
             let refspec = format!("refs/heads/{}:refs/heads/{}", s.branch, s.branch);
-            let lease = (format!("refs/heads/{}", s.branch), remote_sha.clone().unwrap_or_default());
-            self.git.push(self.remote(), &[refspec], true, &[lease]).map_err(|e| {
-                EngineError::Failed(format!(
-                    "push of {} failed: {}",
-                    s.branch,
-                    hotfix_providers::redact::redact(&e.to_string())
-                ))
-            })?;
-            self.ui.info(&format!("pushed {} at {}", s.branch, short(&sha)));
+            let lease = (
+                format!("refs/heads/{}", s.branch),
+                remote_sha.clone().unwrap_or_default(),
+            );
+            self.git
+                .push(self.remote(), &[refspec], true, &[lease])
+                .map_err(|e| {
+                    EngineError::Failed(format!(
+                        "push of {} failed: {}",
+                        s.branch,
+                        hotfix_providers::redact::redact(&e.to_string())
+                    ))
+                })?;
+            self.ui
+                .info(&format!("pushed {} at {}", s.branch, short(&sha)));
         }
         self.failpoint("push.pushed");
         let s = if s.head_sha.as_deref() != Some(sha.as_str()) {
@@ -85,7 +113,14 @@ impl Engine {
                 .unwrap_or_else(|| s.base_sha.clone());
             let commits = self.git.commits(&base, &sha)?;
             let diff = self.git.diff_stat(&base, &sha)?;
-            self.append(&s, vec![EventKind::Pushed { sha: sha.clone(), commits, diff }])?;
+            self.append(
+                &s,
+                vec![EventKind::Pushed {
+                    sha: sha.clone(),
+                    commits,
+                    diff,
+                }],
+            )?;
             self.load(id)?
         } else {
             s
@@ -111,8 +146,15 @@ impl Engine {
                     })?,
                 };
                 self.failpoint("push.pr_opened");
-                self.ui.info(&format!("opened PR #{}: {}", pr.number, pr.title));
-                self.append(&s, vec![EventKind::PrOpened { number: pr.number, url: pr.url }])?;
+                self.ui
+                    .info(&format!("opened PR #{}: {}", pr.number, pr.title));
+                self.append(
+                    &s,
+                    vec![EventKind::PrOpened {
+                        number: pr.number,
+                        url: pr.url,
+                    }],
+                )?;
                 self.load(id)?
             }
         };
@@ -120,16 +162,24 @@ impl Engine {
         // 3. The preview of exactly this head.
         let p = self.cfg.policy.for_severity(s.severity).clone();
         if !p.preview {
-            self.ui.info("the policy needs no preview for this severity");
+            self.ui
+                .info("the policy needs no preview for this severity");
             return Ok(s);
         }
         let s = if s.preview_sha.as_deref() != Some(sha.as_str()) {
-            self.ui.info(&format!("deploying preview of {}", short(&sha)));
+            self.ui
+                .info(&format!("deploying preview of {}", short(&sha)));
             let d = self.deployer.deploy_preview(&self.deploy_ctx(&s, &sha))?;
             self.failpoint("push.preview_deployed");
             let url = d.url.unwrap_or_default();
             self.ui.info(&format!("preview at {url}"));
-            self.append(&s, vec![EventKind::PreviewDeployed { sha: sha.clone(), url }])?;
+            self.append(
+                &s,
+                vec![EventKind::PreviewDeployed {
+                    sha: sha.clone(),
+                    url,
+                }],
+            )?;
             self.load(id)?
         } else {
             s
@@ -147,14 +197,19 @@ impl Engine {
             return Err(EngineError::Usage(format!(
                 "the {} policy requires smoke checks but hotfix.toml has no [[smoke]]{} entries",
                 s.severity,
-                if p.area_checks { " or [[area_checks]]" } else { "" }
+                if p.area_checks {
+                    " or [[area_checks]]"
+                } else {
+                    ""
+                }
             )));
         }
         if s.smoke_passed_on_head() || checks.is_empty() {
             return Ok(s);
         }
         let url = s.preview_url.clone().unwrap_or_default();
-        self.ui.info(&format!("running {} check(s) against {url}", checks.len()));
+        self.ui
+            .info(&format!("running {} check(s) against {url}", checks.len()));
         let results = hotfix_providers::health::run_checks(
             &url,
             &checks,
@@ -162,20 +217,39 @@ impl Engine {
             self.cfg.deploy.probe_timeout.0,
         );
         for r in &results {
-            self.ui.info(&format!("  {} {} — {}", if r.ok { "ok  " } else { "FAIL" }, r.name, r.detail));
+            self.ui.info(&format!(
+                "  {} {} — {}",
+                if r.ok { "ok  " } else { "FAIL" },
+                r.name,
+                r.detail
+            ));
         }
         let ok = results.iter().all(|r| r.ok);
-        let failed: Vec<String> = results.iter().filter(|r| !r.ok).map(|r| format!("{} ({})", r.name, r.detail)).collect();
+        let failed: Vec<String> = results
+            .iter()
+            .filter(|r| !r.ok)
+            .map(|r| format!("{} ({})", r.name, r.detail))
+            .collect();
         let kind = if ok {
-            EventKind::SmokePassed { sha: sha.clone(), checks: results }
+            EventKind::SmokePassed {
+                sha: sha.clone(),
+                checks: results,
+            }
         } else {
-            EventKind::SmokeFailed { sha: sha.clone(), checks: results }
+            EventKind::SmokeFailed {
+                sha: sha.clone(),
+                checks: results,
+            }
         };
         self.append(&s, vec![kind])?;
         if !ok {
             return Err(EngineError::refused(
                 "smoke_failed",
-                format!("smoke checks failed on the preview of {}: {}", short(&sha), failed.join("; ")),
+                format!(
+                    "smoke checks failed on the preview of {}: {}",
+                    short(&sha),
+                    failed.join("; ")
+                ),
                 "fix it, commit, and run `hotfix push` again",
             ));
         }

@@ -16,7 +16,12 @@ impl Engine {
         self.rollback_inner(id, reason, false)
     }
 
-    pub(crate) fn rollback_inner(&self, id: IncidentId, reason: &str, automatic: bool) -> Result<IncidentState> {
+    pub(crate) fn rollback_inner(
+        &self,
+        id: IncidentId,
+        reason: &str,
+        automatic: bool,
+    ) -> Result<IncidentState> {
         let s = self.load(id)?;
         if s.rollback.is_some() {
             self.ui.info(&format!("{id} is already rolled back"));
@@ -33,19 +38,32 @@ impl Engine {
 
         // 1. Production back on the previous release.
         if s.deployed_sha.is_some() || s.health_failure.is_some() {
-            self.ui.info(&format!("rolling production back to {}", short(&previous_main)));
-            self.deployer
-                .rollback(&self.deploy_ctx(&s, &previous_main), s.previous_deployment.as_deref())?;
+            self.ui.info(&format!(
+                "rolling production back to {}",
+                short(&previous_main)
+            ));
+            self.deployer.rollback(
+                &self.deploy_ctx(&s, &previous_main),
+                s.previous_deployment.as_deref(),
+            )?;
             self.failpoint("rollback.deployed");
         }
 
         // 2. Revert the merge on main.
         let main = self.cfg.git.main.clone();
         let msg = crate::text::revert_message(&s, &main, reason);
-        let main_revert = self.forge.revert_merge(&main, &merge_sha, &msg).map_err(|e| {
-            EngineError::Failed(format!("production is rolled back, but reverting the merge on {main} failed: {e}"))
-        })?;
-        self.ui.info(&format!("reverted the merge on {main}: {}", short(&main_revert)));
+        let main_revert = self
+            .forge
+            .revert_merge(&main, &merge_sha, &msg)
+            .map_err(|e| {
+                EngineError::Failed(format!(
+                    "production is rolled back, but reverting the merge on {main} failed: {e}"
+                ))
+            })?;
+        self.ui.info(&format!(
+            "reverted the merge on {main}: {}",
+            short(&main_revert)
+        ));
         self.failpoint("rollback.main_reverted");
 
         // 3. And on develop, if it got there.
@@ -61,7 +79,10 @@ impl Engine {
                     "main is reverted, but reverting the backport on {develop} failed: {e}; revert {b} on {develop} by hand, then run this again"
                 ))
             })?;
-            self.ui.info(&format!("reverted the backport on {develop}: {}", short(&r)));
+            self.ui.info(&format!(
+                "reverted the backport on {develop}: {}",
+                short(&r)
+            ));
             develop_revert = Some(r);
         }
         self.failpoint("rollback.develop_reverted");

@@ -28,8 +28,12 @@ impl Engine {
 
         // Production deploy of the merge commit.
         if s.deployed_sha.as_deref() != Some(merge_sha.as_str()) {
-            self.ui.info(&format!("deploying {} to production", short(&merge_sha)));
-            match self.deployer.deploy_production(&self.deploy_ctx(&s, &merge_sha)) {
+            self.ui
+                .info(&format!("deploying {} to production", short(&merge_sha)));
+            match self
+                .deployer
+                .deploy_production(&self.deploy_ctx(&s, &merge_sha))
+            {
                 Ok(d) => {
                     self.failpoint("ship.deployed");
                     self.append(
@@ -45,7 +49,13 @@ impl Engine {
                 }
                 Err(e) => {
                     let reason = format!("production deploy failed: {e}");
-                    self.append(&s, vec![EventKind::HealthFailed { sha: merge_sha.clone(), reason: reason.clone() }])?;
+                    self.append(
+                        &s,
+                        vec![EventKind::HealthFailed {
+                            sha: merge_sha.clone(),
+                            reason: reason.clone(),
+                        }],
+                    )?;
                     return self.auto_rollback(id, &reason);
                 }
             }
@@ -69,13 +79,29 @@ impl Engine {
                 }
             }) {
                 Ok(probes) => {
-                    self.append(&s, vec![EventKind::HealthPassed { sha: merge_sha.clone(), probes }])?;
+                    self.append(
+                        &s,
+                        vec![EventKind::HealthPassed {
+                            sha: merge_sha.clone(),
+                            probes,
+                        }],
+                    )?;
                     s = self.load(id)?;
-                    self.ui.info(&format!("production healthy after {probes} probe(s)"));
+                    self.ui
+                        .info(&format!("production healthy after {probes} probe(s)"));
                 }
                 Err(reason) => {
-                    self.append(&s, vec![EventKind::HealthFailed { sha: merge_sha.clone(), reason: reason.clone() }])?;
-                    return self.auto_rollback(id, &format!("production unhealthy after deploy: {reason}"));
+                    self.append(
+                        &s,
+                        vec![EventKind::HealthFailed {
+                            sha: merge_sha.clone(),
+                            reason: reason.clone(),
+                        }],
+                    )?;
+                    return self.auto_rollback(
+                        id,
+                        &format!("production unhealthy after deploy: {reason}"),
+                    );
                 }
             }
         }
@@ -103,9 +129,15 @@ impl Engine {
         if let Some(reason) = allow_wide {
             if refusals.iter().any(|r| wide(r.code)) {
                 if reason.trim().is_empty() {
-                    return Err(EngineError::Usage("--allow-wide needs --reason TEXT".into()));
+                    return Err(EngineError::Usage(
+                        "--allow-wide needs --reason TEXT".into(),
+                    ));
                 }
-                let what: Vec<String> = refusals.iter().filter(|r| wide(r.code)).map(|r| r.message.clone()).collect();
+                let what: Vec<String> = refusals
+                    .iter()
+                    .filter(|r| wide(r.code))
+                    .map(|r| r.message.clone())
+                    .collect();
                 self.append(
                     &s,
                     vec![EventKind::AntiPatternRecorded {
@@ -113,7 +145,8 @@ impl Engine {
                         reason: format!("{reason} ({})", what.join("; ")),
                     }],
                 )?;
-                self.ui.warn("wide diff allowed; recorded as an anti-pattern on the incident");
+                self.ui
+                    .warn("wide diff allowed; recorded as an anti-pattern on the incident");
                 s = self.load(s.id)?;
                 refusals = ship_refusals(&s, &self.cfg);
             }
@@ -127,7 +160,12 @@ impl Engine {
             if local != head && !self.git.is_ancestor(&local, &head)? {
                 return Err(EngineError::refused(
                     "unpushed",
-                    format!("your {} is at {}, but the tested head is {}", s.branch, short(&local), short(&head)),
+                    format!(
+                        "your {} is at {}, but the tested head is {}",
+                        s.branch,
+                        short(&local),
+                        short(&head)
+                    ),
                     "push it through the preview first: `hotfix push`",
                 ));
             }
@@ -138,18 +176,32 @@ impl Engine {
     fn merge(&self, s: IncidentState) -> Result<IncidentState> {
         let id = s.id;
         let head = s.head_sha.clone().unwrap_or_default();
-        let pr = s.pr.ok_or_else(|| EngineError::refused("no_pr", "no PR is open", "run `hotfix push`"))?;
+        let pr = s
+            .pr
+            .ok_or_else(|| EngineError::refused("no_pr", "no PR is open", "run `hotfix push`"))?;
         self.fetch()?;
         let main = self.cfg.git.main.clone();
-        let previous_main = self.git.rev_parse(&self.tracking(&main))?.unwrap_or_default();
+        let previous_main = self
+            .git
+            .rev_parse(&self.tracking(&main))?
+            .unwrap_or_default();
         let message = crate::text::merge_message(&s, pr);
-        self.ui.info(&format!("merging PR #{pr} ({}) into {main}", short(&head)));
+        self.ui
+            .info(&format!("merging PR #{pr} ({}) into {main}", short(&head)));
         let merge_sha = match self.forge.merge_pr(pr, &head, &message) {
             Ok(m) => m,
-            Err(ForgeError::HeadMoved { branch, expected, actual }) => {
+            Err(ForgeError::HeadMoved {
+                branch,
+                expected,
+                actual,
+            }) => {
                 return Err(EngineError::refused(
                     "head_moved",
-                    format!("{branch} moved since the preview was tested: expected {}, found {}", short(&expected), short(&actual)),
+                    format!(
+                        "{branch} moved since the preview was tested: expected {}, found {}",
+                        short(&expected),
+                        short(&actual)
+                    ),
                     "run `hotfix push` so the new head is previewed, smoke-tested and approved",
                 ));
             }
@@ -157,15 +209,29 @@ impl Engine {
                 return Err(EngineError::refused(
                     "merge_conflict",
                     format!("merging into {main} conflicts in {}", files.join(", ")),
-                    format!("merge {}/{main} into {} and resolve, then `hotfix push` again", self.remote(), s.branch),
+                    format!(
+                        "merge {}/{main} into {} and resolve, then `hotfix push` again",
+                        self.remote(),
+                        s.branch
+                    ),
                 ));
             }
             Err(e) => return Err(e.into()),
         };
         self.failpoint("ship.merged");
         // The previous main is the merge's first parent, whatever a re-run saw.
-        let previous_main = self.git.rev_parse(&format!("{merge_sha}^1"))?.unwrap_or(previous_main);
-        self.append(&s, vec![EventKind::Merged { merge_sha: merge_sha.clone(), head_sha: head.clone(), previous_main }])?;
+        let previous_main = self
+            .git
+            .rev_parse(&format!("{merge_sha}^1"))?
+            .unwrap_or(previous_main);
+        self.append(
+            &s,
+            vec![EventKind::Merged {
+                merge_sha: merge_sha.clone(),
+                head_sha: head.clone(),
+                previous_main,
+            }],
+        )?;
         self.ui.info(&format!("merged as {}", short(&merge_sha)));
         // The preview has served its purpose.
         if let Err(e) = self.deployer.remove_preview(&self.deploy_ctx(&s, &head)) {

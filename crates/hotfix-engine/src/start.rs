@@ -24,7 +24,9 @@ pub struct StartArgs {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         && !name.starts_with(['-', '.'])
         && !name.ends_with(['.'])
         && !name.contains("..")
@@ -51,20 +53,38 @@ impl Engine {
         }
         let branch = format!("{}{}", self.cfg.git.prefix, a.name);
         if !self.git.valid_branch_name(&branch)? {
-            return Err(EngineError::refused("invalid_name", format!("`{branch}` is not a valid git branch name"), "choose another name"));
+            return Err(EngineError::refused(
+                "invalid_name",
+                format!("`{branch}` is not a valid git branch name"),
+                "choose another name",
+            ));
         }
 
         // A re-run after a crash: the incident for this branch exists already.
-        let mine = self.all()?.into_iter().rev().find(|s| s.branch == branch && !s.is_closed());
+        let mine = self
+            .all()?
+            .into_iter()
+            .rev()
+            .find(|s| s.branch == branch && !s.is_closed());
         if let Some(s) = mine {
             if s.head_sha.is_none() && s.phase(&self.cfg.policy) == Phase::Fixing {
-                self.ui.info(&format!("{} already declared for {branch}; finishing the start", s.id));
+                self.ui.info(&format!(
+                    "{} already declared for {branch}; finishing the start",
+                    s.id
+                ));
                 return self.finish_start(s);
             }
             return Err(EngineError::refused(
                 "branch_exists",
-                format!("{branch} already belongs to {} ({})", s.id, s.phase(&self.cfg.policy).as_str()),
-                format!("continue it with `hotfix status {}`, or choose another name", s.id),
+                format!(
+                    "{branch} already belongs to {} ({})",
+                    s.id,
+                    s.phase(&self.cfg.policy).as_str()
+                ),
+                format!(
+                    "continue it with `hotfix status {}`, or choose another name",
+                    s.id
+                ),
             ));
         }
 
@@ -72,7 +92,10 @@ impl Engine {
         if !dirty.is_empty() {
             return Err(EngineError::refused(
                 "dirty_tree",
-                format!("the work tree has uncommitted changes: {}", dirty.join(", ")),
+                format!(
+                    "the work tree has uncommitted changes: {}",
+                    dirty.join(", ")
+                ),
                 "commit or stash them first (`git stash`); hotfix left them exactly as they are",
             ));
         }
@@ -86,7 +109,10 @@ impl Engine {
                 if s.phase(&self.cfg.policy) != Phase::RolledBack {
                     return Err(EngineError::refused(
                         "not_rolled_back",
-                        format!("{id} is {}, not rolled back", s.phase(&self.cfg.policy).as_str()),
+                        format!(
+                            "{id} is {}, not rolled back",
+                            s.phase(&self.cfg.policy).as_str()
+                        ),
                         "`--incident` starts a new attempt only for an incident whose hotfix was rolled back",
                     ));
                 }
@@ -104,7 +130,10 @@ impl Engine {
         self.ui.info(&format!("fetching {}", self.remote()));
         self.fetch()?;
         if self.git.rev_parse(&self.tracking(&branch))?.is_some()
-            || self.git.remote_branch_sha(self.remote(), &branch)?.is_some()
+            || self
+                .git
+                .remote_branch_sha(self.remote(), &branch)?
+                .is_some()
         {
             return Err(EngineError::refused(
                 "branch_exists",
@@ -130,8 +159,16 @@ impl Engine {
                     branch: branch.clone(),
                     base_sha: base.clone(),
                 };
-                let event = NewEvent { at: now, actor: self.actor.clone(), kind: kind.clone() };
-                let notifiers: Vec<String> = self.notifiers.iter().map(|n| n.name().to_string()).collect();
+                let event = NewEvent {
+                    at: now,
+                    actor: self.actor.clone(),
+                    kind: kind.clone(),
+                };
+                let notifiers: Vec<String> = self
+                    .notifiers
+                    .iter()
+                    .map(|n| n.name().to_string())
+                    .collect();
                 let cfg = &self.cfg;
                 let actor = self.actor.clone();
                 let outbox = |id: IncidentId| {
@@ -143,7 +180,13 @@ impl Engine {
                         kind: kind.clone(),
                     }]);
                     let Ok(probe) = probe else { return vec![] };
-                    let Some(m) = message_for(&probe, &kind, now, &cfg.notify.channel, &cfg.team.tech_leads) else {
+                    let Some(m) = message_for(
+                        &probe,
+                        &kind,
+                        now,
+                        &cfg.notify.channel,
+                        &cfg.team.tech_leads,
+                    ) else {
                         return vec![];
                     };
                     notifiers.iter().map(|n| (n.clone(), m.clone())).collect()
@@ -171,7 +214,11 @@ impl Engine {
         self.ui.info(&format!(
             "{} declared: {} [{}], cut from {}/{main} at {}",
             s.id,
-            if s.security { "security incident (details restricted)" } else { s.title.as_str() },
+            if s.security {
+                "security incident (details restricted)"
+            } else {
+                s.title.as_str()
+            },
             s.severity,
             self.remote(),
             short(&base)
@@ -190,7 +237,10 @@ impl Engine {
             if !dirty.is_empty() {
                 return Err(EngineError::refused(
                     "dirty_tree",
-                    format!("the work tree has uncommitted changes: {}", dirty.join(", ")),
+                    format!(
+                        "the work tree has uncommitted changes: {}",
+                        dirty.join(", ")
+                    ),
                     format!("commit or stash them, then `git checkout {}`", s.branch),
                 ));
             }

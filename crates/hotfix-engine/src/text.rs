@@ -15,7 +15,11 @@ const POSTMORTEM: &str = include_str!("../templates/postmortem.md");
 fn render(name: &str, src: &str, ctx: minijinja::Value) -> String {
     let mut env = Environment::new();
     env.set_trim_blocks(false);
-    match env.add_template(name, src).and_then(|_| env.get_template(name)).and_then(|t| t.render(ctx)) {
+    match env
+        .add_template(name, src)
+        .and_then(|_| env.get_template(name))
+        .and_then(|t| t.render(ctx))
+    {
         Ok(s) => s,
         // The templates are ours and tested; should one fail, say so in the text.
         Err(e) => format!("(could not render {name}: {e})"),
@@ -46,7 +50,10 @@ fn rows(s: &IncidentState, cfg: &Config, now: Timestamp) -> Vec<Row> {
         .into_iter()
         .map(|t| Row {
             label: t.label,
-            at: t.at.map(|a| a.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "—".into()),
+            at: t
+                .at
+                .map(|a| a.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_else(|| "—".into()),
             elapsed: clock(t.elapsed_s),
             target: t.target_s.map(clock).unwrap_or_else(|| "—".into()),
             done: t.done,
@@ -57,7 +64,8 @@ fn rows(s: &IncidentState, cfg: &Config, now: Timestamp) -> Vec<Row> {
 
 pub fn impact_assessment(s: &IncidentState, cfg: &Config, now: Timestamp) -> String {
     let p = cfg.policy.for_severity(s.severity);
-    let wide = s.diff.files.len() > cfg.policy.diff.max_files || s.diff.lines_changed() > cfg.policy.diff.max_lines;
+    let wide = s.diff.files.len() > cfg.policy.diff.max_files
+        || s.diff.lines_changed() > cfg.policy.diff.max_lines;
     let approvals_required = if p.reviewers == 0 {
         format!("{} tech lead", p.tech_leads)
     } else {
@@ -93,7 +101,11 @@ pub fn impact_assessment(s: &IncidentState, cfg: &Config, now: Timestamp) -> Str
 }
 
 fn subject(s: &IncidentState) -> String {
-    if s.security { format!("{} security fix", s.id) } else { s.title.clone() }
+    if s.security {
+        format!("{} security fix", s.id)
+    } else {
+        s.title.clone()
+    }
 }
 
 pub fn merge_message(s: &IncidentState, pr: u64) -> String {
@@ -116,29 +128,64 @@ pub fn backport_message(s: &IncidentState, develop: &str) -> String {
 }
 
 pub fn revert_message(s: &IncidentState, branch: &str, reason: &str) -> String {
-    let why = if s.security { "see the incident record".to_string() } else { reason.to_string() };
-    format!("Revert hotfix {} on {branch}: [HOTFIX] {}\n\nRolled back: {why}\nHotfix-Incident: {}", s.branch, subject(s), s.id)
+    let why = if s.security {
+        "see the incident record".to_string()
+    } else {
+        reason.to_string()
+    };
+    format!(
+        "Revert hotfix {} on {branch}: [HOTFIX] {}\n\nRolled back: {why}\nHotfix-Incident: {}",
+        s.branch,
+        subject(s),
+        s.id
+    )
 }
 
 fn describe(k: &EventKind) -> String {
     match k {
-        EventKind::Declared { severity, branch, .. } => format!("declared ({severity}), branch {branch} cut"),
-        EventKind::AttemptStarted { attempt, branch, .. } => format!("attempt {attempt} started on {branch}"),
-        EventKind::Pushed { sha, diff, .. } => format!("pushed {} ({} files, {} lines)", &sha[..sha.len().min(10)], diff.files.len(), diff.lines_changed()),
+        EventKind::Declared {
+            severity, branch, ..
+        } => format!("declared ({severity}), branch {branch} cut"),
+        EventKind::AttemptStarted {
+            attempt, branch, ..
+        } => format!("attempt {attempt} started on {branch}"),
+        EventKind::Pushed { sha, diff, .. } => format!(
+            "pushed {} ({} files, {} lines)",
+            &sha[..sha.len().min(10)],
+            diff.files.len(),
+            diff.lines_changed()
+        ),
         EventKind::PrOpened { number, .. } => format!("PR #{number} opened"),
         EventKind::PreviewDeployed { url, .. } => format!("preview deployed at {url}"),
         EventKind::SmokePassed { checks, .. } => format!("smoke checks passed ({})", checks.len()),
-        EventKind::SmokeFailed { checks, .. } => format!("smoke checks failed ({} failing)", checks.iter().filter(|c| !c.ok).count()),
+        EventKind::SmokeFailed { checks, .. } => format!(
+            "smoke checks failed ({} failing)",
+            checks.iter().filter(|c| !c.ok).count()
+        ),
         EventKind::Approved { by, role, .. } => format!("approved by {by} ({})", role.label()),
-        EventKind::AntiPatternRecorded { pattern, reason } => format!("anti-pattern: {} — {reason}", pattern.label()),
-        EventKind::Merged { merge_sha, .. } => format!("merged to main as {}", &merge_sha[..merge_sha.len().min(10)]),
-        EventKind::Deployed { sha, environment, .. } => format!("deployed {} to {environment}", &sha[..sha.len().min(10)]),
+        EventKind::AntiPatternRecorded { pattern, reason } => {
+            format!("anti-pattern: {} — {reason}", pattern.label())
+        }
+        EventKind::Merged { merge_sha, .. } => format!(
+            "merged to main as {}",
+            &merge_sha[..merge_sha.len().min(10)]
+        ),
+        EventKind::Deployed {
+            sha, environment, ..
+        } => format!("deployed {} to {environment}", &sha[..sha.len().min(10)]),
         EventKind::HealthPassed { probes, .. } => format!("production healthy ({probes} probes)"),
         EventKind::HealthFailed { reason, .. } => format!("production unhealthy: {reason}"),
-        EventKind::BackportConflict { files, .. } => format!("backport conflicted in {}", files.join(", ")),
+        EventKind::BackportConflict { files, .. } => {
+            format!("backport conflicted in {}", files.join(", "))
+        }
         EventKind::BackportAborted => "backport aborted".into(),
         EventKind::Backported { .. } => "backported to develop".into(),
-        EventKind::RolledBack { reason, automatic, .. } => format!("{} rollback: {reason}", if *automatic { "automatic" } else { "manual" }),
+        EventKind::RolledBack {
+            reason, automatic, ..
+        } => format!(
+            "{} rollback: {reason}",
+            if *automatic { "automatic" } else { "manual" }
+        ),
         EventKind::ChecklistDone { key } => format!("checklist: {key}"),
         EventKind::PostmortemScheduled { .. } => "post-mortem scheduled".into(),
         EventKind::Closed => "closed".into(),
@@ -150,14 +197,20 @@ fn describe(k: &EventKind) -> String {
 pub fn event_line(e: &hotfix_core::event::Event, security: bool) -> String {
     let what = match (&e.kind, security) {
         (EventKind::HealthFailed { .. }, true) => "production unhealthy".to_string(),
-        (EventKind::RolledBack { automatic, .. }, true) => format!("{} rollback", if *automatic { "automatic" } else { "manual" }),
+        (EventKind::RolledBack { automatic, .. }, true) => format!(
+            "{} rollback",
+            if *automatic { "automatic" } else { "manual" }
+        ),
         (k, _) => describe(k),
     };
     format!("{} {} — {what}", e.at.strftime("%H:%M:%S"), e.actor)
 }
 
 pub fn postmortem(s: &IncidentState, cfg: &Config, now: Timestamp, due: Timestamp) -> String {
-    let ttr = s.resolved_at.map(|r| clock(r.as_second() - s.declared_at.as_second())).unwrap_or_else(|| "not restored".into());
+    let ttr = s
+        .resolved_at
+        .map(|r| clock(r.as_second() - s.declared_at.as_second()))
+        .unwrap_or_else(|| "not restored".into());
     let fmt = |t: Timestamp| t.strftime("%Y-%m-%d %H:%M UTC").to_string();
     render(
         "postmortem",
@@ -185,7 +238,10 @@ pub fn postmortem(s: &IncidentState, cfg: &Config, now: Timestamp, due: Timestam
 
 /// Escapes text for an iCalendar TEXT value (RFC 5545 §3.3.11).
 fn ics_text(s: &str) -> String {
-    s.replace('\\', "\\\\").replace(';', "\\;").replace(',', "\\,").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace(';', "\\;")
+        .replace(',', "\\,")
+        .replace('\n', "\\n")
 }
 
 /// Folds content lines longer than 75 octets (RFC 5545 §3.1).
@@ -208,8 +264,18 @@ fn ics_fold(line: &str) -> String {
 /// it is held within the 24 hours.
 pub fn invite(s: &IncidentState, due: Timestamp, now: Timestamp) -> String {
     let f = |t: Timestamp| t.strftime("%Y%m%dT%H%M%SZ").to_string();
-    let start = due.checked_sub(jiff::SignedDuration::from_hours(1)).unwrap_or(due);
-    let summary = format!("Post-mortem {}: {}", s.id, if s.security { "security incident" } else { s.title.as_str() });
+    let start = due
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .unwrap_or(due);
+    let summary = format!(
+        "Post-mortem {}: {}",
+        s.id,
+        if s.security {
+            "security incident"
+        } else {
+            s.title.as_str()
+        }
+    );
     let desc = format!(
         "Post-mortem for hotfix {} ({}). Draft: postmortems/{}.md. Due within 24 hours of resolution.",
         s.id, s.severity, s.id
@@ -230,5 +296,10 @@ pub fn invite(s: &IncidentState, due: Timestamp, now: Timestamp) -> String {
         "END:VEVENT".to_string(),
         "END:VCALENDAR".to_string(),
     ];
-    lines.iter().map(|l| ics_fold(l)).collect::<Vec<_>>().join("\r\n") + "\r\n"
+    lines
+        .iter()
+        .map(|l| ics_fold(l))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        + "\r\n"
 }

@@ -105,7 +105,13 @@ impl Git {
     /// Resolves a revision to a commit sha, `None` if it does not exist.
     pub fn rev_parse(&self, rev: &str) -> Result<Option<String>, GitError> {
         let spec = format!("{rev}^{{commit}}");
-        let out = self.output(&["rev-parse", "--verify", "--quiet", "--end-of-options", &spec])?;
+        let out = self.output(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ])?;
         Ok(out
             .status
             .success()
@@ -113,7 +119,11 @@ impl Git {
     }
 
     /// The sha of a branch on the remote right now (asks the remote).
-    pub fn remote_branch_sha(&self, remote: &str, branch: &str) -> Result<Option<String>, GitError> {
+    pub fn remote_branch_sha(
+        &self,
+        remote: &str,
+        branch: &str,
+    ) -> Result<Option<String>, GitError> {
         let r = format!("refs/heads/{branch}");
         let s = self.run(&["ls-remote", "--heads", remote, &r])?;
         Ok(s.lines()
@@ -135,7 +145,8 @@ impl Git {
     }
 
     pub fn create_branch(&self, name: &str, start: &str) -> Result<(), GitError> {
-        self.run(&["branch", "--no-track", "--", name, start]).map(drop)
+        self.run(&["branch", "--no-track", "--", name, start])
+            .map(drop)
     }
 
     pub fn checkout(&self, branch: &str) -> Result<(), GitError> {
@@ -164,7 +175,12 @@ impl Git {
     }
 
     /// Merges `theirs` into `ours` without a work tree (`git merge-tree --write-tree`).
-    pub fn merge_tree(&self, ours: &str, theirs: &str, merge_base: Option<&str>) -> Result<MergeTree, GitError> {
+    pub fn merge_tree(
+        &self,
+        ours: &str,
+        theirs: &str,
+        merge_base: Option<&str>,
+    ) -> Result<MergeTree, GitError> {
         let mut args = vec!["merge-tree", "--write-tree", "--name-only", "--no-messages"];
         let mb;
         if let Some(b) = merge_base {
@@ -178,12 +194,19 @@ impl Git {
         let mut lines = text.lines();
         match out.status.code() {
             Some(0) => {
-                let tree = lines.next().ok_or_else(|| GitError::Parse("merge-tree".into()))?;
-                Ok(MergeTree::Clean { tree: tree.to_string() })
+                let tree = lines
+                    .next()
+                    .ok_or_else(|| GitError::Parse("merge-tree".into()))?;
+                Ok(MergeTree::Clean {
+                    tree: tree.to_string(),
+                })
             }
             Some(1) => {
                 let _tree = lines.next();
-                let mut files: Vec<String> = lines.filter(|l| !l.is_empty()).map(str::to_string).collect();
+                let mut files: Vec<String> = lines
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect();
                 files.dedup();
                 Ok(MergeTree::Conflicted { files })
             }
@@ -192,7 +215,12 @@ impl Git {
     }
 
     /// Writes a commit object for `tree` with `parents`.
-    pub fn commit_tree(&self, tree: &str, parents: &[&str], message: &str) -> Result<String, GitError> {
+    pub fn commit_tree(
+        &self,
+        tree: &str,
+        parents: &[&str],
+        message: &str,
+    ) -> Result<String, GitError> {
         let mut args: Vec<&str> = vec!["commit-tree", tree];
         for p in parents {
             args.push("-p");
@@ -224,7 +252,13 @@ impl Git {
     /// The commits in `base..head`, oldest first.
     pub fn commits(&self, base: &str, head: &str) -> Result<Vec<CommitInfo>, GitError> {
         let range = format!("{base}..{head}");
-        let s = self.run(&["log", "--reverse", "--no-merges", "--format=%H%x1f%ae%x1f%ce%x1f%s", &range])?;
+        let s = self.run(&[
+            "log",
+            "--reverse",
+            "--no-merges",
+            "--format=%H%x1f%ae%x1f%ce%x1f%s",
+            &range,
+        ])?;
         Ok(s.lines()
             .filter_map(|l| {
                 let mut f = l.split('\x1f');
@@ -293,7 +327,8 @@ impl Git {
 
     pub fn worktree_add_detached(&self, path: &Path, commit: &str) -> Result<(), GitError> {
         let p = path.to_string_lossy();
-        self.run(&["worktree", "add", "--quiet", "--detach", &p, commit]).map(drop)
+        self.run(&["worktree", "add", "--quiet", "--detach", &p, commit])
+            .map(drop)
     }
 
     pub fn worktree_remove(&self, path: &Path) -> Result<(), GitError> {
@@ -313,7 +348,11 @@ impl Git {
 
 /// `<<<<<<< `, `>>>>>>> ` or a bare `=======` line.
 pub fn is_conflict_marker(line: &str) -> bool {
-    line.starts_with("<<<<<<< ") || line.starts_with(">>>>>>> ") || line == "=======" || line == "<<<<<<<" || line == ">>>>>>>"
+    line.starts_with("<<<<<<< ")
+        || line.starts_with(">>>>>>> ")
+        || line == "======="
+        || line == "<<<<<<<"
+        || line == ">>>>>>>"
 }
 
 fn raw<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<Output, GitError> {

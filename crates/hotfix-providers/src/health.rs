@@ -29,7 +29,11 @@ pub fn get(url: &str, timeout: Duration) -> Result<(u16, String), String> {
 
 /// Joins a base URL and a path without doubling slashes.
 pub fn join(base: &str, path: &str) -> String {
-    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
 }
 
 fn check_once(base: &str, c: &HttpCheck, timeout: Duration) -> CheckResult {
@@ -60,16 +64,23 @@ fn check_once(base: &str, c: &HttpCheck, timeout: Duration) -> CheckResult {
 
 /// Runs every check against `base`; a failing check is retried until
 /// `settle` has passed, since a fresh preview may still be starting.
-pub fn run_checks(base: &str, checks: &[HttpCheck], timeout: Duration, settle: Duration) -> Vec<CheckResult> {
+pub fn run_checks(
+    base: &str,
+    checks: &[HttpCheck],
+    timeout: Duration,
+    settle: Duration,
+) -> Vec<CheckResult> {
     let deadline = Instant::now() + settle;
     checks
         .iter()
-        .map(|c| loop {
-            let r = check_once(base, c, timeout);
-            if r.ok || Instant::now() >= deadline {
-                break r;
+        .map(|c| {
+            loop {
+                let r = check_once(base, c, timeout);
+                if r.ok || Instant::now() >= deadline {
+                    break r;
+                }
+                std::thread::sleep(Duration::from_millis(250));
             }
-            std::thread::sleep(Duration::from_millis(250));
         })
         .collect()
 }
@@ -87,7 +98,10 @@ pub struct Watch {
 /// Probes `url` for the whole window. Healthy = 2xx. Returns the number of
 /// probes, or the reason production is unhealthy (after `unhealthy_after`
 /// consecutive failures).
-pub fn watch(w: &Watch, mut on_probe: impl FnMut(u32, &Result<u16, String>)) -> Result<u32, String> {
+pub fn watch(
+    w: &Watch,
+    mut on_probe: impl FnMut(u32, &Result<u16, String>),
+) -> Result<u32, String> {
     let start = Instant::now();
     let mut probes = 0u32;
     let mut failures = 0u32;
@@ -95,7 +109,16 @@ pub fn watch(w: &Watch, mut on_probe: impl FnMut(u32, &Result<u16, String>)) -> 
         probes += 1;
         let r = match get(&w.url, w.timeout) {
             Ok((s, _)) if (200..300).contains(&s) => Ok(s),
-            Ok((s, body)) => Err(format!("{} answered {s}: {}", w.url, body.lines().next().unwrap_or("").chars().take(200).collect::<String>())),
+            Ok((s, body)) => Err(format!(
+                "{} answered {s}: {}",
+                w.url,
+                body.lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            )),
             Err(e) => Err(format!("{} did not answer: {e}", w.url)),
         };
         on_probe(probes, &r);

@@ -22,7 +22,15 @@ fn redact_word(w: &str) -> String {
             }
         }
     }
-    for prefix in ["ghp_", "gho_", "ghs_", "github_pat_", "xoxb-", "xoxp-", "xapp-"] {
+    for prefix in [
+        "ghp_",
+        "gho_",
+        "ghs_",
+        "github_pat_",
+        "xoxb-",
+        "xoxp-",
+        "xapp-",
+    ] {
         if let Some(p) = w.find(prefix) {
             return format!("{}{prefix}***", &w[..p]);
         }
@@ -36,8 +44,14 @@ mod tests {
 
     #[test]
     fn hides_credentials() {
-        assert_eq!(redact("fatal: https://x:ghp_abc@github.com/o/r"), "fatal: https://***@github.com/o/r");
+        assert_eq!(
+            redact("fatal: https://x:ghp_abc@github.com/o/r"),
+            "fatal: https://***@github.com/o/r"
+        );
         assert_eq!(redact("token ghp_123456"), "token ghp_***");
-        assert_eq!(redact("http://127.0.0.1:8080/health ok"), "http://127.0.0.1:8080/health ok");
+        assert_eq!(
+            redact("http://127.0.0.1:8080/health ok"),
+            "http://127.0.0.1:8080/health ok"
+        );
     }
 }

@@ -27,7 +27,10 @@ impl StoreUrl {
         if u.starts_with("postgres://") || u.starts_with("postgresql://") {
             return Ok(StoreUrl::Postgres(u.to_string()));
         }
-        if let Some(rest) = u.strip_prefix("sqlite://").or_else(|| u.strip_prefix("sqlite:")) {
+        if let Some(rest) = u
+            .strip_prefix("sqlite://")
+            .or_else(|| u.strip_prefix("sqlite:"))
+        {
             let path = rest.split('?').next().unwrap_or(rest);
             if path.is_empty() {
                 return Err(StoreError::Backend(format!("`{u}` names no file")));
@@ -77,9 +80,18 @@ mod tests {
 
     #[test]
     fn parses_urls_and_hides_passwords() {
-        assert_eq!(StoreUrl::parse("sqlite:///tmp/x.db").ok(), Some(StoreUrl::Sqlite("/tmp/x.db".into())));
-        assert_eq!(StoreUrl::parse("sqlite:rel.db").ok(), Some(StoreUrl::Sqlite("rel.db".into())));
-        assert_eq!(StoreUrl::parse("/a/b.db").ok(), Some(StoreUrl::Sqlite("/a/b.db".into())));
+        assert_eq!(
+            StoreUrl::parse("sqlite:///tmp/x.db").ok(),
+            Some(StoreUrl::Sqlite("/tmp/x.db".into()))
+        );
+        assert_eq!(
+            StoreUrl::parse("sqlite:rel.db").ok(),
+            Some(StoreUrl::Sqlite("rel.db".into()))
+        );
+        assert_eq!(
+            StoreUrl::parse("/a/b.db").ok(),
+            Some(StoreUrl::Sqlite("/a/b.db".into()))
+        );
         assert!(StoreUrl::parse("mysql://x").is_err());
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");

@@ -50,19 +50,22 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
-        let conn = Connection::open(path).map_err(|e| {
-            StoreError::Backend(format!("cannot open {}: {e}", path.display()))
-        })?;
-        conn.busy_timeout(Duration::from_secs(15)).map_err(backend)?;
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_secs(15))
+            .map_err(backend)?;
         // WAL: readers never block the writer; synchronous=FULL: a power cut
         // never loses a committed step.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(backend)?;
         let store = SqliteStore {
             conn: Mutex::new(conn),
         };
@@ -106,8 +109,8 @@ fn insert_events(
     events: &[NewEvent],
 ) -> Result<(), StoreError> {
     for (i, e) in events.iter().enumerate() {
-        let body = serde_json::to_string(&e.kind)
-            .map_err(|err| StoreError::Backend(err.to_string()))?;
+        let body =
+            serde_json::to_string(&e.kind).map_err(|err| StoreError::Backend(err.to_string()))?;
         tx.execute(
             "INSERT INTO events (incident, seq, at, actor, type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -130,8 +133,7 @@ fn insert_outbox(
     outbox: &[(String, Message)],
 ) -> Result<(), StoreError> {
     for (notifier, msg) in outbox {
-        let body =
-            serde_json::to_string(msg).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let body = serde_json::to_string(msg).map_err(|e| StoreError::Backend(e.to_string()))?;
         tx.execute(
             "INSERT INTO outbox (incident, notifier, message, due_at) VALUES (?1, ?2, ?3, ?4)",
             params![incident.0 as i64, notifier, body, msg.at.as_second()],
@@ -152,7 +154,9 @@ impl Store for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
         let next: i64 = tx
-            .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents", [], |r| r.get(0))
+            .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents", [], |r| {
+                r.get(0)
+            })
             .map_err(backend)?;
         let id = IncidentId(next as u64);
         tx.execute(
@@ -179,7 +183,11 @@ impl Store for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
         let exists: Option<i64> = tx
-            .query_row("SELECT id FROM incidents WHERE id = ?1", [incident.0 as i64], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM incidents WHERE id = ?1",
+                [incident.0 as i64],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(backend)?;
         if exists.is_none() {
@@ -208,7 +216,9 @@ impl Store for SqliteStore {
     fn events(&self, incident: IncidentId) -> Result<Vec<Event>, StoreError> {
         let conn = self.lock()?;
         let mut stmt = conn
-            .prepare_cached("SELECT seq, at, actor, body FROM events WHERE incident = ?1 ORDER BY seq")
+            .prepare_cached(
+                "SELECT seq, at, actor, body FROM events WHERE incident = ?1 ORDER BY seq",
+            )
             .map_err(backend)?;
         let rows = stmt
             .query_map([incident.0 as i64], |r| {
@@ -223,9 +233,9 @@ impl Store for SqliteStore {
         let mut out = vec![];
         for row in rows {
             let (seq, at, actor, body) = row.map_err(backend)?;
-            let at = at
-                .parse()
-                .map_err(|e| StoreError::Corrupt(format!("{incident} event {seq}: bad time: {e}")))?;
+            let at = at.parse().map_err(|e| {
+                StoreError::Corrupt(format!("{incident} event {seq}: bad time: {e}"))
+            })?;
             let kind: EventKind = serde_json::from_str(&body)
                 .map_err(|e| StoreError::Corrupt(format!("{incident} event {seq}: {e}")))?;
             out.push(Event {
@@ -291,7 +301,11 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
-    fn outbox_query(&self, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Vec<OutboxItem>, StoreError> {
+    fn outbox_query(
+        &self,
+        sql: &str,
+        p: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<OutboxItem>, StoreError> {
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
         let rows = stmt

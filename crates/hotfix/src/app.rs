@@ -43,7 +43,8 @@ impl Ui for Console {
 pub fn open_git(dir: Option<&Path>) -> Result<Git, CliError> {
     let cwd = match dir {
         Some(d) => d.to_path_buf(),
-        None => std::env::current_dir().map_err(|e| CliError::usage(format!("no current directory: {e}")))?,
+        None => std::env::current_dir()
+            .map_err(|e| CliError::usage(format!("no current directory: {e}")))?,
     };
     Git::open(&cwd).map_err(|e| CliError::usage(e.to_string()))
 }
@@ -58,13 +59,18 @@ pub fn config_path(git: &Git) -> PathBuf {
 pub fn load_config(git: &Git, required: bool) -> Result<Config, CliError> {
     let path = config_path(git);
     match std::fs::read_to_string(&path) {
-        Ok(text) => Config::parse(&text).map_err(|e| CliError::usage(format!("{} ({})", e, path.display()))),
+        Ok(text) => {
+            Config::parse(&text).map_err(|e| CliError::usage(format!("{} ({})", e, path.display())))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Config::default()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CliError::usage(format!(
             "no hotfix.toml at {}: run `hotfix init` first",
             path.display()
         ))),
-        Err(e) => Err(CliError::usage(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => Err(CliError::usage(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -79,7 +85,11 @@ fn actor(git: &Git, as_: Option<&str>) -> Result<String, CliError> {
     }
     git.user_email()
         .map_err(|e| CliError::usage(e.to_string()))?
-        .ok_or_else(|| CliError::usage("who are you? pass --as PERSON, set HOTFIX_USER, or `git config user.email`"))
+        .ok_or_else(|| {
+            CliError::usage(
+                "who are you? pass --as PERSON, set HOTFIX_USER, or `git config user.email`",
+            )
+        })
 }
 
 fn clock() -> Result<Clock, CliError> {
@@ -97,12 +107,16 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
     let config_required = writes;
     let git = open_git(dir)?;
     let cfg = load_config(&git, config_required)?;
-    let common = git.common_dir().map_err(|e| CliError::usage(e.to_string()))?;
+    let common = git
+        .common_dir()
+        .map_err(|e| CliError::usage(e.to_string()))?;
     let state_dir = common.join("hotfix");
     std::fs::create_dir_all(&state_dir)
         .map_err(|e| CliError::failed(format!("cannot create {}: {e}", state_dir.display())))?;
     let url = match std::env::var(env::DATABASE_URL) {
-        Ok(u) if !u.trim().is_empty() => StoreUrl::parse(&u).map_err(|e| CliError::usage(e.to_string()))?,
+        Ok(u) if !u.trim().is_empty() => {
+            StoreUrl::parse(&u).map_err(|e| CliError::usage(e.to_string()))?
+        }
         _ => StoreUrl::Sqlite(state_dir.join("hotfix.db")),
     };
     let store = hotfix_store::open(&url).map_err(|e| CliError::failed(e.to_string()))?;
@@ -135,7 +149,12 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
         Err(e) => return Err(e),
     };
     let failpoints = std::env::var(env::FAILPOINTS)
-        .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     let engine = Engine {
         git,

@@ -5,7 +5,12 @@ use clap::{Args, Parser, Subcommand};
 /// Runs your team's emergency hotfix workflow end to end, with every
 /// guard-rail of the process enforced and a clear record afterwards.
 #[derive(Debug, Parser)]
-#[command(name = "hotfix", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "hotfix",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Act as this person (default: $HOTFIX_USER, else `git config user.email`).
     #[arg(long = "as", global = true, value_name = "PERSON")]

@@ -5,7 +5,7 @@ use hotfix_core::checklist::checklist;
 use hotfix_core::config::INIT_TEMPLATE;
 use hotfix_core::id::IncidentId;
 use hotfix_core::next::next_action;
-use hotfix_core::severity::Severity;
+use hotfix_core::severity::{Severity, SeverityError};
 use hotfix_core::state::IncidentState;
 use hotfix_engine::backport::BackportMode;
 use hotfix_engine::{Engine, EngineError, StartArgs};
@@ -23,10 +23,16 @@ pub struct CliError {
 
 impl CliError {
     pub fn usage(m: impl Into<String>) -> CliError {
-        CliError { code: 2, message: m.into() }
+        CliError {
+            code: 2,
+            message: m.into(),
+        }
     }
     pub fn failed(m: impl Into<String>) -> CliError {
-        CliError { code: 1, message: m.into() }
+        CliError {
+            code: 1,
+            message: m.into(),
+        }
     }
 }
 
@@ -41,7 +47,10 @@ impl From<EngineError> for CliError {
 
 fn parse_id(s: &Option<String>) -> Result<Option<IncidentId>, CliError> {
     s.as_deref()
-        .map(|v| v.parse::<IncidentId>().map_err(|e| CliError::usage(e.to_string())))
+        .map(|v| {
+            v.parse::<IncidentId>()
+                .map_err(|e| CliError::usage(e.to_string()))
+        })
         .transpose()
 }
 
@@ -65,13 +74,16 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             std::fs::write(&path, INIT_TEMPLATE)
                 .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))?;
             println!("wrote {}", path.display());
-            println!("next: add your tech leads and reviewers under [team], configure [deploy], commit it to main");
+            println!(
+                "next: add your tech leads and reviewers under [team], configure [deploy], commit it to main"
+            );
             Ok(0)
         }
         Cmd::Start(a) => {
             // Severity first: a medium incident creates nothing at all.
-            let severity: Severity = a.severity.parse().map_err(|e: hotfix_core::severity::SeverityError| {
-                CliError::failed(e.to_string())
+            let severity: Severity = a.severity.parse().map_err(|e| match e {
+                SeverityError::UseNormalRelease(_) => CliError::failed(e.to_string()),
+                SeverityError::Unknown(_) => CliError::usage(e.to_string()),
             })?;
             let incident = parse_id(&a.incident)?;
             let e = app::engine(dir, as_, true)?;
@@ -91,7 +103,15 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             let e = app::engine(dir, as_, false)?;
             let id = e.resolve(parse_id(&r.id)?)?;
             let s = e.load(id)?;
-            let undelivered = e.store.undelivered().map(|v| v.into_iter().filter(|i| i.message.incident == id).collect::<Vec<_>>()).unwrap_or_default();
+            let undelivered = e
+                .store
+                .undelivered()
+                .map(|v| {
+                    v.into_iter()
+                        .filter(|i| i.message.incident == id)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
             if r.json {
                 println!("{}", render::status_json(&e, &s, &undelivered));
             } else {
@@ -103,28 +123,51 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             let e = app::engine(dir, as_, true)?;
             let id = e.resolve(parse_id(&a.id)?)?;
             let s = e.push(id)?;
-            println!("{} pushed: PR #{} — preview {}", s.id, s.pr.unwrap_or(0), s.preview_url.as_deref().unwrap_or("(none)"));
+            println!(
+                "{} pushed: PR #{} — preview {}",
+                s.id,
+                s.pr.unwrap_or(0),
+                s.preview_url.as_deref().unwrap_or("(none)")
+            );
             print_next(&e, &s);
             Ok(0)
         }
         Cmd::Approve { id } => {
-            let id: IncidentId = id.parse().map_err(|e: hotfix_core::id::BadIncidentId| CliError::usage(e.to_string()))?;
+            let id: IncidentId = id
+                .parse()
+                .map_err(|e: hotfix_core::id::BadIncidentId| CliError::usage(e.to_string()))?;
             let e = app::engine(dir, as_, true)?;
             let who = e.actor.clone();
             let (s, _) = e.approve(id, &who, "cli")?;
             print_next(&e, &s);
             Ok(0)
         }
-        Cmd::Ship { id, allow_wide, reason } => {
+        Cmd::Ship {
+            id,
+            allow_wide,
+            reason,
+        } => {
             let e = app::engine(dir, as_, true)?;
             let id = e.resolve(parse_id(&id)?)?;
-            let wide = if allow_wide { Some(reason.as_deref().unwrap_or("")) } else { None };
+            let wide = if allow_wide {
+                Some(reason.as_deref().unwrap_or(""))
+            } else {
+                None
+            };
             let s = e.ship(id, wide)?;
-            println!("{} shipped: {} is live and healthy", s.id, s.merge_sha.as_deref().map(short).unwrap_or(""));
+            println!(
+                "{} shipped: {} is live and healthy",
+                s.id,
+                s.merge_sha.as_deref().map(short).unwrap_or("")
+            );
             print_next(&e, &s);
             Ok(0)
         }
-        Cmd::Backport { id, r#continue, abort } => {
+        Cmd::Backport {
+            id,
+            r#continue,
+            abort,
+        } => {
             let e = app::engine(dir, as_, true)?;
             let id = e.resolve(parse_id(&id)?)?;
             let mode = if r#continue {
@@ -152,9 +195,16 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Cmd::Checklist { id, done, json } => {
             let e = app::engine(dir, as_, !done.is_empty())?;
             let id = e.resolve(parse_id(&id)?)?;
-            let s = if done.is_empty() { e.load(id)? } else { e.tick(id, &done)? };
+            let s = if done.is_empty() {
+                e.load(id)?
+            } else {
+                e.tick(id, &done)?
+            };
             if json {
-                println!("{}", serde_json::to_string_pretty(&checklist(&s)).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&checklist(&s)).unwrap_or_default()
+                );
             } else {
                 print!("{}", render::checklist_text(&s));
                 print_next(&e, &s);

@@ -62,20 +62,70 @@ pub fn status_json(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
 pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -> String {
     let mut o = String::new();
     let now = e.clock.now();
-    let title = if s.security { "security incident (details restricted)".to_string() } else { s.title.clone() };
-    let _ = writeln!(o, "{}  [{}] {}", s.id, s.severity.as_str().to_uppercase(), title);
-    let _ = writeln!(o, "  state:     {}{}", s.phase(&e.cfg.policy).as_str(), if s.attempt > 1 { format!(" (attempt {})", s.attempt) } else { String::new() });
-    let _ = writeln!(o, "  branch:    {}{}", s.branch, s.head_sha.as_deref().map(|h| format!(" @ {}", short(h))).unwrap_or_default());
+    let title = if s.security {
+        "security incident (details restricted)".to_string()
+    } else {
+        s.title.clone()
+    };
+    let _ = writeln!(
+        o,
+        "{}  [{}] {}",
+        s.id,
+        s.severity.as_str().to_uppercase(),
+        title
+    );
+    let _ = writeln!(
+        o,
+        "  state:     {}{}",
+        s.phase(&e.cfg.policy).as_str(),
+        if s.attempt > 1 {
+            format!(" (attempt {})", s.attempt)
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        o,
+        "  branch:    {}{}",
+        s.branch,
+        s.head_sha
+            .as_deref()
+            .map(|h| format!(" @ {}", short(h)))
+            .unwrap_or_default()
+    );
     if let Some(pr) = s.pr {
-        let _ = writeln!(o, "  PR:        #{pr} {}", s.pr_url.as_deref().unwrap_or(""));
+        let _ = writeln!(
+            o,
+            "  PR:        #{pr} {}",
+            s.pr_url.as_deref().unwrap_or("")
+        );
     }
     if let Some(u) = &s.preview_url {
-        let _ = writeln!(o, "  preview:   {u} (smoke {})", if s.smoke_passed_on_head() { "passed" } else { "not passed" });
+        let _ = writeln!(
+            o,
+            "  preview:   {u} (smoke {})",
+            if s.smoke_passed_on_head() {
+                "passed"
+            } else {
+                "not passed"
+            }
+        );
     }
     if !s.approvals.is_empty() {
         let fresh: Vec<u64> = s.fresh_approvals().iter().map(|a| a.seq).collect();
         for a in &s.approvals {
-            let _ = writeln!(o, "  approval:  {} ({}) on {}{}", a.by, a.role.label(), short(&a.sha), if fresh.contains(&a.seq) { "" } else { " — stale" });
+            let _ = writeln!(
+                o,
+                "  approval:  {} ({}) on {}{}",
+                a.by,
+                a.role.label(),
+                short(&a.sha),
+                if fresh.contains(&a.seq) {
+                    ""
+                } else {
+                    " — stale"
+                }
+            );
         }
     }
     let missing = missing_approvals(s, &e.cfg.policy);
@@ -83,36 +133,77 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
         let _ = writeln!(o, "  needs:     {}", missing.join(" and "));
     }
     if let Some(m) = &s.merge_sha {
-        let _ = writeln!(o, "  merged:    {}{}", short(m), if s.healthy_sha.is_some() { " — production healthy" } else { "" });
+        let _ = writeln!(
+            o,
+            "  merged:    {}{}",
+            short(m),
+            if s.healthy_sha.is_some() {
+                " — production healthy"
+            } else {
+                ""
+            }
+        );
     }
     if let Some(f) = &s.health_failure {
         let _ = writeln!(o, "  health:    FAILING — {f}");
     }
     if let Some(r) = &s.rollback {
-        let _ = writeln!(o, "  rolled back ({}): {}", if r.automatic { "automatic" } else { "manual" }, r.reason);
+        let _ = writeln!(
+            o,
+            "  rolled back ({}): {}",
+            if r.automatic { "automatic" } else { "manual" },
+            r.reason
+        );
     }
     if let Some((files, wt)) = &s.backport_conflict {
-        let _ = writeln!(o, "  backport:  conflicts in {} — resolve in {wt}", files.join(", "));
+        let _ = writeln!(
+            o,
+            "  backport:  conflicts in {} — resolve in {wt}",
+            files.join(", ")
+        );
     }
     for (p, r) in &s.anti_patterns {
         let _ = writeln!(o, "  anti-pattern: {} — {r}", p.label());
     }
-    let _ = writeln!(o, "\n  timeline (target: resolved within {})", e.cfg.policy.targets.resolved);
+    let _ = writeln!(
+        o,
+        "\n  timeline (target: resolved within {})",
+        e.cfg.policy.targets.resolved
+    );
     for t in timeline(s, &e.cfg.policy, now) {
         let mark = if t.done { "✓" } else { "·" };
         let target = t.target_s.map(clock).unwrap_or_else(|| "  —  ".into());
         let late = if t.over { "  OVER TARGET" } else { "" };
         let so_far = if t.done { "" } else { " so far" };
-        let _ = writeln!(o, "  {mark} {:<22} {:>8} / {target}{so_far}{late}", t.label, clock(t.elapsed_s));
+        let _ = writeln!(
+            o,
+            "  {mark} {:<22} {:>8} / {target}{so_far}{late}",
+            t.label,
+            clock(t.elapsed_s)
+        );
     }
     let _ = writeln!(o, "\n  checklist");
     for i in checklist(s) {
-        let _ = writeln!(o, "  [{}] {:<42} {}{}", if i.done { "x" } else { " " }, i.label, i.key, if i.auto { " (auto)" } else { "" });
+        let _ = writeln!(
+            o,
+            "  [{}] {:<42} {}{}",
+            if i.done { "x" } else { " " },
+            i.label,
+            i.key,
+            if i.auto { " (auto)" } else { "" }
+        );
     }
     if !undelivered.is_empty() {
         let _ = writeln!(o, "\n  undelivered notifications: {}", undelivered.len());
         for i in undelivered {
-            let _ = writeln!(o, "    {} {} (attempts {}): {}", i.notifier, i.message.step, i.attempts, i.last_error.as_deref().unwrap_or("pending"));
+            let _ = writeln!(
+                o,
+                "    {} {} (attempts {}): {}",
+                i.notifier,
+                i.message.step,
+                i.attempts,
+                i.last_error.as_deref().unwrap_or("pending")
+            );
         }
     }
     let _ = writeln!(o, "\nnext: {}", next_action(s, &e.cfg.policy));
@@ -123,7 +214,14 @@ pub fn checklist_text(s: &IncidentState) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "{} post-hotfix checklist", s.id);
     for i in checklist(s) {
-        let _ = writeln!(o, "  [{}] {:<42} {}{}", if i.done { "x" } else { " " }, i.label, i.key, if i.auto { " (auto)" } else { "" });
+        let _ = writeln!(
+            o,
+            "  [{}] {:<42} {}{}",
+            if i.done { "x" } else { " " },
+            i.label,
+            i.key,
+            if i.auto { " (auto)" } else { "" }
+        );
     }
     o
 }
@@ -155,8 +253,19 @@ pub fn log_text(e: &Engine, all: &[IncidentState]) -> String {
         let _ = writeln!(o, "no incidents yet");
     }
     for s in all {
-        let title = if s.security { "security incident (details restricted)".to_string() } else { s.title.clone() };
-        let _ = writeln!(o, "{}  [{}] {} — {}", s.id, s.severity, title, s.phase(&e.cfg.policy).as_str());
+        let title = if s.security {
+            "security incident (details restricted)".to_string()
+        } else {
+            s.title.clone()
+        };
+        let _ = writeln!(
+            o,
+            "{}  [{}] {} — {}",
+            s.id,
+            s.severity,
+            title,
+            s.phase(&e.cfg.policy).as_str()
+        );
         for ev in &s.events {
             let _ = writeln!(o, "    {}", hotfix_engine::text::event_line(ev, s.security));
         }

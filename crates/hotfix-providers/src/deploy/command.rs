@@ -28,13 +28,22 @@ impl CommandDeployer {
         self.cfg.timeout.0
     }
 
-    fn exec(&self, what: &'static str, command: Option<&String>, ctx: &DeployCtx, env_name: &str) -> Result<String, DeployError> {
+    fn exec(
+        &self,
+        what: &'static str,
+        command: Option<&String>,
+        ctx: &DeployCtx,
+        env_name: &str,
+    ) -> Result<String, DeployError> {
         let command = command.ok_or(DeployError::NotConfigured(what))?;
         let env = vec![
             ("HOTFIX_INCIDENT".to_string(), ctx.incident.to_string()),
             ("HOTFIX_SHA".to_string(), ctx.sha.clone()),
             ("HOTFIX_BRANCH".to_string(), ctx.branch.clone()),
-            ("HOTFIX_PR".to_string(), ctx.pr.map(|p| p.to_string()).unwrap_or_default()),
+            (
+                "HOTFIX_PR".to_string(),
+                ctx.pr.map(|p| p.to_string()).unwrap_or_default(),
+            ),
             ("HOTFIX_ENV".to_string(), env_name.to_string()),
         ];
         let log = self.log_dir.join(format!("{}.log", ctx.incident));
@@ -44,7 +53,12 @@ impl CommandDeployer {
 
 impl Deployer for CommandDeployer {
     fn deploy_preview(&self, ctx: &DeployCtx) -> Result<Deployment, DeployError> {
-        let out = self.exec("[deploy] preview", self.cfg.preview.as_ref(), ctx, "preview")?;
+        let out = self.exec(
+            "[deploy] preview",
+            self.cfg.preview.as_ref(),
+            ctx,
+            "preview",
+        )?;
         let url = out
             .lines()
             .rev()
@@ -67,12 +81,19 @@ impl Deployer for CommandDeployer {
     fn remove_preview(&self, ctx: &DeployCtx) -> Result<(), DeployError> {
         match &self.cfg.remove_preview {
             None => Ok(()),
-            Some(c) => self.exec("[deploy] remove_preview", Some(c), ctx, "preview").map(drop),
+            Some(c) => self
+                .exec("[deploy] remove_preview", Some(c), ctx, "preview")
+                .map(drop),
         }
     }
 
     fn deploy_production(&self, ctx: &DeployCtx) -> Result<Deployment, DeployError> {
-        self.exec("[deploy] production", self.cfg.production.as_ref(), ctx, "production")?;
+        self.exec(
+            "[deploy] production",
+            self.cfg.production.as_ref(),
+            ctx,
+            "production",
+        )?;
         Ok(Deployment {
             id: None,
             url: self.cfg.health_url.clone(),
@@ -80,7 +101,13 @@ impl Deployer for CommandDeployer {
     }
 
     fn rollback(&self, ctx: &DeployCtx, _previous: Option<&str>) -> Result<(), DeployError> {
-        self.exec("[deploy] rollback", self.cfg.rollback.as_ref(), ctx, "production").map(drop)
+        self.exec(
+            "[deploy] rollback",
+            self.cfg.rollback.as_ref(),
+            ctx,
+            "production",
+        )
+        .map(drop)
     }
 
     fn health_url(&self) -> Option<String> {

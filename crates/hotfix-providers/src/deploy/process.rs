@@ -75,7 +75,12 @@ pub fn run(
     let tail = Arc::new(Mutex::new(Vec::<u8>::new()));
     let mut readers = vec![];
     if let Some(out) = child.stdout.take() {
-        readers.push(pump(out, Some(captured.clone()), tail.clone(), log_file.clone()));
+        readers.push(pump(
+            out,
+            Some(captured.clone()),
+            tail.clone(),
+            log_file.clone(),
+        ));
     }
     if let Some(err) = child.stderr.take() {
         readers.push(pump(err, None, tail.clone(), log_file.clone()));

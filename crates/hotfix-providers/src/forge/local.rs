@@ -28,7 +28,8 @@ impl LocalForge {
         }
         let conn = Connection::open(db_path).map_err(db_err)?;
         conn.busy_timeout(Duration::from_secs(15)).map_err(db_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS prs (
                 number     INTEGER PRIMARY KEY,
@@ -112,7 +113,11 @@ impl Forge for LocalForge {
         .map_err(db_err)?;
         let n = tx.last_insert_rowid();
         let p = tx
-            .query_row(&format!("SELECT {COLS} FROM prs WHERE number = ?1"), [n], Self::row)
+            .query_row(
+                &format!("SELECT {COLS} FROM prs WHERE number = ?1"),
+                [n],
+                Self::row,
+            )
             .map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         Ok(p)
@@ -144,7 +149,12 @@ impl Forge for LocalForge {
         .ok_or(ForgeError::NotFound(number))
     }
 
-    fn merge_pr(&self, number: u64, expected_head: &str, message: &str) -> Result<String, ForgeError> {
+    fn merge_pr(
+        &self,
+        number: u64,
+        expected_head: &str,
+        message: &str,
+    ) -> Result<String, ForgeError> {
         let pr = self.get_pr(number)?;
         if let (PrState::Merged, Some(sha)) = (&pr.state, &pr.merge_sha) {
             return Ok(sha.clone());
@@ -188,7 +198,12 @@ impl Forge for LocalForge {
         Ok(sha)
     }
 
-    fn revert_merge(&self, base: &str, merge_sha: &str, message: &str) -> Result<String, ForgeError> {
+    fn revert_merge(
+        &self,
+        base: &str,
+        merge_sha: &str,
+        message: &str,
+    ) -> Result<String, ForgeError> {
         revert_on(&self.git, &self.remote, base, merge_sha, message)
     }
 

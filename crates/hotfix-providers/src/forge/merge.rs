@@ -30,7 +30,13 @@ impl Merged {
 /// pushes it atomically. Idempotent: a `head` already reachable from the
 /// remote's `base` returns the merge that brought it there. Retries when
 /// `base` moved between fetch and push.
-pub fn merge_into(git: &Git, remote: &str, base: &str, head: &str, message: &str) -> Result<Merged, ForgeError> {
+pub fn merge_into(
+    git: &Git,
+    remote: &str,
+    base: &str,
+    head: &str,
+    message: &str,
+) -> Result<Merged, ForgeError> {
     for _ in 0..3 {
         git.fetch(remote).map_err(git_err)?;
         let tracking = format!("refs/remotes/{remote}/{base}");
@@ -58,7 +64,9 @@ pub fn merge_into(git: &Git, remote: &str, base: &str, head: &str, message: &str
         match git.push(remote, &[refspec], true, &[lease]) {
             Ok(()) => return Ok(Merged::Created(commit)),
             Err(GitError::Failed { stderr, .. })
-                if stderr.contains("stale info") || stderr.contains("rejected") || stderr.contains("non-fast-forward") =>
+                if stderr.contains("stale info")
+                    || stderr.contains("rejected")
+                    || stderr.contains("non-fast-forward") =>
             {
                 continue;
             }
@@ -77,7 +85,13 @@ pub fn revert_trailer(merge_sha: &str) -> String {
 
 /// Reverts the merge commit `merge_sha` on the remote's `base` (mainline =
 /// first parent) and pushes atomically. Idempotent through a trailer.
-pub fn revert_on(git: &Git, remote: &str, base: &str, merge_sha: &str, message: &str) -> Result<String, ForgeError> {
+pub fn revert_on(
+    git: &Git,
+    remote: &str,
+    base: &str,
+    merge_sha: &str,
+    message: &str,
+) -> Result<String, ForgeError> {
     for _ in 0..3 {
         git.fetch(remote).map_err(git_err)?;
         let tracking = format!("refs/remotes/{remote}/{base}");
@@ -96,12 +110,17 @@ pub fn revert_on(git: &Git, remote: &str, base: &str, merge_sha: &str, message: 
             )));
         }
         let parent = format!("{merge_sha}^1");
-        let tree = match git.merge_tree(&base_sha, &parent, Some(merge_sha)).map_err(git_err)? {
+        let tree = match git
+            .merge_tree(&base_sha, &parent, Some(merge_sha))
+            .map_err(git_err)?
+        {
             MergeTree::Clean { tree } => tree,
             MergeTree::Conflicted { files } => return Err(ForgeError::Conflict(files)),
         };
         let full = format!("{message}\n\n{trailer}\n");
-        let commit = git.commit_tree(&tree, &[&base_sha], &full).map_err(git_err)?;
+        let commit = git
+            .commit_tree(&tree, &[&base_sha], &full)
+            .map_err(git_err)?;
         let refspec = format!("{commit}:refs/heads/{base}");
         let lease = (format!("refs/heads/{base}"), base_sha.clone());
         match git.push(remote, &[refspec], true, &[lease]) {

@@ -19,7 +19,11 @@ impl Notifier for ConsoleNotifier {
         } else {
             format!(
                 " cc {}",
-                msg.mentions.iter().map(|m| format!("@{m}")).collect::<Vec<_>>().join(" ")
+                msg.mentions
+                    .iter()
+                    .map(|m| format!("@{m}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             )
         };
         eprintln!("  [{}] {}{}", msg.channel, msg.text, mentions);
