@@ -126,8 +126,8 @@ impl Engine {
         let mut s = s;
         let mut refusals = ship_refusals(&s, &self.cfg);
         let wide = |c: &str| c == "wide_diff" || c == "conflict_markers";
-        if let Some(reason) = allow_wide {
-            if refusals.iter().any(|r| wide(r.code)) {
+        if let Some(reason) = allow_wide
+            && refusals.iter().any(|r| wide(r.code)) {
                 if reason.trim().is_empty() {
                     return Err(EngineError::Usage(
                         "--allow-wide needs --reason TEXT".into(),
@@ -150,14 +150,13 @@ impl Engine {
                 s = self.load(s.id)?;
                 refusals = ship_refusals(&s, &self.cfg);
             }
-        }
         if !refusals.is_empty() {
             return Err(EngineError::Refused(refusals));
         }
         // What was tested must be what is on the branch now.
         let head = s.head_sha.clone().unwrap_or_default();
-        if let Some(local) = self.git.local_branch_sha(&s.branch)? {
-            if local != head && !self.git.is_ancestor(&local, &head)? {
+        if let Some(local) = self.git.local_branch_sha(&s.branch)?
+            && local != head && !self.git.is_ancestor(&local, &head)? {
                 return Err(EngineError::refused(
                     "unpushed",
                     format!(
@@ -169,7 +168,6 @@ impl Engine {
                     "push it through the preview first: `hotfix push`",
                 ));
             }
-        }
         Ok(s)
     }
 

@@ -291,11 +291,10 @@ impl Git {
         for l in patch.lines() {
             if let Some(p) = l.strip_prefix("+++ b/") {
                 current = p.to_string();
-            } else if let Some(added) = l.strip_prefix('+') {
-                if is_conflict_marker(added) && !d.conflict_markers.contains(&current) {
+            } else if let Some(added) = l.strip_prefix('+')
+                && is_conflict_marker(added) && !d.conflict_markers.contains(&current) {
                     d.conflict_markers.push(current.clone());
                 }
-            }
         }
         Ok(d)
     }

@@ -16,11 +16,10 @@ pub fn redact(text: &str) -> String {
 fn redact_word(w: &str) -> String {
     if let Some(scheme) = w.find("://") {
         let rest = &w[scheme + 3..];
-        if let Some(at) = rest.find('@') {
-            if !rest[..at].contains('/') {
+        if let Some(at) = rest.find('@')
+            && !rest[..at].contains('/') {
                 return format!("{}***{}", &w[..scheme + 3], &rest[at..]);
             }
-        }
     }
     for prefix in [
         "ghp_",

@@ -78,11 +78,10 @@ fn actor(git: &Git, as_: Option<&str>) -> Result<String, CliError> {
     if let Some(a) = as_.filter(|a| !a.trim().is_empty()) {
         return Ok(a.trim().to_string());
     }
-    if let Ok(u) = std::env::var(env::USER) {
-        if !u.trim().is_empty() {
+    if let Ok(u) = std::env::var(env::USER)
+        && !u.trim().is_empty() {
             return Ok(u.trim().to_string());
         }
-    }
     git.user_email()
         .map_err(|e| CliError::usage(e.to_string()))?
         .ok_or_else(|| {

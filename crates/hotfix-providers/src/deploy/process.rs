@@ -143,11 +143,10 @@ fn pump<R: Read + Send + 'static>(
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     let chunk = &buf[..n];
-                    if let Some(c) = &capture {
-                        if let Ok(mut c) = c.lock() {
+                    if let Some(c) = &capture
+                        && let Ok(mut c) = c.lock() {
                             c.extend_from_slice(chunk);
                         }
-                    }
                     if let Ok(mut t) = tail.lock() {
                         t.extend_from_slice(chunk);
                         let len = t.len();
