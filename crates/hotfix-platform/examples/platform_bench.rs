@@ -57,7 +57,11 @@ fn main() -> Res<()> {
     let sample = bin_dir.join("hotfix-sample-service");
     for b in [&runner, &sample] {
         if !b.exists() {
-            return Err(format!("{} is missing: build with `cargo build --release -p hotfix-platform --bins`", b.display()).into());
+            return Err(format!(
+                "{} is missing: build with `cargo build --release -p hotfix-platform --bins`",
+                b.display()
+            )
+            .into());
         }
     }
 
@@ -77,7 +81,9 @@ fn main() -> Res<()> {
         git(&repo, &["commit", "-q", "-m", version])?;
         git(&repo, &["rev-parse", "HEAD"])
     };
-    let shas: Vec<String> = (0..deploys.max(2)).map(|i| commit(&format!("v{i}"))).collect::<Res<_>>()?;
+    let shas: Vec<String> = (0..deploys.max(2))
+        .map(|i| commit(&format!("v{i}")))
+        .collect::<Res<_>>()?;
 
     // 1. Baseline: the service started directly, spawn → healthy.
     let mut baseline = Vec::new();
@@ -193,28 +199,58 @@ fn run(
     let wall = median(&walls);
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
     println!();
-    println!("hotfix platform benchmark ({} clients, {} deploys, 127.0.0.1 only)", clients, walls.len());
+    println!(
+        "hotfix platform benchmark ({} clients, {} deploys, 127.0.0.1 only)",
+        clients,
+        walls.len()
+    );
     println!("{:-<72}", "");
     println!("{:<44} {:>12} {:>12}", "", "sent", "failed");
-    println!("{:<44} {:>12} {:>12}", "requests during deploy", deploy_load.0, deploy_load.1);
-    println!("{:<44} {:>12} {:>12}", "requests during rollback", rollback_load.0, rollback_load.1);
+    println!(
+        "{:<44} {:>12} {:>12}",
+        "requests during deploy", deploy_load.0, deploy_load.1
+    );
+    println!(
+        "{:<44} {:>12} {:>12}",
+        "requests during rollback", rollback_load.0, rollback_load.1
+    );
     println!("{:-<72}", "");
-    println!("{:<44} {:>26}", "rollback API call (request → answered)", ms(api_ms));
+    println!(
+        "{:<44} {:>26}",
+        "rollback API call (request → answered)",
+        ms(api_ms)
+    );
     println!(
         "{:<44} {:>26}",
         "rollback → previous release serving",
         serving_after.map(ms).unwrap_or_else(|| "never seen".into())
     );
     println!("{:<44} {:>26}", "service start-up alone (median)", ms(base));
-    println!("{:<44} {:>26}", "platform deploy wall time (median)", ms(wall));
-    println!("{:<44} {:>26}", "platform overhead per deploy", ms(wall.saturating_sub(base)));
+    println!(
+        "{:<44} {:>26}",
+        "platform deploy wall time (median)",
+        ms(wall)
+    );
+    println!(
+        "{:<44} {:>26}",
+        "platform overhead per deploy",
+        ms(wall.saturating_sub(base))
+    );
     println!(
         "{:<44} {:>26}",
         "deploy / start-up alone",
         format!("{:.2}x", wall.as_secs_f64() / base.as_secs_f64().max(1e-9))
     );
-    println!("{:<44} {:>26}", "max request latency during deploy", ms(deploy_load.2));
-    println!("{:<44} {:>26}", "max request latency during rollback", ms(rollback_load.2));
+    println!(
+        "{:<44} {:>26}",
+        "max request latency during deploy",
+        ms(deploy_load.2)
+    );
+    println!(
+        "{:<44} {:>26}",
+        "max request latency during rollback",
+        ms(rollback_load.2)
+    );
     println!("{:-<72}", "");
     if deploy_load.1 + rollback_load.1 > 0 {
         return Err("some requests failed".into());
@@ -283,7 +319,8 @@ impl Hammer {
                     let (mut sent, mut failed, mut worst) = (0u64, 0u64, Duration::ZERO);
                     // Bounded: at most 20 s or 200k requests per client.
                     let t_end = Instant::now() + Duration::from_secs(20);
-                    while !stop.load(Ordering::Relaxed) && sent < 200_000 && Instant::now() < t_end {
+                    while !stop.load(Ordering::Relaxed) && sent < 200_000 && Instant::now() < t_end
+                    {
                         let t = Instant::now();
                         let (s, _) = get(&a, &url);
                         worst = worst.max(t.elapsed());
@@ -304,6 +341,8 @@ impl Hammer {
         self.threads
             .into_iter()
             .filter_map(|t| t.join().ok())
-            .fold((0, 0, Duration::ZERO), |a, b| (a.0 + b.0, a.1 + b.1, a.2.max(b.2)))
+            .fold((0, 0, Duration::ZERO), |a, b| {
+                (a.0 + b.0, a.1 + b.1, a.2.max(b.2))
+            })
     }
 }

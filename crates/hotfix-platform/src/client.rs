@@ -230,11 +230,8 @@ pub fn start_background(
         .try_clone()
         .map_err(|e| PlatformError::io("cannot duplicate the log handle", e))?;
     let mut cmd = Command::new(exe);
-    cmd.args(args)
-        .current_dir(&cfg.repo_root)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2);
+    // Same working directory as ours, so relative paths in `args` mean the same.
+    cmd.args(args).stdin(Stdio::null()).stdout(log).stderr(log2);
     sys::detach(&mut cmd);
     let mut child = cmd
         .spawn()

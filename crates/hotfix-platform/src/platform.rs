@@ -588,41 +588,49 @@ impl Inner {
                 return Err(e);
             }
         };
-        let (old_prev, old_up, old_prod) = {
+        // The old production becomes the previous release (warm), unless it
+        // had crashed: then rollback keeps pointing at the last release that
+        // served well, and the crashed one is discarded.
+        let (discarded, old_up, warm_prev) = {
             let mut st = lock(&self.state);
             rel.set(|i| i.state = ReleaseState::Live);
             let old_up = self.proxy.switch(rel.upstream());
             let old_prod = st.production.replace(rel.clone());
-            let old_prev = st.previous.take();
-            if let Some(p) = &old_prod {
-                if p.running() && !self.cfg.warm.is_zero() {
-                    let until = util::now()
-                        .checked_add(
-                            jiff::SignedDuration::try_from(self.cfg.warm)
-                                .unwrap_or(jiff::SignedDuration::MAX),
-                        )
-                        .unwrap_or(util::now());
-                    p.set(|i| {
-                        i.state = ReleaseState::Warm;
-                        i.warm_until = Some(until.to_string());
-                    });
-                } else if p.info().state != ReleaseState::Crashed {
-                    p.set(|i| i.state = ReleaseState::Cold);
+            match old_prod {
+                Some(p) if p.info().state != ReleaseState::Crashed => {
+                    let discarded = st.previous.replace(p.clone());
+                    if p.running() {
+                        let until = util::now()
+                            .checked_add(
+                                jiff::SignedDuration::try_from(self.cfg.warm)
+                                    .unwrap_or(jiff::SignedDuration::MAX),
+                            )
+                            .unwrap_or(util::now());
+                        p.set(|i| {
+                            i.state = ReleaseState::Warm;
+                            i.warm_until = Some(until.to_string());
+                        });
+                    } else {
+                        p.set(|i| i.state = ReleaseState::Cold);
+                    }
+                    self.persist(&st);
+                    (discarded, old_up, Some(p))
                 }
-                st.previous = Some(p.clone());
+                crashed => {
+                    self.persist(&st);
+                    (crashed, old_up, None)
+                }
             }
-            self.persist(&st);
-            (old_prev, old_up, old_prod)
         };
         eprintln!(
             "hotfix platform: production is now {} ({sha})",
             rel.info().id
         );
-        if let Some(prev) = old_prev {
+        if let Some(d) = discarded {
             let me = self.clone();
-            tokio::spawn(async move { me.discard(&prev).await });
+            tokio::spawn(async move { me.discard(&d).await });
         }
-        if let Some(p) = old_prod {
+        if let Some(p) = warm_prev {
             self.schedule_cool(p, old_up, self.cfg.warm);
         }
         self.outcome(built, t0)
@@ -638,8 +646,7 @@ impl Inner {
             let _g = me.prod_lock.lock().await;
             let still = {
                 let st = lock(&me.state);
-                st.previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &rel))
-                    && rel.info().state == ReleaseState::Warm
+                st.previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &rel)) && rel.running()
             };
             if still {
                 me.stop_process(&rel).await;

@@ -57,9 +57,15 @@ fn read_state(paths: &Paths) -> Result<StateFile, PlatformError> {
     }
 }
 
-async fn serve(cfg: PlatformConfig) -> Result<(), PlatformError> {
+async fn serve(mut cfg: PlatformConfig) -> Result<(), PlatformError> {
+    util::private_dir(&cfg.state_dir)?;
+    // Absolute paths: releases run in other directories, and the state file
+    // must mean the same thing whatever directory the next start runs from.
+    for p in [&mut cfg.state_dir, &mut cfg.repo_root] {
+        *p = fs::canonicalize(&*p)
+            .map_err(|e| PlatformError::io(format!("cannot resolve {}", p.display()), e))?;
+    }
     let paths = Paths::new(&cfg.state_dir);
-    util::private_dir(&paths.root)?;
     for d in [paths.releases(), paths.logs(), paths.data()] {
         fs::create_dir_all(&d)
             .map_err(|e| PlatformError::io(format!("cannot create {}", d.display()), e))?;

@@ -238,8 +238,10 @@ fn a_release_that_crashes_after_going_live_is_reported_not_restarted() {
     assert_eq!(get(&fx.url("/version")).0, 503);
     // A fixed deploy recovers.
     let v2 = fx.commit(&routes("v2"));
-    p.client.deploy_production(&v2).expect("deploy fix");
+    let fixed = p.client.deploy_production(&v2).expect("deploy fix");
     assert_eq!(get(&fx.url("/version")), (200, "v2".to_string()));
+    // The crashed release is not kept as a rollback target.
+    assert!(fixed.previous.is_none(), "{:?}", fixed.previous);
     p.stop();
 }
 
@@ -432,4 +434,41 @@ fn default_state_dir_is_under_the_git_common_dir() {
     let fx = Fixture::new();
     let d = hotfix_platform::default_state_dir(&fx.repo).expect("state dir");
     assert!(d.ends_with(".git/hotfix/platform"), "{}", d.display());
+}
+
+#[test]
+fn sigterm_stops_the_platform_and_every_release_it_started() {
+    let fx = Fixture::new();
+    let v1 = fx.commit(&routes("v1"));
+    let v2 = fx.commit(&routes("v2"));
+    fx.write_hotfix_toml("");
+    let mut cfg = hotfix_platform::PlatformConfig::load(&fx.repo).expect("config");
+    cfg.state_dir = fx.state.clone();
+    let info =
+        hotfix_platform::start_background(&cfg, RUNNER.as_ref(), &fx.runner_args()).expect("start");
+    let client = Client::connect(&fx.state).expect("client");
+    client.deploy_production(&v1).expect("v1");
+    let v1_pid = service_pid(&fx.url(""));
+    client.deploy_production(&v2).expect("v2");
+    let v2_pid = service_pid(&fx.url(""));
+    let preview = client.deploy_preview("HF-9", &v1).expect("preview");
+    let preview_pid = service_pid(&preview.url);
+    assert!(pid_alive(v1_pid), "previous is warm");
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &info.pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    eventually(Duration::from_secs(10), "everything stopped", || {
+        [info.pid, v1_pid, v2_pid, preview_pid]
+            .iter()
+            .all(|p| !pid_alive(*p))
+    });
+    assert!(!fx.state.join("control.json").exists());
+    assert!(!fx.state.join("token").exists());
+    // The state survives a clean stop: production is what comes back.
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fx.state.join("state.json")).expect("state"))
+            .expect("json");
+    assert_eq!(state["production"]["sha"].as_str(), Some(v2.as_str()));
 }
