@@ -21,7 +21,10 @@
 //!   stopped (*cold*) but its worktree is kept, so a rollback restarts it
 //!   without a rebuild. The release rolled back *from* is drained (requests in
 //!   flight finish, up to `drain`), stopped and discarded; after a rollback
-//!   there is no previous release until the next deploy.
+//!   there is no previous release until the next deploy. If production had
+//!   crashed, the next deploy discards it and keeps the previous release as
+//!   the rollback target. `warm = "0"` stops the previous release right after
+//!   the switch (rollback then restarts it from its worktree).
 //!   Production releases share `DATA_DIR = <state>/data/production`.
 //! - **Previews** (one per key, e.g. `HF-3`) are served directly on their own
 //!   port (`http://127.0.0.1:<port>`), each with a fresh `DATA_DIR` deleted

@@ -231,9 +231,12 @@ impl Inner {
     // ---------------------------------------------------------------- releases
 
     fn new_release(&self, kind: ReleaseKind, key: Option<&str>, sha: &str) -> Arc<Release> {
+        // Recorded at once: an id reused after a kill -9 would find the
+        // half-built worktree of its namesake and skip the build.
         let n = {
             let mut st = lock(&self.state);
             st.next_id += 1;
+            self.persist(&st);
             st.next_id
         };
         let id = format!("r{n}-{}", &sha[..sha.len().min(7)]);
