@@ -94,6 +94,10 @@ pub struct DeployConfig {
     pub port: Option<u16>,
     pub warm: Option<HumanDuration>,
     pub ready_timeout: Option<HumanDuration>,
+    pub host: Option<String>,
+    pub drain: Option<HumanDuration>,
+    pub build_timeout: Option<HumanDuration>,
+    pub stop_timeout: Option<HumanDuration>,
     // --- production health, every provider ---
     pub health_url: Option<String>,
     /// Keep probing production this long after a deploy.
@@ -122,6 +126,10 @@ impl Default for DeployConfig {
             port: None,
             warm: None,
             ready_timeout: None,
+            host: None,
+            drain: None,
+            build_timeout: None,
+            stop_timeout: None,
             health_url: None,
             watch: HumanDuration::secs(30),
             probe_interval: HumanDuration::secs(1),

@@ -173,9 +173,10 @@ impl Engine {
         let mut marked = vec![];
         for f in &files {
             if let Ok(text) = std::fs::read_to_string(wt.join(f))
-                && text.lines().any(is_conflict_marker) {
-                    marked.push(f.clone());
-                }
+                && text.lines().any(is_conflict_marker)
+            {
+                marked.push(f.clone());
+            }
         }
         if !marked.is_empty() {
             return Err(EngineError::refused(

@@ -48,7 +48,13 @@ impl Engine {
                     s = self.load(id)?;
                 }
                 Err(e) => {
-                    let reason = format!("production deploy failed: {e}");
+                    // The first line says what happened; the log tail stays in the deploy log.
+                    let full = e.to_string();
+                    let reason = format!(
+                        "production deploy failed: {}",
+                        full.lines().next().unwrap_or("")
+                    );
+                    self.ui.warn(&full);
                     self.append(
                         &s,
                         vec![EventKind::HealthFailed {
@@ -114,7 +120,7 @@ impl Engine {
                 "{reason}\n  auto_rollback is off: roll back with `hotfix rollback {id} --reason TEXT`"
             )));
         }
-        self.ui.warn(&format!("{reason}; rolling back"));
+        self.ui.warn("rolling back");
         self.rollback_inner(id, reason, true)?;
         Err(EngineError::Failed(format!(
             "{id} was rolled back automatically: {reason}\n  production is back on the previous release and the merge is reverted on {}; reassess and start a new attempt with `hotfix start NAME --severity ... --incident {id}`",
@@ -127,47 +133,50 @@ impl Engine {
         let mut refusals = ship_refusals(&s, &self.cfg);
         let wide = |c: &str| c == "wide_diff" || c == "conflict_markers";
         if let Some(reason) = allow_wide
-            && refusals.iter().any(|r| wide(r.code)) {
-                if reason.trim().is_empty() {
-                    return Err(EngineError::Usage(
-                        "--allow-wide needs --reason TEXT".into(),
-                    ));
-                }
-                let what: Vec<String> = refusals
-                    .iter()
-                    .filter(|r| wide(r.code))
-                    .map(|r| r.message.clone())
-                    .collect();
-                self.append(
-                    &s,
-                    vec![EventKind::AntiPatternRecorded {
-                        pattern: AntiPattern::WideDiff,
-                        reason: format!("{reason} ({})", what.join("; ")),
-                    }],
-                )?;
-                self.ui
-                    .warn("wide diff allowed; recorded as an anti-pattern on the incident");
-                s = self.load(s.id)?;
-                refusals = ship_refusals(&s, &self.cfg);
+            && refusals.iter().any(|r| wide(r.code))
+        {
+            if reason.trim().is_empty() {
+                return Err(EngineError::Usage(
+                    "--allow-wide needs --reason TEXT".into(),
+                ));
             }
+            let what: Vec<String> = refusals
+                .iter()
+                .filter(|r| wide(r.code))
+                .map(|r| r.message.clone())
+                .collect();
+            self.append(
+                &s,
+                vec![EventKind::AntiPatternRecorded {
+                    pattern: AntiPattern::WideDiff,
+                    reason: format!("{reason} ({})", what.join("; ")),
+                }],
+            )?;
+            self.ui
+                .warn("wide diff allowed; recorded as an anti-pattern on the incident");
+            s = self.load(s.id)?;
+            refusals = ship_refusals(&s, &self.cfg);
+        }
         if !refusals.is_empty() {
             return Err(EngineError::Refused(refusals));
         }
         // What was tested must be what is on the branch now.
         let head = s.head_sha.clone().unwrap_or_default();
         if let Some(local) = self.git.local_branch_sha(&s.branch)?
-            && local != head && !self.git.is_ancestor(&local, &head)? {
-                return Err(EngineError::refused(
-                    "unpushed",
-                    format!(
-                        "your {} is at {}, but the tested head is {}",
-                        s.branch,
-                        short(&local),
-                        short(&head)
-                    ),
-                    "push it through the preview first: `hotfix push`",
-                ));
-            }
+            && local != head
+            && !self.git.is_ancestor(&local, &head)?
+        {
+            return Err(EngineError::refused(
+                "unpushed",
+                format!(
+                    "your {} is at {}, but the tested head is {}",
+                    s.branch,
+                    short(&local),
+                    short(&head)
+                ),
+                "push it through the preview first: `hotfix push`",
+            ));
+        }
         Ok(s)
     }
 

@@ -212,8 +212,13 @@ impl Engine {
         };
         self.failpoint("start.declared");
         self.ui.info(&format!(
-            "{} declared: {} [{}], cut from {}/{main} at {}",
+            "{} {}: {} [{}], cut from {}/{main} at {}",
             s.id,
+            if s.attempt > 1 {
+                format!("attempt {}", s.attempt)
+            } else {
+                "declared".to_string()
+            },
             if s.security {
                 "security incident (details restricted)"
             } else {

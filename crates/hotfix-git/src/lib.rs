@@ -292,9 +292,11 @@ impl Git {
             if let Some(p) = l.strip_prefix("+++ b/") {
                 current = p.to_string();
             } else if let Some(added) = l.strip_prefix('+')
-                && is_conflict_marker(added) && !d.conflict_markers.contains(&current) {
-                    d.conflict_markers.push(current.clone());
-                }
+                && is_conflict_marker(added)
+                && !d.conflict_markers.contains(&current)
+            {
+                d.conflict_markers.push(current.clone());
+            }
         }
         Ok(d)
     }

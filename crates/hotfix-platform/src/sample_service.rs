@@ -75,7 +75,20 @@ pub struct Route {
     pub delay_ms: u64,
     #[serde(default)]
     pub content_type: Option<String>,
+    /// The route applies only while this file exists in `DATA_DIR`: models
+    /// code that behaves differently on production's data than on a fresh
+    /// preview database (the process's "Database Migration Issues").
+    #[serde(default)]
+    pub when_data_file: Option<String>,
+    /// The route applies only once the service has been up this long: models
+    /// a failure that shows after a release went live (a background
+    /// migration, a leak), which only the health watch can catch.
+    #[serde(default)]
+    pub after_ms: Option<u64>,
 }
+
+/// When this service started answering.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
 fn default_exit_code() -> i32 {
     3
@@ -101,6 +114,8 @@ impl Default for RouteFile {
                 method: None,
                 delay_ms: 0,
                 content_type: None,
+                when_data_file: None,
+                after_ms: None,
             }],
         }
     }
@@ -124,6 +139,7 @@ pub fn load_routes(dir: &Path) -> Result<RouteFile, PlatformError> {
 /// `crash_after_ms`, which exits the process).
 pub fn serve(port: u16, dir: &Path) -> Result<(), PlatformError> {
     let routes = Arc::new(load_routes(dir)?);
+    let _ = STARTED.set(std::time::Instant::now());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -206,6 +222,15 @@ async fn answer<B>(
             && r.method
                 .as_deref()
                 .is_none_or(|m| m.eq_ignore_ascii_case(&method))
+            && r.after_ms.is_none_or(|ms| {
+                STARTED
+                    .get()
+                    .is_some_and(|t| t.elapsed() >= Duration::from_millis(ms))
+            })
+            && r.when_data_file.as_deref().is_none_or(|f| {
+                std::env::var_os("DATA_DIR")
+                    .is_some_and(|d| std::path::Path::new(&d).join(f).exists())
+            })
     }) {
         if r.delay_ms > 0 {
             tokio::time::sleep(Duration::from_millis(r.delay_ms)).await;

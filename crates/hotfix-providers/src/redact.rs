@@ -17,9 +17,10 @@ fn redact_word(w: &str) -> String {
     if let Some(scheme) = w.find("://") {
         let rest = &w[scheme + 3..];
         if let Some(at) = rest.find('@')
-            && !rest[..at].contains('/') {
-                return format!("{}***{}", &w[..scheme + 3], &rest[at..]);
-            }
+            && !rest[..at].contains('/')
+        {
+            return format!("{}***{}", &w[..scheme + 3], &rest[at..]);
+        }
     }
     for prefix in [
         "ghp_",

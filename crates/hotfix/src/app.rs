@@ -8,6 +8,7 @@ use hotfix_core::provider::{Deployer, Notifier};
 use hotfix_engine::{Clock, Engine, Ui};
 use hotfix_git::Git;
 use hotfix_providers::deploy::CommandDeployer;
+use hotfix_providers::deploy::local::LocalDeployer;
 use hotfix_providers::forge::LocalForge;
 use hotfix_providers::notify::{ConsoleNotifier, FileNotifier};
 use hotfix_store::StoreUrl;
@@ -79,9 +80,10 @@ fn actor(git: &Git, as_: Option<&str>) -> Result<String, CliError> {
         return Ok(a.trim().to_string());
     }
     if let Ok(u) = std::env::var(env::USER)
-        && !u.trim().is_empty() {
-            return Ok(u.trim().to_string());
-        }
+        && !u.trim().is_empty()
+    {
+        return Ok(u.trim().to_string());
+    }
     git.user_email()
         .map_err(|e| CliError::usage(e.to_string()))?
         .ok_or_else(|| {
@@ -127,6 +129,16 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
             state_dir.join("logs"),
             cfg.deploy.clone(),
         )),
+        "local" => {
+            let mut d =
+                LocalDeployer::from_config(git.root(), state_dir.join("platform"), &cfg.deploy)
+                    .map_err(|e| CliError::usage(e.to_string()))?;
+            // A platform that is not running is started in the background.
+            if let Ok(exe) = std::env::current_exe() {
+                d.autostart = Some((exe, platform_args(git.root())));
+            }
+            Box::new(d)
+        }
         other => {
             return Err(CliError::usage(format!(
                 "[deploy] provider `{other}` is not available in this build"
@@ -171,4 +183,35 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
     // Whatever an earlier run could not deliver goes out now.
     engine.deliver();
     Ok(engine)
+}
+
+/// The arguments that run the platform of the repo at `root` in the foreground.
+pub fn platform_args(root: &Path) -> Vec<String> {
+    vec![
+        "-C".into(),
+        root.display().to_string(),
+        "platform".into(),
+        "run".into(),
+    ]
+}
+
+/// The platform settings of this repository (`[deploy] provider = "local"`).
+pub fn platform_config(git: &Git) -> Result<hotfix_platform::PlatformConfig, CliError> {
+    let cfg = load_config(git, true)?;
+    if cfg.deploy.provider != "local" {
+        return Err(CliError::usage(format!(
+            "[deploy] provider is `{}`: the embedded platform serves `provider = \"local\"`",
+            cfg.deploy.provider
+        )));
+    }
+    let common = git
+        .common_dir()
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    LocalDeployer::from_config(
+        git.root(),
+        common.join("hotfix").join("platform"),
+        &cfg.deploy,
+    )
+    .map(|d| d.platform)
+    .map_err(|e| CliError::usage(e.to_string()))
 }

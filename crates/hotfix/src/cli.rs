@@ -86,6 +86,42 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The embedded hosting platform (`[deploy] provider = "local"`): previews,
+    /// production behind a stable port, instant rollback. Foreground by default.
+    Platform {
+        #[command(subcommand)]
+        action: Option<PlatformCmd>,
+    },
+    /// Play a whole incident, start to close, on a sample service (no setup, no network).
+    Demo {
+        /// Keep the repo, its origin and the incident log in DIR (default: a temp dir).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// Also play a bad fix that production health catches, with the automatic rollback.
+        #[arg(long)]
+        with_rollback: bool,
+    },
+    /// The demo's sample service: routes from service/routes.toml in the current directory.
+    #[command(hide = true)]
+    SampleService {
+        #[arg(long, env = "PORT")]
+        port: u16,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlatformCmd {
+    /// Run in the foreground (the default).
+    Run,
+    /// Run in the background (pid file and log under .git/hotfix/platform/).
+    Start,
+    /// Stop the background platform and every process it started.
+    Stop,
+    /// What runs where: production, the warm previous release, previews, crashes.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

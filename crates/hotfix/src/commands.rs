@@ -11,7 +11,7 @@ use hotfix_engine::backport::BackportMode;
 use hotfix_engine::{Engine, EngineError, StartArgs};
 
 use crate::app;
-use crate::cli::{Cli, Cmd};
+use crate::cli::{Cli, Cmd, PlatformCmd};
 use crate::render;
 
 /// An error at the edge, with its exit code.
@@ -231,6 +231,17 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             println!("{} closed", s.id);
             Ok(0)
         }
+        Cmd::Platform { action } => platform(dir, action.unwrap_or(PlatformCmd::Run)),
+        Cmd::SampleService { port } => {
+            let cwd = std::env::current_dir().map_err(|e| CliError::failed(e.to_string()))?;
+            hotfix_platform::sample_service::serve(port, &cwd)
+                .map_err(|e| CliError::failed(e.to_string()))?;
+            Ok(0)
+        }
+        Cmd::Demo {
+            dir: keep,
+            with_rollback,
+        } => crate::demo::run(keep, with_rollback),
         Cmd::Log { json } => {
             let e = app::engine(dir, as_, false)?;
             let all = e.all()?;
@@ -246,4 +257,60 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
 
 fn short(s: &str) -> &str {
     s.get(..10).unwrap_or(s)
+}
+
+fn platform(dir: Option<&std::path::Path>, action: PlatformCmd) -> Result<u8, CliError> {
+    let git = app::open_git(dir)?;
+    let cfg = app::platform_config(&git)?;
+    let pe = |e: hotfix_platform::PlatformError| CliError::failed(e.to_string());
+    match action {
+        PlatformCmd::Run => {
+            eprintln!(
+                "  platform for {} (production on port {}); Ctrl-C stops it and everything it started",
+                git.root().display(),
+                cfg.port
+            );
+            hotfix_platform::run_foreground(cfg).map_err(pe)?;
+            Ok(0)
+        }
+        PlatformCmd::Start => {
+            let exe = std::env::current_exe().map_err(|e| CliError::failed(e.to_string()))?;
+            let info =
+                hotfix_platform::start_background(&cfg, &exe, &app::platform_args(git.root()))
+                    .map_err(pe)?;
+            println!(
+                "platform running (pid {}), production on http://{}:{}",
+                info.pid, cfg.host, cfg.port
+            );
+            println!("log: {}", cfg.state_dir.join("platform.log").display());
+            Ok(0)
+        }
+        PlatformCmd::Stop => {
+            if hotfix_platform::stop(&cfg.state_dir).map_err(pe)? {
+                println!("platform stopped, with every release it started");
+            } else {
+                println!("no platform was running");
+            }
+            Ok(0)
+        }
+        PlatformCmd::Status { json } => {
+            if !hotfix_platform::is_running(&cfg.state_dir) {
+                if json {
+                    println!("{{\"running\": false}}");
+                } else {
+                    println!("the platform is not running (`hotfix platform start`)");
+                }
+                return Ok(3);
+            }
+            let st = hotfix_platform::Client::connect(&cfg.state_dir)
+                .and_then(|c| c.status())
+                .map_err(pe)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+            } else {
+                print!("{}", render::platform_text(&st));
+            }
+            Ok(0)
+        }
+    }
 }

@@ -276,3 +276,54 @@ pub fn log_text(e: &Engine, all: &[IncidentState]) -> String {
 fn short(s: &str) -> &str {
     s.get(..10).unwrap_or(s)
 }
+
+pub fn platform_text(st: &hotfix_platform::PlatformStatus) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "platform pid {} — production at {}{}",
+        st.pid,
+        st.url,
+        if st.recovering { " (recovering)" } else { "" }
+    );
+    let rel = |r: &hotfix_platform::ReleaseInfo| {
+        format!(
+            "{} {} on port {} ({:?}, since {})",
+            r.id,
+            short(&r.sha),
+            r.port,
+            r.state,
+            r.started_at
+        )
+    };
+    match &st.production {
+        Some(r) => {
+            let _ = writeln!(o, "  production: {}", rel(r));
+        }
+        None => {
+            let _ = writeln!(o, "  production: none yet");
+        }
+    }
+    if let Some(r) = &st.previous {
+        let _ = writeln!(
+            o,
+            "  previous:   {}{}",
+            rel(r),
+            r.warm_until
+                .as_deref()
+                .map(|w| format!(", warm until {w}"))
+                .unwrap_or_default()
+        );
+    }
+    for p in &st.previews {
+        let _ = writeln!(o, "  preview {}: {} — {}", p.key, p.url, rel(&p.release));
+    }
+    for c in &st.crashed {
+        let _ = writeln!(
+            o,
+            "  CRASHED: {}",
+            serde_json::to_string(c).unwrap_or_default()
+        );
+    }
+    o
+}

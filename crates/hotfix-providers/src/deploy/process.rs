@@ -144,9 +144,10 @@ fn pump<R: Read + Send + 'static>(
                 Ok(n) => {
                     let chunk = &buf[..n];
                     if let Some(c) = &capture
-                        && let Ok(mut c) = c.lock() {
-                            c.extend_from_slice(chunk);
-                        }
+                        && let Ok(mut c) = c.lock()
+                    {
+                        c.extend_from_slice(chunk);
+                    }
                     if let Ok(mut t) = tail.lock() {
                         t.extend_from_slice(chunk);
                         let len = t.len();
