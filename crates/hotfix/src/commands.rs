@@ -112,10 +112,30 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                         .collect::<Vec<_>>()
                 })
                 .unwrap_or_default();
+            // The embedded platform's view: what runs, and crashed releases.
+            let platform = if e.cfg.deploy.provider == "local" {
+                let dir = e.state_dir.join("platform");
+                hotfix_platform::is_running(&dir)
+                    .then(|| {
+                        hotfix_platform::Client::connect(&dir)
+                            .and_then(|c| c.status())
+                            .ok()
+                    })
+                    .flatten()
+            } else {
+                None
+            };
             if r.json {
-                println!("{}", render::status_json(&e, &s, &undelivered));
+                let mut v = render::status_value(&e, &s, &undelivered);
+                if let Some(p) = &platform {
+                    v["platform"] = serde_json::to_value(p).unwrap_or_default();
+                }
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
                 print!("{}", render::status_text(&e, &s, &undelivered));
+                if let Some(p) = &platform {
+                    print!("\n{}", render::platform_text(p));
+                }
             }
             Ok(0)
         }
@@ -278,6 +298,15 @@ fn platform(dir: Option<&std::path::Path>, action: PlatformCmd) -> Result<u8, Cl
             let info =
                 hotfix_platform::start_background(&cfg, &exe, &app::platform_args(git.root()))
                     .map_err(pe)?;
+            // Return once recorded releases are back, so production answers.
+            let deadline =
+                std::time::Instant::now() + cfg.ready_timeout + std::time::Duration::from_secs(5);
+            let client = hotfix_platform::Client::connect(&cfg.state_dir).map_err(pe)?;
+            while client.status().map(|s| s.recovering).unwrap_or(false)
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
             println!(
                 "platform running (pid {}), production on http://{}:{}",
                 info.pid, cfg.host, cfg.port
