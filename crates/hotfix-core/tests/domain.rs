@@ -1,4 +1,5 @@
 //! The pure workflow: guards table-tested, the fold property-tested.
+#![allow(clippy::unwrap_used)]
 
 use hotfix_core::checklist::{checklist, open_items};
 use hotfix_core::config::Config;

@@ -182,18 +182,18 @@ impl Demo {
         self.platform = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(c) = hotfix_platform::Client::connect(&self.state_dir()) {
-                if c.status().is_ok() {
-                    return Ok(());
-                }
+            if let Ok(c) = hotfix_platform::Client::connect(&self.state_dir())
+                && c.status().is_ok()
+            {
+                return Ok(());
             }
-            if let Some(ch) = self.platform.as_mut() {
-                if let Ok(Some(st)) = ch.try_wait() {
-                    return Err(fail(format!(
-                        "the platform exited ({st}); see {}",
-                        self.dir.join("platform.log").display()
-                    )));
-                }
+            if let Some(ch) = self.platform.as_mut()
+                && let Ok(Some(st)) = ch.try_wait()
+            {
+                return Err(fail(format!(
+                    "the platform exited ({st}); see {}",
+                    self.dir.join("platform.log").display()
+                )));
             }
             if Instant::now() > deadline {
                 return Err(fail("the platform did not start within 20s"));

@@ -55,10 +55,6 @@ pub fn status_value(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -
     })
 }
 
-pub fn status_json(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -> String {
-    serde_json::to_string_pretty(&status_value(e, s, undelivered)).unwrap_or_default()
-}
-
 pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -> String {
     let mut o = String::new();
     let now = e.clock.now();

@@ -91,10 +91,10 @@ impl Deployer for LocalDeployer {
     fn rollback(&self, ctx: &DeployCtx, _previous: Option<&str>) -> Result<(), DeployError> {
         let c = self.client()?;
         // Idempotent: already serving the code to roll back to?
-        if let Ok(st) = c.status() {
-            if st.production.as_ref().is_some_and(|r| r.sha == ctx.sha) {
-                return Ok(());
-            }
+        if let Ok(st) = c.status()
+            && st.production.as_ref().is_some_and(|r| r.sha == ctx.sha)
+        {
+            return Ok(());
         }
         c.rollback(Some(&ctx.sha)).map_err(err).map(drop)
     }
