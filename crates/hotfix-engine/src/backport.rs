@@ -104,8 +104,7 @@ impl Engine {
                             short(&commit)
                         ));
                         let s = self.load(id)?;
-                        self.fetch()?;
-                        let now = self.git.rev_parse(&tracking)?.unwrap_or_default();
+                        let now = self.remote_develop()?;
                         self.record_backport(&s, &head, &now)
                     }
                     MergeTree::Conflicted { files } => {
@@ -204,13 +203,20 @@ impl Engine {
         self.push_develop(&commit, &parent)?;
         self.failpoint("backport.pushed");
         self.abort_backport_worktree(&wt);
-        self.fetch()?;
-        let now = self
-            .git
-            .rev_parse(&self.tracking(&develop))?
-            .unwrap_or_default();
+        let now = self.remote_develop()?;
         let s = self.load(id)?;
         self.record_backport(&s, head, &now)
+    }
+
+    /// Where the remote's develop is now, asked of the remote itself (one
+    /// ref advertisement, cheaper than a fetch); the commit is local already.
+    fn remote_develop(&self) -> Result<String> {
+        let develop = &self.cfg.git.develop;
+        self.git
+            .remote_branch_sha(self.remote(), develop)?
+            .ok_or_else(|| {
+                EngineError::Failed(format!("{} has no branch {develop}", self.remote()))
+            })
     }
 
     fn push_develop(&self, commit: &str, expected_old: &str) -> Result<()> {

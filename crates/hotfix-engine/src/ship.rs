@@ -186,12 +186,9 @@ impl Engine {
         let pr = s
             .pr
             .ok_or_else(|| EngineError::refused("no_pr", "no PR is open", "run `hotfix push`"))?;
-        self.fetch()?;
+        // The forge fetches; the previous main is the merge's first parent.
         let main = self.cfg.git.main.clone();
-        let previous_main = self
-            .git
-            .rev_parse(&self.tracking(&main))?
-            .unwrap_or_default();
+        let previous_main = String::new();
         let message = crate::text::merge_message(&s, pr);
         self.ui
             .info(&format!("merging PR #{pr} ({}) into {main}", short(&head)));

@@ -129,12 +129,8 @@ impl Engine {
         }
         self.ui.info(&format!("fetching {}", self.remote()));
         self.fetch()?;
-        if self.git.rev_parse(&self.tracking(&branch))?.is_some()
-            || self
-                .git
-                .remote_branch_sha(self.remote(), &branch)?
-                .is_some()
-        {
+        // After `fetch --prune` the remote-tracking refs are exactly the remote's.
+        if self.git.rev_parse(&self.tracking(&branch))?.is_some() {
             return Err(EngineError::refused(
                 "branch_exists",
                 format!("branch {branch} already exists on {}", self.remote()),

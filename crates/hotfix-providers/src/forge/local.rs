@@ -187,7 +187,14 @@ impl Forge for LocalForge {
                 )));
             }
         }
-        let merged = merge_into(&self.git, &self.remote, &pr.base, expected_head, message)?;
+        let merged = merge_into(
+            &self.git,
+            &self.remote,
+            &pr.base,
+            expected_head,
+            message,
+            true,
+        )?;
         let sha = merged.sha().to_string();
         let conn = self.conn()?;
         conn.execute(

@@ -36,9 +36,12 @@ pub fn merge_into(
     base: &str,
     head: &str,
     message: &str,
+    fetched: bool,
 ) -> Result<Merged, ForgeError> {
-    for _ in 0..3 {
-        git.fetch(remote).map_err(git_err)?;
+    for attempt in 0..3 {
+        if attempt > 0 || !fetched {
+            git.fetch(remote).map_err(git_err)?;
+        }
         let tracking = format!("refs/remotes/{remote}/{base}");
         let base_sha = git
             .rev_parse(&tracking)
