@@ -88,17 +88,9 @@ impl Engine {
             ));
         }
 
-        let dirty = self.git.dirty_files()?;
-        if !dirty.is_empty() {
-            return Err(EngineError::refused(
-                "dirty_tree",
-                format!(
-                    "the work tree has uncommitted changes: {}",
-                    dirty.join(", ")
-                ),
-                "commit or stash them first (`git stash`); hotfix left them exactly as they are",
-            ));
-        }
+        self.refuse_dirty(
+            "commit or stash them first (`git stash`); hotfix left them exactly as they are",
+        )?;
 
         let attempt_of = match a.incident {
             None => None,
@@ -227,6 +219,22 @@ impl Engine {
         self.finish_start(s)
     }
 
+    /// Refuses while tracked files have uncommitted changes (and touches none of them).
+    fn refuse_dirty(&self, hint: &str) -> Result<()> {
+        let dirty = self.git.dirty_files()?;
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        Err(EngineError::refused(
+            "dirty_tree",
+            format!(
+                "the work tree has uncommitted changes: {}",
+                dirty.join(", ")
+            ),
+            hint,
+        ))
+    }
+
     /// Creates and checks out the branch if a crash left that undone.
     fn finish_start(&self, s: IncidentState) -> Result<IncidentState> {
         if self.git.local_branch_sha(&s.branch)?.is_none() {
@@ -234,17 +242,10 @@ impl Engine {
         }
         self.failpoint("start.branched");
         if self.git.current_branch()?.as_deref() != Some(s.branch.as_str()) {
-            let dirty = self.git.dirty_files()?;
-            if !dirty.is_empty() {
-                return Err(EngineError::refused(
-                    "dirty_tree",
-                    format!(
-                        "the work tree has uncommitted changes: {}",
-                        dirty.join(", ")
-                    ),
-                    format!("commit or stash them, then `git checkout {}`", s.branch),
-                ));
-            }
+            self.refuse_dirty(&format!(
+                "commit or stash them, then `git checkout {}`",
+                s.branch
+            ))?;
             self.git.checkout(&s.branch)?;
         }
         self.ui.info(&format!("on branch {}", s.branch));

@@ -58,25 +58,32 @@ impl Demo {
         println!("    {line}");
     }
 
+    /// A command with the demo's hermetic environment: its own git config,
+    /// none of the caller's hotfix settings.
+    fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        for k in [
+            "HOTFIX_DATABASE_URL",
+            "HOTFIX_CONFIG",
+            "HOTFIX_NOW",
+            "HOTFIX_FAILPOINTS",
+        ] {
+            c.env_remove(k);
+        }
+        c
+    }
+
     /// Runs git in `dir` with the demo's own hermetic git config.
     fn git(&self, dir: &Path, args: &[&str]) -> Result<String, CliError> {
         self.git_as(dir, args, ONCALL)
     }
 
     fn git_as(&self, dir: &Path, args: &[&str], email: &str) -> Result<String, CliError> {
-        let out = Command::new("git")
+        let out = self
+            .command(Path::new("git"))
             .args(args)
             .current_dir(dir)
-            .envs(
-                self.env
-                    .iter()
-                    .filter(|(_, v)| !v.is_empty())
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            )
-            .env_remove("HOTFIX_DATABASE_URL")
-            .env_remove("HOTFIX_CONFIG")
-            .env_remove("HOTFIX_NOW")
-            .env_remove("HOTFIX_FAILPOINTS")
             .env("GIT_AUTHOR_EMAIL", email)
             .env("GIT_COMMITTER_EMAIL", email)
             .stdin(Stdio::null())
@@ -117,19 +124,10 @@ impl Demo {
                 format!("   # as {who}")
             }
         );
-        let out = Command::new(&self.exe)
+        let out = self
+            .command(&self.exe)
             .args(args)
             .current_dir(&self.work)
-            .envs(
-                self.env
-                    .iter()
-                    .filter(|(_, v)| !v.is_empty())
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            )
-            .env_remove("HOTFIX_DATABASE_URL")
-            .env_remove("HOTFIX_CONFIG")
-            .env_remove("HOTFIX_NOW")
-            .env_remove("HOTFIX_FAILPOINTS")
             .env("HOTFIX_USER", who)
             .env("GIT_AUTHOR_EMAIL", who)
             .env("GIT_COMMITTER_EMAIL", who)
@@ -162,18 +160,9 @@ impl Demo {
         let log = std::fs::File::create(self.dir.join("platform.log"))
             .map_err(|e| fail(e.to_string()))?;
         let log2 = log.try_clone().map_err(|e| fail(e.to_string()))?;
-        let child = Command::new(&self.exe)
+        let child = self
+            .command(&self.exe)
             .args(crate::app::platform_args(&self.work))
-            .envs(
-                self.env
-                    .iter()
-                    .filter(|(_, v)| !v.is_empty())
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            )
-            .env_remove("HOTFIX_DATABASE_URL")
-            .env_remove("HOTFIX_CONFIG")
-            .env_remove("HOTFIX_NOW")
-            .env_remove("HOTFIX_FAILPOINTS")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)

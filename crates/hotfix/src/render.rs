@@ -58,11 +58,7 @@ pub fn status_value(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -
 pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -> String {
     let mut o = String::new();
     let now = e.clock.now();
-    let title = if s.security {
-        "security incident (details restricted)".to_string()
-    } else {
-        s.title.clone()
-    };
+    let title = display_title(s);
     let _ = writeln!(
         o,
         "{}  [{}] {}",
@@ -179,16 +175,7 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
         );
     }
     let _ = writeln!(o, "\n  checklist");
-    for i in checklist(s) {
-        let _ = writeln!(
-            o,
-            "  [{}] {:<42} {}{}",
-            if i.done { "x" } else { " " },
-            i.label,
-            i.key,
-            if i.auto { " (auto)" } else { "" }
-        );
-    }
+    checklist_rows(&mut o, s);
     if !undelivered.is_empty() {
         let _ = writeln!(o, "\n  undelivered notifications: {}", undelivered.len());
         for i in undelivered {
@@ -206,9 +193,16 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
     o
 }
 
-pub fn checklist_text(s: &IncidentState) -> String {
-    let mut o = String::new();
-    let _ = writeln!(o, "{} post-hotfix checklist", s.id);
+/// The title as it may be shown: nothing of a security incident.
+fn display_title(s: &IncidentState) -> String {
+    if s.security {
+        "security incident (details restricted)".to_string()
+    } else {
+        s.title.clone()
+    }
+}
+
+fn checklist_rows(o: &mut String, s: &IncidentState) {
     for i in checklist(s) {
         let _ = writeln!(
             o,
@@ -219,6 +213,12 @@ pub fn checklist_text(s: &IncidentState) -> String {
             if i.auto { " (auto)" } else { "" }
         );
     }
+}
+
+pub fn checklist_text(s: &IncidentState) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "{} post-hotfix checklist", s.id);
+    checklist_rows(&mut o, s);
     o
 }
 
@@ -249,11 +249,7 @@ pub fn log_text(e: &Engine, all: &[IncidentState]) -> String {
         let _ = writeln!(o, "no incidents yet");
     }
     for s in all {
-        let title = if s.security {
-            "security incident (details restricted)".to_string()
-        } else {
-            s.title.clone()
-        };
+        let title = display_title(s);
         let _ = writeln!(
             o,
             "{}  [{}] {} — {}",
