@@ -152,6 +152,9 @@ pub enum EventKind {
         merge_sha: String,
         head_sha: String,
         previous_main: String,
+        /// What production ran before the merge (the deploy provider's id).
+        #[serde(default)]
+        previous_deployment: Option<String>,
     },
     Deployed {
         sha: String,

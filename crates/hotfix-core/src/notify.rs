@@ -23,6 +23,12 @@ pub struct Message {
     pub customer_facing: bool,
     pub security: bool,
     pub at: Timestamp,
+    /// The incident's title; empty for security incidents.
+    #[serde(default)]
+    pub title: String,
+    /// The PR, when there is one (for links).
+    #[serde(default)]
+    pub pr_url: Option<String>,
 }
 
 /// The message for an event, if that event is worth one.
@@ -116,5 +122,11 @@ pub fn message_for(
         customer_facing: s.customer_facing,
         security: s.security,
         at,
+        title: if s.security {
+            String::new()
+        } else {
+            s.title.clone()
+        },
+        pr_url: s.pr_url.clone(),
     })
 }

@@ -67,6 +67,10 @@ pub trait Store: Send + Sync {
     fn undelivered(&self) -> Result<Vec<OutboxItem>, StoreError>;
     fn mark_delivered(&self, id: i64, at_s: i64) -> Result<(), StoreError>;
     fn mark_failed(&self, id: i64, error: &str, retry_at_s: i64) -> Result<(), StoreError>;
+    /// Per-incident memory of the providers (the Slack message to update,
+    /// the Statuspage incident id): `(incident, key) -> value`.
+    fn memory_get(&self, incident: IncidentId, key: &str) -> Result<Option<String>, StoreError>;
+    fn memory_set(&self, incident: IncidentId, key: &str, value: &str) -> Result<(), StoreError>;
 }
 
 // ---------------------------------------------------------------- forge
@@ -99,8 +103,39 @@ pub struct NewPr {
     pub base: String,
 }
 
+/// An approval given on the forge itself (a GitHub review), already mapped
+/// to the team identity used in `hotfix.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgeApproval {
+    /// The team identity (as in `[team]`).
+    pub by: String,
+    /// The forge's own name for the person (a GitHub login).
+    pub login: String,
+    /// The commit the review was given on.
+    pub sha: String,
+}
+
+/// The state of one required check (commit status or check run) on a head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckState {
+    Success,
+    Pending,
+    Failure,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgeCheck {
+    pub name: String,
+    pub state: CheckState,
+    /// What the forge says about it (a conclusion, a description, a URL).
+    pub detail: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ForgeError {
+    #[error("forge refused the credentials: {0}")]
+    Unauthorized(String),
     /// The branch moved since it was tested (GitHub's `sha` guard, 409).
     #[error(
         "the head of {branch} moved: expected {expected}, found {actual}; the preview tested something else"
@@ -144,6 +179,18 @@ pub trait Forge: Send + Sync {
         message: &str,
     ) -> Result<String, ForgeError>;
     fn close_pr(&self, number: u64) -> Result<(), ForgeError>;
+    /// Asks these people (team identities) to review.
+    fn request_reviews(&self, _number: u64, _people: &[String]) -> Result<(), ForgeError> {
+        Ok(())
+    }
+    /// Approvals given on the forge (not dismissed), newest per person.
+    fn approvals(&self, _number: u64) -> Result<Vec<ForgeApproval>, ForgeError> {
+        Ok(vec![])
+    }
+    /// The required checks on `sha` (empty: none required).
+    fn required_checks(&self, _sha: &str) -> Result<Vec<ForgeCheck>, ForgeError> {
+        Ok(vec![])
+    }
 }
 
 // ---------------------------------------------------------------- deploy
@@ -196,6 +243,11 @@ pub trait Deployer: Send + Sync {
     fn rollback(&self, ctx: &DeployCtx, previous: Option<&str>) -> Result<(), DeployError>;
     /// The URL production health is probed at, if any.
     fn health_url(&self) -> Option<String>;
+    /// The provider's id of what production runs now, recorded before a
+    /// merge so that a rollback can go back to exactly it.
+    fn current_production(&self) -> Result<Option<String>, DeployError> {
+        Ok(None)
+    }
 }
 
 // ---------------------------------------------------------------- notify
@@ -207,8 +259,15 @@ pub struct NotifyError {
     pub message: String,
 }
 
+/// What a notifier may remember per incident between deliveries (kept in
+/// the store, so it survives crashes and is shared by every process).
+pub trait Memory {
+    fn get(&self, incident: IncidentId, key: &str) -> Option<String>;
+    fn set(&self, incident: IncidentId, key: &str, value: &str) -> Result<(), String>;
+}
+
 /// A place messages go. Delivery is from the outbox, retried with backoff.
 pub trait Notifier: Send + Sync {
     fn name(&self) -> &str;
-    fn send(&self, outbox_id: i64, msg: &Message) -> Result<(), NotifyError>;
+    fn send(&self, outbox_id: i64, msg: &Message, memory: &dyn Memory) -> Result<(), NotifyError>;
 }

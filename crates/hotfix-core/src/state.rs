@@ -260,10 +260,12 @@ impl IncidentState {
             EventKind::Merged {
                 merge_sha,
                 previous_main,
+                previous_deployment,
                 ..
             } => {
                 self.merge_sha = Some(merge_sha.clone());
                 self.previous_main = Some(previous_main.clone());
+                self.previous_deployment = previous_deployment.clone();
                 // A merged hotfix has no preview any more.
                 self.preview_url = None;
             }
@@ -273,7 +275,9 @@ impl IncidentState {
                 ..
             } => {
                 self.deployed_sha = Some(sha.clone());
-                self.previous_deployment = previous_deployment.clone();
+                if previous_deployment.is_some() {
+                    self.previous_deployment = previous_deployment.clone();
+                }
                 self.healthy_sha = None;
                 self.health_failure = None;
             }

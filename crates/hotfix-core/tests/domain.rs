@@ -226,6 +226,7 @@ fn a_rollback_resets_the_attempt_on_a_new_start() {
             merge_sha: "m".into(),
             head_sha: "h1".into(),
             previous_main: "base".into(),
+            previous_deployment: None,
         },
     );
     l.push(

@@ -2,7 +2,24 @@
 //! here it goes out, with retries and backoff. A notifier being down never
 //! fails a step.
 
+use hotfix_core::id::IncidentId;
+use hotfix_core::provider::{Memory, Store};
+
 use crate::Engine;
+
+/// Notifier memory kept in the store.
+struct StoreMemory<'a>(&'a dyn Store);
+
+impl Memory for StoreMemory<'_> {
+    fn get(&self, incident: IncidentId, key: &str) -> Option<String> {
+        self.0.memory_get(incident, key).ok().flatten()
+    }
+    fn set(&self, incident: IncidentId, key: &str, value: &str) -> Result<(), String> {
+        self.0
+            .memory_set(incident, key, value)
+            .map_err(|e| e.to_string())
+    }
+}
 
 impl Engine {
     /// Sends what is due. Failures are recorded and retried by the next run.
@@ -18,7 +35,7 @@ impl Engine {
                 let _ = self.store.mark_delivered(item.id, wall);
                 continue;
             };
-            match n.send(item.id, &item.message) {
+            match n.send(item.id, &item.message, &StoreMemory(self.store.as_ref())) {
                 Ok(()) => {
                     let _ = self.store.mark_delivered(item.id, wall);
                 }

@@ -190,6 +190,16 @@ impl Engine {
         let main = self.cfg.git.main.clone();
         let previous_main = String::new();
         let message = crate::text::merge_message(&s, pr);
+        // What production runs now, so a rollback can go back to exactly it
+        // (on a platform that deploys main by itself, the merge starts the deploy).
+        let previous_deployment = match self.deployer.current_production() {
+            Ok(d) => d,
+            Err(e) => {
+                self.ui
+                    .warn(&format!("cannot tell what production runs now: {e}"));
+                None
+            }
+        };
         self.ui
             .info(&format!("merging PR #{pr} ({}) into {main}", short(&head)));
         let merge_sha = match self.forge.merge_pr(pr, &head, &message) {
@@ -234,6 +244,7 @@ impl Engine {
                 merge_sha: merge_sha.clone(),
                 head_sha: head.clone(),
                 previous_main,
+                previous_deployment,
             }],
         )?;
         self.ui.info(&format!("merged as {}", short(&merge_sha)));

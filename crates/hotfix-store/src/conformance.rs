@@ -48,6 +48,8 @@ fn msg(id: IncidentId, step: &str) -> Message {
         customer_facing: false,
         security: false,
         at: at(0),
+        title: "t".into(),
+        pr_url: None,
     }
 }
 
@@ -58,6 +60,18 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
     events_round_trip_in_order(fresh().as_ref());
     outbox_is_written_with_the_events_and_delivered_once(fresh().as_ref());
     unknown_incidents_are_not_found(fresh().as_ref());
+    memory_is_per_incident_and_overwritable(fresh().as_ref());
+}
+
+pub fn memory_is_per_incident_and_overwritable(s: &dyn Store) {
+    let a = s.declare(&declared("a"), &|_| vec![]).unwrap();
+    let b = s.declare(&declared("b"), &|_| vec![]).unwrap();
+    assert_eq!(s.memory_get(a, "slack.ts").unwrap(), None);
+    s.memory_set(a, "slack.ts", "1.1").unwrap();
+    s.memory_set(b, "slack.ts", "2.2").unwrap();
+    s.memory_set(a, "slack.ts", "1.2").unwrap();
+    assert_eq!(s.memory_get(a, "slack.ts").unwrap().as_deref(), Some("1.2"));
+    assert_eq!(s.memory_get(b, "slack.ts").unwrap().as_deref(), Some("2.2"));
 }
 
 pub fn ids_are_allocated_in_order(s: &dyn Store) {

@@ -11,7 +11,8 @@ use hotfix_core::provider::{OutboxItem, Store, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 /// Migrations, applied in order and tracked with `PRAGMA user_version`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE incidents (
     id          INTEGER PRIMARY KEY,
     created_at  TEXT NOT NULL
@@ -36,7 +37,16 @@ CREATE TABLE outbox (
     delivered_at  INTEGER
 );
 CREATE INDEX outbox_pending ON outbox (due_at) WHERE delivered_at IS NULL;
-"#];
+"#,
+    r#"
+CREATE TABLE memory (
+    incident  INTEGER NOT NULL REFERENCES incidents(id),
+    key       TEXT NOT NULL,
+    value     TEXT NOT NULL,
+    PRIMARY KEY (incident, key)
+);
+"#,
+];
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -284,6 +294,28 @@ impl Store for SqliteStore {
         conn.execute(
             "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1",
             params![id, at_s],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn memory_get(&self, incident: IncidentId, key: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.lock()?;
+        conn.query_row(
+            "SELECT value FROM memory WHERE incident = ?1 AND key = ?2",
+            params![incident.0 as i64, key],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)
+    }
+
+    fn memory_set(&self, incident: IncidentId, key: &str, value: &str) -> Result<(), StoreError> {
+        let conn = self.lock()?;
+        conn.execute(
+            "INSERT INTO memory (incident, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (incident, key) DO UPDATE SET value = excluded.value",
+            params![incident.0 as i64, key, value],
         )
         .map_err(backend)?;
         Ok(())

@@ -4,7 +4,7 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use hotfix_core::notify::Message;
-use hotfix_core::provider::{Notifier, NotifyError};
+use hotfix_core::provider::{Memory, Notifier, NotifyError};
 
 /// Prints each message on stderr, so stdout stays clean for `--json`.
 pub struct ConsoleNotifier;
@@ -13,7 +13,7 @@ impl Notifier for ConsoleNotifier {
     fn name(&self) -> &str {
         "console"
     }
-    fn send(&self, _id: i64, msg: &Message) -> Result<(), NotifyError> {
+    fn send(&self, _id: i64, msg: &Message, _memory: &dyn Memory) -> Result<(), NotifyError> {
         let mentions = if msg.mentions.is_empty() {
             String::new()
         } else {
@@ -42,7 +42,7 @@ impl Notifier for FileNotifier {
     fn name(&self) -> &str {
         "file"
     }
-    fn send(&self, id: i64, msg: &Message) -> Result<(), NotifyError> {
+    fn send(&self, id: i64, msg: &Message, _memory: &dyn Memory) -> Result<(), NotifyError> {
         let err = |m: String| NotifyError {
             notifier: "file".into(),
             message: m,
