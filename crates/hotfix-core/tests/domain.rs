@@ -227,6 +227,7 @@ fn a_rollback_resets_the_attempt_on_a_new_start() {
             head_sha: "h1".into(),
             previous_main: "base".into(),
             previous_deployment: None,
+            previous_deployment: None,
         },
     );
     l.push(
@@ -290,7 +291,8 @@ fn any_kind() -> impl Strategy<Value = EventKind> {
         sha.clone().prop_map(|s| EventKind::Merged {
             merge_sha: format!("m{s}"),
             head_sha: s.into(),
-            previous_main: "base".into()
+            previous_main: "base".into(),
+            previous_deployment: None
         }),
         sha.clone().prop_map(|s| EventKind::HealthPassed {
             sha: s.into(),
