@@ -227,7 +227,6 @@ fn a_rollback_resets_the_attempt_on_a_new_start() {
             head_sha: "h1".into(),
             previous_main: "base".into(),
             previous_deployment: None,
-            previous_deployment: None,
         },
     );
     l.push(
