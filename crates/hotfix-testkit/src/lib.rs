@@ -7,6 +7,8 @@
 //! clock).
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the right failure
 
+pub mod fake;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
