@@ -54,17 +54,22 @@ pub struct TeamConfig {
     pub on_call: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// `[forge]`: `provider` picks the implementation; the other keys belong to
+/// it and are validated by it when it is built (so a typo is still an error).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ForgeConfig {
-    /// `local` (PRs are records in the local store, merges are real git merges).
+    /// `local` (PRs are records in the local store, merges are real git merges) or `github`.
     pub provider: String,
+    #[serde(flatten)]
+    pub settings: toml::Table,
 }
 
 impl Default for ForgeConfig {
     fn default() -> Self {
         ForgeConfig {
             provider: "local".into(),
+            settings: toml::Table::new(),
         }
     }
 }
@@ -109,6 +114,8 @@ pub struct DeployConfig {
     pub probe_timeout: HumanDuration,
     /// Roll back by itself when production is unhealthy after a deploy.
     pub auto_rollback: bool,
+    /// `[deploy.railway]`: the Railway provider's settings (validated by it).
+    pub railway: Option<toml::Table>,
 }
 
 impl Default for DeployConfig {
@@ -136,6 +143,7 @@ impl Default for DeployConfig {
             unhealthy_after: 2,
             probe_timeout: HumanDuration::secs(5),
             auto_rollback: true,
+            railway: None,
         }
     }
 }
@@ -165,7 +173,7 @@ impl HttpCheck {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotifyConfig {
     /// The channel the messages are shaped for.
@@ -174,6 +182,12 @@ pub struct NotifyConfig {
     pub console: bool,
     /// Append each message as a JSON line to `.git/hotfix/notifications.jsonl`.
     pub file: bool,
+    /// `[notify.slack]` (validated by the Slack notifier).
+    pub slack: Option<toml::Table>,
+    /// `[notify.webhook]`: a signed JSON event per step.
+    pub webhook: Option<toml::Table>,
+    /// `[notify.statuspage]`: customer-facing incidents on Statuspage.
+    pub statuspage: Option<toml::Table>,
 }
 
 impl Default for NotifyConfig {
@@ -182,6 +196,9 @@ impl Default for NotifyConfig {
             channel: "#dev-alerts".into(),
             console: true,
             file: true,
+            slack: None,
+            webhook: None,
+            statuspage: None,
         }
     }
 }
@@ -215,18 +232,23 @@ impl Config {
             return inv("[git] main and develop must be different branches".into());
         }
         match self.deploy.provider.as_str() {
-            "command" | "local" => {}
+            "command" | "local" | "railway" => {}
             other => {
                 return inv(format!(
-                    "[deploy] provider `{other}` is not known: use `command` or `local`"
+                    "[deploy] provider `{other}` is not known: use `command`, `local` or `railway`"
                 ));
             }
         }
         match self.forge.provider.as_str() {
-            "local" => {}
+            "local" => {
+                if let Some(k) = self.forge.settings.keys().next() {
+                    return inv(format!("[forge] `{k}` is not a setting of the local forge"));
+                }
+            }
+            "github" => {}
             other => {
                 return inv(format!(
-                    "[forge] provider `{other}` is not known: use `local`"
+                    "[forge] provider `{other}` is not known: use `local` or `github`"
                 ));
             }
         }
