@@ -29,7 +29,13 @@ impl Engine {
         let Ok(items) = self.store.pending_outbox(wall, 200) else {
             return;
         };
+        // A notifier that just failed is not tried again in this round: a
+        // service that is down must not make every command wait on its timeout.
+        let mut down: Vec<String> = vec![];
         for item in items {
+            if down.contains(&item.notifier) {
+                continue;
+            }
             let Some(n) = self.notifiers.iter().find(|n| n.name() == item.notifier) else {
                 // A notifier that is no longer configured: nothing will deliver it.
                 let _ = self.store.mark_delivered(item.id, wall);
@@ -44,6 +50,7 @@ impl Engine {
                     let _ = self
                         .store
                         .mark_failed(item.id, &e.to_string(), wall + backoff);
+                    down.push(item.notifier.clone());
                     self.ui
                         .warn(&format!("notification not delivered yet (will retry): {e}"));
                 }

@@ -155,6 +155,15 @@ impl Engine {
                         url: pr.url,
                     }],
                 )?;
+                // "Tag Tech Lead for immediate review."
+                let mut people = self.cfg.team.tech_leads.clone();
+                if self.cfg.policy.for_severity(s.severity).reviewers > 0 {
+                    people.extend(self.cfg.team.reviewers.iter().cloned());
+                }
+                people.retain(|p| !s.non_approvers().contains(&p.to_ascii_lowercase()));
+                if let Err(e) = self.forge.request_reviews(pr.number, &people) {
+                    self.ui.warn(&format!("could not request reviews: {e}"));
+                }
                 self.load(id)?
             }
         };

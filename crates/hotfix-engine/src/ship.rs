@@ -4,7 +4,7 @@
 use hotfix_core::event::{AntiPattern, EventKind};
 use hotfix_core::guards::ship_refusals;
 use hotfix_core::id::IncidentId;
-use hotfix_core::provider::ForgeError;
+use hotfix_core::provider::{CheckState, ForgeError};
 use hotfix_core::state::IncidentState;
 use hotfix_providers::health::{Watch, watch};
 
@@ -128,8 +128,81 @@ impl Engine {
         )))
     }
 
-    fn ship_guards(&self, s: IncidentState, allow_wide: Option<&str>) -> Result<IncidentState> {
+    /// Approvals given on the forge (GitHub reviews) become events, under the
+    /// same rules as `hotfix approve`: role named by the policy, not the
+    /// author, on the current head.
+    pub fn sync_forge_approvals(&self, id: IncidentId) -> Result<IncidentState> {
+        let s = self.load(id)?;
+        let Some(pr) = s.pr else { return Ok(s) };
+        let approvals = match self.forge.approvals(pr) {
+            Ok(a) => a,
+            Err(e) => {
+                self.ui.warn(&format!("cannot read the PR's reviews: {e}"));
+                return Ok(s);
+            }
+        };
         let mut s = s;
+        for a in approvals {
+            if s.head_sha.as_deref() != Some(a.sha.as_str()) {
+                continue;
+            }
+            s = self.append_fresh(id, |st| {
+                Ok(
+                    match hotfix_core::guards::check_approve(st, &self.cfg, &a.by) {
+                        Ok(hotfix_core::guards::ApproveCheck::Record(role)) => {
+                            vec![EventKind::Approved {
+                                by: a.by.clone(),
+                                role,
+                                sha: a.sha.clone(),
+                                source: "github".into(),
+                            }]
+                        }
+                        _ => vec![],
+                    },
+                )
+            })?;
+        }
+        Ok(s)
+    }
+
+    /// The forge's required checks on the head: failing ones refuse (exit 1),
+    /// pending ones wait (exit 3).
+    fn required_checks(&self, s: &IncidentState) -> Result<()> {
+        let head = s.head_sha.clone().unwrap_or_default();
+        let checks = self.forge.required_checks(&head)?;
+        let failing: Vec<String> = checks
+            .iter()
+            .filter(|c| c.state == CheckState::Failure)
+            .map(|c| format!("{} ({})", c.name, c.detail))
+            .collect();
+        if !failing.is_empty() {
+            return Err(EngineError::refused(
+                "checks_failed",
+                format!(
+                    "required checks failed on {}: {}",
+                    short(&head),
+                    failing.join(", ")
+                ),
+                "fix them and push again",
+            ));
+        }
+        let pending: Vec<String> = checks
+            .iter()
+            .filter(|c| c.state == CheckState::Pending)
+            .map(|c| c.name.clone())
+            .collect();
+        if !pending.is_empty() {
+            return Err(EngineError::Waiting(format!(
+                "required checks still running on {}: {}; run `hotfix ship` again when they finish",
+                short(&head),
+                pending.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    fn ship_guards(&self, s: IncidentState, allow_wide: Option<&str>) -> Result<IncidentState> {
+        let mut s = self.sync_forge_approvals(s.id)?;
         let mut refusals = ship_refusals(&s, &self.cfg);
         let wide = |c: &str| c == "wide_diff" || c == "conflict_markers";
         if let Some(reason) = allow_wide
@@ -160,6 +233,7 @@ impl Engine {
         if !refusals.is_empty() {
             return Err(EngineError::Refused(refusals));
         }
+        self.required_checks(&s)?;
         // What was tested must be what is on the branch now.
         let head = s.head_sha.clone().unwrap_or_default();
         if let Some(local) = self.git.local_branch_sha(&s.branch)?
