@@ -72,7 +72,7 @@ impl Engine {
                     "{} already declared for {branch}; finishing the start",
                     s.id
                 ));
-                return self.finish_start(s);
+                return self.finish_start(s, false);
             }
             return Err(EngineError::refused(
                 "branch_exists",
@@ -216,7 +216,7 @@ impl Engine {
             self.remote(),
             short(&base)
         ));
-        self.finish_start(s)
+        self.finish_start(s, true)
     }
 
     /// Refuses while tracked files have uncommitted changes (and touches none of them).
@@ -236,17 +236,26 @@ impl Engine {
     }
 
     /// Creates and checks out the branch if a crash left that undone.
-    fn finish_start(&self, s: IncidentState) -> Result<IncidentState> {
+    fn finish_start(&self, s: IncidentState, tree_checked: bool) -> Result<IncidentState> {
         if self.git.local_branch_sha(&s.branch)?.is_none() {
             self.git.create_branch(&s.branch, &s.base_sha)?;
         }
         self.failpoint("start.branched");
         if self.git.current_branch()?.as_deref() != Some(s.branch.as_str()) {
-            self.refuse_dirty(&format!(
-                "commit or stash them, then `git checkout {}`",
-                s.branch
-            ))?;
-            self.git.checkout(&s.branch)?;
+            if !tree_checked {
+                self.refuse_dirty(&format!(
+                    "commit or stash them, then `git checkout {}`",
+                    s.branch
+                ))?;
+            }
+            let branch_sha = self.git.local_branch_sha(&s.branch)?;
+            if branch_sha.is_some() && self.git.rev_parse("HEAD")? == branch_sha {
+                // Same commit, clean tree: only HEAD moves (no index refresh,
+                // no file touched), which is what checkout would do, faster.
+                self.git.switch_head(&s.branch)?;
+            } else {
+                self.git.checkout(&s.branch)?;
+            }
         }
         self.ui.info(&format!("on branch {}", s.branch));
         Ok(s)

@@ -99,7 +99,18 @@ impl Git {
     }
 
     pub fn fetch(&self, remote: &str) -> Result<(), GitError> {
-        self.run(&["fetch", "--quiet", "--prune", remote]).map(drop)
+        // No auto-maintenance on our hot path; the user's next git command runs it.
+        self.run(&[
+            "-c",
+            "maintenance.auto=false",
+            "-c",
+            "gc.auto=0",
+            "fetch",
+            "--quiet",
+            "--prune",
+            remote,
+        ])
+        .map(drop)
     }
 
     /// Resolves a revision to a commit sha, `None` if it does not exist.
@@ -149,6 +160,15 @@ impl Git {
             .map(drop)
     }
 
+    /// Points HEAD at another branch without touching the index or the work
+    /// tree: only correct when that branch is at HEAD's commit.
+    pub fn switch_head(&self, branch: &str) -> Result<(), GitError> {
+        let r = format!("refs/heads/{branch}");
+        let msg = format!("hotfix: moving to {branch}");
+        self.run(&["symbolic-ref", "-m", &msg, "HEAD", &r])
+            .map(drop)
+    }
+
     pub fn checkout(&self, branch: &str) -> Result<(), GitError> {
         self.run(&["checkout", "--quiet", branch, "--"]).map(drop)
     }
@@ -162,7 +182,13 @@ impl Git {
         atomic: bool,
         leases: &[(String, String)],
     ) -> Result<(), GitError> {
-        let mut args: Vec<String> = vec!["push".into(), "--quiet".into(), "--porcelain".into()];
+        let mut args: Vec<String> = vec![
+            "-c".into(),
+            "maintenance.auto=false".into(),
+            "push".into(),
+            "--quiet".into(),
+            "--porcelain".into(),
+        ];
         if atomic {
             args.push("--atomic".into());
         }
