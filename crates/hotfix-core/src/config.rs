@@ -30,6 +30,8 @@ pub struct GitConfig {
     pub develop: String,
     /// Prefix of hotfix branches.
     pub prefix: String,
+    /// `ship` also merges into develop in the same atomic push (local forge).
+    pub backport_on_ship: bool,
 }
 
 impl Default for GitConfig {
@@ -39,6 +41,7 @@ impl Default for GitConfig {
             main: "main".into(),
             develop: "develop".into(),
             prefix: "hotfix/".into(),
+            backport_on_ship: false,
         }
     }
 }

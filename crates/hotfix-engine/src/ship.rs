@@ -11,11 +11,19 @@ use hotfix_providers::health::{Watch, watch};
 use crate::{Engine, EngineError, Result, short};
 
 impl Engine {
-    pub fn ship(&self, id: IncidentId, allow_wide: Option<&str>) -> Result<IncidentState> {
+    /// `backport`: merge into develop in the same atomic push as main (git-flow's
+    /// finish), when both merge cleanly and the forge is the local one;
+    /// otherwise `hotfix backport` does it after the deploy.
+    pub fn ship(
+        &self,
+        id: IncidentId,
+        allow_wide: Option<&str>,
+        backport: bool,
+    ) -> Result<IncidentState> {
         let mut s = self.load(id)?;
         if s.merge_sha.is_none() {
             s = self.ship_guards(s, allow_wide)?;
-            s = self.merge(s)?;
+            s = self.merge(s, backport)?;
         } else if s.rollback.is_some() || s.is_closed() {
             return Err(EngineError::Refused(ship_refusals(&s, &self.cfg)));
         }
@@ -95,6 +103,9 @@ impl Engine {
                     s = self.load(id)?;
                     self.ui
                         .info(&format!("production healthy after {probes} probe(s)"));
+                    if backport && s.backport_sha.is_none() {
+                        s = self.backport(id, crate::backport::BackportMode::Start)?;
+                    }
                 }
                 Err(reason) => {
                     self.append(
@@ -254,7 +265,7 @@ impl Engine {
         Ok(s)
     }
 
-    fn merge(&self, s: IncidentState) -> Result<IncidentState> {
+    fn merge(&self, s: IncidentState, backport: bool) -> Result<IncidentState> {
         let id = s.id;
         let head = s.head_sha.clone().unwrap_or_default();
         let pr = s
@@ -274,6 +285,30 @@ impl Engine {
                 None
             }
         };
+        let develop = self.cfg.git.develop.clone();
+        let mut backported = None;
+        if backport && self.cfg.forge.provider == "local" {
+            let develop_message = crate::text::backport_message(&s, &develop);
+            match hotfix_providers::forge::merge::merge_both(
+                &self.git,
+                self.remote(),
+                (&main, &message),
+                (&develop, &develop_message),
+                &head,
+            )? {
+                Some((m, d)) => {
+                    self.ui.info(&format!(
+                        "merged into {main} ({}) and {develop} ({}) in one atomic push",
+                        short(&m),
+                        short(&d)
+                    ));
+                    backported = Some(d);
+                }
+                None => self.ui.warn(&format!(
+                    "{develop} does not merge cleanly together with {main}: merging {main} only; `hotfix backport` afterwards"
+                )),
+            }
+        }
         self.ui
             .info(&format!("merging PR #{pr} ({}) into {main}", short(&head)));
         let merge_sha = match self.forge.merge_pr(pr, &head, &message) {
@@ -312,15 +347,16 @@ impl Engine {
             .git
             .rev_parse(&format!("{merge_sha}^1"))?
             .unwrap_or(previous_main);
-        self.append(
-            &s,
-            vec![EventKind::Merged {
-                merge_sha: merge_sha.clone(),
-                head_sha: head.clone(),
-                previous_main,
-                previous_deployment,
-            }],
-        )?;
+        let mut events = vec![EventKind::Merged {
+            merge_sha: merge_sha.clone(),
+            head_sha: head.clone(),
+            previous_main,
+            previous_deployment,
+        }];
+        if let Some(d) = backported {
+            events.push(EventKind::Backported { merge_sha: d });
+        }
+        self.append(&s, events)?;
         self.ui.info(&format!("merged as {}", short(&merge_sha)));
         // The preview has served its purpose.
         if let Err(e) = self.deployer.remove_preview(&self.deploy_ctx(&s, &head)) {

@@ -50,6 +50,10 @@ pub enum Cmd {
         /// Why (with --allow-wide).
         #[arg(long)]
         reason: Option<String>,
+        /// Also merge into develop, in the same atomic push as main (as git-flow's
+        /// finish does); falls back to a separate backport if develop conflicts.
+        #[arg(long)]
+        backport: bool,
     },
     /// Merge the hotfix into develop ("Don't forget this step!").
     Backport {

@@ -166,6 +166,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             id,
             allow_wide,
             reason,
+            backport,
         } => {
             let e = app::engine(dir, as_, true)?;
             let id = e.resolve(parse_id(&id)?)?;
@@ -174,7 +175,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             } else {
                 None
             };
-            let s = e.ship(id, wide)?;
+            let s = e.ship(id, wide, backport || e.cfg.git.backport_on_ship)?;
             println!(
                 "{} shipped: {} is live and healthy",
                 s.id,

@@ -192,3 +192,26 @@ fn racing_approvals_both_land_and_the_same_person_lands_once() {
         assert_eq!(w.status("HF-1")["state"], "ready_to_ship");
     }
 }
+
+#[test]
+fn a_combined_ship_survives_a_crash_after_the_push() {
+    for fp in ["ship.merged", "ship.deployed"] {
+        let w = World::new();
+        w.started_and_pushed("pdf-crash", "critical");
+        w.hf_as(LEAD, &["approve", "HF-1"]).ok();
+        crash_then_rerun(&w, DEV, &["ship", "--backport"], fp);
+        assert_single(&w, &["merged", "backported", "health_passed"]);
+        assert_eq!(
+            w.repo
+                .origin_git(&["rev-list", "--merges", "--count", "main"]),
+            "1",
+            "{fp}"
+        );
+        assert_eq!(
+            w.repo
+                .origin_git(&["rev-list", "--merges", "--count", "develop"]),
+            "1",
+            "{fp}"
+        );
+    }
+}

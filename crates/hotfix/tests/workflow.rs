@@ -768,3 +768,75 @@ fn an_unreachable_remote_is_a_clear_error() {
         .fails(1, "cannot fetch from `origin`");
     assert_eq!(w.log().as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn ship_backport_moves_main_and_develop_in_one_atomic_push() {
+    let w = World::new();
+    w.started_and_pushed("pdf-crash", "critical");
+    w.hf_as(LEAD, &["approve", "HF-1"]).ok();
+    let r = w.hf(&["ship", "--backport"]).ok();
+    assert!(r.all().contains("in one atomic push"), "{}", r.all());
+    let head = w.status("HF-1")["head_sha"].as_str().unwrap().to_string();
+    let develop = w.origin_sha("develop");
+    assert!(
+        w.repo
+            .git_ok(&["merge-base", "--is-ancestor", &head, &develop])
+    );
+    assert_eq!(
+        w.repo.origin_git(&["show", "develop:app/feature.txt"]),
+        "next release"
+    );
+    assert_eq!(w.status("HF-1")["state"], "backported");
+    assert_eq!(w.count("HF-1", "backported"), 1);
+    // Nothing left for `backport` to do.
+    w.hf(&["backport"]).ok();
+    assert_eq!(w.origin_sha("develop"), develop);
+}
+
+#[test]
+fn ship_backport_falls_back_when_develop_conflicts() {
+    let w = World::new();
+    w.repo.push_from_elsewhere(
+        "develop",
+        "app/pdf",
+        "rewritten on develop\n",
+        "develop rewrites pdf",
+    );
+    let develop_before = w.origin_sha("develop");
+    w.started_and_pushed("pdf-crash", "critical");
+    w.hf_as(LEAD, &["approve", "HF-1"]).ok();
+    w.hf(&["ship", "--backport"]).fails(1, "conflicts in");
+    // main shipped; develop untouched; the backport waits for a person.
+    assert_eq!(w.origin_sha("develop"), develop_before);
+    let s = w.status("HF-1");
+    assert_eq!(s["state"], "deployed");
+    assert!(
+        s["backport_conflict"]["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "app/pdf")
+    );
+}
+
+#[test]
+fn a_combined_ship_that_fails_in_production_is_reverted_on_develop_too() {
+    let w = World::new();
+    let develop_before = w.origin_sha("develop");
+    w.hf(&["start", "pdf-crash", "--severity", "critical"]).ok();
+    w.repo.write("app/pdf", "pdf ok\n");
+    w.repo.write("app/health_prod", "db pool exhausted\n");
+    w.repo.commit_as(DEV, "fix that breaks production");
+    w.hf(&["push"]).ok();
+    w.hf_as(LEAD, &["approve", "HF-1"]).ok();
+    w.hf(&["ship", "--backport"])
+        .fails(1, "rolled back automatically");
+    let develop = w.origin_sha("develop");
+    assert_eq!(
+        w.repo
+            .origin_git(&["rev-parse", &format!("{develop}^{{tree}}")]),
+        w.repo
+            .origin_git(&["rev-parse", &format!("{develop_before}^{{tree}}")])
+    );
+    assert_eq!(w.status("HF-1")["state"], "rolled_back");
+}

@@ -140,3 +140,60 @@ pub fn revert_on(
         "{remote}/{base} kept moving while reverting; try again"
     )))
 }
+
+/// Merges `head` into the remote's `main` and `develop` (as git-flow's
+/// finish does) and pushes both in ONE atomic push: either both branches
+/// move or neither. Both merges are predicted first; returns `None`, having
+/// pushed nothing, when either would conflict (the caller then merges main
+/// alone and leaves the backport to `hotfix backport`). Returns the two merge
+/// commits.
+pub fn merge_both(
+    git: &Git,
+    remote: &str,
+    (main, main_message): (&str, &str),
+    (develop, develop_message): (&str, &str),
+    head: &str,
+) -> Result<Option<(String, String)>, ForgeError> {
+    git.fetch(remote).map_err(git_err)?;
+    let tip = |b: &str| -> Result<String, ForgeError> {
+        git.rev_parse(&format!("refs/remotes/{remote}/{b}"))
+            .map_err(git_err)?
+            .ok_or_else(|| ForgeError::NotMergeable(format!("{remote} has no branch {b}")))
+    };
+    let (m0, d0) = (tip(main)?, tip(develop)?);
+    if git.is_ancestor(head, &m0).map_err(git_err)?
+        || git.is_ancestor(head, &d0).map_err(git_err)?
+    {
+        return Ok(None);
+    }
+    let (MergeTree::Clean { tree: mt }, MergeTree::Clean { tree: dt }) = (
+        git.merge_tree(&m0, head, None).map_err(git_err)?,
+        git.merge_tree(&d0, head, None).map_err(git_err)?,
+    ) else {
+        return Ok(None);
+    };
+    let m = git
+        .commit_tree(&mt, &[&m0, head], main_message)
+        .map_err(git_err)?;
+    let d = git
+        .commit_tree(&dt, &[&d0, head], develop_message)
+        .map_err(git_err)?;
+    let refspecs = [
+        format!("{m}:refs/heads/{main}"),
+        format!("{d}:refs/heads/{develop}"),
+    ];
+    let leases = [
+        (format!("refs/heads/{main}"), m0),
+        (format!("refs/heads/{develop}"), d0),
+    ];
+    match git.push(remote, &refspecs, true, &leases) {
+        Ok(()) => Ok(Some((m, d))),
+        // Someone moved a branch meanwhile: nothing was pushed; merge the usual way.
+        Err(GitError::Failed { stderr, .. })
+            if stderr.contains("stale info") || stderr.contains("rejected") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(git_err(e)),
+    }
+}
