@@ -1,5 +1,10 @@
 //! Notifiers: console and a JSONL file (the shape a `#dev-alerts` post has).
 
+mod http;
+pub mod slack;
+pub mod statuspage;
+pub mod webhook;
+
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
