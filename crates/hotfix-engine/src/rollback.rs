@@ -74,7 +74,9 @@ impl Engine {
         }
         if let Some(b) = &s.backport_sha {
             let msg = crate::text::revert_message(&s, &develop, reason);
-            let r = self.forge.revert_merge(&develop, b, &msg).map_err(|e| {
+            // The backport was a git merge pushed by hotfix (not a forge PR):
+            // revert it the same way, whatever the forge.
+            let r = hotfix_providers::forge::merge::revert_on(&self.git, self.remote(), &develop, b, &msg).map_err(|e| {
                 EngineError::Failed(format!(
                     "main is reverted, but reverting the backport on {develop} failed: {e}; revert {b} on {develop} by hand, then run this again"
                 ))
