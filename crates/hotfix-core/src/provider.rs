@@ -187,6 +187,11 @@ pub trait Forge: Send + Sync {
     fn approvals(&self, _number: u64) -> Result<Vec<ForgeApproval>, ForgeError> {
         Ok(vec![])
     }
+    /// The PR was merged by a push that hotfix made itself (`ship --backport`
+    /// pushes main and develop atomically): record it without another merge.
+    fn record_merge(&self, _number: u64, _merge_sha: &str) -> Result<(), ForgeError> {
+        Ok(())
+    }
     /// The required checks on `sha` (empty: none required).
     fn required_checks(&self, _sha: &str) -> Result<Vec<ForgeCheck>, ForgeError> {
         Ok(vec![])

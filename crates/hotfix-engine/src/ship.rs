@@ -287,6 +287,7 @@ impl Engine {
         };
         let develop = self.cfg.git.develop.clone();
         let mut backported = None;
+        let mut combined_main: Option<String> = None;
         if backport && self.cfg.forge.provider == "local" {
             let develop_message = crate::text::backport_message(&s, &develop);
             match hotfix_providers::forge::merge::merge_both(
@@ -294,9 +295,10 @@ impl Engine {
                 self.remote(),
                 (&main, &message),
                 (&develop, &develop_message),
-                &head,
+                (&s.branch, &head),
             )? {
                 Some((m, d)) => {
+                    combined_main = Some(m.clone());
                     self.ui.info(&format!(
                         "merged into {main} ({}) and {develop} ({}) in one atomic push",
                         short(&m),
@@ -309,37 +311,42 @@ impl Engine {
                 )),
             }
         }
-        self.ui
-            .info(&format!("merging PR #{pr} ({}) into {main}", short(&head)));
-        let merge_sha = match self.forge.merge_pr(pr, &head, &message) {
-            Ok(m) => m,
-            Err(ForgeError::HeadMoved {
-                branch,
-                expected,
-                actual,
-            }) => {
-                return Err(EngineError::refused(
-                    "head_moved",
-                    format!(
-                        "{branch} moved since the preview was tested: expected {}, found {}",
-                        short(&expected),
-                        short(&actual)
-                    ),
-                    "run `hotfix push` so the new head is previewed, smoke-tested and approved",
-                ));
+        let merge_sha = if let Some(m) = combined_main.clone() {
+            self.forge.record_merge(pr, &m)?;
+            m
+        } else {
+            self.ui
+                .info(&format!("merging PR #{pr} ({}) into {main}", short(&head)));
+            match self.forge.merge_pr(pr, &head, &message) {
+                Ok(m) => m,
+                Err(ForgeError::HeadMoved {
+                    branch,
+                    expected,
+                    actual,
+                }) => {
+                    return Err(EngineError::refused(
+                        "head_moved",
+                        format!(
+                            "{branch} moved since the preview was tested: expected {}, found {}",
+                            short(&expected),
+                            short(&actual)
+                        ),
+                        "run `hotfix push` so the new head is previewed, smoke-tested and approved",
+                    ));
+                }
+                Err(ForgeError::Conflict(files)) => {
+                    return Err(EngineError::refused(
+                        "merge_conflict",
+                        format!("merging into {main} conflicts in {}", files.join(", ")),
+                        format!(
+                            "merge {}/{main} into {} and resolve, then `hotfix push` again",
+                            self.remote(),
+                            s.branch
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(ForgeError::Conflict(files)) => {
-                return Err(EngineError::refused(
-                    "merge_conflict",
-                    format!("merging into {main} conflicts in {}", files.join(", ")),
-                    format!(
-                        "merge {}/{main} into {} and resolve, then `hotfix push` again",
-                        self.remote(),
-                        s.branch
-                    ),
-                ));
-            }
-            Err(e) => return Err(e.into()),
         };
         self.failpoint("ship.merged");
         // The previous main is the merge's first parent, whatever a re-run saw.

@@ -88,6 +88,15 @@ impl Engine {
             ));
         }
 
+        // The fetch runs while the local checks do: both take tens of
+        // milliseconds on a large repository, and a fetch changes nothing of
+        // the user's (remote-tracking refs only).
+        self.ui.info(&format!("fetching {}", self.remote()));
+        let fetching = {
+            let git = self.git.clone();
+            let remote = self.remote().to_string();
+            std::thread::spawn(move || git.fetch(&remote))
+        };
         self.refuse_dirty(
             "commit or stash them first (`git stash`); hotfix left them exactly as they are",
         )?;
@@ -119,8 +128,17 @@ impl Engine {
                 "choose another name, or delete the old branch if it is yours (`git branch -D`)",
             ));
         }
-        self.ui.info(&format!("fetching {}", self.remote()));
-        self.fetch()?;
+        match fetching.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(EngineError::Failed(format!(
+                    "cannot fetch from `{}`: {}",
+                    self.remote(),
+                    hotfix_providers::redact::redact(&e.to_string())
+                )));
+            }
+            Err(_) => return Err(EngineError::Failed("the fetch thread panicked".into())),
+        }
         // After `fetch --prune` the remote-tracking refs are exactly the remote's.
         if self.git.rev_parse(&self.tracking(&branch))?.is_some() {
             return Err(EngineError::refused(

@@ -86,11 +86,16 @@ pub fn run(
         readers.push(pump(err, None, tail.clone(), log_file.clone()));
     }
     let started = Instant::now();
+    // Poll fast first (most deploy commands of a hotfix are quick), then back off.
+    let mut nap = Duration::from_millis(1);
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),
             Ok(None) if started.elapsed() >= timeout => break None,
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(Duration::from_millis(20));
+            }
             Err(e) => return Err(DeployError::Failed(format!("waiting for `{command}`: {e}"))),
         }
     };
@@ -112,8 +117,16 @@ pub fn run(
             tail: crate::redact::redact(&tail_text(&tail)),
         });
     };
-    // The script is done; anything it left in its group must not hold the pipes open.
-    kill_group(&mut child);
+    // The script is done. Its output ends when every process holding the
+    // pipes is gone; anything it left behind in its group is stopped so it
+    // cannot hold them open (and hang us) forever.
+    let drained = Instant::now() + Duration::from_millis(200);
+    while readers.iter().any(|r| !r.is_finished()) && Instant::now() < drained {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if readers.iter().any(|r| !r.is_finished()) {
+        kill_group(&mut child);
+    }
     for r in readers {
         let _ = r.join();
     }

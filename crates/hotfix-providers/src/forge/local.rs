@@ -214,6 +214,16 @@ impl Forge for LocalForge {
         revert_on(&self.git, &self.remote, base, merge_sha, message)
     }
 
+    fn record_merge(&self, number: u64, merge_sha: &str) -> Result<(), ForgeError> {
+        let conn = self.conn()?;
+        conn.execute(
+            "UPDATE prs SET state = 'merged', merge_sha = ?2 WHERE number = ?1",
+            params![number as i64, merge_sha],
+        )
+        .map_err(db_err)?;
+        Ok(())
+    }
+
     fn close_pr(&self, number: u64) -> Result<(), ForgeError> {
         let conn = self.conn()?;
         conn.execute(

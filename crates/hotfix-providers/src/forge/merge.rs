@@ -152,9 +152,17 @@ pub fn merge_both(
     remote: &str,
     (main, main_message): (&str, &str),
     (develop, develop_message): (&str, &str),
-    head: &str,
+    (branch, head): (&str, &str),
 ) -> Result<Option<(String, String)>, ForgeError> {
     git.fetch(remote).map_err(git_err)?;
+    // The sha guard: if the branch moved since it was tested, merge nothing
+    // here and let the forge's merge refuse with the details.
+    let tracked = git
+        .rev_parse(&format!("refs/remotes/{remote}/{branch}"))
+        .map_err(git_err)?;
+    if tracked.as_deref() != Some(head) {
+        return Ok(None);
+    }
     let tip = |b: &str| -> Result<String, ForgeError> {
         git.rev_parse(&format!("refs/remotes/{remote}/{b}"))
             .map_err(git_err)?
