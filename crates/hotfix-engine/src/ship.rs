@@ -349,6 +349,10 @@ impl Engine {
             }
         };
         self.failpoint("ship.merged");
+        // A merge made by a hosted forge is not in this clone yet.
+        if self.git.rev_parse(&merge_sha)?.is_none() {
+            self.fetch()?;
+        }
         // The previous main is the merge's first parent, whatever a re-run saw.
         let previous_main = self
             .git

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use hotfix_core::config::Config;
-use hotfix_core::provider::{Deployer, Notifier};
+use hotfix_core::provider::{Deployer, Forge, Notifier};
 use hotfix_engine::{Clock, Engine, Ui};
 use hotfix_git::Git;
 use hotfix_providers::deploy::CommandDeployer;
@@ -121,8 +121,30 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
         _ => StoreUrl::Sqlite(state_dir.join("hotfix.db")),
     };
     let store = hotfix_store::open(&url).map_err(|e| CliError::failed(e.to_string()))?;
-    let forge = LocalForge::open(git.clone(), &cfg.git.remote, &state_dir.join("forge.db"))
-        .map_err(|e| CliError::failed(e.to_string()))?;
+    let forge: Box<dyn Forge> = match cfg.forge.provider.as_str() {
+        "github" => {
+            use hotfix_providers::forge::github::{GithubConfig, GithubForge};
+            let c = GithubConfig::from_table(&cfg.forge.settings)
+                .map_err(|e| CliError::usage(format!("[forge]: {e}")))?;
+            let token = secret("HOTFIX_GITHUB_TOKEN")
+                .or_else(|| secret("GITHUB_TOKEN"))
+                .ok_or_else(|| {
+                    CliError::usage(
+                        "the GitHub forge needs a token: set GITHUB_TOKEN or HOTFIX_GITHUB_TOKEN",
+                    )
+                })?;
+            Box::new(GithubForge::new(
+                c,
+                token,
+                Some(git.clone()),
+                cfg.git.remote.clone(),
+            ))
+        }
+        _ => Box::new(
+            LocalForge::open(git.clone(), &cfg.git.remote, &state_dir.join("forge.db"))
+                .map_err(|e| CliError::failed(e.to_string()))?,
+        ),
+    };
     let deployer: Box<dyn Deployer> = match cfg.deploy.provider.as_str() {
         "command" => Box::new(CommandDeployer::new(
             git.root().to_path_buf(),
@@ -172,7 +194,7 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
         git,
         cfg,
         store,
-        forge: Box::new(forge),
+        forge,
         deployer,
         notifiers,
         clock: clock()?,
