@@ -8,3 +8,4 @@ pub mod forge;
 pub mod health;
 pub mod notify;
 pub mod redact;
+pub mod signature;

@@ -1,5 +1,6 @@
 //! Forges: where pull requests live and how they merge.
 
+pub mod github;
 pub mod local;
 pub mod merge;
 
