@@ -37,8 +37,8 @@ impl Engine {
                 continue;
             }
             let Some(n) = self.notifiers.iter().find(|n| n.name() == item.notifier) else {
-                // A notifier that is no longer configured: nothing will deliver it.
-                let _ = self.store.mark_delivered(item.id, wall);
+                // Not available to this process (no secret here, or no longer
+                // configured): left for one that has it; `status` shows it.
                 continue;
             };
             match n.send(item.id, &item.message, &StoreMemory(self.store.as_ref())) {

@@ -122,6 +122,18 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
     };
     let store = hotfix_store::open(&url).map_err(|e| CliError::failed(e.to_string()))?;
     let forge: Box<dyn Forge> = match cfg.forge.provider.as_str() {
+        // Reading the incident log needs no forge (and no token).
+        "github"
+            if !writes
+                && secret("HOTFIX_GITHUB_TOKEN")
+                    .or_else(|| secret("GITHUB_TOKEN"))
+                    .is_none() =>
+        {
+            Box::new(
+                LocalForge::open(git.clone(), &cfg.git.remote, &state_dir.join("forge.db"))
+                    .map_err(|e| CliError::failed(e.to_string()))?,
+            )
+        }
         "github" => {
             use hotfix_providers::forge::github::{GithubConfig, GithubForge};
             let c = GithubConfig::from_table(&cfg.forge.settings)
@@ -176,7 +188,13 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
             path: state_dir.join("notifications.jsonl"),
         }));
     }
-    notifiers.extend(real_notifiers(&cfg)?);
+    match real_notifiers(&cfg) {
+        Ok(n) => notifiers.extend(n),
+        // Reading the log must work without the notifiers' secrets; what
+        // they have pending stays pending for a command that has them.
+        Err(_) if !writes => {}
+        Err(e) => return Err(e),
+    }
     let actor = match actor(&git, as_) {
         Ok(a) => a,
         Err(_) if !writes => "unknown".to_string(),
