@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the right failure
 
 pub mod fake;
+pub mod railway;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

@@ -173,6 +173,25 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
             }
             Box::new(d)
         }
+        "railway" => {
+            use hotfix_providers::deploy::railway::{RailwayAuth, RailwayConfig, RailwayDeployer};
+            let t = cfg.deploy.railway.clone().ok_or_else(|| {
+                CliError::usage("[deploy] provider = \"railway\" needs a [deploy.railway] table (project, service, environment)")
+            })?;
+            let c = RailwayConfig::from_table(&t)
+                .map_err(|e| CliError::usage(format!("[deploy.railway]: {e}")))?;
+            let auth = match (secret("RAILWAY_API_TOKEN"), secret("RAILWAY_TOKEN")) {
+                (Some(t), _) => RailwayAuth::Bearer(t),
+                (None, Some(t)) => RailwayAuth::ProjectAccessToken(t),
+                (None, None) if !writes => RailwayAuth::Bearer(String::new()),
+                (None, None) => {
+                    return Err(CliError::usage(
+                        "the Railway deployer needs a token: RAILWAY_API_TOKEN (workspace token) or RAILWAY_TOKEN (project token)",
+                    ));
+                }
+            };
+            Box::new(RailwayDeployer::new(c, auth))
+        }
         other => {
             return Err(CliError::usage(format!(
                 "[deploy] provider `{other}` is not available in this build"

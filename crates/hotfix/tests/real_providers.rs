@@ -1,4 +1,4 @@
-//! A whole hotfix, start to close, with the real providers (GitHub forge,
+//! A whole hotfix, start to close, with the real providers (GitHub forge, Railway,
 //! Slack bot, Statuspage, signed webhook) pointed at local servers that
 //! speak their documented APIs, the GitHub one backed by the real bare
 //! repository. Includes a production failure that is rolled back and
@@ -12,10 +12,12 @@ use common::*;
 use fakes::chat::{SLACK_TOKEN, STATUSPAGE_KEY};
 use fakes::github::{FakeGithub, OWNER, REPO};
 use hotfix_testkit::fake::{FakeServer, Reply};
+use hotfix_testkit::railway::{Dep, FakeRailway, Model};
 
 struct Env {
     w: World,
     gh: FakeGithub,
+    rw: FakeRailway,
     slack: FakeServer,
     sp: FakeServer,
     hook: FakeServer,
@@ -23,15 +25,78 @@ struct Env {
 
 const SECRETS: &[(&str, &str)] = &[
     ("GITHUB_TOKEN", "ghp_testtoken"),
+    ("RAILWAY_API_TOKEN", hotfix_testkit::railway::TOKEN),
     ("SLACK_BOT_TOKEN", SLACK_TOKEN),
     ("STATUSPAGE_API_KEY", STATUSPAGE_KEY),
     ("HOTFIX_WEBHOOK_SECRET", "whsec-test"),
 ];
 
+/// Railway as the process describes it: a PR environment per PR that deploys
+/// the PR's head, production that deploys main by itself; a deployment that
+/// goes live changes what the preview/production HTTP servers answer, from
+/// the files of its commit.
+fn railway(w: &World, gh: &FakeGithub) -> FakeRailway {
+    let origin = w.repo.origin.clone();
+    let (pv, pd) = (w.preview.dir.clone(), w.prod.dir.clone());
+    let prs = gh.state.clone();
+    let o2 = origin.clone();
+    let show = move |commit: &str, file: &str| {
+        fakes::github::git(&o2, &["show", &format!("{commit}:{file}")])
+    };
+    let on_live = move |env: &str, commit: &str| {
+        let dir = if env == "prod" { &pd } else { &pv };
+        let health = if env == "prod" {
+            show(commit, "app/health_prod").or_else(|| show(commit, "app/health"))
+        } else {
+            show(commit, "app/health")
+        };
+        std::fs::write(dir.join("health"), health.unwrap_or_default()).unwrap();
+        std::fs::write(
+            dir.join("export_pdf"),
+            show(commit, "app/pdf").unwrap_or_default(),
+        )
+        .unwrap();
+        if env == "prod" {
+            std::fs::write(dir.join("sha"), commit).unwrap();
+        }
+    };
+    let auto = move |env: &str, commit: &str| -> Option<Vec<String>> {
+        if commit.is_empty() {
+            // Which commits Railway would build now in this environment.
+            let branch = if env == "prod" {
+                "main".to_string()
+            } else {
+                let n: u64 = env.trim_start_matches("pr-").parse().ok()?;
+                prs.lock()
+                    .unwrap()
+                    .prs
+                    .iter()
+                    .find(|p| p.number == n)?
+                    .head
+                    .clone()
+            };
+            return fakes::github::git(&origin, &["rev-parse", &format!("refs/heads/{branch}")])
+                .map(|s| vec![s]);
+        }
+        Some(vec!["QUEUED".into(), "BUILDING".into(), "SUCCESS".into()])
+    };
+    FakeRailway::start(Model {
+        pr_envs: (1..=6).map(|n| (format!("pr-{n}"), n)).collect(),
+        domains: (1..=6)
+            .map(|n| (format!("pr-{n}"), format!("127.0.0.1:{}", w.preview.port)))
+            .chain([("prod".to_string(), format!("127.0.0.1:{}", w.prod.port))])
+            .collect(),
+        on_live: Some(std::sync::Arc::new(on_live)),
+        auto: Some(std::sync::Arc::new(auto)),
+        ..Model::default()
+    })
+}
+
 impl Env {
     fn new() -> Env {
         let w = World::new();
         let gh = FakeGithub::start(&w.repo.origin);
+        let rw = railway(&w, &gh);
         let slack = fakes::chat::slack();
         let sp = fakes::chat::statuspage();
         let hook = FakeServer::start(|_| Reply::text(204, ""));
@@ -46,6 +111,20 @@ max_retry_wait = "100ms"
 [forge.logins]
 "{LEAD}" = "lead-gh"
 "{REV}" = "rev-gh"
+
+[deploy]
+provider = "railway"
+watch = "600ms"
+probe_interval = "100ms"
+[deploy.railway]
+project = "proj"
+service = "svc"
+environment = "prod"
+api_url = "{rw}"
+poll_interval = "20ms"
+deploy_timeout = "10s"
+preview_timeout = "10s"
+url_scheme = "http"
 
 [notify.slack]
 api_url = "{slack}/api"
@@ -65,14 +144,28 @@ url = "{hook}/hotfix"
             slack = slack.url(),
             sp = sp.url(),
             hook = hook.url(),
+            rw = rw.url(),
         );
-        let toml = w.repo.read("hotfix.toml") + &extra;
-        w.repo.write("hotfix.toml", &toml);
+        // The command deployer's [deploy] gives way to Railway's.
+        let base = w.repo.read("hotfix.toml");
+        let base = base[..base.find("[deploy]").unwrap()].to_string()
+            + &base[base.find("[[smoke]]").unwrap()..];
+        w.repo.write("hotfix.toml", &(base + &extra));
         w.repo.commit_as(DEV, "providers");
         w.repo.git(&["push", "--quiet", "origin", "main"]);
+        // Production runs main on "Railway".
+        let main = w.origin_sha("main");
+        rw.model.lock().unwrap().deps.push(Dep {
+            id: "dep-initial".into(),
+            env: "prod".into(),
+            commit: main,
+            path: vec!["SUCCESS".into()],
+            can_rollback: true,
+        });
         Env {
             w,
             gh,
+            rw,
             slack,
             sp,
             hook,
@@ -85,7 +178,7 @@ url = "{hook}/hotfix"
 }
 
 #[test]
-fn a_whole_hotfix_on_github_slack_statuspage_with_a_rollback_and_a_revert() {
+fn a_whole_hotfix_on_github_railway_slack_statuspage_with_a_rollback_and_a_revert() {
     let e = Env::new();
     let w = &e.w;
     let good_main = w.origin_sha("main");
@@ -162,10 +255,25 @@ fn a_whole_hotfix_on_github_slack_statuspage_with_a_rollback_and_a_revert() {
         w.repo
             .origin_git(&["rev-parse", &format!("{good_main}^{{tree}}")])
     );
-    assert!(
-        std::fs::read_to_string(w.prod.dir.join("rollbacks"))
+    // Railway rolled production back to the deployment recorded before the merge.
+    let rb =
+        e.rw.queries()
+            .into_iter()
+            .find(|(q, _)| q.contains("deploymentRollback"))
+            .expect("deploymentRollback sent");
+    assert_eq!(rb.1["id"], "dep-initial");
+    assert_eq!(
+        std::fs::read_to_string(w.prod.dir.join("health"))
             .unwrap()
-            .contains(&good_main)
+            .trim(),
+        "ok"
+    );
+    assert!(
+        e.rw.server
+            .requests()
+            .iter()
+            .all(|r| r.header("authorization")
+                == Some(&format!("Bearer {}", hotfix_testkit::railway::TOKEN)))
     );
 
     // Attempt 2 ships; backport; close.

@@ -3,5 +3,6 @@
 pub mod command;
 pub mod local;
 pub mod process;
+pub mod railway;
 
 pub use command::CommandDeployer;

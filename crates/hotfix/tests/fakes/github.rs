@@ -330,13 +330,13 @@ fn handle(st: &Mutex<State>, origin: &Path, r: &Recorded) -> Reply {
             }
             let head_sha =
                 git(origin, &["rev-parse", &format!("refs/heads/{}", p.head)]).unwrap_or_default();
-            if let Some(want) = b["sha"].as_str() {
-                if want != head_sha {
-                    return Reply::json(
-                        409,
-                        json!({"message": "Head branch was modified. Review and try the merge again."}),
-                    );
-                }
+            if let Some(want) = b["sha"].as_str()
+                && want != head_sha
+            {
+                return Reply::json(
+                    409,
+                    json!({"message": "Head branch was modified. Review and try the merge again."}),
+                );
             }
             let msg = format!(
                 "{}\n\n{}",
