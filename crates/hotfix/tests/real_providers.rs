@@ -447,3 +447,28 @@ fn a_missing_token_is_a_usage_error_that_names_the_variable() {
     let r = r.fails(2, "GITHUB_TOKEN");
     assert!(!r.all().contains(SLACK_TOKEN));
 }
+
+#[test]
+fn required_checks_on_the_head_gate_ship_by_name() {
+    let e = Env::new();
+    e.hf(DEV, &["start", "pdf-crash", "--severity", "critical"])
+        .ok();
+    e.w.repo.write("app/pdf", "pdf ok\n");
+    e.w.repo.commit_as(DEV, "fix");
+    e.hf(DEV, &["push"]).ok();
+    e.gh.approve(1, "lead-gh");
+    e.gh.state.lock().unwrap().checks_conclusion = "failure".into();
+    e.hf(DEV, &["ship"]).fails(1, "required checks failed");
+    e.gh.state.lock().unwrap().checks_conclusion = "in_progress".into();
+    let r = e.hf(DEV, &["ship"]).fails(3, "still running");
+    assert!(r.all().contains("ci"), "{}", r.all());
+    assert!(
+        e.gh.server
+            .calls("PUT", &format!("/repos/{OWNER}/{REPO}/pulls/1/merge"))
+            .is_empty()
+    );
+    e.gh.state.lock().unwrap().checks_conclusion = "success".into();
+    e.hf(DEV, &["ship"]).ok();
+    // A review by someone outside the policy, or on an older head, counts for nothing.
+    assert_eq!(e.w.status("HF-1")["approvals"].as_array().unwrap().len(), 1);
+}

@@ -301,11 +301,14 @@ fn handle(st: &Mutex<State>, origin: &Path, r: &Recorded) -> Reply {
             Reply::json(200, json!(list))
         }
         ("GET", ["commits", _sha, "check-runs"]) => {
+            // "in_progress" stands for a run that has not finished.
             let c = s.checks_conclusion.clone();
-            Reply::json(
-                200,
-                json!({"total_count": 1, "check_runs": [{"id": 1, "name": "ci", "status": "completed", "conclusion": c}]}),
-            )
+            let run = if c == "in_progress" {
+                json!({"id": 1, "name": "ci", "status": "in_progress", "conclusion": null})
+            } else {
+                json!({"id": 1, "name": "ci", "status": "completed", "conclusion": c})
+            };
+            Reply::json(200, json!({"total_count": 1, "check_runs": [run]}))
         }
         ("GET", ["commits", _sha, "status"]) => Reply::json(
             200,
