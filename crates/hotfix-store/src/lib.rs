@@ -7,7 +7,10 @@
 
 #[doc(hidden)]
 pub mod conformance;
+mod pg;
 mod sqlite;
+
+pub use pg::PgStore;
 
 pub use sqlite::SqliteStore;
 
@@ -53,10 +56,7 @@ impl StoreUrl {
 pub fn open(url: &StoreUrl) -> Result<Box<dyn Store>, StoreError> {
     match url {
         StoreUrl::Sqlite(p) => Ok(Box::new(SqliteStore::open(p)?)),
-        StoreUrl::Postgres(u) => Err(StoreError::Backend(format!(
-            "PostgreSQL ({}) is the team server's store (`hotfix serve`) and is not available in this build yet; unset HOTFIX_DATABASE_URL to use the local SQLite log",
-            redact_url(u)
-        ))),
+        StoreUrl::Postgres(u) => Ok(Box::new(PgStore::open(u)?)),
     }
 }
 

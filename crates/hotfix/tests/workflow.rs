@@ -840,3 +840,50 @@ fn a_combined_ship_that_fails_in_production_is_reverted_on_develop_too() {
     );
     assert_eq!(w.status("HF-1")["state"], "rolled_back");
 }
+
+/// The CLI on the team's PostgreSQL (`HOTFIX_DATABASE_URL=postgres://…`):
+/// the same workflow, the incident log shared by everyone pointed at it.
+#[test]
+fn the_workflow_runs_on_postgresql() {
+    let Ok(base) = std::env::var("HOTFIX_TEST_DATABASE_URL") else {
+        eprintln!("HOTFIX_TEST_DATABASE_URL is not set: skipped");
+        return;
+    };
+    let schema = format!(
+        "hf_cli_{}_{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_nanosecond() % 1_000_000_000
+    );
+    let mut admin = postgres::Client::connect(&base, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let w = World::new();
+    let db = [("HOTFIX_DATABASE_URL", url.as_str())];
+    w.hf_env(DEV, &["start", "pdf-crash", "--severity", "critical"], &db)
+        .ok();
+    w.repo.write("app/pdf", "pdf ok\n");
+    w.repo.commit_as(DEV, "fix");
+    w.hf_env(DEV, &["push"], &db).ok();
+    w.hf_env(LEAD, &["approve", "HF-1"], &db).ok();
+    w.hf_env(DEV, &["ship"], &db).ok();
+    let st = w.hf_env(DEV, &["status", "HF-1", "--json"], &db).ok();
+    let v: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    assert_eq!(v["state"], "deployed");
+    // The events are in PostgreSQL, not in the local SQLite file.
+    let n: i64 = admin
+        .query_one(&format!("SELECT COUNT(*) FROM {schema}.events"), &[])
+        .unwrap()
+        .get(0);
+    assert!(n >= 6, "{n} events");
+    assert_eq!(
+        w.log().as_array().unwrap().len(),
+        0,
+        "nothing in the local SQLite log"
+    );
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
+}

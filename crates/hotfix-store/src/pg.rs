@@ -1,0 +1,350 @@
+//! The PostgreSQL store, for the team server (`hotfix serve`) and for CLIs
+//! pointed at it with `HOTFIX_DATABASE_URL=postgres://…`.
+//!
+//! Same contract as SQLite (the shared conformance suite runs on both): an
+//! append takes the incident's row lock (`SELECT … FOR UPDATE`), checks the
+//! version and inserts, in one transaction, so replicas on one database
+//! cannot both win. Migrations run under an advisory lock so replicas
+//! starting together do not race.
+
+use std::sync::Mutex;
+
+use hotfix_core::event::{Event, EventKind, NewEvent};
+use hotfix_core::id::IncidentId;
+use hotfix_core::notify::Message;
+use hotfix_core::provider::{OutboxItem, Store, StoreError};
+use postgres::{Client, NoTls, Transaction};
+
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE incidents (
+    id          BIGSERIAL PRIMARY KEY,
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE events (
+    incident    BIGINT NOT NULL REFERENCES incidents(id),
+    seq         BIGINT NOT NULL,
+    at          TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    PRIMARY KEY (incident, seq)
+);
+CREATE TABLE outbox (
+    id            BIGSERIAL PRIMARY KEY,
+    incident      BIGINT NOT NULL REFERENCES incidents(id),
+    notifier      TEXT NOT NULL,
+    message       TEXT NOT NULL,
+    due_at        BIGINT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    delivered_at  BIGINT
+);
+CREATE INDEX outbox_pending ON outbox (due_at) WHERE delivered_at IS NULL;
+"#,
+    r#"
+CREATE TABLE memory (
+    incident  BIGINT NOT NULL REFERENCES incidents(id),
+    key       TEXT NOT NULL,
+    value     TEXT NOT NULL,
+    PRIMARY KEY (incident, key)
+);
+"#,
+];
+
+/// An arbitrary constant: the advisory lock that serialises migrations.
+const MIGRATION_LOCK: i64 = 0x686f_7466_6978;
+
+pub struct PgStore {
+    client: Mutex<Client>,
+}
+
+fn backend(e: postgres::Error) -> StoreError {
+    StoreError::Backend(format!("PostgreSQL: {e}"))
+}
+
+impl PgStore {
+    /// Connects (no TLS: a team server talks to its database on a private
+    /// network or a socket) and brings the schema up to date.
+    pub fn open(url: &str) -> Result<PgStore, StoreError> {
+        Self::open_in_schema(url, None)
+    }
+
+    /// Like [`PgStore::open`], with every table in `schema` (created if
+    /// missing): used by tests to isolate themselves on one database.
+    pub fn open_in_schema(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {
+        let mut client = Client::connect(url, NoTls).map_err(|e| {
+            StoreError::Backend(format!(
+                "cannot connect to PostgreSQL at {}: {e}",
+                crate::redact_url(url)
+            ))
+        })?;
+        if let Some(s) = schema {
+            if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(StoreError::Backend(format!("bad schema name {s}")));
+            }
+            client
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {s}; SET search_path TO {s}"
+                ))
+                .map_err(backend)?;
+        }
+        let store = PgStore {
+            client: Mutex::new(client),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Client>, StoreError> {
+        self.client
+            .lock()
+            .map_err(|_| StoreError::Backend("store lock poisoned".into()))
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut c = self.lock()?;
+        let mut tx = c.transaction().map_err(backend)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .map_err(backend)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS hotfix_schema (version INTEGER NOT NULL)")
+            .map_err(backend)?;
+        let v: i32 = tx
+            .query_opt("SELECT version FROM hotfix_schema", &[])
+            .map_err(backend)?
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        if v == 0 {
+            tx.execute("INSERT INTO hotfix_schema (version) VALUES (0)", &[])
+                .map_err(backend)?;
+        }
+        let known = MIGRATIONS.len() as i32;
+        if v > known {
+            return Err(StoreError::Backend(format!(
+                "the database was migrated by a newer hotfix (schema {v}, this build knows {known}); upgrade hotfix"
+            )));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(v as usize) {
+            tx.batch_execute(m).map_err(backend)?;
+            tx.execute("UPDATE hotfix_schema SET version = $1", &[&(i as i32 + 1)])
+                .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)
+    }
+}
+
+fn insert_events(
+    tx: &mut Transaction<'_>,
+    incident: IncidentId,
+    from: u64,
+    events: &[NewEvent],
+) -> Result<(), StoreError> {
+    for (i, e) in events.iter().enumerate() {
+        let body =
+            serde_json::to_string(&e.kind).map_err(|err| StoreError::Backend(err.to_string()))?;
+        tx.execute(
+            "INSERT INTO events (incident, seq, at, actor, type, body) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&(incident.0 as i64), &((from + i as u64) as i64), &e.at.to_string(), &e.actor, &e.kind.name(), &body],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn insert_outbox(
+    tx: &mut Transaction<'_>,
+    incident: IncidentId,
+    outbox: &[(String, Message)],
+) -> Result<(), StoreError> {
+    for (n, m) in outbox {
+        let body = serde_json::to_string(m).map_err(|e| StoreError::Backend(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO outbox (incident, notifier, message, due_at) VALUES ($1, $2, $3, $4)",
+            &[&(incident.0 as i64), n, &body, &m.at.as_second()],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+impl PgStore {
+    fn outbox_query(
+        &self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut c = self.lock()?;
+        let rows = c.query(sql, params).map_err(backend)?;
+        rows.into_iter()
+            .map(|r| {
+                let id: i64 = r.get(0);
+                let message: String = r.get(2);
+                let attempts: i32 = r.get(3);
+                Ok(OutboxItem {
+                    id,
+                    notifier: r.get(1),
+                    message: serde_json::from_str(&message)
+                        .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?,
+                    attempts: attempts as u32,
+                    last_error: r.get(4),
+                })
+            })
+            .collect()
+    }
+}
+
+impl Store for PgStore {
+    fn declare(
+        &self,
+        event: &NewEvent,
+        outbox: &dyn Fn(IncidentId) -> Vec<(String, Message)>,
+    ) -> Result<IncidentId, StoreError> {
+        let mut c = self.lock()?;
+        let mut tx = c.transaction().map_err(backend)?;
+        let row = tx
+            .query_one(
+                "INSERT INTO incidents (created_at) VALUES ($1) RETURNING id",
+                &[&event.at.to_string()],
+            )
+            .map_err(backend)?;
+        let id = IncidentId(row.get::<_, i64>(0) as u64);
+        insert_events(&mut tx, id, 1, std::slice::from_ref(event))?;
+        insert_outbox(&mut tx, id, &outbox(id))?;
+        tx.commit().map_err(backend)?;
+        Ok(id)
+    }
+
+    fn append(
+        &self,
+        incident: IncidentId,
+        expected: u64,
+        events: &[NewEvent],
+        outbox: &[(String, Message)],
+    ) -> Result<u64, StoreError> {
+        let mut c = self.lock()?;
+        let mut tx = c.transaction().map_err(backend)?;
+        // The incident's row lock serialises appends to it across replicas.
+        let found = tx
+            .query_opt(
+                "SELECT id FROM incidents WHERE id = $1 FOR UPDATE",
+                &[&(incident.0 as i64)],
+            )
+            .map_err(backend)?;
+        if found.is_none() {
+            return Err(StoreError::NotFound(incident));
+        }
+        let actual: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE incident = $1",
+                &[&(incident.0 as i64)],
+            )
+            .map_err(backend)?
+            .get(0);
+        if actual as u64 != expected {
+            return Err(StoreError::Conflict {
+                incident,
+                expected,
+                actual: actual as u64,
+            });
+        }
+        insert_events(&mut tx, incident, expected + 1, events)?;
+        insert_outbox(&mut tx, incident, outbox)?;
+        tx.commit().map_err(backend)?;
+        Ok(expected + events.len() as u64)
+    }
+
+    fn events(&self, incident: IncidentId) -> Result<Vec<Event>, StoreError> {
+        let mut c = self.lock()?;
+        let rows = c
+            .query(
+                "SELECT seq, at, actor, body FROM events WHERE incident = $1 ORDER BY seq",
+                &[&(incident.0 as i64)],
+            )
+            .map_err(backend)?;
+        if rows.is_empty() {
+            return Err(StoreError::NotFound(incident));
+        }
+        rows.into_iter()
+            .map(|r| {
+                let seq: i64 = r.get(0);
+                let at: String = r.get(1);
+                let body: String = r.get(3);
+                Ok(Event {
+                    incident,
+                    seq: seq as u64,
+                    at: at.parse().map_err(|e| {
+                        StoreError::Corrupt(format!("{incident} event {seq}: bad time: {e}"))
+                    })?,
+                    actor: r.get(2),
+                    kind: serde_json::from_str::<EventKind>(&body)
+                        .map_err(|e| StoreError::Corrupt(format!("{incident} event {seq}: {e}")))?,
+                })
+            })
+            .collect()
+    }
+
+    fn incidents(&self) -> Result<Vec<IncidentId>, StoreError> {
+        let mut c = self.lock()?;
+        let rows = c
+            .query("SELECT id FROM incidents ORDER BY id", &[])
+            .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| IncidentId(r.get::<_, i64>(0) as u64))
+            .collect())
+    }
+
+    fn pending_outbox(&self, now_s: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        self.outbox_query(
+            "SELECT id, notifier, message, attempts, last_error FROM outbox WHERE delivered_at IS NULL AND due_at <= $1 ORDER BY id LIMIT $2",
+            &[&now_s, &(limit as i64)],
+        )
+    }
+
+    fn undelivered(&self) -> Result<Vec<OutboxItem>, StoreError> {
+        self.outbox_query(
+            "SELECT id, notifier, message, attempts, last_error FROM outbox WHERE delivered_at IS NULL ORDER BY id",
+            &[],
+        )
+    }
+
+    fn mark_delivered(&self, id: i64, at_s: i64) -> Result<(), StoreError> {
+        let mut c = self.lock()?;
+        c.execute(
+            "UPDATE outbox SET delivered_at = $2, attempts = attempts + 1 WHERE id = $1",
+            &[&id, &at_s],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn mark_failed(&self, id: i64, error: &str, retry_at_s: i64) -> Result<(), StoreError> {
+        let mut c = self.lock()?;
+        c.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $2, due_at = $3 WHERE id = $1",
+            &[&id, &error, &retry_at_s],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn memory_get(&self, incident: IncidentId, key: &str) -> Result<Option<String>, StoreError> {
+        let mut c = self.lock()?;
+        Ok(c.query_opt(
+            "SELECT value FROM memory WHERE incident = $1 AND key = $2",
+            &[&(incident.0 as i64), &key],
+        )
+        .map_err(backend)?
+        .map(|r| r.get(0)))
+    }
+
+    fn memory_set(&self, incident: IncidentId, key: &str, value: &str) -> Result<(), StoreError> {
+        let mut c = self.lock()?;
+        c.execute(
+            "INSERT INTO memory (incident, key, value) VALUES ($1, $2, $3) ON CONFLICT (incident, key) DO UPDATE SET value = EXCLUDED.value",
+            &[&(incident.0 as i64), &key, &value],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+}
