@@ -61,8 +61,20 @@ pub trait Store: Send + Sync {
     fn events(&self, incident: IncidentId) -> Result<Vec<Event>, StoreError>;
     /// Every incident id, oldest first.
     fn incidents(&self) -> Result<Vec<IncidentId>, StoreError>;
-    /// Outbox items not yet delivered and due at `now_s` (unix seconds).
-    fn pending_outbox(&self, now_s: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Claims up to `limit` undelivered items of these notifiers that are due
+    /// at `now_s` (unix seconds) and not leased by someone else, leasing them
+    /// until `now_s + lease_s`: two processes (or server replicas) delivering
+    /// at once never send the same item, and a crashed one's items come back
+    /// when its lease runs out.
+    fn claim_outbox(
+        &self,
+        now_s: i64,
+        lease_s: i64,
+        notifiers: &[String],
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Gives a claimed item back without an attempt (its notifier was skipped).
+    fn release_outbox(&self, id: i64) -> Result<(), StoreError>;
     /// Every undelivered item, due or not (for `status`).
     fn undelivered(&self) -> Result<Vec<OutboxItem>, StoreError>;
     fn mark_delivered(&self, id: i64, at_s: i64) -> Result<(), StoreError>;

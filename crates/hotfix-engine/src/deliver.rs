@@ -26,7 +26,13 @@ impl Engine {
     pub fn deliver(&self) {
         let now = self.clock.now().as_second();
         let wall = jiff::Timestamp::now().as_second().max(now);
-        let Ok(items) = self.store.pending_outbox(wall, 200) else {
+        let names: Vec<String> = self
+            .notifiers
+            .iter()
+            .map(|n| n.name().to_string())
+            .collect();
+        // Leased for a minute: long enough for a round of short-timeout sends.
+        let Ok(items) = self.store.claim_outbox(wall, 60, &names, 200) else {
             return;
         };
         // A notifier that just failed is not tried again in this round: a
@@ -34,11 +40,13 @@ impl Engine {
         let mut down: Vec<String> = vec![];
         for item in items {
             if down.contains(&item.notifier) {
+                let _ = self.store.release_outbox(item.id);
                 continue;
             }
             let Some(n) = self.notifiers.iter().find(|n| n.name() == item.notifier) else {
                 // Not available to this process (no secret here, or no longer
                 // configured): left for one that has it; `status` shows it.
+                let _ = self.store.release_outbox(item.id);
                 continue;
             };
             match n.send(item.id, &item.message, &StoreMemory(self.store.as_ref())) {

@@ -61,6 +61,23 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
     outbox_is_written_with_the_events_and_delivered_once(fresh().as_ref());
     unknown_incidents_are_not_found(fresh().as_ref());
     memory_is_per_incident_and_overwritable(fresh().as_ref());
+    released_items_can_be_claimed_again(fresh().as_ref());
+}
+
+pub fn released_items_can_be_claimed_again(s: &dyn Store) {
+    let id = s
+        .declare(&declared("a"), &|id| {
+            vec![("file".into(), msg(id, "declared"))]
+        })
+        .unwrap();
+    let file = vec!["file".to_string()];
+    let got = s.claim_outbox(at(10).as_second(), 60, &file, 10).unwrap();
+    assert_eq!(got.len(), 1);
+    s.release_outbox(got[0].id).unwrap();
+    let again = s.claim_outbox(at(11).as_second(), 60, &file, 10).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 0);
+    assert_eq!(again[0].message.incident, id);
 }
 
 pub fn memory_is_per_incident_and_overwritable(s: &dyn Store) {
@@ -126,24 +143,28 @@ pub fn outbox_is_written_with_the_events_and_delivered_once(s: &dyn Store) {
             vec![("file".into(), msg(id, "declared"))]
         })
         .unwrap();
-    let pending = s.pending_outbox(at(10).as_second(), 10).unwrap();
+    let file = vec!["file".to_string()];
+    let claim = |t: i64| s.claim_outbox(at(t).as_second(), 60, &file, 10).unwrap();
+    assert!(
+        s.claim_outbox(at(10).as_second(), 60, &["slack".to_string()], 10)
+            .unwrap()
+            .is_empty(),
+        "other notifiers' items are not claimed"
+    );
+    let pending = claim(10);
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].message.incident, id);
+    // Leased: a second deliverer gets nothing until the lease runs out.
+    assert!(claim(11).is_empty());
+    assert_eq!(claim(71).len(), 1, "a dead deliverer's lease expires");
     s.mark_failed(pending[0].id, "slack down", at(100).as_second())
         .unwrap();
-    assert!(
-        s.pending_outbox(at(10).as_second(), 10).unwrap().is_empty(),
-        "not due before the retry time"
-    );
-    let due = s.pending_outbox(at(100).as_second(), 10).unwrap();
+    assert!(claim(80).is_empty(), "not due before the retry time");
+    let due = claim(100);
     assert_eq!(due[0].attempts, 1);
     assert_eq!(due[0].last_error.as_deref(), Some("slack down"));
     s.mark_delivered(due[0].id, at(101).as_second()).unwrap();
-    assert!(
-        s.pending_outbox(at(1000).as_second(), 10)
-            .unwrap()
-            .is_empty()
-    );
+    assert!(claim(1000).is_empty());
     assert!(s.undelivered().unwrap().is_empty());
 }
 

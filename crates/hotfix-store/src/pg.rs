@@ -50,6 +50,9 @@ CREATE TABLE memory (
     PRIMARY KEY (incident, key)
 );
 "#,
+    r#"
+ALTER TABLE outbox ADD COLUMN lease_until BIGINT;
+"#,
 ];
 
 /// An arbitrary constant: the advisory lock that serialises migrations.
@@ -294,11 +297,31 @@ impl Store for PgStore {
             .collect())
     }
 
-    fn pending_outbox(&self, now_s: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-        self.outbox_query(
-            "SELECT id, notifier, message, attempts, last_error FROM outbox WHERE delivered_at IS NULL AND due_at <= $1 ORDER BY id LIMIT $2",
-            &[&now_s, &(limit as i64)],
-        )
+    fn claim_outbox(
+        &self,
+        now_s: i64,
+        lease_s: i64,
+        notifiers: &[String],
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        // SKIP LOCKED: replicas claiming at once take disjoint rows, no waiting.
+        let mut v = self.outbox_query(
+            "UPDATE outbox SET lease_until = $2 WHERE id IN (
+                SELECT id FROM outbox WHERE delivered_at IS NULL AND due_at <= $1
+                AND (lease_until IS NULL OR lease_until <= $1) AND notifier = ANY($3)
+                ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
+             RETURNING id, notifier, message, attempts, last_error",
+            &[&now_s, &(now_s + lease_s), &notifiers, &(limit as i64)],
+        )?;
+        v.sort_by_key(|i| i.id);
+        Ok(v)
+    }
+
+    fn release_outbox(&self, id: i64) -> Result<(), StoreError> {
+        let mut c = self.lock()?;
+        c.execute("UPDATE outbox SET lease_until = NULL WHERE id = $1", &[&id])
+            .map_err(backend)?;
+        Ok(())
     }
 
     fn undelivered(&self) -> Result<Vec<OutboxItem>, StoreError> {
@@ -311,7 +334,7 @@ impl Store for PgStore {
     fn mark_delivered(&self, id: i64, at_s: i64) -> Result<(), StoreError> {
         let mut c = self.lock()?;
         c.execute(
-            "UPDATE outbox SET delivered_at = $2, attempts = attempts + 1 WHERE id = $1",
+            "UPDATE outbox SET delivered_at = $2, attempts = attempts + 1, lease_until = NULL WHERE id = $1",
             &[&id, &at_s],
         )
         .map_err(backend)?;
@@ -321,7 +344,7 @@ impl Store for PgStore {
     fn mark_failed(&self, id: i64, error: &str, retry_at_s: i64) -> Result<(), StoreError> {
         let mut c = self.lock()?;
         c.execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = $2, due_at = $3 WHERE id = $1",
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $2, due_at = $3, lease_until = NULL WHERE id = $1",
             &[&id, &error, &retry_at_s],
         )
         .map_err(backend)?;

@@ -46,6 +46,9 @@ CREATE TABLE memory (
     PRIMARY KEY (incident, key)
 );
 "#,
+    r#"
+ALTER TABLE outbox ADD COLUMN lease_until INTEGER;
+"#,
 ];
 
 pub struct SqliteStore {
@@ -275,11 +278,55 @@ impl Store for SqliteStore {
         Ok(ids.into_iter().map(|i| IncidentId(i as u64)).collect())
     }
 
-    fn pending_outbox(&self, now_s: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-        self.outbox_query(
-            "SELECT id, notifier, message, attempts, last_error FROM outbox WHERE delivered_at IS NULL AND due_at <= ?1 ORDER BY id LIMIT ?2",
-            params![now_s, limit as i64],
-        )
+    fn claim_outbox(
+        &self,
+        now_s: i64,
+        lease_s: i64,
+        notifiers: &[String],
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let ids: Vec<i64> = {
+            let mut conn = self.lock()?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let names =
+                serde_json::to_string(notifiers).map_err(|e| StoreError::Backend(e.to_string()))?;
+            let ids: Vec<i64> = {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT id FROM outbox WHERE delivered_at IS NULL AND due_at <= ?1
+                         AND (lease_until IS NULL OR lease_until <= ?1)
+                         AND notifier IN (SELECT value FROM json_each(?2)) ORDER BY id LIMIT ?3",
+                    )
+                    .map_err(backend)?;
+                stmt.query_map(params![now_s, names, limit as i64], |r| r.get(0))
+                    .map_err(backend)?
+                    .collect::<Result<_, _>>()
+                    .map_err(backend)?
+            };
+            for id in &ids {
+                tx.execute(
+                    "UPDATE outbox SET lease_until = ?2 WHERE id = ?1",
+                    params![id, now_s + lease_s],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            ids
+        };
+        Ok(self
+            .undelivered()?
+            .into_iter()
+            .filter(|i| ids.contains(&i.id))
+            .collect())
+    }
+
+    fn release_outbox(&self, id: i64) -> Result<(), StoreError> {
+        let conn = self.lock()?;
+        conn.execute("UPDATE outbox SET lease_until = NULL WHERE id = ?1", [id])
+            .map_err(backend)?;
+        Ok(())
     }
 
     fn undelivered(&self) -> Result<Vec<OutboxItem>, StoreError> {
@@ -292,7 +339,7 @@ impl Store for SqliteStore {
     fn mark_delivered(&self, id: i64, at_s: i64) -> Result<(), StoreError> {
         let conn = self.lock()?;
         conn.execute(
-            "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1",
+            "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, lease_until = NULL WHERE id = ?1",
             params![id, at_s],
         )
         .map_err(backend)?;
@@ -324,7 +371,7 @@ impl Store for SqliteStore {
     fn mark_failed(&self, id: i64, error: &str, retry_at_s: i64) -> Result<(), StoreError> {
         let conn = self.lock()?;
         conn.execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, due_at = ?3 WHERE id = ?1",
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, due_at = ?3, lease_until = NULL WHERE id = ?1",
             params![id, error, retry_at_s],
         )
         .map_err(backend)?;
