@@ -1065,3 +1065,104 @@ fn slack_signature_documented_vector_and_replay_window() {
         Err(SignatureError::BadTimestamp(_))
     ));
 }
+
+// ---------------------------------------------------------------- revert = "branch"
+
+#[test]
+fn revert_branch_pushes_a_revert_commit_opens_and_merges_a_pr() {
+    use hotfix_testkit::TestRepo;
+    let repo = TestRepo::new("");
+    // Local identity so that the forge's own git calls can commit.
+    repo.git(&["config", "user.name", "Dev"]);
+    repo.git(&["config", "user.email", "dev@example.com"]);
+    repo.git(&["checkout", "--quiet", "-b", "hotfix/pdf"]);
+    repo.write("app/pdf", "fixed\n");
+    repo.git(&["commit", "--quiet", "-am", "fix pdf"]);
+    repo.git(&["checkout", "--quiet", "main"]);
+    repo.git(&[
+        "merge",
+        "--quiet",
+        "--no-ff",
+        "-m",
+        "Merge hotfix/pdf",
+        "hotfix/pdf",
+    ]);
+    repo.git(&["push", "--quiet", "origin", "main"]);
+    let merge_sha = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    let branch = format!("hotfix-revert-{}", &merge_sha[..12]);
+
+    let b = branch.clone();
+    let s = FakeServer::start(move |r| match (r.method.as_str(), r.route()) {
+        ("GET", "/repos/acme/shop/pulls") => Reply::json(200, json!([])),
+        ("POST", "/repos/acme/shop/pulls") => Reply::json(201, pr(50, "open", &b, MOVED_SHA, None)),
+        ("GET", "/repos/acme/shop/pulls/50") => {
+            Reply::json(200, pr(50, "open", &b, MOVED_SHA, None))
+        }
+        ("PUT", "/repos/acme/shop/pulls/50/merge") => Reply::json(
+            200,
+            json!({"sha": REVERT_MERGE, "merged": true, "message": "ok"}),
+        ),
+        _ => not_found(),
+    });
+    let git = hotfix_git::Git::open(&repo.work).unwrap();
+    let f = GithubForge::new(
+        config(&s.url(), "revert = \"branch\""),
+        TOKEN.into(),
+        Some(git),
+        "origin".into(),
+    );
+    let sha = f
+        .revert_merge(
+            "main",
+            &merge_sha,
+            "Revert hotfix INC-7\n\nWorse in production.",
+        )
+        .unwrap();
+    assert_eq!(sha, REVERT_MERGE);
+
+    // The branch on the remote: one revert commit on top of main.
+    let pushed = repo
+        .origin_git(&["rev-parse", &format!("refs/heads/{branch}")])
+        .trim()
+        .to_string();
+    let parent = repo
+        .origin_git(&["rev-parse", &format!("{pushed}^")])
+        .trim()
+        .to_string();
+    assert_eq!(parent, merge_sha);
+    let pdf = repo.origin_git(&["show", &format!("{pushed}:app/pdf")]);
+    assert_eq!(pdf, "crash");
+    let msg = repo.origin_git(&["log", "-1", "--format=%B", &pushed]);
+    assert!(
+        msg.contains(&format!("Reverts-Merge: {merge_sha}")),
+        "{msg}"
+    );
+
+    let posts = s.calls("POST", &format!("{REPO}/pulls"));
+    assert_eq!(posts.len(), 1);
+    assert_headers(&posts[0]);
+    let body = posts[0].json();
+    assert_eq!(body["head"], branch.as_str());
+    assert_eq!(body["base"], "main");
+    assert_eq!(body["title"], "Revert hotfix INC-7");
+    // Merged with the head we pushed as the guard, not whatever the PR says.
+    let puts = s.calls("PUT", &format!("{REPO}/pulls/50/merge"));
+    assert_eq!(puts[0].json()["sha"], pushed.as_str());
+
+    // A re-run finds the merged revert PR by its trailer: no new push, no PR.
+    let mut done = pr(50, "closed", &branch, &pushed, Some(REVERT_MERGE));
+    done["body"] = json!(format!(
+        "Worse in production.\n\nReverts-Merge: {merge_sha}"
+    ));
+    s.set_handler(move |r| match (r.method.as_str(), r.route()) {
+        ("GET", "/repos/acme/shop/pulls") => Reply::json(200, json!([done.clone()])),
+        ("GET", "/repos/acme/shop/pulls/50") => Reply::json(200, done.clone()),
+        _ => Reply::json(500, json!({"message": "must not be called"})),
+    });
+    assert_eq!(
+        f.revert_merge("main", &merge_sha, "Revert hotfix INC-7")
+            .unwrap(),
+        REVERT_MERGE
+    );
+    assert_eq!(s.calls("POST", &format!("{REPO}/pulls")).len(), 1);
+}

@@ -991,11 +991,9 @@ impl GithubForge {
 impl Forge for GithubForge {
     fn find_open_pr(&self, head: &str) -> Result<Option<PullRequest>, ForgeError> {
         let prs = self.open_prs_for(head)?;
-        Ok(prs
-            .iter()
-            .find(|p| p.head.name == head)
-            .or(prs.first())
-            .map(PrJson::to_pr))
+        // The query already filters by head; matching again guards against
+        // a server that ignores the filter (never return someone else's PR).
+        Ok(prs.iter().find(|p| p.head.name == head).map(PrJson::to_pr))
     }
 
     /// Idempotent: GitHub allows one open PR per head and base, and answers
@@ -1167,7 +1165,13 @@ impl Forge for GithubForge {
     fn request_reviews(&self, number: u64, people: &[String]) -> Result<(), ForgeError> {
         let logins: Vec<String> = people
             .iter()
-            .filter_map(|p| self.cfg.logins.get(p).cloned())
+            .filter_map(|p| {
+                self.cfg
+                    .logins
+                    .iter()
+                    .find(|(id, _)| id.eq_ignore_ascii_case(p))
+                    .map(|(_, login)| login.clone())
+            })
             .collect();
         if logins.is_empty() {
             return Ok(());
