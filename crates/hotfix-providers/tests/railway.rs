@@ -1,25 +1,340 @@
-//! The Railway deployer against a local server speaking Railway's GraphQL API.
-#![allow(clippy::unwrap_used)]
+//! Contract tests of the Railway deployer against a recording fake that
+//! speaks Railway's GraphQL API (the operations and field names of the
+//! schema, dispatched on `operationName`), with a small model of PR
+//! environments and deployments whose statuses move one step per poll and
+//! where a deployment going live supersedes the previous one (`REMOVED`),
+//! as on Railway.
+#![allow(clippy::unwrap_used)] // tests: a panic is the right failure
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hotfix_core::id::IncidentId;
 use hotfix_core::provider::{DeployCtx, DeployError, Deployer};
 use hotfix_providers::deploy::railway::{RailwayAuth, RailwayConfig, RailwayDeployer};
-use hotfix_testkit::fake::{FakeServer, Reply};
-use hotfix_testkit::railway::{Dep, FakeRailway, Model, TOKEN};
-use serde_json::json;
+use hotfix_testkit::fake::{FakeServer, Recorded, Reply};
+use serde_json::{Value, json};
 
+const TOKEN: &str = "rw-TEST-token-0123456789-SECRET";
 const SHA: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
 const OLD: &str = "0000000000000000000000000000000000000001";
+const OTHER: &str = "9999999999999999999999999999999999999999";
+const PATH: &str = "/graphql/v2";
 
-fn cfg(url: &str) -> RailwayConfig {
-    let t: toml::Table = toml::from_str(&format!(
-        "project = \"proj\"\nservice = \"svc\"\nenvironment = \"prod\"\napi_url = \"{url}\"\npoll_interval = \"10ms\"\npreview_timeout = \"2s\"\ndeploy_timeout = \"2s\"\ntrigger_after = \"100ms\"\nmax_retry_wait = \"20ms\"\nurl_scheme = \"http\"\ntimeout = \"2s\""
+// ---------------------------------------------------------------- the fake
+
+#[derive(Debug, Clone)]
+struct Dep {
+    id: String,
+    env: String,
+    commit: String,
+    /// Statuses still to go through; the last one sticks.
+    path: Vec<String>,
+    can_rollback: bool,
+    static_url: Option<String>,
+}
+
+impl Dep {
+    fn status(&self) -> String {
+        self.path.first().cloned().unwrap_or_default()
+    }
+}
+
+fn path(p: &[&str]) -> Vec<String> {
+    p.iter().map(|s| s.to_string()).collect()
+}
+
+fn dep(id: &str, env: &str, commit: &str, p: &[&str]) -> Dep {
+    Dep {
+        id: id.into(),
+        env: env.into(),
+        commit: commit.into(),
+        path: path(p),
+        can_rollback: true,
+        static_url: None,
+    }
+}
+
+#[derive(Default)]
+struct World {
+    /// PR environments: (id, PR number, repo).
+    pr_envs: Vec<(String, u64, String)>,
+    /// PR environments are visible from this many `PrEnvironments` calls on.
+    envs_visible_after: usize,
+    env_calls: usize,
+    /// Page size the fake uses for environments, whatever `first` says.
+    env_page: usize,
+    /// Oldest first.
+    deps: Vec<Dep>,
+    /// environment id -> (service domains, custom domains)
+    domains: HashMap<String, (Vec<String>, Vec<String>)>,
+    /// Railway starts these by itself on the Nth poll of their environment:
+    /// (environment, commit, poll, statuses).
+    auto: Vec<(String, String, usize, Vec<String>)>,
+    polls: HashMap<String, usize>,
+    /// Statuses of a deployment a rollback / redeploy / trigger creates.
+    new_path: Vec<String>,
+    next: u64,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            env_page: 2,
+            new_path: path(&["DEPLOYING", "SUCCESS"]),
+            ..World::default()
+        }
+    }
+
+    fn add(&mut self, env: &str, commit: &str, p: Vec<String>) -> String {
+        self.next += 1;
+        let id = format!("dep-new-{}", self.next);
+        self.deps.push(Dep {
+            id: id.clone(),
+            env: env.into(),
+            commit: commit.into(),
+            path: p,
+            can_rollback: true,
+            static_url: None,
+        });
+        id
+    }
+
+    /// One poll of an environment: Railway's own deploys start, statuses
+    /// move one step, a deployment that goes live removes the previous one.
+    fn tick(&mut self, env: &str) {
+        let n = {
+            let c = self.polls.entry(env.to_string()).or_default();
+            *c += 1;
+            *c
+        };
+        let due: Vec<_> = self
+            .auto
+            .iter()
+            .filter(|(e, _, at, _)| e == env && *at == n)
+            .cloned()
+            .collect();
+        for (e, c, _, p) in due {
+            self.add(&e, &c, p);
+        }
+        let mut live = vec![];
+        for (i, d) in self.deps.iter_mut().enumerate() {
+            if d.env == env && d.path.len() > 1 {
+                d.path.remove(0);
+                if d.path.len() == 1 && d.path[0] == "SUCCESS" {
+                    live.push(i);
+                }
+            }
+        }
+        for i in live {
+            for (j, d) in self.deps.iter_mut().enumerate() {
+                if j != i && d.env == env && d.status() == "SUCCESS" {
+                    d.path = path(&["REMOVED"]);
+                }
+            }
+        }
+    }
+}
+
+fn node(d: &Dep) -> Value {
+    json!({
+        "id": d.id, "status": d.status(), "createdAt": "2026-11-27T00:00:00Z",
+        "statusUpdatedAt": "2026-11-27T00:00:01Z", "environmentId": d.env, "serviceId": "svc",
+        "staticUrl": d.static_url, "url": Value::Null,
+        "canRollback": d.can_rollback, "canRedeploy": true,
+        "meta": {"commitHash": d.commit, "branch": "main", "repo": "acme/shop", "reason": "deploy"},
+    })
+}
+
+fn gql_error(msg: &str) -> Reply {
+    Reply::json(
+        200,
+        json!({"data": null, "errors": [{"message": msg, "locations": [], "path": []}]}),
+    )
+}
+
+fn data(v: Value) -> Reply {
+    Reply::json(200, json!({ "data": v }))
+}
+
+fn handle(w: &Mutex<World>, r: &Recorded) -> Reply {
+    let authed = r.header("authorization") == Some(&format!("Bearer {TOKEN}"))
+        || r.header("project-access-token") == Some(TOKEN);
+    if !authed {
+        return gql_error("Not Authorized");
+    }
+    if r.method != "POST" || r.route() != PATH {
+        return Reply::json(404, json!({"errors": [{"message": "not found"}]}));
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&r.body) else {
+        return Reply::json(400, json!({"errors": [{"message": "bad json"}]}));
+    };
+    let op = body["operationName"].as_str().unwrap_or("");
+    let q = body["query"].as_str().unwrap_or("");
+    let v = &body["variables"];
+    // The operation named is the one in the document.
+    if !(q.starts_with(&format!("query {op}(")) || q.starts_with(&format!("mutation {op}("))) {
+        return gql_error(&format!("Unknown operation named \"{op}\"."));
+    }
+    let mut w = w.lock().unwrap();
+    match op {
+        "PrEnvironments" => {
+            assert!(q.contains("isEphemeral: true"), "{q}");
+            assert_eq!(v["projectId"], "proj");
+            w.env_calls += 1;
+            if w.env_calls <= w.envs_visible_after {
+                return data(
+                    json!({"environments": {"edges": [], "pageInfo": {"hasNextPage": false, "endCursor": null}}}),
+                );
+            }
+            let from: usize = v["after"]
+                .as_str()
+                .and_then(|c| c.strip_prefix("cur-"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let to = (from + w.env_page).min(w.pr_envs.len());
+            let edges: Vec<Value> = w.pr_envs[from..to]
+                .iter()
+                .map(|(id, n, repo)| {
+                    json!({"node": {"id": id, "name": format!("shop-pr-{n}"), "isEphemeral": true,
+                        "meta": {"prNumber": n, "prRepo": repo, "branch": "hotfix/x"}}})
+                })
+                .collect();
+            let more = to < w.pr_envs.len();
+            data(
+                json!({"environments": {"edges": edges, "pageInfo": {"hasNextPage": more, "endCursor": format!("cur-{to}")}}}),
+            )
+        }
+        "ServiceDeployments" => {
+            let input = &v["input"];
+            assert_eq!(input["projectId"], "proj");
+            assert_eq!(input["serviceId"], "svc");
+            let env = input["environmentId"].as_str().unwrap().to_string();
+            w.tick(&env);
+            let only: Vec<String> = input["status"]["in"]
+                .as_array()
+                .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default();
+            let first = v["first"].as_u64().unwrap_or(100) as usize;
+            let edges: Vec<Value> = w
+                .deps
+                .iter()
+                .rev()
+                .filter(|d| d.env == env)
+                .filter(|d| only.is_empty() || only.contains(&d.status()))
+                .take(first)
+                .map(|d| json!({"cursor": d.id, "node": node(d)}))
+                .collect();
+            data(
+                json!({"deployments": {"edges": edges, "pageInfo": {"hasNextPage": false, "endCursor": null}}}),
+            )
+        }
+        "DeploymentById" => match w.deps.iter().find(|d| d.id == v["id"]) {
+            Some(d) => data(json!({"deployment": node(d)})),
+            None => gql_error("Deployment not found"),
+        },
+        "ServiceDomains" => {
+            let env = v["environmentId"].as_str().unwrap();
+            let (s, c) = w.domains.get(env).cloned().unwrap_or_default();
+            let s: Vec<Value> = s.iter().map(|d| json!({"domain": d})).collect();
+            let c: Vec<Value> = c.iter().map(|d| json!({"domain": d})).collect();
+            data(json!({"domains": {"serviceDomains": s, "customDomains": c}}))
+        }
+        "Rollback" | "Redeploy" => {
+            let Some(src) = w.deps.iter().find(|d| d.id == v["id"]).cloned() else {
+                return gql_error("Deployment not found");
+            };
+            let np = w.new_path.clone();
+            if op == "Rollback" {
+                // Boolean!: a selection set would be a validation error.
+                if !q.contains("deploymentRollback(id: $id) }") {
+                    return gql_error("Field \"deploymentRollback\" must not have a selection");
+                }
+                if !src.can_rollback {
+                    return gql_error("Deployment cannot be rolled back");
+                }
+                w.add(&src.env, &src.commit, np);
+                data(json!({"deploymentRollback": true}))
+            } else {
+                let id = w.add(&src.env, &src.commit, np);
+                data(json!({"deploymentRedeploy": {"id": id, "status": "INITIALIZING"}}))
+            }
+        }
+        "DeployCommit" => {
+            let env = v["environmentId"].as_str().unwrap().to_string();
+            let sha = v["commitSha"].as_str().unwrap().to_string();
+            assert_eq!(v["serviceId"], "svc");
+            let np = vec!["BUILDING".into(), "DEPLOYING".into(), "SUCCESS".into()];
+            let id = w.add(&env, &sha, np);
+            data(json!({"serviceInstanceDeployV2": id}))
+        }
+        other => gql_error(&format!("Cannot query operation {other}")),
+    }
+}
+
+struct Fake {
+    server: FakeServer,
+    world: Arc<Mutex<World>>,
+}
+
+impl Fake {
+    fn start(w: World) -> Fake {
+        let world = Arc::new(Mutex::new(w));
+        let m = world.clone();
+        let server = FakeServer::start(move |r| handle(&m, r));
+        Fake { server, world }
+    }
+
+    fn url(&self) -> String {
+        format!("{}{PATH}", self.server.url())
+    }
+
+    /// (operationName, variables) of every request so far.
+    fn ops(&self) -> Vec<(String, Value)> {
+        self.server
+            .requests()
+            .iter()
+            .map(|r| {
+                let v = r.json();
+                (
+                    v["operationName"].as_str().unwrap_or("").to_string(),
+                    v["variables"].clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn op_names(&self) -> Vec<String> {
+        self.ops().into_iter().map(|(n, _)| n).collect()
+    }
+
+    fn status_of(&self, id: &str) -> String {
+        let w = self.world.lock().unwrap();
+        w.deps.iter().find(|d| d.id == id).unwrap().status()
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn config(url: &str, extra: &str) -> RailwayConfig {
+    let mut t: toml::Table = toml::from_str(&format!(
+        r#"project = "proj"
+service = "svc"
+environment = "prod"
+api_url = "{url}"
+poll_interval = "5ms"
+preview_timeout = "2s"
+deploy_timeout = "2s"
+trigger_after = "10s"
+timeout = "500ms"
+max_retry_wait = "10ms"
+"#
     ))
     .unwrap();
+    // The test's own settings override the fast defaults above.
+    t.extend(toml::from_str::<toml::Table>(extra).unwrap());
     RailwayConfig::from_table(&t).unwrap()
 }
 
@@ -27,254 +342,806 @@ fn ctx(sha: &str) -> DeployCtx {
     DeployCtx {
         incident: IncidentId(1),
         sha: sha.into(),
-        branch: "hotfix/x".into(),
+        branch: "hotfix/pdf-crash".into(),
         pr: Some(7),
     }
 }
 
-fn dep(id: &str, env: &str, commit: &str, path: &[&str]) -> Dep {
-    Dep {
-        id: id.into(),
-        env: env.into(),
-        commit: commit.into(),
-        path: path.iter().map(|s| s.to_string()).collect(),
-        can_rollback: true,
-    }
+fn deployer(f: &Fake) -> RailwayDeployer {
+    RailwayDeployer::new(config(&f.url(), ""), RailwayAuth::Bearer(TOKEN.into()))
 }
 
-fn deployer(f: &FakeRailway) -> RailwayDeployer {
-    RailwayDeployer::new(cfg(&f.url()), RailwayAuth::Bearer(TOKEN.into()))
+fn at(url: &str) -> RailwayDeployer {
+    RailwayDeployer::new(config(url, ""), RailwayAuth::Bearer(TOKEN.into()))
 }
+
+/// Production runs OLD (deployment "d-old"), the merge sha is SHA.
+fn production(p: &[&str]) -> World {
+    let mut w = World::new();
+    w.deps.push(dep("d-old", "prod", OLD, &["SUCCESS"]));
+    w.auto.push(("prod".into(), SHA.into(), 2, path(p)));
+    w.domains.insert(
+        "prod".into(),
+        (vec!["shop-web-production.up.railway.app".into()], vec![]),
+    );
+    w
+}
+
+fn assert_no_token(e: &DeployError) {
+    let s = e.to_string();
+    assert!(!s.contains(TOKEN), "token leaked: {s}");
+    assert!(!format!("{e:?}").contains(TOKEN), "token leaked: {e:?}");
+}
+
+// ---------------------------------------------------------------- preview
 
 #[test]
-fn the_preview_is_the_pr_environment_deployment_of_the_exact_sha() {
-    let f = FakeRailway::start(Model {
-        pr_envs: vec![("env-pr-3".into(), 3), ("env-pr-7".into(), 7)],
-        domains: vec![("env-pr-7".into(), "127.0.0.1:9".into())],
-        deps: vec![
-            dep("d-old", "env-pr-7", OLD, &["SUCCESS"]),
-            dep(
-                "d-new",
-                "env-pr-7",
-                SHA,
-                &["QUEUED", "BUILDING", "DEPLOYING", "SUCCESS"],
-            ),
-        ],
-        ..Model::default()
-    });
+fn preview_is_the_pr_environment_found_by_number_across_pages_once_the_sha_is_live() {
+    let mut w = World::new();
+    w.envs_visible_after = 1; // Railway creates it a moment after the PR opens
+    w.pr_envs = vec![
+        ("env-pr-3".into(), 3, "acme/shop".into()),
+        ("env-pr-5".into(), 5, "acme/shop".into()),
+        ("env-pr-7".into(), 7, "acme/shop".into()),
+    ];
+    w.domains.insert(
+        "env-pr-7".into(),
+        (
+            vec!["shop-web-shop-pr-7.up.railway.app".into()],
+            vec!["pr7.example.com".into()],
+        ),
+    );
+    // The PR environment first ran an older head of the branch.
+    w.deps.push(dep("d-pr-old", "env-pr-7", OLD, &["SUCCESS"]));
+    w.deps.push(dep(
+        "d-pr-new",
+        "env-pr-7",
+        SHA,
+        &["QUEUED", "BUILDING", "DEPLOYING", "SUCCESS"],
+    ));
+    let f = Fake::start(w);
     let d = deployer(&f).deploy_preview(&ctx(SHA)).unwrap();
-    assert_eq!(d.id.as_deref(), Some("d-new"));
-    assert_eq!(d.url.as_deref(), Some("http://127.0.0.1:9"));
-    // On the wire: POST to the GraphQL endpoint, Bearer auth, our user agent,
-    // paginated environments(isEphemeral: true), deployments filtered by env + service.
+    assert_eq!(d.id.as_deref(), Some("d-pr-new"));
+    assert_eq!(
+        d.url.as_deref(),
+        Some("https://shop-web-shop-pr-7.up.railway.app")
+    );
+
+    // On the wire: POST /graphql/v2, Bearer token, our user agent, JSON.
     let reqs = f.server.requests();
-    assert!(
-        reqs.iter()
-            .all(|r| r.method == "POST" && r.route() == "/graphql/v2")
-    );
-    assert!(
-        reqs.iter()
-            .all(|r| r.header("authorization") == Some(&format!("Bearer {TOKEN}")))
-    );
-    assert!(reqs[0].header("user-agent").unwrap().starts_with("hotfix/"));
-    assert!(
-        reqs[0]
-            .header("content-type")
-            .unwrap()
-            .starts_with("application/json")
-    );
-    let qs = f.queries();
-    let envs: Vec<_> = qs
+    for r in &reqs {
+        assert_eq!((r.method.as_str(), r.route()), ("POST", PATH));
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
+        assert_eq!(r.header("project-access-token"), None);
+        assert!(r.header("user-agent").unwrap().starts_with("hotfix/"));
+        assert!(
+            r.header("content-type")
+                .unwrap()
+                .starts_with("application/json")
+        );
+        let b = r.json();
+        assert!(b["query"].is_string() && b["variables"].is_object(), "{b}");
+    }
+    let ops = f.ops();
+    let envs: Vec<_> = ops.iter().filter(|(n, _)| n == "PrEnvironments").collect();
+    // One empty answer (not created yet), then pages of 2: the PR is on the second.
+    assert_eq!(envs.len(), 3, "{ops:?}");
+    assert_eq!(envs[1].1["after"], Value::Null);
+    assert_eq!(envs[2].1["after"], "cur-2");
+    assert_eq!(envs[2].1["projectId"], "proj");
+    let deps: Vec<_> = ops
         .iter()
-        .filter(|(q, _)| q.contains("isEphemeral: true"))
+        .filter(|(n, _)| n == "ServiceDeployments")
         .collect();
-    assert_eq!(envs.len(), 2, "two pages");
-    assert_eq!(envs[1].1["after"], "c1");
-    let deps = qs.iter().find(|(q, _)| q.contains("deployments(")).unwrap();
-    assert_eq!(deps.1["input"]["environmentId"], "env-pr-7");
-    assert_eq!(deps.1["input"]["serviceId"], "svc");
+    assert_eq!(deps.len(), 3, "polled until SUCCESS: {ops:?}");
+    assert_eq!(
+        deps[0].1["input"],
+        json!({"projectId": "proj", "environmentId": "env-pr-7", "serviceId": "svc"})
+    );
+    assert_eq!(ops.last().unwrap().0, "ServiceDomains");
+    assert_eq!(ops.last().unwrap().1["environmentId"], "env-pr-7");
 }
 
 #[test]
-fn no_pr_environment_is_a_clear_error() {
-    let f = FakeRailway::start(Model::default());
+fn preview_matches_the_repo_and_falls_back_to_the_static_url() {
+    let mut w = World::new();
+    w.pr_envs = vec![
+        ("env-other-7".into(), 7, "acme/other".into()),
+        ("env-pr-7".into(), 7, "acme/shop".into()),
+    ];
+    let mut d = dep("d7", "env-pr-7", SHA, &["BUILDING", "SUCCESS"]);
+    d.static_url = Some("shop-web-shop-pr-7.up.railway.app".into());
+    w.deps.push(d);
+    let f = Fake::start(w);
+    let d = RailwayDeployer::new(
+        config(&f.url(), "repo = \"acme/shop\"\nurl_scheme = \"http\""),
+        RailwayAuth::Bearer(TOKEN.into()),
+    );
+    let out = d.deploy_preview(&ctx(SHA)).unwrap();
+    assert_eq!(out.id.as_deref(), Some("d7"));
+    assert_eq!(
+        out.url.as_deref(),
+        Some("http://shop-web-shop-pr-7.up.railway.app")
+    );
+}
+
+#[test]
+fn no_pr_environment_is_a_clear_error_after_the_timeout() {
+    let mut w = World::new();
+    w.pr_envs = vec![("env-pr-3".into(), 3, "acme/shop".into())];
+    let f = Fake::start(w);
+    let d = RailwayDeployer::new(
+        config(&f.url(), "preview_timeout = \"150ms\""),
+        RailwayAuth::Bearer(TOKEN.into()),
+    );
+    let t = Instant::now();
+    let e = d.deploy_preview(&ctx(SHA)).unwrap_err();
+    assert!(t.elapsed() >= Duration::from_millis(150));
+    assert!(t.elapsed() < Duration::from_secs(2));
+    let s = e.to_string();
+    assert!(matches!(e, DeployError::Failed(_)), "{e:?}");
+    assert!(
+        s.contains("no Railway PR environment for PR #7")
+            && s.contains("PR environments enabled")
+            && s.contains("prDeploys"),
+        "{s}"
+    );
+    assert!(!s.contains("project token"), "{s}");
+    // Polled, not asked once.
+    assert!(
+        f.op_names()
+            .iter()
+            .filter(|n| *n == "PrEnvironments")
+            .count()
+            > 2
+    );
+
+    // With a project token the error says why it may never see one.
+    let d = RailwayDeployer::new(
+        config(&f.url(), "preview_timeout = \"30ms\""),
+        RailwayAuth::ProjectAccessToken(TOKEN.into()),
+    );
+    let s = d.deploy_preview(&ctx(SHA)).unwrap_err().to_string();
+    assert!(
+        s.contains("project token")
+            && s.contains("RAILWAY_API_TOKEN")
+            && s.contains("one environment"),
+        "{s}"
+    );
+}
+
+#[test]
+fn a_preview_that_fails_to_build_says_so_and_a_missing_pr_number_is_refused() {
+    let mut w = World::new();
+    w.pr_envs = vec![("env-pr-7".into(), 7, "acme/shop".into())];
+    w.deps
+        .push(dep("d7", "env-pr-7", SHA, &["BUILDING", "FAILED"]));
+    let f = Fake::start(w);
     let e = deployer(&f)
         .deploy_preview(&ctx(SHA))
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("no Railway PR environment for PR #7") && e.contains("prDeploys"),
+        e.contains("d7")
+            && e.contains("FAILED")
+            && e.contains("PR environment of #7")
+            && e.contains("logs"),
+        "{e}"
+    );
+
+    let mut c = ctx(SHA);
+    c.pr = None;
+    let e = deployer(&f).deploy_preview(&c).unwrap_err().to_string();
+    assert!(e.contains("open the PR first"), "{e}");
+    assert!(deployer(&f).remove_preview(&ctx(SHA)).is_ok());
+}
+
+// ---------------------------------------------------------------- production
+
+#[test]
+fn production_waits_for_railway_to_deploy_the_merge_sha() {
+    let f = Fake::start(production(&[
+        "QUEUED",
+        "WAITING",
+        "BUILDING",
+        "DEPLOYING",
+        "SUCCESS",
+    ]));
+    let d = deployer(&f);
+    let out = d.deploy_production(&ctx(SHA)).unwrap();
+    assert_eq!(out.id.as_deref(), Some("dep-new-1"));
+    assert_eq!(
+        out.url.as_deref(),
+        Some("https://shop-web-production.up.railway.app")
+    );
+    assert_eq!(
+        d.health_url().as_deref(),
+        Some("https://shop-web-production.up.railway.app/health")
+    );
+    // Railway deployed it by itself: no trigger, and the old one was superseded.
+    assert!(!f.op_names().contains(&"DeployCommit".to_string()));
+    assert_eq!(f.status_of("d-old"), "REMOVED");
+    let ops = f.ops();
+    let (_, v) = ops.iter().find(|(n, _)| n == "ServiceDeployments").unwrap();
+    assert_eq!(v["input"]["environmentId"], "prod");
+}
+
+#[test]
+fn production_triggers_the_deploy_if_railway_does_not_start_it() {
+    let mut w = production(&["SUCCESS"]);
+    w.auto.clear(); // auto-deploy is off
+    let f = Fake::start(w);
+    let d = RailwayDeployer::new(
+        config(&f.url(), "trigger_after = \"30ms\""),
+        RailwayAuth::Bearer(TOKEN.into()),
+    );
+    let out = d.deploy_production(&ctx(SHA)).unwrap();
+    let ops = f.ops();
+    let trig: Vec<_> = ops.iter().filter(|(n, _)| n == "DeployCommit").collect();
+    assert_eq!(trig.len(), 1, "triggered once: {ops:?}");
+    assert_eq!(
+        trig[0].1,
+        json!({"environmentId": "prod", "serviceId": "svc", "commitSha": SHA})
+    );
+    assert_eq!(out.id.as_deref(), Some("dep-new-1"));
+}
+
+#[test]
+fn every_bad_or_unknown_status_is_a_clear_failure() {
+    for (status, needle) in [
+        ("FAILED", "logs"),
+        ("CRASHED", "crashed"),
+        ("SKIPPED", "Wait for CI"),
+        ("NEEDS_APPROVAL", "approve"),
+        ("REMOVED", "superseded"),
+        ("TELEPORTED", "does not know that status"),
+    ] {
+        let f = Fake::start(production(&["BUILDING", status]));
+        let e = deployer(&f).deploy_production(&ctx(SHA)).unwrap_err();
+        assert!(matches!(e, DeployError::Failed(_)), "{status}: {e:?}");
+        let s = e.to_string();
+        assert!(
+            s.contains(status)
+                && s.contains("dep-new-1")
+                && s.contains(&SHA[..10])
+                && s.contains(needle),
+            "{status}: {s}"
+        );
+    }
+}
+
+#[test]
+fn a_deploy_that_never_finishes_times_out_with_what_was_seen() {
+    let f = Fake::start(production(&["WAITING"]));
+    let d = RailwayDeployer::new(
+        config(
+            &f.url(),
+            "deploy_timeout = \"120ms\"\ntrigger_after = \"10s\"",
+        ),
+        RailwayAuth::Bearer(TOKEN.into()),
+    );
+    let e = d.deploy_production(&ctx(SHA)).unwrap_err().to_string();
+    assert!(
+        e.contains("did not finish")
+            && e.contains("still WAITING")
+            && e.contains("may still be running"),
         "{e}"
     );
 }
 
 #[test]
-fn production_waits_for_the_merge_sha_and_triggers_it_if_railway_does_not() {
-    let f = FakeRailway::start(Model {
-        deps: vec![dep("d1", "prod", OLD, &["SUCCESS"])],
-        ..Model::default()
-    });
-    let d = deployer(&f);
-    assert_eq!(d.current_production().unwrap().as_deref(), Some("d1"));
-    let out = d.deploy_production(&ctx(SHA)).unwrap();
-    assert!(out.id.is_some());
-    let trig = f
-        .queries()
-        .into_iter()
-        .find(|(q, _)| q.contains("serviceInstanceDeployV2"))
-        .expect("triggered");
-    assert_eq!(trig.1["commitSha"], SHA);
-    assert_eq!(trig.1["environmentId"], "prod");
+fn current_production_is_the_newest_live_deployment() {
+    let mut w = World::new();
+    w.deps.push(dep("d-1", "prod", OLD, &["REMOVED"]));
+    w.deps.push(dep("d-2", "prod", OLD, &["SUCCESS"]));
+    w.deps.push(dep("d-3", "prod", SHA, &["FAILED"]));
+    w.deps.push(dep("d-pr", "env-pr-7", SHA, &["SUCCESS"]));
+    let f = Fake::start(w);
+    assert_eq!(
+        deployer(&f).current_production().unwrap().as_deref(),
+        Some("d-2")
+    );
+    let ops = f.ops();
+    assert_eq!(ops.len(), 1);
+    assert_eq!(ops[0].0, "ServiceDeployments");
+    assert_eq!(
+        ops[0].1,
+        json!({"input": {"projectId": "proj", "environmentId": "prod", "serviceId": "svc",
+                         "status": {"in": ["SUCCESS", "SLEEPING"]}}, "first": 1})
+    );
+    let empty = Fake::start(World::new());
+    assert_eq!(deployer(&empty).current_production().unwrap(), None);
 }
 
 #[test]
-fn every_terminal_failure_status_is_a_clear_outcome() {
-    for (status, needle) in [
-        ("FAILED", "failed"),
-        ("CRASHED", "crashed"),
-        ("SKIPPED", "skipped"),
-        ("NEEDS_APPROVAL", "approve"),
-        ("REMOVED", "removed"),
-        ("TELEPORTED", "unknown deployment status TELEPORTED"),
-    ] {
-        let f = FakeRailway::start(Model {
-            deps: vec![dep("d2", "prod", SHA, &["BUILDING", status])],
-            ..Model::default()
-        });
-        let e = deployer(&f)
-            .deploy_production(&ctx(SHA))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains(status) && e.to_lowercase().contains(&needle.to_lowercase()),
-            "{status}: {e}"
-        );
-    }
+fn the_health_url_is_the_override_or_the_domain_or_the_static_url() {
+    let mut w = World::new();
+    w.domains
+        .insert("prod".into(), (vec![], vec!["shop.example.com".into()]));
+    let f = Fake::start(w);
+    assert_eq!(
+        deployer(&f).health_url().as_deref(),
+        Some("https://shop.example.com/health")
+    );
+    let d = RailwayDeployer::new(
+        config(&f.url(), "health_url = \"https://status.example.com/ok\""),
+        RailwayAuth::Bearer(TOKEN.into()),
+    );
+    assert_eq!(
+        d.health_url().as_deref(),
+        Some("https://status.example.com/ok")
+    );
+
+    let mut w = World::new();
+    let mut d = dep("d-1", "prod", OLD, &["SUCCESS"]);
+    d.static_url = Some("shop-web-production-4b7a.up.railway.app".into());
+    w.deps.push(d);
+    let f = Fake::start(w);
+    let d = RailwayDeployer::new(
+        config(&f.url(), "health_path = \"/healthz\""),
+        RailwayAuth::Bearer(TOKEN.into()),
+    );
+    assert_eq!(
+        d.health_url().as_deref(),
+        Some("https://shop-web-production-4b7a.up.railway.app/healthz")
+    );
+    // Known once, asked once.
+    let n = f.server.requests().len();
+    d.health_url();
+    assert_eq!(f.server.requests().len(), n);
+}
+
+// ---------------------------------------------------------------- rollback
+
+/// Production ran OLD (d-old, now superseded) and runs SHA (d-bad) since the merge.
+fn after_a_bad_deploy(can_rollback: bool) -> World {
+    let mut w = World::new();
+    let mut old = dep("d-old", "prod", OLD, &["REMOVED"]);
+    old.can_rollback = can_rollback;
+    w.deps.push(old);
+    w.deps.push(dep("d-bad", "prod", SHA, &["SUCCESS"]));
+    w.new_path = path(&["INITIALIZING", "DEPLOYING", "SUCCESS"]);
+    w
 }
 
 #[test]
-fn rollback_uses_deployment_rollback_when_it_can_and_redeploy_otherwise() {
-    for can in [true, false] {
-        let mut old = dep("d1", "prod", OLD, &["SUCCESS"]);
-        old.can_rollback = can;
-        let f = FakeRailway::start(Model {
-            deps: vec![old, dep("d2", "prod", SHA, &["SUCCESS"])],
-            ..Model::default()
-        });
-        deployer(&f).rollback(&ctx(OLD), Some("d1")).unwrap();
-        let qs = f.queries();
-        let used = if can {
-            "deploymentRollback"
-        } else {
-            "deploymentRedeploy"
-        };
-        let m = qs
-            .iter()
-            .find(|(q, _)| q.contains(used))
-            .unwrap_or_else(|| panic!("{used} not sent"));
-        assert_eq!(m.1["id"], "d1");
-        // Then it waited until the old code serves again.
-        let st = f.model.lock().unwrap();
-        let newest = st.deps.last().unwrap();
-        assert_eq!(
-            (newest.commit.as_str(), newest.status().as_str()),
-            (OLD, "SUCCESS")
-        );
-    }
-}
-
-#[test]
-fn rollback_is_idempotent() {
-    let f = FakeRailway::start(Model {
-        deps: vec![dep("d1", "prod", OLD, &["SUCCESS"])],
-        ..Model::default()
-    });
-    deployer(&f).rollback(&ctx(OLD), Some("d1")).unwrap();
+fn rollback_uses_deployment_rollback_while_it_can_and_waits_until_it_serves() {
+    let f = Fake::start(after_a_bad_deploy(true));
+    deployer(&f).rollback(&ctx(OLD), Some("d-old")).unwrap();
+    let ops = f.ops();
+    let names = f.op_names();
+    let at = names
+        .iter()
+        .position(|n| n == "Rollback")
+        .expect("Rollback sent");
+    assert_eq!(ops[at].1, json!({"id": "d-old"}));
+    assert!(!names.contains(&"Redeploy".to_string()));
+    // It looked at the target first and waited after: production is OLD again.
+    assert!(names[..at].contains(&"DeploymentById".to_string()));
     assert!(
-        !f.queries()
+        names[at + 1..]
             .iter()
-            .any(|(q, _)| q.contains("deploymentRollback"))
+            .filter(|n| *n == "ServiceDeployments")
+            .count()
+            >= 2,
+        "{names:?}"
+    );
+    assert_eq!(f.status_of("dep-new-1"), "SUCCESS");
+    assert_eq!(f.status_of("d-bad"), "REMOVED");
+    assert_eq!(
+        deployer(&f).current_production().unwrap().as_deref(),
+        Some("dep-new-1")
     );
 }
 
 #[test]
-fn project_tokens_use_their_own_header() {
-    let f = FakeRailway::start(Model {
-        deps: vec![dep("d1", "prod", OLD, &["SUCCESS"])],
-        ..Model::default()
-    });
-    let d = RailwayDeployer::new(cfg(&f.url()), RailwayAuth::ProjectAccessToken(TOKEN.into()));
-    d.current_production().unwrap();
+fn rollback_redeploys_when_the_image_is_gone() {
+    let f = Fake::start(after_a_bad_deploy(false));
+    deployer(&f).rollback(&ctx(OLD), Some("d-old")).unwrap();
+    let ops = f.ops();
+    let (_, v) = ops
+        .iter()
+        .find(|(n, _)| n == "Redeploy")
+        .expect("Redeploy sent");
+    assert_eq!(v, &json!({"id": "d-old"}));
+    assert!(!f.op_names().contains(&"Rollback".to_string()));
+    assert_eq!(f.status_of("dep-new-1"), "SUCCESS");
+}
+
+#[test]
+fn rollback_without_a_recorded_deployment_finds_the_last_one_of_the_sha() {
+    let mut w = after_a_bad_deploy(true);
+    w.deps.insert(0, dep("d-older", "prod", OLD, &["REMOVED"]));
+    w.deps[0].can_rollback = false;
+    let f = Fake::start(w);
+    deployer(&f).rollback(&ctx(OLD), None).unwrap();
+    let ops = f.ops();
+    let (_, v) = ops.iter().find(|(n, _)| n == "Rollback").unwrap();
+    assert_eq!(v["id"], "d-old");
+    let (_, v) = ops
+        .iter()
+        .find(|(n, v)| n == "ServiceDeployments" && v["first"] == 50)
+        .unwrap();
+    assert_eq!(
+        v["input"]["status"],
+        json!({"in": ["SUCCESS", "SLEEPING", "REMOVED"]})
+    );
+
+    // Nothing of that sha ever ran: a clear refusal, no mutation.
+    let f = Fake::start(after_a_bad_deploy(true));
+    let e = deployer(&f)
+        .rollback(&ctx(OTHER), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no earlier production deployment of 9999999999"),
+        "{e}"
+    );
+    assert!(
+        !f.op_names()
+            .iter()
+            .any(|n| n == "Rollback" || n == "Redeploy")
+    );
+}
+
+#[test]
+fn rollback_is_idempotent() {
+    let mut w = World::new();
+    w.deps.push(dep("d-bad", "prod", SHA, &["REMOVED"]));
+    w.deps.push(dep("dep-new-1", "prod", OLD, &["SUCCESS"]));
+    let f = Fake::start(w);
+    deployer(&f).rollback(&ctx(OLD), Some("d-old")).unwrap();
+    assert_eq!(f.op_names(), vec!["ServiceDeployments"]);
+}
+
+#[test]
+fn a_rollback_that_crashes_is_reported() {
+    let mut w = after_a_bad_deploy(true);
+    w.new_path = path(&["DEPLOYING", "CRASHED"]);
+    let f = Fake::start(w);
+    let e = deployer(&f)
+        .rollback(&ctx(OLD), Some("d-old"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("rollback deployment dep-new-1") && e.contains("CRASHED"),
+        "{e}"
+    );
+}
+
+#[test]
+fn rollback_refuses_a_deployment_of_another_environment() {
+    let mut w = after_a_bad_deploy(true);
+    w.deps.push(dep("d-pr", "env-pr-7", OLD, &["SUCCESS"]));
+    let f = Fake::start(w);
+    let e = deployer(&f)
+        .rollback(&ctx(OLD), Some("d-pr"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not in production"), "{e}");
+    assert!(!f.op_names().iter().any(|n| n == "Rollback"));
+}
+
+// ---------------------------------------------------------------- auth and errors
+
+#[test]
+fn project_tokens_go_in_their_own_header() {
+    let mut w = World::new();
+    w.deps.push(dep("d-1", "prod", OLD, &["SUCCESS"]));
+    let f = Fake::start(w);
+    let d = RailwayDeployer::new(
+        config(&f.url(), ""),
+        RailwayAuth::ProjectAccessToken(TOKEN.into()),
+    );
+    assert_eq!(d.current_production().unwrap().as_deref(), Some("d-1"));
     let r = &f.server.requests()[0];
     assert_eq!(r.header("project-access-token"), Some(TOKEN));
     assert_eq!(r.header("authorization"), None);
 }
 
 #[test]
-fn graphql_errors_on_200_and_bad_tokens_say_what_to_do_without_the_token() {
-    let f = FakeRailway::start(Model::default());
-    let d = RailwayDeployer::new(cfg(&f.url()), RailwayAuth::Bearer("rw-wrong-secret".into()));
-    let e = d.current_production().unwrap_err().to_string();
-    assert!(
-        e.contains("Not Authorized") && e.contains("RAILWAY_API_TOKEN"),
-        "{e}"
-    );
-    assert!(!e.contains("rw-wrong-secret"));
-    let s = FakeServer::start(|_| Reply::json(401, json!({"message": "unauthorized"})));
+fn graphql_errors_on_200_are_errors_and_not_authorized_names_the_variable() {
+    let f = Fake::start(World::new());
     let d = RailwayDeployer::new(
-        cfg(&format!("{}/graphql/v2", s.url())),
+        config(&f.url(), ""),
         RailwayAuth::Bearer("rw-wrong-secret".into()),
     );
-    let e = d.current_production().unwrap_err().to_string();
-    assert!(e.contains("401") && !e.contains("rw-wrong-secret"), "{e}");
+    let e = d.current_production().unwrap_err();
+    let s = e.to_string();
+    assert!(
+        s.contains("RAILWAY_API_TOKEN") && s.contains("Not Authorized"),
+        "{s}"
+    );
+    assert!(!s.contains("rw-wrong-secret"), "{s}");
+    let d = RailwayDeployer::new(
+        config(&f.url(), ""),
+        RailwayAuth::ProjectAccessToken("rw-wrong-secret".into()),
+    );
+    let s = d.current_production().unwrap_err().to_string();
+    assert!(
+        s.contains("RAILWAY_TOKEN") && s.contains("one environment"),
+        "{s}"
+    );
+
+    // Any other error in errors[] (with HTTP 200) is a failure that says what Railway said.
+    let s = FakeServer::start(|_| {
+        Reply::json(
+            200,
+            json!({"data": null, "errors": [{"message": "Problem processing request", "traceId": "123"}]}),
+        )
+    });
+    let e = at(&format!("{}{PATH}", s.url()))
+        .current_production()
+        .unwrap_err();
+    assert!(matches!(e, DeployError::Failed(_)), "{e:?}");
+    assert!(
+        e.to_string().contains("Problem processing request")
+            && e.to_string().contains("ServiceDeployments"),
+        "{e}"
+    );
 }
 
 #[test]
-fn rate_limits_and_server_errors_are_retried_boundedly() {
+fn http_401_and_403_are_auth_errors_without_the_token() {
+    for status in [401, 403] {
+        let s = FakeServer::start(move |_| {
+            Reply::json(
+                status,
+                json!({"errors": [{"message": format!("bad token {TOKEN}")}]}),
+            )
+        });
+        let e = at(&format!("{}{PATH}", s.url()))
+            .current_production()
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains(&status.to_string()) && m.contains("RAILWAY_API_TOKEN"),
+            "{m}"
+        );
+        assert_no_token(&e);
+        assert_eq!(s.requests().len(), 1, "auth errors are not retried");
+    }
+}
+
+#[test]
+fn rate_limits_honour_retry_after_within_the_cap_then_succeed() {
     let n = Arc::new(AtomicU32::new(0));
     let c = n.clone();
     let s = FakeServer::start(move |_| match c.fetch_add(1, Ordering::Relaxed) {
+        // Retry-After says an hour; max_retry_wait (10ms) caps it.
         0 => Reply::json(429, json!({"errors": [{"message": "rate limited"}]}))
-            .header("Retry-After", "1"),
-        1 => Reply::text(502, "bad gateway"),
+            .header("Retry-After", "3600"),
+        1 => Reply::json(429, json!({})).header("Retry-After", "0"),
         _ => Reply::json(
             200,
             json!({"data": {"deployments": {"edges": [{"node": {"id": "d9", "status": "SUCCESS", "meta": {"commitHash": OLD}}}]}}}),
         ),
     });
-    let d = RailwayDeployer::new(
-        cfg(&format!("{}/graphql/v2", s.url())),
-        RailwayAuth::Bearer(TOKEN.into()),
+    let t = Instant::now();
+    assert_eq!(
+        at(&format!("{}{PATH}", s.url()))
+            .current_production()
+            .unwrap()
+            .as_deref(),
+        Some("d9")
     );
-    assert_eq!(d.current_production().unwrap().as_deref(), Some("d9"));
+    assert!(t.elapsed() < Duration::from_secs(2));
     assert_eq!(n.load(Ordering::Relaxed), 3);
-    // Always 503: gives up after max_retries with a clear error.
-    let always = FakeServer::start(|_| Reply::text(503, "down"));
-    let d = RailwayDeployer::new(
-        cfg(&format!("{}/graphql/v2", always.url())),
-        RailwayAuth::Bearer(TOKEN.into()),
-    );
-    let e = d.current_production().unwrap_err();
-    assert!(matches!(e, DeployError::Unreachable(_)), "{e}");
-    assert_eq!(always.requests().len(), 4);
+
+    // Always 429: bounded, then a clear error.
+    let always = FakeServer::start(|_| Reply::json(429, json!({})).header("Retry-After", "1"));
+    let e = at(&format!("{}{PATH}", always.url()))
+        .current_production()
+        .unwrap_err();
+    assert!(e.to_string().contains("rate-limited"), "{e}");
+    assert_eq!(always.requests().len(), 4, "1 + max_retries (3)");
 }
 
 #[test]
-fn timeouts_and_malformed_answers() {
-    let slow = FakeServer::start(|_| Reply::text(200, "{}").delayed(Duration::from_secs(4)));
+fn server_errors_are_retried_with_bounded_backoff() {
+    let n = Arc::new(AtomicU32::new(0));
+    let c = n.clone();
+    let s = FakeServer::start(move |_| match c.fetch_add(1, Ordering::Relaxed) {
+        0 => Reply::text(502, "bad gateway"),
+        1 => Reply::text(503, "unavailable"),
+        _ => Reply::json(200, json!({"data": {"deployments": {"edges": []}}})),
+    });
+    assert_eq!(
+        at(&format!("{}{PATH}", s.url()))
+            .current_production()
+            .unwrap(),
+        None
+    );
+    assert_eq!(n.load(Ordering::Relaxed), 3);
+
+    let always = FakeServer::start(|_| Reply::text(503, "down"));
     let d = RailwayDeployer::new(
-        cfg(&format!("{}/graphql/v2", slow.url())),
+        config(&format!("{}{PATH}", always.url()), "max_retries = 1"),
         RailwayAuth::Bearer(TOKEN.into()),
     );
-    assert!(matches!(
-        d.current_production().unwrap_err(),
-        DeployError::Unreachable(_)
-    ));
-    let junk = FakeServer::start(|_| Reply::raw(200, "application/json", "{not json"));
-    let d = RailwayDeployer::new(
-        cfg(&format!("{}/graphql/v2", junk.url())),
-        RailwayAuth::Bearer(TOKEN.into()),
+    let e = d.current_production().unwrap_err();
+    assert!(matches!(e, DeployError::Unreachable(_)), "{e:?}");
+    assert!(e.to_string().contains("503"), "{e}");
+    assert_eq!(always.requests().len(), 2);
+}
+
+#[test]
+fn a_wait_rides_out_a_short_outage() {
+    let f = Fake::start(production(&["BUILDING", "SUCCESS"]));
+    let world = f.world.clone();
+    let n = Arc::new(AtomicU32::new(0));
+    let c = n.clone();
+    // Every other request, a 500 (retried inside one call).
+    f.server.set_handler(move |r| {
+        if c.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
+            Reply::text(500, "oops")
+        } else {
+            handle(&world, r)
+        }
+    });
+    let out = deployer(&f).deploy_production(&ctx(SHA)).unwrap();
+    assert_eq!(out.id.as_deref(), Some("dep-new-1"));
+}
+
+#[test]
+fn timeouts_and_refused_connections_are_unreachable() {
+    let slow = FakeServer::start(|_| {
+        Reply::json(200, json!({"data": {}})).delayed(Duration::from_secs(2))
+    });
+    let t = Instant::now();
+    let e = at(&format!("{}{PATH}", slow.url()))
+        .current_production()
+        .unwrap_err();
+    assert!(matches!(e, DeployError::Unreachable(_)), "{e:?}");
+    assert!(t.elapsed() < Duration::from_millis(1500));
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let e = at(&format!("http://127.0.0.1:{port}{PATH}"))
+        .current_production()
+        .unwrap_err();
+    assert!(matches!(e, DeployError::Unreachable(_)), "{e:?}");
+    assert_no_token(&e);
+}
+
+#[test]
+fn malformed_answers_are_clear_errors() {
+    for (reply, needle) in [
+        (
+            Reply::raw(200, "application/json", "{not json"),
+            "malformed",
+        ),
+        (
+            Reply::raw(200, "text/html", "<html>login</html>"),
+            "malformed",
+        ),
+        (Reply::json(200, json!({"data": null})), "malformed"),
+        (
+            Reply::json(200, json!({"data": {"deployments": {"edges": 3}}})),
+            "deployments.edges",
+        ),
+        (
+            Reply::json(
+                200,
+                json!({"data": {"deployments": {"edges": [{"node": {"status": "SUCCESS"}}]}}}),
+            ),
+            "id",
+        ),
+        (Reply::text(404, "no such route"), "HTTP 404"),
+    ] {
+        let r = reply.clone();
+        let s = FakeServer::start(move |_| r.clone());
+        let e = at(&format!("{}{PATH}", s.url()))
+            .current_production()
+            .unwrap_err();
+        assert!(matches!(e, DeployError::Failed(_)), "{e:?}");
+        assert!(e.to_string().contains(needle), "{needle}: {e}");
+    }
+}
+
+#[test]
+fn the_token_never_appears_in_an_error() {
+    // Railway echoes the token back in an error message.
+    let s = FakeServer::start(|r| {
+        let t = r.header("authorization").unwrap_or("").to_string();
+        Reply::json(
+            200,
+            json!({"data": null, "errors": [{"message": format!("invalid header {t}")}]}),
+        )
+    });
+    let e = at(&format!("{}{PATH}", s.url()))
+        .current_production()
+        .unwrap_err();
+    assert!(e.to_string().contains("invalid header Bearer ***"), "{e}");
+    assert_no_token(&e);
+    let s = FakeServer::start(|_| Reply::text(418, &format!("teapot {TOKEN}")));
+    let e = at(&format!("{}{PATH}", s.url()))
+        .current_production()
+        .unwrap_err();
+    assert_no_token(&e);
+    assert!(!format!("{:?}", RailwayAuth::Bearer(TOKEN.into())).contains(TOKEN));
+}
+
+#[test]
+fn a_real_shaped_answer_parses() {
+    let body = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/railway/service_deployments.json"
+    ))
+    .unwrap();
+    let s = FakeServer::start(move |_| Reply::raw(200, "application/json; charset=utf-8", &body));
+    let d = at(&format!("{}{PATH}", s.url()));
+    assert_eq!(
+        d.current_production().unwrap().as_deref(),
+        Some("8f6c1d2e-4b7a-4c1e-9a3d-2b5e7f9a0c11")
     );
-    let e = d.current_production().unwrap_err().to_string();
-    assert!(e.contains("malformed"), "{e}");
+    let list = d.deployments("prod", None, 20).unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(
+        list[0].commit.as_deref(),
+        Some("c0ffee1234567890abcdef1234567890abcdef12")
+    );
+    assert_eq!(
+        list[0].url.as_deref(),
+        Some("shop-web-production-4b7a.up.railway.app")
+    );
+    assert!(list[1].can_rollback);
+    let out = d
+        .deploy_production(&ctx("c0ffee1234567890abcdef1234567890abcdef12"))
+        .unwrap();
+    assert_eq!(
+        out.id.as_deref(),
+        Some("8f6c1d2e-4b7a-4c1e-9a3d-2b5e7f9a0c11")
+    );
+}
+
+// ---------------------------------------------------------------- config
+
+#[test]
+fn config_defaults_and_mistakes() {
+    let t: toml::Table =
+        toml::from_str("project = \"p\"\nservice = \"s\"\nenvironment = \"e\"").unwrap();
+    let c = RailwayConfig::from_table(&t).unwrap();
+    assert_eq!(c.api_url, "https://backboard.railway.com/graphql/v2");
+    assert_eq!(c.preview_timeout.0, Duration::from_secs(900));
+    assert_eq!(c.deploy_timeout.0, Duration::from_secs(900));
+    assert_eq!(c.poll_interval.0, Duration::from_secs(5));
+    assert_eq!(c.trigger_after.0, Duration::from_secs(90));
+    assert_eq!(c.health_path, "/health");
+    assert_eq!(c.health_url, None);
+    assert_eq!(c.url_scheme, "https");
+    assert_eq!(c.max_retries, 3);
+
+    for (toml, needle) in [
+        (
+            "project = \"p\"\nservice = \"s\"\nenvironment = \"e\"\nservce = \"x\"",
+            "servce",
+        ),
+        ("project = \"p\"\nservice = \"s\"", "environment"),
+        (
+            "project = \"\"\nservice = \"s\"\nenvironment = \"e\"",
+            "project",
+        ),
+        (
+            "project = \"p\"\nservice = \"s\"\nenvironment = \"e\"\nhealth_path = \"health\"",
+            "health_path",
+        ),
+        (
+            "project = \"p\"\nservice = \"s\"\nenvironment = \"e\"\npoll_interval = \"soon\"",
+            "soon",
+        ),
+        (
+            "project = \"p\"\nservice = \"s\"\nenvironment = \"e\"\nurl_scheme = \"ftp\"",
+            "url_scheme",
+        ),
+    ] {
+        let t: toml::Table = toml::from_str(toml).unwrap();
+        let e = RailwayConfig::from_table(&t).unwrap_err();
+        assert!(e.contains(needle), "{needle}: {e}");
+    }
 }

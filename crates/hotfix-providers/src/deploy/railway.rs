@@ -2,13 +2,31 @@
 //! `[deploy.railway]`): Railway's public GraphQL API
 //! (`POST https://backboard.railway.com/graphql/v2`).
 //!
-//! Railway builds PR environments and deploys `main` by itself; hotfix finds
-//! and waits for the deployments of the exact shas it cares about, and rolls
-//! production back to the deployment it recorded before the merge.
+//! Railway builds PR environments and deploys `main` by itself; hotfix does
+//! not build anything. It finds and waits for the deployments of the exact
+//! shas it cares about (by `meta.commitHash`, never by "the latest one"), and
+//! rolls production back to the deployment it recorded before the merge.
+//!
+//! - **Preview**: the PR environment whose `meta.prNumber` is the PR (names of
+//!   PR environments are undocumented, so they are never matched), then the
+//!   deployment of the head sha in it; the URL is the environment's service
+//!   domain, else the deployment's `staticUrl`/`url`.
+//! - **Production**: the deployment of the merge sha in the production
+//!   environment. Railway starts it on the push to `main`; if none shows up
+//!   within `trigger_after`, hotfix asks for it with `serviceInstanceDeployV2`
+//!   (so a service whose auto-deploy is off still ships).
+//! - **Rollback**: `deploymentRollback` (no rebuild, seconds) while the image
+//!   is retained (`canRollback`), else `deploymentRedeploy` (rebuilds that
+//!   deployment's source); then waits until production serves it again.
+//!
 //! Statuses follow the schema's `DeploymentStatus`; a value this build does
-//! not know is treated as a failure with its name, never a crash.
+//! not know is treated as "not deployed" with its name, never a crash.
+//! The token never appears in an error: every text that came from Railway is
+//! scrubbed of it before it is shown.
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hotfix_core::duration::HumanDuration;
@@ -21,10 +39,23 @@ const USER_AGENT: &str = concat!("hotfix/", env!("CARGO_PKG_VERSION"));
 /// How hotfix authenticates (the binary reads the environment).
 #[derive(Clone)]
 pub enum RailwayAuth {
-    /// `RAILWAY_API_TOKEN`: an account or workspace token, `Authorization: Bearer`.
+    /// `RAILWAY_API_TOKEN`: an account or workspace token, sent as
+    /// `Authorization: Bearer`. The one to use: it sees every environment.
     Bearer(String),
-    /// `RAILWAY_TOKEN`: a project token, `Project-Access-Token` (sees one environment only).
+    /// `RAILWAY_TOKEN`: a project token, sent as `Project-Access-Token`. It
+    /// is scoped to ONE environment of one project, so it cannot see PR
+    /// environments and production at the same time.
     ProjectAccessToken(String),
+}
+
+/// Never shows the token (a `{:?}` in a log line must not leak it).
+impl fmt::Debug for RailwayAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RailwayAuth::Bearer(_) => f.write_str("Bearer(***)"),
+            RailwayAuth::ProjectAccessToken(_) => f.write_str("ProjectAccessToken(***)"),
+        }
+    }
 }
 
 impl RailwayAuth {
@@ -33,11 +64,17 @@ impl RailwayAuth {
             RailwayAuth::Bearer(t) | RailwayAuth::ProjectAccessToken(t) => t,
         }
     }
-    fn env_name(&self) -> &'static str {
+
+    /// The environment variable the token came from, for error messages.
+    pub fn env_name(&self) -> &'static str {
         match self {
             RailwayAuth::Bearer(_) => "RAILWAY_API_TOKEN",
             RailwayAuth::ProjectAccessToken(_) => "RAILWAY_TOKEN",
         }
+    }
+
+    fn is_project_token(&self) -> bool {
+        matches!(self, RailwayAuth::ProjectAccessToken(_))
     }
 }
 
@@ -51,30 +88,42 @@ pub struct RailwayConfig {
     pub service: String,
     /// The production environment's id.
     pub environment: String,
+    /// `owner/name` of the GitHub repository: when set, a PR environment
+    /// must also have this `meta.prRepo` (projects fed by several repos).
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// Default `https://backboard.railway.com/graphql/v2`.
     #[serde(default = "default_api_url")]
     pub api_url: String,
+    /// How long a preview may take, PR environment creation included (15m).
     #[serde(default = "default_deploy_timeout")]
     pub preview_timeout: HumanDuration,
+    /// How long a production deploy or a rollback may take (15m).
     #[serde(default = "default_deploy_timeout")]
     pub deploy_timeout: HumanDuration,
+    /// Between two looks at a deployment (5s).
     #[serde(default = "default_poll")]
     pub poll_interval: HumanDuration,
     /// If no deployment of the merge commit shows up this long after the
-    /// merge, hotfix asks Railway to deploy it (`serviceInstanceDeployV2`).
+    /// merge, hotfix asks Railway to deploy it (`serviceInstanceDeployV2`) (90s).
     #[serde(default = "default_trigger_after")]
     pub trigger_after: HumanDuration,
+    /// Appended to the production service URL for the health URL (`/health`).
     #[serde(default = "default_health_path")]
     pub health_path: String,
-    /// Overrides the production health URL (default: https://<service domain><health_path>).
+    /// Overrides the production health URL (default: `https://<service domain><health_path>`).
     #[serde(default)]
     pub health_url: Option<String>,
-    /// Scheme put in front of Railway's domains (tests use `http`).
+    /// Scheme put in front of Railway's domains (`https`; tests use `http`).
     #[serde(default = "default_scheme")]
     pub url_scheme: String,
+    /// One HTTP request to the API, connect to last byte (30s).
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
+    /// Retries of one request after a 429 or a 5xx (3).
     #[serde(default = "default_retries")]
     pub max_retries: u32,
+    /// The longest hotfix sleeps before a retry, whatever `Retry-After` says (60s).
     #[serde(default = "default_retry_wait")]
     pub max_retry_wait: HumanDuration,
 }
@@ -108,24 +157,39 @@ fn default_retry_wait() -> HumanDuration {
 }
 
 impl RailwayConfig {
+    /// Reads and checks `[deploy.railway]`; the error says which key is wrong.
     pub fn from_table(t: &toml::Table) -> Result<RailwayConfig, String> {
         let c: RailwayConfig = toml::Value::Table(t.clone())
             .try_into()
-            .map_err(|e: toml::de::Error| e.to_string())?;
+            .map_err(|e: toml::de::Error| e.message().to_string())?;
         for (k, v) in [
             ("project", &c.project),
             ("service", &c.service),
             ("environment", &c.environment),
         ] {
             if v.trim().is_empty() {
-                return Err(format!("`{k}` (an id) is required"));
+                return Err(format!(
+                    "`{k}` (the Railway {k} id) must not be empty: copy it from the dashboard (Settings) or `railway status --json`"
+                ));
             }
+        }
+        if !(c.api_url.starts_with("https://") || c.api_url.starts_with("http://")) {
+            return Err(format!("api_url `{}` must be an http(s) URL", c.api_url));
         }
         if !c.health_path.starts_with('/') {
             return Err(format!(
                 "health_path `{}` must start with `/`",
                 c.health_path
             ));
+        }
+        if c.url_scheme != "https" && c.url_scheme != "http" {
+            return Err(format!(
+                "url_scheme `{}` must be `https` or `http`",
+                c.url_scheme
+            ));
+        }
+        if c.poll_interval.0.is_zero() {
+            return Err("poll_interval must be more than 0".into());
         }
         Ok(c)
     }
@@ -135,58 +199,105 @@ impl RailwayConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RailwayDeployment {
     pub id: String,
+    /// The raw `DeploymentStatus` (kept as text: new values must not crash us).
     pub status: String,
+    /// `meta.commitHash`, when the deployment came from git.
     pub commit: Option<String>,
+    /// `staticUrl`, else `url`.
     pub url: Option<String>,
     pub can_rollback: bool,
+    /// `environmentId`, when the query selected it.
+    pub environment: Option<String>,
+    /// `serviceId`, when the query selected it.
+    pub service: Option<String>,
 }
 
-enum Progress {
+/// What a `DeploymentStatus` means for a hotfix waiting on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
     Running,
-    Done,
-    Failed(String),
+    Live,
+    Failed(&'static str),
 }
 
-/// The meaning of a `DeploymentStatus` for a hotfix.
-fn classify(status: &str) -> Progress {
+fn classify(status: &str) -> Phase {
     match status {
-        "SUCCESS" => Progress::Done,
-        "INITIALIZING" | "QUEUED" | "WAITING" | "BUILDING" | "DEPLOYING" => Progress::Running,
-        "FAILED" => Progress::Failed("the build or deploy failed (a failed health check included); see the deployment's logs on Railway".into()),
-        "CRASHED" => Progress::Failed("the service crashed after starting".into()),
-        "SKIPPED" => Progress::Failed("Railway skipped it (Wait for CI saw a failing check, or watch paths excluded the change)".into()),
-        "NEEDS_APPROVAL" => Progress::Failed("the deployment needs an approval on Railway: a person must approve it there, then run this again".into()),
-        "REMOVED" | "REMOVING" => Progress::Failed("the deployment was removed (superseded or cancelled)".into()),
-        "SLEEPING" => Progress::Done,
-        other => Progress::Failed(format!("unknown deployment status {other}")),
+        "SUCCESS" | "SLEEPING" => Phase::Live,
+        // WAITING is Railway's "Wait for CI": bounded by the timeout like the rest.
+        "INITIALIZING" | "QUEUED" | "WAITING" | "BUILDING" | "DEPLOYING" => Phase::Running,
+        "FAILED" => Phase::Failed(
+            "the build or the deploy failed (a health check that never answered 200 included); the previous deployment keeps serving. Read the deployment's build and deploy logs on Railway",
+        ),
+        "CRASHED" => Phase::Failed(
+            "the service started, then crashed until Railway's restart policy gave up. Read the deploy logs on Railway",
+        ),
+        "SKIPPED" => Phase::Failed(
+            "Railway did not deploy it: Wait for CI saw a failing GitHub check, or the service's watch paths excluded the change. Fix the check (or deploy it from Railway's dashboard), then run this again",
+        ),
+        "NEEDS_APPROVAL" => Phase::Failed(
+            "the deployment waits for an approval on Railway: a person with access must approve it in the dashboard, then run this again",
+        ),
+        "REMOVING" | "REMOVED" => Phase::Failed(
+            "it was removed or cancelled before it went live (superseded by a newer deployment?). See the service's deployments on Railway",
+        ),
+        _ => Phase::Failed(
+            "this version of hotfix does not know that status, so it does not count it as deployed. Check the deployment on Railway",
+        ),
     }
 }
 
-pub struct RailwayDeployer {
-    cfg: RailwayConfig,
-    auth: RailwayAuth,
-    agent: ureq::Agent,
-    health: OnceLock<Option<String>>,
+/// A GraphQL operation from `railway_hotfix_operations.graphql` (field
+/// selections trimmed to what hotfix reads; validated against the schema).
+struct Op {
+    name: &'static str,
+    query: &'static str,
 }
 
-const DEPLOYMENTS: &str = "query ServiceDeployments($input: DeploymentListInput!, $first: Int) { deployments(input: $input, first: $first) { edges { node { id status createdAt staticUrl url canRollback canRedeploy meta } } } }";
-const PR_ENVIRONMENTS: &str = "query PrEnvironments($projectId: String!, $first: Int, $after: String) { environments(projectId: $projectId, isEphemeral: true, first: $first, after: $after) { edges { node { id name isEphemeral meta { prNumber branch } } } pageInfo { hasNextPage endCursor } } }";
-const DOMAINS: &str = "query ServiceDomains($projectId: String!, $environmentId: String!, $serviceId: String!) { domains(projectId: $projectId, environmentId: $environmentId, serviceId: $serviceId) { serviceDomains { domain } customDomains { domain } } }";
-const DEPLOYMENT: &str = "query DeploymentById($id: String!) { deployment(id: $id) { id status staticUrl url canRollback canRedeploy meta } }";
-const ROLLBACK: &str = "mutation Rollback($id: String!) { deploymentRollback(id: $id) }";
-const REDEPLOY: &str =
-    "mutation Redeploy($id: String!) { deploymentRedeploy(id: $id) { id status } }";
-const DEPLOY_COMMIT: &str = "mutation DeployCommit($environmentId: String!, $serviceId: String!, $commitSha: String) { serviceInstanceDeployV2(environmentId: $environmentId, serviceId: $serviceId, commitSha: $commitSha) }";
+const PR_ENVIRONMENTS: Op = Op {
+    name: "PrEnvironments",
+    query: "query PrEnvironments($projectId: String!, $first: Int, $after: String) { environments(projectId: $projectId, isEphemeral: true, first: $first, after: $after) { edges { node { id name isEphemeral meta { prNumber prRepo branch } } } pageInfo { hasNextPage endCursor } } }",
+};
+const DEPLOYMENTS: Op = Op {
+    name: "ServiceDeployments",
+    query: "query ServiceDeployments($input: DeploymentListInput!, $first: Int) { deployments(input: $input, first: $first) { edges { node { id status createdAt statusUpdatedAt staticUrl url canRollback canRedeploy meta } } pageInfo { hasNextPage endCursor } } }",
+};
+const DEPLOYMENT: Op = Op {
+    name: "DeploymentById",
+    query: "query DeploymentById($id: String!) { deployment(id: $id) { id status environmentId serviceId staticUrl url canRollback canRedeploy meta } }",
+};
+const DOMAINS: Op = Op {
+    name: "ServiceDomains",
+    query: "query ServiceDomains($projectId: String!, $environmentId: String!, $serviceId: String!) { domains(projectId: $projectId, environmentId: $environmentId, serviceId: $serviceId) { serviceDomains { domain } customDomains { domain } } }",
+};
+/// `deploymentRollback` returns `Boolean!`: no selection set (the docs' example is wrong).
+const ROLLBACK: Op = Op {
+    name: "Rollback",
+    query: "mutation Rollback($id: String!) { deploymentRollback(id: $id) }",
+};
+const REDEPLOY: Op = Op {
+    name: "Redeploy",
+    query: "mutation Redeploy($id: String!) { deploymentRedeploy(id: $id) { id status } }",
+};
+const DEPLOY_COMMIT: Op = Op {
+    name: "DeployCommit",
+    query: "mutation DeployCommit($environmentId: String!, $serviceId: String!, $commitSha: String) { serviceInstanceDeployV2(environmentId: $environmentId, serviceId: $serviceId, commitSha: $commitSha) }",
+};
+
+/// Statuses of a deployment that serves (for `status: { in: [...] }`).
+const LIVE: &[&str] = &["SUCCESS", "SLEEPING"];
+/// Consecutive transport failures a wait loop rides out before giving up.
+const TRANSIENT_POLLS: u32 = 3;
 
 fn parse_deployment(n: &Value) -> Option<RailwayDeployment> {
     let meta = &n["meta"];
     let commit = meta["commitHash"]
         .as_str()
         .or_else(|| meta["commitSha"].as_str())
+        .filter(|c| !c.is_empty())
         .map(str::to_string);
     Some(RailwayDeployment {
         id: n["id"].as_str()?.to_string(),
-        status: n["status"].as_str().unwrap_or("UNKNOWN").to_string(),
+        status: n["status"].as_str().unwrap_or("(none)").to_string(),
         commit,
         url: n["staticUrl"]
             .as_str()
@@ -194,11 +305,44 @@ fn parse_deployment(n: &Value) -> Option<RailwayDeployment> {
             .filter(|u| !u.is_empty())
             .map(str::to_string),
         can_rollback: n["canRollback"].as_bool().unwrap_or(false),
+        environment: n["environmentId"].as_str().map(str::to_string),
+        service: n["serviceId"].as_str().map(str::to_string),
     })
 }
 
+/// Same commit, allowing an abbreviated sha on either side (at least 7 hex
+/// digits, so that a stray short value never matches by accident).
 fn same_commit(a: Option<&str>, sha: &str) -> bool {
-    a.is_some_and(|c| !c.is_empty() && (sha.starts_with(c) || c.starts_with(sha)))
+    a.is_some_and(|c| c.len() >= 7 && sha.len() >= 7 && (sha.starts_with(c) || c.starts_with(sha)))
+}
+
+fn short(s: &str) -> &str {
+    s.get(..10).unwrap_or(s)
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(s) = v.parse::<u64>() {
+        return Some(Duration::from_secs(s));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(v)
+        .ok()?;
+    let secs = at.as_second() - jiff::Timestamp::now().as_second();
+    Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+}
+
+fn is_transient(e: &DeployError) -> bool {
+    matches!(e, DeployError::Unreachable(_))
+}
+
+pub struct RailwayDeployer {
+    cfg: RailwayConfig,
+    auth: RailwayAuth,
+    agent: ureq::Agent,
+    /// The production service URL once known (a failed lookup is retried next time).
+    service_url: Mutex<Option<String>>,
 }
 
 impl RailwayDeployer {
@@ -206,6 +350,9 @@ impl RailwayDeployer {
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(cfg.timeout.0))
             .http_status_as_error(false)
+            // A GraphQL endpoint does not redirect; following one would
+            // carry the token somewhere else.
+            .max_redirects(0)
             .user_agent(USER_AGENT)
             .build()
             .into();
@@ -213,110 +360,183 @@ impl RailwayDeployer {
             cfg,
             auth,
             agent,
-            health: OnceLock::new(),
+            service_url: Mutex::new(None),
         }
     }
 
-    /// Never lets the token out in a message.
+    /// Never lets the token out in a message, and keeps messages short.
     fn scrub(&self, s: &str) -> String {
         let secret = self.auth.secret();
-        if secret.is_empty() {
-            return crate::redact::redact(s);
+        let s = if secret.is_empty() {
+            s.to_string()
+        } else {
+            s.replace(secret, "***")
+        };
+        let mut s = crate::redact::redact(&s);
+        if s.len() > 400 {
+            let mut cut = 400;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            s.truncate(cut);
+            s.push('…');
         }
-        crate::redact::redact(&s.replace(secret, "***"))
+        s
     }
 
-    /// One GraphQL call, with bounded retries on 429 (honouring `Retry-After`) and 5xx.
-    pub fn graphql(&self, query: &str, variables: Value) -> Result<Value, DeployError> {
-        let body = json!({ "query": query, "variables": variables });
+    fn auth_error(&self, what: &str) -> DeployError {
+        let scope = if self.auth.is_project_token() {
+            "a project token (sent as Project-Access-Token) sees one environment of one project only; for PR environments and production use a workspace token in RAILWAY_API_TOKEN"
+        } else {
+            "use an account or workspace token with access to the project (sent as Authorization: Bearer)"
+        };
+        DeployError::Failed(format!(
+            "Railway refused the token in {} ({what}): check that it is set, valid and not revoked; {scope}",
+            self.auth.env_name()
+        ))
+    }
+
+    /// One GraphQL call, with bounded retries on 429 (honouring
+    /// `Retry-After`, capped by `max_retry_wait`) and on 5xx (exponential
+    /// backoff from 250ms, same cap). Returns `data`.
+    fn call(&self, op: &Op, variables: Value) -> Result<Value, DeployError> {
+        let body = json!({ "operationName": op.name, "query": op.query, "variables": variables })
+            .to_string();
         let mut attempt = 0u32;
         loop {
-            attempt += 1;
             let mut req = self
                 .agent
                 .post(&self.cfg.api_url)
-                .header("Content-Type", "application/json");
-            req = match &self.auth {
-                RailwayAuth::Bearer(t) => req.header("Authorization", &format!("Bearer {t}")),
-                RailwayAuth::ProjectAccessToken(t) => req.header("Project-Access-Token", t),
-            };
-            let mut resp = match req.send(body.to_string().as_bytes()) {
-                Ok(r) => r,
-                Err(e) => {
-                    return Err(DeployError::Unreachable(format!(
-                        "Railway API: {}",
-                        self.scrub(&e.to_string())
-                    )));
+                .header("Content-Type", "application/json")
+                .header("Accept", "application/json");
+            // An empty token (read-only commands without one) sends no header.
+            match &self.auth {
+                RailwayAuth::Bearer(t) if !t.is_empty() => {
+                    req = req.header("Authorization", &format!("Bearer {t}"));
                 }
-            };
+                RailwayAuth::ProjectAccessToken(t) if !t.is_empty() => {
+                    req = req.header("Project-Access-Token", t);
+                }
+                _ => {}
+            }
+            let mut resp = req.send(body.as_bytes()).map_err(|e| {
+                DeployError::Unreachable(format!(
+                    "Railway API ({}) {}: {}",
+                    self.cfg.api_url,
+                    op.name,
+                    self.scrub(&e.to_string())
+                ))
+            })?;
             let status = resp.status().as_u16();
             let retry_after = resp
                 .headers()
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
+                .and_then(parse_retry_after);
             let text = resp
                 .body_mut()
                 .with_config()
-                .limit(4 * 1024 * 1024)
+                .limit(8 * 1024 * 1024)
                 .read_to_string()
-                .unwrap_or_default();
+                .map_err(|e| {
+                    DeployError::Unreachable(format!(
+                        "Railway API {}: reading the answer (HTTP {status}): {}",
+                        op.name,
+                        self.scrub(&e.to_string())
+                    ))
+                })?;
             if status == 429 || status >= 500 {
-                if attempt > self.cfg.max_retries {
+                if attempt >= self.cfg.max_retries {
+                    let what = if status == 429 {
+                        "rate-limited hotfix (429)".to_string()
+                    } else {
+                        format!("answered {status}")
+                    };
                     return Err(DeployError::Unreachable(format!(
-                        "Railway API answered {status} {} times{}",
-                        attempt,
-                        if status == 429 { " (rate limited)" } else { "" }
+                        "Railway API {what} {} times in a row for {}; try again later (status: https://status.railway.com)",
+                        attempt + 1,
+                        op.name
                     )));
                 }
-                let wait = Duration::from_secs(retry_after.unwrap_or(1 << attempt.min(5)));
+                let backoff = Duration::from_millis(250u64 << attempt.min(8));
+                let wait = if status == 429 {
+                    retry_after.unwrap_or(backoff)
+                } else {
+                    backoff
+                };
                 std::thread::sleep(wait.min(self.cfg.max_retry_wait.0));
+                attempt += 1;
                 continue;
             }
             if status == 401 || status == 403 {
-                return Err(DeployError::Failed(format!(
-                    "Railway refused the token ({status}): check {}",
-                    self.auth.env_name()
-                )));
+                return Err(self.auth_error(&format!("HTTP {status}")));
             }
-            let v: Value = serde_json::from_str(&text).map_err(|e| {
-                DeployError::Failed(format!(
-                    "Railway sent a malformed answer (HTTP {status}): {e}"
-                ))
-            })?;
+            let v: Value = match serde_json::from_str(&text) {
+                Ok(v) => v,
+                Err(e) if (200..300).contains(&status) => {
+                    return Err(DeployError::Failed(format!(
+                        "Railway API sent a malformed answer to {} (HTTP {status}, not JSON: {e}); is api_url `{}` Railway's GraphQL endpoint?",
+                        op.name, self.cfg.api_url
+                    )));
+                }
+                Err(_) => {
+                    return Err(DeployError::Failed(format!(
+                        "Railway API answered HTTP {status} to {}: {}",
+                        op.name,
+                        self.scrub(text.trim())
+                    )));
+                }
+            };
             if let Some(errs) = v["errors"].as_array().filter(|e| !e.is_empty()) {
                 let msg = errs
                     .iter()
-                    .filter_map(|e| e["message"].as_str())
+                    .map(|e| e["message"].as_str().unwrap_or("(no message)"))
                     .collect::<Vec<_>>()
                     .join("; ");
-                let hint = if msg.to_ascii_lowercase().contains("not authorized") {
-                    format!(
-                        " (check {}; a project token sees one environment only: use a workspace token in RAILWAY_API_TOKEN)",
-                        self.auth.env_name()
-                    )
-                } else {
-                    String::new()
-                };
+                let lower = msg.to_ascii_lowercase();
+                if lower.contains("not authorized") || lower.contains("unauthorized") {
+                    return Err(self.auth_error(&format!("\"{}\"", self.scrub(&msg))));
+                }
+                if lower.contains("project token not found") {
+                    return Err(DeployError::Failed(
+                        "Railway does not know the project token in RAILWAY_TOKEN: create a new one (or use a workspace token in RAILWAY_API_TOKEN)".into(),
+                    ));
+                }
                 return Err(DeployError::Failed(format!(
-                    "Railway: {}{hint}",
+                    "Railway API refused {}: {}",
+                    op.name,
                     self.scrub(&msg)
                 )));
             }
             if !(200..300).contains(&status) {
                 return Err(DeployError::Failed(format!(
-                    "Railway API answered {status}"
+                    "Railway API answered HTTP {status} to {}",
+                    op.name
                 )));
             }
-            return Ok(v["data"].clone());
+            return match v.get("data") {
+                Some(d) if d.is_object() => Ok(d.clone()),
+                _ => Err(DeployError::Failed(format!(
+                    "Railway API sent a malformed answer to {} (no `data` and no `errors`)",
+                    op.name
+                ))),
+            };
         }
     }
 
-    /// Deployments of the service in an environment, newest first.
+    fn malformed(op: &Op, what: &str) -> DeployError {
+        DeployError::Failed(format!(
+            "Railway API sent a malformed answer to {}: {what} is missing",
+            op.name
+        ))
+    }
+
+    /// Deployments of the service in an environment, newest first;
+    /// `statuses` filters with `status: { in: [...] }`.
     pub fn deployments(
         &self,
         environment: &str,
-        only_success: bool,
+        statuses: Option<&[&str]>,
         first: u32,
     ) -> Result<Vec<RailwayDeployment>, DeployError> {
         let mut input = json!({
@@ -324,48 +544,72 @@ impl RailwayDeployer {
             "environmentId": environment,
             "serviceId": self.cfg.service,
         });
-        if only_success {
-            input["status"] = json!({ "in": ["SUCCESS"] });
+        if let Some(s) = statuses {
+            input["status"] = json!({ "in": s });
         }
-        let d = self.graphql(DEPLOYMENTS, json!({ "input": input, "first": first }))?;
-        Ok(d["deployments"]["edges"]
+        let d = self.call(&DEPLOYMENTS, json!({ "input": input, "first": first }))?;
+        let edges = d["deployments"]["edges"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| parse_deployment(&e["node"]))
-                    .collect()
+            .ok_or_else(|| Self::malformed(&DEPLOYMENTS, "deployments.edges"))?;
+        edges
+            .iter()
+            .map(|e| {
+                parse_deployment(&e["node"])
+                    .ok_or_else(|| Self::malformed(&DEPLOYMENTS, "a deployment's id"))
             })
-            .unwrap_or_default())
+            .collect()
     }
 
-    /// The PR environment of PR `number`, if Railway made one.
+    fn deployment(&self, id: &str) -> Result<RailwayDeployment, DeployError> {
+        let d = self.call(&DEPLOYMENT, json!({ "id": id }))?;
+        parse_deployment(&d["deployment"])
+            .ok_or_else(|| Self::malformed(&DEPLOYMENT, "deployment.id"))
+    }
+
+    /// The PR environment of PR `number`, if Railway made one (all pages).
     fn pr_environment(&self, number: u64) -> Result<Option<String>, DeployError> {
         let mut after: Option<String> = None;
-        for _ in 0..50 {
-            let d = self.graphql(
-                PR_ENVIRONMENTS,
+        // Bounded: 100 pages of 50 is far more PR environments than Railway keeps.
+        for _ in 0..100 {
+            let d = self.call(
+                &PR_ENVIRONMENTS,
                 json!({ "projectId": self.cfg.project, "first": 50, "after": after }),
             )?;
             let env = &d["environments"];
-            if let Some(found) = env["edges"].as_array().and_then(|edges| {
-                edges
-                    .iter()
-                    .find(|e| e["node"]["meta"]["prNumber"].as_u64() == Some(number))
-                    .and_then(|e| e["node"]["id"].as_str().map(str::to_string))
-            }) {
-                return Ok(Some(found));
+            let edges = env["edges"]
+                .as_array()
+                .ok_or_else(|| Self::malformed(&PR_ENVIRONMENTS, "environments.edges"))?;
+            let found = edges.iter().map(|e| &e["node"]).find(|n| {
+                let meta = &n["meta"];
+                meta["prNumber"].as_u64() == Some(number)
+                    && match (&self.cfg.repo, meta["prRepo"].as_str()) {
+                        (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
+                        _ => true,
+                    }
+            });
+            if let Some(n) = found {
+                return n["id"]
+                    .as_str()
+                    .map(|s| Some(s.to_string()))
+                    .ok_or_else(|| Self::malformed(&PR_ENVIRONMENTS, "the environment's id"));
             }
-            if env["pageInfo"]["hasNextPage"].as_bool() != Some(true) {
+            let next = env["pageInfo"]["endCursor"].as_str().map(str::to_string);
+            if env["pageInfo"]["hasNextPage"].as_bool() != Some(true)
+                || next.is_none()
+                || next == after
+            {
                 return Ok(None);
             }
-            after = env["pageInfo"]["endCursor"].as_str().map(str::to_string);
+            after = next;
         }
         Ok(None)
     }
 
+    /// `https://<domain>` of the service in an environment: the first
+    /// Railway-provided domain, else the first custom domain.
     fn domain_url(&self, environment: &str) -> Result<Option<String>, DeployError> {
-        let d = self.graphql(
-            DOMAINS,
+        let d = self.call(
+            &DOMAINS,
             json!({ "projectId": self.cfg.project, "environmentId": environment, "serviceId": self.cfg.service }),
         )?;
         let pick = |k: &str| {
@@ -373,6 +617,7 @@ impl RailwayDeployer {
                 .as_array()
                 .and_then(|a| a.first())
                 .and_then(|x| x["domain"].as_str())
+                .filter(|s| !s.is_empty())
                 .map(str::to_string)
         };
         Ok(pick("serviceDomains")
@@ -388,90 +633,207 @@ impl RailwayDeployer {
         }
     }
 
-    /// Waits until the deployment of `sha` in `environment` is terminal.
+    /// Where production serves: its domain, else the live deployment's static URL.
+    fn production_url(&self) -> Result<Option<String>, DeployError> {
+        if let Ok(g) = self.service_url.lock()
+            && let Some(u) = g.as_ref()
+        {
+            return Ok(Some(u.clone()));
+        }
+        let url = match self.domain_url(&self.cfg.environment)? {
+            Some(u) => Some(u),
+            None => self
+                .deployments(&self.cfg.environment, Some(LIVE), 1)?
+                .into_iter()
+                .next()
+                .and_then(|d| d.url)
+                .map(|u| self.with_scheme(&u)),
+        };
+        if let (Ok(mut g), Some(u)) = (self.service_url.lock(), url.as_ref()) {
+            *g = Some(u.clone());
+        }
+        Ok(url)
+    }
+
+    /// Lists deployments for a wait loop: a few consecutive transport
+    /// failures (a network blip during a 15-minute wait) are ridden out.
+    fn poll_deployments(
+        &self,
+        environment: &str,
+        failures: &mut u32,
+    ) -> Result<Option<Vec<RailwayDeployment>>, DeployError> {
+        match self.deployments(environment, None, 20) {
+            Ok(l) => {
+                *failures = 0;
+                Ok(Some(l))
+            }
+            Err(e) if is_transient(&e) && *failures + 1 < TRANSIENT_POLLS => {
+                *failures += 1;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits until the newest deployment of `sha` in `environment` is
+    /// terminal. With `trigger`, asks Railway to deploy `sha` if no
+    /// deployment of it exists `trigger_after` into the wait.
     fn wait_for(
         &self,
         environment: &str,
+        label: &str,
         sha: &str,
-        timeout: Duration,
+        deadline: Instant,
         trigger: bool,
     ) -> Result<RailwayDeployment, DeployError> {
         let start = Instant::now();
         let mut triggered = !trigger;
+        let mut failures = 0;
+        let mut last: Option<RailwayDeployment> = None;
         loop {
-            let found = self
-                .deployments(environment, false, 20)?
-                .into_iter()
-                .find(|d| same_commit(d.commit.as_deref(), sha));
-            match found {
-                Some(d) => match classify(&d.status) {
-                    Progress::Done => return Ok(d),
-                    Progress::Failed(why) => {
-                        return Err(DeployError::Failed(format!(
-                            "Railway deployment {} of {} is {}: {why}",
-                            d.id,
-                            short(sha),
-                            d.status
-                        )));
+            if let Some(list) = self.poll_deployments(environment, &mut failures)? {
+                let found = list
+                    .into_iter()
+                    .find(|d| same_commit(d.commit.as_deref(), sha));
+                match found {
+                    Some(d) => match classify(&d.status) {
+                        Phase::Live => return Ok(d),
+                        Phase::Failed(why) => {
+                            return Err(DeployError::Failed(format!(
+                                "Railway deployment {} of {} in {label} is {}: {why}",
+                                d.id,
+                                short(sha),
+                                d.status
+                            )));
+                        }
+                        Phase::Running => last = Some(d),
+                    },
+                    None if !triggered && start.elapsed() >= self.cfg.trigger_after.0 => {
+                        // Railway did not start it by itself (auto-deploy off,
+                        // or the push event got lost): ask for exactly this commit.
+                        self.call(
+                            &DEPLOY_COMMIT,
+                            json!({ "environmentId": environment, "serviceId": self.cfg.service, "commitSha": sha }),
+                        )?;
+                        triggered = true;
                     }
-                    Progress::Running => {}
-                },
-                None if !triggered && start.elapsed() >= self.cfg.trigger_after.0 => {
-                    self.graphql(
-                        DEPLOY_COMMIT,
-                        json!({ "environmentId": environment, "serviceId": self.cfg.service, "commitSha": sha }),
-                    )?;
-                    triggered = true;
+                    None => {}
                 }
-                None => {}
             }
-            if start.elapsed() >= timeout {
-                return Err(DeployError::Timeout {
-                    command: format!("Railway deployment of {}", short(sha)),
-                    seconds: timeout.as_secs(),
-                    tail: String::new(),
-                });
+            if Instant::now() >= deadline {
+                let seen = match &last {
+                    Some(d) => format!("its deployment {} was still {}", d.id, d.status),
+                    None => "no deployment of it showed up".to_string(),
+                };
+                return Err(DeployError::Failed(format!(
+                    "Railway did not finish deploying {} in {label} within {}s ({seen}); it may still be running: check the service on Railway, then run this again",
+                    short(sha),
+                    start.elapsed().as_secs()
+                )));
             }
-            std::thread::sleep(self.cfg.poll_interval.0);
+            self.sleep_until(deadline);
         }
     }
-}
 
-fn short(s: &str) -> &str {
-    s.get(..10).unwrap_or(s)
+    fn sleep_until(&self, deadline: Instant) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        std::thread::sleep(
+            self.cfg
+                .poll_interval
+                .0
+                .min(left.max(Duration::from_millis(1))),
+        );
+    }
+
+    /// The deployment to go back to: `previous` (recorded before the
+    /// merge), else the newest one of `sha` that served at some point
+    /// (superseded deployments are `REMOVED`), preferring one Railway can
+    /// still roll back to.
+    fn rollback_target(
+        &self,
+        sha: &str,
+        previous: Option<&str>,
+    ) -> Result<RailwayDeployment, DeployError> {
+        if let Some(id) = previous {
+            let d = self.deployment(id)?;
+            if let Some(env) = &d.environment
+                && env != &self.cfg.environment
+            {
+                return Err(DeployError::Failed(format!(
+                    "Railway deployment {id} is in environment {env}, not in production ({}): refusing to roll production back to it",
+                    self.cfg.environment
+                )));
+            }
+            if let Some(svc) = &d.service
+                && svc != &self.cfg.service
+            {
+                return Err(DeployError::Failed(format!(
+                    "Railway deployment {id} belongs to service {svc}, not to {}: refusing to roll production back to it",
+                    self.cfg.service
+                )));
+            }
+            return Ok(d);
+        }
+        let candidates: Vec<RailwayDeployment> = self
+            .deployments(
+                &self.cfg.environment,
+                Some(&["SUCCESS", "SLEEPING", "REMOVED"]),
+                50,
+            )?
+            .into_iter()
+            .filter(|d| same_commit(d.commit.as_deref(), sha))
+            .collect();
+        let pick = candidates
+            .iter()
+            .find(|d| d.can_rollback)
+            .or_else(|| candidates.first())
+            .cloned();
+        pick.ok_or_else(|| {
+            DeployError::Failed(format!(
+                "Railway has no earlier production deployment of {} to roll back to: roll back from Railway's dashboard, or deploy that commit",
+                if sha.is_empty() { "(unknown commit)" } else { short(sha) }
+            ))
+        })
+    }
 }
 
 impl Deployer for RailwayDeployer {
     fn deploy_preview(&self, ctx: &DeployCtx) -> Result<Deployment, DeployError> {
-        let pr = ctx
-            .pr
-            .ok_or_else(|| DeployError::Failed("a Railway preview needs the PR number".into()))?;
+        let pr = ctx.pr.ok_or_else(|| {
+            DeployError::Failed(
+                "a Railway preview is the PR environment of a pull request: open the PR first (`hotfix push`)".into(),
+            )
+        })?;
         let start = Instant::now();
+        let deadline = start + self.cfg.preview_timeout.0;
+        // Railway creates PR environments asynchronously, off GitHub's webhook.
         let env = loop {
             if let Some(e) = self.pr_environment(pr)? {
                 break e;
             }
-            if start.elapsed() >= self.cfg.preview_timeout.0 {
+            if Instant::now() >= deadline {
+                let token_hint = if self.auth.is_project_token() {
+                    " Note: hotfix uses a project token (RAILWAY_TOKEN), which sees one environment only and never PR environments: use a workspace token in RAILWAY_API_TOKEN."
+                } else {
+                    ""
+                };
                 return Err(DeployError::Failed(format!(
-                    "no Railway PR environment for PR #{pr} after {}: are PR environments enabled for the project (prDeploys)?",
+                    "no Railway PR environment for PR #{pr} after {}: are PR environments enabled for the project (Settings → Environments → Enable PR Environments, `prDeploys`)? Railway only deploys PRs of workspace members (or bots with `botPrEnvironments`).{token_hint}",
                     self.cfg.preview_timeout
                 )));
             }
-            std::thread::sleep(self.cfg.poll_interval.0);
+            self.sleep_until(deadline);
         };
-        let left = self.cfg.preview_timeout.0.saturating_sub(start.elapsed());
-        let d = self.wait_for(&env, &ctx.sha, left, false)?;
+        let label = format!("the PR environment of #{pr}");
+        let d = self.wait_for(&env, &label, &ctx.sha, deadline, false)?;
         let url = match self.domain_url(&env)? {
             Some(u) => u,
-            None => d
-                .url
-                .as_deref()
-                .map(|u| self.with_scheme(u))
-                .ok_or_else(|| {
-                    DeployError::Failed(format!(
-                        "the PR environment of #{pr} has no domain: generate one on Railway"
-                    ))
-                })?,
+            None => d.url.as_deref().map(|u| self.with_scheme(u)).ok_or_else(|| {
+                DeployError::Failed(format!(
+                    "{label} runs {} but has no URL: give the service a Railway domain in the base environment (PR environments copy it)",
+                    short(&ctx.sha)
+                ))
+            })?,
         };
         Ok(Deployment {
             id: Some(d.id),
@@ -480,102 +842,154 @@ impl Deployer for RailwayDeployer {
     }
 
     fn remove_preview(&self, _ctx: &DeployCtx) -> Result<(), DeployError> {
-        // Railway removes a PR environment when its PR closes or merges.
+        // Railway deletes a PR environment itself when its PR is merged or closed.
         Ok(())
     }
 
     fn deploy_production(&self, ctx: &DeployCtx) -> Result<Deployment, DeployError> {
+        let deadline = Instant::now() + self.cfg.deploy_timeout.0;
         let d = self.wait_for(
             &self.cfg.environment,
+            "production",
             &ctx.sha,
-            self.cfg.deploy_timeout.0,
+            deadline,
             true,
         )?;
+        let url = match self.production_url() {
+            Ok(Some(u)) => Some(u),
+            _ => d.url.as_deref().map(|u| self.with_scheme(u)),
+        };
         Ok(Deployment {
             id: Some(d.id),
-            url: self.health_url(),
+            url,
         })
     }
 
     fn rollback(&self, ctx: &DeployCtx, previous: Option<&str>) -> Result<(), DeployError> {
         let env = self.cfg.environment.clone();
-        let current = self.deployments(&env, true, 1)?;
-        if current
-            .first()
-            .is_some_and(|d| same_commit(d.commit.as_deref(), &ctx.sha))
+        let serving = self.deployments(&env, Some(LIVE), 1)?.into_iter().next();
+        // Idempotent: production already runs the code (or the deployment) to go back to.
+        if let Some(s) = &serving
+            && (same_commit(s.commit.as_deref(), &ctx.sha) || previous == Some(s.id.as_str()))
         {
-            return Ok(()); // already serving the code to go back to
+            return Ok(());
         }
-        let target = match previous {
-            Some(id) => {
-                let d = self.graphql(DEPLOYMENT, json!({ "id": id }))?;
-                parse_deployment(&d["deployment"]).ok_or_else(|| {
-                    DeployError::Failed(format!("Railway has no deployment {id} to roll back to"))
-                })?
+        let target = self.rollback_target(&ctx.sha, previous)?;
+        let before: HashSet<String> = self
+            .deployments(&env, None, 50)?
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        let started = if target.can_rollback {
+            let d = self.call(&ROLLBACK, json!({ "id": target.id }))?;
+            if d["deploymentRollback"].as_bool() != Some(true) {
+                return Err(DeployError::Failed(format!(
+                    "Railway declined to roll back to deployment {}: roll back from Railway's dashboard",
+                    target.id
+                )));
             }
-            None => self
-                .deployments(&env, true, 50)?
-                .into_iter()
-                .find(|d| same_commit(d.commit.as_deref(), &ctx.sha))
-                .ok_or_else(|| {
-                    DeployError::Failed(format!(
-                        "no successful Railway deployment of {} to roll back to",
-                        short(&ctx.sha)
-                    ))
-                })?,
-        };
-        if target.can_rollback {
-            self.graphql(ROLLBACK, json!({ "id": target.id }))?;
+            None
         } else {
-            self.graphql(REDEPLOY, json!({ "id": target.id }))?;
-        }
-        let sha = target.commit.clone().unwrap_or_else(|| ctx.sha.clone());
-        // Healthy again = the newest deployment runs that code and succeeded.
+            // Outside the image retention window: rebuild that deployment's source.
+            let d = self.call(&REDEPLOY, json!({ "id": target.id }))?;
+            d["deploymentRedeploy"]["id"].as_str().map(str::to_string)
+        };
+        // A deployment started by this rollback: the redeploy's id, else a
+        // new one of the target's commit (or any new one if it has none).
+        let ours = |d: &RailwayDeployment| match (&started, &target.commit) {
+            (Some(id), _) => &d.id == id,
+            (None, Some(c)) => !before.contains(&d.id) && same_commit(d.commit.as_deref(), c),
+            (None, None) => !before.contains(&d.id),
+        };
         let start = Instant::now();
+        let deadline = start + self.cfg.deploy_timeout.0;
+        let mut failures = 0;
+        let mut last = String::from("nothing yet");
         loop {
-            if let Some(d) = self.deployments(&env, false, 1)?.into_iter().next()
-                && same_commit(d.commit.as_deref(), &sha)
-            {
-                match classify(&d.status) {
-                    Progress::Done => return Ok(()),
-                    Progress::Failed(why) => {
+            if let Some(list) = self.poll_deployments(&env, &mut failures)? {
+                // Serving again = the newest live deployment is ours (or the
+                // target itself, if Railway reactivated it in place).
+                if let Some(live) = list.iter().find(|d| classify(&d.status) == Phase::Live)
+                    && (live.id == target.id || ours(live))
+                {
+                    return Ok(());
+                }
+                if let Some(d) = list.iter().find(|d| ours(d)) {
+                    if let Phase::Failed(why) = classify(&d.status) {
                         return Err(DeployError::Failed(format!(
-                            "the rollback deployment {} is {}: {why}",
-                            d.id, d.status
+                            "the rollback deployment {} (to {}) is {}: {why}",
+                            d.id, target.id, d.status
                         )));
                     }
-                    Progress::Running => {}
+                    last = format!("deployment {} was {}", d.id, d.status);
                 }
             }
-            if start.elapsed() >= self.cfg.deploy_timeout.0 {
-                return Err(DeployError::Timeout {
-                    command: "Railway rollback".into(),
-                    seconds: self.cfg.deploy_timeout.0.as_secs(),
-                    tail: String::new(),
-                });
+            if Instant::now() >= deadline {
+                return Err(DeployError::Failed(format!(
+                    "production was not serving deployment {} again within {}s ({last}): check the service on Railway",
+                    target.id,
+                    start.elapsed().as_secs()
+                )));
             }
-            std::thread::sleep(self.cfg.poll_interval.0);
+            self.sleep_until(deadline);
         }
     }
 
     fn health_url(&self) -> Option<String> {
-        self.health
-            .get_or_init(|| match &self.cfg.health_url {
-                Some(u) => Some(u.clone()),
-                None => self
-                    .domain_url(&self.cfg.environment)
-                    .ok()
-                    .flatten()
-                    .map(|base| format!("{}{}", base.trim_end_matches('/'), self.cfg.health_path)),
-            })
-            .clone()
+        if let Some(u) = &self.cfg.health_url {
+            return Some(u.clone());
+        }
+        // None (the caller asks for a health_url) only when Railway has no
+        // URL for production or cannot be asked right now.
+        self.production_url()
+            .ok()
+            .flatten()
+            .map(|base| format!("{}{}", base.trim_end_matches('/'), self.cfg.health_path))
     }
 
     fn current_production(&self) -> Result<Option<String>, DeployError> {
         Ok(self
-            .deployments(&self.cfg.environment, true, 1)?
+            .deployments(&self.cfg.environment, Some(LIVE), 1)?
             .into_iter()
             .next()
             .map(|d| d.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        assert_eq!(classify("SUCCESS"), Phase::Live);
+        assert_eq!(classify("WAITING"), Phase::Running);
+        assert!(matches!(classify("TELEPORTED"), Phase::Failed(_)));
+    }
+
+    #[test]
+    fn commits_match_by_prefix_of_seven_or_more() {
+        let sha = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
+        assert!(same_commit(Some(sha), sha));
+        assert!(same_commit(Some("a1b2c3d"), sha));
+        assert!(!same_commit(Some("a1b"), sha));
+        assert!(!same_commit(None, sha));
+        assert!(!same_commit(Some(sha), ""));
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug() {
+        let a = RailwayAuth::Bearer("rw-secret".into());
+        assert!(!format!("{a:?}").contains("rw-secret"));
     }
 }
