@@ -257,13 +257,13 @@ pub fn check_approve(s: &IncidentState, cfg: &Config, who: &str) -> Result<Appro
             "approve the new attempt once it is pushed",
         ));
     }
-    let Some(head) = s.head_sha.as_deref() else {
+    if s.head_sha.is_none() {
         return Err(refusal(
             "not_pushed",
             "nothing to approve yet: the fix has not been pushed".into(),
             "approve after `hotfix push` opened the PR",
         ));
-    };
+    }
     let role = if cfg.is_tech_lead(who) {
         Role::TechLead
     } else if cfg.is_reviewer(who) {
@@ -293,6 +293,5 @@ pub fn check_approve(s: &IncidentState, cfg: &Config, who: &str) -> Result<Appro
     {
         return Ok(ApproveCheck::AlreadyApproved);
     }
-    let _ = head;
     Ok(ApproveCheck::Record(role))
 }

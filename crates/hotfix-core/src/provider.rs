@@ -283,6 +283,26 @@ pub trait Memory {
     fn set(&self, incident: IncidentId, key: &str, value: &str) -> Result<(), String>;
 }
 
+/// A [`Memory`] kept in this process only: for tests, and for notifiers
+/// used outside an incident store.
+#[derive(Debug, Default)]
+pub struct InMemory(std::sync::Mutex<std::collections::HashMap<(IncidentId, String), String>>);
+
+impl Memory for InMemory {
+    fn get(&self, incident: IncidentId, key: &str) -> Option<String> {
+        let m = self.0.lock().ok()?;
+        m.get(&(incident, key.to_string())).cloned()
+    }
+    fn set(&self, incident: IncidentId, key: &str, value: &str) -> Result<(), String> {
+        let mut m = self
+            .0
+            .lock()
+            .map_err(|_| "memory lock poisoned".to_string())?;
+        m.insert((incident, key.to_string()), value.to_string());
+        Ok(())
+    }
+}
+
 /// A place messages go. Delivery is from the outbox, retried with backoff.
 pub trait Notifier: Send + Sync {
     fn name(&self) -> &str;

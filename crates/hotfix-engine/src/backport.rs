@@ -76,8 +76,8 @@ impl Engine {
 
         match mode {
             BackportMode::Continue => self.continue_backport(&s, &head),
-            BackportMode::Abort => unreachable_abort(),
-            BackportMode::Start => {
+            // (Abort returned above.)
+            BackportMode::Start | BackportMode::Abort => {
                 if let Some((files, wt)) = &s.backport_conflict {
                     return Err(EngineError::refused(
                         "backport_in_progress",
@@ -276,8 +276,4 @@ impl Engine {
         }
         let _ = self.git.worktree_remove(wt);
     }
-}
-
-fn unreachable_abort() -> Result<IncidentState> {
-    Err(EngineError::Failed("internal: abort handled above".into()))
 }

@@ -273,7 +273,6 @@ impl Engine {
             .ok_or_else(|| EngineError::refused("no_pr", "no PR is open", "run `hotfix push`"))?;
         // The forge fetches; the previous main is the merge's first parent.
         let main = self.cfg.git.main.clone();
-        let previous_main = String::new();
         let message = crate::text::merge_message(&s, pr);
         // What production runs now, so a rollback can go back to exactly it
         // (on a platform that deploys main by itself, the merge starts the deploy).
@@ -357,7 +356,7 @@ impl Engine {
         let previous_main = self
             .git
             .rev_parse(&format!("{merge_sha}^1"))?
-            .unwrap_or(previous_main);
+            .unwrap_or_default();
         let mut events = vec![EventKind::Merged {
             merge_sha: merge_sha.clone(),
             head_sha: head.clone(),

@@ -2,8 +2,6 @@
 //! Web API and of an incoming webhook.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hotfix_core::id::IncidentId;
@@ -16,25 +14,7 @@ use serde_json::{Value, json};
 const TOKEN: &str = "xoxb-111-222-SeCrEtToKeN";
 const HOOK_PATH: &str = "/services/T0001/B0001/HookSecret123";
 
-#[derive(Default)]
-struct Mem(Mutex<HashMap<(IncidentId, String), String>>);
-
-impl Memory for Mem {
-    fn get(&self, incident: IncidentId, key: &str) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .get(&(incident, key.to_string()))
-            .cloned()
-    }
-    fn set(&self, incident: IncidentId, key: &str, value: &str) -> Result<(), String> {
-        self.0
-            .lock()
-            .unwrap()
-            .insert((incident, key.to_string()), value.to_string());
-        Ok(())
-    }
-}
+type Mem = hotfix_core::provider::InMemory;
 
 fn msg(step: &str, n: i64) -> Message {
     Message {

@@ -2,8 +2,6 @@
 //! the hotfix, with the component status in every call.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use hotfix_core::id::IncidentId;
@@ -17,25 +15,7 @@ const KEY: &str = "sp-key-0123456789abcdef";
 const CREATE: &str = "/v1/pages/pg1/incidents";
 const UPDATE: &str = "/v1/pages/pg1/incidents/inc42";
 
-#[derive(Default)]
-struct Mem(Mutex<HashMap<(IncidentId, String), String>>);
-
-impl Memory for Mem {
-    fn get(&self, incident: IncidentId, key: &str) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .get(&(incident, key.to_string()))
-            .cloned()
-    }
-    fn set(&self, incident: IncidentId, key: &str, value: &str) -> Result<(), String> {
-        self.0
-            .lock()
-            .unwrap()
-            .insert((incident, key.to_string()), value.to_string());
-        Ok(())
-    }
-}
+type Mem = hotfix_core::provider::InMemory;
 
 fn msg(step: &str, minute: i64) -> Message {
     Message {

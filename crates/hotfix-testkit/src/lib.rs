@@ -84,7 +84,9 @@ impl TestRepo {
         .collect()
     }
 
-    fn git_in(&self, dir: &Path, args: &[&str]) -> String {
+    /// Runs git in another directory of the repo (a worktree) with the
+    /// hermetic config; panics on failure.
+    pub fn git_in(&self, dir: &Path, args: &[&str]) -> String {
         let out = Command::new("git")
             .args(args)
             .current_dir(dir)

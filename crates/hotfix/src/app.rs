@@ -240,8 +240,11 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
         failpoints,
         ui: Box::new(Console),
     };
-    // Whatever an earlier run could not deliver goes out now.
-    engine.deliver();
+    // Whatever an earlier run could not deliver goes out now; a read command
+    // stays a read (no sends, no waiting on a slow notifier).
+    if writes {
+        engine.deliver();
+    }
     Ok(engine)
 }
 

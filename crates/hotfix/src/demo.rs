@@ -295,7 +295,7 @@ pub fn run(keep: Option<PathBuf>, with_rollback: bool) -> Result<u8, CliError> {
                 d.work.join("postmortems/HF-1.md").display()
             );
             println!("  platform log    {}", d.dir.join("platform.log").display());
-            if _tmp_is_temp(&d.dir) {
+            if is_own_temp_dir(&d.dir) {
                 println!("  (a temp dir, removed now; keep it with `hotfix demo --dir DIR`)");
             }
             println!(
@@ -308,7 +308,8 @@ pub fn run(keep: Option<PathBuf>, with_rollback: bool) -> Result<u8, CliError> {
     r.map(|_| 0)
 }
 
-fn _tmp_is_temp(p: &Path) -> bool {
+/// The demo made its own temp dir (removed at the end) rather than `--dir`.
+fn is_own_temp_dir(p: &Path) -> bool {
     p.file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with("hotfix-demo-"))
 }
@@ -433,7 +434,6 @@ status = 200
         ],
     )?;
 
-    let mut name = "pdf-crash";
     if with_rollback {
         d.say("a first fix: it includes a schema migration that a fresh preview database accepts");
         let bad = ROUTES_GOOD.replace(
@@ -464,9 +464,7 @@ status = 200
                 "HF-1",
             ],
         )?;
-        name = "pdf-crash-2";
     }
-    let _ = name;
 
     d.say("the fix: a minimal change, focused on the specific problem");
     d.write("service/routes.toml", ROUTES_GOOD)?;

@@ -127,13 +127,7 @@ fn backport_continue_survives_a_crash_after_the_push() {
             .unwrap(),
     );
     std::fs::write(wt.join("app/pdf"), "resolved\n").unwrap();
-    let out = std::process::Command::new("git")
-        .args(["add", "app/pdf"])
-        .current_dir(&wt)
-        .envs(w.repo.env())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    w.repo.git_in(&wt, &["add", "app/pdf"]);
     crash_then_rerun(&w, DEV, &["backport", "--continue"], "backport.pushed");
     assert_single(&w, &["backported"]);
     assert_eq!(w.repo.origin_git(&["show", "develop:app/pdf"]), "resolved");

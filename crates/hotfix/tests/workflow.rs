@@ -620,19 +620,7 @@ fn backport_conflict_resolved_with_continue() {
     w.hf(&["backport"]).fails(1, "waiting for conflicts");
     w.hf(&["backport", "--continue"])
         .fails(1, "still unresolved");
-    let git_wt = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(&wt)
-            .envs(w.repo.env())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let git_wt = |args: &[&str]| w.repo.git_in(&wt, args);
     // Marked as resolved but markers left in: refused, never committed.
     git_wt(&["add", "app/pdf"]);
     w.hf(&["backport", "--continue"])
