@@ -20,6 +20,87 @@ pub struct Config {
     /// The affected-area checks the high-severity policy adds.
     pub area_checks: Vec<HttpCheck>,
     pub notify: NotifyConfig,
+    /// `[server]`: the team server, and where the CLI finds it.
+    pub server: ServerConfig,
+    /// `[[alerts.rules]]`: which incoming alerts declare an incident.
+    pub alerts: AlertsConfig,
+    /// `[status]`: the public status page.
+    pub status: StatusConfig,
+}
+
+/// `[server]`. Secrets (API tokens, webhook secrets) come from the environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The server the CLI talks to in remote mode (`HOTFIX_SERVER` overrides).
+    pub url: Option<String>,
+    /// Where `hotfix serve` listens.
+    pub listen: String,
+    /// Slack user id → team identity, for `/hotfix` (`U024BE7LH = "lead@example.com"`).
+    pub slack_users: std::collections::BTreeMap<String, String>,
+    /// The only channel `/hotfix` answers in (default: `[notify] channel`).
+    pub slack_channel: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            url: None,
+            listen: "127.0.0.1:8080".into(),
+            slack_users: Default::default(),
+            slack_channel: None,
+        }
+    }
+}
+
+/// `[alerts]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    pub rules: Vec<AlertRule>,
+}
+
+/// One rule: an alert whose labels match declares an incident of this
+/// severity. The first matching rule wins; an alert no rule matches is
+/// recorded and ignored (monitoring is noisy; not every alert is a hotfix).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRule {
+    /// Only alerts from this source (`alertmanager`, `sentry`, `pagerduty`, `generic`).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Labels that must all be equal (`alertname`, `service`, `severity`...).
+    #[serde(default, rename = "match")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The proposed severity (`critical` or `high`; the on-call confirms it on `start`).
+    pub severity: String,
+    #[serde(default)]
+    pub customer_facing: bool,
+    #[serde(default)]
+    pub security: bool,
+    /// The hotfix name (branch `hotfix/NAME`); default: from the alert's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Status page components it affects.
+    #[serde(default)]
+    pub components: Vec<String>,
+}
+
+/// `[status]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusConfig {
+    pub title: String,
+    pub components: Vec<String>,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig {
+            title: "Service status".into(),
+            components: vec![],
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,6 +339,25 @@ impl Config {
         for c in self.smoke.iter().chain(&self.area_checks) {
             if !c.path.starts_with('/') {
                 return inv(format!("check path `{}` must start with `/`", c.path));
+            }
+        }
+        for (i, r) in self.alerts.rules.iter().enumerate() {
+            if let Err(crate::severity::SeverityError::Unknown(_)) =
+                r.severity.parse::<crate::severity::Severity>()
+            {
+                return inv(format!(
+                    "[[alerts.rules]] #{}: severity `{}` is not critical, high, medium or low",
+                    i + 1,
+                    r.severity
+                ));
+            }
+            if let Some(src) = &r.source
+                && !["alertmanager", "sentry", "pagerduty", "generic"].contains(&src.as_str())
+            {
+                return inv(format!(
+                    "[[alerts.rules]] #{}: source `{src}` is not alertmanager, sentry, pagerduty or generic",
+                    i + 1
+                ));
             }
         }
         if self.deploy.unhealthy_after == 0 {

@@ -199,6 +199,34 @@ pub enum EventKind {
     Note {
         text: String,
     },
+    /// An alert about this incident came in (the one that opened it, a
+    /// repeat, or its `resolved`): recorded, never closing anything.
+    AlertReceived {
+        /// `alertmanager`, `sentry`, `pagerduty`, `generic`.
+        source: String,
+        /// `firing` or `resolved`.
+        status: String,
+        /// The sender's deduplication key (Alertmanager `groupKey`, PagerDuty `dedup_key`).
+        key: String,
+        summary: String,
+    },
+    /// The branch head moved outside hotfix (a push seen by the forge's
+    /// webhook): approvals and the preview of the old head no longer count.
+    HeadMoved {
+        sha: String,
+        source: String,
+    },
+    /// The status page components this incident affects.
+    Affects {
+        components: Vec<String>,
+    },
+    /// Something a provider reported that moves the timeline without being a
+    /// step hotfix took itself (a merge on GitHub, a deployment status).
+    ExternalUpdate {
+        source: String,
+        what: String,
+        detail: String,
+    },
 }
 
 fn default_source() -> String {
@@ -230,6 +258,10 @@ impl EventKind {
             EventKind::PostmortemScheduled { .. } => "postmortem_scheduled",
             EventKind::Closed => "closed",
             EventKind::Note { .. } => "note",
+            EventKind::AlertReceived { .. } => "alert_received",
+            EventKind::HeadMoved { .. } => "head_moved",
+            EventKind::ExternalUpdate { .. } => "external_update",
+            EventKind::Affects { .. } => "affects",
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod policy;
 pub mod provider;
 pub mod severity;
 pub mod state;
+pub mod team;
 pub mod timeline;
 
 pub use event::{Event, EventKind, NewEvent};

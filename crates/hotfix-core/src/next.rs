@@ -8,6 +8,11 @@ use crate::state::{IncidentState, Phase};
 pub fn next_action(s: &IncidentState, policy: &Policy) -> String {
     let id = s.id;
     match s.phase(policy) {
+        Phase::Reported => format!(
+            "confirm the severity and cut the branch: `hotfix start {} --incident {id} --severity {}`",
+            s.name,
+            s.severity.as_str()
+        ),
         Phase::Fixing => format!("commit the fix on {} and run `hotfix push {id}`", s.branch),
         Phase::InReview => match &s.smoke {
             Some((sha, false, _)) if Some(sha) == s.head_sha.as_ref() => {

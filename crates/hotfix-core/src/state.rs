@@ -14,6 +14,8 @@ use crate::severity::Severity;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    /// Declared from an alert or a report: no branch cut yet.
+    Reported,
     /// Branch cut, nothing pushed yet.
     Fixing,
     /// Pushed and PR open; the preview has not passed its checks on the head.
@@ -36,6 +38,7 @@ pub enum Phase {
 impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
+            Phase::Reported => "reported",
             Phase::Fixing => "fixing",
             Phase::InReview => "in_review",
             Phase::AwaitingApproval => "awaiting_approval",
@@ -117,6 +120,10 @@ pub struct IncidentState {
     pub closed_at: Option<Timestamp>,
     /// When production first ran a healthy fix (the incident's "resolved" moment).
     pub resolved_at: Option<Timestamp>,
+    /// The last status an alert reported for it (`firing`, `resolved`).
+    pub alert_status: Option<String>,
+    /// Status page components affected.
+    pub components: Vec<String>,
     pub events: Vec<Event>,
 }
 
@@ -186,6 +193,8 @@ impl IncidentState {
             postmortem: None,
             closed_at: None,
             resolved_at: None,
+            alert_status: None,
+            components: vec![],
             events: Vec::with_capacity(events.len()),
         };
         for (i, e) in events.iter().enumerate() {
@@ -326,6 +335,23 @@ impl IncidentState {
             }
             EventKind::Closed => self.closed_at = Some(e.at),
             EventKind::Note { .. } => {}
+            EventKind::AlertReceived { status, .. } => {
+                self.alert_status = Some(status.clone());
+            }
+            EventKind::HeadMoved { sha, .. } => {
+                if self.head_sha.as_deref() != Some(sha.as_str()) {
+                    self.head_sha = Some(sha.clone());
+                    self.last_push_seq = Some(e.seq);
+                }
+            }
+            EventKind::ExternalUpdate { .. } => {}
+            EventKind::Affects { components } => {
+                for c in components {
+                    if !self.components.contains(c) {
+                        self.components.push(c.clone());
+                    }
+                }
+            }
         }
     }
 
@@ -403,6 +429,8 @@ impl IncidentState {
             Phase::Deployed
         } else if self.merge_sha.is_some() {
             Phase::Merged
+        } else if self.head_sha.is_none() && self.base_sha.is_empty() {
+            Phase::Reported
         } else if self.head_sha.is_none() {
             Phase::Fixing
         } else if !self.smoke_passed_on_head() {

@@ -3,7 +3,7 @@
 //! fails a step.
 
 use hotfix_core::id::IncidentId;
-use hotfix_core::provider::{Memory, Store};
+use hotfix_core::provider::{Memory, Notifier, Store};
 
 use crate::Engine;
 
@@ -26,43 +26,65 @@ impl Engine {
     pub fn deliver(&self) {
         let now = self.clock.now().as_second();
         let wall = jiff::Timestamp::now().as_second().max(now);
-        let names: Vec<String> = self
-            .notifiers
-            .iter()
-            .map(|n| n.name().to_string())
-            .collect();
-        // Leased for a minute: long enough for a round of short-timeout sends.
-        let Ok(items) = self.store.claim_outbox(wall, 60, &names, 200) else {
-            return;
+        deliver_outbox(self.store.as_ref(), &self.notifiers, wall, &|w| {
+            self.ui
+                .warn(&format!("notification not delivered yet (will retry): {w}"))
+        });
+    }
+}
+
+/// What one round of delivery did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub sent: usize,
+    pub failed: usize,
+}
+
+/// One round of outbox delivery by these notifiers at `now_s`: claims what is
+/// due (leased, so concurrent processes or server replicas never send the
+/// same item), sends, records the outcome. Shared by the CLI and the server.
+pub fn deliver_outbox(
+    store: &dyn Store,
+    notifiers: &[Box<dyn Notifier>],
+    now_s: i64,
+    warn: &dyn Fn(&str),
+) -> Delivered {
+    let mut done = Delivered::default();
+    let names: Vec<String> = notifiers.iter().map(|n| n.name().to_string()).collect();
+    if names.is_empty() {
+        return done;
+    }
+    // Leased for a minute: long enough for a round of short-timeout sends.
+    let Ok(items) = store.claim_outbox(now_s, 60, &names, 200) else {
+        return done;
+    };
+    // A notifier that just failed is not tried again in this round: a
+    // service that is down must not make every command wait on its timeout.
+    let mut down: Vec<String> = vec![];
+    for item in items {
+        if down.contains(&item.notifier) {
+            let _ = store.release_outbox(item.id);
+            continue;
+        }
+        let Some(n) = notifiers.iter().find(|n| n.name() == item.notifier) else {
+            // Not available to this process (no secret here, or no longer
+            // configured): left for one that has it; `status` shows it.
+            let _ = store.release_outbox(item.id);
+            continue;
         };
-        // A notifier that just failed is not tried again in this round: a
-        // service that is down must not make every command wait on its timeout.
-        let mut down: Vec<String> = vec![];
-        for item in items {
-            if down.contains(&item.notifier) {
-                let _ = self.store.release_outbox(item.id);
-                continue;
+        match n.send(item.id, &item.message, &StoreMemory(store)) {
+            Ok(()) => {
+                let _ = store.mark_delivered(item.id, now_s);
+                done.sent += 1;
             }
-            let Some(n) = self.notifiers.iter().find(|n| n.name() == item.notifier) else {
-                // Not available to this process (no secret here, or no longer
-                // configured): left for one that has it; `status` shows it.
-                let _ = self.store.release_outbox(item.id);
-                continue;
-            };
-            match n.send(item.id, &item.message, &StoreMemory(self.store.as_ref())) {
-                Ok(()) => {
-                    let _ = self.store.mark_delivered(item.id, wall);
-                }
-                Err(e) => {
-                    let backoff = 5i64 * 2i64.pow(item.attempts.min(10));
-                    let _ = self
-                        .store
-                        .mark_failed(item.id, &e.to_string(), wall + backoff);
-                    down.push(item.notifier.clone());
-                    self.ui
-                        .warn(&format!("notification not delivered yet (will retry): {e}"));
-                }
+            Err(e) => {
+                let backoff = 5i64 * 2i64.pow(item.attempts.min(10));
+                let _ = store.mark_failed(item.id, &e.to_string(), now_s + backoff);
+                down.push(item.notifier.clone());
+                done.failed += 1;
+                warn(&e.to_string());
             }
         }
     }
+    done
 }

@@ -13,7 +13,7 @@ mod approve;
 pub mod backport;
 
 mod closeout;
-mod deliver;
+pub mod deliver;
 mod push;
 mod rollback;
 mod ship;

@@ -15,7 +15,8 @@ pub struct StartArgs {
     pub title: Option<String>,
     pub customer_facing: bool,
     pub security: bool,
-    /// A new attempt for this rolled-back incident.
+    /// Cut the branch of this reported incident, or start a new attempt
+    /// for this rolled-back one.
     pub incident: Option<IncidentId>,
 }
 
@@ -66,6 +67,23 @@ impl Engine {
             .into_iter()
             .rev()
             .find(|s| s.branch == branch && !s.is_closed());
+        let mine = match mine {
+            // The reported incident this start cuts the branch of.
+            Some(s) if s.phase(&self.cfg.policy) == Phase::Reported && a.incident == Some(s.id) => {
+                None
+            }
+            Some(s) if s.phase(&self.cfg.policy) == Phase::Reported => {
+                return Err(EngineError::refused(
+                    "reported",
+                    format!("{} was reported for {branch} and has no branch yet", s.id),
+                    format!(
+                        "take it over: `hotfix start {} --incident {} --severity {}`",
+                        a.name, s.id, s.severity
+                    ),
+                ));
+            }
+            other => other,
+        };
         if let Some(s) = mine {
             if s.head_sha.is_none() && s.phase(&self.cfg.policy) == Phase::Fixing {
                 self.ui.info(&format!(
@@ -107,14 +125,15 @@ impl Engine {
                 let s = self.load(id).map_err(|_| {
                     EngineError::Usage(format!("no incident {id}: `hotfix log` lists them"))
                 })?;
-                if s.phase(&self.cfg.policy) != Phase::RolledBack {
+                let phase = s.phase(&self.cfg.policy);
+                if phase != Phase::RolledBack && phase != Phase::Reported {
                     return Err(EngineError::refused(
                         "not_rolled_back",
                         format!(
                             "{id} is {}, not rolled back",
                             s.phase(&self.cfg.policy).as_str()
                         ),
-                        "`--incident` starts a new attempt only for an incident whose hotfix was rolled back",
+                        "`--incident` cuts the branch of a reported incident (declared from an alert) or starts a new attempt after a rollback",
                     ));
                 }
                 Some(s)
@@ -202,7 +221,12 @@ impl Engine {
                 self.load(id)?
             }
             Some(prev) => {
-                let attempt = prev.attempt + 1;
+                // A reported incident's first branch is attempt 1.
+                let attempt = if prev.base_sha.is_empty() {
+                    prev.attempt
+                } else {
+                    prev.attempt + 1
+                };
                 self.append(
                     &prev,
                     vec![EventKind::AttemptStarted {

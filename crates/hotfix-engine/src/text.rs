@@ -144,8 +144,17 @@ pub fn revert_message(s: &IncidentState, branch: &str, reason: &str) -> String {
 fn describe(k: &EventKind) -> String {
     match k {
         EventKind::Declared {
-            severity, branch, ..
-        } => format!("declared ({severity}), branch {branch} cut"),
+            severity,
+            branch,
+            base_sha,
+            ..
+        } => {
+            if base_sha.is_empty() {
+                format!("declared ({severity} proposed), branch {branch} not cut yet")
+            } else {
+                format!("declared ({severity}), branch {branch} cut")
+            }
+        }
         EventKind::AttemptStarted {
             attempt, branch, ..
         } => format!("attempt {attempt} started on {branch}"),
@@ -190,6 +199,28 @@ fn describe(k: &EventKind) -> String {
         EventKind::PostmortemScheduled { .. } => "post-mortem scheduled".into(),
         EventKind::Closed => "closed".into(),
         EventKind::Note { text } => text.clone(),
+        EventKind::AlertReceived {
+            source,
+            status,
+            summary,
+            ..
+        } => format!("{source} alert {status}: {summary}"),
+        EventKind::Affects { components } => format!("affects {}", components.join(", ")),
+        EventKind::HeadMoved { sha, source } => format!(
+            "branch head moved to {} (seen by {source}): earlier approvals are stale",
+            &sha[..sha.len().min(10)]
+        ),
+        EventKind::ExternalUpdate {
+            source,
+            what,
+            detail,
+        } => {
+            if detail.is_empty() {
+                format!("{source}: {what}")
+            } else {
+                format!("{source}: {what} ({detail})")
+            }
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! The conformance suite every [`Store`] must pass. Each backend's tests call
-//! [`run_all`] with a fresh, empty store.
+//! [`run_all`] with a fresh, empty store, and [`run_team_all`] for the team
+//! server's tables ([`TeamStore`]); [`team_concurrent_all`] takes several
+//! connections to one store, as replicas would have.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use hotfix_core::event::{EventKind, NewEvent};
@@ -7,6 +9,7 @@ use hotfix_core::id::IncidentId;
 use hotfix_core::notify::Message;
 use hotfix_core::provider::{Store, StoreError};
 use hotfix_core::severity::Severity;
+use hotfix_core::team::{ApiRole, InboxPut, ServerStore};
 use jiff::Timestamp;
 
 fn at(s: i64) -> Timestamp {
@@ -177,4 +180,444 @@ pub fn unknown_incidents_are_not_found(s: &dyn Store) {
         s.append(IncidentId(42), 0, &[note("x", 1)], &[]),
         Err(StoreError::NotFound(_))
     ));
+}
+
+/// Runs every [`TeamStore`] check against `fresh()`, which must return an
+/// empty store each call.
+pub fn run_team_all(fresh: &dyn Fn() -> Box<dyn ServerStore>) {
+    tokens_are_found_by_hash_until_revoked(fresh().as_ref());
+    token_hashes_are_unique(fresh().as_ref());
+    inbox_stores_a_delivery_once(fresh().as_ref());
+    inbox_claims_due_items_oldest_first_under_a_lease(fresh().as_ref());
+    inbox_failed_items_come_back_at_the_retry_time(fresh().as_ref());
+    inbox_a_late_report_does_not_undo_a_finished_item(fresh().as_ref());
+    inbox_recent_is_newest_first_with_outcomes(fresh().as_ref());
+    alert_links_keep_the_first_incident(fresh().as_ref());
+    leases_have_one_holder_until_they_expire(fresh().as_ref());
+    once_is_true_only_the_first_time(fresh().as_ref());
+    watermark_grows_with_every_append(fresh().as_ref());
+}
+
+/// Races on one store through separate connections: `stores` must all be
+/// handles to the same, empty store.
+pub fn team_concurrent_all(stores: &[&dyn ServerStore]) {
+    concurrent_inbox_claimers_never_share_an_item(stores);
+    concurrent_lease_acquirers_have_one_winner(stores);
+    concurrent_once_has_one_winner(stores);
+    concurrent_alert_links_agree_on_one_incident(stores);
+}
+
+const T0: i64 = 1_700_000_000;
+
+pub fn tokens_are_found_by_hash_until_revoked(s: &dyn ServerStore) {
+    assert!(s.token_list().unwrap().is_empty());
+    assert_eq!(s.token_lookup("h-dev").unwrap(), None);
+    let dev = s
+        .token_create("dev@example.com", ApiRole::Developer, "h-dev", T0 + 1)
+        .unwrap();
+    let lead = s
+        .token_create("lead@example.com", ApiRole::TechLead, "h-lead", T0 + 2)
+        .unwrap();
+    let admin = s
+        .token_create("ops@example.com", ApiRole::Admin, "h-admin", T0 + 3)
+        .unwrap();
+    assert!(dev != lead && lead != admin && dev != admin);
+
+    let found = s.token_lookup("h-lead").unwrap().expect("live token");
+    assert_eq!(found.id, lead);
+    assert_eq!(found.user, "lead@example.com");
+    assert_eq!(found.role, ApiRole::TechLead);
+    assert_eq!(found.created_at, T0 + 2);
+    assert!(!found.revoked);
+    assert_eq!(
+        s.token_lookup("h-admin").unwrap().unwrap().role,
+        ApiRole::Admin
+    );
+    assert_eq!(s.token_lookup("h-nope").unwrap(), None);
+
+    assert!(s.token_revoke(lead).unwrap());
+    assert_eq!(s.token_lookup("h-lead").unwrap(), None, "revoked is dead");
+    assert!(!s.token_revoke(lead).unwrap(), "already revoked");
+    assert!(!s.token_revoke(admin + 1000).unwrap(), "no such token");
+    assert!(s.token_lookup("h-dev").unwrap().is_some(), "others live on");
+
+    let list = s.token_list().unwrap();
+    let ids: Vec<i64> = list.iter().map(|t| t.id).collect();
+    assert_eq!(
+        ids,
+        vec![dev, lead, admin],
+        "oldest first, revoked included"
+    );
+    let roles: Vec<ApiRole> = list.iter().map(|t| t.role).collect();
+    assert_eq!(
+        roles,
+        vec![ApiRole::Developer, ApiRole::TechLead, ApiRole::Admin]
+    );
+    let revoked: Vec<bool> = list.iter().map(|t| t.revoked).collect();
+    assert_eq!(revoked, vec![false, true, false]);
+}
+
+pub fn token_hashes_are_unique(s: &dyn ServerStore) {
+    s.token_create("a@example.com", ApiRole::Admin, "same", T0)
+        .unwrap();
+    let again = s.token_create("b@example.com", ApiRole::Developer, "same", T0 + 1);
+    assert!(
+        matches!(again, Err(StoreError::Backend(_))),
+        "a second token with the same hash: {again:?}"
+    );
+    let only = s.token_lookup("same").unwrap().unwrap();
+    assert_eq!(only.user, "a@example.com");
+    assert_eq!(s.token_list().unwrap().len(), 1);
+}
+
+pub fn inbox_stores_a_delivery_once(s: &dyn ServerStore) {
+    let InboxPut::Stored(a) = s.inbox_put("github", "d-1", "first", T0).unwrap() else {
+        panic!("the first delivery is stored");
+    };
+    assert_eq!(
+        s.inbox_put("github", "d-1", "changed body", T0 + 5)
+            .unwrap(),
+        InboxPut::Duplicate(a)
+    );
+    // The same delivery id from another source is another thing.
+    let InboxPut::Stored(b) = s.inbox_put("sentry", "d-1", "other", T0 + 6).unwrap() else {
+        panic!("another source's delivery is stored");
+    };
+    assert_ne!(a, b);
+    let got = s.inbox_claim(T0 + 10, 60, 10).unwrap();
+    assert_eq!(got.len(), 2, "the duplicate added nothing: {got:?}");
+    assert_eq!(got[0].id, a);
+    assert_eq!(got[0].body, "first", "the duplicate changed nothing");
+    assert_eq!(got[0].received_at, T0);
+    assert_eq!(got[0].source, "github");
+    s.inbox_done(a, "declared HF-1", T0 + 11).unwrap();
+    // A redelivery after processing is still a duplicate and is not requeued.
+    assert_eq!(
+        s.inbox_put("github", "d-1", "first", T0 + 20).unwrap(),
+        InboxPut::Duplicate(a)
+    );
+    assert!(
+        s.inbox_claim(T0 + 1000, 60, 10)
+            .unwrap()
+            .iter()
+            .all(|i| i.id != a)
+    );
+    let rec = s.inbox_recent(10).unwrap();
+    let ra = rec.iter().find(|r| r.id == a).unwrap();
+    assert_eq!(ra.processed_at, Some(T0 + 11));
+    assert_eq!(ra.outcome.as_deref(), Some("declared HF-1"));
+}
+
+fn put(s: &dyn ServerStore, delivery: &str, now: i64) -> i64 {
+    match s.inbox_put("generic", delivery, delivery, now).unwrap() {
+        InboxPut::Stored(id) => id,
+        InboxPut::Duplicate(id) => panic!("{delivery} stored before as {id}"),
+    }
+}
+
+pub fn inbox_claims_due_items_oldest_first_under_a_lease(s: &dyn ServerStore) {
+    assert!(s.inbox_claim(T0, 60, 10).unwrap().is_empty());
+    let a = put(s, "a", T0);
+    let b = put(s, "b", T0 + 1);
+    let c = put(s, "c", T0 + 2);
+    assert!(
+        s.inbox_claim(T0 - 1, 60, 10).unwrap().is_empty(),
+        "not due before it came in"
+    );
+    let first = s.inbox_claim(T0 + 2, 60, 2).unwrap();
+    let ids: Vec<i64> = first.iter().map(|i| i.id).collect();
+    assert_eq!(ids, vec![a, b], "oldest first, at most the limit");
+    assert!(first.iter().all(|i| i.attempts == 1), "{first:?}");
+    let rest = s.inbox_claim(T0 + 3, 60, 10).unwrap();
+    assert_eq!(rest.iter().map(|i| i.id).collect::<Vec<_>>(), vec![c]);
+    // Everything is leased now: nobody else gets anything.
+    assert!(s.inbox_claim(T0 + 30, 60, 10).unwrap().is_empty());
+    // a and b were leased until T0+62: a replica that died holding them
+    // loses them at that second, and the next claim counts another attempt.
+    s.inbox_done(b, "ignored: resolved alert", T0 + 40).unwrap();
+    assert!(s.inbox_claim(T0 + 61, 60, 10).unwrap().is_empty());
+    let again = s.inbox_claim(T0 + 62, 60, 10).unwrap();
+    assert_eq!(again.iter().map(|i| i.id).collect::<Vec<_>>(), vec![a]);
+    assert_eq!(again[0].attempts, 2);
+    assert_eq!(again[0].body, "a");
+    let c_again = s.inbox_claim(T0 + 63, 60, 10).unwrap();
+    assert_eq!(c_again.iter().map(|i| i.id).collect::<Vec<_>>(), vec![c]);
+    // Done items are never claimed again, however late.
+    s.inbox_done(a, "declared HF-1", T0 + 64).unwrap();
+    s.inbox_done(c, "declared HF-2", T0 + 64).unwrap();
+    assert!(s.inbox_claim(T0 + 100_000, 60, 10).unwrap().is_empty());
+    let limit0 = put(s, "d", T0 + 200);
+    assert!(
+        s.inbox_claim(T0 + 300, 60, 0).unwrap().is_empty(),
+        "limit 0"
+    );
+    assert_eq!(s.inbox_claim(T0 + 300, 60, 1).unwrap()[0].id, limit0);
+}
+
+pub fn inbox_failed_items_come_back_at_the_retry_time(s: &dyn ServerStore) {
+    let a = put(s, "a", T0);
+    let b = put(s, "b", T0);
+    assert_eq!(s.inbox_claim(T0, 60, 10).unwrap().len(), 2);
+    s.inbox_failed(a, "GitHub API 502", T0 + 300).unwrap();
+    s.inbox_failed(b, "GitHub API 502", T0 + 10).unwrap();
+    // The lease is cleared, but a failed item waits for its retry time.
+    let early = s.inbox_claim(T0 + 10, 60, 10).unwrap();
+    assert_eq!(early.iter().map(|i| i.id).collect::<Vec<_>>(), vec![b]);
+    s.inbox_done(b, "declared HF-1", T0 + 11).unwrap();
+    assert!(s.inbox_claim(T0 + 299, 60, 10).unwrap().is_empty());
+    let rec = s.inbox_recent(10).unwrap();
+    let ra = rec.iter().find(|r| r.id == a).unwrap();
+    assert_eq!(ra.outcome.as_deref(), Some("GitHub API 502"));
+    assert_eq!(ra.processed_at, None, "a failure is not processed");
+    assert_eq!(ra.attempts, 1);
+    let retry = s.inbox_claim(T0 + 300, 60, 10).unwrap();
+    assert_eq!(retry.iter().map(|i| i.id).collect::<Vec<_>>(), vec![a]);
+    assert_eq!(retry[0].attempts, 2);
+    s.inbox_done(a, "declared HF-2", T0 + 301).unwrap();
+    let ra = s.inbox_recent(10).unwrap();
+    let ra = ra.iter().find(|r| r.id == a).unwrap();
+    assert_eq!(
+        ra.outcome.as_deref(),
+        Some("declared HF-2"),
+        "done replaces the error"
+    );
+    assert_eq!(ra.processed_at, Some(T0 + 301));
+}
+
+pub fn inbox_a_late_report_does_not_undo_a_finished_item(s: &dyn ServerStore) {
+    let a = put(s, "a", T0);
+    let slow = s.inbox_claim(T0, 60, 10).unwrap();
+    assert_eq!(slow[0].id, a);
+    // The slow replica's lease runs out; another takes the item and finishes.
+    let fast = s.inbox_claim(T0 + 60, 60, 10).unwrap();
+    assert_eq!(fast[0].id, a);
+    s.inbox_done(a, "declared HF-1", T0 + 61).unwrap();
+    // The slow one reports afterwards, either way.
+    s.inbox_failed(a, "timed out", T0 + 90).unwrap();
+    s.inbox_done(a, "declared HF-2", T0 + 95).unwrap();
+    let rec = s.inbox_recent(1).unwrap();
+    assert_eq!(rec[0].id, a);
+    assert_eq!(rec[0].outcome.as_deref(), Some("declared HF-1"));
+    assert_eq!(rec[0].processed_at, Some(T0 + 61));
+    assert!(s.inbox_claim(T0 + 1000, 60, 10).unwrap().is_empty());
+}
+
+pub fn inbox_recent_is_newest_first_with_outcomes(s: &dyn ServerStore) {
+    assert!(s.inbox_recent(10).unwrap().is_empty());
+    let a = put(s, "a", T0);
+    let b = put(s, "b", T0 + 1);
+    let c = put(s, "c", T0 + 2);
+    s.inbox_claim(T0 + 2, 60, 10).unwrap();
+    s.inbox_done(a, "declared HF-1", T0 + 3).unwrap();
+    s.inbox_failed(b, "bad payload", T0 + 100).unwrap();
+    let rec = s.inbox_recent(10).unwrap();
+    assert_eq!(rec.iter().map(|r| r.id).collect::<Vec<_>>(), vec![c, b, a]);
+    assert_eq!(rec[2].source, "generic");
+    assert_eq!(rec[2].received_at, T0);
+    assert_eq!(rec[2].processed_at, Some(T0 + 3));
+    assert_eq!(rec[2].outcome.as_deref(), Some("declared HF-1"));
+    assert_eq!(rec[2].attempts, 1);
+    assert_eq!(rec[1].processed_at, None);
+    assert_eq!(rec[1].outcome.as_deref(), Some("bad payload"));
+    assert_eq!(rec[0].outcome, None, "claimed, not yet processed");
+    assert_eq!(rec[0].received_at, T0 + 2);
+    let two = s.inbox_recent(2).unwrap();
+    assert_eq!(two.iter().map(|r| r.id).collect::<Vec<_>>(), vec![c, b]);
+}
+
+pub fn alert_links_keep_the_first_incident(s: &dyn ServerStore) {
+    let one = s.declare(&declared("a"), &|_| vec![]).unwrap();
+    let two = s.declare(&declared("b"), &|_| vec![]).unwrap();
+    assert_eq!(s.alert_link_get("alertmanager", "k1").unwrap(), None);
+    assert_eq!(s.alert_link_set("alertmanager", "k1", one).unwrap(), one);
+    assert_eq!(
+        s.alert_link_set("alertmanager", "k1", two).unwrap(),
+        one,
+        "the first link wins"
+    );
+    assert_eq!(s.alert_link_get("alertmanager", "k1").unwrap(), Some(one));
+    // The key is per source.
+    assert_eq!(s.alert_link_get("sentry", "k1").unwrap(), None);
+    assert_eq!(s.alert_link_set("sentry", "k1", two).unwrap(), two);
+    assert_eq!(s.alert_link_get("sentry", "k1").unwrap(), Some(two));
+    assert_eq!(s.alert_link_get("alertmanager", "k1").unwrap(), Some(one));
+    assert_eq!(s.alert_link_get("alertmanager", "k2").unwrap(), None);
+}
+
+pub fn leases_have_one_holder_until_they_expire(s: &dyn ServerStore) {
+    let t = T0;
+    assert!(s.lease_acquire("reminders", "r1", t, 30).unwrap(), "free");
+    assert!(
+        !s.lease_acquire("reminders", "r2", t + 1, 30).unwrap(),
+        "held"
+    );
+    assert!(
+        s.lease_acquire("other", "r2", t + 1, 1000).unwrap(),
+        "names are separate"
+    );
+    // r1 renews at t+20, until t+50: r2 still cannot take it at t+30 (the
+    // first lease's end) but can at t+50.
+    assert!(
+        s.lease_acquire("reminders", "r1", t + 20, 30).unwrap(),
+        "renew"
+    );
+    assert!(!s.lease_acquire("reminders", "r2", t + 30, 30).unwrap());
+    assert!(!s.lease_acquire("reminders", "r2", t + 49, 30).unwrap());
+    assert!(
+        s.lease_acquire("reminders", "r2", t + 50, 30).unwrap(),
+        "expired"
+    );
+    assert!(
+        !s.lease_acquire("reminders", "r1", t + 51, 30).unwrap(),
+        "the old holder lost it"
+    );
+    // Only the holder can release.
+    s.lease_release("reminders", "r1").unwrap();
+    assert!(!s.lease_acquire("reminders", "r3", t + 52, 30).unwrap());
+    s.lease_release("reminders", "r2").unwrap();
+    assert!(
+        s.lease_acquire("reminders", "r3", t + 52, 30).unwrap(),
+        "released"
+    );
+    assert!(
+        !s.lease_acquire("other", "r3", t + 52, 30).unwrap(),
+        "r2 still holds the other lease"
+    );
+}
+
+pub fn once_is_true_only_the_first_time(s: &dyn ServerStore) {
+    assert!(s.once("postmortem-reminder:HF-3", T0).unwrap());
+    assert!(!s.once("postmortem-reminder:HF-3", T0 + 1).unwrap());
+    assert!(!s.once("postmortem-reminder:HF-3", T0 + 100_000).unwrap());
+    assert!(s.once("postmortem-reminder:HF-4", T0 + 2).unwrap());
+}
+
+pub fn watermark_grows_with_every_append(s: &dyn ServerStore) {
+    let w0 = s.watermark().unwrap();
+    assert_eq!(s.watermark().unwrap(), w0, "reading changes nothing");
+    let a = s.declare(&declared("a"), &|_| vec![]).unwrap();
+    let w1 = s.watermark().unwrap();
+    assert!(w1 > w0, "a declaration is an event: {w0} -> {w1}");
+    let b = s.declare(&declared("b"), &|_| vec![]).unwrap();
+    let w2 = s.watermark().unwrap();
+    assert!(w2 > w1, "{w1} -> {w2}");
+    s.append(a, 1, &[note("one", 1)], &[]).unwrap();
+    let w3 = s.watermark().unwrap();
+    assert!(w3 > w2, "an append to an older incident: {w2} -> {w3}");
+    s.append(b, 1, &[note("x", 2), note("y", 3)], &[]).unwrap();
+    let w4 = s.watermark().unwrap();
+    assert!(w4 > w3, "{w3} -> {w4}");
+    // A lost compare-and-set writes nothing, so nothing to re-read.
+    assert!(matches!(
+        s.append(a, 1, &[note("stale", 4)], &[]),
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(s.watermark().unwrap(), w4);
+    // Team tables are not incident events.
+    s.inbox_put("generic", "d", "{}", T0).unwrap();
+    s.once("k", T0).unwrap();
+    assert_eq!(s.watermark().unwrap(), w4);
+    s.append(a, 2, &[note("two", 5)], &[]).unwrap();
+    assert!(s.watermark().unwrap() > w4);
+}
+
+pub fn concurrent_inbox_claimers_never_share_an_item(stores: &[&dyn ServerStore]) {
+    const ITEMS: usize = 200;
+    let mut put_ids: Vec<i64> = (0..ITEMS)
+        .map(|i| put(stores[0], &format!("c{i}"), T0))
+        .collect();
+    put_ids.sort_unstable();
+    let per_store: Vec<Vec<i64>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = stores
+            .iter()
+            .map(|s| {
+                sc.spawn(move || {
+                    let mut mine = vec![];
+                    loop {
+                        let got = s.inbox_claim(T0 + 1, 600, 3).unwrap();
+                        if got.is_empty() {
+                            return mine;
+                        }
+                        for i in got {
+                            assert_eq!(i.attempts, 1, "claimed twice: {i:?}");
+                            mine.push(i.id);
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all: Vec<i64> = per_store.concat();
+    all.sort_unstable();
+    assert_eq!(all, put_ids, "every item claimed exactly once");
+}
+
+pub fn concurrent_lease_acquirers_have_one_winner(stores: &[&dyn ServerStore]) {
+    for round in 0..20 {
+        let name = format!("race-{round}");
+        let wins: usize = std::thread::scope(|sc| {
+            let handles: Vec<_> = stores
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let name = &name;
+                    sc.spawn(move || s.lease_acquire(name, &format!("h{i}"), T0, 30).unwrap())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap()))
+                .sum()
+        });
+        assert_eq!(wins, 1, "lease {name}");
+    }
+}
+
+pub fn concurrent_once_has_one_winner(stores: &[&dyn ServerStore]) {
+    for round in 0..20 {
+        let key = format!("once-{round}");
+        let wins: usize = std::thread::scope(|sc| {
+            let handles: Vec<_> = stores
+                .iter()
+                .map(|s| {
+                    let key = &key;
+                    sc.spawn(move || s.once(key, T0).unwrap())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap()))
+                .sum()
+        });
+        assert_eq!(wins, 1, "once {key}");
+    }
+}
+
+pub fn concurrent_alert_links_agree_on_one_incident(stores: &[&dyn ServerStore]) {
+    let incidents: Vec<IncidentId> = stores
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.declare(&declared(&format!("i{i}")), &|_| vec![]).unwrap())
+        .collect();
+    for round in 0..20 {
+        let key = format!("alert-{round}");
+        let seen: Vec<IncidentId> = std::thread::scope(|sc| {
+            let handles: Vec<_> = stores
+                .iter()
+                .zip(&incidents)
+                .map(|(s, &mine)| {
+                    let key = &key;
+                    sc.spawn(move || s.alert_link_set("alertmanager", key, mine).unwrap())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let first = seen[0];
+        assert!(seen.iter().all(|&i| i == first), "{key}: {seen:?}");
+        assert_eq!(
+            stores[0].alert_link_get("alertmanager", &key).unwrap(),
+            Some(first)
+        );
+    }
 }

@@ -60,6 +60,16 @@ pub fn open(url: &StoreUrl) -> Result<Box<dyn Store>, StoreError> {
     }
 }
 
+/// Opens the store a URL names with the team tables (`hotfix serve`).
+pub fn open_server(
+    url: &StoreUrl,
+) -> Result<std::sync::Arc<dyn hotfix_core::team::ServerStore>, StoreError> {
+    match url {
+        StoreUrl::Sqlite(p) => Ok(std::sync::Arc::new(SqliteStore::open(p)?)),
+        StoreUrl::Postgres(u) => Ok(std::sync::Arc::new(PgStore::open(u)?)),
+    }
+}
+
 /// Hides the password of a URL (`postgres://user:secret@host` → `postgres://user:***@host`).
 pub fn redact_url(u: &str) -> String {
     let Some(scheme_end) = u.find("://") else {

@@ -13,6 +13,7 @@ use hotfix_core::event::{Event, EventKind, NewEvent};
 use hotfix_core::id::IncidentId;
 use hotfix_core::notify::Message;
 use hotfix_core::provider::{OutboxItem, Store, StoreError};
+use hotfix_core::team::{ApiRole, InboxItem, InboxPut, InboxRecord, TeamStore, TokenRecord};
 use postgres::{Client, NoTls, Transaction};
 
 const MIGRATIONS: &[&str] = &[
@@ -52,6 +53,55 @@ CREATE TABLE memory (
 "#,
     r#"
 ALTER TABLE outbox ADD COLUMN lease_until BIGINT;
+"#,
+    // The team server's tables (see `hotfix_core::team`). No foreign key from
+    // `alert_links.incident`: the link is written in the same logical step as
+    // the declaration, and a link is only a lookup aid, never the log itself.
+    // `event_watermark` is one row bumped in every transaction that writes
+    // events (see `PgStore::watermark`); it starts at the number of events
+    // already there, so existing databases get a sensible value.
+    r#"
+CREATE TABLE api_tokens (
+    id          BIGSERIAL PRIMARY KEY,
+    user_name   TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    hash        TEXT NOT NULL UNIQUE,
+    created_at  BIGINT NOT NULL,
+    revoked     BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE TABLE inbox (
+    id            BIGSERIAL PRIMARY KEY,
+    source        TEXT NOT NULL,
+    delivery      TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    received_at   BIGINT NOT NULL,
+    due_at        BIGINT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    lease_until   BIGINT,
+    processed_at  BIGINT,
+    outcome       TEXT,
+    UNIQUE (source, delivery)
+);
+CREATE INDEX inbox_pending ON inbox (due_at) WHERE processed_at IS NULL;
+CREATE TABLE alert_links (
+    source    TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    incident  BIGINT NOT NULL,
+    PRIMARY KEY (source, key)
+);
+CREATE TABLE leases (
+    name    TEXT PRIMARY KEY,
+    holder  TEXT NOT NULL,
+    until   BIGINT NOT NULL
+);
+CREATE TABLE once_keys (
+    key  TEXT PRIMARY KEY,
+    at   BIGINT NOT NULL
+);
+CREATE TABLE event_watermark (
+    n  BIGINT NOT NULL
+);
+INSERT INTO event_watermark (n) SELECT count(*) FROM events;
 "#,
 ];
 
@@ -170,6 +220,48 @@ fn insert_outbox(
     Ok(())
 }
 
+/// Counts a transaction that writes events, as its last statement.
+///
+/// A counter row rather than `MAX` of a sequence column: sequence values are
+/// handed out in start order, not commit order, so a reader could see
+/// transaction B's larger value, then A commit with a smaller one, and never
+/// notice A's events. The row lock orders the bumps by commit instead. It is
+/// taken last, just before the commit, so it is held for the shortest time
+/// and never while waiting for another lock (no deadlock with the incident
+/// row locks); writers to different incidents queue only for that moment.
+fn bump_watermark(tx: &mut Transaction<'_>) -> Result<(), StoreError> {
+    let n = tx
+        .execute("UPDATE event_watermark SET n = n + 1", &[])
+        .map_err(backend)?;
+    if n != 1 {
+        return Err(StoreError::Corrupt(format!(
+            "event_watermark has {n} rows, expected exactly one"
+        )));
+    }
+    Ok(())
+}
+
+/// PostgreSQL takes `LIMIT` as a signed integer; a `usize` beyond it means "all".
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// A stored role that this build cannot read is corruption, not "no role":
+/// guessing one would grant or deny rights nobody chose.
+fn token_record(r: &postgres::Row) -> Result<TokenRecord, StoreError> {
+    let id: i64 = r.get(0);
+    let role: String = r.get(2);
+    let role = ApiRole::parse(&role)
+        .ok_or_else(|| StoreError::Corrupt(format!("API token {id}: unknown role `{role}`")))?;
+    Ok(TokenRecord {
+        id,
+        user: r.get(1),
+        role,
+        created_at: r.get(3),
+        revoked: r.get(4),
+    })
+}
+
 impl PgStore {
     fn outbox_query(
         &self,
@@ -213,6 +305,7 @@ impl Store for PgStore {
         let id = IncidentId(row.get::<_, i64>(0) as u64);
         insert_events(&mut tx, id, 1, std::slice::from_ref(event))?;
         insert_outbox(&mut tx, id, &outbox(id))?;
+        bump_watermark(&mut tx)?;
         tx.commit().map_err(backend)?;
         Ok(id)
     }
@@ -252,6 +345,9 @@ impl Store for PgStore {
         }
         insert_events(&mut tx, incident, expected + 1, events)?;
         insert_outbox(&mut tx, incident, outbox)?;
+        if !events.is_empty() {
+            bump_watermark(&mut tx)?;
+        }
         tx.commit().map_err(backend)?;
         Ok(expected + events.len() as u64)
     }
@@ -369,5 +465,260 @@ impl Store for PgStore {
         )
         .map_err(backend)?;
         Ok(())
+    }
+}
+
+impl TeamStore for PgStore {
+    fn token_create(
+        &self,
+        user: &str,
+        role: ApiRole,
+        hash: &str,
+        now_s: i64,
+    ) -> Result<i64, StoreError> {
+        let mut c = self.lock()?;
+        let row = c
+            .query_one(
+                "INSERT INTO api_tokens (user_name, role, hash, created_at) VALUES ($1, $2, $3, $4)
+                 RETURNING id",
+                &[&user, &role.as_str(), &hash, &now_s],
+            )
+            .map_err(|e| StoreError::Backend(format!("cannot store the API token: {e}")))?;
+        Ok(row.get(0))
+    }
+
+    fn token_lookup(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let mut c = self.lock()?;
+        c.query_opt(
+            "SELECT id, user_name, role, created_at, revoked FROM api_tokens
+             WHERE hash = $1 AND NOT revoked",
+            &[&hash],
+        )
+        .map_err(backend)?
+        .map(|r| token_record(&r))
+        .transpose()
+    }
+
+    fn token_list(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut c = self.lock()?;
+        c.query(
+            "SELECT id, user_name, role, created_at, revoked FROM api_tokens
+             ORDER BY created_at, id",
+            &[],
+        )
+        .map_err(backend)?
+        .iter()
+        .map(token_record)
+        .collect()
+    }
+
+    fn token_revoke(&self, id: i64) -> Result<bool, StoreError> {
+        let mut c = self.lock()?;
+        let n = c
+            .execute(
+                "UPDATE api_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked",
+                &[&id],
+            )
+            .map_err(backend)?;
+        Ok(n == 1)
+    }
+
+    fn inbox_put(
+        &self,
+        source: &str,
+        delivery: &str,
+        body: &str,
+        now_s: i64,
+    ) -> Result<InboxPut, StoreError> {
+        let mut c = self.lock()?;
+        // DO NOTHING, not an error: a redelivery must leave the first copy
+        // (and its processing state) exactly as it was. A concurrent insert of
+        // the same delivery waits for the first to commit, then finds it below.
+        let stored = c
+            .query_opt(
+                "INSERT INTO inbox (source, delivery, body, received_at, due_at)
+                 VALUES ($1, $2, $3, $4, $4)
+                 ON CONFLICT (source, delivery) DO NOTHING RETURNING id",
+                &[&source, &delivery, &body, &now_s],
+            )
+            .map_err(backend)?;
+        if let Some(r) = stored {
+            return Ok(InboxPut::Stored(r.get(0)));
+        }
+        let existing = c
+            .query_one(
+                "SELECT id FROM inbox WHERE source = $1 AND delivery = $2",
+                &[&source, &delivery],
+            )
+            .map_err(backend)?;
+        Ok(InboxPut::Duplicate(existing.get(0)))
+    }
+
+    fn inbox_claim(
+        &self,
+        now_s: i64,
+        lease_s: i64,
+        limit: usize,
+    ) -> Result<Vec<InboxItem>, StoreError> {
+        let mut c = self.lock()?;
+        // One statement, so one transaction. SKIP LOCKED: replicas claiming
+        // at once take disjoint rows without waiting; a row another replica
+        // leased and committed meanwhile is re-checked against the WHERE
+        // (its lease_until is now in the future) and left out.
+        let rows = c
+            .query(
+                "UPDATE inbox SET lease_until = $2, attempts = attempts + 1 WHERE id IN (
+                    SELECT id FROM inbox WHERE processed_at IS NULL AND due_at <= $1
+                    AND (lease_until IS NULL OR lease_until <= $1)
+                    ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, source, body, received_at, attempts",
+                &[&now_s, &(now_s + lease_s), &sql_limit(limit)],
+            )
+            .map_err(backend)?;
+        let mut items: Vec<InboxItem> = rows
+            .iter()
+            .map(|r| InboxItem {
+                id: r.get(0),
+                source: r.get(1),
+                body: r.get(2),
+                received_at: r.get(3),
+                attempts: r.get::<_, i32>(4) as u32,
+            })
+            .collect();
+        // RETURNING gives no order; the contract is oldest first.
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    fn inbox_done(&self, id: i64, outcome: &str, now_s: i64) -> Result<(), StoreError> {
+        let mut c = self.lock()?;
+        // `processed_at IS NULL`: a replica whose lease ran out and that
+        // reports late must not overwrite the outcome of the one that finished.
+        c.execute(
+            "UPDATE inbox SET processed_at = $2, outcome = $3, lease_until = NULL
+             WHERE id = $1 AND processed_at IS NULL",
+            &[&id, &now_s, &outcome],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn inbox_failed(&self, id: i64, error: &str, retry_at_s: i64) -> Result<(), StoreError> {
+        let mut c = self.lock()?;
+        c.execute(
+            "UPDATE inbox SET outcome = $2, due_at = $3, lease_until = NULL
+             WHERE id = $1 AND processed_at IS NULL",
+            &[&id, &error, &retry_at_s],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn inbox_recent(&self, limit: usize) -> Result<Vec<InboxRecord>, StoreError> {
+        let mut c = self.lock()?;
+        let rows = c
+            .query(
+                "SELECT id, source, received_at, processed_at, attempts, outcome FROM inbox
+                 ORDER BY id DESC LIMIT $1",
+                &[&sql_limit(limit)],
+            )
+            .map_err(backend)?;
+        Ok(rows
+            .iter()
+            .map(|r| InboxRecord {
+                id: r.get(0),
+                source: r.get(1),
+                received_at: r.get(2),
+                processed_at: r.get(3),
+                attempts: r.get::<_, i32>(4) as u32,
+                outcome: r.get(5),
+            })
+            .collect())
+    }
+
+    fn alert_link_get(&self, source: &str, key: &str) -> Result<Option<IncidentId>, StoreError> {
+        let mut c = self.lock()?;
+        Ok(c.query_opt(
+            "SELECT incident FROM alert_links WHERE source = $1 AND key = $2",
+            &[&source, &key],
+        )
+        .map_err(backend)?
+        .map(|r| IncidentId(r.get::<_, i64>(0) as u64)))
+    }
+
+    fn alert_link_set(
+        &self,
+        source: &str,
+        key: &str,
+        incident: IncidentId,
+    ) -> Result<IncidentId, StoreError> {
+        let mut c = self.lock()?;
+        // A racing insert of the same key waits for the first to commit and
+        // then does nothing, so the SELECT sees the winner either way.
+        c.execute(
+            "INSERT INTO alert_links (source, key, incident) VALUES ($1, $2, $3)
+             ON CONFLICT (source, key) DO NOTHING",
+            &[&source, &key, &(incident.0 as i64)],
+        )
+        .map_err(backend)?;
+        let r = c
+            .query_one(
+                "SELECT incident FROM alert_links WHERE source = $1 AND key = $2",
+                &[&source, &key],
+            )
+            .map_err(backend)?;
+        Ok(IncidentId(r.get::<_, i64>(0) as u64))
+    }
+
+    fn lease_acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        now_s: i64,
+        ttl_s: i64,
+    ) -> Result<bool, StoreError> {
+        let mut c = self.lock()?;
+        // One upsert: a racing acquirer waits on the row, then the WHERE is
+        // checked against the winner's row, so at most one holder comes out.
+        let got = c
+            .query_opt(
+                "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+                 WHERE leases.until <= $4 OR leases.holder = excluded.holder
+                 RETURNING holder",
+                &[&name, &holder, &(now_s + ttl_s), &now_s],
+            )
+            .map_err(backend)?;
+        Ok(got.is_some_and(|r| r.get::<_, String>(0) == holder))
+    }
+
+    fn lease_release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let mut c = self.lock()?;
+        c.execute(
+            "DELETE FROM leases WHERE name = $1 AND holder = $2",
+            &[&name, &holder],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn once(&self, key: &str, now_s: i64) -> Result<bool, StoreError> {
+        let mut c = self.lock()?;
+        let n = c
+            .execute(
+                "INSERT INTO once_keys (key, at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &now_s],
+            )
+            .map_err(backend)?;
+        Ok(n == 1)
+    }
+
+    /// The counter [`bump_watermark`] maintains: one row, one read.
+    fn watermark(&self) -> Result<i64, StoreError> {
+        let mut c = self.lock()?;
+        c.query_opt("SELECT n FROM event_watermark", &[])
+            .map_err(backend)?
+            .map(|r| r.get(0))
+            .ok_or_else(|| StoreError::Corrupt("event_watermark has no row".into()))
     }
 }

@@ -8,6 +8,7 @@ use hotfix_core::event::{Event, EventKind, NewEvent};
 use hotfix_core::id::IncidentId;
 use hotfix_core::notify::Message;
 use hotfix_core::provider::{OutboxItem, Store, StoreError};
+use hotfix_core::team::{ApiRole, InboxItem, InboxPut, InboxRecord, TeamStore, TokenRecord};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 /// Migrations, applied in order and tracked with `PRAGMA user_version`.
@@ -48,6 +49,48 @@ CREATE TABLE memory (
 "#,
     r#"
 ALTER TABLE outbox ADD COLUMN lease_until INTEGER;
+"#,
+    // The team server's tables (see `hotfix_core::team`). No foreign key from
+    // `alert_links.incident`: the link is written in the same logical step as
+    // the declaration, and a link is only a lookup aid, never the log itself.
+    r#"
+CREATE TABLE api_tokens (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_name   TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    hash        TEXT NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL,
+    revoked     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE inbox (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    source        TEXT NOT NULL,
+    delivery      TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    received_at   INTEGER NOT NULL,
+    due_at        INTEGER NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    lease_until   INTEGER,
+    processed_at  INTEGER,
+    outcome       TEXT,
+    UNIQUE (source, delivery)
+);
+CREATE INDEX inbox_pending ON inbox (due_at) WHERE processed_at IS NULL;
+CREATE TABLE alert_links (
+    source    TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    incident  INTEGER NOT NULL,
+    PRIMARY KEY (source, key)
+);
+CREATE TABLE leases (
+    name    TEXT PRIMARY KEY,
+    holder  TEXT NOT NULL,
+    until   INTEGER NOT NULL
+);
+CREATE TABLE once_keys (
+    key  TEXT PRIMARY KEY,
+    at   INTEGER NOT NULL
+);
 "#,
 ];
 
@@ -412,5 +455,304 @@ impl SqliteStore {
             });
         }
         Ok(out)
+    }
+}
+
+/// SQLite takes `LIMIT` as a signed integer; a `usize` beyond it means "all".
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, i64, bool)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+/// A stored role that this build cannot read is corruption, not "no role":
+/// guessing one would grant or deny rights nobody chose.
+fn token_record(
+    (id, user, role, created_at, revoked): (i64, String, String, i64, bool),
+) -> Result<TokenRecord, StoreError> {
+    let role = ApiRole::parse(&role)
+        .ok_or_else(|| StoreError::Corrupt(format!("API token {id}: unknown role `{role}`")))?;
+    Ok(TokenRecord {
+        id,
+        user,
+        role,
+        created_at,
+        revoked,
+    })
+}
+
+impl TeamStore for SqliteStore {
+    fn token_create(
+        &self,
+        user: &str,
+        role: ApiRole,
+        hash: &str,
+        now_s: i64,
+    ) -> Result<i64, StoreError> {
+        let conn = self.lock()?;
+        conn.execute(
+            "INSERT INTO api_tokens (user_name, role, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![user, role.as_str(), hash, now_s],
+        )
+        .map_err(|e| StoreError::Backend(format!("cannot store the API token: {e}")))?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn token_lookup(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let conn = self.lock()?;
+        conn.query_row(
+            "SELECT id, user_name, role, created_at, revoked FROM api_tokens
+             WHERE hash = ?1 AND revoked = 0",
+            [hash],
+            token_row,
+        )
+        .optional()
+        .map_err(backend)?
+        .map(token_record)
+        .transpose()
+    }
+
+    fn token_list(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, user_name, role, created_at, revoked FROM api_tokens
+                 ORDER BY created_at, id",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], token_row)
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        rows.into_iter().map(token_record).collect()
+    }
+
+    fn token_revoke(&self, id: i64) -> Result<bool, StoreError> {
+        let conn = self.lock()?;
+        let n = conn
+            .execute(
+                "UPDATE api_tokens SET revoked = 1 WHERE id = ?1 AND revoked = 0",
+                [id],
+            )
+            .map_err(backend)?;
+        Ok(n == 1)
+    }
+
+    fn inbox_put(
+        &self,
+        source: &str,
+        delivery: &str,
+        body: &str,
+        now_s: i64,
+    ) -> Result<InboxPut, StoreError> {
+        let conn = self.lock()?;
+        // DO NOTHING, not an error: a redelivery must leave the first copy
+        // (and its processing state) exactly as it was.
+        let stored: Option<i64> = conn
+            .query_row(
+                "INSERT INTO inbox (source, delivery, body, received_at, due_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT (source, delivery) DO NOTHING RETURNING id",
+                params![source, delivery, body, now_s],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        if let Some(id) = stored {
+            return Ok(InboxPut::Stored(id));
+        }
+        let existing: i64 = conn
+            .query_row(
+                "SELECT id FROM inbox WHERE source = ?1 AND delivery = ?2",
+                params![source, delivery],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        Ok(InboxPut::Duplicate(existing))
+    }
+
+    fn inbox_claim(
+        &self,
+        now_s: i64,
+        lease_s: i64,
+        limit: usize,
+    ) -> Result<Vec<InboxItem>, StoreError> {
+        let mut conn = self.lock()?;
+        // IMMEDIATE: the write lock is taken before the rows are chosen, so
+        // another process claiming from the same file waits instead of
+        // picking the same items.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let mut items = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE inbox SET lease_until = ?2, attempts = attempts + 1 WHERE id IN (
+                        SELECT id FROM inbox WHERE processed_at IS NULL AND due_at <= ?1
+                        AND (lease_until IS NULL OR lease_until <= ?1) ORDER BY id LIMIT ?3)
+                     RETURNING id, source, body, received_at, attempts",
+                )
+                .map_err(backend)?;
+            stmt.query_map(params![now_s, now_s + lease_s, sql_limit(limit)], |r| {
+                Ok(InboxItem {
+                    id: r.get(0)?,
+                    source: r.get(1)?,
+                    body: r.get(2)?,
+                    received_at: r.get(3)?,
+                    attempts: r.get(4)?,
+                })
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?
+        };
+        tx.commit().map_err(backend)?;
+        // RETURNING gives no order; the contract is oldest first.
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    fn inbox_done(&self, id: i64, outcome: &str, now_s: i64) -> Result<(), StoreError> {
+        let conn = self.lock()?;
+        // `processed_at IS NULL`: a replica whose lease ran out and that
+        // reports late must not overwrite the outcome of the one that finished.
+        conn.execute(
+            "UPDATE inbox SET processed_at = ?2, outcome = ?3, lease_until = NULL
+             WHERE id = ?1 AND processed_at IS NULL",
+            params![id, now_s, outcome],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn inbox_failed(&self, id: i64, error: &str, retry_at_s: i64) -> Result<(), StoreError> {
+        let conn = self.lock()?;
+        conn.execute(
+            "UPDATE inbox SET outcome = ?2, due_at = ?3, lease_until = NULL
+             WHERE id = ?1 AND processed_at IS NULL",
+            params![id, error, retry_at_s],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn inbox_recent(&self, limit: usize) -> Result<Vec<InboxRecord>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, source, received_at, processed_at, attempts, outcome FROM inbox
+                 ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(backend)?;
+        stmt.query_map([sql_limit(limit)], |r| {
+            Ok(InboxRecord {
+                id: r.get(0)?,
+                source: r.get(1)?,
+                received_at: r.get(2)?,
+                processed_at: r.get(3)?,
+                attempts: r.get(4)?,
+                outcome: r.get(5)?,
+            })
+        })
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)
+    }
+
+    fn alert_link_get(&self, source: &str, key: &str) -> Result<Option<IncidentId>, StoreError> {
+        let conn = self.lock()?;
+        let id: Option<i64> = conn
+            .query_row(
+                "SELECT incident FROM alert_links WHERE source = ?1 AND key = ?2",
+                params![source, key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        Ok(id.map(|i| IncidentId(i as u64)))
+    }
+
+    fn alert_link_set(
+        &self,
+        source: &str,
+        key: &str,
+        incident: IncidentId,
+    ) -> Result<IncidentId, StoreError> {
+        let conn = self.lock()?;
+        conn.execute(
+            "INSERT INTO alert_links (source, key, incident) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source, key) DO NOTHING",
+            params![source, key, incident.0 as i64],
+        )
+        .map_err(backend)?;
+        let id: i64 = conn
+            .query_row(
+                "SELECT incident FROM alert_links WHERE source = ?1 AND key = ?2",
+                params![source, key],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        Ok(IncidentId(id as u64))
+    }
+
+    fn lease_acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        now_s: i64,
+        ttl_s: i64,
+    ) -> Result<bool, StoreError> {
+        let conn = self.lock()?;
+        // One statement: taking a free or expired lease and renewing one's
+        // own cannot interleave with another process doing the same.
+        let got: Option<String> = conn
+            .query_row(
+                "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+                 WHERE leases.until <= ?4 OR leases.holder = excluded.holder
+                 RETURNING holder",
+                params![name, holder, now_s + ttl_s, now_s],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        Ok(got.as_deref() == Some(holder))
+    }
+
+    fn lease_release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let conn = self.lock()?;
+        conn.execute(
+            "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+            params![name, holder],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn once(&self, key: &str, now_s: i64) -> Result<bool, StoreError> {
+        let conn = self.lock()?;
+        let n = conn
+            .execute(
+                "INSERT INTO once_keys (key, at) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                params![key, now_s],
+            )
+            .map_err(backend)?;
+        Ok(n == 1)
+    }
+
+    /// The highest rowid of `events`: SQLite serialises writers, so a later
+    /// append always gets a larger rowid, and `MAX(rowid)` is one B-tree
+    /// descent, however many incidents there are. Events are never deleted,
+    /// so rowids have no gaps and `VACUUM` (which may renumber them) keeps
+    /// the maximum where it was.
+    fn watermark(&self) -> Result<i64, StoreError> {
+        let conn = self.lock()?;
+        conn.query_row("SELECT COALESCE(MAX(rowid), 0) FROM events", [], |r| {
+            r.get(0)
+        })
+        .map_err(backend)
     }
 }

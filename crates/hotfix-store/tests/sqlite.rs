@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use hotfix_core::event::{EventKind, NewEvent};
 use hotfix_core::provider::{Store, StoreError};
+use hotfix_core::team::{ApiRole, ServerStore, TeamStore};
 use hotfix_store::{SqliteStore, conformance};
 
 #[test]
@@ -16,6 +17,41 @@ fn sqlite_passes_the_conformance_suite() {
         let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Box::new(SqliteStore::open(&dir.path().join(format!("s{i}.db"))).unwrap())
     });
+}
+
+#[test]
+fn sqlite_passes_the_team_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicU32::new(0);
+    conformance::run_team_all(&|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::new(SqliteStore::open(&dir.path().join(format!("t{i}.db"))).unwrap())
+    });
+}
+
+#[test]
+fn team_races_on_one_file_have_one_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("h.db");
+    // Each its own connection, as separate processes would have.
+    let stores: Vec<SqliteStore> = (0..4).map(|_| SqliteStore::open(&p).unwrap()).collect();
+    let refs: Vec<&dyn ServerStore> = stores.iter().map(|s| s as &dyn ServerStore).collect();
+    conformance::team_concurrent_all(&refs);
+}
+
+#[test]
+fn team_tables_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("h.db");
+    {
+        let s = SqliteStore::open(&p).unwrap();
+        s.token_create("a@example.com", ApiRole::Admin, "h", 1)
+            .unwrap();
+        s.inbox_put("generic", "d", "{}", 1).unwrap();
+    }
+    let s = SqliteStore::open(&p).unwrap();
+    assert_eq!(s.token_lookup("h").unwrap().unwrap().role, ApiRole::Admin);
+    assert_eq!(s.inbox_claim(1, 60, 10).unwrap().len(), 1);
 }
 
 #[test]

@@ -8,6 +8,7 @@ pub mod webhook;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
+use hotfix_core::config::Config;
 use hotfix_core::notify::Message;
 use hotfix_core::provider::{Memory, Notifier, NotifyError};
 
@@ -79,4 +80,52 @@ impl Notifier for FileNotifier {
             .and_then(|_| f.sync_data())
             .map_err(|e| err(e.to_string()))
     }
+}
+
+/// Slack, the generic webhook and Statuspage, from `[notify.*]` and the
+/// secrets in the environment.
+pub fn from_config(
+    cfg: &Config,
+    secret: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Box<dyn Notifier>>, String> {
+    let bad = |what: &str, e: String| format!("[notify.{what}]: {e}");
+    let mut out: Vec<Box<dyn Notifier>> = vec![];
+    if let Some(t) = &cfg.notify.slack {
+        let c = slack::SlackConfig::from_table(t).map_err(|e| bad("slack", e))?;
+        let n = slack::SlackNotifier::from_secrets(
+            c,
+            secret(slack::BOT_TOKEN_ENV),
+            secret(slack::WEBHOOK_URL_ENV),
+        )
+        .map_err(|e| {
+            bad(
+                "slack",
+                format!(
+                    "{e} (set {} or {})",
+                    slack::BOT_TOKEN_ENV,
+                    slack::WEBHOOK_URL_ENV
+                ),
+            )
+        })?;
+        out.push(Box::new(n));
+    }
+    if let Some(t) = &cfg.notify.webhook {
+        let c = webhook::WebhookConfig::from_table(t).map_err(|e| bad("webhook", e))?;
+        let n =
+            webhook::WebhookNotifier::new(c, secret(webhook::URL_ENV), secret(webhook::SECRET_ENV))
+                .map_err(|e| bad("webhook", e))?;
+        out.push(Box::new(n));
+    }
+    if let Some(t) = &cfg.notify.statuspage {
+        let c = statuspage::StatuspageConfig::from_table(t).map_err(|e| bad("statuspage", e))?;
+        let key = secret(statuspage::API_KEY_ENV).ok_or_else(|| {
+            bad(
+                "statuspage",
+                format!("set {} in the environment", statuspage::API_KEY_ENV),
+            )
+        })?;
+        let n = statuspage::StatuspageNotifier::new(c, key).map_err(|e| bad("statuspage", e))?;
+        out.push(Box::new(n));
+    }
+    Ok(out)
 }

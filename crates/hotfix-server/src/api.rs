@@ -1,0 +1,355 @@
+//! The versioned JSON API, `/api/v1/…`: everything the CLI does that is not
+//! git work (the CLI's remote mode uses exactly these routes), described in
+//! `/api/openapi.json`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hotfix_core::event::EventKind;
+use hotfix_core::id::IncidentId;
+use hotfix_core::team::ApiRole;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::{Caller, create_token};
+use crate::{ApiError, AppState, ops};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/incidents", get(list).post(declare))
+        .route("/api/v1/incidents/{id}", get(show))
+        .route("/api/v1/incidents/{id}/events", get(events).post(append))
+        .route("/api/v1/incidents/{id}/approve", post(approve))
+        .route("/api/v1/incidents/{id}/checklist", post(tick))
+        .route("/api/v1/incidents/{id}/notes", post(note))
+        .route("/api/v1/incidents/{id}/close", post(close))
+        .route("/api/v1/outbox", get(outbox))
+        .route("/api/v1/inbox", get(inbox))
+        .route("/api/v1/tokens", get(tokens).post(token_create))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(token_revoke))
+}
+
+/// `HF-12` or `12`.
+pub fn parse_id(raw: &str) -> Result<IncidentId, ApiError> {
+    raw.parse::<IncidentId>()
+        .map_err(|_| ApiError::bad_request(format!("`{raw}` is not an incident id (HF-N)")))
+}
+
+async fn me(caller: Caller) -> Json<Value> {
+    Json(json!({ "user": caller.user, "role": caller.role }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    /// `open` (default), `closed` or `all`.
+    #[serde(default)]
+    state: Option<String>,
+    /// Case-insensitive text in the id, title, branch or severity.
+    #[serde(default)]
+    q: Option<String>,
+}
+
+async fn list(
+    State(st): State<AppState>,
+    _c: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let which = q.state.unwrap_or_else(|| "open".into());
+    if !["open", "closed", "all"].contains(&which.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "state `{which}` is not open, closed or all"
+        )));
+    }
+    let needle = q.q.map(|s| s.to_lowercase());
+    st.blocking(move |st| {
+        let now = st.clock.now();
+        let v: Vec<ops::Summary> = ops::all(st)?
+            .iter()
+            .filter(|s| match which.as_str() {
+                "open" => !s.is_closed(),
+                "closed" => s.is_closed(),
+                _ => true,
+            })
+            .map(|s| ops::summary(st, s, now))
+            .filter(|s| match &needle {
+                None => true,
+                Some(n) => [&s.id, &s.title, &s.branch, &s.severity, &s.phase]
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(n.as_str())),
+            })
+            .collect();
+        Ok(Json(json!({ "incidents": v })))
+    })
+    .await
+}
+
+/// The body of a declaration: the `declared` event's fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeclareBody {
+    name: String,
+    #[serde(default)]
+    title: Option<String>,
+    severity: String,
+    #[serde(default)]
+    customer_facing: bool,
+    #[serde(default)]
+    security: bool,
+    /// Default `hotfix/NAME` (from the server's `[git] prefix`).
+    #[serde(default)]
+    branch: Option<String>,
+    /// The main the branch was cut from; empty or absent: not cut yet (reported).
+    #[serde(default)]
+    base_sha: Option<String>,
+    #[serde(default)]
+    components: Vec<String>,
+}
+
+async fn declare(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Result<Json<DeclareBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let severity = b
+        .severity
+        .parse::<hotfix_core::Severity>()
+        .map_err(|e| ApiError::unprocessable("severity", e.to_string()))?;
+    let name = b.name.trim().to_string();
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_name",
+            format!("`{name}` is not a valid hotfix name: letters, digits, `-`, `_`, `.`"),
+        ));
+    }
+    let branch = b
+        .branch
+        .unwrap_or_else(|| format!("{}{name}", st.cfg.git.prefix));
+    let title = b
+        .title
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| name.replace(['-', '_'], " "));
+    let kind = EventKind::Declared {
+        name,
+        title,
+        severity,
+        customer_facing: b.customer_facing,
+        security: b.security,
+        branch,
+        base_sha: b.base_sha.unwrap_or_default(),
+    };
+    let then = if b.components.is_empty() {
+        vec![]
+    } else {
+        vec![EventKind::Affects {
+            components: b.components,
+        }]
+    };
+    st.blocking(move |st| {
+        let s = ops::declare(st, &caller.user, kind, then, &|_, _| vec![])?;
+        Ok((
+            StatusCode::CREATED,
+            Json(ops::detail(st, &s, st.clock.now())),
+        ))
+    })
+    .await
+}
+
+async fn show(
+    State(st): State<AppState>,
+    _c: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    st.blocking(move |st| {
+        let s = ops::load(st, id)?;
+        Ok(Json(ops::detail(st, &s, st.clock.now())))
+    })
+    .await
+}
+
+async fn events(
+    State(st): State<AppState>,
+    _c: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    st.blocking(move |st| {
+        let s = ops::load(st, id)?;
+        Ok(Json(json!({ "version": s.version, "events": s.events })))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppendBody {
+    /// Compare-and-set: the version the client decided on (409 if it moved).
+    #[serde(default)]
+    expected_version: Option<u64>,
+    events: Vec<EventKind>,
+}
+
+async fn append(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Json<AppendBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if b.events.len() > 100 {
+        return Err(ApiError::bad_request("at most 100 events per append"));
+    }
+    st.blocking(move |st| {
+        let s = ops::append_checked(st, &caller, id, b.expected_version, b.events)?;
+        Ok(Json(json!({ "version": s.version })))
+    })
+    .await
+}
+
+async fn approve(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    st.blocking(move |st| {
+        let (s, recorded) = ops::approve(st, &caller, id, "api")?;
+        let mut v = ops::detail(st, &s, st.clock.now());
+        v["recorded"] = json!(recorded);
+        Ok(Json(v))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TickBody {
+    done: Vec<String>,
+}
+
+async fn tick(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Json<TickBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    st.blocking(move |st| {
+        let s = ops::tick(st, &caller, id, &b.done)?;
+        Ok(Json(ops::detail(st, &s, st.clock.now())))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteBody {
+    text: String,
+}
+
+async fn note(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Json<NoteBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let text = b.text.trim().to_string();
+    if text.is_empty() || text.len() > 4000 {
+        return Err(ApiError::bad_request("a note is 1 to 4000 characters"));
+    }
+    st.blocking(move |st| {
+        let s = ops::append_checked(st, &caller, id, None, vec![EventKind::Note { text }])?;
+        Ok(Json(json!({ "version": s.version })))
+    })
+    .await
+}
+
+async fn close(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    st.blocking(move |st| {
+        let s = ops::close(st, &caller, id)?;
+        Ok(Json(ops::detail(st, &s, st.clock.now())))
+    })
+    .await
+}
+
+async fn outbox(State(st): State<AppState>, _c: Caller) -> Result<Json<Value>, ApiError> {
+    st.blocking(|st| {
+        let items = st.store.undelivered()?;
+        Ok(Json(json!({ "undelivered": items })))
+    })
+    .await
+}
+
+async fn inbox(State(st): State<AppState>, _c: Caller) -> Result<Json<Value>, ApiError> {
+    st.blocking(|st| Ok(Json(json!({ "items": st.store.inbox_recent(100)? }))))
+        .await
+}
+
+async fn tokens(State(st): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(ApiRole::Admin, "listing tokens")?;
+    st.blocking(|st| Ok(Json(json!({ "tokens": st.store.token_list()? }))))
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    user: String,
+    role: String,
+}
+
+async fn token_create(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(ApiRole::Admin, "creating tokens")?;
+    let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let role = ApiRole::parse(&b.role).ok_or_else(|| {
+        ApiError::unprocessable(
+            "role",
+            format!("role `{}` is not developer, tech_lead or admin", b.role),
+        )
+    })?;
+    st.blocking(move |st| {
+        let (token, id) = create_token(st.store.as_ref(), &b.user, role, st.now_s())?;
+        Ok((
+            StatusCode::CREATED,
+            Json(json!({ "id": id, "user": b.user.trim(), "role": role, "token": token })),
+        ))
+    })
+    .await
+}
+
+async fn token_revoke(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(ApiRole::Admin, "revoking tokens")?;
+    st.blocking(move |st| {
+        if st.store.token_revoke(id)? {
+            Ok(Json(json!({ "revoked": id })))
+        } else {
+            Err(ApiError::not_found(format!("no live token {id}")))
+        }
+    })
+    .await
+}

@@ -1,0 +1,1 @@
+//! (stub) The CLI's remote mode: a Store over the JSON API.

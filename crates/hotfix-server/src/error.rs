@@ -1,0 +1,107 @@
+//! Errors as the API returns them: a status code and a JSON body
+//! `{"error": {"code": "...", "message": "...", "hint": "..."}}` that says
+//! what to do next, like the CLI does.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hotfix_core::guards::Refusal;
+use hotfix_core::provider::StoreError;
+use serde_json::json;
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> ApiError {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+    pub fn unprocessable(code: &str, message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// A guard of the workflow said no (422, with its code and hint).
+    pub fn refusal(r: &Refusal) -> ApiError {
+        Self::unprocessable(r.code, r.message.clone()).with_hint(r.hint.clone())
+    }
+
+    pub fn refusals(rs: &[Refusal]) -> ApiError {
+        match rs {
+            [one] => Self::refusal(one),
+            _ => {
+                let msg = rs
+                    .iter()
+                    .map(|r| r.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let hint = rs
+                    .iter()
+                    .map(|r| r.hint.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Self::unprocessable("refused", msg).with_hint(hint)
+            }
+        }
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        json!({ "error": { "code": self.code, "message": self.message, "hint": self.hint } })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::Conflict { actual, .. } => ApiError::conflict(e.to_string()).with_hint(
+                format!("the incident is at version {actual}: re-read it and decide again"),
+            ),
+            StoreError::NotFound(_) => ApiError::not_found(e.to_string()),
+            // Backend messages are ours (no secrets: URLs are redacted by the store).
+            _ => ApiError::unavailable(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}

@@ -1,0 +1,515 @@
+//! What the server does to incidents, shared by the JSON API, the Slack
+//! command, the dashboard buttons, the alert intake and the webhooks.
+//!
+//! Every write goes through [`append_checked`] (a person with a token) or
+//! [`append_system`] (something that came in): the server, not the client,
+//! decides who may append what, stamps the events with its own clock and the
+//! caller's identity, and writes the notifications of its own notifiers in
+//! the same transaction (the outbox), so nothing a client sends can skip a
+//! guard or forge an approval.
+//!
+//! These functions are synchronous; handlers call them through
+//! [`AppState::blocking`].
+
+use hotfix_core::checklist::{check_tick, checklist, open_items};
+use hotfix_core::event::{Event, EventKind, NewEvent};
+use hotfix_core::guards::{ApproveCheck, check_approve};
+use hotfix_core::id::IncidentId;
+use hotfix_core::next::next_action;
+use hotfix_core::notify::{Message, message_for};
+use hotfix_core::provider::StoreError;
+use hotfix_core::state::{IncidentState, Phase};
+use hotfix_core::team::ApiRole;
+use hotfix_core::timeline::timeline;
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::auth::Caller;
+use crate::{ApiError, AppState};
+
+/// Notifications for the outbox: `(notifier, message)`.
+pub type Outbox = Vec<(String, Message)>;
+
+/// Given the fresh state: the events to append and extra notifications.
+pub type Decide<'a> = dyn FnMut(&IncidentState) -> Result<(Vec<EventKind>, Outbox), ApiError> + 'a;
+
+/// The incident as it stands.
+pub fn load(st: &AppState, id: IncidentId) -> Result<IncidentState, ApiError> {
+    let events = st.store.events(id).map_err(|e| match e {
+        StoreError::NotFound(_) => ApiError::not_found(format!("no incident {id}")),
+        e => e.into(),
+    })?;
+    IncidentState::fold(&events).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Every incident, oldest first.
+pub fn all(st: &AppState) -> Result<Vec<IncidentState>, ApiError> {
+    let mut v = vec![];
+    for id in st.store.incidents()? {
+        v.push(load(st, id)?);
+    }
+    Ok(v)
+}
+
+/// The notifications these events cause, one per notifier of this server.
+pub fn outbox_for(
+    st: &AppState,
+    s: &IncidentState,
+    kinds: &[EventKind],
+    now: Timestamp,
+) -> Vec<(String, Message)> {
+    let mut out = vec![];
+    for k in kinds {
+        if let Some(m) = message_for(s, k, now, &st.cfg.notify.channel, &st.cfg.team.tech_leads) {
+            for n in &st.notifiers {
+                out.push((n.name().to_string(), m.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// A message to every notifier that is not tied to an event kind (a page
+/// to the on-call person, a post-mortem reminder).
+pub fn custom_message(
+    st: &AppState,
+    s: &IncidentState,
+    step: &str,
+    text: String,
+    mentions: Vec<String>,
+    now: Timestamp,
+) -> Vec<(String, Message)> {
+    let m = Message {
+        incident: s.id,
+        step: step.to_string(),
+        severity: s.severity.as_str().to_string(),
+        channel: st.cfg.notify.channel.clone(),
+        text,
+        mentions,
+        customer_facing: s.customer_facing,
+        security: s.security,
+        at: now,
+        title: if s.security {
+            String::new()
+        } else {
+            s.title.clone()
+        },
+        pr_url: s.pr_url.clone(),
+    };
+    st.notifiers
+        .iter()
+        .map(|n| (n.name().to_string(), m.clone()))
+        .collect()
+}
+
+/// Declares an incident as `actor`, with `then` appended right after it
+/// (components, the alert that opened it) and `extra` notifications.
+pub fn declare(
+    st: &AppState,
+    actor: &str,
+    declared: EventKind,
+    then: Vec<EventKind>,
+    extra: &dyn Fn(&IncidentState, Timestamp) -> Outbox,
+) -> Result<IncidentState, ApiError> {
+    if !matches!(declared, EventKind::Declared { .. }) {
+        return Err(ApiError::bad_request(
+            "a declaration must be a `declared` event",
+        ));
+    }
+    let now = st.clock.now();
+    let event = NewEvent {
+        at: now,
+        actor: actor.to_string(),
+        kind: declared.clone(),
+    };
+    let outbox = |id: IncidentId| {
+        let probe = IncidentState::fold(&[Event {
+            incident: id,
+            seq: 1,
+            at: now,
+            actor: actor.to_string(),
+            kind: declared.clone(),
+        }]);
+        match probe {
+            Ok(p) => {
+                let mut v = outbox_for(st, &p, std::slice::from_ref(&declared), now);
+                v.extend(extra(&p, now));
+                v
+            }
+            Err(_) => vec![],
+        }
+    };
+    let id = st.store.declare(&event, &outbox)?;
+    st.metrics.incidents_declared.inc();
+    if !then.is_empty() {
+        append_system(st, actor, id, &mut |_| Ok(then.clone()))?;
+    }
+    load(st, id)
+}
+
+/// Checks that `caller` may append these events to `s`.
+pub fn authorize(
+    st: &AppState,
+    caller: &Caller,
+    s: &IncidentState,
+    kinds: &[EventKind],
+) -> Result<(), ApiError> {
+    for k in kinds {
+        match k {
+            EventKind::Declared { .. } => {
+                return Err(ApiError::unprocessable(
+                    "bad_event",
+                    "an incident is declared with POST /api/v1/incidents, not appended",
+                ));
+            }
+            EventKind::Approved { by, role, sha, .. } => {
+                if !by.eq_ignore_ascii_case(&caller.user) {
+                    return Err(ApiError::forbidden(format!(
+                        "{} may not record an approval by {by}: approvals are given in one's own name",
+                        caller.user
+                    )));
+                }
+                let want = approval_role(st, caller, s)?;
+                if want != *role {
+                    return Err(ApiError::forbidden(format!(
+                        "{} approves as {}, not as {}",
+                        caller.user,
+                        want.label(),
+                        role.label()
+                    )));
+                }
+                if s.head_sha.as_deref() != Some(sha.as_str()) {
+                    return Err(ApiError::conflict(format!(
+                        "the approval is for {sha} but the head is {}",
+                        s.head_sha.as_deref().unwrap_or("not pushed")
+                    ))
+                    .with_hint("re-read the incident and approve what is there now"));
+                }
+            }
+            EventKind::Closed => caller.require(ApiRole::TechLead, "closing an incident")?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The approver role `caller` would approve `s` in, with every server-side
+/// rule: in `[team]`, not their own hotfix, a tech lead's token for the tech
+/// lead's approval.
+pub fn approval_role(
+    st: &AppState,
+    caller: &Caller,
+    s: &IncidentState,
+) -> Result<hotfix_core::event::Role, ApiError> {
+    let role = match check_approve(s, &st.cfg, &caller.user) {
+        Ok(ApproveCheck::Record(r)) => r,
+        Ok(ApproveCheck::AlreadyApproved) => {
+            if st.cfg.is_tech_lead(&caller.user) {
+                hotfix_core::event::Role::TechLead
+            } else {
+                hotfix_core::event::Role::Reviewer
+            }
+        }
+        Err(r) if r.code == "self_approval" || r.code == "not_an_approver" => {
+            return Err(ApiError::forbidden(r.message).with_hint(r.hint));
+        }
+        Err(r) => return Err(ApiError::refusal(&r)),
+    };
+    if role == hotfix_core::event::Role::TechLead {
+        caller.require(ApiRole::TechLead, "a tech lead's approval")?;
+    }
+    Ok(role)
+}
+
+/// Appends what `caller` sent, if the incident is still at `expected` (when
+/// given) and the caller may. Events are stamped by the server.
+pub fn append_checked(
+    st: &AppState,
+    caller: &Caller,
+    id: IncidentId,
+    expected: Option<u64>,
+    kinds: Vec<EventKind>,
+) -> Result<IncidentState, ApiError> {
+    if kinds.is_empty() {
+        return load(st, id);
+    }
+    let s = load(st, id)?;
+    if let Some(v) = expected
+        && v != s.version
+    {
+        return Err(StoreError::Conflict {
+            incident: id,
+            expected: v,
+            actual: s.version,
+        }
+        .into());
+    }
+    authorize(st, caller, &s, &kinds)?;
+    write(st, &caller.user, &s, kinds)?;
+    load(st, id)
+}
+
+/// Appends events as a system actor (an alert source, a webhook, a worker):
+/// `decide` sees the fresh state and returns what to append (none: nothing
+/// to do). Retries when someone else appended in between.
+pub fn append_system(
+    st: &AppState,
+    actor: &str,
+    id: IncidentId,
+    decide: &mut dyn FnMut(&IncidentState) -> Result<Vec<EventKind>, ApiError>,
+) -> Result<IncidentState, ApiError> {
+    append_with(st, actor, id, &mut |s| Ok((decide(s)?, vec![])))
+}
+
+/// Like [`append_system`], with notifications of its own besides the events' ones.
+pub fn append_with(
+    st: &AppState,
+    actor: &str,
+    id: IncidentId,
+    decide: &mut Decide<'_>,
+) -> Result<IncidentState, ApiError> {
+    for _ in 0..20 {
+        let s = load(st, id)?;
+        let (kinds, extra) = decide(&s)?;
+        if kinds.is_empty() {
+            return Ok(s);
+        }
+        match write_extra(st, actor, &s, kinds, extra) {
+            Ok(()) => return load(st, id),
+            Err(e) if e.status == axum::http::StatusCode::CONFLICT => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::conflict(format!("{id} kept changing; try again")))
+}
+
+fn write(
+    st: &AppState,
+    actor: &str,
+    s: &IncidentState,
+    kinds: Vec<EventKind>,
+) -> Result<(), ApiError> {
+    write_extra(st, actor, s, kinds, vec![])
+}
+
+fn write_extra(
+    st: &AppState,
+    actor: &str,
+    s: &IncidentState,
+    kinds: Vec<EventKind>,
+    extra: Vec<(String, Message)>,
+) -> Result<(), ApiError> {
+    let now = st.clock.now();
+    let mut outbox = outbox_for(st, s, &kinds, now);
+    outbox.extend(extra);
+    let events: Vec<NewEvent> = kinds
+        .into_iter()
+        .map(|kind| NewEvent {
+            at: now,
+            actor: actor.to_string(),
+            kind,
+        })
+        .collect();
+    // The log must still fold with these events: a client cannot write
+    // something the workflow cannot read back.
+    let mut probe = s.events.clone();
+    for (i, e) in events.iter().enumerate() {
+        probe.push(Event {
+            incident: s.id,
+            seq: s.version + 1 + i as u64,
+            at: e.at,
+            actor: e.actor.clone(),
+            kind: e.kind.clone(),
+        });
+    }
+    IncidentState::fold(&probe).map_err(|e| ApiError::unprocessable("bad_event", e.to_string()))?;
+    st.store.append(s.id, s.version, &events, &outbox)?;
+    Ok(())
+}
+
+/// `caller` approves the current head of `id` (server-side rules).
+pub fn approve(
+    st: &AppState,
+    caller: &Caller,
+    id: IncidentId,
+    source: &str,
+) -> Result<(IncidentState, bool), ApiError> {
+    let mut recorded = false;
+    let s = append_system(st, &caller.user, id, &mut |s| {
+        recorded = false;
+        let role = approval_role(st, caller, s)?;
+        if matches!(
+            check_approve(s, &st.cfg, &caller.user),
+            Ok(ApproveCheck::AlreadyApproved)
+        ) {
+            return Ok(vec![]);
+        }
+        recorded = true;
+        Ok(vec![EventKind::Approved {
+            by: caller.user.clone(),
+            role,
+            sha: s.head_sha.clone().unwrap_or_default(),
+            source: source.to_string(),
+        }])
+    })?;
+    Ok((s, recorded))
+}
+
+/// Ticks checklist items.
+pub fn tick(
+    st: &AppState,
+    caller: &Caller,
+    id: IncidentId,
+    keys: &[String],
+) -> Result<IncidentState, ApiError> {
+    for k in keys {
+        check_tick(k).map_err(|e| ApiError::unprocessable("bad_checklist_key", e.to_string()))?;
+    }
+    append_system(st, &caller.user, id, &mut |s| {
+        if s.is_closed() {
+            return Err(ApiError::unprocessable("closed", format!("{id} is closed")));
+        }
+        let mut v: Vec<EventKind> = vec![];
+        for k in keys {
+            if !s.checklist_done.contains(k)
+                && !v
+                    .iter()
+                    .any(|e| matches!(e, EventKind::ChecklistDone { key } if key == k))
+            {
+                v.push(EventKind::ChecklistDone { key: k.clone() });
+            }
+        }
+        Ok(v)
+    })
+}
+
+/// Closes `id` when its checklist is complete (tech lead).
+pub fn close(st: &AppState, caller: &Caller, id: IncidentId) -> Result<IncidentState, ApiError> {
+    caller.require(ApiRole::TechLead, "closing an incident")?;
+    append_system(st, &caller.user, id, &mut |s| {
+        if s.is_closed() {
+            return Ok(vec![]);
+        }
+        let open = open_items(s);
+        if !open.is_empty() {
+            return Err(ApiError::unprocessable(
+                "checklist_open",
+                format!(
+                    "{id} cannot be closed; open checklist items: {}",
+                    open.iter().map(|i| i.key).collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .with_hint(format!(
+                "tick what was done: POST /api/v1/incidents/{id}/checklist"
+            )));
+        }
+        Ok(vec![EventKind::Closed])
+    })
+}
+
+/// One line of the incident list (API and dashboard).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub id: String,
+    pub title: String,
+    pub severity: String,
+    pub phase: String,
+    pub customer_facing: bool,
+    pub security: bool,
+    pub declared_at: Timestamp,
+    pub declared_by: String,
+    /// Seconds since declared (until resolved, then time to restore).
+    pub elapsed_s: i64,
+    pub next: String,
+    pub branch: String,
+    pub attempt: u32,
+    pub rollbacks: u32,
+    pub closed: bool,
+    pub version: u64,
+}
+
+/// The title people may see (security incidents say nothing).
+pub fn visible_title(s: &IncidentState) -> String {
+    if s.security {
+        "security incident (details restricted)".into()
+    } else {
+        s.title.clone()
+    }
+}
+
+pub fn summary(st: &AppState, s: &IncidentState, now: Timestamp) -> Summary {
+    let end = s.closed_at.or(s.resolved_at).unwrap_or(now);
+    Summary {
+        id: s.id.to_string(),
+        title: visible_title(s),
+        severity: s.severity.as_str().into(),
+        phase: s.phase(&st.cfg.policy).as_str().into(),
+        customer_facing: s.customer_facing,
+        security: s.security,
+        declared_at: s.declared_at,
+        declared_by: s.declared_by.clone(),
+        elapsed_s: end.as_second() - s.declared_at.as_second(),
+        next: if s.is_closed() {
+            "nothing: closed".into()
+        } else {
+            next_action(s, &st.cfg.policy)
+        },
+        branch: s.branch.clone(),
+        attempt: s.attempt,
+        rollbacks: s.rollbacks,
+        closed: s.is_closed(),
+        version: s.version,
+    }
+}
+
+/// Everything about one incident (`GET /api/v1/incidents/{id}`).
+pub fn detail(st: &AppState, s: &IncidentState, now: Timestamp) -> serde_json::Value {
+    let undelivered: Vec<_> = st
+        .store
+        .undelivered()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|o| o.message.incident == s.id)
+        .map(|o| json!({"id": o.id, "notifier": o.notifier, "step": o.message.step, "attempts": o.attempts, "last_error": o.last_error}))
+        .collect();
+    json!({
+        "incident": summary(st, s, now),
+        "state": {
+            "head_sha": s.head_sha,
+            "pr": s.pr,
+            "pr_url": s.pr_url,
+            "preview_url": s.preview_url,
+            "merge_sha": s.merge_sha,
+            "deployed_sha": s.deployed_sha,
+            "healthy_sha": s.healthy_sha,
+            "health_failure": s.health_failure,
+            "backport_sha": s.backport_sha,
+            "resolved_at": s.resolved_at,
+            "closed_at": s.closed_at,
+            "alert_status": s.alert_status,
+            "components": s.components,
+            "postmortem": s.postmortem.as_ref().map(|(p, due)| json!({"path": p, "due": due})),
+            "anti_patterns": s.anti_patterns.iter().map(|(p, r)| json!({"pattern": p, "reason": r})).collect::<Vec<_>>(),
+        },
+        "approvals": s.approvals.iter().map(|a| json!({
+            "by": a.by, "role": a.role, "sha": a.sha, "at": a.at, "source": a.source,
+            "fresh": s.fresh_approvals().iter().any(|f| f.seq == a.seq),
+        })).collect::<Vec<_>>(),
+        "missing_approvals": hotfix_core::guards::missing_approvals(s, &st.cfg.policy),
+        "timeline": timeline(s, &st.cfg.policy, now),
+        "checklist": checklist(s),
+        "undelivered": undelivered,
+        "events": s.events,
+    })
+}
+
+/// Is it still open (not closed)?
+pub fn is_open(s: &IncidentState) -> bool {
+    !s.is_closed()
+}
+
+/// The phase, for filters.
+pub fn phase(st: &AppState, s: &IncidentState) -> Phase {
+    s.phase(&st.cfg.policy)
+}
