@@ -259,6 +259,122 @@ fn a_rollback_resets_the_attempt_on_a_new_start() {
     assert_eq!(s.branch, "hotfix/x2");
 }
 
+#[test]
+fn a_head_moved_outside_hotfix_makes_approvals_and_the_preview_stale() {
+    let mut l = Log::new(Severity::Critical);
+    l.pushed(60, "h1", "dev")
+        .previewed(61, "h1")
+        .approved(62, "lead", Role::TechLead, "h1");
+    let c = cfg();
+    assert_eq!(l.state().phase(&c.policy), Phase::ReadyToShip);
+    // The same head echoed back by the forge changes nothing.
+    l.push(
+        63,
+        "github",
+        EventKind::HeadMoved {
+            sha: "h1".into(),
+            source: "github".into(),
+        },
+    );
+    assert_eq!(l.state().phase(&c.policy), Phase::ReadyToShip);
+    l.push(
+        64,
+        "github",
+        EventKind::HeadMoved {
+            sha: "h2".into(),
+            source: "github".into(),
+        },
+    );
+    let s = l.state();
+    assert_eq!(s.head_sha.as_deref(), Some("h2"));
+    assert!(s.fresh_approvals().is_empty());
+    assert_eq!(s.phase(&c.policy), Phase::InReview);
+}
+
+#[test]
+fn an_incident_reported_by_an_alert_has_no_branch_until_someone_takes_it() {
+    let mut l = Log(vec![]);
+    l.push(
+        0,
+        "alertmanager (alert)",
+        EventKind::Declared {
+            name: "high-error-rate".into(),
+            title: "High error rate".into(),
+            severity: Severity::Critical,
+            customer_facing: true,
+            security: false,
+            branch: "hotfix/high-error-rate".into(),
+            base_sha: String::new(),
+        },
+    );
+    l.push(
+        0,
+        "alertmanager (alert)",
+        EventKind::AlertReceived {
+            source: "alertmanager".into(),
+            status: "firing".into(),
+            key: "{}:{alertname=\"HighErrorRate\"}".into(),
+            summary: "5xx above 5%".into(),
+        },
+    );
+    l.push(
+        0,
+        "alertmanager (alert)",
+        EventKind::Affects {
+            components: vec!["API".into(), "API".into()],
+        },
+    );
+    let c = cfg();
+    let s = l.state();
+    assert_eq!(s.phase(&c.policy), Phase::Reported);
+    assert_eq!(s.components, vec!["API".to_string()]);
+    assert_eq!(s.alert_status.as_deref(), Some("firing"));
+    assert!(hotfix_core::next::next_action(&s, &c.policy).contains("--incident HF-1"));
+    // Whoever takes it cuts the branch (attempt 1) and may not approve it.
+    l.push(
+        60,
+        "dev",
+        EventKind::AttemptStarted {
+            attempt: 1,
+            name: "high-error-rate".into(),
+            branch: "hotfix/high-error-rate".into(),
+            base_sha: "base".into(),
+            severity: Severity::Critical,
+        },
+    );
+    let s = l.state();
+    assert_eq!(s.phase(&c.policy), Phase::Fixing);
+    assert_eq!(s.attempt, 1);
+    assert!(s.non_approvers().contains("dev"));
+    // A resolved alert is recorded; it closes nothing.
+    l.push(
+        90,
+        "alertmanager (alert)",
+        EventKind::AlertReceived {
+            source: "alertmanager".into(),
+            status: "resolved".into(),
+            key: "k".into(),
+            summary: "ok".into(),
+        },
+    );
+    let s = l.state();
+    assert_eq!(s.alert_status.as_deref(), Some("resolved"));
+    assert!(!s.is_closed());
+    assert_eq!(s.phase(&c.policy), Phase::Fixing);
+}
+
+#[test]
+fn alert_rules_are_validated() {
+    assert!(Config::parse("[[alerts.rules]]\nseverity = \"urgent\"\n").is_err());
+    assert!(Config::parse("[[alerts.rules]]\nsource = \"nagios\"\nseverity = \"high\"\n").is_err());
+    assert!(
+        Config::parse("[[alerts.rules]]\nseverity = \"high\"\nmatch = { service = \"api\" }\n")
+            .is_ok()
+    );
+    // A medium rule is allowed: it records the alert without declaring.
+    assert!(Config::parse("[[alerts.rules]]\nseverity = \"medium\"\n").is_ok());
+}
+
 fn any_kind() -> impl Strategy<Value = EventKind> {
     let sha = prop::sample::select(vec!["h1", "h2", "h3"]);
     let who = prop::sample::select(vec!["lead", "lead2", "rev", "dev"]);

@@ -49,19 +49,47 @@ pub fn deliver_outbox(
     now_s: i64,
     warn: &dyn Fn(&str),
 ) -> Delivered {
+    // Leased for a minute: long enough for a round of short-timeout sends.
+    deliver_outbox_leased(store, notifiers, now_s, 60, warn)
+}
+
+/// How long a round may keep sending under a lease of `lease_s` seconds.
+/// Leases are stamped in whole seconds, so one may end up to a second early;
+/// stopping at half of what is surely left keeps a slow round from sending
+/// an item another deliverer has claimed again in the meantime.
+pub fn send_budget(lease_s: i64) -> std::time::Duration {
+    std::time::Duration::from_millis((lease_s - 1).max(1) as u64 * 500)
+}
+
+/// [`deliver_outbox`] with the claim held for `lease_s` seconds: the server
+/// uses its replicas' lease so that a dead replica's claimed items come back
+/// as soon as its other work does. Items not sent within [`send_budget`] are
+/// given back for the next round instead of being sent on a lapsing lease.
+pub fn deliver_outbox_leased(
+    store: &dyn Store,
+    notifiers: &[Box<dyn Notifier>],
+    now_s: i64,
+    lease_s: i64,
+    warn: &dyn Fn(&str),
+) -> Delivered {
     let mut done = Delivered::default();
     let names: Vec<String> = notifiers.iter().map(|n| n.name().to_string()).collect();
     if names.is_empty() {
         return done;
     }
-    // Leased for a minute: long enough for a round of short-timeout sends.
-    let Ok(items) = store.claim_outbox(now_s, 60, &names, 200) else {
+    let started = std::time::Instant::now();
+    let budget = send_budget(lease_s);
+    let Ok(items) = store.claim_outbox(now_s, lease_s.max(1), &names, 200) else {
         return done;
     };
     // A notifier that just failed is not tried again in this round: a
     // service that is down must not make every command wait on its timeout.
     let mut down: Vec<String> = vec![];
     for item in items {
+        if started.elapsed() >= budget {
+            let _ = store.release_outbox(item.id);
+            continue;
+        }
         if down.contains(&item.notifier) {
             let _ = store.release_outbox(item.id);
             continue;

@@ -80,7 +80,9 @@ impl Caller {
     }
 }
 
-/// The token a request carries: `Authorization: Bearer …`, else the dashboard cookie.
+/// The token a request carries: `Authorization: Bearer …`, or HTTP basic
+/// auth whose password (else user name) is the token (senders such as
+/// Alertmanager's `basic_auth` can only do that), else the dashboard cookie.
 pub fn token_of(headers: &HeaderMap) -> Option<String> {
     if let Some(v) = headers
         .get(header::AUTHORIZATION)
@@ -93,8 +95,51 @@ pub fn token_of(headers: &HeaderMap) -> Option<String> {
         {
             return Some(t.trim().to_string());
         }
+        if let Some(t) = v
+            .strip_prefix("Basic ")
+            .or_else(|| v.strip_prefix("basic "))
+            .and_then(basic_token)
+        {
+            return Some(t);
+        }
     }
     cookie(headers, COOKIE)
+}
+
+/// The token in a basic credential (`base64(user:password)`): the password,
+/// or the user name when the password is empty.
+fn basic_token(b64: &str) -> Option<String> {
+    let raw = String::from_utf8(base64_decode(b64.trim())?).ok()?;
+    let (user, pass) = raw.split_once(':').unwrap_or((raw.as_str(), ""));
+    [pass, user]
+        .into_iter()
+        .map(str::trim)
+        .find(|t| !t.is_empty())
+        .map(String::from)
+}
+
+/// Standard (or URL-safe) base64, padding optional; `None` if malformed.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut buf, mut bits) = (0u32, 0u32);
+    for c in s.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        buf = (buf << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+            buf &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
 }
 
 /// One cookie's value.
@@ -167,6 +212,23 @@ mod tests {
         assert_eq!(hash_token(&a), hash_token(&format!(" {a}\n")));
         assert_ne!(hash_token(&a), hash_token(&b));
         assert!(!hash_token(&a).contains(&a[3..]));
+    }
+
+    #[test]
+    fn basic_auth_carries_the_token_as_password_or_user() {
+        let mut h = HeaderMap::new();
+        // base64("alertmanager:hf_abc")
+        h.insert(
+            header::AUTHORIZATION,
+            "Basic YWxlcnRtYW5hZ2VyOmhmX2FiYw==".parse().unwrap(),
+        );
+        assert_eq!(token_of(&h).as_deref(), Some("hf_abc"));
+        // base64("hf_abc:")
+        h.insert(header::AUTHORIZATION, "Basic aGZfYWJjOg==".parse().unwrap());
+        assert_eq!(token_of(&h).as_deref(), Some("hf_abc"));
+        h.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
+        assert_eq!(token_of(&h), None);
+        assert_eq!(base64_decode("aGk").as_deref(), Some(&b"hi"[..]));
     }
 
     #[test]

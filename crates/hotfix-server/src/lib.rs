@@ -47,6 +47,9 @@ pub struct Secrets {
     pub github_webhook: Option<String>,
     /// `SLACK_SIGNING_SECRET`: verifies `/hotfix` slash commands.
     pub slack_signing: Option<String>,
+    /// `SENTRY_CLIENT_SECRET`: verifies `Sentry-Hook-Signature` on
+    /// `POST /api/v1/alerts/sentry` (Sentry cannot send a bearer token).
+    pub sentry_client: Option<String>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -57,6 +60,7 @@ impl std::fmt::Debug for Secrets {
                 &self.github_webhook.as_ref().map(|_| "***"),
             )
             .field("slack_signing", &self.slack_signing.as_ref().map(|_| "***"))
+            .field("sentry_client", &self.sentry_client.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -65,12 +69,14 @@ impl Secrets {
     /// The names of the environment variables, for the README and errors.
     pub const GITHUB_WEBHOOK_ENV: &'static str = "HOTFIX_GITHUB_WEBHOOK_SECRET";
     pub const SLACK_SIGNING_ENV: &'static str = "SLACK_SIGNING_SECRET";
+    pub const SENTRY_CLIENT_ENV: &'static str = "SENTRY_CLIENT_SECRET";
 
     pub fn from_env() -> Secrets {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         Secrets {
             github_webhook: get(Self::GITHUB_WEBHOOK_ENV),
             slack_signing: get(Self::SLACK_SIGNING_ENV),
+            sentry_client: get(Self::SENTRY_CLIENT_ENV),
         }
     }
 }
@@ -126,6 +132,10 @@ pub struct Inner {
     pub workers: WorkerSettings,
     pub metrics: metrics::Metrics,
     pub live: live::Live,
+    /// This replica's probe counts of the deploys it watches.
+    pub watch: workers::watching::WatchMemory,
+    /// The dashboard's incident cache and its end-of-stream signal.
+    pub dashboard: dashboard::Shared,
 }
 
 impl std::ops::Deref for AppState {
@@ -148,6 +158,8 @@ impl AppState {
             workers: p.workers,
             metrics: metrics::Metrics::default(),
             live: live::Live::new(),
+            watch: Default::default(),
+            dashboard: dashboard::Shared::default(),
         }))
     }
 
@@ -201,6 +213,7 @@ pub async fn start(st: AppState, listen: &str) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     live::spawn(st.clone(), tx.subscribe());
+    dashboard::start(&st, tx.subscribe());
     if st.workers.enabled {
         workers::spawn(st.clone(), tx.subscribe());
     }

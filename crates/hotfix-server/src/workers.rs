@@ -1,15 +1,23 @@
 //! Background work every replica runs, each piece claimed in the shared
 //! store so that two replicas never do it twice and a dead replica's share
-//! is picked up by another when its lease runs out:
+//! is picked up by another when its lease (`WorkerSettings::lease_s`) runs out:
 //!
 //! - the **outbox**: notifications written with their events, delivered
 //!   with leases and backoff (`claim_outbox`);
 //! - the **inbox**: alerts and webhooks acknowledged at the door and
 //!   processed here (`inbox_claim`);
-//! - **timers**: the post-mortem reminder (due within 24 h of the fix) and
-//!   the overdue page, under one named lease per round;
-//! - **watch**: probing production during the watch window after a deploy,
-//!   under a lease per incident.
+//! - **timers** ([`timers`]): the post-mortem reminder and overdue page, and
+//!   the second page for an incident nobody took, under one named lease;
+//! - **watch** ([`watching`]): probing production during the watch window
+//!   after a deploy, under a lease per incident.
+//!
+//! Leases stop a second replica from *starting* the same work; what makes
+//! the effects happen once is that every incident change is a
+//! compare-and-set append decided on the fresh log. The one gap no lease
+//! can close is a replica dying after a notifier accepted a message and
+//! before the outbox recorded it: another replica sends it again, with the
+//! same outbox id (`X-Hotfix-Delivery` for webhooks) for the receiver to
+//! drop the repeat.
 
 use std::time::Duration;
 
@@ -31,9 +39,13 @@ pub fn spawn(st: AppState, shutdown: watch::Receiver<bool>) {
     spawn_loop(st.clone(), shutdown.clone(), every, |st| {
         run_inbox(st);
     });
+    // Apart, so that a slow probe (up to `probe_timeout`) never delays a
+    // timer, nor a long scan a probe.
+    spawn_loop(st.clone(), shutdown.clone(), every, |st| {
+        timers::run(st);
+    });
     spawn_loop(st.clone(), shutdown, every, |st| {
-        crate::workers::timers::run(st);
-        crate::workers::watching::run(st);
+        watching::run(st);
     });
 }
 
@@ -55,24 +67,53 @@ fn spawn_loop(
     });
 }
 
-/// One round of outbox delivery.
+/// The time leases are stamped with: the server's clock, but never behind
+/// the wall clock, so that a replica running on a fixed clock (tests, a
+/// replayed log) still respects the leases of the others.
+pub fn lease_now(st: &AppState) -> i64 {
+    st.now_s().max(jiff::Timestamp::now().as_second())
+}
+
+/// One round of outbox delivery, claimed for `lease_s` so that the items of
+/// a replica that dies mid-round come back to the others that soon.
 pub fn run_outbox(st: &AppState) {
-    let now = st.now_s().max(jiff::Timestamp::now().as_second());
-    let d = hotfix_engine::deliver::deliver_outbox(st.store.as_ref(), &st.notifiers, now, &|w| {
-        eprintln!("hotfix serve: notification not delivered yet (will retry): {w}");
-    });
+    let now = lease_now(st);
+    let d = hotfix_engine::deliver::deliver_outbox_leased(
+        st.store.as_ref(),
+        &st.notifiers,
+        now,
+        st.workers.lease_s,
+        &|w| {
+            eprintln!("hotfix serve: notification not delivered yet (will retry): {w}");
+        },
+    );
     st.metrics.outbox_sent.add(d.sent as u64);
     st.metrics.outbox_failed.add(d.failed as u64);
 }
 
 /// One round of inbox processing; returns how many items were handled.
+///
+/// Items still waiting when half of the lease is used up are given back
+/// (due at once) rather than processed on a lease that may already have
+/// passed to another replica.
 pub fn run_inbox(st: &AppState) -> usize {
-    let now = st.now_s().max(jiff::Timestamp::now().as_second());
-    let Ok(items) = st.store.inbox_claim(now, st.workers.lease_s, 50) else {
+    let now = lease_now(st);
+    let started = std::time::Instant::now();
+    let budget = hotfix_engine::deliver::send_budget(st.workers.lease_s);
+    let Ok(items) = st.store.inbox_claim(now, st.workers.lease_s.max(1), 50) else {
         return 0;
     };
-    let n = items.len();
+    let mut n = 0;
     for item in items {
+        if started.elapsed() >= budget {
+            let _ = st.store.inbox_failed(
+                item.id,
+                "deferred: the round ran out of lease time; the next round takes it",
+                now,
+            );
+            continue;
+        }
+        n += 1;
         match process(st, &item) {
             Ok(outcome) => {
                 let _ = st.store.inbox_done(item.id, &outcome, now);

@@ -721,4 +721,24 @@ impl TeamStore for PgStore {
             .map(|r| r.get(0))
             .ok_or_else(|| StoreError::Corrupt("event_watermark has no row".into()))
     }
+
+    /// One index scan of the `(incident, seq)` primary key.
+    fn incident_versions(&self) -> Result<Vec<(IncidentId, u64)>, StoreError> {
+        let mut c = self.lock()?;
+        let rows = c
+            .query(
+                "SELECT incident, MAX(seq) FROM events GROUP BY incident ORDER BY incident",
+                &[],
+            )
+            .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    IncidentId(r.get::<_, i64>(0) as u64),
+                    r.get::<_, i64>(1) as u64,
+                )
+            })
+            .collect())
+    }
 }

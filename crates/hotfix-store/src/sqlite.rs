@@ -755,4 +755,23 @@ impl TeamStore for SqliteStore {
         })
         .map_err(backend)
     }
+
+    /// One scan of the `(incident, seq)` primary key.
+    fn incident_versions(&self) -> Result<Vec<(IncidentId, u64)>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT incident, MAX(seq) FROM events GROUP BY incident ORDER BY incident",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|(i, v)| (IncidentId(i as u64), v as u64))
+            .collect())
+    }
 }

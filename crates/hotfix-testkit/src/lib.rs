@@ -242,6 +242,8 @@ pub fn run_bin(
         .env_remove("HOTFIX_NOW")
         .env_remove("HOTFIX_FAILPOINTS")
         .env_remove("HOTFIX_CONFIG")
+        .env_remove("HOTFIX_SERVER")
+        .env_remove("HOTFIX_TOKEN")
         .stdin(Stdio::null());
     for (k, v) in extra {
         cmd.env(k, v);

@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use hotfix_core::config::Config;
-use hotfix_core::provider::{Deployer, Forge, Notifier};
+use hotfix_core::provider::{Deployer, Forge, Notifier, Store};
 use hotfix_engine::{Clock, Engine, Ui};
 use hotfix_git::Git;
 use hotfix_providers::deploy::CommandDeployer;
 use hotfix_providers::deploy::local::LocalDeployer;
 use hotfix_providers::forge::LocalForge;
 use hotfix_providers::notify::{ConsoleNotifier, FileNotifier};
+use hotfix_server::client::RemoteStore;
 use hotfix_store::StoreUrl;
 
 use crate::commands::CliError;
@@ -27,6 +28,11 @@ pub mod env {
     pub const FAILPOINTS: &str = "HOTFIX_FAILPOINTS";
     /// Another config file than `<repo>/hotfix.toml`.
     pub const CONFIG: &str = "HOTFIX_CONFIG";
+    /// Remote mode: the team server holding the incident log (overrides
+    /// `[server] url`; `off` keeps the log local).
+    pub const SERVER: &str = hotfix_server::client::SERVER_ENV;
+    /// Remote mode: the API token (`hotfix serve token create`).
+    pub const TOKEN: &str = hotfix_server::client::TOKEN_ENV;
 }
 
 /// Prints progress on stderr (stdout is for results and `--json`).
@@ -93,7 +99,7 @@ fn actor(git: &Git, as_: Option<&str>) -> Result<String, CliError> {
         })
 }
 
-fn clock() -> Result<Clock, CliError> {
+pub fn clock() -> Result<Clock, CliError> {
     match std::env::var(env::NOW) {
         Ok(v) if !v.is_empty() => v
             .parse()
@@ -114,13 +120,23 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
     let state_dir = common.join("hotfix");
     std::fs::create_dir_all(&state_dir)
         .map_err(|e| CliError::failed(format!("cannot create {}: {e}", state_dir.display())))?;
-    let url = match std::env::var(env::DATABASE_URL) {
-        Ok(u) if !u.trim().is_empty() => {
-            StoreUrl::parse(&u).map_err(|e| CliError::usage(e.to_string()))?
-        }
-        _ => StoreUrl::Sqlite(state_dir.join("hotfix.db")),
+    let remote = match remote_server(&cfg) {
+        Some(server) => Some(remote_store(&server, as_)?),
+        None => None,
     };
-    let store = hotfix_store::open(&url).map_err(|e| CliError::failed(e.to_string()))?;
+    let (store, remote_user): (Box<dyn Store>, Option<String>) = match remote {
+        Some((store, user)) => (Box::new(store), Some(user)),
+        None => {
+            let url = match std::env::var(env::DATABASE_URL) {
+                Ok(u) if !u.trim().is_empty() => {
+                    StoreUrl::parse(&u).map_err(|e| CliError::usage(e.to_string()))?
+                }
+                _ => StoreUrl::Sqlite(state_dir.join("hotfix.db")),
+            };
+            let store = hotfix_store::open(&url).map_err(|e| CliError::failed(e.to_string()))?;
+            (store, None)
+        }
+    };
     let forge: Box<dyn Forge> = match cfg.forge.provider.as_str() {
         // Reading the incident log needs no forge (and no token).
         "github"
@@ -199,25 +215,29 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
         }
     };
     let mut notifiers: Vec<Box<dyn Notifier>> = vec![];
-    if cfg.notify.console {
-        notifiers.push(Box::new(ConsoleNotifier));
+    // In remote mode the server notifies, with its own notifiers and secrets.
+    if remote_user.is_none() {
+        if cfg.notify.console {
+            notifiers.push(Box::new(ConsoleNotifier));
+        }
+        if cfg.notify.file {
+            notifiers.push(Box::new(FileNotifier {
+                path: state_dir.join("notifications.jsonl"),
+            }));
+        }
+        match real_notifiers(&cfg) {
+            Ok(n) => notifiers.extend(n),
+            // Reading the log must work without the notifiers' secrets; what
+            // they have pending stays pending for a command that has them.
+            Err(_) if !writes => {}
+            Err(e) => return Err(e),
+        }
     }
-    if cfg.notify.file {
-        notifiers.push(Box::new(FileNotifier {
-            path: state_dir.join("notifications.jsonl"),
-        }));
-    }
-    match real_notifiers(&cfg) {
-        Ok(n) => notifiers.extend(n),
-        // Reading the log must work without the notifiers' secrets; what
-        // they have pending stays pending for a command that has them.
-        Err(_) if !writes => {}
-        Err(e) => return Err(e),
-    }
-    let actor = match actor(&git, as_) {
-        Ok(a) => a,
-        Err(_) if !writes => "unknown".to_string(),
-        Err(e) => return Err(e),
+    let actor = match (remote_user, actor(&git, as_)) {
+        (Some(user), _) => user,
+        (None, Ok(a)) => a,
+        (None, Err(_)) if !writes => "unknown".to_string(),
+        (None, Err(e)) => return Err(e),
     };
     let failpoints = std::env::var(env::FAILPOINTS)
         .map(|v| {
@@ -246,6 +266,59 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
         engine.deliver();
     }
     Ok(engine)
+}
+
+/// The team server holding the incident log, if any: `HOTFIX_SERVER`
+/// (`off` forces the local log), else `[server] url`.
+pub fn remote_server(cfg: &Config) -> Option<String> {
+    match secret(env::SERVER) {
+        Some(v) if v.trim().eq_ignore_ascii_case("off") => None,
+        Some(v) => Some(v.trim().to_string()),
+        None => cfg
+            .server
+            .url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(String::from),
+    }
+}
+
+/// The server's log as the engine's store, and who the token acts as: in
+/// remote mode the token decides who you are (the server stamps every event
+/// with it), so `--as` may only repeat it.
+fn remote_store(server: &str, as_: Option<&str>) -> Result<(RemoteStore, String), CliError> {
+    let store = RemoteStore::new(server, secret(env::TOKEN).as_deref())
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    let me = store
+        .me()
+        .map_err(|e| CliError::failed(hotfix_providers::redact::redact(&e.to_string())))?;
+    if let Some(a) = as_.map(str::trim).filter(|a| !a.is_empty())
+        && !a.eq_ignore_ascii_case(&me.user)
+    {
+        return Err(CliError::usage(format!(
+            "in remote mode you act as {} (your token), not as {a}: drop --as, or use {a}'s token",
+            me.user
+        )));
+    }
+    if let Some(u) = secret(env::USER)
+        && !u.trim().eq_ignore_ascii_case(&me.user)
+    {
+        Console.warn(&format!(
+            "{}={} is ignored in remote mode: you act as {} (your token)",
+            env::USER,
+            u.trim(),
+            me.user
+        ));
+    }
+    if secret(env::DATABASE_URL).is_some() {
+        Console.warn(&format!(
+            "{} is ignored in remote mode: the incident log is on {}",
+            env::DATABASE_URL,
+            store.shown_base()
+        ));
+    }
+    Ok((store, me.user))
 }
 
 /// The arguments that run the platform of the repo at `root` in the foreground.

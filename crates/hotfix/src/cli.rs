@@ -105,6 +105,13 @@ pub enum Cmd {
         #[arg(long)]
         with_rollback: bool,
     },
+    /// Run the team server (API, alerts, webhooks, dashboard, status page); `serve token` manages tokens.
+    ///
+    /// The JSON API with role tokens, alert and webhook intake, the Slack
+    /// command, the live dashboard, the public status page and metrics. It
+    /// needs no git repository. The CLI uses it when HOTFIX_SERVER (or
+    /// `[server] url`) and HOTFIX_TOKEN are set.
+    Serve(ServeArgs),
     /// The demo's sample service: routes from service/routes.toml in the current directory.
     #[command(hide = true)]
     SampleService {
@@ -161,4 +168,77 @@ pub struct ReadArgs {
     /// Machine-readable output (a stable, documented shape).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen (default: `[server] listen`, else 127.0.0.1:8080; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// The configuration (default: $HOTFIX_CONFIG, else ./hotfix.toml; missing: defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub store: ServerStoreArgs,
+    #[command(subcommand)]
+    pub action: Option<ServeCmd>,
+}
+
+/// Where the server keeps its state; shared by `serve` and `serve token`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServerStoreArgs {
+    /// `sqlite:PATH` or `postgres://...` (default: $HOTFIX_DATABASE_URL, else
+    /// sqlite:<data-dir>/hotfix-server.db).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Where the server writes its files (default: $HOTFIX_DATA_DIR, else ./hotfix-data).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+impl ServerStoreArgs {
+    /// The subcommand's own values, else the ones given to `serve`.
+    pub fn or(self, outer: &ServerStoreArgs) -> ServerStoreArgs {
+        ServerStoreArgs {
+            database_url: self.database_url.or_else(|| outer.database_url.clone()),
+            data_dir: self.data_dir.or_else(|| outer.data_dir.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeCmd {
+    /// The server's API tokens, written straight to its store (no server needed).
+    Token {
+        #[command(subcommand)]
+        action: TokenCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create a token and print it once on stdout (only the token, for scripts).
+    Create {
+        /// The team identity it acts as, as in `[team]` (e.g. lead@example.com).
+        #[arg(long, value_name = "ID")]
+        user: String,
+        /// developer, tech_lead or admin.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        store: ServerStoreArgs,
+    },
+    /// Every token: id, user, role, created, revoked (never the tokens themselves).
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: ServerStoreArgs,
+    },
+    /// Revoke a token by its id (as `list` shows it).
+    Revoke {
+        id: i64,
+        #[command(flatten)]
+        store: ServerStoreArgs,
+    },
 }

@@ -253,6 +253,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             Ok(0)
         }
         Cmd::Platform { action } => platform(dir, action.unwrap_or(PlatformCmd::Run)),
+        Cmd::Serve(a) => crate::serve::run(dir, a),
         Cmd::SampleService { port } => {
             let cwd = std::env::current_dir().map_err(|e| CliError::failed(e.to_string()))?;
             hotfix_platform::sample_service::serve(port, &cwd)

@@ -68,6 +68,9 @@ impl Demo {
             "HOTFIX_CONFIG",
             "HOTFIX_NOW",
             "HOTFIX_FAILPOINTS",
+            // The demo's incident log is its own, never a team server's.
+            "HOTFIX_SERVER",
+            "HOTFIX_TOKEN",
         ] {
             c.env_remove(k);
         }

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod demo;
 mod render;
+mod serve;
 
 use std::process::ExitCode;
 

@@ -875,3 +875,56 @@ fn the_workflow_runs_on_postgresql() {
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .unwrap();
 }
+
+/// An incident reported by an alert on the team server has no branch; the
+/// developer who takes it cuts the branch with `start --incident`.
+#[test]
+fn a_reported_incident_is_taken_with_start_incident() {
+    use hotfix_core::provider::Store;
+    let w = World::new();
+    let db = w.repo.work.join(".git/hotfix/hotfix.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let store = hotfix_store::SqliteStore::open(&db).unwrap();
+    let id = store
+        .declare(
+            &hotfix_core::event::NewEvent {
+                at: jiff::Timestamp::now(),
+                actor: "alertmanager (alert)".into(),
+                kind: hotfix_core::event::EventKind::Declared {
+                    name: "error-rate".into(),
+                    title: "High error rate".into(),
+                    severity: hotfix_core::Severity::Critical,
+                    customer_facing: true,
+                    security: false,
+                    branch: "hotfix/error-rate".into(),
+                    base_sha: String::new(),
+                },
+            },
+            &|_| vec![],
+        )
+        .unwrap();
+    drop(store);
+    assert_eq!(w.status(&id.to_string())["state"], "reported");
+    // Starting the same name without taking the incident is refused with the way to take it.
+    w.hf(&["start", "error-rate", "--severity", "critical"])
+        .fails(1, "--incident HF-1");
+    let before_main = w.origin_sha("main");
+    w.hf(&[
+        "start",
+        "error-rate",
+        "--incident",
+        "HF-1",
+        "--severity",
+        "critical",
+    ])
+    .ok();
+    assert_eq!(
+        w.repo.git(&["branch", "--show-current"]),
+        "hotfix/error-rate"
+    );
+    assert_eq!(w.repo.git(&["rev-parse", "HEAD"]), before_main);
+    let s = w.status("HF-1");
+    assert_eq!(s["state"], "fixing");
+    assert_eq!(s["attempt"], 1);
+    assert_eq!(w.count("HF-1", "attempt_started"), 1);
+}

@@ -1,6 +1,354 @@
 //! Timers: reminders that must fire once, whichever replica is up.
+//!
+//! - **post-mortem reminder**: production has been healthy for
+//!   [`REMINDER_AFTER_S`] and nobody scheduled the post-mortem ("schedule
+//!   post-mortem for next day"): the tech leads are reminded of the due time;
+//! - **post-mortem overdue**: the post-mortem window of the policy
+//!   (`[policy.targets] postmortem_within`, 24 h by default) has passed
+//!   without one being scheduled, or the scheduled one is past due and the
+//!   incident is still open: the tech leads are paged;
+//! - **nobody took it**: an incident reported (by an alert, a person) has
+//!   had no branch for [`UNCLAIMED_AFTER_S`]: the on-call people are paged again.
+//!
+//! One replica scans at a time (the `timers` lease, which its holder renews
+//! each round and another replica takes over once it lapses), but the lease
+//! is only there to save work: what makes a timer fire once is that it is
+//! decided again on the incident's fresh state inside a compare-and-set
+//! append ([`ops::append_with`]) and fires only if its event is not in the
+//! log yet. Two scanners (a lease that lapsed mid-round, a replica whose
+//! clock runs ahead) still append it once, and its notifications are written
+//! in the same transaction as the event, so they go out once too.
 
-use crate::AppState;
+use hotfix_core::event::EventKind;
+use hotfix_core::id::IncidentId;
+use hotfix_core::policy::Policy;
+use hotfix_core::state::{IncidentState, Phase};
+use jiff::Timestamp;
 
-/// One round (stub: filled in by the timers work).
-pub fn run(_st: &AppState) {}
+use crate::{ApiError, AppState, ops};
+
+/// Production healthy this long without a post-mortem scheduled: remind.
+pub const REMINDER_AFTER_S: i64 = 60 * 60;
+/// Reported this long without a branch: page the on-call people again.
+pub const UNCLAIMED_AFTER_S: i64 = 15 * 60;
+/// The `source` of the events timers append (an `external_update`).
+pub const SOURCE: &str = "hotfix";
+/// The actor of those events.
+pub const ACTOR: &str = "hotfix server (timers)";
+/// The lease one replica holds while it scans.
+pub const LEASE: &str = "timers";
+
+/// The timers the server keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    PostmortemReminder,
+    PostmortemOverdue,
+    Unclaimed,
+}
+
+impl Timer {
+    /// The `what` of its `external_update` event: how the log says it fired.
+    pub fn what(self) -> &'static str {
+        match self {
+            Timer::PostmortemReminder => "post-mortem reminder",
+            Timer::PostmortemOverdue => "post-mortem overdue",
+            Timer::Unclaimed => "on call paged again",
+        }
+    }
+
+    /// The `step` of its notification.
+    pub fn step(self) -> &'static str {
+        match self {
+            Timer::PostmortemReminder => "postmortem_reminder",
+            Timer::PostmortemOverdue => "postmortem_overdue",
+            Timer::Unclaimed => "repaged",
+        }
+    }
+}
+
+/// Has `t` fired on this incident already (its event is in the log)?
+pub fn fired(s: &IncidentState, t: Timer) -> bool {
+    s.events.iter().any(|e| {
+        matches!(&e.kind, EventKind::ExternalUpdate { source, what, .. }
+            if source == SOURCE && what == t.what())
+    })
+}
+
+fn window_s(policy: &Policy) -> i64 {
+    i64::try_from(policy.targets.postmortem_within.0.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// When the post-mortem is due: the scheduled due time, else the end of the
+/// policy's window after resolution.
+pub fn postmortem_due(s: &IncidentState, policy: &Policy) -> Option<Timestamp> {
+    if let Some((_, due)) = &s.postmortem {
+        return Some(*due);
+    }
+    let window = jiff::SignedDuration::try_from(policy.targets.postmortem_within.0).ok()?;
+    s.resolved_at?.checked_add(window).ok()
+}
+
+/// A time as messages show it: to the second.
+fn show(t: Timestamp) -> String {
+    Timestamp::from_second(t.as_second())
+        .unwrap_or(t)
+        .to_string()
+}
+
+/// The timers due on `s` at `now` that have not fired yet. Pure: the same
+/// answer on every replica for the same log and time.
+pub fn due(s: &IncidentState, policy: &Policy, now: Timestamp) -> Vec<Timer> {
+    if s.is_closed() {
+        return vec![];
+    }
+    let now_s = now.as_second();
+    let mut v = vec![];
+    let overdue = match (&s.postmortem, postmortem_due(s, policy)) {
+        (Some((_, due)), _) => due.as_second() < now_s,
+        (None, Some(due)) => due.as_second() <= now_s,
+        (None, None) => false,
+    };
+    if overdue {
+        if !fired(s, Timer::PostmortemOverdue) {
+            v.push(Timer::PostmortemOverdue);
+        }
+    } else if s.postmortem.is_none()
+        && let Some(resolved) = s.resolved_at
+        && now_s - resolved.as_second() >= REMINDER_AFTER_S.min(window_s(policy))
+        && !fired(s, Timer::PostmortemReminder)
+    {
+        v.push(Timer::PostmortemReminder);
+    }
+    if s.phase(policy) == Phase::Reported
+        && now_s - s.declared_at.as_second() >= UNCLAIMED_AFTER_S
+        && !fired(s, Timer::Unclaimed)
+    {
+        v.push(Timer::Unclaimed);
+    }
+    v
+}
+
+/// What a timer says: the event's detail, the message and who it mentions.
+fn describe(
+    st: &AppState,
+    s: &IncidentState,
+    t: Timer,
+    now: Timestamp,
+) -> (String, String, Vec<String>) {
+    let id = s.id;
+    let due = postmortem_due(s, &st.cfg.policy)
+        .map(show)
+        .unwrap_or_else(|| "now".into());
+    let leads = st.cfg.team.tech_leads.clone();
+    match t {
+        Timer::PostmortemReminder => (
+            format!("due by {due}"),
+            format!(
+                ":memo: {id} is resolved; schedule its post-mortem (due by {due}): `hotfix postmortem {id}`."
+            ),
+            leads,
+        ),
+        Timer::PostmortemOverdue => {
+            let text = match &s.postmortem {
+                Some(_) => format!(
+                    ":alarm_clock: {id}: the post-mortem was due by {due} and the incident is still open. Hold it, tick the checklist and close: `hotfix close {id}`."
+                ),
+                None => format!(
+                    ":alarm_clock: {id}: the post-mortem is overdue (due by {due}) and not scheduled: `hotfix postmortem {id}`."
+                ),
+            };
+            (format!("was due by {due}"), text, leads)
+        }
+        Timer::Unclaimed => {
+            let mins = (now.as_second() - s.declared_at.as_second()) / 60;
+            let on_call = if st.cfg.team.on_call.is_empty() {
+                leads
+            } else {
+                st.cfg.team.on_call.clone()
+            };
+            let name = if s.security { "NAME" } else { s.name.as_str() };
+            let sev = s.severity.as_str();
+            (
+                format!("nobody took {id} yet (reported {mins} min ago)"),
+                format!(
+                    ":pager: nobody took {id} [{}] yet (reported {mins} min ago). Take it: `hotfix start {name} --incident {id} --severity {sev}`.",
+                    sev.to_uppercase()
+                ),
+                on_call,
+            )
+        }
+    }
+}
+
+/// Fires `t` on `id` if it is still due on the fresh log; true when this
+/// call appended it (false: not due, or someone else fired it first).
+pub fn fire(st: &AppState, id: IncidentId, t: Timer) -> Result<bool, ApiError> {
+    let mut appended = false;
+    ops::append_with(st, ACTOR, id, &mut |s| {
+        appended = false;
+        let now = st.clock.now();
+        if !due(s, &st.cfg.policy, now).contains(&t) {
+            return Ok((vec![], vec![]));
+        }
+        appended = true;
+        let (detail, text, mentions) = describe(st, s, t, now);
+        let event = EventKind::ExternalUpdate {
+            source: SOURCE.into(),
+            what: t.what().into(),
+            detail,
+        };
+        Ok((
+            vec![event],
+            ops::custom_message(st, s, t.step(), text, mentions, now),
+        ))
+    })?;
+    Ok(appended)
+}
+
+/// One round: if this replica holds the `timers` lease, fires what is due on
+/// every open incident. Returns how many timers this call fired.
+pub fn run(st: &AppState) -> usize {
+    match st.store.lease_acquire(
+        LEASE,
+        &st.replica,
+        super::lease_now(st),
+        st.workers.lease_s.max(1),
+    ) {
+        Ok(true) => {}
+        Ok(false) => return 0,
+        Err(e) => {
+            eprintln!("hotfix serve: timers: cannot take the lease: {e}");
+            return 0;
+        }
+    }
+    let incidents = match ops::all(st) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("hotfix serve: timers: cannot read the incidents: {e}");
+            return 0;
+        }
+    };
+    let now = st.clock.now();
+    let mut n = 0;
+    for s in incidents.iter().filter(|s| ops::is_open(s)) {
+        for t in due(s, &st.cfg.policy, now) {
+            match fire(st, s.id, t) {
+                Ok(true) => n += 1,
+                Ok(false) => {}
+                Err(e) => eprintln!("hotfix serve: timers: {} on {}: {e}", t.what(), s.id),
+            }
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use hotfix_core::event::Event;
+    use hotfix_core::severity::Severity;
+
+    use super::*;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    fn state(kinds: Vec<(i64, EventKind)>) -> IncidentState {
+        let mut events = vec![Event {
+            incident: IncidentId(1),
+            seq: 1,
+            at: at(0),
+            actor: "dev@example.com".into(),
+            kind: EventKind::Declared {
+                name: "pdf".into(),
+                title: "PDF".into(),
+                severity: Severity::Critical,
+                customer_facing: true,
+                security: false,
+                branch: "hotfix/pdf".into(),
+                base_sha: String::new(),
+            },
+        }];
+        for (i, (t, k)) in kinds.into_iter().enumerate() {
+            events.push(Event {
+                incident: IncidentId(1),
+                seq: i as u64 + 2,
+                at: at(t),
+                actor: "x".into(),
+                kind: k,
+            });
+        }
+        IncidentState::fold(&events).unwrap()
+    }
+
+    fn healthy(t: i64) -> (i64, EventKind) {
+        (
+            t,
+            EventKind::HealthPassed {
+                sha: "a".into(),
+                probes: 3,
+            },
+        )
+    }
+
+    fn timer_event(t: Timer) -> (i64, EventKind) {
+        (
+            0,
+            EventKind::ExternalUpdate {
+                source: SOURCE.into(),
+                what: t.what().into(),
+                detail: String::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_reported_incident_nobody_takes_is_paged_again_once() {
+        let p = Policy::default();
+        let s = state(vec![]);
+        assert!(due(&s, &p, at(UNCLAIMED_AFTER_S - 1)).is_empty());
+        assert_eq!(due(&s, &p, at(UNCLAIMED_AFTER_S)), vec![Timer::Unclaimed]);
+        let s = state(vec![timer_event(Timer::Unclaimed)]);
+        assert!(due(&s, &p, at(UNCLAIMED_AFTER_S * 3)).is_empty());
+    }
+
+    #[test]
+    fn the_reminder_comes_an_hour_after_resolution_then_the_overdue_page() {
+        let p = Policy::default();
+        let s = state(vec![healthy(100)]);
+        assert!(due(&s, &p, at(100 + REMINDER_AFTER_S - 1)).is_empty());
+        assert_eq!(
+            due(&s, &p, at(100 + REMINDER_AFTER_S)),
+            vec![Timer::PostmortemReminder]
+        );
+        let day = 24 * 3600;
+        // Overdue replaces the reminder when both are due at once.
+        assert_eq!(due(&s, &p, at(100 + day)), vec![Timer::PostmortemOverdue]);
+        let s = state(vec![healthy(100), timer_event(Timer::PostmortemReminder)]);
+        assert!(due(&s, &p, at(100 + day - 1)).is_empty());
+    }
+
+    #[test]
+    fn a_scheduled_post_mortem_is_overdue_only_past_its_due_time() {
+        let p = Policy::default();
+        let s = state(vec![
+            healthy(100),
+            (
+                200,
+                EventKind::PostmortemScheduled {
+                    path: "pm.md".into(),
+                    due: at(5000),
+                },
+            ),
+        ]);
+        assert!(
+            due(&s, &p, at(5000)).is_empty(),
+            "no reminder once scheduled"
+        );
+        assert_eq!(due(&s, &p, at(5001)), vec![Timer::PostmortemOverdue]);
+        let closed = state(vec![healthy(100), (300, EventKind::Closed)]);
+        assert!(due(&closed, &p, at(10 * 24 * 3600)).is_empty());
+    }
+}

@@ -1,6 +1,333 @@
 //! Probing production during the watch window after a deploy.
+//!
+//! A deploy the server hears about (a deployment webhook, a `deployed`
+//! event appended through the API) is watched like the CLI's `ship` watches
+//! it: `GET [deploy] health_url` every `probe_interval` for `watch`; 2xx is
+//! healthy. `unhealthy_after` consecutive failures append `health_failed`
+//! and page the on-call people and the tech leads; a window that ends on a
+//! healthy probe appends `health_passed`. The server never rolls back (it
+//! has no git): a person, or the CLI's automatic rollback, does.
+//!
+//! One replica probes a given incident (the `watch:HF-N` lease, renewed by
+//! each of its probes); a replica that takes over from a dead one starts
+//! counting afresh. Counts live in this replica's memory only: what must be
+//! shared is the verdict, and that is appended once, decided on the fresh
+//! log inside a compare-and-set append (a verdict already there, from the
+//! CLI's own watch or another replica, wins).
 
-use crate::AppState;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-/// One round (stub: filled in by the watch work).
-pub fn run(_st: &AppState) {}
+use hotfix_core::event::EventKind;
+use hotfix_core::id::IncidentId;
+use hotfix_core::state::IncidentState;
+use jiff::Timestamp;
+
+use crate::{ApiError, AppState, ops};
+
+/// The actor of the verdicts.
+pub const ACTOR: &str = "hotfix server (watch)";
+
+/// The lease of one incident's watch.
+pub fn lease_name(id: IncidentId) -> String {
+    format!("watch:{id}")
+}
+
+/// What this replica saw of one watch.
+#[derive(Debug, Clone, Default)]
+struct Probes {
+    sha: String,
+    probes: u32,
+    failures: u32,
+    last_at: Option<Instant>,
+    last_error: String,
+}
+
+/// This replica's probe counts, by incident (kept in [`crate::Inner`]).
+#[derive(Debug, Default)]
+pub struct WatchMemory(Mutex<HashMap<IncidentId, Probes>>);
+
+impl WatchMemory {
+    fn get(&self, id: IncidentId) -> Option<Probes> {
+        self.0.lock().ok().and_then(|m| m.get(&id).cloned())
+    }
+    fn put(&self, id: IncidentId, p: Probes) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(id, p);
+        }
+    }
+    fn forget(&self, id: IncidentId) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(&id);
+        }
+    }
+    fn ids(&self) -> Vec<IncidentId> {
+        self.0
+            .lock()
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The deploy of `s` that is waiting for a health verdict: the sha and time
+/// of its last `deployed` event, when no verdict on that sha, rollback, new
+/// attempt or close came after it.
+pub fn awaiting_verdict(s: &IncidentState) -> Option<(String, Timestamp)> {
+    let (i, sha, at) = s.events.iter().enumerate().rev().find_map(|(i, e)| {
+        if let EventKind::Deployed { sha, .. } = &e.kind {
+            Some((i, sha.clone(), e.at))
+        } else {
+            None
+        }
+    })?;
+    let settled = s.events[i + 1..].iter().any(|e| match &e.kind {
+        EventKind::HealthPassed { sha: h, .. } | EventKind::HealthFailed { sha: h, .. } => {
+            *h == sha
+        }
+        EventKind::RolledBack { .. } | EventKind::AttemptStarted { .. } | EventKind::Closed => true,
+        _ => false,
+    });
+    (!settled).then_some((sha, at))
+}
+
+/// One probe: healthy is 2xx (as the CLI's watch).
+fn probe(url: &str, timeout: Duration) -> Result<u16, String> {
+    match hotfix_providers::health::get(url, timeout) {
+        Ok((s, _)) if (200..300).contains(&s) => Ok(s),
+        Ok((s, body)) => Err(format!(
+            "answered {s}: {}",
+            body.lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect::<String>()
+        )),
+        Err(e) => Err(format!("did not answer: {e}")),
+    }
+}
+
+/// The verdict a watch reached.
+enum Verdict {
+    Passed(u32),
+    Failed(String),
+}
+
+/// One round: probes every deploy in its watch window that this replica
+/// holds (or can take) the lease of, and appends the verdicts reached.
+/// Returns how many verdicts this call appended.
+pub fn run(st: &AppState) -> usize {
+    let Some(url) = st.cfg.deploy.health_url.clone() else {
+        return 0;
+    };
+    let incidents = match ops::all(st) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("hotfix serve: watch: cannot read the incidents: {e}");
+            return 0;
+        }
+    };
+    let d = &st.cfg.deploy;
+    let window = i64::try_from(d.watch.0.as_millis()).unwrap_or(i64::MAX);
+    let now = st.clock.now();
+    let mut seen = vec![];
+    let mut verdicts = 0;
+    for s in &incidents {
+        let Some((sha, deployed_at)) = awaiting_verdict(s) else {
+            continue;
+        };
+        let mut mine = st
+            .watch
+            .get(s.id)
+            .filter(|p| p.sha == sha)
+            .unwrap_or_else(|| Probes {
+                sha: sha.clone(),
+                ..Probes::default()
+            });
+        let in_window = now.as_millisecond() - deployed_at.as_millisecond() < window;
+        // After the window, only a watch this replica was running goes on
+        // (to its verdict); a deploy nobody watched in time is left to people.
+        if !in_window && mine.probes == 0 {
+            continue;
+        }
+        let name = lease_name(s.id);
+        match st.store.lease_acquire(
+            &name,
+            &st.replica,
+            super::lease_now(st),
+            st.workers.lease_s.max(1),
+        ) {
+            Ok(true) => {}
+            Ok(false) => continue, // another replica watches it; our counts are stale
+            Err(e) => {
+                eprintln!("hotfix serve: watch: cannot take {name}: {e}");
+                continue;
+            }
+        }
+        seen.push(s.id);
+        let due = mine
+            .last_at
+            .is_none_or(|t| t.elapsed() >= d.probe_interval.0);
+        if due {
+            mine.probes += 1;
+            mine.last_at = Some(Instant::now());
+            match probe(&url, d.probe_timeout.0) {
+                Ok(_) => mine.failures = 0,
+                Err(e) => {
+                    mine.failures += 1;
+                    mine.last_error = format!("{url} {e}");
+                }
+            }
+        }
+        let verdict = if mine.failures >= d.unhealthy_after {
+            Some(Verdict::Failed(format!(
+                "server watch: {} consecutive probes failed; last: {}",
+                mine.failures, mine.last_error
+            )))
+        } else if !in_window && mine.failures == 0 {
+            Some(Verdict::Passed(mine.probes))
+        } else {
+            None
+        };
+        match verdict {
+            None => st.watch.put(s.id, mine),
+            Some(v) => {
+                match append_verdict(st, s.id, &sha, v) {
+                    Ok(true) => verdicts += 1,
+                    Ok(false) => {}
+                    Err(e) => eprintln!("hotfix serve: watch: verdict on {}: {e}", s.id),
+                }
+                st.watch.forget(s.id);
+                let _ = st.store.lease_release(&name, &st.replica);
+            }
+        }
+    }
+    // Watches that ended elsewhere (a verdict from the CLI, a rollback).
+    for id in st.watch.ids() {
+        if !seen.contains(&id) {
+            st.watch.forget(id);
+        }
+    }
+    verdicts
+}
+
+/// Appends the verdict on `sha` unless the fresh log already has one (or
+/// moved on); true when this call appended it.
+fn append_verdict(st: &AppState, id: IncidentId, sha: &str, v: Verdict) -> Result<bool, ApiError> {
+    let mut appended = false;
+    ops::append_with(st, ACTOR, id, &mut |s| {
+        appended = false;
+        if awaiting_verdict(s).is_none_or(|(w, _)| w != sha) {
+            return Ok((vec![], vec![]));
+        }
+        appended = true;
+        Ok(match &v {
+            Verdict::Passed(probes) => (
+                vec![EventKind::HealthPassed {
+                    sha: sha.to_string(),
+                    probes: *probes,
+                }],
+                vec![],
+            ),
+            Verdict::Failed(reason) => {
+                let short: String = sha.chars().take(10).collect();
+                let detail = if s.security {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                };
+                let text = format!(
+                    ":rotating_light: {id} production is unhealthy after deploying {short}{detail}. Roll back: `hotfix rollback {id} --reason \"unhealthy after deploy\"`."
+                );
+                let mut mentions = st.cfg.team.on_call.clone();
+                for l in &st.cfg.team.tech_leads {
+                    if !mentions.contains(l) {
+                        mentions.push(l.clone());
+                    }
+                }
+                (
+                    vec![EventKind::HealthFailed {
+                        sha: sha.to_string(),
+                        reason: reason.clone(),
+                    }],
+                    ops::custom_message(st, s, "health_page", text, mentions, st.clock.now()),
+                )
+            }
+        })
+    })?;
+    Ok(appended)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use hotfix_core::event::Event;
+    use hotfix_core::severity::Severity;
+
+    use super::*;
+
+    fn state(kinds: Vec<EventKind>) -> IncidentState {
+        let at = Timestamp::from_second(1_700_000_000).unwrap();
+        let mut all = vec![EventKind::Declared {
+            name: "pdf".into(),
+            title: "PDF".into(),
+            severity: Severity::High,
+            customer_facing: false,
+            security: false,
+            branch: "hotfix/pdf".into(),
+            base_sha: "b".into(),
+        }];
+        all.extend(kinds);
+        let events: Vec<Event> = all
+            .into_iter()
+            .enumerate()
+            .map(|(i, kind)| Event {
+                incident: IncidentId(1),
+                seq: i as u64 + 1,
+                at,
+                actor: "x".into(),
+                kind,
+            })
+            .collect();
+        IncidentState::fold(&events).unwrap()
+    }
+
+    fn deployed(sha: &str) -> EventKind {
+        EventKind::Deployed {
+            sha: sha.into(),
+            environment: "production".into(),
+            deployment: None,
+            previous_deployment: None,
+        }
+    }
+
+    #[test]
+    fn only_the_last_deploy_without_a_verdict_is_watched() {
+        assert!(awaiting_verdict(&state(vec![])).is_none());
+        assert_eq!(
+            awaiting_verdict(&state(vec![deployed("a")])).unwrap().0,
+            "a"
+        );
+        let passed = EventKind::HealthPassed {
+            sha: "a".into(),
+            probes: 2,
+        };
+        assert!(awaiting_verdict(&state(vec![deployed("a"), passed.clone()])).is_none());
+        // A verdict on an older sha says nothing about the new deploy.
+        assert_eq!(
+            awaiting_verdict(&state(vec![deployed("a"), passed, deployed("c")]))
+                .unwrap()
+                .0,
+            "c"
+        );
+        let rolled = EventKind::RolledBack {
+            reason: "x".into(),
+            automatic: false,
+            main_revert: None,
+            develop_revert: None,
+        };
+        assert!(awaiting_verdict(&state(vec![deployed("a"), rolled])).is_none());
+    }
+}

@@ -134,6 +134,7 @@ impl Default for Options {
             secrets: Secrets {
                 github_webhook: Some(GITHUB_SECRET.into()),
                 slack_signing: Some(SLACK_SECRET.into()),
+                ..Default::default()
             },
         }
     }

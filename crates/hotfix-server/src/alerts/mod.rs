@@ -1,0 +1,227 @@
+//! Alert intake: `POST /api/v1/alerts/{source}` for Prometheus
+//! Alertmanager (webhook payload version 4), Sentry, PagerDuty Events v2
+//! and a generic JSON shape.
+//!
+//! The request path only checks who is sending and that the body is an
+//! alert of that source, stores it durably in the inbox and answers 202:
+//! senders time out and retry (Alertmanager retries any 5xx), so the answer
+//! must be quick and must mean "stored". Deciding what the alert means
+//! (declare an incident and page the on-call, record a repeat or a
+//! resolve) happens in the inbox worker, [`process`], which any replica may
+//! run and which is safe to run twice.
+
+mod parse;
+mod process;
+pub mod rules;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use hotfix_core::team::InboxPut;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+pub use parse::{Alert, ParseError, Parsed, Source, Status, parse};
+pub use process::{link_key, process};
+
+use crate::{ApiError, AppState, auth};
+
+/// Largest body accepted (PagerDuty's own limit; Alertmanager truncates
+/// to fit it).
+pub const MAX_BODY: usize = 512 * 1024;
+
+/// Sentry signs its webhooks with the integration's client secret.
+pub const SENTRY_SIGNATURE: &str = "sentry-hook-signature";
+/// Sentry's unique id of a delivery, kept as the inbox delivery key.
+pub const SENTRY_REQUEST_ID: &str = "request-id";
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route(
+        "/api/v1/alerts/{source}",
+        post(receive).layer(DefaultBodyLimit::max(MAX_BODY)),
+    )
+}
+
+/// Counts a refusal and passes the error on.
+fn reject(st: &AppState, source: &str, reason: &str, e: ApiError) -> ApiError {
+    st.metrics.rejected.inc(&[source, reason]);
+    e
+}
+
+async fn receive(
+    State(st): State<AppState>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Some(src) = Source::parse(&source) else {
+        // Not labelled with what was asked for: that would let anyone grow
+        // the metric's label set.
+        return Err(reject(
+            &st,
+            "unknown",
+            "unknown_source",
+            ApiError::not_found(
+                "no such alert source: use /api/v1/alerts/alertmanager, sentry, pagerduty or generic",
+            ),
+        ));
+    };
+    let s = src.as_str();
+
+    // Who sends it: an API token (bearer or basic), or for Sentry its signature.
+    let by_token = match auth::token_of(&headers) {
+        Some(t) => match auth::authenticate(&st, t).await? {
+            Some(_) => true,
+            None => {
+                return Err(reject(
+                    &st,
+                    s,
+                    "unauthorized",
+                    ApiError::unauthorized("unknown or revoked API token"),
+                ));
+            }
+        },
+        None => false,
+    };
+    let signature = (src == Source::Sentry)
+        .then(|| headers.get(SENTRY_SIGNATURE))
+        .flatten()
+        .map(|v| v.to_str().unwrap_or("").to_string());
+    if !by_token && signature.is_none() {
+        return Err(reject(
+            &st,
+            s,
+            "unauthorized",
+            ApiError::unauthorized(
+                "no API token: send `Authorization: Bearer <token>` or HTTP basic auth with the token as password (create one with `hotfix serve token create`)",
+            ),
+        ));
+    }
+
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            reject(
+                &st,
+                s,
+                "too_large",
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the body is larger than {} KB", MAX_BODY / 1024),
+                ),
+            )
+        } else {
+            reject(
+                &st,
+                s,
+                "bad_body",
+                ApiError::bad_request(format!("the body could not be read: {}", e.body_text())),
+            )
+        }
+    })?;
+
+    if let (false, Some(sig)) = (by_token, &signature) {
+        let Some(secret) = st.secrets.sentry_client.as_deref() else {
+            return Err(reject(
+                &st,
+                s,
+                "unauthorized",
+                ApiError::unauthorized(format!(
+                    "Sentry-Hook-Signature cannot be checked: {} is not set on the server; set it or send an API token",
+                    crate::Secrets::SENTRY_CLIENT_ENV
+                )),
+            ));
+        };
+        // Sentry's header is the bare hex digest; GitHub's check takes the
+        // same digest behind `sha256=` and compares in constant time.
+        let ok = hotfix_providers::signature::verify_github(
+            secret.as_bytes(),
+            &body,
+            &format!("sha256={}", sig.trim()),
+        );
+        if !ok {
+            return Err(reject(
+                &st,
+                s,
+                "bad_signature",
+                ApiError::unauthorized("Sentry-Hook-Signature does not match the body").with_hint(
+                    format!(
+                        "check that {} is the integration's client secret",
+                        crate::Secrets::SENTRY_CLIENT_ENV
+                    ),
+                ),
+            ));
+        }
+    }
+
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return Err(reject(
+            &st,
+            s,
+            "bad_json",
+            ApiError::bad_request("the body is not UTF-8 JSON"),
+        ));
+    };
+    if let Err(e) = parse(src, &body, "pending") {
+        return Err(reject(
+            &st,
+            s,
+            e.reason(),
+            ApiError::new(StatusCode::BAD_REQUEST, e.reason(), e.to_string()).with_hint(format!(
+                "POST /api/v1/alerts/{s} takes {}",
+                expected_shape(src)
+            )),
+        ));
+    }
+
+    let key = delivery_key(src, &headers, &body);
+    let text = text.to_string();
+    let put = st
+        .blocking(move |st| Ok(st.store.inbox_put(s, &key, &text, st.now_s())?))
+        .await?;
+    st.metrics.alerts_received.inc(&[s]);
+    let (id, duplicate) = match put {
+        InboxPut::Stored(id) => (id, false),
+        InboxPut::Duplicate(id) => (id, true),
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "accepted", "inbox_id": id, "duplicate": duplicate })),
+    ))
+}
+
+fn expected_shape(src: Source) -> &'static str {
+    match src {
+        Source::Alertmanager => {
+            "an Alertmanager webhook (payload version 4: groupKey, status, alerts[])"
+        }
+        Source::Sentry => {
+            "a Sentry integration webhook (action, data.metric_alert | data.issue | data.event)"
+        }
+        Source::Pagerduty => {
+            "a PagerDuty Events API v2 event (event_action, dedup_key, payload{summary, source, severity})"
+        }
+        Source::Generic => {
+            "{\"key\": \"...\", \"status\": \"firing|resolved\", \"title\": \"...\", \"severity\": \"critical\", \"labels\": {...}, \"url\": \"...\"}"
+        }
+    }
+}
+
+/// The delivery's identity in the inbox: Sentry's `Request-ID`, else the
+/// body's SHA-256 (a sender's retry of the same body is the same delivery).
+fn delivery_key(src: Source, headers: &HeaderMap, body: &[u8]) -> String {
+    if src == Source::Sentry
+        && let Some(id) = headers
+            .get(SENTRY_REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 200 && v.chars().all(|c| c.is_ascii_graphic()))
+    {
+        return format!("sentry-request:{id}");
+    }
+    format!("sha256:{}", hex::encode(Sha256::digest(body)))
+}

@@ -1,0 +1,119 @@
+//! Every incident, folded once and kept until the store says it changed.
+//!
+//! [`crate::ops::all`] reads and folds every log on every call: with 10,000
+//! incidents that is a second or more per page on PostgreSQL. The cache
+//! checks the store's watermark (one cheap read, so a page always shows
+//! what was written before it was requested, by any replica) and, only
+//! when it moved, asks the store for every incident's version and re-folds
+//! just the incidents whose version moved. Refreshes are single-flight:
+//! requests that arrive during one wait for it instead of starting their
+//! own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use hotfix_core::event::EventKind;
+use hotfix_core::id::IncidentId;
+use hotfix_core::state::IncidentState;
+
+use crate::{ApiError, AppState, ops};
+
+/// One incident as the pages need it.
+#[derive(Debug)]
+pub struct Entry {
+    pub state: IncidentState,
+    /// Lowercased text the log's search looks in: id, title, name, branch,
+    /// severity, who declared it, and every event (actor and body).
+    pub search: String,
+}
+
+impl Entry {
+    pub fn new(state: IncidentState) -> Entry {
+        let s = &state;
+        // The dashboard never shows a security incident's title, so the
+        // search must not find it by its title either.
+        let mut search = format!(
+            "{} {} {} {} {} {}",
+            s.id,
+            ops::visible_title(s),
+            s.name,
+            s.branch,
+            s.severity.as_str(),
+            s.declared_by
+        );
+        for e in &s.events {
+            search.push('\n');
+            search.push_str(&e.actor);
+            search.push(' ');
+            if s.security && matches!(e.kind, EventKind::Declared { .. }) {
+                search.push_str(e.kind.name());
+                continue;
+            }
+            // The event as stored: its type, notes, SHAs, URLs, reasons.
+            if let Ok(body) = serde_json::to_string(&e.kind) {
+                search.push_str(&body);
+            }
+        }
+        Entry {
+            search: search.to_lowercase(),
+            state,
+        }
+    }
+}
+
+/// What a page reads: every incident, oldest first, as of `watermark`.
+#[derive(Clone)]
+pub struct View {
+    pub watermark: i64,
+    pub incidents: Arc<Vec<Arc<Entry>>>,
+}
+
+#[derive(Default)]
+struct Snapshot {
+    watermark: Option<i64>,
+    by_id: HashMap<IncidentId, Arc<Entry>>,
+    list: Arc<Vec<Arc<Entry>>>,
+}
+
+/// The cache (one per replica, in [`crate::Inner`]).
+#[derive(Default)]
+pub struct Cache {
+    snap: Mutex<Snapshot>,
+}
+
+impl Cache {
+    /// Every incident as of now. Synchronous: call it inside [`AppState::blocking`].
+    pub fn get(&self, st: &AppState) -> Result<View, ApiError> {
+        // Read before looking at anything else: a write that lands while we
+        // refresh leaves the snapshot stamped older than its content, so the
+        // next request refreshes again rather than missing it.
+        let w = st.store.watermark()?;
+        // A panic elsewhere cannot leave the snapshot half-written (it is
+        // replaced whole below), so a poisoned lock is safe to reuse.
+        let mut snap = self.snap.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cw) = snap.watermark
+            && cw >= w
+        {
+            return Ok(View {
+                watermark: cw,
+                incidents: snap.list.clone(),
+            });
+        }
+        let versions = st.store.incident_versions()?;
+        let mut list = Vec::with_capacity(versions.len());
+        for (id, version) in versions {
+            let entry = match snap.by_id.get(&id) {
+                Some(e) if e.state.version >= version => e.clone(),
+                _ => Arc::new(Entry::new(ops::load(st, id)?)),
+            };
+            list.push(entry);
+        }
+        snap.by_id = list.iter().map(|e| (e.state.id, e.clone())).collect();
+        snap.list = Arc::new(list);
+        snap.watermark = Some(w);
+        Ok(View {
+            watermark: w,
+            incidents: snap.list.clone(),
+        })
+    }
+}

@@ -1,0 +1,152 @@
+//! One line of plain words per event, for the incident page's log.
+
+use hotfix_core::event::EventKind;
+
+use super::render::{short, time};
+
+/// What the event says, for people.
+pub fn describe(kind: &EventKind, security: bool) -> String {
+    match kind {
+        EventKind::Declared {
+            title,
+            severity,
+            branch,
+            ..
+        } => {
+            if security {
+                format!("declared a {severity} security incident (details restricted)")
+            } else {
+                format!("declared {severity}: {title} (branch {branch})")
+            }
+        }
+        EventKind::AttemptStarted {
+            attempt, branch, ..
+        } => format!("started attempt #{attempt} on {branch}"),
+        EventKind::Pushed { sha, commits, diff } => format!(
+            "pushed {} ({} commit{}, {} file{}, +{} −{})",
+            short(sha),
+            commits.len(),
+            if commits.len() == 1 { "" } else { "s" },
+            diff.files.len(),
+            if diff.files.len() == 1 { "" } else { "s" },
+            diff.lines_added,
+            diff.lines_removed
+        ),
+        EventKind::PrOpened { number, url } => format!("opened PR #{number} {url}"),
+        EventKind::PreviewDeployed { sha, url } => {
+            format!("preview of {} deployed at {url}", short(sha))
+        }
+        EventKind::SmokePassed { sha, checks } => format!(
+            "smoke checks passed on {} ({} check{})",
+            short(sha),
+            checks.len(),
+            if checks.len() == 1 { "" } else { "s" }
+        ),
+        EventKind::SmokeFailed { sha, checks } => {
+            let failed: Vec<&str> = checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| c.name.as_str())
+                .collect();
+            format!(
+                "smoke checks failed on {}: {}",
+                short(sha),
+                if failed.is_empty() {
+                    "no details".to_string()
+                } else {
+                    failed.join(", ")
+                }
+            )
+        }
+        EventKind::Approved {
+            by,
+            role,
+            sha,
+            source,
+        } => format!(
+            "{by} approved {} as {} (via {source})",
+            short(sha),
+            role.label()
+        ),
+        EventKind::AntiPatternRecorded { pattern, reason } => {
+            format!("anti-pattern recorded: {}: {reason}", pattern.label())
+        }
+        EventKind::Merged {
+            merge_sha,
+            head_sha,
+            ..
+        } => format!(
+            "merged {} into main as {}",
+            short(head_sha),
+            short(merge_sha)
+        ),
+        EventKind::Deployed {
+            sha, environment, ..
+        } => format!("{} deployed to {environment}", short(sha)),
+        EventKind::HealthPassed { sha, probes } => format!(
+            "production healthy on {} ({probes} probe{})",
+            short(sha),
+            if *probes == 1 { "" } else { "s" }
+        ),
+        EventKind::HealthFailed { sha, reason } => {
+            format!("production unhealthy on {}: {reason}", short(sha))
+        }
+        EventKind::BackportConflict { files, .. } => {
+            format!("backport conflicts in {}", files.join(", "))
+        }
+        EventKind::BackportAborted => "backport aborted".into(),
+        EventKind::Backported { merge_sha } => {
+            format!("backported to develop ({})", short(merge_sha))
+        }
+        EventKind::RolledBack {
+            reason, automatic, ..
+        } => format!(
+            "{} rolled back: {reason}",
+            if *automatic {
+                "automatically"
+            } else {
+                "manually"
+            }
+        ),
+        EventKind::ChecklistDone { key } => format!("ticked checklist item {key}"),
+        EventKind::PostmortemScheduled { path, due } => {
+            format!("post-mortem {path} scheduled, due {}", time(*due))
+        }
+        EventKind::Closed => "closed the incident".into(),
+        EventKind::Note { text } => text.clone(),
+        EventKind::AlertReceived {
+            source,
+            status,
+            summary,
+            ..
+        } => format!("{source} alert {status}: {summary}"),
+        EventKind::HeadMoved { sha, source } => {
+            format!("branch head moved to {} ({source})", short(sha))
+        }
+        EventKind::Affects { components } => format!("affects {}", components.join(", ")),
+        EventKind::ExternalUpdate {
+            source,
+            what,
+            detail,
+        } => format!("{source}: {what} {detail}"),
+    }
+}
+
+/// Events about previews and production (the incident page's deploys).
+pub fn is_deploy(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::PreviewDeployed { .. }
+            | EventKind::SmokePassed { .. }
+            | EventKind::SmokeFailed { .. }
+            | EventKind::Merged { .. }
+            | EventKind::Deployed { .. }
+            | EventKind::HealthPassed { .. }
+            | EventKind::HealthFailed { .. }
+            | EventKind::BackportConflict { .. }
+            | EventKind::BackportAborted
+            | EventKind::Backported { .. }
+            | EventKind::RolledBack { .. }
+            | EventKind::ExternalUpdate { .. }
+    )
+}

@@ -1,0 +1,489 @@
+//! The signed-in pages: open incidents (`/`), one incident
+//! (`/incidents/{id}`) and the incident log with its figures (`/log`).
+//! Every page is complete HTML without JavaScript; `live.js` only swaps in
+//! a fresh `<main>` when the store changes.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use hotfix_core::checklist::{checklist, open_items};
+use hotfix_core::guards::{ApproveCheck, check_approve, missing_approvals};
+use hotfix_core::notify::message_for;
+use hotfix_core::state::IncidentState;
+use hotfix_core::team::ApiRole;
+use hotfix_core::timeline::timeline;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::cache::Entry;
+use super::describe::{describe, is_deploy};
+use super::render::{self, Flash, Layout, clock, short, time, words};
+use super::session::{self, encode};
+use super::stats::{Filter, FilterQuery, compute};
+use crate::api::parse_id;
+use crate::auth::{Caller, MaybeCaller};
+use crate::{ApiError, AppState, ops};
+
+/// Rows per page on `/` and `/log`.
+pub const PAGE: usize = 100;
+
+/// Turns a built page (or its error) into the response, clearing the
+/// flash it showed.
+fn finish(r: Result<String, ApiError>, user: &Caller, flash_shown: bool) -> Response {
+    let mut resp = match r {
+        Ok(b) => render::html(StatusCode::OK, b),
+        Err(e) => render::error_page(&e, Some(user)),
+    };
+    if flash_shown {
+        session::clear_flash(&mut resp);
+    }
+    resp
+}
+
+fn page_number(raw: Option<&str>) -> Result<usize, ApiError> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(1),
+        Some(p) => p
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| ApiError::bad_request(format!("page `{p}` is not a page number"))),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    id: String,
+    title: String,
+    severity: &'static str,
+    phase: String,
+    customer_facing: bool,
+    security: bool,
+    declared_at: String,
+    elapsed: String,
+    over: bool,
+    restored: bool,
+    /// Declared → production first healthy on the fix.
+    ttr: Option<String>,
+    closed: bool,
+    next: String,
+    rollbacks: u32,
+}
+
+fn row(st: &AppState, s: &IncidentState, now: jiff::Timestamp) -> Row {
+    let sum = ops::summary(st, s, now);
+    let target = st.cfg.policy.targets.resolved.0.as_secs() as i64;
+    Row {
+        id: sum.id,
+        title: sum.title,
+        severity: s.severity.as_str(),
+        phase: words(&sum.phase),
+        customer_facing: s.customer_facing,
+        security: s.security,
+        declared_at: time(s.declared_at),
+        elapsed: clock(sum.elapsed_s),
+        over: match s.resolved_at {
+            Some(r) => r.as_second() - s.declared_at.as_second() > target,
+            None => !s.is_closed() && sum.elapsed_s > target,
+        },
+        restored: s.resolved_at.is_some(),
+        ttr: s
+            .resolved_at
+            .map(|r| clock(r.as_second() - s.declared_at.as_second())),
+        closed: sum.closed,
+        next: sum.next,
+        rollbacks: s.rollbacks,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    #[serde(default)]
+    page: Option<String>,
+}
+
+/// `GET /`: the open incidents, newest first.
+pub async fn index(
+    State(st): State<AppState>,
+    c: MaybeCaller,
+    uri: Uri,
+    headers: HeaderMap,
+    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let caller = match session::require(c, &uri) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let flash = session::take_flash(&headers);
+    let shown = flash.is_some();
+    let who = caller.clone();
+    let r = async {
+        let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let page = page_number(q.page.as_deref())?;
+        st.blocking(move |st| {
+            let view = st.dashboard.cache.get(st)?;
+            let now = st.clock.now();
+            let open: Vec<&Entry> = view
+                .incidents
+                .iter()
+                .rev()
+                .filter(|e| !e.state.is_closed())
+                .map(|e| e.as_ref())
+                .collect();
+            let pages = open.len().div_ceil(PAGE).max(1);
+            let page = page.min(pages);
+            let rows: Vec<Row> = open
+                .iter()
+                .skip((page - 1) * PAGE)
+                .take(PAGE)
+                .map(|e| row(st, &e.state, now))
+                .collect();
+            let content = render::render(
+                "index.html",
+                json!({
+                    "rows": rows,
+                    "open": open.len(),
+                    "target": clock(st.cfg.policy.targets.resolved.0.as_secs() as i64),
+                    "page": page,
+                    "pages": pages,
+                    "prev": (page > 1).then(|| format!("/?page={}", page - 1)),
+                    "next": (page < pages).then(|| format!("/?page={}", page + 1)),
+                }),
+            )?;
+            render::page(
+                Layout {
+                    title: format!("{} open", open.len()),
+                    user: Some(&caller),
+                    nav: "incidents",
+                    flash,
+                    watermark: Some(view.watermark),
+                },
+                content,
+            )
+        })
+        .await
+    }
+    .await;
+    finish(r, &who, shown)
+}
+
+/// The buttons `caller` gets on `s`.
+fn actions(st: &AppState, caller: &Caller, s: &IncidentState) -> Value {
+    let closed = s.is_closed();
+    let (approve, approve_note) = match check_approve(s, &st.cfg, &caller.user) {
+        Ok(ApproveCheck::AlreadyApproved) => (
+            None,
+            Some(format!(
+                "You approved {} already.",
+                short(s.head_sha.as_deref().unwrap_or(""))
+            )),
+        ),
+        Ok(ApproveCheck::Record(_)) => match ops::approval_role(st, caller, s) {
+            Ok(role) => (
+                Some(json!({
+                    "head": s.head_sha,
+                    "short": short(s.head_sha.as_deref().unwrap_or("")),
+                    "role": role.label(),
+                })),
+                None,
+            ),
+            Err(e) => (None, Some(e.message)),
+        },
+        Err(_) => (None, None),
+    };
+    let lead = caller.role >= ApiRole::TechLead;
+    let open: Vec<&str> = open_items(s).iter().map(|i| i.key).collect();
+    json!({
+        "approve": approve,
+        "approve_note": approve_note,
+        "close": lead && !closed && open.is_empty(),
+        "close_blocked": (lead && !closed && !open.is_empty())
+            .then(|| format!("Close needs the checklist done: {}", open.join(", "))),
+        "tick": !closed,
+    })
+}
+
+/// `GET /incidents/{id}`.
+pub async fn incident(
+    State(st): State<AppState>,
+    c: MaybeCaller,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Response {
+    let caller = match session::require(c, &uri) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let flash = session::take_flash(&headers);
+    let shown = flash.is_some();
+    let who = caller.clone();
+    let r = async {
+        let id = parse_id(&raw)?;
+        st.blocking(move |st| {
+            let view = st.dashboard.cache.get(st)?;
+            let entry = view
+                .incidents
+                .binary_search_by_key(&id, |e| e.state.id)
+                .map(|i| &view.incidents[i])
+                .map_err(|_| ApiError::not_found(format!("no incident {id}")))?;
+            let content = incident_body(st, &caller, &entry.state)?;
+            render::page(
+                Layout {
+                    title: format!("{id} {}", ops::visible_title(&entry.state)),
+                    user: Some(&caller),
+                    nav: "incidents",
+                    flash,
+                    watermark: Some(view.watermark),
+                },
+                content,
+            )
+        })
+        .await
+    }
+    .await;
+    finish(r, &who, shown)
+}
+
+/// Only http(s) URLs become links: a URL a client appended could be
+/// `javascript:` (the CSP would block it too).
+fn web_link(u: &str) -> bool {
+    let l = u.trim_start().to_ascii_lowercase();
+    l.starts_with("https://") || l.starts_with("http://")
+}
+
+fn incident_body(st: &AppState, caller: &Caller, s: &IncidentState) -> Result<String, ApiError> {
+    let now = st.clock.now();
+    let sum = ops::summary(st, s, now);
+    let steps = timeline(s, &st.cfg.policy, now);
+    let scale = steps
+        .iter()
+        .flat_map(|r| [r.elapsed_s, r.target_s.unwrap_or(0)])
+        .max()
+        .unwrap_or(0)
+        .max(60) as f64;
+    let pct = |v: i64| format!("{:.1}", (v.max(0) as f64 / scale * 100.0).min(100.0));
+    let timeline: Vec<Value> = steps
+        .iter()
+        .map(|r| {
+            let state = match (r.done, r.over) {
+                (true, false) => "done",
+                (true, true) => "late",
+                (false, false) => "running",
+                (false, true) => "overdue",
+            };
+            json!({
+                "label": r.label,
+                "state": state,
+                "elapsed": clock(r.elapsed_s),
+                "target": r.target_s.map(clock),
+                "w": pct(r.elapsed_s),
+                "t": r.target_s.map(pct),
+                "at": r.at.map(time),
+            })
+        })
+        .collect();
+    let fresh: Vec<u64> = s.fresh_approvals().iter().map(|a| a.seq).collect();
+    let approvals: Vec<Value> = s
+        .approvals
+        .iter()
+        .map(|a| {
+            json!({
+                "by": a.by, "role": a.role.label(), "sha": short(&a.sha), "at": time(a.at),
+                "source": a.source, "fresh": fresh.contains(&a.seq),
+            })
+        })
+        .collect();
+    let items: Vec<Value> = checklist(s)
+        .into_iter()
+        .map(|i| json!({"key": i.key, "label": i.label, "done": i.done, "auto": i.auto}))
+        .collect();
+    let deploys: Vec<Value> = s
+        .events
+        .iter()
+        .filter(|e| is_deploy(&e.kind))
+        .map(|e| json!({"at": time(e.at), "type": words(e.kind.name()), "text": describe(&e.kind, s.security)}))
+        .collect();
+    let pending: Vec<Value> = st
+        .store
+        .undelivered()?
+        .into_iter()
+        .filter(|o| o.message.incident == s.id)
+        .map(|o| {
+            json!({"notifier": o.notifier, "step": o.message.step, "attempts": o.attempts,
+                   "last_error": o.last_error})
+        })
+        .collect();
+    let notified: Vec<Value> = if st.notifiers.is_empty() {
+        vec![]
+    } else {
+        s.events
+            .iter()
+            .filter_map(|e| {
+                message_for(
+                    s,
+                    &e.kind,
+                    e.at,
+                    &st.cfg.notify.channel,
+                    &st.cfg.team.tech_leads,
+                )
+                .map(|m| json!({"at": time(e.at), "step": words(&m.step), "text": m.text}))
+            })
+            .collect()
+    };
+    let events: Vec<Value> = s
+        .events
+        .iter()
+        .rev()
+        .map(|e| {
+            json!({"seq": e.seq, "at": time(e.at), "actor": e.actor, "type": words(e.kind.name()),
+                   "text": describe(&e.kind, s.security)})
+        })
+        .collect();
+    let notifiers: Vec<&str> = st.notifiers.iter().map(|n| n.name()).collect();
+    render::render(
+        "incident.html",
+        json!({
+            "id": sum.id,
+            "title": sum.title,
+            "severity": sum.severity,
+            "phase": words(&sum.phase),
+            "customer_facing": s.customer_facing,
+            "security": s.security,
+            "declared_at": time(s.declared_at),
+            "declared_by": s.declared_by,
+            "elapsed": clock(sum.elapsed_s),
+            "restored_after": s.resolved_at.map(|r| clock(r.as_second() - s.declared_at.as_second())),
+            "closed_at": s.closed_at.map(time),
+            "next": sum.next,
+            "branch": s.branch,
+            "attempt": s.attempt,
+            "components": s.components,
+            "timeline": timeline,
+            "approvals": approvals,
+            "missing": if s.is_closed() || s.merge_sha.is_some() { vec![] } else { missing_approvals(s, &st.cfg.policy) },
+            "checklist": items,
+            "state": {
+                "head": s.head_sha.as_deref().map(short),
+                "pr": s.pr,
+                "pr_url": s.pr_url,
+                "pr_href": s.pr_url.as_deref().filter(|u| web_link(u)),
+                "preview_url": s.preview_url,
+                "preview_href": s.preview_url.as_deref().filter(|u| web_link(u)),
+                "smoke": s.smoke.as_ref().map(|(sha, ok, _)| json!({"sha": short(sha), "ok": ok})),
+                "merge": s.merge_sha.as_deref().map(short),
+                "deployed": s.deployed_sha.as_deref().map(short),
+                "healthy": s.healthy_sha.as_deref().map(short),
+                "health_failure": s.health_failure,
+                "backport": s.backport_sha.as_deref().map(short),
+                "rollbacks": s.rollbacks,
+            },
+            "deploys": deploys,
+            "pending": pending,
+            "notified": notified,
+            "notifiers": notifiers,
+            "events": events,
+            "actions": actions(st, caller, s),
+        }),
+    )
+}
+
+/// `GET /log?q=&severity=&state=&page=`: every incident, newest first, and
+/// the figures over the ones that match.
+pub async fn log(
+    State(st): State<AppState>,
+    c: MaybeCaller,
+    uri: Uri,
+    headers: HeaderMap,
+    q: Result<Query<FilterQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let caller = match session::require(c, &uri) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let flash: Option<Flash> = session::take_flash(&headers);
+    let shown = flash.is_some();
+    let who = caller.clone();
+    let r = async {
+        let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let filter = Filter::parse(&q)?;
+        let page = page_number(q.page.as_deref())?;
+        let text = q.q.clone().unwrap_or_default();
+        st.blocking(move |st| {
+            let view = st.dashboard.cache.get(st)?;
+            let now = st.clock.now();
+            let hits: Vec<&Entry> = view
+                .incidents
+                .iter()
+                .rev()
+                .filter(|e| filter.matches(e))
+                .map(|e| e.as_ref())
+                .collect();
+            let stats = compute(hits.iter().map(|e| &e.state), &st.cfg.policy, now);
+            let pages = hits.len().div_ceil(PAGE).max(1);
+            let page = page.min(pages);
+            let rows: Vec<Row> = hits
+                .iter()
+                .skip((page - 1) * PAGE)
+                .take(PAGE)
+                .map(|e| row(st, &e.state, now))
+                .collect();
+            let link = |p: usize| {
+                format!(
+                    "/log?q={}&severity={}&state={}&page={p}",
+                    encode(text.trim()),
+                    filter.severity.map(|s| s.as_str()).unwrap_or(""),
+                    filter.state
+                )
+            };
+            let fmt = |v: Option<i64>| v.map(clock).unwrap_or_else(|| "—".into());
+            let steps: Vec<Value> = stats
+                .steps
+                .iter()
+                .map(|s| {
+                    json!({
+                        "label": s.label, "done": s.done, "late": s.late,
+                        "median": fmt(s.median_s), "target": fmt(s.target_s),
+                        "over": matches!((s.median_s, s.target_s), (Some(m), Some(t)) if m > t),
+                    })
+                })
+                .collect();
+            let content = render::render(
+                "log.html",
+                json!({
+                    "q": text,
+                    "severity": filter.severity.map(|s| s.as_str()).unwrap_or(""),
+                    "state": filter.state,
+                    "rows": rows,
+                    "matched": hits.len(),
+                    "stats": stats,
+                    "figures": {
+                        "ttr_median": fmt(stats.time_to_restore.median_s),
+                        "ttr_p90": fmt(stats.time_to_restore.p90_s),
+                        "target": clock(stats.resolved_target.target_s),
+                        "share": stats.resolved_target.share.map(|v| format!("{:.0}%", v * 100.0)).unwrap_or_else(|| "—".into()),
+                        "per_hotfix": stats.rollbacks.per_hotfix.map(|v| format!("{v:.2}")).unwrap_or_else(|| "—".into()),
+                    },
+                    "steps": steps,
+                    "page": page,
+                    "pages": pages,
+                    "prev": (page > 1).then(|| link(page - 1)),
+                    "next": (page < pages).then(|| link(page + 1)),
+                }),
+            )?;
+            render::page(
+                Layout {
+                    title: "Incident log".into(),
+                    user: Some(&caller),
+                    nav: "log",
+                    flash,
+                    watermark: Some(view.watermark),
+                },
+                content,
+            )
+        })
+        .await
+    }
+    .await;
+    finish(r, &who, shown)
+}

@@ -1,9 +1,0 @@
-//! (stub)
-
-use axum::Router;
-
-use crate::AppState;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-}

@@ -1,0 +1,1048 @@
+//! Alert intake over real HTTP on a real store: each source end to end
+//! (acknowledged at once, stored durably, declared by the inbox worker,
+//! the on-call paged, repeats deduplicated, resolves recorded without
+//! closing), what is refused at the door, and processing that is safe to
+//! run twice or on two workers at once. Payloads are realistic samples in
+//! `tests/fixtures/alerts/`, built from the field lists of
+//! Alertmanager v0.34 (webhook v4), Sentry's integration webhooks and
+//! PagerDuty Events API v2.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use hotfix_core::event::{EventKind, NewEvent};
+use hotfix_core::id::IncidentId;
+use hotfix_core::team::{ApiRole, InboxItem, InboxPut};
+use hotfix_server::alerts::{self, Parsed, Source, Status};
+use hotfix_server::{Secrets, ops, workers};
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = format!(
+        "{}/tests/fixtures/alerts/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+fn fixture_json(name: &str) -> Value {
+    serde_json::from_slice(&fixture(name)).unwrap()
+}
+
+fn send(t: &TestServer, source: &str, token: &str, body: &[u8]) -> Resp {
+    post(
+        &t.url(&format!("/api/v1/alerts/{source}")),
+        Some(token),
+        &[("Content-Type", "application/json")],
+        body,
+    )
+}
+
+fn accepted(r: &Resp) -> i64 {
+    assert_eq!(r.status, 202, "{}", r.text);
+    let j = r.json();
+    assert_eq!(j["status"], "accepted");
+    j["inbox_id"].as_i64().unwrap()
+}
+
+fn incidents(t: &TestServer, token: &str) -> Vec<Value> {
+    let r = get(&t.url("/api/v1/incidents?state=all"), Some(token), &[]);
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()["incidents"].as_array().unwrap().clone()
+}
+
+fn incident(t: &TestServer, token: &str, id: &str) -> Value {
+    let r = get(&t.url(&format!("/api/v1/incidents/{id}")), Some(token), &[]);
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()
+}
+
+fn inbox(t: &TestServer, token: &str) -> Vec<Value> {
+    let r = get(&t.url("/api/v1/inbox"), Some(token), &[]);
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()["items"].as_array().unwrap().clone()
+}
+
+/// Waits until the worker processed inbox item `id`; its outcome.
+fn outcome(t: &TestServer, token: &str, id: i64) -> String {
+    let mut out = String::new();
+    t.wait_for(&format!("inbox item {id} processed"), || {
+        let items = inbox(t, token);
+        match items
+            .iter()
+            .find(|i| i["id"] == id && !i["processed_at"].is_null())
+        {
+            Some(i) => {
+                out = i["outcome"].as_str().unwrap_or_default().to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    out
+}
+
+fn pages(t: &TestServer) -> Vec<Value> {
+    t.delivered()
+        .into_iter()
+        .filter(|m| m["step"] == "paged")
+        .collect()
+}
+
+fn alert_events(inc: &Value) -> Vec<Value> {
+    inc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"]["type"] == "alert_received" || e["type"] == "alert_received")
+        .cloned()
+        .collect()
+}
+
+/// A variant of a JSON fixture (a repeat notification differs in some field).
+fn with(name: &str, f: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut v = fixture_json(name);
+    f(&mut v);
+    serde_json::to_vec_pretty(&v).unwrap()
+}
+
+fn config_with(extra: &str) -> String {
+    format!("{}\n{extra}\n", base_config())
+}
+
+const SENTRY_RULE: &str = r#"
+[[alerts.rules]]
+source = "sentry"
+match = { project = "checkout" }
+severity = "high"
+"#;
+
+/// Firing → declared and paged; repeat → deduplicated; resolved →
+/// recorded, incident still open. Returns the incident id.
+fn scenario(
+    t: &TestServer,
+    source: &str,
+    firing: &[u8],
+    repeat: &[u8],
+    resolved: &[u8],
+    severity: &str,
+) -> String {
+    let tok = t.token("monitoring@example.com", ApiRole::Developer);
+    let started = Instant::now();
+    let r = send(t, source, &tok, firing);
+    let took = started.elapsed();
+    let first = accepted(&r);
+    assert_eq!(r.json()["duplicate"], false);
+    assert!(
+        took < Duration::from_secs(2),
+        "acknowledged in {took:?}: no incident work in the request path"
+    );
+    let out = outcome(t, &tok, first);
+    assert!(out.starts_with("declared HF-"), "{out}");
+    let id = out.trim_start_matches("declared ").to_string();
+
+    let list = incidents(t, &tok);
+    assert_eq!(list.len(), 1, "{list:?}");
+    let inc = incident(t, &tok, &id);
+    assert_eq!(inc["incident"]["phase"], "reported", "{inc}");
+    assert_eq!(inc["incident"]["severity"], severity);
+    assert_eq!(inc["incident"]["declared_by"], format!("{source} (alert)"));
+    assert_eq!(inc["state"]["alert_status"], "firing");
+    assert!(
+        inc["incident"]["branch"]
+            .as_str()
+            .unwrap()
+            .starts_with("hotfix/")
+    );
+
+    t.wait_for("the page is delivered", || !pages(t).is_empty());
+    let p = &pages(t)[0];
+    assert_eq!(p["mentions"], json!([DEV]), "{p}");
+    let text = p["text"].as_str().unwrap();
+    assert!(text.contains(&id), "{text}");
+    assert!(text.contains(&format!("reported by {source}")), "{text}");
+    assert!(
+        text.contains(&format!("--incident {id} --severity {severity}")),
+        "{text}"
+    );
+
+    let r = send(t, source, &tok, repeat);
+    let second = accepted(&r);
+    assert_ne!(first, second, "a repeat is a new delivery");
+    assert_eq!(outcome(t, &tok, second), format!("repeat of {id}"));
+    assert_eq!(incidents(t, &tok).len(), 1, "a repeat declares nothing");
+    let inc = incident(t, &tok, &id);
+    assert_eq!(
+        alert_events(&inc).len(),
+        1,
+        "a repeat is not recorded again"
+    );
+
+    let r = send(t, source, &tok, resolved);
+    let third = accepted(&r);
+    assert_eq!(
+        outcome(t, &tok, third),
+        format!("resolved recorded on {id}")
+    );
+    let inc = incident(t, &tok, &id);
+    assert_eq!(inc["state"]["alert_status"], "resolved");
+    assert_eq!(inc["incident"]["closed"], false, "a resolve never closes");
+    assert_eq!(inc["incident"]["phase"], "reported");
+    assert_eq!(alert_events(&inc).len(), 2);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(pages(t).len(), 1, "paged once");
+    id
+}
+
+#[test]
+fn alertmanager_group_declares_pages_dedupes_and_records_resolve() {
+    let t = TestServer::start();
+    let id = scenario(
+        &t,
+        "alertmanager",
+        &fixture("alertmanager_firing.json"),
+        &fixture("alertmanager_repeat.json"),
+        &fixture("alertmanager_resolved.json"),
+        "critical",
+    );
+    let tok = t.token(LEAD, ApiRole::TechLead);
+    let inc = incident(&t, &tok, &id);
+    assert_eq!(inc["incident"]["customer_facing"], true);
+    assert_eq!(inc["state"]["components"], json!(["API"]));
+    assert_eq!(
+        inc["incident"]["title"],
+        "API 5xx error rate above 5% (2 alerts)"
+    );
+    let name = inc["incident"]["branch"].as_str().unwrap();
+    assert!(name.starts_with("hotfix/high-error-rate-"), "{name}");
+    let p = &pages(&t)[0];
+    assert_eq!(p["step"], "paged");
+    assert!(p["text"].as_str().unwrap().contains("[CRITICAL]"));
+    // Counted by source.
+    let m = get(&t.url("/metrics"), None, &[]).text;
+    assert!(
+        m.contains("hotfix_alerts_received_total{source=\"alertmanager\"} 3"),
+        "{m}"
+    );
+}
+
+#[test]
+fn alertmanager_accepts_http_basic_auth_with_the_token_as_password() {
+    let t = TestServer::start();
+    let tok = t.token("alertmanager@example.com", ApiRole::Developer);
+    let basic = format!("Basic {}", b64(&format!("alertmanager:{tok}")));
+    let r = post(
+        &t.url("/api/v1/alerts/alertmanager"),
+        None,
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &basic),
+        ],
+        &fixture("alertmanager_firing.json"),
+    );
+    accepted(&r);
+    let bad = format!("Basic {}", b64("alertmanager:hf_wrong"));
+    let r = post(
+        &t.url("/api/v1/alerts/alertmanager"),
+        None,
+        &[("Authorization", &bad)],
+        &fixture("alertmanager_repeat.json"),
+    );
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(inbox(&t, &tok).len(), 1);
+}
+
+#[test]
+fn pagerduty_trigger_acknowledge_resolve() {
+    let t = TestServer::start();
+    let repeat = with("pagerduty_trigger.json", |v| {
+        v["payload"]["custom_details"]["waiting_clients"] = json!("212");
+        v["payload"]["timestamp"] = json!("2025-06-03T09:25:11.402+00:00");
+    });
+    let tok = t.token(LEAD, ApiRole::TechLead);
+    // Acknowledge between trigger and resolve: recorded as an external update.
+    let id = {
+        let r = send(&t, "pagerduty", &tok, &fixture("pagerduty_trigger.json"));
+        let n = accepted(&r);
+        let out = outcome(&t, &tok, n);
+        assert!(out.starts_with("declared HF-"), "{out}");
+        out.trim_start_matches("declared ").to_string()
+    };
+    let r = send(&t, "pagerduty", &tok, &repeat);
+    assert_eq!(outcome(&t, &tok, accepted(&r)), format!("repeat of {id}"));
+    let r = send(
+        &t,
+        "pagerduty",
+        &tok,
+        &fixture("pagerduty_acknowledge.json"),
+    );
+    assert_eq!(
+        outcome(&t, &tok, accepted(&r)),
+        format!("acknowledged recorded on {id}")
+    );
+    let r = send(&t, "pagerduty", &tok, &fixture("pagerduty_resolve.json"));
+    assert_eq!(
+        outcome(&t, &tok, accepted(&r)),
+        format!("resolved recorded on {id}")
+    );
+    let inc = incident(&t, &tok, &id);
+    assert_eq!(inc["incident"]["severity"], "high", "the pagerduty rule");
+    assert_eq!(inc["state"]["alert_status"], "resolved");
+    assert_eq!(inc["incident"]["closed"], false);
+    assert_eq!(inc["incident"]["phase"], "reported");
+    assert!(
+        inc["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.to_string().contains("alert acknowledged")),
+        "{inc}"
+    );
+    assert_eq!(incidents(&t, &tok).len(), 1);
+    t.wait_for("the page is delivered", || pages(&t).len() == 1);
+    let text = pages(&t)[0]["text"].as_str().unwrap().to_string();
+    assert!(
+        text.contains(
+            "Checkout DB connection pool exhausted on prod-db-2 (pagerduty says critical)"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn pagerduty_full_scenario() {
+    let t = TestServer::start();
+    let repeat = with("pagerduty_trigger.json", |v| {
+        v["payload"]["custom_details"]["waiting_clients"] = json!("212");
+    });
+    scenario(
+        &t,
+        "pagerduty",
+        &fixture("pagerduty_trigger.json"),
+        &repeat,
+        &fixture("pagerduty_resolve.json"),
+        "high",
+    );
+}
+
+#[test]
+fn sentry_metric_alert_critical_warning_resolved() {
+    let t = TestServer::with(Options {
+        config: config_with(SENTRY_RULE),
+        ..Default::default()
+    });
+    let warning = with("sentry_metric_alert_critical.json", |v| {
+        v["action"] = json!("warning");
+        v["data"]["description_title"] = json!("Warning: Checkout errors above 100 in 5 minutes");
+    });
+    let id = scenario(
+        &t,
+        "sentry",
+        &fixture("sentry_metric_alert_critical.json"),
+        &warning,
+        &fixture("sentry_metric_alert_resolved.json"),
+        "high",
+    );
+    let tok = t.token(LEAD, ApiRole::TechLead);
+    let inc = incident(&t, &tok, &id);
+    assert_eq!(
+        inc["incident"]["title"],
+        "Critical: Checkout errors above 200 in 5 minutes"
+    );
+}
+
+#[test]
+fn sentry_issue_and_its_event_alert_share_one_incident() {
+    let t = TestServer::with(Options {
+        config: config_with(SENTRY_RULE),
+        ..Default::default()
+    });
+    let tok = t.token(LEAD, ApiRole::TechLead);
+    let resolved = with("sentry_issue_created.json", |v| {
+        v["action"] = json!("resolved");
+        v["data"]["issue"]["status"] = json!("resolved");
+    });
+    let id = scenario(
+        &t,
+        "sentry",
+        &fixture("sentry_issue_created.json"),
+        &fixture("sentry_event_alert.json"),
+        &resolved,
+        "high",
+    );
+    // An issue being assigned is not an alert state.
+    let r = send(&t, "sentry", &tok, &fixture("sentry_issue_assigned.json"));
+    let out = outcome(&t, &tok, accepted(&r));
+    assert!(
+        out.starts_with("ignored: sentry issue action `assigned`"),
+        "{out}"
+    );
+    let inc = incident(&t, &tok, &id);
+    assert_eq!(
+        inc["incident"]["title"],
+        "MemoryError: cannot allocate 268435456 bytes (pdf.export in render_invoice)"
+    );
+}
+
+#[test]
+fn generic_shape_end_to_end() {
+    let t = TestServer::start();
+    let repeat = with("generic_firing.json", |v| {
+        v["title"] = json!("Checkout page returns 502 from 2 of 3 regions");
+    });
+    let id = scenario(
+        &t,
+        "generic",
+        &fixture("generic_firing.json"),
+        &repeat,
+        &fixture("generic_resolved.json"),
+        "critical",
+    );
+    let tok = t.token(LEAD, ApiRole::TechLead);
+    let inc = incident(&t, &tok, &id);
+    assert_eq!(inc["state"]["components"], json!(["API"]));
+    let text = pages(&t)[0]["text"].as_str().unwrap().to_string();
+    assert!(
+        text.contains("<https://uptime.example.com/checks/8812>"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unmatched_and_medium_alerts_are_recorded_and_ignored() {
+    let t = TestServer::with(Options {
+        config: config_with(
+            r#"
+[[alerts.rules]]
+match = { alertname = "DiskSpaceLow" }
+severity = "medium"
+"#,
+        ),
+        ..Default::default()
+    });
+    let tok = t.token(LEAD, ApiRole::TechLead);
+    let r = send(
+        &t,
+        "alertmanager",
+        &tok,
+        &fixture("alertmanager_unmatched.json"),
+    );
+    assert_eq!(
+        outcome(&t, &tok, accepted(&r)),
+        "ignored: severity medium (use the normal release)"
+    );
+    let other = with("alertmanager_unmatched.json", |v| {
+        v["groupKey"] = json!("{}:{alertname=\"CertExpiring\"}");
+        v["commonLabels"]["alertname"] = json!("CertExpiring");
+        v["alerts"][0]["labels"]["alertname"] = json!("CertExpiring");
+    });
+    let r = send(&t, "alertmanager", &tok, &other);
+    assert_eq!(outcome(&t, &tok, accepted(&r)), "ignored: no rule matches");
+    // A resolve for an alert never seen (T11).
+    let r = send(
+        &t,
+        "alertmanager",
+        &tok,
+        &fixture("alertmanager_resolved.json"),
+    );
+    assert_eq!(
+        outcome(&t, &tok, accepted(&r)),
+        "ignored: resolved alert for no incident"
+    );
+    assert!(incidents(&t, &tok).is_empty());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(t.delivered().is_empty(), "nobody paged");
+}
+
+#[test]
+fn bad_requests_are_refused_and_store_nothing() {
+    let t = TestServer::start();
+    let tok = t.token(LEAD, ApiRole::TechLead);
+    let url = |s: &str| t.url(&format!("/api/v1/alerts/{s}"));
+    let json_ct = [("Content-Type", "application/json")];
+
+    let r = post(
+        &url("alertmanager"),
+        Some(&tok),
+        &json_ct,
+        b"{\"groupKey\": ",
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json()["error"]["code"], "bad_json");
+
+    // An Alertmanager body sent as a PagerDuty event, and a generic alert without a key.
+    let r = post(
+        &url("pagerduty"),
+        Some(&tok),
+        &json_ct,
+        &fixture("alertmanager_firing.json"),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json()["error"]["code"], "bad_shape");
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("event_action")
+    );
+    let r = post_json(
+        &url("generic"),
+        Some(&tok),
+        &json!({"status": "firing", "title": "x"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("key")
+    );
+    let r = post_json(
+        &url("pagerduty"),
+        Some(&tok),
+        &json!({"event_action": "trigger", "payload": {"summary": "s", "source": "h", "severity": "urgent"}}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = post_json(&url("alertmanager"), Some(&tok), &json!([1, 2]));
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = post(&url("generic"), Some(&tok), &json_ct, &[0xff, 0xfe, b'{']);
+    assert_eq!(r.status, 400, "{}", r.text);
+
+    // No token, a wrong token.
+    let r = post(
+        &url("alertmanager"),
+        None,
+        &json_ct,
+        &fixture("alertmanager_firing.json"),
+    );
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(r.json()["error"]["code"], "unauthorized");
+    let r = post(
+        &url("alertmanager"),
+        Some("hf_0000"),
+        &json_ct,
+        &fixture("alertmanager_firing.json"),
+    );
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(!r.text.contains("hf_0000"), "the token is not echoed");
+
+    // Too large (a valid-looking generic alert padded past 512 KB).
+    let big = serde_json::to_vec(&json!({
+        "key": "k", "status": "firing", "title": "big",
+        "labels": {"pad": "x".repeat(600 * 1024)}
+    }))
+    .unwrap();
+    let r = post(&url("generic"), Some(&tok), &json_ct, &big);
+    assert_eq!(r.status, 413, "{}", r.text);
+    assert_eq!(r.json()["error"]["code"], "payload_too_large");
+
+    // Unknown source.
+    let r = post(&url("nagios"), Some(&tok), &json_ct, b"{}");
+    assert_eq!(r.status, 404, "{}", r.text);
+
+    assert!(inbox(&t, &tok).is_empty(), "nothing stored");
+    assert!(incidents(&t, &tok).is_empty());
+    let m = get(&t.url("/metrics"), None, &[]).text;
+    for line in [
+        "hotfix_rejected_total{source=\"alertmanager\",reason=\"bad_json\"} 1",
+        "hotfix_rejected_total{source=\"pagerduty\",reason=\"bad_shape\"} 2",
+        "hotfix_rejected_total{source=\"alertmanager\",reason=\"unauthorized\"} 2",
+        "hotfix_rejected_total{source=\"generic\",reason=\"too_large\"} 1",
+    ] {
+        assert!(m.contains(line), "missing {line} in\n{m}");
+    }
+    assert!(!m.contains("hotfix_alerts_received_total{"), "{m}");
+}
+
+#[test]
+fn the_same_delivery_twice_is_stored_and_processed_once() {
+    let t = TestServer::start();
+    let tok = t.token(LEAD, ApiRole::TechLead);
+    let body = fixture("generic_firing.json");
+    let r1 = send(&t, "generic", &tok, &body);
+    let r2 = send(&t, "generic", &tok, &body);
+    let (a, b) = (accepted(&r1), accepted(&r2));
+    assert_eq!(a, b);
+    assert_eq!(r1.json()["duplicate"], false);
+    assert_eq!(r2.json()["duplicate"], true);
+    assert!(outcome(&t, &tok, a).starts_with("declared HF-1"));
+    assert_eq!(inbox(&t, &tok).len(), 1);
+    assert_eq!(incidents(&t, &tok).len(), 1);
+}
+
+#[test]
+fn acknowledged_before_any_processing_and_durable_on_disk() {
+    let t = TestServer::with(Options {
+        workers: false,
+        ..Default::default()
+    });
+    let tok = t.token(LEAD, ApiRole::TechLead);
+    let r = send(
+        &t,
+        "alertmanager",
+        &tok,
+        &fixture("alertmanager_firing.json"),
+    );
+    let id = accepted(&r);
+    // Another connection to the same database file sees it, unprocessed.
+    let other = hotfix_store::SqliteStore::open(&t.dir.path().join("hotfix.db")).unwrap();
+    let items = hotfix_core::team::TeamStore::inbox_recent(&other, 10).unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].id, id);
+    assert_eq!(items[0].source, "alertmanager");
+    assert!(items[0].processed_at.is_none());
+    assert!(
+        incidents(&t, &tok).is_empty(),
+        "no incident work at the door"
+    );
+
+    assert_eq!(workers::run_inbox(&t.st), 1);
+    let list = incidents(&t, &tok);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["phase"], "reported");
+    workers::run_outbox(&t.st);
+    assert_eq!(pages(&t).len(), 1);
+}
+
+#[test]
+fn sentry_signature_is_checked_against_the_client_secret() {
+    const SECRET: &str = "sentry-client-secret-for-tests";
+    let t = TestServer::with(Options {
+        config: config_with(SENTRY_RULE),
+        secrets: Secrets {
+            sentry_client: Some(SECRET.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let tok = t.token(LEAD, ApiRole::TechLead);
+    let url = t.url("/api/v1/alerts/sentry");
+    let body = fixture("sentry_metric_alert_critical.json");
+    let sig = hotfix_providers::signature::sign_hmac_sha256_hex(SECRET.as_bytes(), &body);
+    let request_id = "3b1a5e0c-8f0d-4b7e-9c53-1d2b6a7f9e01";
+    let headers = |sig: &str| {
+        vec![
+            ("Content-Type", "application/json".to_string()),
+            ("Sentry-Hook-Resource", "metric_alert".to_string()),
+            ("Sentry-Hook-Timestamp", "1748942100".to_string()),
+            ("Sentry-Hook-Signature", sig.to_string()),
+            ("Request-ID", request_id.to_string()),
+        ]
+    };
+    let h = headers(&sig);
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = post(&url, None, &h, &body);
+    let id = accepted(&r);
+    // Sentry retries with the same Request-ID: the same delivery.
+    let r = post(&url, None, &h, &body);
+    assert_eq!(r.json()["duplicate"], true);
+    assert_eq!(r.json()["inbox_id"], id);
+
+    let forged = format!(
+        "{}{}",
+        if sig.starts_with('0') { "1" } else { "0" },
+        &sig[1..]
+    );
+    let h2 = headers(&forged);
+    let h2: Vec<(&str, &str)> = h2.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let other = fixture("sentry_metric_alert_resolved.json");
+    let r = post(&url, None, &h2, &other);
+    assert_eq!(r.status, 401, "{}", r.text);
+    // The signature of another body does not carry over.
+    let r = post(&url, None, &h, &other);
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(inbox(&t, &tok).len(), 1);
+    assert!(outcome(&t, &tok, id).starts_with("declared HF-1"));
+
+    // A server without the secret cannot check a signature: refused.
+    let t2 = TestServer::start();
+    let r = post(&t2.url("/api/v1/alerts/sentry"), None, &h, &body);
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(r.text.contains("SENTRY_CLIENT_SECRET"), "{}", r.text);
+}
+
+/// Closes an incident straight in the store (what `close` does once the
+/// checklist is done; the checklist is not what is tested here).
+fn force_close(t: &TestServer, id: &str) {
+    let id: IncidentId = id.parse().unwrap();
+    let s = ops::load(&t.st, id).unwrap();
+    t.st.store
+        .append(
+            id,
+            s.version,
+            &[NewEvent {
+                at: jiff::Timestamp::now(),
+                actor: LEAD.into(),
+                kind: EventKind::Closed,
+            }],
+            &[],
+        )
+        .unwrap();
+}
+
+#[test]
+fn an_alert_firing_again_after_its_incident_closed_opens_a_new_one() {
+    let t = TestServer::start();
+    let tok = t.token(LEAD, ApiRole::TechLead);
+    let r = send(
+        &t,
+        "alertmanager",
+        &tok,
+        &fixture("alertmanager_firing.json"),
+    );
+    assert_eq!(outcome(&t, &tok, accepted(&r)), "declared HF-1");
+    force_close(&t, "HF-1");
+    let r = send(
+        &t,
+        "alertmanager",
+        &tok,
+        &fixture("alertmanager_resolved.json"),
+    );
+    assert_eq!(
+        outcome(&t, &tok, accepted(&r)),
+        "ignored: resolved alert for HF-1, which is closed"
+    );
+    let r = send(
+        &t,
+        "alertmanager",
+        &tok,
+        &fixture("alertmanager_repeat.json"),
+    );
+    assert_eq!(outcome(&t, &tok, accepted(&r)), "declared HF-2");
+    let again = with("alertmanager_resolved.json", |v| {
+        v["alerts"][0]["endsAt"] = json!("2025-06-03T11:02:00Z");
+    });
+    let r = send(&t, "alertmanager", &tok, &again);
+    assert_eq!(outcome(&t, &tok, accepted(&r)), "resolved recorded on HF-2");
+    let list = incidents(&t, &tok);
+    assert_eq!(list.len(), 2);
+    assert_ne!(list[0]["branch"], list[1]["branch"], "names never collide");
+    assert_eq!(
+        t.st.store
+            .alert_link_get("alertmanager", &alerts::link_key(GROUP_KEY, 2))
+            .unwrap(),
+        Some(IncidentId(2))
+    );
+}
+
+const GROUP_KEY: &str = "{}/{severity=\"critical\"}:{alertname=\"HighErrorRate\", service=\"api\"}";
+
+/// Puts bodies straight in the inbox and claims them, as a worker would.
+fn claimed(t: &TestServer, bodies: &[(&str, Vec<u8>)]) -> Vec<InboxItem> {
+    for (i, (source, body)) in bodies.iter().enumerate() {
+        let put =
+            t.st.store
+                .inbox_put(
+                    source,
+                    &format!("test-{i}"),
+                    std::str::from_utf8(body).unwrap(),
+                    1,
+                )
+                .unwrap();
+        assert!(matches!(put, InboxPut::Stored(_)));
+    }
+    let items = t.st.store.inbox_claim(i64::MAX / 4, 30, 10).unwrap();
+    assert_eq!(items.len(), bodies.len());
+    items
+}
+
+fn paged_in_outbox(t: &TestServer) -> usize {
+    t.st.store
+        .undelivered()
+        .unwrap()
+        .iter()
+        .filter(|o| o.message.step == "paged")
+        .count()
+}
+
+#[test]
+fn processing_the_same_item_twice_is_idempotent() {
+    let t = TestServer::with(Options {
+        workers: false,
+        ..Default::default()
+    });
+    let items = claimed(&t, &[("alertmanager", fixture("alertmanager_firing.json"))]);
+    assert_eq!(alerts::process(&t.st, &items[0]).unwrap(), "declared HF-1");
+    assert_eq!(alerts::process(&t.st, &items[0]).unwrap(), "repeat of HF-1");
+    assert_eq!(t.st.store.incidents().unwrap().len(), 1);
+    assert_eq!(paged_in_outbox(&t), 1);
+}
+
+#[test]
+fn a_run_that_died_between_declaring_and_linking_is_finished_not_repeated() {
+    let t = TestServer::with(Options {
+        workers: false,
+        ..Default::default()
+    });
+    let items = claimed(&t, &[("alertmanager", fixture("alertmanager_firing.json"))]);
+    // What the interrupted run wrote: the declaration only (the crash came
+    // before the events after it and before the link).
+    let Parsed::Alert(a) =
+        alerts::parse(Source::Alertmanager, items[0].body.as_bytes(), "unused").unwrap()
+    else {
+        panic!("an alert")
+    };
+    assert_eq!(a.status, Status::Firing);
+    assert_eq!(a.key, GROUP_KEY);
+    let rule = &t.st.cfg.alerts.rules[0];
+    let name = alerts::rules::incident_name(rule, &a, &a.key);
+    let declared = EventKind::Declared {
+        name: name.clone(),
+        title: a.summary.clone(),
+        severity: hotfix_core::Severity::Critical,
+        customer_facing: true,
+        security: false,
+        branch: format!("hotfix/{name}"),
+        base_sha: String::new(),
+    };
+    ops::declare(
+        &t.st,
+        "alertmanager (alert)",
+        declared,
+        vec![],
+        &|_, _| vec![],
+    )
+    .unwrap();
+
+    let out = alerts::process(&t.st, &items[0]).unwrap();
+    assert_eq!(out, "declared HF-1 (linked after an interrupted run)");
+    assert_eq!(t.st.store.incidents().unwrap().len(), 1);
+    assert_eq!(
+        t.st.store
+            .alert_link_get("alertmanager", GROUP_KEY)
+            .unwrap(),
+        Some(IncidentId(1))
+    );
+    let s = ops::load(&t.st, IncidentId(1)).unwrap();
+    assert_eq!(s.alert_status.as_deref(), Some("firing"));
+    assert_eq!(s.components, vec!["API".to_string()]);
+    assert_eq!(alerts::process(&t.st, &items[0]).unwrap(), "repeat of HF-1");
+}
+
+#[test]
+fn two_workers_with_the_same_alert_key_declare_one_incident() {
+    let t = TestServer::with(Options {
+        workers: false,
+        ..Default::default()
+    });
+    two_workers(&t);
+}
+
+fn two_workers(t: &TestServer) {
+    let items = claimed(
+        t,
+        &[
+            ("alertmanager", fixture("alertmanager_firing.json")),
+            ("alertmanager", fixture("alertmanager_repeat.json")),
+        ],
+    );
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let handles: Vec<_> = items
+        .into_iter()
+        .map(|item| {
+            let st = t.st.clone();
+            let b = barrier.clone();
+            std::thread::spawn(move || {
+                b.wait();
+                alerts::process(&st, &item)
+            })
+        })
+        .collect();
+    let mut outs: Vec<String> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap())
+        .collect();
+    outs.sort();
+    assert_eq!(outs, vec!["declared HF-1", "repeat of HF-1"]);
+    assert_eq!(t.st.store.incidents().unwrap().len(), 1);
+    assert_eq!(paged_in_outbox(t), 1);
+}
+
+#[test]
+fn postgres_main_scenario_and_concurrency() {
+    let Some(url) = pg_url() else { return };
+    let t = TestServer::with(Options {
+        backend: Backend::Postgres {
+            url: url.clone(),
+            schema: unique_schema("alerts"),
+        },
+        ..Default::default()
+    });
+    scenario(
+        &t,
+        "alertmanager",
+        &fixture("alertmanager_firing.json"),
+        &fixture("alertmanager_repeat.json"),
+        &fixture("alertmanager_resolved.json"),
+        "critical",
+    );
+    let tok = t.token(LEAD, ApiRole::TechLead);
+    let body = fixture("pagerduty_trigger.json");
+    let r1 = send(&t, "pagerduty", &tok, &body);
+    let r2 = send(&t, "pagerduty", &tok, &body);
+    assert_eq!(accepted(&r1), accepted(&r2));
+    assert_eq!(r2.json()["duplicate"], true);
+
+    let t2 = TestServer::with(Options {
+        backend: Backend::Postgres {
+            url,
+            schema: unique_schema("alerts2"),
+        },
+        workers: false,
+        ..Default::default()
+    });
+    two_workers(&t2);
+}
+
+#[test]
+fn every_fixture_parses_to_what_the_rules_need() {
+    let cases = [
+        (
+            "alertmanager_firing.json",
+            Source::Alertmanager,
+            Status::Firing,
+            GROUP_KEY,
+        ),
+        (
+            "alertmanager_resolved.json",
+            Source::Alertmanager,
+            Status::Resolved,
+            GROUP_KEY,
+        ),
+        (
+            "sentry_metric_alert_critical.json",
+            Source::Sentry,
+            Status::Firing,
+            "metric_alert:98112",
+        ),
+        (
+            "sentry_metric_alert_resolved.json",
+            Source::Sentry,
+            Status::Resolved,
+            "metric_alert:98112",
+        ),
+        (
+            "sentry_issue_created.json",
+            Source::Sentry,
+            Status::Firing,
+            "issue:5512399017",
+        ),
+        (
+            "sentry_event_alert.json",
+            Source::Sentry,
+            Status::Firing,
+            "issue:5512399017",
+        ),
+        (
+            "pagerduty_trigger.json",
+            Source::Pagerduty,
+            Status::Firing,
+            "checkout-db-connections-2025-06-03",
+        ),
+        (
+            "pagerduty_acknowledge.json",
+            Source::Pagerduty,
+            Status::Acknowledged,
+            "checkout-db-connections-2025-06-03",
+        ),
+        (
+            "pagerduty_resolve.json",
+            Source::Pagerduty,
+            Status::Resolved,
+            "checkout-db-connections-2025-06-03",
+        ),
+        (
+            "generic_firing.json",
+            Source::Generic,
+            Status::Firing,
+            "uptime-checkout-https",
+        ),
+        (
+            "generic_resolved.json",
+            Source::Generic,
+            Status::Resolved,
+            "uptime-checkout-https",
+        ),
+    ];
+    for (file, source, status, key) in cases {
+        let Parsed::Alert(a) = alerts::parse(source, &fixture(file), "fallback").unwrap() else {
+            panic!("{file} is an alert")
+        };
+        assert_eq!((a.status, a.key.as_str()), (status, key), "{file}");
+    }
+    let Parsed::Alert(pd) =
+        alerts::parse(Source::Pagerduty, &fixture("pagerduty_trigger.json"), "f").unwrap()
+    else {
+        panic!()
+    };
+    for (k, v) in [
+        ("severity", "critical"),
+        ("source", "prod-db-2.example.com"),
+        ("component", "postgres"),
+        ("group", "prod-checkout"),
+        ("class", "connection-pool"),
+        ("service", "checkout"),
+        ("active_connections", "500"),
+    ] {
+        assert_eq!(pd.labels.get(k).map(String::as_str), Some(v), "{k}");
+    }
+    assert_eq!(
+        pd.url.as_deref(),
+        Some("https://grafana.example.com/alerting/list")
+    );
+    let Parsed::Alert(ev) =
+        alerts::parse(Source::Sentry, &fixture("sentry_event_alert.json"), "f").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(ev.labels["alertname"], "PDF export crashes");
+    assert_eq!(ev.labels["service"], "pdf-export");
+    assert_eq!(ev.labels["environment"], "production");
+    let Parsed::Alert(am) = alerts::parse(
+        Source::Alertmanager,
+        &fixture("alertmanager_firing.json"),
+        "f",
+    )
+    .unwrap() else {
+        panic!()
+    };
+    assert_eq!(am.members.len(), 2);
+    assert_eq!(am.labels["instance"], "api-7d9f8c6b5-x2k4q:9090");
+    assert!(matches!(
+        alerts::parse(Source::Sentry, &fixture("sentry_issue_assigned.json"), "f").unwrap(),
+        Parsed::Ignored(_)
+    ));
+    assert!(matches!(
+        alerts::parse(
+            Source::Sentry,
+            br#"{"action":"created","data":{"installation":{"uuid":"x"}}}"#,
+            "f"
+        )
+        .unwrap(),
+        Parsed::Ignored(_)
+    ));
+}
+
+/// Standard base64 (for the basic-auth header).
+fn b64(s: &str) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,409 @@
+//! `hotfix serve`: the team server, and `hotfix serve token` to manage its
+//! API tokens.
+//!
+//! The server is a program of its own, not a git command: it runs on a host
+//! without the repository, so it reads its config from a file it is given
+//! (or `./hotfix.toml`) and keeps everything else in its store and data
+//! directory. Token commands write straight to that store, so the first admin
+//! token can be made before the server ever runs (there is nobody to ask the
+//! API yet).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hotfix_core::config::Config;
+use hotfix_core::notify::Message;
+use hotfix_core::provider::{Memory, Notifier, NotifyError};
+use hotfix_core::team::{ApiRole, ServerStore};
+use hotfix_providers::notify::{ConsoleNotifier, FileNotifier};
+use hotfix_server::{AppState, Secrets, ServerParts, WorkerSettings};
+use hotfix_store::StoreUrl;
+
+use crate::app;
+use crate::cli::{ServeArgs, ServeCmd, ServerStoreArgs, TokenCmd};
+use crate::commands::CliError;
+
+/// The environment variables only the server reads.
+pub mod env {
+    /// Where the server writes its files (default `./hotfix-data`).
+    pub const DATA_DIR: &str = "HOTFIX_DATA_DIR";
+    /// This replica's name in leases (default: host name and pid).
+    pub const REPLICA: &str = "HOTFIX_REPLICA";
+}
+
+/// The default listen address when neither `--listen` nor `[server] listen` says.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// How long in-flight requests get to finish on SIGINT/SIGTERM.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn say(line: &str) {
+    eprintln!("hotfix serve: {line}");
+}
+
+fn warn(line: &str) {
+    eprintln!("hotfix serve: warning: {line}");
+}
+
+pub fn run(dir: Option<&Path>, a: ServeArgs) -> Result<u8, CliError> {
+    let base = base_dir(dir)?;
+    match a.action {
+        None => serve(&base, a.listen, a.config, &a.store),
+        Some(ServeCmd::Token { action }) => token(&base, action, &a.store),
+    }
+}
+
+/// Relative paths are relative to `-C DIR`, else the current directory.
+fn base_dir(dir: Option<&Path>) -> Result<PathBuf, CliError> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| CliError::usage(format!("no current directory: {e}")))?;
+    Ok(match dir {
+        Some(d) => cwd.join(d),
+        None => cwd,
+    })
+}
+
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The config: `--config`, else `$HOTFIX_CONFIG`, else `./hotfix.toml`.
+/// A file named explicitly must exist; the default one may be missing (the
+/// defaults then apply, with a warning), and one that does not parse is a
+/// usage error either way.
+fn load_config(base: &Path, flag: Option<PathBuf>) -> Result<(Config, String), CliError> {
+    let (path, explicit) = match flag {
+        Some(p) => (base.join(p), true),
+        None => match env_value(app::env::CONFIG) {
+            Some(p) => (base.join(p), true),
+            None => (base.join("hotfix.toml"), false),
+        },
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Config::parse(&text)
+            .map(|c| (c, path.display().to_string()))
+            .map_err(|e| CliError::usage(format!("{e} ({})", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            warn(&format!(
+                "no {}: running with the default configuration (no [team], so nobody can approve; pass --config FILE)",
+                path.display()
+            ));
+            Ok((Config::default(), "defaults".into()))
+        }
+        Err(e) => Err(CliError::usage(format!(
+            "cannot read the config {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// `--data-dir`, else `$HOTFIX_DATA_DIR`, else `./hotfix-data` (created by
+/// `serve`, and by the SQLite store when it is the default one).
+fn data_dir(base: &Path, s: &ServerStoreArgs) -> PathBuf {
+    match (&s.data_dir, env_value(env::DATA_DIR)) {
+        (Some(d), _) => base.join(d),
+        (None, Some(d)) => base.join(d),
+        (None, None) => base.join("hotfix-data"),
+    }
+}
+
+/// Opens the server's store: `--database-url`, `$HOTFIX_DATABASE_URL`, or a
+/// SQLite file in the data directory. Returns it with its printable name.
+fn open_store(
+    base: &Path,
+    s: &ServerStoreArgs,
+    data: &Path,
+) -> Result<(Arc<dyn ServerStore>, String), CliError> {
+    let url = match s
+        .database_url
+        .clone()
+        .or_else(|| env_value(app::env::DATABASE_URL))
+    {
+        Some(u) => match StoreUrl::parse(&u).map_err(|e| CliError::usage(e.to_string()))? {
+            StoreUrl::Sqlite(p) => StoreUrl::Sqlite(base.join(p)),
+            pg => pg,
+        },
+        None => StoreUrl::Sqlite(data.join("hotfix-server.db")),
+    };
+    let shown = match &url {
+        StoreUrl::Sqlite(p) => format!("sqlite:{}", p.display()),
+        StoreUrl::Postgres(u) => hotfix_store::redact_url(u),
+    };
+    let store = hotfix_store::open_server(&url).map_err(|e| {
+        CliError::failed(format!(
+            "cannot open the store {shown}: {}",
+            hotfix_providers::redact::redact(&e.to_string())
+        ))
+    })?;
+    Ok((store, shown))
+}
+
+/// A notifier configured in `hotfix.toml` whose secrets this server lacks.
+/// Its messages are still written to the outbox, and each delivery attempt
+/// fails with the reason: they stay pending, visible in `status` and
+/// `/api/v1/outbox`, and go out once the server runs with the secret.
+struct Unconfigured {
+    name: &'static str,
+    why: String,
+}
+
+impl Notifier for Unconfigured {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn send(&self, _id: i64, _msg: &Message, _memory: &dyn Memory) -> Result<(), NotifyError> {
+        Err(NotifyError {
+            notifier: self.name.to_string(),
+            message: format!("not configured on this server: {}", self.why),
+        })
+    }
+}
+
+/// Console and file notifiers from `[notify]`, plus Slack, the webhook and
+/// Statuspage each on its own: one missing secret must not silence the others.
+fn notifiers(cfg: &Config, data: &Path) -> Vec<Box<dyn Notifier>> {
+    let mut out: Vec<Box<dyn Notifier>> = vec![];
+    if cfg.notify.console {
+        out.push(Box::new(ConsoleNotifier));
+    }
+    if cfg.notify.file {
+        out.push(Box::new(FileNotifier {
+            path: data.join("notifications.jsonl"),
+        }));
+    }
+    let secret = |k: &str| env_value(k);
+    let configured = [
+        ("slack", cfg.notify.slack.is_some()),
+        ("webhook", cfg.notify.webhook.is_some()),
+        ("statuspage", cfg.notify.statuspage.is_some()),
+    ];
+    for (name, present) in configured {
+        if !present {
+            continue;
+        }
+        let mut one = cfg.clone();
+        if name != "slack" {
+            one.notify.slack = None;
+        }
+        if name != "webhook" {
+            one.notify.webhook = None;
+        }
+        if name != "statuspage" {
+            one.notify.statuspage = None;
+        }
+        match hotfix_providers::notify::from_config(&one, &secret) {
+            Ok(n) => out.extend(n),
+            Err(e) => {
+                let why = hotfix_providers::redact::redact(&e);
+                warn(&format!(
+                    "{why}: its notifications stay pending until the server runs with it"
+                ));
+                out.push(Box::new(Unconfigured { name, why }));
+            }
+        }
+    }
+    out
+}
+
+/// This replica's name in leases: `$HOTFIX_REPLICA`, else host and pid.
+fn replica() -> String {
+    if let Some(r) = env_value(env::REPLICA) {
+        return r.trim().to_string();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| env_value("HOSTNAME"))
+        .unwrap_or_else(|| "host".into());
+    format!("{host}-{}", std::process::id())
+}
+
+fn serve(
+    base: &Path,
+    listen: Option<String>,
+    config: Option<PathBuf>,
+    s: &ServerStoreArgs,
+) -> Result<u8, CliError> {
+    let (cfg, cfg_name) = load_config(base, config)?;
+    let data = data_dir(base, s);
+    std::fs::create_dir_all(&data)
+        .map_err(|e| CliError::failed(format!("cannot create {}: {e}", data.display())))?;
+    let (store, store_name) = open_store(base, s, &data)?;
+    let listen = listen.filter(|l| !l.trim().is_empty()).unwrap_or_else(|| {
+        if cfg.server.listen.trim().is_empty() {
+            DEFAULT_LISTEN.to_string()
+        } else {
+            cfg.server.listen.clone()
+        }
+    });
+    let secrets = Secrets::from_env();
+    if secrets.github_webhook.is_none() {
+        warn(&format!(
+            "{} is not set: GitHub webhook deliveries are refused",
+            Secrets::GITHUB_WEBHOOK_ENV
+        ));
+    }
+    if secrets.slack_signing.is_none() {
+        warn(&format!(
+            "{} is not set: the /hotfix Slack command is refused",
+            Secrets::SLACK_SIGNING_ENV
+        ));
+    }
+    let notifiers = notifiers(&cfg, &data);
+    let names: Vec<&str> = notifiers.iter().map(|n| n.name()).collect();
+    let replica = replica();
+    say(&format!(
+        "config {cfg_name}; store {store_name}; data {}; replica {replica}; notifiers: {}",
+        data.display(),
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    ));
+    match store.token_list() {
+        Ok(t) if t.iter().all(|t| t.revoked) => say(
+            "no API tokens yet: create one with `hotfix serve token create --user YOU --role admin`",
+        ),
+        _ => {}
+    }
+    let st = AppState::new(ServerParts {
+        store,
+        cfg,
+        secrets,
+        notifiers,
+        clock: app::clock()?,
+        data_dir: data,
+        replica,
+        workers: WorkerSettings::default(),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failed(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let mut running = hotfix_server::start(st, &listen).await.map_err(|e| {
+            let m = format!("cannot listen on {listen}: {e}");
+            if e.kind() == std::io::ErrorKind::InvalidInput {
+                CliError::usage(m)
+            } else {
+                CliError::failed(m)
+            }
+        })?;
+        say(&format!("listening on http://{}", running.addr));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| CliError::failed(format!("cannot watch SIGTERM: {e}")))?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => say("SIGINT: stopping"),
+            _ = term.recv() => say("SIGTERM: stopping"),
+            r = &mut running.done => {
+                return Err(CliError::failed(match r {
+                    Ok(Ok(())) => "the server stopped by itself".to_string(),
+                    Ok(Err(e)) => format!("the server failed: {e}"),
+                    Err(e) => format!("the server task failed: {e}"),
+                }));
+            }
+        }
+        let _ = running.shutdown.send(true);
+        match tokio::time::timeout(GRACE, running.done).await {
+            Ok(_) => {
+                say("stopped");
+                Ok(0)
+            }
+            Err(_) => {
+                warn(&format!(
+                    "requests still running after {}s; stopping anyway",
+                    GRACE.as_secs()
+                ));
+                Ok(1)
+            }
+        }
+    })
+}
+
+fn token(base: &Path, action: TokenCmd, outer: &ServerStoreArgs) -> Result<u8, CliError> {
+    let open = |s: ServerStoreArgs| -> Result<Arc<dyn ServerStore>, CliError> {
+        let s = s.or(outer);
+        let data = data_dir(base, &s);
+        Ok(open_store(base, &s, &data)?.0)
+    };
+    match action {
+        TokenCmd::Create { user, role, store } => {
+            let role = ApiRole::parse(&role).ok_or_else(|| {
+                CliError::usage(format!(
+                    "unknown role `{role}`: use developer, tech_lead or admin"
+                ))
+            })?;
+            let store = open(store)?;
+            let now = jiff::Timestamp::now().as_second();
+            let (token, id) = hotfix_server::auth::create_token(store.as_ref(), &user, role, now)
+                .map_err(|e| {
+                if e.status.is_client_error() {
+                    CliError::usage(e.message)
+                } else {
+                    CliError::failed(e.message)
+                }
+            })?;
+            eprintln!(
+                "created token {id} for {} ({}); it is shown once, below: keep it as a secret (HOTFIX_TOKEN)",
+                user.trim(),
+                role.as_str()
+            );
+            println!("{token}");
+            Ok(0)
+        }
+        TokenCmd::List { json, store } => {
+            let store = open(store)?;
+            let tokens = store
+                .token_list()
+                .map_err(|e| CliError::failed(e.to_string()))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&tokens).unwrap_or_default()
+                );
+                return Ok(0);
+            }
+            if tokens.is_empty() {
+                println!(
+                    "no tokens: `hotfix serve token create --user YOU --role admin` makes the first"
+                );
+                return Ok(0);
+            }
+            println!(
+                "{:>4}  {:<32}  {:<10}  {:<23}  revoked",
+                "id", "user", "role", "created"
+            );
+            for t in tokens {
+                let created = jiff::Timestamp::from_second(t.created_at)
+                    .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_else(|_| t.created_at.to_string());
+                println!(
+                    "{:>4}  {:<32}  {:<10}  {:<23}  {}",
+                    t.id,
+                    t.user,
+                    t.role.as_str(),
+                    created,
+                    if t.revoked { "yes" } else { "no" }
+                );
+            }
+            Ok(0)
+        }
+        TokenCmd::Revoke { id, store } => {
+            let store = open(store)?;
+            if store
+                .token_revoke(id)
+                .map_err(|e| CliError::failed(e.to_string()))?
+            {
+                println!("revoked token {id}");
+                Ok(0)
+            } else {
+                Err(CliError::failed(format!(
+                    "no live token {id} (`hotfix serve token list` shows them)"
+                )))
+            }
+        }
+    }
+}
