@@ -106,22 +106,25 @@ impl Engine {
                 .info(&format!("pushed {} at {}", s.branch, short(&sha)));
         }
         self.failpoint("push.pushed");
-        let s = if s.head_sha.as_deref() != Some(sha.as_str()) {
+        let s = if !push_recorded(&s, &sha) {
             let base = self
                 .git
                 .merge_base(&self.tracking(&self.cfg.git.main), &sha)?
                 .unwrap_or_else(|| s.base_sha.clone());
             let commits = self.git.commits(&base, &sha)?;
             let diff = self.git.diff_stat(&base, &sha)?;
-            self.append(
-                &s,
-                vec![EventKind::Pushed {
+            // Re-decided on the fresh log: the team server may record the
+            // forge's echo of this very push (`head_moved`) in between.
+            self.append_fresh(id, |s| {
+                if push_recorded(s, &sha) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![EventKind::Pushed {
                     sha: sha.clone(),
-                    commits,
-                    diff,
-                }],
-            )?;
-            self.load(id)?
+                    commits: commits.clone(),
+                    diff: diff.clone(),
+                }])
+            })?
         } else {
             s
         };
@@ -264,4 +267,20 @@ impl Engine {
         }
         self.load(id)
     }
+}
+
+/// Is this push of `sha` recorded with its commits and diff? A `head_moved`
+/// seen by the forge's webhook names the head but not who wrote it, so the
+/// push is still recorded after one (the self-approval and wide-diff guards
+/// need the commits and the diff).
+fn push_recorded(s: &hotfix_core::state::IncidentState, sha: &str) -> bool {
+    s.events
+        .iter()
+        .rev()
+        .find_map(|e| match &e.kind {
+            EventKind::Pushed { sha: p, .. } => Some(p == sha),
+            EventKind::HeadMoved { .. } | EventKind::AttemptStarted { .. } => Some(false),
+            _ => None,
+        })
+        .unwrap_or(false)
 }

@@ -178,6 +178,23 @@ impl FromRequestParts<AppState> for Caller {
                 "no API token: send `Authorization: Bearer <token>` (create one with `hotfix serve token create`)",
             ));
         };
+        // The dashboard's session cookie is sent by the browser on its own,
+        // also on requests another site makes it send: for the JSON API it
+        // only reads. Writes need the token in a header, which no other
+        // site can make the browser add (no CSRF through the API).
+        let from_header = parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION);
+        let safe = matches!(
+            parts.method,
+            axum::http::Method::GET | axum::http::Method::HEAD
+        );
+        if !from_header && !safe {
+            return Err(ApiError::unauthorized(
+                "the JSON API takes its token in `Authorization` for writes; the browser session only reads",
+            )
+            .with_hint("use the dashboard's buttons, or send `Authorization: Bearer <token>`"));
+        }
         authenticate(st, token)
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown or revoked API token"))

@@ -160,12 +160,12 @@ async fn metrics(State(st): State<AppState>) -> Response {
     let gauges = st
         .blocking(|st| {
             let mut open: BTreeMap<(String, String), u64> = BTreeMap::new();
-            for s in ops::all(st)? {
+            for s in ops::all(st)?.iter() {
                 if !s.is_closed() {
                     *open
                         .entry((
                             s.severity.as_str().into(),
-                            ops::phase(st, &s).as_str().into(),
+                            ops::phase(st, s).as_str().into(),
                         ))
                         .or_insert(0) += 1;
                 }

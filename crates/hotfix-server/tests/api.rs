@@ -265,3 +265,25 @@ fn notifications_of_api_steps_are_delivered_by_the_server() {
         d.iter().any(|m| m["step"] == "declared") && d.iter().any(|m| m["step"] == "pr_opened")
     });
 }
+
+#[test]
+fn the_browser_session_cookie_cannot_write_through_the_api() {
+    let t = TestServer::start();
+    let dev = t.token(DEV, ApiRole::Developer);
+    let id = declared_and_pushed(&t, &dev, "critical");
+    let lead = t.token(LEAD, ApiRole::TechLead);
+    let cookie = format!("hotfix_session={lead}");
+    // Reads with the cookie work (the dashboard's own fetches).
+    let r = get(&t.url("/api/v1/me"), None, &[("Cookie", &cookie)]);
+    assert_eq!(r.status, 200, "{}", r.text);
+    // A write carried only by the cookie (what a forged cross-site form would send) is refused.
+    let r = post(
+        &t.url(&format!("/api/v1/incidents/{id}/approve")),
+        None,
+        &[("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(r.status, 401, "{}", r.text);
+    let r = get(&t.url(&format!("/api/v1/incidents/{id}")), Some(&lead), &[]);
+    assert_eq!(r.json()["approvals"].as_array().unwrap().len(), 0);
+}

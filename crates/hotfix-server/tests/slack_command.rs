@@ -506,7 +506,7 @@ fn a_slow_store_still_gets_an_answer_within_three_seconds() {
     assert_eq!(v["response_type"], "in_channel", "{v}");
     let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     c.batch_execute(&format!(
-        "SET search_path TO {schema}; BEGIN; LOCK TABLE incidents IN ACCESS EXCLUSIVE MODE;"
+        "SET search_path TO {schema}; BEGIN; LOCK TABLE incidents, event_watermark IN ACCESS EXCLUSIVE MODE;"
     ))
     .unwrap();
     let v = slash(&t, "U0DEV", "status");

@@ -196,6 +196,7 @@ pub fn run_team_all(fresh: &dyn Fn() -> Box<dyn ServerStore>) {
     leases_have_one_holder_until_they_expire(fresh().as_ref());
     once_is_true_only_the_first_time(fresh().as_ref());
     watermark_grows_with_every_append(fresh().as_ref());
+    incident_versions_follow_every_append(fresh().as_ref());
 }
 
 /// Races on one store through separate connections: `stores` must all be
@@ -519,6 +520,23 @@ pub fn watermark_grows_with_every_append(s: &dyn ServerStore) {
     assert_eq!(s.watermark().unwrap(), w4);
     s.append(a, 2, &[note("two", 5)], &[]).unwrap();
     assert!(s.watermark().unwrap() > w4);
+}
+
+pub fn incident_versions_follow_every_append(s: &dyn ServerStore) {
+    assert!(s.incident_versions().unwrap().is_empty());
+    let a = s.declare(&declared("a"), &|_| vec![]).unwrap();
+    let b = s.declare(&declared("b"), &|_| vec![]).unwrap();
+    assert_eq!(s.incident_versions().unwrap(), vec![(a, 1), (b, 1)]);
+    s.append(b, 1, &[note("x", 1), note("y", 2)], &[]).unwrap();
+    assert_eq!(s.incident_versions().unwrap(), vec![(a, 1), (b, 3)]);
+    // A lost compare-and-set changes no version.
+    assert!(s.append(a, 7, &[note("stale", 3)], &[]).is_err());
+    s.append(a, 1, &[note("z", 4)], &[]).unwrap();
+    assert_eq!(s.incident_versions().unwrap(), vec![(a, 2), (b, 3)]);
+    // They agree with the logs themselves.
+    for (id, v) in s.incident_versions().unwrap() {
+        assert_eq!(s.events(id).unwrap().len() as u64, v);
+    }
 }
 
 pub fn concurrent_inbox_claimers_never_share_an_item(stores: &[&dyn ServerStore]) {

@@ -928,3 +928,40 @@ fn a_reported_incident_is_taken_with_start_incident() {
     assert_eq!(s["attempt"], 1);
     assert_eq!(w.count("HF-1", "attempt_started"), 1);
 }
+
+/// The team server may record the forge's echo of a push (`head_moved`)
+/// before the CLI records the push itself: the push is still recorded with
+/// its commits and diff, so nobody approves their own hotfix unnoticed.
+#[test]
+fn a_push_seen_first_by_the_forge_is_still_recorded_with_its_authors() {
+    use hotfix_core::provider::Store;
+    let w = World::new();
+    w.hf(&["start", "pdf-crash", "--severity", "critical"]).ok();
+    w.repo.write("app/pdf", "pdf ok\n");
+    let fix = w.repo.commit_as(LEAD, "Fix PDF export crash");
+    let db = w.repo.work.join(".git/hotfix/hotfix.db");
+    let store = hotfix_store::SqliteStore::open(&db).unwrap();
+    let id = hotfix_core::IncidentId(1);
+    let v = store.events(id).unwrap().len() as u64;
+    store
+        .append(
+            id,
+            v,
+            &[hotfix_core::event::NewEvent {
+                at: jiff::Timestamp::now(),
+                actor: "github".into(),
+                kind: hotfix_core::event::EventKind::HeadMoved {
+                    sha: fix.clone(),
+                    source: "github".into(),
+                },
+            }],
+            &[],
+        )
+        .unwrap();
+    drop(store);
+    w.hf(&["push"]).ok();
+    assert_eq!(w.count("HF-1", "pushed"), 1);
+    // The lead wrote the fix, so the lead may not approve it.
+    w.hf_as(LEAD, &["approve", "HF-1"])
+        .fails(1, "nobody approves their own hotfix");
+}

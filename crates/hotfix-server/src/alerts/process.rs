@@ -31,9 +31,6 @@ use super::rules;
 use crate::ops::{self, Outbox};
 use crate::{ApiError, AppState};
 
-/// How long one worker may hold an alert key (far longer than processing
-/// takes; a crashed worker's key is free again after this).
-const LEASE_S: i64 = 60;
 /// How long to wait for another worker holding the same key before giving
 /// the item back for a retry.
 const LEASE_WAIT: Duration = Duration::from_secs(5);
@@ -80,7 +77,13 @@ impl<'a> KeyLease<'a> {
         let deadline = Instant::now() + LEASE_WAIT;
         loop {
             let now = st.now_s().max(Timestamp::now().as_second());
-            match st.store.lease_acquire(&name, &holder, now, LEASE_S) {
+            // The workers' lease (default 30 s, far longer than processing
+            // takes): a crashed replica's key is free again as soon as its
+            // claimed inbox items are.
+            match st
+                .store
+                .lease_acquire(&name, &holder, now, st.workers.lease_s.max(1))
+            {
                 Ok(true) => return Ok(KeyLease { st, name, holder }),
                 Ok(false) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));

@@ -155,9 +155,10 @@ fn newest_open(
     matches: impl Fn(&IncidentState) -> bool,
 ) -> Result<Option<IncidentState>, ApiError> {
     Ok(ops::all(st)?
-        .into_iter()
+        .iter()
         .filter(|s| !s.is_closed() && matches(s))
-        .max_by_key(|s| s.id))
+        .max_by_key(|s| s.id)
+        .cloned())
 }
 
 fn by_branch(st: &AppState, branch: &str) -> Result<Result<IncidentState, String>, ApiError> {

@@ -186,7 +186,7 @@ fn declare(
 ) -> Result<Reply, ApiError> {
     let branch = format!("{}{name}", st.cfg.git.prefix);
     if let Some(open) = ops::all(st)?
-        .into_iter()
+        .iter()
         .find(|s| !s.is_closed() && s.branch == branch)
     {
         return Ok(Reply::ephemeral(format!(
@@ -222,7 +222,11 @@ fn declare(
 
 fn list(st: &AppState) -> Result<Reply, ApiError> {
     let now = st.clock.now();
-    let open: Vec<IncidentState> = ops::all(st)?.into_iter().filter(ops::is_open).collect();
+    let open: Vec<IncidentState> = ops::all(st)?
+        .iter()
+        .filter(|s| ops::is_open(s))
+        .cloned()
+        .collect();
     if open.is_empty() {
         return Ok(Reply::ephemeral("No open incidents."));
     }

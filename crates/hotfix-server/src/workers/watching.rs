@@ -133,7 +133,7 @@ pub fn run(st: &AppState) -> usize {
     let now = st.clock.now();
     let mut seen = vec![];
     let mut verdicts = 0;
-    for s in &incidents {
+    for s in incidents.iter() {
         let Some((sha, deployed_at)) = awaiting_verdict(s) else {
             continue;
         };
