@@ -61,6 +61,13 @@ pub trait Store: Send + Sync {
     fn events(&self, incident: IncidentId) -> Result<Vec<Event>, StoreError>;
     /// Every incident id, oldest first.
     fn incidents(&self) -> Result<Vec<IncidentId>, StoreError>;
+    /// At least every open incident's id, oldest first (a backend may
+    /// return closed ones too). Finding "the incident of this branch" only
+    /// needs these: a team server with years of closed incidents answers
+    /// with the few open ones instead of every id.
+    fn open_incidents(&self) -> Result<Vec<IncidentId>, StoreError> {
+        self.incidents()
+    }
     /// Claims up to `limit` undelivered items of these notifiers that are due
     /// at `now_s` (unix seconds) and not leased by someone else, leasing them
     /// until `now_s + lease_s`: two processes (or server replicas) delivering

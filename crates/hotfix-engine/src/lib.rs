@@ -176,6 +176,18 @@ impl Engine {
         Ok(v)
     }
 
+    /// Every open incident (what finding an incident by its branch needs).
+    pub fn open(&self) -> Result<Vec<IncidentState>> {
+        let mut v = vec![];
+        for id in self.store.open_incidents()? {
+            let s = self.load(id)?;
+            if !s.is_closed() {
+                v.push(s);
+            }
+        }
+        Ok(v)
+    }
+
     /// `ID`, or the incident of the current `hotfix/*` branch.
     pub fn resolve(&self, id: Option<IncidentId>) -> Result<IncidentId> {
         if let Some(id) = id {
@@ -191,12 +203,22 @@ impl Engine {
         let prefix = &self.cfg.git.prefix;
         match branch {
             Some(b) if b.starts_with(prefix.as_str()) => {
-                let found = self
-                    .all()?
+                // The open incident of this branch; a closed one only when
+                // none is open (reading an old incident's log).
+                let mut found = self
+                    .open()?
                     .into_iter()
                     .rev()
                     .find(|s| s.branch == b)
                     .map(|s| s.id);
+                if found.is_none() {
+                    found = self
+                        .all()?
+                        .into_iter()
+                        .rev()
+                        .find(|s| s.branch == b)
+                        .map(|s| s.id);
+                }
                 found.ok_or_else(|| {
                     EngineError::Usage(format!(
                         "branch {b} belongs to no incident; name one (HF-N) or start one with `hotfix start`"
@@ -205,9 +227,8 @@ impl Engine {
             }
             other => {
                 let open: Vec<String> = self
-                    .all()?
+                    .open()?
                     .into_iter()
-                    .filter(|s| !s.is_closed())
                     .map(|s| format!("{} ({})", s.id, s.branch))
                     .collect();
                 let on = other

@@ -62,11 +62,7 @@ impl Engine {
         }
 
         // A re-run after a crash: the incident for this branch exists already.
-        let mine = self
-            .all()?
-            .into_iter()
-            .rev()
-            .find(|s| s.branch == branch && !s.is_closed());
+        let mine = self.open()?.into_iter().rev().find(|s| s.branch == branch);
         let mine = match mine {
             // The reported incident this start cuts the branch of.
             Some(s) if s.phase(&self.cfg.policy) == Phase::Reported && a.incident == Some(s.id) => {

@@ -42,45 +42,87 @@ async fn me(caller: Caller) -> Json<Value> {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     /// `open` (default), `closed` or `all`.
     #[serde(default)]
     state: Option<String>,
-    /// Case-insensitive text in the id, title, branch or severity.
+    /// Case-insensitive text in the id, title, branch, severity or phase.
     #[serde(default)]
     q: Option<String>,
+    /// Newest first, `limit` per page (default 100, at most 1000) from `offset`.
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    offset: Option<usize>,
+    /// Only the ids (oldest first, every match): what the CLI's remote mode
+    /// needs to find an incident, cheap even with years of incidents.
+    #[serde(default)]
+    ids_only: Option<bool>,
 }
 
 async fn list(
     State(st): State<AppState>,
     _c: Caller,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let which = q.state.unwrap_or_else(|| "open".into());
     if !["open", "closed", "all"].contains(&which.as_str()) {
         return Err(ApiError::bad_request(format!(
             "state `{which}` is not open, closed or all"
         )));
     }
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::bad_request("limit is 1 to 1000"));
+    }
+    let offset = q.offset.unwrap_or(0);
     let needle = q.q.map(|s| s.to_lowercase());
+    let ids_only = q.ids_only.unwrap_or(false);
     st.blocking(move |st| {
         let now = st.clock.now();
-        let v: Vec<ops::Summary> = ops::all(st)?
-            .iter()
-            .filter(|s| match which.as_str() {
-                "open" => !s.is_closed(),
-                "closed" => s.is_closed(),
-                _ => true,
-            })
-            .map(|s| ops::summary(st, s, now))
+        let all = ops::all(st)?;
+        let states = all.iter().filter(|s| match which.as_str() {
+            "open" => !s.is_closed(),
+            "closed" => s.is_closed(),
+            _ => true,
+        });
+        if ids_only && needle.is_none() {
+            let ids: Vec<String> = states.map(|s| s.id.to_string()).collect();
+            return Ok(Json(json!({ "total": ids.len(), "ids": ids })));
+        }
+        let matching: Vec<&hotfix_core::IncidentState> = states
             .filter(|s| match &needle {
                 None => true,
-                Some(n) => [&s.id, &s.title, &s.branch, &s.severity, &s.phase]
-                    .iter()
-                    .any(|f| f.to_lowercase().contains(n.as_str())),
+                Some(n) => [
+                    s.id.to_string(),
+                    ops::visible_title(s),
+                    s.branch.clone(),
+                    s.severity.as_str().to_string(),
+                    ops::phase(st, s).as_str().to_string(),
+                ]
+                .iter()
+                .any(|f| f.to_lowercase().contains(n.as_str())),
             })
             .collect();
-        Ok(Json(json!({ "incidents": v })))
+        if ids_only {
+            let ids: Vec<String> = matching.iter().map(|s| s.id.to_string()).collect();
+            return Ok(Json(json!({ "total": ids.len(), "ids": ids })));
+        }
+        let total = matching.len();
+        // Only the page is summarised (next action, elapsed): a list of
+        // 10,000 incidents costs what a page of 100 does.
+        let page: Vec<ops::Summary> = matching
+            .iter()
+            .rev()
+            .skip(offset)
+            .take(limit)
+            .map(|s| ops::summary(st, s, now))
+            .collect();
+        Ok(Json(
+            json!({ "total": total, "offset": offset, "limit": limit, "incidents": page }),
+        ))
     })
     .await
 }

@@ -122,6 +122,18 @@ impl Reply {
 }
 
 impl RemoteStore {
+    /// `GET` a list of incident ids (`ids_only=true`), oldest first.
+    fn ids(&self, path: &str) -> Result<Vec<IncidentId>, StoreError> {
+        #[derive(Deserialize)]
+        struct Ids {
+            ids: Vec<IncidentId>,
+        }
+        let r = self.get(path)?;
+        let mut ids = self.parse::<Ids>(&r, path, None)?.ids;
+        ids.sort();
+        Ok(ids)
+    }
+
     /// A store on `server` with `token`. Checks both before any request.
     pub fn new(server: &str, token: Option<&str>) -> Result<RemoteStore, ClientError> {
         let base = server.trim().trim_end_matches('/').to_string();
@@ -383,24 +395,13 @@ impl Store for RemoteStore {
     }
 
     fn incidents(&self) -> Result<Vec<IncidentId>, StoreError> {
-        #[derive(Deserialize)]
-        struct List {
-            incidents: Vec<Item>,
-        }
-        #[derive(Deserialize)]
-        struct Item {
-            id: IncidentId,
-        }
-        let path = "/api/v1/incidents?state=all";
-        let r = self.get(path)?;
-        let mut ids: Vec<IncidentId> = self
-            .parse::<List>(&r, path, None)?
-            .incidents
-            .into_iter()
-            .map(|i| i.id)
-            .collect();
-        ids.sort();
-        Ok(ids)
+        self.ids("/api/v1/incidents?state=all&ids_only=true")
+    }
+
+    /// Only the open ones: finding the incident of a branch does not need
+    /// the team's whole history.
+    fn open_incidents(&self) -> Result<Vec<IncidentId>, StoreError> {
+        self.ids("/api/v1/incidents?state=open&ids_only=true")
     }
 
     /// The server delivers its outbox; the CLI has nothing to claim.

@@ -34,31 +34,43 @@ pub const INBOX_MAX_ATTEMPTS: u32 = 8;
 pub fn spawn(st: AppState, shutdown: watch::Receiver<bool>) {
     let every = st.workers.tick;
     spawn_loop(st.clone(), shutdown.clone(), every, |st| {
-        run_outbox(st);
+        run_outbox(st) >= OUTBOX_BATCH
     });
     spawn_loop(st.clone(), shutdown.clone(), every, |st| {
-        run_inbox(st);
+        run_inbox(st) >= INBOX_BATCH
     });
     // Apart, so that a slow probe (up to `probe_timeout`) never delays a
     // timer, nor a long scan a probe.
     spawn_loop(st.clone(), shutdown.clone(), every, |st| {
         timers::run(st);
+        false
     });
     spawn_loop(st.clone(), shutdown, every, |st| {
         watching::run(st);
+        false
     });
 }
 
+/// Runs `f` every `every`, or again at once while it says a full batch was
+/// handled (a burst of alerts drains at the store's pace, not one batch per tick).
 fn spawn_loop(
     st: AppState,
     mut shutdown: watch::Receiver<bool>,
     every: Duration,
-    f: fn(&AppState),
+    f: fn(&AppState) -> bool,
 ) {
     tokio::spawn(async move {
         loop {
             let s2 = st.clone();
-            let _ = tokio::task::spawn_blocking(move || f(&s2)).await;
+            let more = tokio::task::spawn_blocking(move || f(&s2))
+                .await
+                .unwrap_or(false);
+            if *shutdown.borrow() {
+                return;
+            }
+            if more {
+                continue;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = shutdown.changed() => return,
@@ -66,6 +78,11 @@ fn spawn_loop(
         }
     });
 }
+
+/// Items claimed per inbox round.
+const INBOX_BATCH: usize = 50;
+/// Items `deliver_outbox` claims per round.
+const OUTBOX_BATCH: usize = 200;
 
 /// The time leases are stamped with: the server's clock, but never behind
 /// the wall clock, so that a replica running on a fixed clock (tests, a
@@ -76,7 +93,7 @@ pub fn lease_now(st: &AppState) -> i64 {
 
 /// One round of outbox delivery, claimed for `lease_s` so that the items of
 /// a replica that dies mid-round come back to the others that soon.
-pub fn run_outbox(st: &AppState) {
+pub fn run_outbox(st: &AppState) -> usize {
     let now = lease_now(st);
     let d = hotfix_engine::deliver::deliver_outbox_leased(
         st.store.as_ref(),
@@ -89,6 +106,7 @@ pub fn run_outbox(st: &AppState) {
     );
     st.metrics.outbox_sent.add(d.sent as u64);
     st.metrics.outbox_failed.add(d.failed as u64);
+    d.sent + d.failed
 }
 
 /// One round of inbox processing; returns how many items were handled.
@@ -100,7 +118,10 @@ pub fn run_inbox(st: &AppState) -> usize {
     let now = lease_now(st);
     let started = std::time::Instant::now();
     let budget = hotfix_engine::deliver::send_budget(st.workers.lease_s);
-    let Ok(items) = st.store.inbox_claim(now, st.workers.lease_s.max(1), 50) else {
+    let Ok(items) = st
+        .store
+        .inbox_claim(now, st.workers.lease_s.max(1), INBOX_BATCH)
+    else {
         return 0;
     };
     let mut n = 0;

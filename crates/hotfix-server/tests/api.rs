@@ -287,3 +287,50 @@ fn the_browser_session_cookie_cannot_write_through_the_api() {
     let r = get(&t.url(&format!("/api/v1/incidents/{id}")), Some(&lead), &[]);
     assert_eq!(r.json()["approvals"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn the_list_pages_newest_first_and_gives_every_id_on_request() {
+    let t = TestServer::start();
+    let dev = t.token(DEV, ApiRole::Developer);
+    for i in 0..5 {
+        let r = post_json(
+            &t.url("/api/v1/incidents"),
+            Some(&dev),
+            &json!({"name": format!("inc-{i}"), "severity": "high"}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let r = get(
+        &t.url("/api/v1/incidents?limit=2&offset=1"),
+        Some(&dev),
+        &[],
+    )
+    .json();
+    assert_eq!(r["total"], 5);
+    let ids: Vec<&str> = r["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["HF-4", "HF-3"]);
+    let r = get(
+        &t.url("/api/v1/incidents?ids_only=true&state=all"),
+        Some(&dev),
+        &[],
+    )
+    .json();
+    assert_eq!(r["ids"], json!(["HF-1", "HF-2", "HF-3", "HF-4", "HF-5"]));
+    let r = get(&t.url("/api/v1/incidents?q=inc-3"), Some(&dev), &[]).json();
+    assert_eq!(r["total"], 1);
+    for bad in [
+        "limit=0",
+        "limit=5000",
+        "state=weird",
+        "limit=x",
+        "nonsense=1",
+    ] {
+        let r = get(&t.url(&format!("/api/v1/incidents?{bad}")), Some(&dev), &[]);
+        assert_eq!(r.status, 400, "{bad}: {}", r.text);
+    }
+}
