@@ -47,6 +47,10 @@ pub fn message_for(
         s.title.clone()
     };
     let text = match kind {
+        // Declared from an alert or Slack: no branch yet, nobody on it yet.
+        EventKind::Declared { base_sha, .. } if base_sha.is_empty() => format!(
+            ":rotating_light: {id} [{sev}] reported: {what}. No branch yet: the on-call developer takes it with `hotfix start --incident {id}`."
+        ),
         EventKind::Declared { branch, .. } => format!(
             ":rotating_light: {id} [{sev}] hotfix started: {what}. Branch `{}`.",
             if s.security {
