@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hotfix_core::event::EventKind;
-use hotfix_core::id::IncidentId;
 use hotfix_core::team::ApiRole;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Caller, create_token};
+use crate::extract::{Body, IncidentPath};
 use crate::{ApiError, AppState, ops};
 
 pub fn routes() -> Router<AppState> {
@@ -29,12 +29,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/inbox", get(inbox))
         .route("/api/v1/tokens", get(tokens).post(token_create))
         .route("/api/v1/tokens/{id}", axum::routing::delete(token_revoke))
-}
-
-/// `HF-12` or `12`.
-pub fn parse_id(raw: &str) -> Result<IncidentId, ApiError> {
-    raw.parse::<IncidentId>()
-        .map_err(|_| ApiError::bad_request(format!("`{raw}` is not an incident id (HF-N)")))
 }
 
 async fn me(caller: Caller) -> Json<Value> {
@@ -152,9 +146,8 @@ struct DeclareBody {
 async fn declare(
     State(st): State<AppState>,
     caller: Caller,
-    body: Result<Json<DeclareBody>, axum::extract::rejection::JsonRejection>,
+    Body(b): Body<DeclareBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let severity = b
         .severity
         .parse::<hotfix_core::Severity>()
@@ -207,9 +200,8 @@ async fn declare(
 async fn show(
     State(st): State<AppState>,
     _c: Caller,
-    Path(id): Path<String>,
+    IncidentPath(id): IncidentPath,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
     st.blocking(move |st| {
         let s = ops::load(st, id)?;
         Ok(Json(ops::detail(st, &s, st.clock.now())))
@@ -220,9 +212,8 @@ async fn show(
 async fn events(
     State(st): State<AppState>,
     _c: Caller,
-    Path(id): Path<String>,
+    IncidentPath(id): IncidentPath,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
     st.blocking(move |st| {
         let s = ops::load(st, id)?;
         Ok(Json(json!({ "version": s.version, "events": s.events })))
@@ -242,11 +233,9 @@ struct AppendBody {
 async fn append(
     State(st): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-    body: Result<Json<AppendBody>, axum::extract::rejection::JsonRejection>,
+    IncidentPath(id): IncidentPath,
+    Body(b): Body<AppendBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
-    let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if b.events.len() > 100 {
         return Err(ApiError::bad_request("at most 100 events per append"));
     }
@@ -260,9 +249,8 @@ async fn append(
 async fn approve(
     State(st): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    IncidentPath(id): IncidentPath,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
     st.blocking(move |st| {
         let (s, recorded) = ops::approve(st, &caller, id, "api")?;
         let mut v = ops::detail(st, &s, st.clock.now());
@@ -281,11 +269,9 @@ struct TickBody {
 async fn tick(
     State(st): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-    body: Result<Json<TickBody>, axum::extract::rejection::JsonRejection>,
+    IncidentPath(id): IncidentPath,
+    Body(b): Body<TickBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
-    let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     st.blocking(move |st| {
         let s = ops::tick(st, &caller, id, &b.done)?;
         Ok(Json(ops::detail(st, &s, st.clock.now())))
@@ -302,11 +288,9 @@ struct NoteBody {
 async fn note(
     State(st): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-    body: Result<Json<NoteBody>, axum::extract::rejection::JsonRejection>,
+    IncidentPath(id): IncidentPath,
+    Body(b): Body<NoteBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
-    let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let text = b.text.trim().to_string();
     if text.is_empty() || text.len() > 4000 {
         return Err(ApiError::bad_request("a note is 1 to 4000 characters"));
@@ -321,9 +305,8 @@ async fn note(
 async fn close(
     State(st): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    IncidentPath(id): IncidentPath,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
     st.blocking(move |st| {
         let s = ops::close(st, &caller, id)?;
         Ok(Json(ops::detail(st, &s, st.clock.now())))
@@ -360,10 +343,9 @@ struct TokenBody {
 async fn token_create(
     State(st): State<AppState>,
     caller: Caller,
-    body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
+    Body(b): Body<TokenBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(ApiRole::Admin, "creating tokens")?;
-    let Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let role = ApiRole::parse(&b.role).ok_or_else(|| {
         ApiError::unprocessable(
             "role",

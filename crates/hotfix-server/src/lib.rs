@@ -18,6 +18,7 @@ pub mod auth;
 pub mod client;
 pub mod dashboard;
 pub mod error;
+pub mod extract;
 pub mod github;
 pub mod live;
 pub mod metrics;

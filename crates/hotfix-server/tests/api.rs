@@ -334,3 +334,35 @@ fn the_list_pages_newest_first_and_gives_every_id_on_request() {
         assert_eq!(r.status, 400, "{bad}: {}", r.text);
     }
 }
+
+#[test]
+fn bad_ids_and_bodies_are_clear_400s_and_unknown_incidents_404() {
+    let t = TestServer::start();
+    let dev = t.token(DEV, ApiRole::Developer);
+    let r = get(&t.url("/api/v1/incidents/nonsense"), Some(&dev), &[]);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("HF-N")
+    );
+    assert_eq!(
+        get(&t.url("/api/v1/incidents/HF-99"), Some(&dev), &[]).status,
+        404
+    );
+    let r = post(
+        &t.url("/api/v1/incidents/HF-99/notes"),
+        Some(&dev),
+        &[],
+        b"{}",
+    );
+    assert_eq!(r.status, 400, "no JSON content type: {}", r.text);
+    assert_eq!(r.json()["error"]["code"], "bad_request");
+    let r = post_json(
+        &t.url("/api/v1/incidents/HF-99/notes"),
+        Some(&dev),
+        &json!({"text": "x"}),
+    );
+    assert_eq!(r.status, 404);
+}

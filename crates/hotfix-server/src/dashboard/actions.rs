@@ -17,8 +17,8 @@ use serde::Deserialize;
 
 use super::render::{self, Flash, short};
 use super::session;
-use crate::api::parse_id;
 use crate::auth::{Caller, MaybeCaller};
+use crate::extract::parse_id;
 use crate::{ApiError, AppState, ops};
 
 #[derive(Debug, Default, Deserialize)]

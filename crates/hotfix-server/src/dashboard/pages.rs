@@ -20,8 +20,8 @@ use super::describe::{describe, is_deploy};
 use super::render::{self, Flash, Layout, clock, short, time, words};
 use super::session::{self, encode};
 use super::stats::{Filter, FilterQuery, compute};
-use crate::api::parse_id;
 use crate::auth::{Caller, MaybeCaller};
+use crate::extract::parse_id;
 use crate::{ApiError, AppState, ops};
 
 /// Rows per page on `/` and `/log`.
