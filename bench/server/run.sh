@@ -86,7 +86,7 @@ run_backend() {
   local data=$WORK/data-$backend
   mkdir -p "$data"
   TOKEN=$("$BIN" serve token create --user bench@example.com --role admin --database-url "$url" 2>/dev/null)
-  HOTFIX_CONFIG=$WORK/hotfix.toml "$BIN" serve --listen 127.0.0.1:0 --database-url "$url" \
+  "$BIN" serve --listen 127.0.0.1:0 --database-url "$url" \
     --data-dir "$data" --config "$WORK/hotfix.toml" 2> "$data/server.log" &
   SERVER_PID=$!
   for _ in $(seq 1 100); do

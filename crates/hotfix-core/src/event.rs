@@ -234,6 +234,21 @@ fn default_source() -> String {
 }
 
 impl EventKind {
+    /// Whether this event, after a deploy of `sha`, settles its health
+    /// verdict: a verdict on that sha, or the incident moving on (rolled
+    /// back, a new attempt, closed).
+    pub fn settles_deploy(&self, sha: &str) -> bool {
+        match self {
+            EventKind::HealthPassed { sha: h, .. } | EventKind::HealthFailed { sha: h, .. } => {
+                h == sha
+            }
+            EventKind::RolledBack { .. } | EventKind::AttemptStarted { .. } | EventKind::Closed => {
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The stable snake_case name of the event (the serde tag).
     pub fn name(&self) -> &'static str {
         match self {

@@ -364,6 +364,37 @@ fn an_incident_reported_by_an_alert_has_no_branch_until_someone_takes_it() {
 }
 
 #[test]
+fn a_deploy_is_settled_by_a_verdict_on_its_sha_or_by_moving_on() {
+    let passed = |sha: &str| EventKind::HealthPassed {
+        sha: sha.into(),
+        probes: 2,
+    };
+    let failed = |sha: &str| EventKind::HealthFailed {
+        sha: sha.into(),
+        reason: "502".into(),
+    };
+    assert!(passed("a").settles_deploy("a"));
+    assert!(failed("a").settles_deploy("a"));
+    // A verdict on an older sha says nothing about the new deploy.
+    assert!(!passed("a").settles_deploy("c"));
+    assert!(!failed("a").settles_deploy("c"));
+    let rolled = EventKind::RolledBack {
+        reason: "x".into(),
+        automatic: false,
+        main_revert: None,
+        develop_revert: None,
+    };
+    assert!(rolled.settles_deploy("a"), "a rollback settles it");
+    assert!(EventKind::Closed.settles_deploy("a"));
+    let noise = EventKind::ExternalUpdate {
+        source: "github".into(),
+        what: "merged".into(),
+        detail: String::new(),
+    };
+    assert!(!noise.settles_deploy("a"));
+}
+
+#[test]
 fn alert_rules_are_validated() {
     assert!(Config::parse("[[alerts.rules]]\nseverity = \"urgent\"\n").is_err());
     assert!(Config::parse("[[alerts.rules]]\nsource = \"nagios\"\nseverity = \"high\"\n").is_err());

@@ -74,67 +74,64 @@ impl Engine {
             return self.record_backport(&s, &head, &develop_sha);
         }
 
-        match mode {
-            BackportMode::Continue => self.continue_backport(&s, &head),
-            // (Abort returned above.)
-            BackportMode::Start | BackportMode::Abort => {
-                if let Some((files, wt)) = &s.backport_conflict {
-                    return Err(EngineError::refused(
-                        "backport_in_progress",
-                        format!(
-                            "a backport is waiting for conflicts in {} to be resolved in {wt}",
-                            files.join(", ")
-                        ),
-                        format!(
-                            "resolve and `git add` them there, then `hotfix backport {id} --continue` (or `--abort`)"
-                        ),
-                    ));
-                }
-                let message = crate::text::backport_message(&s, &develop);
-                match self.git.merge_tree(&develop_sha, &head, None)? {
-                    MergeTree::Clean { tree } => {
-                        let commit =
-                            self.git
-                                .commit_tree(&tree, &[&develop_sha, &head], &message)?;
-                        self.push_develop(&commit, &develop_sha)?;
-                        self.failpoint("backport.pushed");
-                        self.ui.info(&format!(
-                            "merged {} into {develop} as {}",
-                            s.branch,
-                            short(&commit)
-                        ));
-                        let s = self.load(id)?;
-                        let now = self.remote_develop()?;
-                        self.record_backport(&s, &head, &now)
-                    }
-                    MergeTree::Conflicted { files } => {
-                        let wt = self.backport_worktree(id);
-                        self.abort_backport_worktree(&wt);
-                        self.git.worktree_add_detached(&wt, &develop_sha)?;
-                        let w = self.git.at(&wt);
-                        // Expected to stop with conflicts; the person takes over here.
-                        let _ =
-                            w.output(&["merge", "--no-ff", "--no-commit", "-m", &message, &head])?;
-                        let wt_s = wt.to_string_lossy().to_string();
-                        self.append(
-                            &s,
-                            vec![EventKind::BackportConflict {
-                                files: files.clone(),
-                                worktree: wt_s.clone(),
-                            }],
-                        )?;
-                        Err(EngineError::refused(
-                            "backport_conflict",
-                            format!(
-                                "backporting {id} into {develop} conflicts in:\n      {}\n    resolve them in the worktree {wt_s}",
-                                files.join("\n      ")
-                            ),
-                            format!(
-                                "cd {wt_s}, fix the files and `git add` them, then `hotfix backport {id} --continue`; `hotfix backport {id} --abort` leaves everything as before"
-                            ),
-                        ))
-                    }
-                }
+        if mode == BackportMode::Continue {
+            return self.continue_backport(&s, &head);
+        }
+        // Start (Abort returned above).
+        if let Some((files, wt)) = &s.backport_conflict {
+            return Err(EngineError::refused(
+                "backport_in_progress",
+                format!(
+                    "a backport is waiting for conflicts in {} to be resolved in {wt}",
+                    files.join(", ")
+                ),
+                format!(
+                    "resolve and `git add` them there, then `hotfix backport {id} --continue` (or `--abort`)"
+                ),
+            ));
+        }
+        let message = crate::text::backport_message(&s, &develop);
+        match self.git.merge_tree(&develop_sha, &head, None)? {
+            MergeTree::Clean { tree } => {
+                let commit = self
+                    .git
+                    .commit_tree(&tree, &[&develop_sha, &head], &message)?;
+                self.push_develop(&commit, &develop_sha)?;
+                self.failpoint("backport.pushed");
+                self.ui.info(&format!(
+                    "merged {} into {develop} as {}",
+                    s.branch,
+                    short(&commit)
+                ));
+                let s = self.load(id)?;
+                let now = self.remote_develop()?;
+                self.record_backport(&s, &head, &now)
+            }
+            MergeTree::Conflicted { files } => {
+                let wt = self.backport_worktree(id);
+                self.abort_backport_worktree(&wt);
+                self.git.worktree_add_detached(&wt, &develop_sha)?;
+                let w = self.git.at(&wt);
+                // Expected to stop with conflicts; the person takes over here.
+                let _ = w.output(&["merge", "--no-ff", "--no-commit", "-m", &message, &head])?;
+                let wt_s = wt.to_string_lossy().to_string();
+                self.append(
+                    &s,
+                    vec![EventKind::BackportConflict {
+                        files: files.clone(),
+                        worktree: wt_s.clone(),
+                    }],
+                )?;
+                Err(EngineError::refused(
+                    "backport_conflict",
+                    format!(
+                        "backporting {id} into {develop} conflicts in:\n      {}\n    resolve them in the worktree {wt_s}",
+                        files.join("\n      ")
+                    ),
+                    format!(
+                        "cd {wt_s}, fix the files and `git add` them, then `hotfix backport {id} --continue`; `hotfix backport {id} --abort` leaves everything as before"
+                    ),
+                ))
             }
         }
     }

@@ -86,17 +86,16 @@ pub fn deliver_outbox_leased(
     // service that is down must not make every command wait on its timeout.
     let mut down: Vec<String> = vec![];
     for item in items {
-        if started.elapsed() >= budget {
-            let _ = store.release_outbox(item.id);
-            continue;
-        }
-        if down.contains(&item.notifier) {
-            let _ = store.release_outbox(item.id);
-            continue;
-        }
-        let Some(n) = notifiers.iter().find(|n| n.name() == item.notifier) else {
-            // Not available to this process (no secret here, or no longer
-            // configured): left for one that has it; `status` shows it.
+        // Out of time, or its notifier is down: given back for the next
+        // round. (Only items of these notifiers were claimed, so the notifier
+        // is always found; items of one this process lacks, with no secret
+        // here or no longer configured, stay for one that has it.)
+        let sendable = started.elapsed() < budget && !down.contains(&item.notifier);
+        let Some(n) = notifiers
+            .iter()
+            .find(|n| n.name() == item.notifier)
+            .filter(|_| sendable)
+        else {
             let _ = store.release_outbox(item.id);
             continue;
         };

@@ -176,7 +176,7 @@ impl Engine {
         Ok(v)
     }
 
-    /// Every open incident (what finding an incident by its branch needs).
+    /// Every open incident.
     pub fn open(&self) -> Result<Vec<IncidentState>> {
         let mut v = vec![];
         for id in self.store.open_incidents()? {
@@ -186,6 +186,28 @@ impl Engine {
             }
         }
         Ok(v)
+    }
+
+    /// The newest incident of `branch`, open or (`open_only` false) not.
+    /// Logs are read newest first and only until one matches: with a remote
+    /// store each is a request, and the match is nearly always the newest.
+    pub(crate) fn newest_on_branch(
+        &self,
+        branch: &str,
+        open_only: bool,
+    ) -> Result<Option<IncidentState>> {
+        let ids = if open_only {
+            self.store.open_incidents()?
+        } else {
+            self.store.incidents()?
+        };
+        for id in ids.into_iter().rev() {
+            let s = self.load(id)?;
+            if s.branch == branch && !(open_only && s.is_closed()) {
+                return Ok(Some(s));
+            }
+        }
+        Ok(None)
     }
 
     /// `ID`, or the incident of the current `hotfix/*` branch.
@@ -205,21 +227,11 @@ impl Engine {
             Some(b) if b.starts_with(prefix.as_str()) => {
                 // The open incident of this branch; a closed one only when
                 // none is open (reading an old incident's log).
-                let mut found = self
-                    .open()?
-                    .into_iter()
-                    .rev()
-                    .find(|s| s.branch == b)
-                    .map(|s| s.id);
-                if found.is_none() {
-                    found = self
-                        .all()?
-                        .into_iter()
-                        .rev()
-                        .find(|s| s.branch == b)
-                        .map(|s| s.id);
-                }
-                found.ok_or_else(|| {
+                let found = match self.newest_on_branch(&b, true)? {
+                    Some(s) => Some(s),
+                    None => self.newest_on_branch(&b, false)?,
+                };
+                found.map(|s| s.id).ok_or_else(|| {
                     EngineError::Usage(format!(
                         "branch {b} belongs to no incident; name one (HF-N) or start one with `hotfix start`"
                     ))
@@ -311,13 +323,18 @@ impl Engine {
     }
 
     pub(crate) fn fetch(&self) -> Result<()> {
-        self.git.fetch(self.remote()).map_err(|e| {
-            EngineError::Failed(format!(
-                "cannot fetch from `{}`: {}",
-                self.remote(),
-                hotfix_providers::redact::redact(&e.to_string())
-            ))
-        })
+        self.git
+            .fetch(self.remote())
+            .map_err(|e| self.fetch_failed(&e))
+    }
+
+    /// A failed fetch, with any credentials in git's message hidden.
+    pub(crate) fn fetch_failed(&self, e: &GitError) -> EngineError {
+        EngineError::Failed(format!(
+            "cannot fetch from `{}`: {}",
+            self.remote(),
+            hotfix_providers::redact::redact(&e.to_string())
+        ))
     }
 
     pub(crate) fn deploy_ctx(

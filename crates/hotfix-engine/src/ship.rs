@@ -87,39 +87,57 @@ impl Engine {
                 unhealthy_after: d.unhealthy_after,
                 timeout: d.probe_timeout.0,
             };
-            match watch(&w, |n, r| {
+            let watched_from = s.events.len();
+            let outcome = watch(&w, |n, r| {
                 if let Err(e) = r {
                     self.ui.warn(&format!("probe {n}: {e}"));
                 }
-            }) {
-                Ok(probes) => {
-                    self.append(
-                        &s,
-                        vec![EventKind::HealthPassed {
-                            sha: merge_sha.clone(),
-                            probes,
-                        }],
-                    )?;
-                    s = self.load(id)?;
-                    self.ui
-                        .info(&format!("production healthy after {probes} probe(s)"));
-                    if backport && s.backport_sha.is_none() {
-                        s = self.backport(id, crate::backport::BackportMode::Start)?;
-                    }
+            });
+            let verdict = match &outcome {
+                Ok(probes) => EventKind::HealthPassed {
+                    sha: merge_sha.clone(),
+                    probes: *probes,
+                },
+                Err(reason) => EventKind::HealthFailed {
+                    sha: merge_sha.clone(),
+                    reason: reason.clone(),
+                },
+            };
+            // The team server watches the deploy too: a verdict it appended
+            // while this watch ran wins (as the server keeps one of ours),
+            // decided on the fresh log.
+            s = self.append_fresh(id, |st| {
+                let meanwhile = st.events.get(watched_from..).unwrap_or_default();
+                Ok(
+                    if meanwhile.iter().any(|e| e.kind.settles_deploy(&merge_sha)) {
+                        vec![]
+                    } else {
+                        vec![verdict.clone()]
+                    },
+                )
+            })?;
+            let moved_on = |s: &IncidentState| {
+                EngineError::Failed(format!(
+                    "{id} moved on while production was watched ({}): `hotfix status {id}` shows where it stands",
+                    s.phase(&self.cfg.policy).as_str()
+                ))
+            };
+            if s.rollback.is_some() || s.is_closed() {
+                return Err(moved_on(&s));
+            }
+            if s.healthy_sha.as_deref() == Some(merge_sha.as_str()) {
+                self.ui.info(&match outcome {
+                    Ok(probes) => format!("production healthy after {probes} probe(s)"),
+                    Err(_) => "production healthy: the team server's watch passed it first".into(),
+                });
+                if backport && s.backport_sha.is_none() {
+                    s = self.backport(id, crate::backport::BackportMode::Start)?;
                 }
-                Err(reason) => {
-                    self.append(
-                        &s,
-                        vec![EventKind::HealthFailed {
-                            sha: merge_sha.clone(),
-                            reason: reason.clone(),
-                        }],
-                    )?;
-                    return self.auto_rollback(
-                        id,
-                        &format!("production unhealthy after deploy: {reason}"),
-                    );
-                }
+            } else if let Some(reason) = s.health_failure.clone() {
+                return self
+                    .auto_rollback(id, &format!("production unhealthy after deploy: {reason}"));
+            } else {
+                return Err(moved_on(&s));
             }
         }
         Ok(s)
@@ -297,12 +315,12 @@ impl Engine {
                 (&s.branch, &head),
             )? {
                 Some((m, d)) => {
-                    combined_main = Some(m.clone());
                     self.ui.info(&format!(
                         "merged into {main} ({}) and {develop} ({}) in one atomic push",
                         short(&m),
                         short(&d)
                     ));
+                    combined_main = Some(m);
                     backported = Some(d);
                 }
                 None => self.ui.warn(&format!(
@@ -310,7 +328,7 @@ impl Engine {
                 )),
             }
         }
-        let merge_sha = if let Some(m) = combined_main.clone() {
+        let merge_sha = if let Some(m) = combined_main {
             self.forge.record_merge(pr, &m)?;
             m
         } else {

@@ -62,8 +62,7 @@ impl Engine {
         }
 
         // A re-run after a crash: the incident for this branch exists already.
-        let mine = self.open()?.into_iter().rev().find(|s| s.branch == branch);
-        let mine = match mine {
+        let mine = match self.newest_on_branch(&branch, true)? {
             // The reported incident this start cuts the branch of.
             Some(s) if s.phase(&self.cfg.policy) == Phase::Reported && a.incident == Some(s.id) => {
                 None
@@ -145,13 +144,7 @@ impl Engine {
         }
         match fetching.join() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(EngineError::Failed(format!(
-                    "cannot fetch from `{}`: {}",
-                    self.remote(),
-                    hotfix_providers::redact::redact(&e.to_string())
-                )));
-            }
+            Ok(Err(e)) => return Err(self.fetch_failed(&e)),
             Err(_) => return Err(EngineError::Failed("the fetch thread panicked".into())),
         }
         // After `fetch --prune` the remote-tracking refs are exactly the remote's.
@@ -218,7 +211,7 @@ impl Engine {
             }
             Some(prev) => {
                 // A reported incident's first branch is attempt 1.
-                let attempt = if prev.base_sha.is_empty() {
+                let attempt = if prev.phase(&self.cfg.policy) == Phase::Reported {
                     prev.attempt
                 } else {
                     prev.attempt + 1

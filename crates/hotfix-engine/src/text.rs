@@ -208,7 +208,7 @@ fn describe(k: &EventKind) -> String {
         EventKind::Affects { components } => format!("affects {}", components.join(", ")),
         EventKind::HeadMoved { sha, source } => format!(
             "branch head moved to {} (seen by {source}): earlier approvals are stale",
-            &sha[..sha.len().min(10)]
+            crate::short(sha)
         ),
         EventKind::ExternalUpdate {
             source,

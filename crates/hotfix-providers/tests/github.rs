@@ -995,6 +995,7 @@ fn github_signature_documented_vector() {
     assert!(!verify_github(b"another secret", b"Hello, World!", sig));
     assert!(!verify_github(secret, b"Hello, World!", "sha256=zz"));
     assert!(!verify_github(secret, b"Hello, World!", &sig[7..]));
+    assert!(!verify_github(secret, b"Hello, World!", "sha1=757107"));
 }
 
 /// Slack's documented example. The body's token is

@@ -1,320 +1,24 @@
-//! Contract tests of the Railway deployer against a recording fake that
-//! speaks Railway's GraphQL API (the operations and field names of the
-//! schema, dispatched on `operationName`), with a small model of PR
+//! Contract tests of the Railway deployer against the testkit's recording
+//! fake Railway (`hotfix_testkit::railway`): the operations and field names
+//! of the schema, dispatched on `operationName`, with a small model of PR
 //! environments and deployments whose statuses move one step per poll and
-//! where a deployment going live supersedes the previous one (`REMOVED`),
-//! as on Railway.
+//! where a deployment going live supersedes the previous one (`REMOVED`).
 #![allow(clippy::unwrap_used)] // tests: a panic is the right failure
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hotfix_core::id::IncidentId;
 use hotfix_core::provider::{DeployCtx, DeployError, Deployer};
 use hotfix_providers::deploy::railway::{RailwayAuth, RailwayConfig, RailwayDeployer};
-use hotfix_testkit::fake::{FakeServer, Recorded, Reply};
+use hotfix_testkit::fake::{FakeServer, Reply};
+use hotfix_testkit::railway::{Dep, FakeRailway, Model, PATH, TOKEN, handle, statuses};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "rw-TEST-token-0123456789-SECRET";
 const SHA: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
 const OLD: &str = "0000000000000000000000000000000000000001";
 const OTHER: &str = "9999999999999999999999999999999999999999";
-const PATH: &str = "/graphql/v2";
-
-// ---------------------------------------------------------------- the fake
-
-#[derive(Debug, Clone)]
-struct Dep {
-    id: String,
-    env: String,
-    commit: String,
-    /// Statuses still to go through; the last one sticks.
-    path: Vec<String>,
-    can_rollback: bool,
-    static_url: Option<String>,
-}
-
-impl Dep {
-    fn status(&self) -> String {
-        self.path.first().cloned().unwrap_or_default()
-    }
-}
-
-fn path(p: &[&str]) -> Vec<String> {
-    p.iter().map(|s| s.to_string()).collect()
-}
-
-fn dep(id: &str, env: &str, commit: &str, p: &[&str]) -> Dep {
-    Dep {
-        id: id.into(),
-        env: env.into(),
-        commit: commit.into(),
-        path: path(p),
-        can_rollback: true,
-        static_url: None,
-    }
-}
-
-#[derive(Default)]
-struct World {
-    /// PR environments: (id, PR number, repo).
-    pr_envs: Vec<(String, u64, String)>,
-    /// PR environments are visible from this many `PrEnvironments` calls on.
-    envs_visible_after: usize,
-    env_calls: usize,
-    /// Page size the fake uses for environments, whatever `first` says.
-    env_page: usize,
-    /// Oldest first.
-    deps: Vec<Dep>,
-    /// environment id -> (service domains, custom domains)
-    domains: HashMap<String, (Vec<String>, Vec<String>)>,
-    /// Railway starts these by itself on the Nth poll of their environment:
-    /// (environment, commit, poll, statuses).
-    auto: Vec<(String, String, usize, Vec<String>)>,
-    polls: HashMap<String, usize>,
-    /// Statuses of a deployment a rollback / redeploy / trigger creates.
-    new_path: Vec<String>,
-    next: u64,
-}
-
-impl World {
-    fn new() -> World {
-        World {
-            env_page: 2,
-            new_path: path(&["DEPLOYING", "SUCCESS"]),
-            ..World::default()
-        }
-    }
-
-    fn add(&mut self, env: &str, commit: &str, p: Vec<String>) -> String {
-        self.next += 1;
-        let id = format!("dep-new-{}", self.next);
-        self.deps.push(Dep {
-            id: id.clone(),
-            env: env.into(),
-            commit: commit.into(),
-            path: p,
-            can_rollback: true,
-            static_url: None,
-        });
-        id
-    }
-
-    /// One poll of an environment: Railway's own deploys start, statuses
-    /// move one step, a deployment that goes live removes the previous one.
-    fn tick(&mut self, env: &str) {
-        let n = {
-            let c = self.polls.entry(env.to_string()).or_default();
-            *c += 1;
-            *c
-        };
-        let due: Vec<_> = self
-            .auto
-            .iter()
-            .filter(|(e, _, at, _)| e == env && *at == n)
-            .cloned()
-            .collect();
-        for (e, c, _, p) in due {
-            self.add(&e, &c, p);
-        }
-        let mut live = vec![];
-        for (i, d) in self.deps.iter_mut().enumerate() {
-            if d.env == env && d.path.len() > 1 {
-                d.path.remove(0);
-                if d.path.len() == 1 && d.path[0] == "SUCCESS" {
-                    live.push(i);
-                }
-            }
-        }
-        for i in live {
-            for (j, d) in self.deps.iter_mut().enumerate() {
-                if j != i && d.env == env && d.status() == "SUCCESS" {
-                    d.path = path(&["REMOVED"]);
-                }
-            }
-        }
-    }
-}
-
-fn node(d: &Dep) -> Value {
-    json!({
-        "id": d.id, "status": d.status(), "createdAt": "2026-11-27T00:00:00Z",
-        "statusUpdatedAt": "2026-11-27T00:00:01Z", "environmentId": d.env, "serviceId": "svc",
-        "staticUrl": d.static_url, "url": Value::Null,
-        "canRollback": d.can_rollback, "canRedeploy": true,
-        "meta": {"commitHash": d.commit, "branch": "main", "repo": "acme/shop", "reason": "deploy"},
-    })
-}
-
-fn gql_error(msg: &str) -> Reply {
-    Reply::json(
-        200,
-        json!({"data": null, "errors": [{"message": msg, "locations": [], "path": []}]}),
-    )
-}
-
-fn data(v: Value) -> Reply {
-    Reply::json(200, json!({ "data": v }))
-}
-
-fn handle(w: &Mutex<World>, r: &Recorded) -> Reply {
-    let authed = r.header("authorization") == Some(&format!("Bearer {TOKEN}"))
-        || r.header("project-access-token") == Some(TOKEN);
-    if !authed {
-        return gql_error("Not Authorized");
-    }
-    if r.method != "POST" || r.route() != PATH {
-        return Reply::json(404, json!({"errors": [{"message": "not found"}]}));
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&r.body) else {
-        return Reply::json(400, json!({"errors": [{"message": "bad json"}]}));
-    };
-    let op = body["operationName"].as_str().unwrap_or("");
-    let q = body["query"].as_str().unwrap_or("");
-    let v = &body["variables"];
-    // The operation named is the one in the document.
-    if !(q.starts_with(&format!("query {op}(")) || q.starts_with(&format!("mutation {op}("))) {
-        return gql_error(&format!("Unknown operation named \"{op}\"."));
-    }
-    let mut w = w.lock().unwrap();
-    match op {
-        "PrEnvironments" => {
-            assert!(q.contains("isEphemeral: true"), "{q}");
-            assert_eq!(v["projectId"], "proj");
-            w.env_calls += 1;
-            if w.env_calls <= w.envs_visible_after {
-                return data(
-                    json!({"environments": {"edges": [], "pageInfo": {"hasNextPage": false, "endCursor": null}}}),
-                );
-            }
-            let from: usize = v["after"]
-                .as_str()
-                .and_then(|c| c.strip_prefix("cur-"))
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            let to = (from + w.env_page).min(w.pr_envs.len());
-            let edges: Vec<Value> = w.pr_envs[from..to]
-                .iter()
-                .map(|(id, n, repo)| {
-                    json!({"node": {"id": id, "name": format!("shop-pr-{n}"), "isEphemeral": true,
-                        "meta": {"prNumber": n, "prRepo": repo, "branch": "hotfix/x"}}})
-                })
-                .collect();
-            let more = to < w.pr_envs.len();
-            data(
-                json!({"environments": {"edges": edges, "pageInfo": {"hasNextPage": more, "endCursor": format!("cur-{to}")}}}),
-            )
-        }
-        "ServiceDeployments" => {
-            let input = &v["input"];
-            assert_eq!(input["projectId"], "proj");
-            assert_eq!(input["serviceId"], "svc");
-            let env = input["environmentId"].as_str().unwrap().to_string();
-            w.tick(&env);
-            let only: Vec<String> = input["status"]["in"]
-                .as_array()
-                .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
-                .unwrap_or_default();
-            let first = v["first"].as_u64().unwrap_or(100) as usize;
-            let edges: Vec<Value> = w
-                .deps
-                .iter()
-                .rev()
-                .filter(|d| d.env == env)
-                .filter(|d| only.is_empty() || only.contains(&d.status()))
-                .take(first)
-                .map(|d| json!({"cursor": d.id, "node": node(d)}))
-                .collect();
-            data(
-                json!({"deployments": {"edges": edges, "pageInfo": {"hasNextPage": false, "endCursor": null}}}),
-            )
-        }
-        "DeploymentById" => match w.deps.iter().find(|d| d.id == v["id"]) {
-            Some(d) => data(json!({"deployment": node(d)})),
-            None => gql_error("Deployment not found"),
-        },
-        "ServiceDomains" => {
-            let env = v["environmentId"].as_str().unwrap();
-            let (s, c) = w.domains.get(env).cloned().unwrap_or_default();
-            let s: Vec<Value> = s.iter().map(|d| json!({"domain": d})).collect();
-            let c: Vec<Value> = c.iter().map(|d| json!({"domain": d})).collect();
-            data(json!({"domains": {"serviceDomains": s, "customDomains": c}}))
-        }
-        "Rollback" | "Redeploy" => {
-            let Some(src) = w.deps.iter().find(|d| d.id == v["id"]).cloned() else {
-                return gql_error("Deployment not found");
-            };
-            let np = w.new_path.clone();
-            if op == "Rollback" {
-                // Boolean!: a selection set would be a validation error.
-                if !q.contains("deploymentRollback(id: $id) }") {
-                    return gql_error("Field \"deploymentRollback\" must not have a selection");
-                }
-                if !src.can_rollback {
-                    return gql_error("Deployment cannot be rolled back");
-                }
-                w.add(&src.env, &src.commit, np);
-                data(json!({"deploymentRollback": true}))
-            } else {
-                let id = w.add(&src.env, &src.commit, np);
-                data(json!({"deploymentRedeploy": {"id": id, "status": "INITIALIZING"}}))
-            }
-        }
-        "DeployCommit" => {
-            let env = v["environmentId"].as_str().unwrap().to_string();
-            let sha = v["commitSha"].as_str().unwrap().to_string();
-            assert_eq!(v["serviceId"], "svc");
-            let np = vec!["BUILDING".into(), "DEPLOYING".into(), "SUCCESS".into()];
-            let id = w.add(&env, &sha, np);
-            data(json!({"serviceInstanceDeployV2": id}))
-        }
-        other => gql_error(&format!("Cannot query operation {other}")),
-    }
-}
-
-struct Fake {
-    server: FakeServer,
-    world: Arc<Mutex<World>>,
-}
-
-impl Fake {
-    fn start(w: World) -> Fake {
-        let world = Arc::new(Mutex::new(w));
-        let m = world.clone();
-        let server = FakeServer::start(move |r| handle(&m, r));
-        Fake { server, world }
-    }
-
-    fn url(&self) -> String {
-        format!("{}{PATH}", self.server.url())
-    }
-
-    /// (operationName, variables) of every request so far.
-    fn ops(&self) -> Vec<(String, Value)> {
-        self.server
-            .requests()
-            .iter()
-            .map(|r| {
-                let v = r.json();
-                (
-                    v["operationName"].as_str().unwrap_or("").to_string(),
-                    v["variables"].clone(),
-                )
-            })
-            .collect()
-    }
-
-    fn op_names(&self) -> Vec<String> {
-        self.ops().into_iter().map(|(n, _)| n).collect()
-    }
-
-    fn status_of(&self, id: &str) -> String {
-        let w = self.world.lock().unwrap();
-        w.deps.iter().find(|d| d.id == id).unwrap().status()
-    }
-}
 
 // ---------------------------------------------------------------- helpers
 
@@ -347,7 +51,7 @@ fn ctx(sha: &str) -> DeployCtx {
     }
 }
 
-fn deployer(f: &Fake) -> RailwayDeployer {
+fn deployer(f: &FakeRailway) -> RailwayDeployer {
     RailwayDeployer::new(config(&f.url(), ""), RailwayAuth::Bearer(TOKEN.into()))
 }
 
@@ -356,10 +60,10 @@ fn at(url: &str) -> RailwayDeployer {
 }
 
 /// Production runs OLD (deployment "d-old"), the merge sha is SHA.
-fn production(p: &[&str]) -> World {
-    let mut w = World::new();
-    w.deps.push(dep("d-old", "prod", OLD, &["SUCCESS"]));
-    w.auto.push(("prod".into(), SHA.into(), 2, path(p)));
+fn production(p: &[&str]) -> Model {
+    let mut w = Model::default();
+    w.deps.push(Dep::new("d-old", "prod", OLD, &["SUCCESS"]));
+    w.auto.push(("prod".into(), SHA.into(), 2, statuses(p)));
     w.domains.insert(
         "prod".into(),
         (vec!["shop-web-production.up.railway.app".into()], vec![]),
@@ -377,13 +81,15 @@ fn assert_no_token(e: &DeployError) {
 
 #[test]
 fn preview_is_the_pr_environment_found_by_number_across_pages_once_the_sha_is_live() {
-    let mut w = World::new();
-    w.envs_visible_after = 1; // Railway creates it a moment after the PR opens
-    w.pr_envs = vec![
-        ("env-pr-3".into(), 3, "acme/shop".into()),
-        ("env-pr-5".into(), 5, "acme/shop".into()),
-        ("env-pr-7".into(), 7, "acme/shop".into()),
-    ];
+    let mut w = Model {
+        envs_visible_after: 1, // Railway creates it a moment after the PR opens
+        pr_envs: vec![
+            ("env-pr-3".into(), 3, "acme/shop".into()),
+            ("env-pr-5".into(), 5, "acme/shop".into()),
+            ("env-pr-7".into(), 7, "acme/shop".into()),
+        ],
+        ..Model::default()
+    };
     w.domains.insert(
         "env-pr-7".into(),
         (
@@ -392,14 +98,15 @@ fn preview_is_the_pr_environment_found_by_number_across_pages_once_the_sha_is_li
         ),
     );
     // The PR environment first ran an older head of the branch.
-    w.deps.push(dep("d-pr-old", "env-pr-7", OLD, &["SUCCESS"]));
-    w.deps.push(dep(
+    w.deps
+        .push(Dep::new("d-pr-old", "env-pr-7", OLD, &["SUCCESS"]));
+    w.deps.push(Dep::new(
         "d-pr-new",
         "env-pr-7",
         SHA,
         &["QUEUED", "BUILDING", "DEPLOYING", "SUCCESS"],
     ));
-    let f = Fake::start(w);
+    let f = FakeRailway::start(w);
     let d = deployer(&f).deploy_preview(&ctx(SHA)).unwrap();
     assert_eq!(d.id.as_deref(), Some("d-pr-new"));
     assert_eq!(
@@ -447,15 +154,17 @@ fn preview_is_the_pr_environment_found_by_number_across_pages_once_the_sha_is_li
 
 #[test]
 fn preview_matches_the_repo_and_falls_back_to_the_static_url() {
-    let mut w = World::new();
-    w.pr_envs = vec![
-        ("env-other-7".into(), 7, "acme/other".into()),
-        ("env-pr-7".into(), 7, "acme/shop".into()),
-    ];
-    let mut d = dep("d7", "env-pr-7", SHA, &["BUILDING", "SUCCESS"]);
+    let mut w = Model {
+        pr_envs: vec![
+            ("env-other-7".into(), 7, "acme/other".into()),
+            ("env-pr-7".into(), 7, "acme/shop".into()),
+        ],
+        ..Model::default()
+    };
+    let mut d = Dep::new("d7", "env-pr-7", SHA, &["BUILDING", "SUCCESS"]);
     d.static_url = Some("shop-web-shop-pr-7.up.railway.app".into());
     w.deps.push(d);
-    let f = Fake::start(w);
+    let f = FakeRailway::start(w);
     let d = RailwayDeployer::new(
         config(&f.url(), "repo = \"acme/shop\"\nurl_scheme = \"http\""),
         RailwayAuth::Bearer(TOKEN.into()),
@@ -470,9 +179,11 @@ fn preview_matches_the_repo_and_falls_back_to_the_static_url() {
 
 #[test]
 fn no_pr_environment_is_a_clear_error_after_the_timeout() {
-    let mut w = World::new();
-    w.pr_envs = vec![("env-pr-3".into(), 3, "acme/shop".into())];
-    let f = Fake::start(w);
+    let w = Model {
+        pr_envs: vec![("env-pr-3".into(), 3, "acme/shop".into())],
+        ..Model::default()
+    };
+    let f = FakeRailway::start(w);
     let d = RailwayDeployer::new(
         config(&f.url(), "preview_timeout = \"150ms\""),
         RailwayAuth::Bearer(TOKEN.into()),
@@ -515,11 +226,13 @@ fn no_pr_environment_is_a_clear_error_after_the_timeout() {
 
 #[test]
 fn a_preview_that_fails_to_build_says_so_and_a_missing_pr_number_is_refused() {
-    let mut w = World::new();
-    w.pr_envs = vec![("env-pr-7".into(), 7, "acme/shop".into())];
+    let mut w = Model {
+        pr_envs: vec![("env-pr-7".into(), 7, "acme/shop".into())],
+        ..Model::default()
+    };
     w.deps
-        .push(dep("d7", "env-pr-7", SHA, &["BUILDING", "FAILED"]));
-    let f = Fake::start(w);
+        .push(Dep::new("d7", "env-pr-7", SHA, &["BUILDING", "FAILED"]));
+    let f = FakeRailway::start(w);
     let e = deployer(&f)
         .deploy_preview(&ctx(SHA))
         .unwrap_err()
@@ -543,7 +256,7 @@ fn a_preview_that_fails_to_build_says_so_and_a_missing_pr_number_is_refused() {
 
 #[test]
 fn production_waits_for_railway_to_deploy_the_merge_sha() {
-    let f = Fake::start(production(&[
+    let f = FakeRailway::start(production(&[
         "QUEUED",
         "WAITING",
         "BUILDING",
@@ -573,7 +286,7 @@ fn production_waits_for_railway_to_deploy_the_merge_sha() {
 fn production_triggers_the_deploy_if_railway_does_not_start_it() {
     let mut w = production(&["SUCCESS"]);
     w.auto.clear(); // auto-deploy is off
-    let f = Fake::start(w);
+    let f = FakeRailway::start(w);
     let d = RailwayDeployer::new(
         config(&f.url(), "trigger_after = \"30ms\""),
         RailwayAuth::Bearer(TOKEN.into()),
@@ -599,7 +312,7 @@ fn every_bad_or_unknown_status_is_a_clear_failure() {
         ("REMOVED", "superseded"),
         ("TELEPORTED", "does not know that status"),
     ] {
-        let f = Fake::start(production(&["BUILDING", status]));
+        let f = FakeRailway::start(production(&["BUILDING", status]));
         let e = deployer(&f).deploy_production(&ctx(SHA)).unwrap_err();
         assert!(matches!(e, DeployError::Failed(_)), "{status}: {e:?}");
         let s = e.to_string();
@@ -615,7 +328,7 @@ fn every_bad_or_unknown_status_is_a_clear_failure() {
 
 #[test]
 fn a_deploy_that_never_finishes_times_out_with_what_was_seen() {
-    let f = Fake::start(production(&["WAITING"]));
+    let f = FakeRailway::start(production(&["WAITING"]));
     let d = RailwayDeployer::new(
         config(
             &f.url(),
@@ -634,12 +347,12 @@ fn a_deploy_that_never_finishes_times_out_with_what_was_seen() {
 
 #[test]
 fn current_production_is_the_newest_live_deployment() {
-    let mut w = World::new();
-    w.deps.push(dep("d-1", "prod", OLD, &["REMOVED"]));
-    w.deps.push(dep("d-2", "prod", OLD, &["SUCCESS"]));
-    w.deps.push(dep("d-3", "prod", SHA, &["FAILED"]));
-    w.deps.push(dep("d-pr", "env-pr-7", SHA, &["SUCCESS"]));
-    let f = Fake::start(w);
+    let mut w = Model::default();
+    w.deps.push(Dep::new("d-1", "prod", OLD, &["REMOVED"]));
+    w.deps.push(Dep::new("d-2", "prod", OLD, &["SUCCESS"]));
+    w.deps.push(Dep::new("d-3", "prod", SHA, &["FAILED"]));
+    w.deps.push(Dep::new("d-pr", "env-pr-7", SHA, &["SUCCESS"]));
+    let f = FakeRailway::start(w);
     assert_eq!(
         deployer(&f).current_production().unwrap().as_deref(),
         Some("d-2")
@@ -652,16 +365,16 @@ fn current_production_is_the_newest_live_deployment() {
         json!({"input": {"projectId": "proj", "environmentId": "prod", "serviceId": "svc",
                          "status": {"in": ["SUCCESS", "SLEEPING"]}}, "first": 1})
     );
-    let empty = Fake::start(World::new());
+    let empty = FakeRailway::start(Model::default());
     assert_eq!(deployer(&empty).current_production().unwrap(), None);
 }
 
 #[test]
 fn the_health_url_is_the_override_or_the_domain_or_the_static_url() {
-    let mut w = World::new();
+    let mut w = Model::default();
     w.domains
         .insert("prod".into(), (vec![], vec!["shop.example.com".into()]));
-    let f = Fake::start(w);
+    let f = FakeRailway::start(w);
     assert_eq!(
         deployer(&f).health_url().as_deref(),
         Some("https://shop.example.com/health")
@@ -675,11 +388,11 @@ fn the_health_url_is_the_override_or_the_domain_or_the_static_url() {
         Some("https://status.example.com/ok")
     );
 
-    let mut w = World::new();
-    let mut d = dep("d-1", "prod", OLD, &["SUCCESS"]);
+    let mut w = Model::default();
+    let mut d = Dep::new("d-1", "prod", OLD, &["SUCCESS"]);
     d.static_url = Some("shop-web-production-4b7a.up.railway.app".into());
     w.deps.push(d);
-    let f = Fake::start(w);
+    let f = FakeRailway::start(w);
     let d = RailwayDeployer::new(
         config(&f.url(), "health_path = \"/healthz\""),
         RailwayAuth::Bearer(TOKEN.into()),
@@ -697,19 +410,19 @@ fn the_health_url_is_the_override_or_the_domain_or_the_static_url() {
 // ---------------------------------------------------------------- rollback
 
 /// Production ran OLD (d-old, now superseded) and runs SHA (d-bad) since the merge.
-fn after_a_bad_deploy(can_rollback: bool) -> World {
-    let mut w = World::new();
-    let mut old = dep("d-old", "prod", OLD, &["REMOVED"]);
+fn after_a_bad_deploy(can_rollback: bool) -> Model {
+    let mut w = Model::default();
+    let mut old = Dep::new("d-old", "prod", OLD, &["REMOVED"]);
     old.can_rollback = can_rollback;
     w.deps.push(old);
-    w.deps.push(dep("d-bad", "prod", SHA, &["SUCCESS"]));
-    w.new_path = path(&["INITIALIZING", "DEPLOYING", "SUCCESS"]);
+    w.deps.push(Dep::new("d-bad", "prod", SHA, &["SUCCESS"]));
+    w.new_path = statuses(&["INITIALIZING", "DEPLOYING", "SUCCESS"]);
     w
 }
 
 #[test]
 fn rollback_uses_deployment_rollback_while_it_can_and_waits_until_it_serves() {
-    let f = Fake::start(after_a_bad_deploy(true));
+    let f = FakeRailway::start(after_a_bad_deploy(true));
     deployer(&f).rollback(&ctx(OLD), Some("d-old")).unwrap();
     let ops = f.ops();
     let names = f.op_names();
@@ -739,7 +452,7 @@ fn rollback_uses_deployment_rollback_while_it_can_and_waits_until_it_serves() {
 
 #[test]
 fn rollback_redeploys_when_the_image_is_gone() {
-    let f = Fake::start(after_a_bad_deploy(false));
+    let f = FakeRailway::start(after_a_bad_deploy(false));
     deployer(&f).rollback(&ctx(OLD), Some("d-old")).unwrap();
     let ops = f.ops();
     let (_, v) = ops
@@ -754,9 +467,10 @@ fn rollback_redeploys_when_the_image_is_gone() {
 #[test]
 fn rollback_without_a_recorded_deployment_finds_the_last_one_of_the_sha() {
     let mut w = after_a_bad_deploy(true);
-    w.deps.insert(0, dep("d-older", "prod", OLD, &["REMOVED"]));
+    w.deps
+        .insert(0, Dep::new("d-older", "prod", OLD, &["REMOVED"]));
     w.deps[0].can_rollback = false;
-    let f = Fake::start(w);
+    let f = FakeRailway::start(w);
     deployer(&f).rollback(&ctx(OLD), None).unwrap();
     let ops = f.ops();
     let (_, v) = ops.iter().find(|(n, _)| n == "Rollback").unwrap();
@@ -771,7 +485,7 @@ fn rollback_without_a_recorded_deployment_finds_the_last_one_of_the_sha() {
     );
 
     // Nothing of that sha ever ran: a clear refusal, no mutation.
-    let f = Fake::start(after_a_bad_deploy(true));
+    let f = FakeRailway::start(after_a_bad_deploy(true));
     let e = deployer(&f)
         .rollback(&ctx(OTHER), None)
         .unwrap_err()
@@ -789,10 +503,11 @@ fn rollback_without_a_recorded_deployment_finds_the_last_one_of_the_sha() {
 
 #[test]
 fn rollback_is_idempotent() {
-    let mut w = World::new();
-    w.deps.push(dep("d-bad", "prod", SHA, &["REMOVED"]));
-    w.deps.push(dep("dep-new-1", "prod", OLD, &["SUCCESS"]));
-    let f = Fake::start(w);
+    let mut w = Model::default();
+    w.deps.push(Dep::new("d-bad", "prod", SHA, &["REMOVED"]));
+    w.deps
+        .push(Dep::new("dep-new-1", "prod", OLD, &["SUCCESS"]));
+    let f = FakeRailway::start(w);
     deployer(&f).rollback(&ctx(OLD), Some("d-old")).unwrap();
     assert_eq!(f.op_names(), vec!["ServiceDeployments"]);
 }
@@ -800,8 +515,8 @@ fn rollback_is_idempotent() {
 #[test]
 fn a_rollback_that_crashes_is_reported() {
     let mut w = after_a_bad_deploy(true);
-    w.new_path = path(&["DEPLOYING", "CRASHED"]);
-    let f = Fake::start(w);
+    w.new_path = statuses(&["DEPLOYING", "CRASHED"]);
+    let f = FakeRailway::start(w);
     let e = deployer(&f)
         .rollback(&ctx(OLD), Some("d-old"))
         .unwrap_err()
@@ -815,8 +530,8 @@ fn a_rollback_that_crashes_is_reported() {
 #[test]
 fn rollback_refuses_a_deployment_of_another_environment() {
     let mut w = after_a_bad_deploy(true);
-    w.deps.push(dep("d-pr", "env-pr-7", OLD, &["SUCCESS"]));
-    let f = Fake::start(w);
+    w.deps.push(Dep::new("d-pr", "env-pr-7", OLD, &["SUCCESS"]));
+    let f = FakeRailway::start(w);
     let e = deployer(&f)
         .rollback(&ctx(OLD), Some("d-pr"))
         .unwrap_err()
@@ -829,9 +544,9 @@ fn rollback_refuses_a_deployment_of_another_environment() {
 
 #[test]
 fn project_tokens_go_in_their_own_header() {
-    let mut w = World::new();
-    w.deps.push(dep("d-1", "prod", OLD, &["SUCCESS"]));
-    let f = Fake::start(w);
+    let mut w = Model::default();
+    w.deps.push(Dep::new("d-1", "prod", OLD, &["SUCCESS"]));
+    let f = FakeRailway::start(w);
     let d = RailwayDeployer::new(
         config(&f.url(), ""),
         RailwayAuth::ProjectAccessToken(TOKEN.into()),
@@ -844,7 +559,7 @@ fn project_tokens_go_in_their_own_header() {
 
 #[test]
 fn graphql_errors_on_200_are_errors_and_not_authorized_names_the_variable() {
-    let f = Fake::start(World::new());
+    let f = FakeRailway::start(Model::default());
     let d = RailwayDeployer::new(
         config(&f.url(), ""),
         RailwayAuth::Bearer("rw-wrong-secret".into()),
@@ -970,20 +685,24 @@ fn server_errors_are_retried_with_bounded_backoff() {
 
 #[test]
 fn a_wait_rides_out_a_short_outage() {
-    let f = Fake::start(production(&["BUILDING", "SUCCESS"]));
-    let world = f.world.clone();
+    let f = FakeRailway::start(production(&["BUILDING", "SUCCESS"]));
+    let model = f.model.clone();
     let n = Arc::new(AtomicU32::new(0));
     let c = n.clone();
-    // Every other request, a 500 (retried inside one call).
-    f.server.set_handler(move |r| {
-        if c.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
-            Reply::text(500, "oops")
-        } else {
-            handle(&world, r)
-        }
-    });
+    // Every other request fails: a 500 (retried inside one call), then a
+    // dropped connection (no answer: ridden out by the wait loop itself).
+    f.server
+        .set_handler(move |r| match c.fetch_add(1, Ordering::Relaxed) % 4 {
+            0 => Reply::text(500, "oops"),
+            2 => Reply::hang_up(),
+            _ => handle(&model, r),
+        });
     let out = deployer(&f).deploy_production(&ctx(SHA)).unwrap();
     assert_eq!(out.id.as_deref(), Some("dep-new-1"));
+    assert!(
+        n.load(Ordering::Relaxed) > 3,
+        "a dropped poll was ridden out"
+    );
 }
 
 #[test]

@@ -2,17 +2,18 @@
 //! git work (the CLI's remote mode uses exactly these routes), described in
 //! `/api/openapi.json`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use hotfix_core::IncidentState;
 use hotfix_core::event::EventKind;
 use hotfix_core::team::ApiRole;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Caller, create_token};
-use crate::extract::{Body, IncidentPath};
+use crate::extract::{Body, IncidentPath, Params, PathParam};
 use crate::{ApiError, AppState, ops};
 
 pub fn routes() -> Router<AppState> {
@@ -33,6 +34,26 @@ pub fn routes() -> Router<AppState> {
 
 async fn me(caller: Caller) -> Json<Value> {
     Json(json!({ "user": caller.user, "role": caller.role }))
+}
+
+/// Runs `step` off the async threads and answers with the incident it
+/// leaves, in full (`GET /api/v1/incidents/{id}`'s shape).
+async fn detail_after<F>(st: &AppState, step: F) -> Result<Json<Value>, ApiError>
+where
+    F: FnOnce(&AppState) -> Result<IncidentState, ApiError> + Send + 'static,
+{
+    st.blocking(move |st| step(st).map(|s| Json(ops::detail(st, &s, st.clock.now()))))
+        .await
+}
+
+/// Runs `step` off the async threads and answers with the version it leaves
+/// the incident at.
+async fn version_after<F>(st: &AppState, step: F) -> Result<Json<Value>, ApiError>
+where
+    F: FnOnce(&AppState) -> Result<IncidentState, ApiError> + Send + 'static,
+{
+    st.blocking(move |st| step(st).map(|s| Json(json!({ "version": s.version }))))
+        .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,9 +79,8 @@ struct ListQuery {
 async fn list(
     State(st): State<AppState>,
     _c: Caller,
-    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Params(q): Params<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let which = q.state.unwrap_or_else(|| "open".into());
     if !["open", "closed", "all"].contains(&which.as_str()) {
         return Err(ApiError::bad_request(format!(
@@ -82,11 +102,7 @@ async fn list(
             "closed" => s.is_closed(),
             _ => true,
         });
-        if ids_only && needle.is_none() {
-            let ids: Vec<String> = states.map(|s| s.id.to_string()).collect();
-            return Ok(Json(json!({ "total": ids.len(), "ids": ids })));
-        }
-        let matching: Vec<&hotfix_core::IncidentState> = states
+        let matching: Vec<&IncidentState> = states
             .filter(|s| match &needle {
                 None => true,
                 Some(n) => [
@@ -94,7 +110,7 @@ async fn list(
                     ops::visible_title(s),
                     s.branch.clone(),
                     s.severity.as_str().to_string(),
-                    ops::phase(st, s).as_str().to_string(),
+                    s.phase(&st.cfg.policy).as_str().to_string(),
                 ]
                 .iter()
                 .any(|f| f.to_lowercase().contains(n.as_str())),
@@ -187,14 +203,11 @@ async fn declare(
             components: b.components,
         }]
     };
-    st.blocking(move |st| {
-        let s = ops::declare(st, &caller.user, kind, then, &|_, _| vec![])?;
-        Ok((
-            StatusCode::CREATED,
-            Json(ops::detail(st, &s, st.clock.now())),
-        ))
+    let created = detail_after(&st, move |st| {
+        ops::declare(st, &caller.user, kind, then, &|_, _| vec![])
     })
-    .await
+    .await?;
+    Ok((StatusCode::CREATED, created))
 }
 
 async fn show(
@@ -202,11 +215,7 @@ async fn show(
     _c: Caller,
     IncidentPath(id): IncidentPath,
 ) -> Result<Json<Value>, ApiError> {
-    st.blocking(move |st| {
-        let s = ops::load(st, id)?;
-        Ok(Json(ops::detail(st, &s, st.clock.now())))
-    })
-    .await
+    detail_after(&st, move |st| ops::load(st, id)).await
 }
 
 async fn events(
@@ -239,9 +248,8 @@ async fn append(
     if b.events.len() > 100 {
         return Err(ApiError::bad_request("at most 100 events per append"));
     }
-    st.blocking(move |st| {
-        let s = ops::append_checked(st, &caller, id, b.expected_version, b.events)?;
-        Ok(Json(json!({ "version": s.version })))
+    version_after(&st, move |st| {
+        ops::append_checked(st, &caller, id, b.expected_version, b.events)
     })
     .await
 }
@@ -272,11 +280,7 @@ async fn tick(
     IncidentPath(id): IncidentPath,
     Body(b): Body<TickBody>,
 ) -> Result<Json<Value>, ApiError> {
-    st.blocking(move |st| {
-        let s = ops::tick(st, &caller, id, &b.done)?;
-        Ok(Json(ops::detail(st, &s, st.clock.now())))
-    })
-    .await
+    detail_after(&st, move |st| ops::tick(st, &caller, id, &b.done)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -295,9 +299,8 @@ async fn note(
     if text.is_empty() || text.len() > 4000 {
         return Err(ApiError::bad_request("a note is 1 to 4000 characters"));
     }
-    st.blocking(move |st| {
-        let s = ops::append_checked(st, &caller, id, None, vec![EventKind::Note { text }])?;
-        Ok(Json(json!({ "version": s.version })))
+    version_after(&st, move |st| {
+        ops::append_checked(st, &caller, id, None, vec![EventKind::Note { text }])
     })
     .await
 }
@@ -307,11 +310,7 @@ async fn close(
     caller: Caller,
     IncidentPath(id): IncidentPath,
 ) -> Result<Json<Value>, ApiError> {
-    st.blocking(move |st| {
-        let s = ops::close(st, &caller, id)?;
-        Ok(Json(ops::detail(st, &s, st.clock.now())))
-    })
-    .await
+    detail_after(&st, move |st| ops::close(st, &caller, id)).await
 }
 
 async fn outbox(State(st): State<AppState>, _c: Caller) -> Result<Json<Value>, ApiError> {
@@ -365,7 +364,7 @@ async fn token_create(
 async fn token_revoke(
     State(st): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    PathParam(id): PathParam<i64>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(ApiRole::Admin, "revoking tokens")?;
     st.blocking(move |st| {

@@ -121,6 +121,12 @@ impl Reply {
     }
 }
 
+/// The `{"version": N}` part of an answer.
+#[derive(Deserialize)]
+struct Version {
+    version: u64,
+}
+
 impl RemoteStore {
     /// `GET` a list of incident ids (`ids_only=true`), oldest first.
     fn ids(&self, path: &str) -> Result<Vec<IncidentId>, StoreError> {
@@ -128,8 +134,7 @@ impl RemoteStore {
         struct Ids {
             ids: Vec<IncidentId>,
         }
-        let r = self.get(path)?;
-        let mut ids = self.parse::<Ids>(&r, path, None)?.ids;
+        let mut ids = self.get_json::<Ids>(path, None)?.ids;
         ids.sort();
         Ok(ids)
     }
@@ -179,8 +184,7 @@ impl RemoteStore {
     /// Who the token acts as; also the first contact, so a wrong URL or a
     /// revoked token fails here with a clear message.
     pub fn me(&self) -> Result<Me, StoreError> {
-        let r = self.get("/api/v1/me")?;
-        self.parse(&r, "/api/v1/me", None)
+        self.get_json("/api/v1/me", None)
     }
 
     fn unreachable(&self, e: ureq::Error) -> StoreError {
@@ -209,22 +213,32 @@ impl RemoteStore {
         Ok(Reply { status, body })
     }
 
+    /// The headers of every request: the token, and that we want JSON back.
+    fn authed<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        req.header("Authorization", format!("Bearer {}", self.token))
+            .header("Accept", "application/json")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     fn get(&self, path: &str) -> Result<Reply, StoreError> {
-        let req = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .header("Accept", "application/json");
-        self.read(req.call())
+        self.read(self.authed(self.agent.get(self.url(path))).call())
     }
 
     fn post(&self, path: &str, body: &Value) -> Result<Reply, StoreError> {
-        let req = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .header("Accept", "application/json");
-        self.read(req.send_json(body))
+        self.read(self.authed(self.agent.post(self.url(path))).send_json(body))
+    }
+
+    /// `GET path` and its JSON (`incident`: whose 404 is [`StoreError::NotFound`]).
+    fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        incident: Option<IncidentId>,
+    ) -> Result<T, StoreError> {
+        let r = self.get(path)?;
+        self.parse(&r, path, incident)
     }
 
     /// A successful answer's JSON, or the server's refusal as a store error.
@@ -290,13 +304,8 @@ impl RemoteStore {
 
     /// The version the incident is at now (after a 409).
     fn version(&self, id: IncidentId) -> Result<u64, StoreError> {
-        #[derive(Deserialize)]
-        struct V {
-            version: u64,
-        }
         let path = Self::incident_path(id, "/events");
-        let r = self.get(&path)?;
-        Ok(self.parse::<V>(&r, &path, Some(id))?.version)
+        Ok(self.get_json::<Version>(&path, Some(id))?.version)
     }
 }
 
@@ -377,11 +386,7 @@ impl Store for RemoteStore {
             }
             return Err(self.refusal(&r, Some(incident)));
         }
-        #[derive(Deserialize)]
-        struct V {
-            version: u64,
-        }
-        Ok(self.parse::<V>(&r, &path, Some(incident))?.version)
+        Ok(self.parse::<Version>(&r, &path, Some(incident))?.version)
     }
 
     fn events(&self, incident: IncidentId) -> Result<Vec<Event>, StoreError> {
@@ -390,8 +395,7 @@ impl Store for RemoteStore {
             events: Vec<Event>,
         }
         let path = Self::incident_path(incident, "/events");
-        let r = self.get(&path)?;
-        Ok(self.parse::<Log>(&r, &path, Some(incident))?.events)
+        Ok(self.get_json::<Log>(&path, Some(incident))?.events)
     }
 
     fn incidents(&self) -> Result<Vec<IncidentId>, StoreError> {
@@ -425,9 +429,7 @@ impl Store for RemoteStore {
         struct Outbox {
             undelivered: Vec<OutboxItem>,
         }
-        let path = "/api/v1/outbox";
-        let r = self.get(path)?;
-        Ok(self.parse::<Outbox>(&r, path, None)?.undelivered)
+        Ok(self.get_json::<Outbox>("/api/v1/outbox", None)?.undelivered)
     }
 
     fn mark_delivered(&self, _id: i64, _at_s: i64) -> Result<(), StoreError> {

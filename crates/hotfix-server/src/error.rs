@@ -63,25 +63,6 @@ impl ApiError {
         Self::unprocessable(r.code, r.message.clone()).with_hint(r.hint.clone())
     }
 
-    pub fn refusals(rs: &[Refusal]) -> ApiError {
-        match rs {
-            [one] => Self::refusal(one),
-            _ => {
-                let msg = rs
-                    .iter()
-                    .map(|r| r.message.clone())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let hint = rs
-                    .iter()
-                    .map(|r| r.hint.clone())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                Self::unprocessable("refused", msg).with_hint(hint)
-            }
-        }
-    }
-
     pub fn body(&self) -> serde_json::Value {
         json!({ "error": { "code": self.code, "message": self.message, "hint": self.hint } })
     }

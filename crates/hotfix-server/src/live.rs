@@ -35,7 +35,7 @@ impl Live {
         *self.tx.borrow()
     }
 
-    /// Records a watermark (from the poller, or right after a local write).
+    /// Records a watermark the poller read (never goes back).
     pub fn publish(&self, w: i64) {
         self.tx.send_if_modified(|cur| {
             if w > *cur {
@@ -52,8 +52,7 @@ impl Live {
 pub fn spawn(st: AppState, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(async move {
         loop {
-            let s2 = st.clone();
-            if let Ok(Ok(w)) = tokio::task::spawn_blocking(move || s2.store.watermark()).await {
+            if let Ok(w) = st.blocking(|st| Ok(st.store.watermark()?)).await {
                 st.live.publish(w);
             }
             tokio::select! {

@@ -165,7 +165,7 @@ async fn metrics(State(st): State<AppState>) -> Response {
                     *open
                         .entry((
                             s.severity.as_str().into(),
-                            ops::phase(st, s).as_str().into(),
+                            s.phase(&st.cfg.policy).as_str().into(),
                         ))
                         .or_insert(0) += 1;
                 }
@@ -253,7 +253,7 @@ async fn metrics(State(st): State<AppState>) -> Response {
         "Outbox delivery failures (retried with backoff).",
         m.outbox_failed.get(),
     );
-    match gauges {
+    let store_up = match gauges {
         Ok((open, undelivered)) => {
             let _ = writeln!(
                 out,
@@ -269,18 +269,14 @@ async fn metrics(State(st): State<AppState>) -> Response {
                 out,
                 "# HELP hotfix_notifications_undelivered Notifications waiting in the outbox.\n# TYPE hotfix_notifications_undelivered gauge\nhotfix_notifications_undelivered {undelivered}"
             );
-            let _ = writeln!(
-                out,
-                "# HELP hotfix_store_up Whether the store answered this scrape.\n# TYPE hotfix_store_up gauge\nhotfix_store_up 1"
-            );
+            1
         }
-        Err(_) => {
-            let _ = writeln!(
-                out,
-                "# HELP hotfix_store_up Whether the store answered this scrape.\n# TYPE hotfix_store_up gauge\nhotfix_store_up 0"
-            );
-        }
-    }
+        Err(_) => 0,
+    };
+    let _ = writeln!(
+        out,
+        "# HELP hotfix_store_up Whether the store answered this scrape.\n# TYPE hotfix_store_up gauge\nhotfix_store_up {store_up}"
+    );
     (
         [(
             header::CONTENT_TYPE,

@@ -18,7 +18,7 @@ use hotfix_core::id::IncidentId;
 use hotfix_core::next::next_action;
 use hotfix_core::notify::{Message, message_for};
 use hotfix_core::provider::StoreError;
-use hotfix_core::state::{IncidentState, Phase};
+use hotfix_core::state::IncidentState;
 use hotfix_core::team::ApiRole;
 use hotfix_core::timeline::timeline;
 use jiff::Timestamp;
@@ -248,10 +248,10 @@ pub fn append_checked(
     expected: Option<u64>,
     kinds: Vec<EventKind>,
 ) -> Result<IncidentState, ApiError> {
-    if kinds.is_empty() {
-        return load(st, id);
-    }
     let s = load(st, id)?;
+    if kinds.is_empty() {
+        return Ok(s);
+    }
     if let Some(v) = expected
         && v != s.version
     {
@@ -263,7 +263,7 @@ pub fn append_checked(
         .into());
     }
     authorize(st, caller, &s, &kinds)?;
-    write(st, &caller.user, &s, kinds)?;
+    write(st, &caller.user, &s, kinds, vec![])?;
     load(st, id)
 }
 
@@ -292,7 +292,7 @@ pub fn append_with(
         if kinds.is_empty() {
             return Ok(s);
         }
-        match write_extra(st, actor, &s, kinds, extra) {
+        match write(st, actor, &s, kinds, extra) {
             Ok(()) => return load(st, id),
             Err(e) if e.status == axum::http::StatusCode::CONFLICT => continue,
             Err(e) => return Err(e),
@@ -301,21 +301,14 @@ pub fn append_with(
     Err(ApiError::conflict(format!("{id} kept changing; try again")))
 }
 
+/// Appends `kinds` to `s` as `actor`, with their notifications and `extra`
+/// ones in the same transaction (a conflict if `s` is no longer current).
 fn write(
     st: &AppState,
     actor: &str,
     s: &IncidentState,
     kinds: Vec<EventKind>,
-) -> Result<(), ApiError> {
-    write_extra(st, actor, s, kinds, vec![])
-}
-
-fn write_extra(
-    st: &AppState,
-    actor: &str,
-    s: &IncidentState,
-    kinds: Vec<EventKind>,
-    extra: Vec<(String, Message)>,
+    extra: Outbox,
 ) -> Result<(), ApiError> {
     let now = st.clock.now();
     let mut outbox = outbox_for(st, s, &kinds, now);
@@ -524,9 +517,4 @@ pub fn detail(st: &AppState, s: &IncidentState, now: Timestamp) -> serde_json::V
 /// Is it still open (not closed)?
 pub fn is_open(s: &IncidentState) -> bool {
     !s.is_closed()
-}
-
-/// The phase, for filters.
-pub fn phase(st: &AppState, s: &IncidentState) -> Phase {
-    s.phase(&st.cfg.policy)
 }

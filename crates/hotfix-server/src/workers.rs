@@ -21,6 +21,7 @@
 
 use std::time::Duration;
 
+use hotfix_core::provider::StoreError;
 use hotfix_core::team::InboxItem;
 use tokio::sync::watch;
 
@@ -89,6 +90,13 @@ const OUTBOX_BATCH: usize = 200;
 /// replayed log) still respects the leases of the others.
 pub fn lease_now(st: &AppState) -> i64 {
     st.now_s().max(jiff::Timestamp::now().as_second())
+}
+
+/// Takes the lease `name` for `holder`, or renews it if `holder` has it,
+/// for the workers' `lease_s` from [`lease_now`]; false while another holds it.
+pub fn take_lease(st: &AppState, name: &str, holder: &str) -> Result<bool, StoreError> {
+    st.store
+        .lease_acquire(name, holder, lease_now(st), st.workers.lease_s.max(1))
 }
 
 /// One round of outbox delivery, claimed for `lease_s` so that the items of

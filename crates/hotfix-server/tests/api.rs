@@ -365,4 +365,9 @@ fn bad_ids_and_bodies_are_clear_400s_and_unknown_incidents_404() {
         &json!({"text": "x"}),
     );
     assert_eq!(r.status, 404);
+    // A token id that is not a number: the same JSON 400 as a bad incident id.
+    let admin = t.token("admin@example.com", ApiRole::Admin);
+    let r = delete(&t.url("/api/v1/tokens/abc"), Some(&admin));
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json()["error"]["code"], "bad_request");
 }

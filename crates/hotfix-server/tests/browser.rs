@@ -13,12 +13,17 @@
 mod common;
 mod webdriver;
 
-use std::time::Duration;
-
 use common::*;
 use hotfix_core::team::ApiRole;
-use serde_json::json;
+use serde_json::{Value, json};
 use webdriver::{Driver, Session, chromedriver_path};
+
+/// A JSON API call that must answer `status`; its answer.
+fn api(t: &TestServer, token: &str, path: &str, body: Value, status: u16) -> Value {
+    let r = post_json(&t.url(path), Some(token), &body);
+    assert_eq!(r.status, status, "{path}: {}", r.text);
+    r.json()
+}
 
 #[test]
 fn a_tech_lead_approves_in_the_browser_and_the_page_follows_live_changes() {
@@ -35,33 +40,37 @@ fn a_tech_lead_approves_in_the_browser_and_the_page_follows_live_changes() {
     let lead = t.token(LEAD, ApiRole::TechLead);
 
     // A critical, customer-facing incident waiting for its tech lead.
-    let r = post_json(
-        &t.url("/api/v1/incidents"),
-        Some(&dev),
-        &json!({"name": "pdf-export-crash", "title": "PDF export crashes for large invoices",
+    let r = api(
+        &t,
+        &dev,
+        "/api/v1/incidents",
+        json!({"name": "pdf-export-crash", "title": "PDF export crashes for large invoices",
                 "severity": "critical", "customer_facing": true, "components": ["Web app"],
                 "base_sha": "a".repeat(40)}),
+        201,
     );
-    assert_eq!(r.status, 201, "{}", r.text);
-    let id = r.json()["incident"]["id"].as_str().unwrap().to_string();
+    let id = r["incident"]["id"].as_str().unwrap().to_string();
+    let events = format!("/api/v1/incidents/{id}/events");
     let head = "b".repeat(40);
-    let r = post_json(
-        &t.url(&format!("/api/v1/incidents/{id}/events")),
-        Some(&dev),
-        &json!({"events": [
+    api(
+        &t,
+        &dev,
+        &events,
+        json!({"events": [
             {"type": "pushed", "sha": head, "commits": [{"sha": head, "author_email": DEV, "committer_email": DEV, "subject": "Guard against empty page lists"}], "diff": {"files": ["src/pdf.rs"], "lines_added": 6, "lines_removed": 2}},
             {"type": "pr_opened", "number": 42, "url": "https://github.com/acme/app/pull/42"},
             {"type": "preview_deployed", "sha": head, "url": "https://app-pr-42.up.railway.app/"},
             {"type": "smoke_passed", "sha": head, "checks": [{"name": "home", "url": "/", "ok": true, "detail": "200"}]}
         ]}),
+        200,
     );
-    assert_eq!(r.status, 200, "{}", r.text);
-    let r = post_json(
-        &t.url("/api/v1/incidents"),
-        Some(&dev),
-        &json!({"name": "slow-search", "title": "Search takes 20 s", "severity": "high", "customer_facing": true}),
+    api(
+        &t,
+        &dev,
+        "/api/v1/incidents",
+        json!({"name": "slow-search", "title": "Search takes 20 s", "severity": "high", "customer_facing": true}),
+        201,
     );
-    assert_eq!(r.status, 201, "{}", r.text);
 
     let driver = Driver::start(&chromedriver);
     let b = Session::new(&driver);
@@ -72,7 +81,7 @@ fn a_tech_lead_approves_in_the_browser_and_the_page_follows_live_changes() {
     let field = b.find("#token");
     b.send_keys(&field, &lead);
     b.click(&b.find("#sign-in"));
-    b.wait_for_text("#incidents", &id, Duration::from_secs(5));
+    b.wait_for_text("#incidents", &id);
     assert_eq!(b.text("#who"), LEAD);
     let list = b.text("#incidents");
     assert!(
@@ -84,22 +93,17 @@ fn a_tech_lead_approves_in_the_browser_and_the_page_follows_live_changes() {
 
     // The incident page, and its approve button.
     b.click(&b.find(&format!("a[href=\"/incidents/{id}\"]")));
-    b.wait_for_text("#incident-title", &id, Duration::from_secs(5));
+    b.wait_for_text("#incident-title", &id);
     assert_eq!(b.text("#phase"), "awaiting approval");
     assert!(b.text("#timeline").contains("Emergency approval"));
     b.screenshot("2-incident");
     b.click(&b.find("#approve"));
-    b.wait_for_text("#flash", "Approved bbbbbbbbbbbb", Duration::from_secs(5));
-    b.wait_for_text("#approvals", "fresh", Duration::from_secs(5));
+    b.wait_for_text("#flash", "Approved bbbbbbbbbbbb");
+    b.wait_for_text("#approvals", "fresh");
     assert_eq!(b.text("#phase"), "ready to ship");
     assert!(b.try_find("#approve").is_none(), "approved once");
-    let events = get(
-        &t.url(&format!("/api/v1/incidents/{id}/events")),
-        Some(&dev),
-        &[],
-    )
-    .json();
-    let last = events["events"].as_array().unwrap().last().unwrap().clone();
+    let log = get(&t.url(&events), Some(&dev), &[]).json();
+    let last = log["events"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["type"], "approved");
     assert_eq!(last["by"], LEAD);
     assert_eq!(last["source"], "dashboard");
@@ -109,22 +113,19 @@ fn a_tech_lead_approves_in_the_browser_and_the_page_follows_live_changes() {
     // without reloading (a reload would lose the marker).
     b.script("window.__no_reload = 'still here'; return true;");
     let merge = "c".repeat(40);
-    let r = post_json(
-        &t.url(&format!("/api/v1/incidents/{id}/events")),
-        Some(&dev),
-        &json!({"events": [
+    api(
+        &t,
+        &dev,
+        &events,
+        json!({"events": [
             {"type": "merged", "merge_sha": merge, "head_sha": head, "previous_main": "a".repeat(40)},
             {"type": "deployed", "sha": merge, "environment": "production"},
             {"type": "note", "text": "Canary at 10%: error rate back to 0.2%"}
         ]}),
+        200,
     );
-    assert_eq!(r.status, 200, "{}", r.text);
-    b.wait_for_text(
-        "#events",
-        "Canary at 10%: error rate back to 0.2%",
-        Duration::from_secs(5),
-    );
-    b.wait_for_text("#phase", "merged", Duration::from_secs(5));
+    b.wait_for_text("#events", "Canary at 10%: error rate back to 0.2%");
+    b.wait_for_text("#phase", "merged");
     assert_eq!(
         b.script("return window.__no_reload || null;"),
         json!("still here"),
@@ -137,7 +138,7 @@ fn a_tech_lead_approves_in_the_browser_and_the_page_follows_live_changes() {
     b.screenshot("4c-event-log");
 
     b.goto(&t.url("/log"));
-    b.wait_for_text("#figures", "incidents", Duration::from_secs(5));
+    b.wait_for_text("#figures", "incidents");
     b.screenshot("5-log");
 
     // The public status page, signed in or not, shows no internals.

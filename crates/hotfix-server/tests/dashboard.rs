@@ -21,6 +21,7 @@ use hotfix_core::id::IncidentId;
 use hotfix_core::policy::Policy;
 use hotfix_core::state::IncidentState;
 use hotfix_core::team::ApiRole;
+use hotfix_server::AppState;
 use hotfix_server::dashboard::stats::{compute, percentile};
 use hotfix_server::status::{ComponentState, public_status};
 use jiff::Timestamp;
@@ -69,6 +70,33 @@ fn set_cookie_pair(r: &Resp, name: &str) -> Option<String> {
         .iter()
         .find(|c| c.starts_with(&format!("{name}=")))
         .map(|c| c.split(';').next().unwrap().to_string())
+}
+
+/// The incident page as `cookies` sees it.
+fn incident_page(t: &TestServer, id: &str, cookies: &str) -> Resp {
+    page(t, &format!("/incidents/{id}"), cookies)
+}
+
+/// Follows a dashboard action's redirect the way the browser does: to
+/// where it points, with the flash cookie it set.
+fn follow(t: &TestServer, r: &Resp, cookies: &str) -> Resp {
+    assert_eq!(r.status, 303, "{}", r.text);
+    let flash = set_cookie_pair(r, "hotfix_flash").unwrap();
+    page(
+        t,
+        r.location.as_deref().unwrap(),
+        &format!("{cookies}; {flash}"),
+    )
+}
+
+/// Closes through the API.
+fn close(t: &TestServer, lead: &str, id: &str) -> Resp {
+    post(
+        &t.url(&format!("/api/v1/incidents/{id}/close")),
+        Some(lead),
+        &[],
+        b"",
+    )
 }
 
 fn declare(t: &TestServer, token: &str, body: Value) -> String {
@@ -162,12 +190,7 @@ fn ship_and_close(t: &TestServer, dev: &str, lead: &str, id: &str) {
             "team_notified",
         ],
     );
-    let r = post(
-        &t.url(&format!("/api/v1/incidents/{id}/close")),
-        Some(lead),
-        &[],
-        b"",
-    );
+    let r = close(t, lead, id);
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
@@ -343,8 +366,9 @@ fn the_home_page_lists_open_incidents_newest_first_with_their_next_action() {
     );
     // ...and out of the search: no oracle for the hidden title.
     let hidden = page(&t, "/log?q=reset+token", &cookie(&dev));
+    assert_eq!(hidden.status, 200, "{}", hidden.text);
     assert!(!hidden.text.contains(&format!(r#"data-id="{second}""#)));
-    let page_of = page(&t, &format!("/incidents/{second}"), &cookie(&dev));
+    let page_of = incident_page(&t, &second, &cookie(&dev));
     assert!(!text(&page_of).contains("Login bypass"), "{}", page_of.text);
     assert!(
         page(&t, "/log?q=login-bypass", &cookie(&dev))
@@ -366,7 +390,7 @@ fn the_incident_page_shows_the_timeline_and_the_buttons_each_role_may_use() {
     let lead = t.token(LEAD, ApiRole::TechLead);
     let id = pushed(&t, &dev, "pdf-crash", "critical");
 
-    let mine = page(&t, &format!("/incidents/{id}"), &cookie(&dev));
+    let mine = incident_page(&t, &id, &cookie(&dev));
     assert_eq!(mine.status, 200, "{}", mine.text);
     let plain = text(&mine);
     for part in [
@@ -397,7 +421,7 @@ fn the_incident_page_shows_the_timeline_and_the_buttons_each_role_may_use() {
         "hotfix ticks what it verifies itself"
     );
 
-    let theirs = page(&t, &format!("/incidents/{id}"), &cookie(&lead));
+    let theirs = incident_page(&t, &id, &cookie(&lead));
     assert!(theirs.text.contains(r#"id="approve""#));
     assert!(
         theirs
@@ -429,12 +453,7 @@ fn approving_through_the_form_follows_the_servers_rules() {
         r.location.as_deref(),
         Some(format!("/incidents/{id}").as_str())
     );
-    let flash = set_cookie_pair(&r, "hotfix_flash").unwrap();
-    let shown = page(
-        &t,
-        &format!("/incidents/{id}"),
-        &format!("{}; {flash}", cookie(&dev)),
-    );
+    let shown = follow(&t, &r, &cookie(&dev));
     assert!(shown.text.contains("flash-error"), "{}", shown.text);
     assert!(shown.text.contains("may not approve"), "{}", shown.text);
     assert!(
@@ -453,12 +472,7 @@ fn approving_through_the_form_follows_the_servers_rules() {
         &cookie(&lead),
         &format!("head={}", "e".repeat(40)),
     );
-    let flash = set_cookie_pair(&r, "hotfix_flash").unwrap();
-    let shown = page(
-        &t,
-        &format!("/incidents/{id}"),
-        &format!("{}; {flash}", cookie(&lead)),
-    );
+    let shown = follow(&t, &r, &cookie(&lead));
     assert!(
         shown.text.contains("look at the new head"),
         "{}",
@@ -469,12 +483,7 @@ fn approving_through_the_form_follows_the_servers_rules() {
     // The tech lead approves what the page showed.
     let r = form(&t, &path, &cookie(&lead), &format!("head={}", head()));
     assert_eq!(r.status, 303);
-    let flash = set_cookie_pair(&r, "hotfix_flash").unwrap();
-    let shown = page(
-        &t,
-        &format!("/incidents/{id}"),
-        &format!("{}; {flash}", cookie(&lead)),
-    );
+    let shown = follow(&t, &r, &cookie(&lead));
     assert!(shown.text.contains("flash-ok"), "{}", shown.text);
     assert!(shown.text.contains("Approved bbbbbbbbbbbb"));
     assert!(
@@ -517,12 +526,7 @@ fn ticking_noting_and_closing_through_the_forms() {
     );
     act(&cookie(&dev), "tick", "key=incident_log");
     let r = act(&cookie(&dev), "tick", "key=fix_verified");
-    let flash = set_cookie_pair(&r, "hotfix_flash").unwrap();
-    let shown = page(
-        &t,
-        &format!("/incidents/{id}"),
-        &format!("{}; {flash}", cookie(&dev)),
-    );
+    let shown = follow(&t, &r, &cookie(&dev));
     assert!(
         shown.text.contains("ticked by hotfix itself"),
         "{}",
@@ -531,26 +535,16 @@ fn ticking_noting_and_closing_through_the_forms() {
     assert!(text(&shown).contains("<script>alert(1)</script> rolled a canary"));
     assert!(!shown.text.contains("<script>alert"));
     let r = act(&cookie(&dev), "note", "text=+++");
-    let flash = set_cookie_pair(&r, "hotfix_flash").unwrap();
     assert!(
-        page(
-            &t,
-            &format!("/incidents/{id}"),
-            &format!("{}; {flash}", cookie(&dev))
-        )
-        .text
-        .contains("1 to 4000 characters")
+        follow(&t, &r, &cookie(&dev))
+            .text
+            .contains("1 to 4000 characters")
     );
     let r = act(&cookie(&dev), "launch", "");
-    let flash = set_cookie_pair(&r, "hotfix_flash").unwrap();
     assert!(
-        page(
-            &t,
-            &format!("/incidents/{id}"),
-            &format!("{}; {flash}", cookie(&dev))
-        )
-        .text
-        .contains("no action `launch`")
+        follow(&t, &r, &cookie(&dev))
+            .text
+            .contains("no action `launch`")
     );
 
     let kinds: Vec<String> = events_of(&t, &dev, &id)
@@ -561,30 +555,25 @@ fn ticking_noting_and_closing_through_the_forms() {
 
     // Closing: a developer is refused; a tech lead once the checklist is done.
     ship_and_close_prep(&t, &dev, &id);
-    let lead_page = page(&t, &format!("/incidents/{id}"), &cookie(&lead));
+    let lead_page = incident_page(&t, &id, &cookie(&lead));
     assert!(
         lead_page.text.contains(r#"id="close""#),
         "{}",
         lead_page.text
     );
     assert!(
-        !page(&t, &format!("/incidents/{id}"), &cookie(&dev))
+        !incident_page(&t, &id, &cookie(&dev))
             .text
             .contains(r#"id="close""#)
     );
     let r = act(&cookie(&dev), "close", "");
-    let flash = set_cookie_pair(&r, "hotfix_flash").unwrap();
     assert!(
-        page(
-            &t,
-            &format!("/incidents/{id}"),
-            &format!("{}; {flash}", cookie(&dev))
-        )
-        .text
-        .contains("needs a tech_lead token")
+        follow(&t, &r, &cookie(&dev))
+            .text
+            .contains("needs a tech_lead token")
     );
     act(&cookie(&lead), "close", "");
-    let closed = page(&t, &format!("/incidents/{id}"), &cookie(&lead));
+    let closed = incident_page(&t, &id, &cookie(&lead));
     assert!(
         closed.text.contains(r#"id="phase">closed"#),
         "{}",
@@ -722,13 +711,7 @@ fn the_status_page_shows_component_states_and_hides_security_incidents() {
     );
     ship_and_close_prep(&t, &dev, &past);
     assert_eq!(
-        post(
-            &t.url(&format!("/api/v1/incidents/{past}/close")),
-            Some(&lead),
-            &[],
-            b""
-        )
-        .status,
+        close(&t, &lead, &past).status,
         422,
         "status_page is still open for a customer-facing incident"
     );
@@ -872,30 +855,20 @@ fn public_status_from_hand_built_logs() {
         ],
         now.as_second() - 3600,
     );
-    let old = fold(
-        2,
-        &[
-            (0, declared("old", Severity::High, true, false)),
-            (60, EventKind::Closed),
-        ],
-        now.as_second() - 40 * 86_400,
-    );
-    let recent = fold(
-        3,
-        &[
-            (0, declared("recent", Severity::High, true, false)),
-            (60, EventKind::Closed),
-        ],
-        now.as_second() - 2 * 86_400,
-    );
-    let secret_closed = fold(
-        4,
-        &[
-            (0, declared("secret", Severity::Critical, true, true)),
-            (60, EventKind::Closed),
-        ],
-        now.as_second() - 86_400,
-    );
+    // Customer-facing, declared `days_ago` and closed a minute later.
+    let closed = |id: u64, name: &str, severity: Severity, security: bool, days_ago: i64| {
+        fold(
+            id,
+            &[
+                (0, declared(name, severity, true, security)),
+                (60, EventKind::Closed),
+            ],
+            now.as_second() - days_ago * 86_400,
+        )
+    };
+    let old = closed(2, "old", Severity::High, false, 40);
+    let recent = closed(3, "recent", Severity::High, false, 2);
+    let secret_closed = closed(4, "secret", Severity::Critical, true, 1);
     let p = public_status(
         [&monitoring, &old, &recent, &secret_closed],
         &cfg,
@@ -912,6 +885,41 @@ fn public_status_from_hand_built_logs() {
 }
 
 // ------------------------------------------------------------ log and figures
+
+#[test]
+fn long_lists_come_in_pages_whose_links_keep_the_search() {
+    let t = TestServer::start();
+    let dev = t.token(DEV, ApiRole::Developer);
+    for i in 0..101 {
+        store_declare(
+            &t.st,
+            declared(&format!("n{i}"), Severity::High, false, false),
+        );
+    }
+    let c = cookie(&dev);
+    let rows = |r: &Resp| r.text.matches("<tr data-id=").count();
+    let first = page(&t, "/", &c);
+    assert_eq!(rows(&first), 100);
+    assert!(
+        text(&first).contains(r#"page 1 of 2 <a href="/?page=2">older →</a>"#),
+        "{}",
+        first.text
+    );
+    let second = page(&t, "/?page=2", &c);
+    assert_eq!(rows(&second), 1);
+    assert!(text(&second).contains(r#"<a href="/?page=1">← newer</a> page 2 of 2"#));
+    assert!(
+        text(&page(&t, "/?page=9", &c)).contains("page 2 of 2"),
+        "past the end: the last page"
+    );
+    let log = page(&t, "/log?q=N&severity=high", &c);
+    assert_eq!(rows(&log), 100);
+    assert!(
+        text(&log).contains(r#"href="/log?q=N&severity=high&state=all&page=2""#),
+        "{}",
+        log.text
+    );
+}
 
 #[test]
 fn the_log_searches_every_incident_and_its_events() {
@@ -1246,6 +1254,36 @@ fn shutting_down_ends_open_live_streams() {
 
 // ------------------------------------------------------------ the cache
 
+/// Declares straight in the store, as another replica (or a bulk load) would.
+fn store_declare(st: &AppState, kind: EventKind) -> IncidentId {
+    st.store
+        .declare(
+            &NewEvent {
+                at: Timestamp::now(),
+                actor: DEV.into(),
+                kind,
+            },
+            &|_| vec![],
+        )
+        .unwrap()
+}
+
+/// Appends straight in the store, at `version`, as another replica would.
+fn store_append(st: &AppState, id: IncidentId, version: u64, actor: &str, kind: EventKind) {
+    st.store
+        .append(
+            id,
+            version,
+            &[NewEvent {
+                at: Timestamp::now(),
+                actor: actor.into(),
+                kind,
+            }],
+            &[],
+        )
+        .unwrap();
+}
+
 /// Another replica (here: the store itself) writes; the pages see it on
 /// the next request, and only the incidents that changed are re-read.
 fn cache_follows_writes_it_did_not_make(t: &TestServer) {
@@ -1253,40 +1291,25 @@ fn cache_follows_writes_it_did_not_make(t: &TestServer) {
     let a = declare(t, &dev, json!({"name": "one", "severity": "high"}));
     declare(t, &dev, json!({"name": "two", "severity": "high"}));
     let c = cookie(&dev);
-    assert!(page(t, &format!("/incidents/{a}"), &c).text.contains("one"));
+    assert!(incident_page(t, &a, &c).text.contains("one"));
     let st = &t.st;
     let id: IncidentId = a.parse().unwrap();
     let v = st.store.events(id).unwrap().len() as u64;
-    st.store
-        .append(
-            id,
-            v,
-            &[NewEvent {
-                at: Timestamp::now(),
-                actor: LEAD2.into(),
-                kind: EventKind::Note {
-                    text: "written by another replica".into(),
-                },
-            }],
-            &[],
-        )
-        .unwrap();
+    store_append(
+        st,
+        id,
+        v,
+        LEAD2,
+        EventKind::Note {
+            text: "written by another replica".into(),
+        },
+    );
     assert!(
-        page(t, &format!("/incidents/{a}"), &c)
+        incident_page(t, &a, &c)
             .text
             .contains("written by another replica")
     );
-    let third = st
-        .store
-        .declare(
-            &NewEvent {
-                at: Timestamp::now(),
-                actor: DEV.into(),
-                kind: declared("three", Severity::Critical, false, false),
-            },
-            &|_| vec![],
-        )
-        .unwrap();
+    let third = store_declare(st, declared("three", Severity::Critical, false, false));
     assert!(
         page(t, "/", &c)
             .text
@@ -1345,30 +1368,12 @@ fn bench_home_page_with_ten_thousand_incidents() {
         });
         let dev = t.token(DEV, ApiRole::Developer);
         for i in 0..10_000u64 {
-            let id =
-                t.st.store
-                    .declare(
-                        &NewEvent {
-                            at: Timestamp::now(),
-                            actor: DEV.into(),
-                            kind: declared(&format!("n{i}"), Severity::High, i % 3 == 0, false),
-                        },
-                        &|_| vec![],
-                    )
-                    .unwrap();
+            let id = store_declare(
+                &t.st,
+                declared(&format!("n{i}"), Severity::High, i % 3 == 0, false),
+            );
             if i % 10 != 0 {
-                t.st.store
-                    .append(
-                        id,
-                        1,
-                        &[NewEvent {
-                            at: Timestamp::now(),
-                            actor: DEV.into(),
-                            kind: EventKind::Closed,
-                        }],
-                        &[],
-                    )
-                    .unwrap();
+                store_append(&t.st, id, 1, DEV, EventKind::Closed);
             }
         }
         let c = cookie(&dev);

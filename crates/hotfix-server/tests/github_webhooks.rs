@@ -53,13 +53,15 @@ fn sha(c: char) -> String {
     c.to_string().repeat(40)
 }
 
+/// `X-Hub-Signature-256` of `body` under `secret`.
+fn signature(secret: &str, body: &[u8]) -> String {
+    format!("sha256={}", sign_hmac_sha256_hex(secret.as_bytes(), body))
+}
+
 /// Sends a delivery signed with the test secret.
 fn deliver(t: &TestServer, event: &str, delivery: &str, body: &Value) -> Resp {
     let body = body.to_string();
-    let sig = format!(
-        "sha256={}",
-        sign_hmac_sha256_hex(GITHUB_SECRET.as_bytes(), body.as_bytes())
-    );
+    let sig = signature(GITHUB_SECRET, body.as_bytes());
     post(
         &t.url("/api/v1/webhooks/github"),
         None,
@@ -81,24 +83,34 @@ fn inbox(t: &TestServer) -> Vec<Value> {
     r.json()["items"].as_array().unwrap().clone()
 }
 
+/// Waits until the worker processed inbox item `id`; the item.
+fn processed(t: &TestServer, id: i64) -> Value {
+    let mut item = Value::Null;
+    t.wait_for(&format!("inbox item {id} processed"), || {
+        match inbox(t)
+            .into_iter()
+            .find(|i| i["id"] == id && !i["processed_at"].is_null())
+        {
+            Some(i) => {
+                item = i;
+                true
+            }
+            None => false,
+        }
+    });
+    item
+}
+
 /// Delivers and waits until the worker processed it; returns the outcome.
 fn deliver_and_process(t: &TestServer, event: &str, delivery: &str, body: &Value) -> String {
     let r = deliver(t, event, delivery, body);
     assert_eq!(r.status, 202, "{}", r.text);
     assert_eq!(r.json()["status"], "accepted", "{}", r.text);
     let id = r.json()["inbox_id"].as_i64().unwrap();
-    let mut outcome = String::new();
-    t.wait_for(&format!("inbox item {id} processed"), || {
-        inbox(t).iter().any(|i| {
-            if i["id"] == id && !i["processed_at"].is_null() {
-                outcome = i["outcome"].as_str().unwrap_or("").to_string();
-                true
-            } else {
-                false
-            }
-        })
-    });
-    outcome
+    processed(t, id)["outcome"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 fn incident(t: &TestServer, id: &str) -> Value {
@@ -179,14 +191,8 @@ fn unsigned_and_badly_signed_deliveries_are_refused_and_nothing_is_stored() {
     let _id = awaiting_approval(&t, DEV);
     let body = review("lead-gh", "approved", &sha('b')).to_string();
     let url = t.url("/api/v1/webhooks/github");
-    let good = format!(
-        "sha256={}",
-        sign_hmac_sha256_hex(GITHUB_SECRET.as_bytes(), body.as_bytes())
-    );
-    let wrong_secret = format!(
-        "sha256={}",
-        sign_hmac_sha256_hex(b"not the secret", body.as_bytes())
-    );
+    let good = signature(GITHUB_SECRET, body.as_bytes());
+    let wrong_secret = signature("not the secret", body.as_bytes());
     let cases: Vec<Case> = vec![
         ("no signature", vec![], body.clone().into_bytes()),
         (
@@ -295,10 +301,7 @@ fn ping_is_answered_and_events_hotfix_does_not_use_are_not_stored() {
     assert_eq!(r.json()["status"], "ignored");
     // Signed but not JSON, or no event name: a clear 400.
     let body = b"payload=%7B%7D";
-    let sig = format!(
-        "sha256={}",
-        sign_hmac_sha256_hex(GITHUB_SECRET.as_bytes(), body)
-    );
+    let sig = signature(GITHUB_SECRET, body);
     let r = post(
         &t.url("/api/v1/webhooks/github"),
         None,
@@ -312,10 +315,7 @@ fn ping_is_answered_and_events_hotfix_does_not_use_are_not_stored() {
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(r.text.contains("application/json"), "{}", r.text);
     let body = b"{not json";
-    let sig = format!(
-        "sha256={}",
-        sign_hmac_sha256_hex(GITHUB_SECRET.as_bytes(), body)
-    );
+    let sig = signature(GITHUB_SECRET, body);
     let r = post(
         &t.url("/api/v1/webhooks/github"),
         None,
@@ -542,7 +542,8 @@ fn deliveries_about_other_repositories_or_branches_change_nothing() {
 /// `hotfix push` pushes and then records `pushed` (with the commits the
 /// approval rules read) under compare-and-set; GitHub's echo of that push
 /// may arrive in between. The echo is left to settle, so the CLI's record
-/// wins and the echo then changes nothing.
+/// wins and the echo then changes nothing: no `head_moved` in the log and
+/// no "pushed on GitHub" in the channel for hotfix's own push.
 #[test]
 fn the_echo_of_hotfixs_own_push_does_not_race_its_record() {
     let t = server(Backend::Sqlite);
@@ -571,12 +572,7 @@ fn the_echo_of_hotfixs_own_push_does_not_race_its_record() {
         "the CLI's append was not beaten by the echo: {}",
         r.text
     );
-    t.wait_for("the echo processed", || {
-        inbox(&t)
-            .iter()
-            .any(|i| i["id"] == inbox_id && !i["processed_at"].is_null())
-    });
-    let item = inbox(&t).into_iter().find(|i| i["id"] == inbox_id).unwrap();
+    let item = processed(&t, inbox_id);
     assert!(
         item["outcome"].as_str().unwrap().contains("already"),
         "{item}"

@@ -32,7 +32,9 @@ use hotfix_core::id::IncidentId;
 use hotfix_core::notify::Message;
 use hotfix_core::provider::{Memory, Notifier, NotifyError, OutboxItem, Store, StoreError};
 use hotfix_core::severity::Severity;
-use hotfix_core::team::{ApiRole, InboxItem, InboxPut, InboxRecord, TeamStore, TokenRecord};
+use hotfix_core::team::{
+    ApiRole, InboxItem, InboxPut, InboxRecord, ServerStore, TeamStore, TokenRecord,
+};
 use hotfix_engine::Clock;
 use hotfix_providers::notify::FileNotifier;
 use hotfix_server::{AppState, Secrets, ServerParts, WorkerSettings, ops};
@@ -49,6 +51,42 @@ const A_SENDS: usize = 5;
 const A_DONES: usize = 3;
 const ALERTS_BEFORE_KILL: usize = 40;
 const ALERTS_AFTER_KILL: usize = 10;
+
+// ------------------------------------------------------------- replicas
+
+/// A replica's state on `store`, with the base config and one notifier.
+fn state(
+    store: Arc<dyn ServerStore>,
+    notifier: Box<dyn Notifier>,
+    clock: Clock,
+    dir: &Path,
+    name: &str,
+    workers: WorkerSettings,
+) -> AppState {
+    AppState::new(ServerParts {
+        store,
+        cfg: Config::parse(&base_config()).expect("config"),
+        secrets: Secrets::default(),
+        notifiers: vec![notifier],
+        clock,
+        data_dir: dir.to_path_buf(),
+        replica: name.into(),
+        workers,
+    })
+}
+
+/// The runtime a replica serves on.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn pg_store(url: &str, schema: &str) -> Arc<dyn ServerStore> {
+    Arc::new(PgStore::open_in_schema(url, Some(schema)).expect("pg"))
+}
 
 // ------------------------------------------------------------- replica A
 
@@ -244,25 +282,19 @@ fn replica_a_child_process() {
         sends: AtomicUsize::new(0),
         marker: dir.join("a-outbox-frozen"),
     };
-    let st = AppState::new(ServerParts {
-        store: Arc::new(store),
-        cfg: Config::parse(&base_config()).expect("config"),
-        secrets: Secrets::default(),
-        notifiers: vec![Box::new(notifier)],
-        clock: Clock::System,
-        data_dir: dir.clone(),
-        replica: "A".into(),
-        workers: WorkerSettings {
+    let st = state(
+        Arc::new(store),
+        Box::new(notifier),
+        Clock::System,
+        &dir,
+        "A",
+        WorkerSettings {
             enabled: true,
             tick: Duration::from_millis(50),
             lease_s: LEASE_S,
         },
-    });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    );
+    let rt = runtime();
     let running = rt
         .block_on(hotfix_server::start(st, "127.0.0.1:0"))
         .expect("A starts");
@@ -340,27 +372,21 @@ impl Drop for ReplicaB {
     }
 }
 
-fn start_b(url: &str, schema: &str, notes: PathBuf) -> ReplicaB {
-    let st = AppState::new(ServerParts {
-        store: Arc::new(PgStore::open_in_schema(url, Some(schema)).unwrap()),
-        cfg: Config::parse(&base_config()).unwrap(),
-        secrets: Secrets::default(),
-        notifiers: vec![Box::new(FileNotifier { path: notes })],
-        clock: Clock::System,
-        data_dir: std::env::temp_dir(),
-        replica: "B".into(),
-        workers: WorkerSettings {
+fn start_b(url: &str, schema: &str, dir: &Path, notes: PathBuf) -> ReplicaB {
+    let st = state(
+        pg_store(url, schema),
+        Box::new(FileNotifier { path: notes }),
+        Clock::System,
+        dir,
+        "B",
+        WorkerSettings {
             enabled: true,
             // Slower than A, so that A has claimed work when it dies.
             tick: Duration::from_millis(300),
             lease_s: LEASE_S,
         },
-    });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    );
+    let rt = runtime();
     let running = rt
         .block_on(hotfix_server::start(st.clone(), "127.0.0.1:0"))
         .unwrap();
@@ -375,21 +401,19 @@ fn start_b(url: &str, schema: &str, notes: PathBuf) -> ReplicaB {
 /// A replica without server or workers, on a clock of its own: writes the
 /// incidents the timers will find.
 fn writer(url: &str, schema: &str, clock: Clock, dir: &Path) -> AppState {
-    AppState::new(ServerParts {
-        store: Arc::new(PgStore::open_in_schema(url, Some(schema)).unwrap()),
-        cfg: Config::parse(&base_config()).unwrap(),
-        secrets: Secrets::default(),
-        notifiers: vec![Box::new(FileNotifier {
+    state(
+        pg_store(url, schema),
+        Box::new(FileNotifier {
             path: dir.join("never-used.jsonl"),
-        })],
+        }),
         clock,
-        data_dir: dir.to_path_buf(),
-        replica: "writer".into(),
-        workers: WorkerSettings {
+        dir,
+        "writer",
+        WorkerSettings {
             enabled: false,
             ..WorkerSettings::default()
         },
-    })
+    )
 }
 
 fn declare(st: &AppState, name: &str, base_sha: &str) -> IncidentId {
@@ -533,7 +557,7 @@ fn two_replicas_share_the_work_and_survive_one_being_killed() {
     .unwrap();
 
     let (mut a, a_base) = spawn_a(dir.path(), &schema);
-    let b = start_b(&url, &schema, b_notes.clone());
+    let b = start_b(&url, &schema, dir.path(), b_notes.clone());
     let get_ok = |base: &str, path: &str| {
         let r = get(&format!("{base}{path}"), Some(&token), &[]);
         assert_eq!(r.status, 200, "{path}: {}", r.text);

@@ -82,16 +82,22 @@ fn now_s() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
+/// `X-Slack-Signature` of `body` sent at `ts`, under `secret`.
+fn signature(secret: &str, ts: i64, body: &str) -> String {
+    format!(
+        "v0={}",
+        sign_hmac_sha256_hex(secret.as_bytes(), format!("v0:{ts}:{body}").as_bytes())
+    )
+}
+
 /// Posts `body` signed over `ts`, and checks the 3-second requirement.
 fn signed(t: &TestServer, body: &str, ts: i64) -> Resp {
-    let sig = format!(
-        "v0={}",
-        sign_hmac_sha256_hex(
-            SLACK_SECRET.as_bytes(),
-            format!("v0:{ts}:{body}").as_bytes()
-        )
-    );
-    raw(t, body, &ts.to_string(), &sig)
+    raw(t, body, &ts.to_string(), &signature(SLACK_SECRET, ts, body))
+}
+
+/// The text of a reply.
+fn reply_text(v: &Value) -> &str {
+    v["text"].as_str().unwrap()
 }
 
 fn raw(t: &TestServer, body: &str, ts: &str, sig: &str) -> Resp {
@@ -219,21 +225,12 @@ fn unsigned_stale_or_tampered_requests_are_refused_and_do_nothing() {
     assert_eq!(r.json()["error"]["code"], "unauthorized");
     // Signed, then changed on the way.
     let ts = now_s();
-    let sig = format!(
-        "v0={}",
-        sign_hmac_sha256_hex(
-            SLACK_SECRET.as_bytes(),
-            format!("v0:{ts}:{body}").as_bytes()
-        )
-    );
+    let sig = signature(SLACK_SECRET, ts, &body);
     let tampered = body.replace("critical", "high");
     let r = raw(&t, &tampered, &ts.to_string(), &sig);
     assert_eq!(r.status, 401, "{}", r.text);
     // Signed with another secret.
-    let other = format!(
-        "v0={}",
-        sign_hmac_sha256_hex(b"another secret", format!("v0:{ts}:{body}").as_bytes())
-    );
+    let other = signature("another secret", ts, &body);
     assert_eq!(raw(&t, &body, &ts.to_string(), &other).status, 401);
     // No signature headers at all.
     let r = post(
@@ -283,52 +280,31 @@ fn only_the_incident_channel_and_mapped_people() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["response_type"], "ephemeral");
     assert!(
-        r.json()["text"]
-            .as_str()
-            .unwrap()
-            .contains("use /hotfix in #dev-alerts"),
+        reply_text(&r.json()).contains("use /hotfix in #dev-alerts"),
         "{}",
         r.text
     );
     let v = slash(&t, "U0NOBODY", "declare critical pdf-crash");
     assert_eq!(v["response_type"], "ephemeral");
-    assert!(
-        v["text"].as_str().unwrap().contains("[server.slack_users]"),
-        "{v}"
-    );
+    assert!(reply_text(&v).contains("[server.slack_users]"), "{v}");
     assert!(incidents(&t).is_empty(), "nothing was declared");
     // Not a slash command form at all (signed, so answered 200 with why).
     let r = signed(&t, "this is not a form", now_s());
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["response_type"], "ephemeral");
     assert!(
-        r.json()["text"]
-            .as_str()
-            .unwrap()
-            .contains("could not read"),
+        reply_text(&r.json()).contains("could not read"),
         "{}",
         r.text
     );
     // Help, and a typo.
     let v = slash(&t, "U0DEV", "");
-    assert!(
-        v["text"].as_str().unwrap().contains("/hotfix declare"),
-        "{v}"
-    );
+    assert!(reply_text(&v).contains("/hotfix declare"), "{v}");
     let v = slash(&t, "U0DEV", "deploy HF-1");
-    assert!(
-        v["text"]
-            .as_str()
-            .unwrap()
-            .contains("not a /hotfix subcommand"),
-        "{v}"
-    );
+    assert!(reply_text(&v).contains("not a /hotfix subcommand"), "{v}");
     // Medium is not a hotfix.
     let v = slash(&t, "U0DEV", "declare medium button-colour");
-    assert!(
-        v["text"].as_str().unwrap().contains("normal release"),
-        "{v}"
-    );
+    assert!(reply_text(&v).contains("normal release"), "{v}");
     assert!(incidents(&t).is_empty());
 }
 
@@ -342,7 +318,7 @@ fn declare_status_approve(backend: Backend) {
         "declare critical pdf-crash PDF export crashes for everyone",
     );
     assert_eq!(v["response_type"], "in_channel", "{v}");
-    let text = v["text"].as_str().unwrap();
+    let text = reply_text(&v);
     assert!(text.contains("HF-1"), "{text}");
     assert!(
         text.contains("hotfix start pdf-crash --incident HF-1"),
@@ -356,7 +332,7 @@ fn declare_status_approve(backend: Backend) {
     assert_eq!(d["incident"]["branch"], "hotfix/pdf-crash");
     // Declaring it twice does not open a second one.
     let v = slash(&t, "U0DEV", "declare high pdf-crash");
-    assert!(v["text"].as_str().unwrap().contains("already open"), "{v}");
+    assert!(reply_text(&v).contains("already open"), "{v}");
     assert_eq!(incidents(&t).len(), 1);
     t.wait_for("the declaration notification", || {
         t.delivered().iter().any(|m| m["step"] == "declared")
@@ -365,7 +341,7 @@ fn declare_status_approve(backend: Backend) {
     // Status lists it.
     let v = slash(&t, "U0DEV", "status");
     assert_eq!(v["response_type"], "ephemeral");
-    let text = v["text"].as_str().unwrap();
+    let text = reply_text(&v);
     assert!(
         text.contains("HF-1") && text.contains("critical") && text.contains("reported"),
         "{text}"
@@ -374,10 +350,7 @@ fn declare_status_approve(backend: Backend) {
 
     // Nothing to approve before the push.
     let v = slash(&t, "U0LEAD", "approve HF-1");
-    assert!(
-        v["text"].as_str().unwrap().contains("not been pushed"),
-        "{v}"
-    );
+    assert!(reply_text(&v).contains("not been pushed"), "{v}");
 
     pushed_and_smoke_passed(&t, "HF-1");
     assert_eq!(
@@ -389,18 +362,12 @@ fn declare_status_approve(backend: Backend) {
     let v = slash(&t, "U0LEAD2", "approve HF-1");
     assert_eq!(v["response_type"], "ephemeral");
     assert!(
-        v["text"]
-            .as_str()
-            .unwrap()
-            .contains("nobody approves their own hotfix"),
+        reply_text(&v).contains("nobody approves their own hotfix"),
         "{v}"
     );
     // The developer is not an approver.
     let v = slash(&t, "U0DEV", "approve HF-1");
-    assert!(
-        v["text"].as_str().unwrap().contains("may not approve"),
-        "{v}"
-    );
+    assert!(reply_text(&v).contains("may not approve"), "{v}");
     assert!(
         incident(&t, "HF-1")["approvals"]
             .as_array()
@@ -411,7 +378,7 @@ fn declare_status_approve(backend: Backend) {
     // The other tech lead approves: ready to ship.
     let v = slash(&t, "U0LEAD", "approve hf-1");
     assert_eq!(v["response_type"], "in_channel", "{v}");
-    let text = v["text"].as_str().unwrap();
+    let text = reply_text(&v);
     assert!(
         text.contains("approved by lead@example.com as tech lead at bbbbbbb"),
         "{text}"
@@ -423,10 +390,7 @@ fn declare_status_approve(backend: Backend) {
     assert_eq!(d["approvals"][0]["role"], "tech_lead");
     assert_eq!(d["approvals"][0]["source"], "slack");
     let v = slash(&t, "U0LEAD", "approve HF-1");
-    assert!(
-        v["text"].as_str().unwrap().contains("already approved"),
-        "{v}"
-    );
+    assert!(reply_text(&v).contains("already approved"), "{v}");
     assert_eq!(
         incident(&t, "HF-1")["approvals"].as_array().unwrap().len(),
         1
@@ -434,15 +398,12 @@ fn declare_status_approve(backend: Backend) {
 
     // One incident in detail.
     let v = slash(&t, "U0DEV", "status HF-1");
-    let text = v["text"].as_str().unwrap();
+    let text = reply_text(&v);
     assert!(text.contains("ready_to_ship"), "{text}");
     assert!(text.contains("lead@example.com (tech lead)"), "{text}");
     assert!(text.contains("hotfix ship HF-1"), "{text}");
     let v = slash(&t, "U0DEV", "status HF-99");
-    assert!(
-        v["text"].as_str().unwrap().contains("no incident HF-99"),
-        "{v}"
-    );
+    assert!(reply_text(&v).contains("no incident HF-99"), "{v}");
 }
 
 #[test]
@@ -468,12 +429,12 @@ fn security_incidents_show_no_details() {
         "declare critical auth-bypass Tokens accepted after logout --security",
     );
     assert_eq!(v["response_type"], "in_channel");
-    let text = v["text"].as_str().unwrap();
+    let text = reply_text(&v);
     assert!(text.contains("HF-1"), "{text}");
     assert!(!text.contains("Tokens accepted"), "{text}");
     for cmd in ["status", "status HF-1"] {
         let v = slash(&t, "U0DEV", cmd);
-        let text = v["text"].as_str().unwrap();
+        let text = reply_text(&v);
         assert!(
             text.contains("HF-1") && text.contains("restricted"),
             "{text}"
@@ -489,6 +450,8 @@ fn security_incidents_show_no_details() {
             .as_bool()
             .unwrap()
     );
+    let s = hotfix_server::ops::load(&t.st, hotfix_core::id::IncidentId(1)).unwrap();
+    assert_eq!(s.title, "Tokens accepted after logout");
 }
 
 /// A slow store must not make Slack time out: the answer comes within the
@@ -510,13 +473,10 @@ fn a_slow_store_still_gets_an_answer_within_three_seconds() {
     ))
     .unwrap();
     let v = slash(&t, "U0DEV", "status");
-    assert!(v["text"].as_str().unwrap().contains("still working"), "{v}");
+    assert!(reply_text(&v).contains("still working"), "{v}");
     c.batch_execute("COMMIT").unwrap();
     // Once the store is back, the answers are too.
     t.wait_for("the store answering again", || {
-        slash(&t, "U0DEV", "status")["text"]
-            .as_str()
-            .unwrap()
-            .contains("HF-1")
+        reply_text(&slash(&t, "U0DEV", "status")).contains("HF-1")
     });
 }

@@ -59,8 +59,23 @@ fn replica(
     })
 }
 
-fn file_notifier(path: PathBuf) -> Vec<Box<dyn Notifier>> {
-    vec![Box::new(FileNotifier { path })]
+/// Replica `name` delivering into its own `{name}.jsonl`, and that file.
+fn noted(dir: &Path, cfg: &str, clock: Clock, name: &str, lease_s: i64) -> (AppState, PathBuf) {
+    let path = dir.join(format!("{name}.jsonl"));
+    let notifiers: Vec<Box<dyn Notifier>> = vec![Box::new(FileNotifier { path: path.clone() })];
+    (replica(dir, cfg, clock, name, lease_s, notifiers), path)
+}
+
+/// Replicas `r{i}` for each `i` of `ns`, all on `clock` with a 30 s lease,
+/// each delivering into its own `r{i}.jsonl`; and those files.
+fn noted_replicas(
+    dir: &Path,
+    cfg: &str,
+    clock: Clock,
+    ns: std::ops::RangeInclusive<usize>,
+) -> (Vec<AppState>, Vec<PathBuf>) {
+    ns.map(|i| noted(dir, cfg, clock, &format!("r{i}"), 30))
+        .unzip()
 }
 
 /// Every notification delivered into these files.
@@ -164,14 +179,7 @@ fn timers_fire_once_however_many_replicas_scan() {
     let cfg = base_config();
     // Everything happened three days ago, by a fixed clock.
     let t0 = Timestamp::now() - SignedDuration::from_hours(72);
-    let past = replica(
-        dir.path(),
-        &cfg,
-        Clock::Fixed(t0),
-        "past",
-        30,
-        file_notifier(dir.path().join("past.jsonl")),
-    );
+    let (past, _) = noted(dir.path(), &cfg, Clock::Fixed(t0), "past", 30);
     let fixed = declare(&past, "pdf-crash", &"b".repeat(40));
     shipped(&past, fixed, &"c".repeat(40));
     append(
@@ -191,36 +199,19 @@ fn timers_fire_once_however_many_replicas_scan() {
     append(&past, closed, vec![EventKind::Closed]);
 
     // Fourteen minutes later: nothing is due yet.
-    let early = replica(
+    let (early, _) = noted(
         dir.path(),
         &cfg,
         Clock::Fixed(t0 + SignedDuration::from_mins(14)),
         "early",
         30,
-        file_notifier(dir.path().join("early.jsonl")),
     );
     assert_eq!(timers::run(&early), 0);
     early.store.lease_release(timers::LEASE, "early").unwrap();
 
     // Two hours later, two replicas scan at once, over and over.
     let later = t0 + SignedDuration::from_hours(2);
-    let files: Vec<PathBuf> = (1..=2)
-        .map(|i| dir.path().join(format!("r{i}.jsonl")))
-        .collect();
-    let replicas: Vec<AppState> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            replica(
-                dir.path(),
-                &cfg,
-                Clock::Fixed(later),
-                &format!("r{}", i + 1),
-                30,
-                file_notifier(f.clone()),
-            )
-        })
-        .collect();
+    let (replicas, files) = noted_replicas(dir.path(), &cfg, Clock::Fixed(later), 1..=2);
     let fired = Arc::new(AtomicUsize::new(0));
     std::thread::scope(|sc| {
         for st in &replicas {
@@ -246,23 +237,8 @@ fn timers_fire_once_however_many_replicas_scan() {
     // append lets one of them fire each timer.
     let wins = Arc::new(AtomicUsize::new(0));
     let late_overdue = t0 + SignedDuration::from_hours(25);
-    let overdue_files: Vec<PathBuf> = (3..=4)
-        .map(|i| dir.path().join(format!("r{i}.jsonl")))
-        .collect();
-    let overdue_replicas: Vec<AppState> = overdue_files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            replica(
-                dir.path(),
-                &cfg,
-                Clock::Fixed(late_overdue),
-                &format!("r{}", i + 3),
-                30,
-                file_notifier(f.clone()),
-            )
-        })
-        .collect();
+    let (overdue_replicas, overdue_files) =
+        noted_replicas(dir.path(), &cfg, Clock::Fixed(late_overdue), 3..=4);
     std::thread::scope(|sc| {
         for st in &overdue_replicas {
             let wins = wins.clone();
@@ -280,7 +256,19 @@ fn timers_fire_once_however_many_replicas_scan() {
         1,
         "the overdue page fired once"
     );
+    // r1 or r2 still holds the lease: give it up, so that r3's round is a
+    // scan that finds nothing, not a round refused for want of the lease.
+    for r in ["r1", "r2"] {
+        replicas[0].store.lease_release(timers::LEASE, r).unwrap();
+    }
     assert_eq!(timers::run(&overdue_replicas[0]), 0, "nothing left to fire");
+    assert!(
+        !replicas[0]
+            .store
+            .lease_acquire(timers::LEASE, "someone-else", wall, 30)
+            .unwrap(),
+        "the lease was free: r3 took it, so its round did scan"
+    );
 
     let s = ops::load(&past, fixed).unwrap();
     assert_eq!(updates(&s, "post-mortem reminder"), 1);
@@ -352,14 +340,12 @@ fn a_dead_timer_holder_is_taken_over_when_its_lease_lapses() {
     let cfg = base_config();
     let t0 = Timestamp::now() - SignedDuration::from_hours(1);
     let a = replica(dir.path(), &cfg, Clock::Fixed(t0), "a", 2, vec![]);
-    let b_notes = dir.path().join("b.jsonl");
-    let b = replica(
+    let (b, b_notes) = noted(
         dir.path(),
         &cfg,
         Clock::Fixed(t0 + SignedDuration::from_mins(20)),
         "b",
         2,
-        file_notifier(b_notes.clone()),
     );
     // A scans (nothing due by its clock) and dies holding the lease.
     assert_eq!(timers::run(&a), 0);
@@ -455,23 +441,7 @@ fn a_healthy_watch_window_passes_once_probed_by_the_lease_holder_only() {
     let health = health_server(&[200]);
     let dir = tempfile::tempdir().unwrap();
     let cfg = watch_config(&health.url, "1s");
-    let files: Vec<PathBuf> = (1..=2)
-        .map(|i| dir.path().join(format!("r{i}.jsonl")))
-        .collect();
-    let rs: Vec<AppState> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            replica(
-                dir.path(),
-                &cfg,
-                Clock::System,
-                &format!("r{}", i + 1),
-                30,
-                file_notifier(f.clone()),
-            )
-        })
-        .collect();
+    let (rs, files) = noted_replicas(dir.path(), &cfg, Clock::System, 1..=2);
     let id = declare(&rs[0], "pdf-crash", &"b".repeat(40));
     let started = Instant::now();
     shipped(&rs[0], id, &"c".repeat(40));
@@ -531,15 +501,7 @@ fn a_failing_deploy_is_judged_unhealthy_once_and_pages() {
     let health = health_server(&[500]);
     let dir = tempfile::tempdir().unwrap();
     let cfg = watch_config(&health.url, "10s");
-    let notes = dir.path().join("n.jsonl");
-    let st = replica(
-        dir.path(),
-        &cfg,
-        Clock::System,
-        "r1",
-        30,
-        file_notifier(notes.clone()),
-    );
+    let (st, notes) = noted(dir.path(), &cfg, Clock::System, "r1", 30);
     let id = declare(&st, "pdf-crash", &"b".repeat(40));
     shipped(&st, id, &"c".repeat(40));
     assert!(until(5, || {
@@ -689,7 +651,6 @@ impl Notifier for Hanging {
 fn a_replica_that_dies_mid_round_leaves_its_items_to_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = base_config();
-    let b_notes = dir.path().join("b.jsonl");
     let entered = Arc::new(AtomicBool::new(false));
     let a = replica(
         dir.path(),
@@ -701,14 +662,7 @@ fn a_replica_that_dies_mid_round_leaves_its_items_to_the_others() {
             entered: entered.clone(),
         })],
     );
-    let b = replica(
-        dir.path(),
-        &cfg,
-        Clock::System,
-        "b",
-        2,
-        file_notifier(b_notes.clone()),
-    );
+    let (b, b_notes) = noted(dir.path(), &cfg, Clock::System, "b", 2);
     for i in 0..8 {
         declare(&a, &format!("incident-{i}"), &"b".repeat(40));
     }

@@ -65,6 +65,46 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
     unknown_incidents_are_not_found(fresh().as_ref());
     memory_is_per_incident_and_overwritable(fresh().as_ref());
     released_items_can_be_claimed_again(fresh().as_ref());
+    outbox_claims_oldest_first_up_to_the_limit(fresh().as_ref());
+}
+
+pub fn outbox_claims_oldest_first_up_to_the_limit(s: &dyn Store) {
+    let id = s
+        .declare(&declared("a"), &|id| {
+            vec![
+                ("file".into(), msg(id, "declared")),
+                ("slack".into(), msg(id, "declared")),
+            ]
+        })
+        .unwrap();
+    s.append(
+        id,
+        1,
+        &[note("one", 1)],
+        &[
+            ("file".into(), msg(id, "one")),
+            ("file".into(), msg(id, "two")),
+        ],
+    )
+    .unwrap();
+    let now = at(10).as_second();
+    let steps = |v: &[hotfix_core::provider::OutboxItem]| -> Vec<String> {
+        v.iter().map(|i| i.message.step.clone()).collect()
+    };
+    let first = s.claim_outbox(now, 60, &["file".to_string()], 2).unwrap();
+    assert_eq!(steps(&first), vec!["declared", "one"], "oldest first");
+    assert!(first[0].id < first[1].id);
+    assert!(first.iter().all(|i| i.notifier == "file"));
+    let rest = s
+        .claim_outbox(now, 60, &["file".to_string()], usize::MAX)
+        .unwrap();
+    assert_eq!(steps(&rest), vec!["two"], "no limit: all that is left");
+    let both = s
+        .claim_outbox(now, 60, &["file".to_string(), "slack".to_string()], 10)
+        .unwrap();
+    assert_eq!(both.len(), 1, "{both:?}");
+    assert_eq!(both[0].notifier, "slack");
+    assert_eq!(both[0].message.incident, id);
 }
 
 pub fn released_items_can_be_claimed_again(s: &dyn Store) {
@@ -169,6 +209,43 @@ pub fn outbox_is_written_with_the_events_and_delivered_once(s: &dyn Store) {
     s.mark_delivered(due[0].id, at(101).as_second()).unwrap();
     assert!(claim(1000).is_empty());
     assert!(s.undelivered().unwrap().is_empty());
+}
+
+/// Writers racing to append to one incident at the same version, each on
+/// its own connection as separate processes or replicas would be: exactly
+/// one wins, the others get a conflict and write nothing. `open` returns a
+/// new connection to the same, empty store each call.
+pub fn concurrent_appends_have_one_winner(
+    open: &(dyn Fn() -> Box<dyn Store> + Sync),
+    writers: usize,
+) {
+    let first = open();
+    ids_are_allocated_in_order(first.as_ref());
+    let id = IncidentId(1);
+    let wins: usize = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..writers)
+            .map(|i| {
+                sc.spawn(move || {
+                    let s = open();
+                    let e = NewEvent {
+                        at: at(1),
+                        actor: format!("w{i}"),
+                        kind: EventKind::Note {
+                            text: format!("{i}"),
+                        },
+                    };
+                    match s.append(id, 1, &[e], &[]) {
+                        Ok(_) => 1,
+                        Err(StoreError::Conflict { .. }) => 0,
+                        Err(e) => panic!("{e}"),
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(wins, 1);
+    assert_eq!(first.events(id).unwrap().len(), 2);
 }
 
 pub fn unknown_incidents_are_not_found(s: &dyn Store) {

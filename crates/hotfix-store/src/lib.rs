@@ -5,6 +5,7 @@
 //! incident's version first (compare-and-set), so a crash can never leave half
 //! an event and two commands racing on one incident cannot both win.
 
+mod codec;
 #[doc(hidden)]
 pub mod conformance;
 mod pg;

@@ -9,12 +9,14 @@
 
 use std::sync::Mutex;
 
-use hotfix_core::event::{Event, EventKind, NewEvent};
+use hotfix_core::event::{Event, NewEvent};
 use hotfix_core::id::IncidentId;
 use hotfix_core::notify::Message;
 use hotfix_core::provider::{OutboxItem, Store, StoreError};
 use hotfix_core::team::{ApiRole, InboxItem, InboxPut, InboxRecord, TeamStore, TokenRecord};
 use postgres::{Client, NoTls, Transaction};
+
+use crate::codec::{self, sql_limit};
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -150,9 +152,7 @@ impl PgStore {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Client>, StoreError> {
-        self.client
-            .lock()
-            .map_err(|_| StoreError::Backend("store lock poisoned".into()))
+        codec::lock(&self.client)
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -171,15 +171,10 @@ impl PgStore {
             tx.execute("INSERT INTO hotfix_schema (version) VALUES (0)", &[])
                 .map_err(backend)?;
         }
-        let known = MIGRATIONS.len() as i32;
-        if v > known {
-            return Err(StoreError::Backend(format!(
-                "the database was migrated by a newer hotfix (schema {v}, this build knows {known}); upgrade hotfix"
-            )));
-        }
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(v as usize) {
+        for (n, m) in codec::pending_migrations(MIGRATIONS, v.into(), "the database was migrated")?
+        {
             tx.batch_execute(m).map_err(backend)?;
-            tx.execute("UPDATE hotfix_schema SET version = $1", &[&(i as i32 + 1)])
+            tx.execute("UPDATE hotfix_schema SET version = $1", &[&(n as i32)])
                 .map_err(backend)?;
         }
         tx.commit().map_err(backend)
@@ -193,8 +188,7 @@ fn insert_events(
     events: &[NewEvent],
 ) -> Result<(), StoreError> {
     for (i, e) in events.iter().enumerate() {
-        let body =
-            serde_json::to_string(&e.kind).map_err(|err| StoreError::Backend(err.to_string()))?;
+        let body = codec::event_body(&e.kind)?;
         tx.execute(
             "INSERT INTO events (incident, seq, at, actor, type, body) VALUES ($1, $2, $3, $4, $5, $6)",
             &[&(incident.0 as i64), &((from + i as u64) as i64), &e.at.to_string(), &e.actor, &e.kind.name(), &body],
@@ -210,7 +204,7 @@ fn insert_outbox(
     outbox: &[(String, Message)],
 ) -> Result<(), StoreError> {
     for (n, m) in outbox {
-        let body = serde_json::to_string(m).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let body = codec::message_body(m)?;
         tx.execute(
             "INSERT INTO outbox (incident, notifier, message, due_at) VALUES ($1, $2, $3, $4)",
             &[&(incident.0 as i64), n, &body, &m.at.as_second()],
@@ -241,25 +235,9 @@ fn bump_watermark(tx: &mut Transaction<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// PostgreSQL takes `LIMIT` as a signed integer; a `usize` beyond it means "all".
-fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-/// A stored role that this build cannot read is corruption, not "no role":
-/// guessing one would grant or deny rights nobody chose.
+/// `id, user_name, role, created_at, revoked` of `api_tokens`.
 fn token_record(r: &postgres::Row) -> Result<TokenRecord, StoreError> {
-    let id: i64 = r.get(0);
-    let role: String = r.get(2);
-    let role = ApiRole::parse(&role)
-        .ok_or_else(|| StoreError::Corrupt(format!("API token {id}: unknown role `{role}`")))?;
-    Ok(TokenRecord {
-        id,
-        user: r.get(1),
-        role,
-        created_at: r.get(3),
-        revoked: r.get(4),
-    })
+    codec::token_record(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
 }
 
 impl PgStore {
@@ -270,19 +248,15 @@ impl PgStore {
     ) -> Result<Vec<OutboxItem>, StoreError> {
         let mut c = self.lock()?;
         let rows = c.query(sql, params).map_err(backend)?;
-        rows.into_iter()
+        rows.iter()
             .map(|r| {
-                let id: i64 = r.get(0);
-                let message: String = r.get(2);
-                let attempts: i32 = r.get(3);
-                Ok(OutboxItem {
-                    id,
-                    notifier: r.get(1),
-                    message: serde_json::from_str(&message)
-                        .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?,
-                    attempts: attempts as u32,
-                    last_error: r.get(4),
-                })
+                codec::outbox_item(
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    r.get::<_, i32>(3).into(),
+                    r.get(4),
+                )
             })
             .collect()
     }
@@ -336,13 +310,7 @@ impl Store for PgStore {
             )
             .map_err(backend)?
             .get(0);
-        if actual as u64 != expected {
-            return Err(StoreError::Conflict {
-                incident,
-                expected,
-                actual: actual as u64,
-            });
-        }
+        codec::check_version(incident, expected, actual)?;
         insert_events(&mut tx, incident, expected + 1, events)?;
         insert_outbox(&mut tx, incident, outbox)?;
         if !events.is_empty() {
@@ -363,22 +331,8 @@ impl Store for PgStore {
         if rows.is_empty() {
             return Err(StoreError::NotFound(incident));
         }
-        rows.into_iter()
-            .map(|r| {
-                let seq: i64 = r.get(0);
-                let at: String = r.get(1);
-                let body: String = r.get(3);
-                Ok(Event {
-                    incident,
-                    seq: seq as u64,
-                    at: at.parse().map_err(|e| {
-                        StoreError::Corrupt(format!("{incident} event {seq}: bad time: {e}"))
-                    })?,
-                    actor: r.get(2),
-                    kind: serde_json::from_str::<EventKind>(&body)
-                        .map_err(|e| StoreError::Corrupt(format!("{incident} event {seq}: {e}")))?,
-                })
-            })
+        rows.iter()
+            .map(|r| codec::event(incident, r.get(0), r.get(1), r.get(2), r.get(3)))
             .collect()
     }
 
@@ -407,7 +361,7 @@ impl Store for PgStore {
                 AND (lease_until IS NULL OR lease_until <= $1) AND notifier = ANY($3)
                 ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
              RETURNING id, notifier, message, attempts, last_error",
-            &[&now_s, &(now_s + lease_s), &notifiers, &(limit as i64)],
+            &[&now_s, &(now_s + lease_s), &notifiers, &sql_limit(limit)],
         )?;
         v.sort_by_key(|i| i.id);
         Ok(v)

@@ -4,12 +4,14 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hotfix_core::event::{Event, EventKind, NewEvent};
+use hotfix_core::event::{Event, NewEvent};
 use hotfix_core::id::IncidentId;
 use hotfix_core::notify::Message;
 use hotfix_core::provider::{OutboxItem, Store, StoreError};
 use hotfix_core::team::{ApiRole, InboxItem, InboxPut, InboxRecord, TeamStore, TokenRecord};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::codec::{self, sql_limit};
 
 /// Migrations, applied in order and tracked with `PRAGMA user_version`.
 const MIGRATIONS: &[&str] = &[
@@ -130,9 +132,7 @@ impl SqliteStore {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
-        self.conn
-            .lock()
-            .map_err(|_| StoreError::Backend("store lock poisoned".into()))
+        codec::lock(&self.conn)
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -143,16 +143,11 @@ impl SqliteStore {
         let version: i64 = tx
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(backend)?;
-        let known = MIGRATIONS.len() as i64;
-        if version > known {
-            return Err(StoreError::Backend(format!(
-                "the incident store was written by a newer hotfix (schema {version}, this build knows {known}); upgrade hotfix"
-            )));
-        }
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        for (n, m) in
+            codec::pending_migrations(MIGRATIONS, version, "the incident store was written")?
+        {
             tx.execute_batch(m).map_err(backend)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(backend)?;
+            tx.pragma_update(None, "user_version", n).map_err(backend)?;
         }
         tx.commit().map_err(backend)
     }
@@ -165,8 +160,7 @@ fn insert_events(
     events: &[NewEvent],
 ) -> Result<(), StoreError> {
     for (i, e) in events.iter().enumerate() {
-        let body =
-            serde_json::to_string(&e.kind).map_err(|err| StoreError::Backend(err.to_string()))?;
+        let body = codec::event_body(&e.kind)?;
         tx.execute(
             "INSERT INTO events (incident, seq, at, actor, type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -189,7 +183,7 @@ fn insert_outbox(
     outbox: &[(String, Message)],
 ) -> Result<(), StoreError> {
     for (notifier, msg) in outbox {
-        let body = serde_json::to_string(msg).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let body = codec::message_body(msg)?;
         tx.execute(
             "INSERT INTO outbox (incident, notifier, message, due_at) VALUES (?1, ?2, ?3, ?4)",
             params![incident.0 as i64, notifier, body, msg.at.as_second()],
@@ -256,13 +250,7 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )
             .map_err(backend)?;
-        if actual as u64 != expected_version {
-            return Err(StoreError::Conflict {
-                incident,
-                expected: expected_version,
-                actual: actual as u64,
-            });
-        }
+        codec::check_version(incident, expected_version, actual)?;
         insert_events(&tx, incident, expected_version + 1, events)?;
         insert_outbox(&tx, incident, outbox)?;
         tx.commit().map_err(backend)?;
@@ -289,18 +277,7 @@ impl Store for SqliteStore {
         let mut out = vec![];
         for row in rows {
             let (seq, at, actor, body) = row.map_err(backend)?;
-            let at = at.parse().map_err(|e| {
-                StoreError::Corrupt(format!("{incident} event {seq}: bad time: {e}"))
-            })?;
-            let kind: EventKind = serde_json::from_str(&body)
-                .map_err(|e| StoreError::Corrupt(format!("{incident} event {seq}: {e}")))?;
-            out.push(Event {
-                incident,
-                seq: seq as u64,
-                at,
-                actor,
-                kind,
-            });
+            out.push(codec::event(incident, seq, &at, actor, &body)?);
         }
         if out.is_empty() {
             return Err(StoreError::NotFound(incident));
@@ -328,41 +305,28 @@ impl Store for SqliteStore {
         notifiers: &[String],
         limit: usize,
     ) -> Result<Vec<OutboxItem>, StoreError> {
-        let ids: Vec<i64> = {
-            let mut conn = self.lock()?;
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
-            let names =
-                serde_json::to_string(notifiers).map_err(|e| StoreError::Backend(e.to_string()))?;
-            let ids: Vec<i64> = {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "SELECT id FROM outbox WHERE delivered_at IS NULL AND due_at <= ?1
-                         AND (lease_until IS NULL OR lease_until <= ?1)
-                         AND notifier IN (SELECT value FROM json_each(?2)) ORDER BY id LIMIT ?3",
-                    )
-                    .map_err(backend)?;
-                stmt.query_map(params![now_s, names, limit as i64], |r| r.get(0))
-                    .map_err(backend)?
-                    .collect::<Result<_, _>>()
-                    .map_err(backend)?
-            };
-            for id in &ids {
-                tx.execute(
-                    "UPDATE outbox SET lease_until = ?2 WHERE id = ?1",
-                    params![id, now_s + lease_s],
-                )
-                .map_err(backend)?;
-            }
-            tx.commit().map_err(backend)?;
-            ids
-        };
-        Ok(self
-            .undelivered()?
-            .into_iter()
-            .filter(|i| ids.contains(&i.id))
-            .collect())
+        let names =
+            serde_json::to_string(notifiers).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut conn = self.lock()?;
+        // IMMEDIATE: the write lock is taken before the rows are chosen, so
+        // another process claiming from the same file waits instead of
+        // picking the same items.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let mut items = outbox_rows(
+            &tx,
+            "UPDATE outbox SET lease_until = ?2 WHERE id IN (
+                SELECT id FROM outbox WHERE delivered_at IS NULL AND due_at <= ?1
+                AND (lease_until IS NULL OR lease_until <= ?1)
+                AND notifier IN (SELECT value FROM json_each(?3)) ORDER BY id LIMIT ?4)
+             RETURNING id, notifier, message, attempts, last_error",
+            params![now_s, now_s + lease_s, names, sql_limit(limit)],
+        )?;
+        tx.commit().map_err(backend)?;
+        // RETURNING gives no order; the contract is oldest first.
+        items.sort_by_key(|i| i.id);
+        Ok(items)
     }
 
     fn release_outbox(&self, id: i64) -> Result<(), StoreError> {
@@ -373,7 +337,9 @@ impl Store for SqliteStore {
     }
 
     fn undelivered(&self) -> Result<Vec<OutboxItem>, StoreError> {
-        self.outbox_query(
+        let conn = self.lock()?;
+        outbox_rows(
+            &conn,
             "SELECT id, notifier, message, attempts, last_error FROM outbox WHERE delivered_at IS NULL ORDER BY id",
             params![],
         )
@@ -422,65 +388,46 @@ impl Store for SqliteStore {
     }
 }
 
-impl SqliteStore {
-    fn outbox_query(
-        &self,
-        sql: &str,
-        p: &[&dyn rusqlite::ToSql],
-    ) -> Result<Vec<OutboxItem>, StoreError> {
-        let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-        let rows = stmt
-            .query_map(p, |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                ))
-            })
-            .map_err(backend)?;
-        let mut out = vec![];
-        for row in rows {
-            let (id, notifier, message, attempts, last_error) = row.map_err(backend)?;
-            let message: Message = serde_json::from_str(&message)
-                .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?;
-            out.push(OutboxItem {
-                id,
-                notifier,
-                message,
-                attempts: attempts as u32,
-                last_error,
-            });
-        }
-        Ok(out)
+/// Runs `sql`, whose rows are `id, notifier, message, attempts, last_error`
+/// of `outbox`, on a connection or in a transaction.
+fn outbox_rows(
+    conn: &Connection,
+    sql: &str,
+    p: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<OutboxItem>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(p, |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })
+        .map_err(backend)?;
+    let mut out = vec![];
+    for row in rows {
+        let (id, notifier, message, attempts, last_error) = row.map_err(backend)?;
+        out.push(codec::outbox_item(
+            id, notifier, &message, attempts, last_error,
+        )?);
     }
+    Ok(out)
 }
 
-/// SQLite takes `LIMIT` as a signed integer; a `usize` beyond it means "all".
-fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
+type TokenRow = (i64, String, String, i64, bool);
 
-fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, i64, bool)> {
+/// `id, user_name, role, created_at, revoked` of `api_tokens`.
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
-/// A stored role that this build cannot read is corruption, not "no role":
-/// guessing one would grant or deny rights nobody chose.
 fn token_record(
-    (id, user, role, created_at, revoked): (i64, String, String, i64, bool),
+    (id, user, role, created_at, revoked): TokenRow,
 ) -> Result<TokenRecord, StoreError> {
-    let role = ApiRole::parse(&role)
-        .ok_or_else(|| StoreError::Corrupt(format!("API token {id}: unknown role `{role}`")))?;
-    Ok(TokenRecord {
-        id,
-        user,
-        role,
-        created_at,
-        revoked,
-    })
+    codec::token_record(id, user, &role, created_at, revoked)
 }
 
 impl TeamStore for SqliteStore {

@@ -2,13 +2,11 @@
 //! set by `.ci/run`): the same conformance suite as SQLite, plus concurrent
 //! writers on separate connections. Each test works in a schema of its own.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use hotfix_core::event::{EventKind, NewEvent};
-use hotfix_core::id::IncidentId;
 use hotfix_core::notify::Message;
-use hotfix_core::provider::{Store, StoreError};
+use hotfix_core::provider::Store;
 use hotfix_core::team::{ServerStore, TeamStore};
 use hotfix_store::{PgStore, conformance};
 
@@ -184,37 +182,10 @@ fn replicas_on_one_database_never_both_win_an_append() {
     let Some(u) = url() else { return };
     let s = schema("race");
     let _cleanup = Cleanup(u.clone(), s.clone());
-    let first = PgStore::open_in_schema(&u, Some(&s)).expect("connect");
-    conformance::ids_are_allocated_in_order(&first);
-    let id = IncidentId(1);
-    let wins = Arc::new(AtomicU32::new(0));
-    let threads: Vec<_> = (0..6)
-        .map(|i| {
-            let (u, s, wins) = (u.clone(), s.clone(), wins.clone());
-            std::thread::spawn(move || {
-                let st = PgStore::open_in_schema(&u, Some(&s)).expect("connect");
-                let e = NewEvent {
-                    at: jiff::Timestamp::now(),
-                    actor: format!("r{i}"),
-                    kind: EventKind::Note {
-                        text: format!("{i}"),
-                    },
-                };
-                match st.append(id, 1, &[e], &[]) {
-                    Ok(_) => {
-                        wins.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(StoreError::Conflict { .. }) => {}
-                    Err(e) => panic!("{e}"),
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().expect("thread");
-    }
-    assert_eq!(wins.load(Ordering::Relaxed), 1);
-    assert_eq!(first.events(id).expect("events").len(), 2);
+    conformance::concurrent_appends_have_one_winner(
+        &|| Box::new(PgStore::open_in_schema(&u, Some(&s)).expect("connect")),
+        6,
+    );
 }
 
 #[test]

@@ -2,10 +2,7 @@
 //! only a file can show (durability across reopen, concurrent writers, a
 //! corrupt file).
 
-use std::sync::Arc;
-
-use hotfix_core::event::{EventKind, NewEvent};
-use hotfix_core::provider::{Store, StoreError};
+use hotfix_core::provider::Store;
 use hotfix_core::team::{ApiRole, ServerStore, TeamStore};
 use hotfix_store::{SqliteStore, conformance};
 
@@ -72,39 +69,10 @@ fn the_log_survives_reopening() {
 fn concurrent_writers_on_one_file_never_both_win() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("h.db");
-    let s = SqliteStore::open(&p).unwrap();
-    conformance::ids_are_allocated_in_order(&s);
-    let id = hotfix_core::id::IncidentId(1);
-    let wins = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let threads: Vec<_> = (0..8)
-        .map(|i| {
-            let p = p.clone();
-            let wins = wins.clone();
-            std::thread::spawn(move || {
-                // Each thread its own connection, as separate processes would have.
-                let s = SqliteStore::open(&p).unwrap();
-                let e = NewEvent {
-                    at: jiff::Timestamp::now(),
-                    actor: format!("w{i}"),
-                    kind: EventKind::Note {
-                        text: format!("{i}"),
-                    },
-                };
-                match s.append(id, 1, &[e], &[]) {
-                    Ok(_) => {
-                        wins.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    Err(StoreError::Conflict { .. }) => {}
-                    Err(e) => panic!("{e}"),
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    assert_eq!(wins.load(std::sync::atomic::Ordering::Relaxed), 1);
-    assert_eq!(s.events(id).unwrap().len(), 2);
+    conformance::concurrent_appends_have_one_winner(
+        &|| Box::new(SqliteStore::open(&p).unwrap()),
+        8,
+    );
 }
 
 #[test]

@@ -1,14 +1,28 @@
-//! A Railway that speaks its public GraphQL API (the schema's field names and
-//! shapes) over HTTP on 127.0.0.1, with an in-memory model of environments
-//! and deployments whose statuses progress one step per poll.
+//! A Railway that speaks its public GraphQL API over HTTP on 127.0.0.1: the
+//! operations and field names of the schema, dispatched on `operationName`
+//! (which must name the operation in the document), with a small model of PR
+//! environments and deployments. Statuses move one step per poll of their
+//! environment, and a deployment going live supersedes the previous live one
+//! (`REMOVED`), as on Railway.
+//!
+//! The deployer's contract tests and the end-to-end test of the binary both
+//! run against this one fake; each request also checks the project and
+//! service ids it carries.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
 use crate::fake::{FakeServer, Recorded, Reply};
 
-pub const TOKEN: &str = "rw-test-token";
+/// The only token the fake accepts (as `Bearer` or `Project-Access-Token`).
+pub const TOKEN: &str = "rw-TEST-token-0123456789-SECRET";
+/// Where the API answers.
+pub const PATH: &str = "/graphql/v2";
+/// The project and service ids every request must carry.
+pub const PROJECT: &str = "proj";
+pub const SERVICE: &str = "svc";
 
 #[derive(Debug, Clone)]
 pub struct Dep {
@@ -18,33 +32,278 @@ pub struct Dep {
     /// Statuses still to go through; the last one sticks.
     pub path: Vec<String>,
     pub can_rollback: bool,
+    pub static_url: Option<String>,
 }
 
 impl Dep {
+    /// A deployment that can be rolled back to, without a static URL.
+    pub fn new(id: &str, env: &str, commit: &str, path: &[&str]) -> Dep {
+        Dep {
+            id: id.into(),
+            env: env.into(),
+            commit: commit.into(),
+            path: statuses(path),
+            can_rollback: true,
+            static_url: None,
+        }
+    }
+
     pub fn status(&self) -> String {
-        self.path
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "SUCCESS".into())
+        self.path.first().cloned().unwrap_or_default()
     }
 }
 
-type Hook = dyn Fn(&str, &str) -> Option<Vec<String>> + Send + Sync;
-type LiveHook = dyn Fn(&str, &str) + Send + Sync;
+pub fn statuses(p: &[&str]) -> Vec<String> {
+    p.iter().map(|s| s.to_string()).collect()
+}
 
-#[derive(Default)]
+type Builds = dyn Fn(&str) -> Vec<String> + Send + Sync;
+type OnLive = dyn Fn(&str, &str) + Send + Sync;
+
 pub struct Model {
+    /// PR environments: (id, PR number, repo).
+    pub pr_envs: Vec<(String, u64, String)>,
+    /// PR environments are visible from this many `PrEnvironments` calls on.
+    pub envs_visible_after: usize,
+    pub env_calls: usize,
+    /// Page size the fake uses for environments, whatever `first` says (2).
+    pub env_page: usize,
+    /// Oldest first.
     pub deps: Vec<Dep>,
-    /// (environment id, PR number)
-    pub pr_envs: Vec<(String, u64)>,
-    /// environment id -> domain
-    pub domains: Vec<(String, String)>,
-    /// Called when a deployment becomes SUCCESS in an environment: (env, commit).
-    pub on_live: Option<Arc<LiveHook>>,
-    /// For an environment and a commit Railway has not deployed yet: the
-    /// statuses its deployment goes through (None: Railway does not deploy it by itself).
-    pub auto: Option<Arc<Hook>>,
+    /// environment id -> (service domains, custom domains)
+    pub domains: HashMap<String, (Vec<String>, Vec<String>)>,
+    /// Railway starts these by itself on the Nth poll of their environment:
+    /// (environment, commit, poll, statuses).
+    pub auto: Vec<(String, String, usize, Vec<String>)>,
+    /// What Railway builds by itself in an environment right now (`main`'s
+    /// head in production, a PR's head in its PR environment): each commit
+    /// not deployed there yet gets a deployment (QUEUED, BUILDING, SUCCESS)
+    /// when that environment is polled.
+    pub builds: Option<Arc<Builds>>,
+    /// Called when a deployment goes live: (environment, commit).
+    pub on_live: Option<Arc<OnLive>>,
+    pub polls: HashMap<String, usize>,
+    /// Statuses of a deployment a rollback / redeploy creates.
+    pub new_path: Vec<String>,
     pub next: u64,
+}
+
+impl Default for Model {
+    fn default() -> Model {
+        Model {
+            pr_envs: vec![],
+            envs_visible_after: 0,
+            env_calls: 0,
+            env_page: 2,
+            deps: vec![],
+            domains: HashMap::new(),
+            auto: vec![],
+            builds: None,
+            on_live: None,
+            polls: HashMap::new(),
+            new_path: statuses(&["DEPLOYING", "SUCCESS"]),
+            next: 0,
+        }
+    }
+}
+
+impl Model {
+    /// A new deployment `dep-new-<n>`.
+    pub fn add(&mut self, env: &str, commit: &str, path: Vec<String>) -> String {
+        self.next += 1;
+        let id = format!("dep-new-{}", self.next);
+        let mut d = Dep::new(&id, env, commit, &[]);
+        d.path = path;
+        self.deps.push(d);
+        id
+    }
+
+    /// One poll of an environment: Railway's own deploys start, statuses
+    /// move one step, a deployment that goes live removes the previous one.
+    fn tick(&mut self, env: &str) {
+        let n = {
+            let c = self.polls.entry(env.to_string()).or_default();
+            *c += 1;
+            *c
+        };
+        let due: Vec<_> = self
+            .auto
+            .iter()
+            .filter(|(e, _, at, _)| e == env && *at == n)
+            .cloned()
+            .collect();
+        for (e, c, _, p) in due {
+            self.add(&e, &c, p);
+        }
+        if let Some(builds) = self.builds.clone() {
+            for c in builds(env) {
+                if !self.deps.iter().any(|d| d.env == env && d.commit == c) {
+                    self.add(env, &c, statuses(&["QUEUED", "BUILDING", "SUCCESS"]));
+                }
+            }
+        }
+        let mut live = vec![];
+        for (i, d) in self.deps.iter_mut().enumerate() {
+            if d.env == env && d.path.len() > 1 {
+                d.path.remove(0);
+                if d.path.len() == 1 && d.path[0] == "SUCCESS" {
+                    live.push(i);
+                }
+            }
+        }
+        for &i in &live {
+            for (j, d) in self.deps.iter_mut().enumerate() {
+                if j != i && d.env == env && d.status() == "SUCCESS" {
+                    d.path = statuses(&["REMOVED"]);
+                }
+            }
+        }
+        if let Some(h) = self.on_live.clone() {
+            for i in live {
+                h(env, &self.deps[i].commit);
+            }
+        }
+    }
+}
+
+fn node(d: &Dep) -> Value {
+    json!({
+        "id": d.id, "status": d.status(), "createdAt": "2026-11-27T00:00:00Z",
+        "statusUpdatedAt": "2026-11-27T00:00:01Z", "environmentId": d.env, "serviceId": SERVICE,
+        "staticUrl": d.static_url, "url": Value::Null,
+        "canRollback": d.can_rollback, "canRedeploy": true,
+        "meta": {"commitHash": d.commit, "branch": "main", "repo": "acme/shop", "reason": "deploy"},
+    })
+}
+
+fn gql_error(msg: &str) -> Reply {
+    Reply::json(
+        200,
+        json!({"data": null, "errors": [{"message": msg, "locations": [], "path": []}]}),
+    )
+}
+
+fn data(v: Value) -> Reply {
+    Reply::json(200, json!({ "data": v }))
+}
+
+/// Answers one request from the model (public so that a test can put a
+/// flaky server in front of it).
+pub fn handle(m: &Mutex<Model>, r: &Recorded) -> Reply {
+    let authed = r.header("authorization") == Some(&format!("Bearer {TOKEN}"))
+        || r.header("project-access-token") == Some(TOKEN);
+    if !authed {
+        return gql_error("Not Authorized");
+    }
+    if r.method != "POST" || r.route() != PATH {
+        return Reply::json(404, json!({"errors": [{"message": "not found"}]}));
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&r.body) else {
+        return Reply::json(400, json!({"errors": [{"message": "bad json"}]}));
+    };
+    let op = body["operationName"].as_str().unwrap_or("");
+    let q = body["query"].as_str().unwrap_or("");
+    let v = &body["variables"];
+    // The operation named is the one in the document.
+    if !(q.starts_with(&format!("query {op}(")) || q.starts_with(&format!("mutation {op}("))) {
+        return gql_error(&format!("Unknown operation named \"{op}\"."));
+    }
+    let mut m = m.lock().unwrap();
+    match op {
+        "PrEnvironments" => {
+            assert!(q.contains("isEphemeral: true"), "{q}");
+            assert_eq!(v["projectId"], PROJECT);
+            m.env_calls += 1;
+            if m.env_calls <= m.envs_visible_after {
+                return data(
+                    json!({"environments": {"edges": [], "pageInfo": {"hasNextPage": false, "endCursor": null}}}),
+                );
+            }
+            let from: usize = v["after"]
+                .as_str()
+                .and_then(|c| c.strip_prefix("cur-"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let to = (from + m.env_page).min(m.pr_envs.len());
+            let edges: Vec<Value> = m.pr_envs[from..to]
+                .iter()
+                .map(|(id, n, repo)| {
+                    json!({"node": {"id": id, "name": format!("shop-pr-{n}"), "isEphemeral": true,
+                        "meta": {"prNumber": n, "prRepo": repo, "branch": "hotfix/x"}}})
+                })
+                .collect();
+            let more = to < m.pr_envs.len();
+            data(
+                json!({"environments": {"edges": edges, "pageInfo": {"hasNextPage": more, "endCursor": format!("cur-{to}")}}}),
+            )
+        }
+        "ServiceDeployments" => {
+            let input = &v["input"];
+            assert_eq!(input["projectId"], PROJECT);
+            assert_eq!(input["serviceId"], SERVICE);
+            let env = input["environmentId"].as_str().unwrap().to_string();
+            m.tick(&env);
+            let only: Vec<String> = input["status"]["in"]
+                .as_array()
+                .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default();
+            let first = v["first"].as_u64().unwrap_or(100) as usize;
+            let edges: Vec<Value> = m
+                .deps
+                .iter()
+                .rev()
+                .filter(|d| d.env == env)
+                .filter(|d| only.is_empty() || only.contains(&d.status()))
+                .take(first)
+                .map(|d| json!({"cursor": d.id, "node": node(d)}))
+                .collect();
+            data(
+                json!({"deployments": {"edges": edges, "pageInfo": {"hasNextPage": false, "endCursor": null}}}),
+            )
+        }
+        "DeploymentById" => match m.deps.iter().find(|d| d.id == v["id"]) {
+            Some(d) => data(json!({"deployment": node(d)})),
+            None => gql_error("Deployment not found"),
+        },
+        "ServiceDomains" => {
+            assert_eq!(v["projectId"], PROJECT);
+            assert_eq!(v["serviceId"], SERVICE);
+            let env = v["environmentId"].as_str().unwrap();
+            let (s, c) = m.domains.get(env).cloned().unwrap_or_default();
+            let s: Vec<Value> = s.iter().map(|d| json!({"domain": d})).collect();
+            let c: Vec<Value> = c.iter().map(|d| json!({"domain": d})).collect();
+            data(json!({"domains": {"serviceDomains": s, "customDomains": c}}))
+        }
+        "Rollback" | "Redeploy" => {
+            let Some(src) = m.deps.iter().find(|d| d.id == v["id"]).cloned() else {
+                return gql_error("Deployment not found");
+            };
+            let np = m.new_path.clone();
+            if op == "Rollback" {
+                // Boolean!: a selection set would be a validation error.
+                if !q.contains("deploymentRollback(id: $id) }") {
+                    return gql_error("Field \"deploymentRollback\" must not have a selection");
+                }
+                if !src.can_rollback {
+                    return gql_error("Deployment cannot be rolled back");
+                }
+                m.add(&src.env, &src.commit, np);
+                data(json!({"deploymentRollback": true}))
+            } else {
+                let id = m.add(&src.env, &src.commit, np);
+                data(json!({"deploymentRedeploy": {"id": id, "status": "INITIALIZING"}}))
+            }
+        }
+        "DeployCommit" => {
+            let env = v["environmentId"].as_str().unwrap().to_string();
+            let sha = v["commitSha"].as_str().unwrap().to_string();
+            assert_eq!(v["serviceId"], SERVICE);
+            let np = statuses(&["BUILDING", "DEPLOYING", "SUCCESS"]);
+            let id = m.add(&env, &sha, np);
+            data(json!({"serviceInstanceDeployV2": id}))
+        }
+        other => gql_error(&format!("Cannot query operation {other}")),
+    }
 }
 
 pub struct FakeRailway {
@@ -61,203 +320,30 @@ impl FakeRailway {
     }
 
     pub fn url(&self) -> String {
-        format!("{}/graphql/v2", self.server.url())
+        format!("{}{PATH}", self.server.url())
     }
 
-    /// The operations sent so far (root field names found in each query).
-    pub fn queries(&self) -> Vec<(String, Value)> {
+    /// (operationName, variables) of every request so far.
+    pub fn ops(&self) -> Vec<(String, Value)> {
         self.server
             .requests()
-            .into_iter()
+            .iter()
             .map(|r| {
                 let v = r.json();
                 (
-                    v["query"].as_str().unwrap_or("").to_string(),
+                    v["operationName"].as_str().unwrap_or("").to_string(),
                     v["variables"].clone(),
                 )
             })
             .collect()
     }
-}
 
-fn node(d: &Dep) -> Value {
-    json!({
-        "id": d.id, "status": d.status(), "createdAt": "2026-11-27T00:00:00Z",
-        "staticUrl": Value::Null, "url": Value::Null,
-        "canRollback": d.can_rollback, "canRedeploy": true,
-        "meta": {"commitHash": d.commit, "branch": "main"},
-    })
-}
+    pub fn op_names(&self) -> Vec<String> {
+        self.ops().into_iter().map(|(n, _)| n).collect()
+    }
 
-fn add(m: &mut Model, env: &str, commit: &str, path: Vec<String>) -> String {
-    m.next += 1;
-    let id = format!("dep-{}", m.next);
-    m.deps.push(Dep {
-        id: id.clone(),
-        env: env.into(),
-        commit: commit.into(),
-        path,
-        can_rollback: true,
-    });
-    id
-}
-
-/// Advances every deployment one status; returns the ones that just went live.
-fn tick(m: &mut Model) {
-    let mut live = vec![];
-    for d in m.deps.iter_mut() {
-        if d.path.len() > 1 {
-            d.path.remove(0);
-            if d.path.len() == 1 && d.path[0] == "SUCCESS" {
-                live.push((d.env.clone(), d.commit.clone()));
-            }
-        }
+    pub fn status_of(&self, id: &str) -> String {
+        let m = self.model.lock().unwrap();
+        m.deps.iter().find(|d| d.id == id).unwrap().status()
     }
-    if let Some(h) = m.on_live.clone() {
-        for (e, c) in live {
-            h(&e, &c);
-        }
-    }
-}
-
-fn handle(model: &Mutex<Model>, r: &Recorded) -> Reply {
-    let authed = r.header("authorization") == Some(&format!("Bearer {TOKEN}"))
-        || r.header("project-access-token") == Some(TOKEN);
-    if !authed {
-        return Reply::json(
-            200,
-            json!({"data": null, "errors": [{"message": "Not Authorized"}]}),
-        );
-    }
-    if r.method != "POST" || r.route() != "/graphql/v2" {
-        return Reply::json(404, json!({"errors": [{"message": "not found"}]}));
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&r.body) else {
-        return Reply::json(400, json!({"errors": [{"message": "bad json"}]}));
-    };
-    let q = body["query"].as_str().unwrap_or("");
-    let v = &body["variables"];
-    let Ok(mut m) = model.lock() else {
-        return Reply::json(500, json!({}));
-    };
-    if q.contains("deployments(") {
-        tick(&mut m);
-        let input = &v["input"];
-        let env = input["environmentId"].as_str().unwrap_or("").to_string();
-        // Railway deploys what it is told to (e.g. main after a merge) by itself.
-        if let Some(auto) = m.auto.clone() {
-            for commit in auto_commits(&m, &env) {
-                if let Some(path) = auto(&env, &commit) {
-                    add(&mut m, &env, &commit, path);
-                }
-            }
-        }
-        let only: Vec<String> = input["status"]["in"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let first = v["first"].as_u64().unwrap_or(100) as usize;
-        let edges: Vec<Value> = m
-            .deps
-            .iter()
-            .rev()
-            .filter(|d| d.env == env)
-            .filter(|d| only.is_empty() || only.contains(&d.status()))
-            .take(first)
-            .map(|d| json!({"node": node(d)}))
-            .collect();
-        return Reply::json(
-            200,
-            json!({"data": {"deployments": {"edges": edges, "pageInfo": {"hasNextPage": false, "endCursor": null}}}}),
-        );
-    }
-    if q.contains("environments(") {
-        // Two pages, to exercise pagination.
-        let after = v["after"].as_str();
-        let all: Vec<Value> = m.pr_envs.iter().map(|(id, n)| json!({"node": {"id": id, "name": format!("pr-{n}"), "isEphemeral": true, "meta": {"prNumber": n, "branch": "hotfix"}}})).collect();
-        let (page, next) = match after {
-            None if all.len() > 1 => (all[..1].to_vec(), true),
-            None => (all.clone(), false),
-            Some(_) => (all.get(1..).map(|s| s.to_vec()).unwrap_or_default(), false),
-        };
-        return Reply::json(
-            200,
-            json!({"data": {"environments": {"edges": page, "pageInfo": {"hasNextPage": next, "endCursor": if next { json!("c1") } else { Value::Null }}}}}),
-        );
-    }
-    if q.contains("domains(") {
-        let env = v["environmentId"].as_str().unwrap_or("");
-        let doms: Vec<Value> = m
-            .domains
-            .iter()
-            .filter(|(e, _)| e == env)
-            .map(|(_, d)| json!({"domain": d}))
-            .collect();
-        return Reply::json(
-            200,
-            json!({"data": {"domains": {"serviceDomains": doms, "customDomains": []}}}),
-        );
-    }
-    if q.contains("deploymentRollback(") || q.contains("deploymentRedeploy(") {
-        let id = v["id"].as_str().unwrap_or("");
-        let Some(src) = m.deps.iter().find(|d| d.id == id).cloned() else {
-            return Reply::json(
-                200,
-                json!({"data": null, "errors": [{"message": "Deployment not found"}]}),
-            );
-        };
-        let new = add(
-            &mut m,
-            &src.env,
-            &src.commit,
-            vec!["DEPLOYING".into(), "SUCCESS".into()],
-        );
-        if q.contains("deploymentRollback(") {
-            return Reply::json(200, json!({"data": {"deploymentRollback": true}}));
-        }
-        return Reply::json(
-            200,
-            json!({"data": {"deploymentRedeploy": {"id": new, "status": "DEPLOYING"}}}),
-        );
-    }
-    if q.contains("serviceInstanceDeployV2(") {
-        let env = v["environmentId"].as_str().unwrap_or("").to_string();
-        let sha = v["commitSha"].as_str().unwrap_or("").to_string();
-        let id = add(
-            &mut m,
-            &env,
-            &sha,
-            vec!["BUILDING".into(), "SUCCESS".into()],
-        );
-        return Reply::json(200, json!({"data": {"serviceInstanceDeployV2": id}}));
-    }
-    if q.contains("deployment(") {
-        let id = v["id"].as_str().unwrap_or("");
-        return match m.deps.iter().find(|d| d.id == id) {
-            Some(d) => Reply::json(200, json!({"data": {"deployment": node(d)}})),
-            None => Reply::json(
-                200,
-                json!({"data": null, "errors": [{"message": "Deployment not found"}]}),
-            ),
-        };
-    }
-    Reply::json(
-        200,
-        json!({"data": null, "errors": [{"message": "unsupported operation in the fake"}]}),
-    )
-}
-
-/// Commits the `auto` hook may want deployed: asked through the hook itself
-/// with an empty commit, which returns them as a list in its first element.
-fn auto_commits(m: &Model, env: &str) -> Vec<String> {
-    let Some(auto) = &m.auto else { return vec![] };
-    let wanted = auto(env, "").unwrap_or_default();
-    wanted
-        .into_iter()
-        .filter(|c| !m.deps.iter().any(|d| d.env == env && d.commit == *c))
-        .collect()
 }

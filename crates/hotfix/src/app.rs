@@ -120,47 +120,31 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
     let state_dir = common.join("hotfix");
     std::fs::create_dir_all(&state_dir)
         .map_err(|e| CliError::failed(format!("cannot create {}: {e}", state_dir.display())))?;
-    let remote = match remote_server(&cfg) {
-        Some(server) => Some(remote_store(&server, as_)?),
-        None => None,
-    };
-    let (store, remote_user): (Box<dyn Store>, Option<String>) = match remote {
-        Some((store, user)) => (Box::new(store), Some(user)),
+    let (store, remote_user): (Box<dyn Store>, Option<String>) = match remote_server(&cfg) {
+        Some(server) => {
+            let (store, user) = remote_store(&server, as_)?;
+            (Box::new(store), Some(user))
+        }
         None => {
-            let url = match std::env::var(env::DATABASE_URL) {
-                Ok(u) if !u.trim().is_empty() => {
-                    StoreUrl::parse(&u).map_err(|e| CliError::usage(e.to_string()))?
-                }
-                _ => StoreUrl::Sqlite(state_dir.join("hotfix.db")),
+            let url = match secret(env::DATABASE_URL) {
+                Some(u) => StoreUrl::parse(&u).map_err(|e| CliError::usage(e.to_string()))?,
+                None => StoreUrl::Sqlite(state_dir.join("hotfix.db")),
             };
             let store = hotfix_store::open(&url).map_err(|e| CliError::failed(e.to_string()))?;
             (store, None)
         }
     };
+    let github_token = secret("HOTFIX_GITHUB_TOKEN").or_else(|| secret("GITHUB_TOKEN"));
     let forge: Box<dyn Forge> = match cfg.forge.provider.as_str() {
-        // Reading the incident log needs no forge (and no token).
-        "github"
-            if !writes
-                && secret("HOTFIX_GITHUB_TOKEN")
-                    .or_else(|| secret("GITHUB_TOKEN"))
-                    .is_none() =>
-        {
-            Box::new(
-                LocalForge::open(git.clone(), &cfg.git.remote, &state_dir.join("forge.db"))
-                    .map_err(|e| CliError::failed(e.to_string()))?,
-            )
-        }
-        "github" => {
+        "github" if writes || github_token.is_some() => {
             use hotfix_providers::forge::github::{GithubConfig, GithubForge};
             let c = GithubConfig::from_table(&cfg.forge.settings)
                 .map_err(|e| CliError::usage(format!("[forge]: {e}")))?;
-            let token = secret("HOTFIX_GITHUB_TOKEN")
-                .or_else(|| secret("GITHUB_TOKEN"))
-                .ok_or_else(|| {
-                    CliError::usage(
-                        "the GitHub forge needs a token: set GITHUB_TOKEN or HOTFIX_GITHUB_TOKEN",
-                    )
-                })?;
+            let token = github_token.ok_or_else(|| {
+                CliError::usage(
+                    "the GitHub forge needs a token: set GITHUB_TOKEN or HOTFIX_GITHUB_TOKEN",
+                )
+            })?;
             Box::new(GithubForge::new(
                 c,
                 token,
@@ -168,6 +152,7 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
                 cfg.git.remote.clone(),
             ))
         }
+        // Reading the incident log needs no forge (and no GitHub token).
         _ => Box::new(
             LocalForge::open(git.clone(), &cfg.git.remote, &state_dir.join("forge.db"))
                 .map_err(|e| CliError::failed(e.to_string()))?,
@@ -214,17 +199,10 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
             )));
         }
     };
-    let mut notifiers: Vec<Box<dyn Notifier>> = vec![];
     // In remote mode the server notifies, with its own notifiers and secrets.
+    let mut notifiers: Vec<Box<dyn Notifier>> = vec![];
     if remote_user.is_none() {
-        if cfg.notify.console {
-            notifiers.push(Box::new(ConsoleNotifier));
-        }
-        if cfg.notify.file {
-            notifiers.push(Box::new(FileNotifier {
-                path: state_dir.join("notifications.jsonl"),
-            }));
-        }
+        notifiers.extend(local_notifiers(&cfg, &state_dir));
         match real_notifiers(&cfg) {
             Ok(n) => notifiers.extend(n),
             // Reading the log must work without the notifiers' secrets; what
@@ -233,11 +211,14 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
             Err(e) => return Err(e),
         }
     }
-    let actor = match (remote_user, actor(&git, as_)) {
-        (Some(user), _) => user,
-        (None, Ok(a)) => a,
-        (None, Err(_)) if !writes => "unknown".to_string(),
-        (None, Err(e)) => return Err(e),
+    // In remote mode the token says who acts (no need to ask git).
+    let actor = match remote_user {
+        Some(user) => user,
+        None => match actor(&git, as_) {
+            Ok(a) => a,
+            Err(_) if !writes => "unknown".to_string(),
+            Err(e) => return Err(e),
+        },
     };
     let failpoints = std::env::var(env::FAILPOINTS)
         .map(|v| {
@@ -352,8 +333,24 @@ pub fn platform_config(git: &Git) -> Result<hotfix_platform::PlatformConfig, Cli
     .map_err(|e| CliError::usage(e.to_string()))
 }
 
-fn secret(name: &str) -> Option<String> {
+/// An environment variable that is set to something (blank counts as unset).
+pub fn secret(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The console and file notifiers of `[notify]`; the file is
+/// `notifications.jsonl` in `dir`. The CLI and the server both start with these.
+pub fn local_notifiers(cfg: &Config, dir: &Path) -> Vec<Box<dyn Notifier>> {
+    let mut out: Vec<Box<dyn Notifier>> = vec![];
+    if cfg.notify.console {
+        out.push(Box::new(ConsoleNotifier));
+    }
+    if cfg.notify.file {
+        out.push(Box::new(FileNotifier {
+            path: dir.join("notifications.jsonl"),
+        }));
+    }
+    out
 }
 
 /// Slack, the generic webhook and Statuspage, from `[notify.*]` and the

@@ -184,26 +184,16 @@ pub struct ServeArgs {
     pub action: Option<ServeCmd>,
 }
 
-/// Where the server keeps its state; shared by `serve` and `serve token`.
+/// Where the server keeps its state; given to `serve` or to `serve token ...`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ServerStoreArgs {
     /// `sqlite:PATH` or `postgres://...` (default: $HOTFIX_DATABASE_URL, else
     /// sqlite:<data-dir>/hotfix-server.db).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
     /// Where the server writes its files (default: $HOTFIX_DATA_DIR, else ./hotfix-data).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<std::path::PathBuf>,
-}
-
-impl ServerStoreArgs {
-    /// The subcommand's own values, else the ones given to `serve`.
-    pub fn or(self, outer: &ServerStoreArgs) -> ServerStoreArgs {
-        ServerStoreArgs {
-            database_url: self.database_url.or_else(|| outer.database_url.clone()),
-            data_dir: self.data_dir.or_else(|| outer.data_dir.clone()),
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,20 +215,12 @@ pub enum TokenCmd {
         /// developer, tech_lead or admin.
         #[arg(long)]
         role: String,
-        #[command(flatten)]
-        store: ServerStoreArgs,
     },
     /// Every token: id, user, role, created, revoked (never the tokens themselves).
     List {
         #[arg(long)]
         json: bool,
-        #[command(flatten)]
-        store: ServerStoreArgs,
     },
     /// Revoke a token by its id (as `list` shows it).
-    Revoke {
-        id: i64,
-        #[command(flatten)]
-        store: ServerStoreArgs,
-    },
+    Revoke { id: i64 },
 }

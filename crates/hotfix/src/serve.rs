@@ -15,11 +15,10 @@ use hotfix_core::config::Config;
 use hotfix_core::notify::Message;
 use hotfix_core::provider::{Memory, Notifier, NotifyError};
 use hotfix_core::team::{ApiRole, ServerStore};
-use hotfix_providers::notify::{ConsoleNotifier, FileNotifier};
 use hotfix_server::{AppState, Secrets, ServerParts, WorkerSettings};
 use hotfix_store::StoreUrl;
 
-use crate::app;
+use crate::app::{self, secret as env_value};
 use crate::cli::{ServeArgs, ServeCmd, ServerStoreArgs, TokenCmd};
 use crate::commands::CliError;
 
@@ -61,10 +60,6 @@ fn base_dir(dir: Option<&Path>) -> Result<PathBuf, CliError> {
         Some(d) => cwd.join(d),
         None => cwd,
     })
-}
-
-fn env_value(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// The config: `--config`, else `$HOTFIX_CONFIG`, else `./hotfix.toml`.
@@ -162,37 +157,10 @@ impl Notifier for Unconfigured {
 /// Console and file notifiers from `[notify]`, plus Slack, the webhook and
 /// Statuspage each on its own: one missing secret must not silence the others.
 fn notifiers(cfg: &Config, data: &Path) -> Vec<Box<dyn Notifier>> {
-    let mut out: Vec<Box<dyn Notifier>> = vec![];
-    if cfg.notify.console {
-        out.push(Box::new(ConsoleNotifier));
-    }
-    if cfg.notify.file {
-        out.push(Box::new(FileNotifier {
-            path: data.join("notifications.jsonl"),
-        }));
-    }
-    let secret = |k: &str| env_value(k);
-    let configured = [
-        ("slack", cfg.notify.slack.is_some()),
-        ("webhook", cfg.notify.webhook.is_some()),
-        ("statuspage", cfg.notify.statuspage.is_some()),
-    ];
-    for (name, present) in configured {
-        if !present {
-            continue;
-        }
-        let mut one = cfg.clone();
-        if name != "slack" {
-            one.notify.slack = None;
-        }
-        if name != "webhook" {
-            one.notify.webhook = None;
-        }
-        if name != "statuspage" {
-            one.notify.statuspage = None;
-        }
-        match hotfix_providers::notify::from_config(&one, &secret) {
-            Ok(n) => out.extend(n),
+    let mut out = app::local_notifiers(cfg, data);
+    for (name, built) in hotfix_providers::notify::each_from_config(cfg, &env_value) {
+        match built {
+            Ok(n) => out.push(n),
             Err(e) => {
                 let why = hotfix_providers::redact::redact(&e);
                 warn(&format!(
@@ -323,20 +291,18 @@ fn serve(
     })
 }
 
-fn token(base: &Path, action: TokenCmd, outer: &ServerStoreArgs) -> Result<u8, CliError> {
-    let open = |s: ServerStoreArgs| -> Result<Arc<dyn ServerStore>, CliError> {
-        let s = s.or(outer);
-        let data = data_dir(base, &s);
-        Ok(open_store(base, &s, &data)?.0)
+fn token(base: &Path, action: TokenCmd, s: &ServerStoreArgs) -> Result<u8, CliError> {
+    let open = || -> Result<Arc<dyn ServerStore>, CliError> {
+        Ok(open_store(base, s, &data_dir(base, s))?.0)
     };
     match action {
-        TokenCmd::Create { user, role, store } => {
+        TokenCmd::Create { user, role } => {
             let role = ApiRole::parse(&role).ok_or_else(|| {
                 CliError::usage(format!(
                     "unknown role `{role}`: use developer, tech_lead or admin"
                 ))
             })?;
-            let store = open(store)?;
+            let store = open()?;
             let now = jiff::Timestamp::now().as_second();
             let (token, id) = hotfix_server::auth::create_token(store.as_ref(), &user, role, now)
                 .map_err(|e| {
@@ -354,8 +320,8 @@ fn token(base: &Path, action: TokenCmd, outer: &ServerStoreArgs) -> Result<u8, C
             println!("{token}");
             Ok(0)
         }
-        TokenCmd::List { json, store } => {
-            let store = open(store)?;
+        TokenCmd::List { json } => {
+            let store = open()?;
             let tokens = store
                 .token_list()
                 .map_err(|e| CliError::failed(e.to_string()))?;
@@ -391,8 +357,8 @@ fn token(base: &Path, action: TokenCmd, outer: &ServerStoreArgs) -> Result<u8, C
             }
             Ok(0)
         }
-        TokenCmd::Revoke { id, store } => {
-            let store = open(store)?;
+        TokenCmd::Revoke { id } => {
+            let store = open()?;
             if store
                 .token_revoke(id)
                 .map_err(|e| CliError::failed(e.to_string()))?

@@ -12,7 +12,7 @@ use common::*;
 use fakes::chat::{SLACK_TOKEN, STATUSPAGE_KEY};
 use fakes::github::{FakeGithub, OWNER, REPO};
 use hotfix_testkit::fake::{FakeServer, Reply};
-use hotfix_testkit::railway::{Dep, FakeRailway, Model};
+use hotfix_testkit::railway::{self, Dep, FakeRailway, Model};
 
 struct Env {
     w: World,
@@ -25,7 +25,7 @@ struct Env {
 
 const SECRETS: &[(&str, &str)] = &[
     ("GITHUB_TOKEN", "ghp_testtoken"),
-    ("RAILWAY_API_TOKEN", hotfix_testkit::railway::TOKEN),
+    ("RAILWAY_API_TOKEN", railway::TOKEN),
     ("SLACK_BOT_TOKEN", SLACK_TOKEN),
     ("STATUSPAGE_API_KEY", STATUSPAGE_KEY),
     ("HOTFIX_WEBHOOK_SECRET", "whsec-test"),
@@ -35,7 +35,7 @@ const SECRETS: &[(&str, &str)] = &[
 /// the PR's head, production that deploys main by itself; a deployment that
 /// goes live changes what the preview/production HTTP servers answer, from
 /// the files of its commit.
-fn railway(w: &World, gh: &FakeGithub) -> FakeRailway {
+fn fake_railway(w: &World, gh: &FakeGithub) -> FakeRailway {
     let origin = w.repo.origin.clone();
     let (pv, pd) = (w.preview.dir.clone(), w.prod.dir.clone());
     let prs = gh.state.clone();
@@ -60,34 +60,44 @@ fn railway(w: &World, gh: &FakeGithub) -> FakeRailway {
             std::fs::write(dir.join("sha"), commit).unwrap();
         }
     };
-    let auto = move |env: &str, commit: &str| -> Option<Vec<String>> {
-        if commit.is_empty() {
-            // Which commits Railway would build now in this environment.
-            let branch = if env == "prod" {
-                "main".to_string()
-            } else {
-                let n: u64 = env.trim_start_matches("pr-").parse().ok()?;
-                prs.lock()
-                    .unwrap()
-                    .prs
-                    .iter()
-                    .find(|p| p.number == n)?
-                    .head
-                    .clone()
-            };
-            return fakes::github::git(&origin, &["rev-parse", &format!("refs/heads/{branch}")])
-                .map(|s| vec![s]);
-        }
-        Some(vec!["QUEUED".into(), "BUILDING".into(), "SUCCESS".into()])
+    // Which commits Railway builds by itself now in an environment.
+    let builds = move |env: &str| -> Vec<String> {
+        let branch = if env == "prod" {
+            Some("main".to_string())
+        } else {
+            env.strip_prefix("pr-")
+                .and_then(|n| n.parse::<u64>().ok())
+                .and_then(|n| {
+                    let st = prs.lock().unwrap();
+                    st.prs
+                        .iter()
+                        .find(|p| p.number == n)
+                        .map(|p| p.head.clone())
+                })
+        };
+        branch
+            .and_then(|b| fakes::github::git(&origin, &["rev-parse", &format!("refs/heads/{b}")]))
+            .into_iter()
+            .collect()
     };
     FakeRailway::start(Model {
-        pr_envs: (1..=6).map(|n| (format!("pr-{n}"), n)).collect(),
+        pr_envs: (1..=6)
+            .map(|n| (format!("pr-{n}"), n, format!("{OWNER}/{REPO}")))
+            .collect(),
         domains: (1..=6)
-            .map(|n| (format!("pr-{n}"), format!("127.0.0.1:{}", w.preview.port)))
-            .chain([("prod".to_string(), format!("127.0.0.1:{}", w.prod.port))])
+            .map(|n| {
+                (
+                    format!("pr-{n}"),
+                    (vec![format!("127.0.0.1:{}", w.preview.port)], vec![]),
+                )
+            })
+            .chain([(
+                "prod".to_string(),
+                (vec![format!("127.0.0.1:{}", w.prod.port)], vec![]),
+            )])
             .collect(),
         on_live: Some(std::sync::Arc::new(on_live)),
-        auto: Some(std::sync::Arc::new(auto)),
+        builds: Some(std::sync::Arc::new(builds)),
         ..Model::default()
     })
 }
@@ -96,7 +106,7 @@ impl Env {
     fn new() -> Env {
         let w = World::new();
         let gh = FakeGithub::start(&w.repo.origin);
-        let rw = railway(&w, &gh);
+        let rw = fake_railway(&w, &gh);
         let slack = fakes::chat::slack();
         let sp = fakes::chat::statuspage();
         let hook = FakeServer::start(|_| Reply::text(204, ""));
@@ -117,8 +127,8 @@ provider = "railway"
 watch = "600ms"
 probe_interval = "100ms"
 [deploy.railway]
-project = "proj"
-service = "svc"
+project = "{project}"
+service = "{service}"
 environment = "prod"
 api_url = "{rw}"
 poll_interval = "20ms"
@@ -145,6 +155,8 @@ url = "{hook}/hotfix"
             sp = sp.url(),
             hook = hook.url(),
             rw = rw.url(),
+            project = railway::PROJECT,
+            service = railway::SERVICE,
         );
         // The command deployer's [deploy] gives way to Railway's.
         let base = w.repo.read("hotfix.toml");
@@ -155,13 +167,11 @@ url = "{hook}/hotfix"
         w.repo.git(&["push", "--quiet", "origin", "main"]);
         // Production runs main on "Railway".
         let main = w.origin_sha("main");
-        rw.model.lock().unwrap().deps.push(Dep {
-            id: "dep-initial".into(),
-            env: "prod".into(),
-            commit: main,
-            path: vec!["SUCCESS".into()],
-            can_rollback: true,
-        });
+        rw.model
+            .lock()
+            .unwrap()
+            .deps
+            .push(Dep::new("dep-initial", "prod", &main, &["SUCCESS"]));
         Env {
             w,
             gh,
@@ -257,9 +267,9 @@ fn a_whole_hotfix_on_github_railway_slack_statuspage_with_a_rollback_and_a_rever
     );
     // Railway rolled production back to the deployment recorded before the merge.
     let rb =
-        e.rw.queries()
+        e.rw.ops()
             .into_iter()
-            .find(|(q, _)| q.contains("deploymentRollback"))
+            .find(|(op, _)| op == "Rollback")
             .expect("deploymentRollback sent");
     assert_eq!(rb.1["id"], "dep-initial");
     assert_eq!(
@@ -272,8 +282,7 @@ fn a_whole_hotfix_on_github_railway_slack_statuspage_with_a_rollback_and_a_rever
         e.rw.server
             .requests()
             .iter()
-            .all(|r| r.header("authorization")
-                == Some(&format!("Bearer {}", hotfix_testkit::railway::TOKEN)))
+            .all(|r| r.header("authorization") == Some(&format!("Bearer {}", railway::TOKEN)))
     );
 
     // Attempt 2 ships; backport; close.

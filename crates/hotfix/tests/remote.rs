@@ -56,6 +56,15 @@ struct Server {
 }
 
 impl Server {
+    /// `hotfix serve` with the world's `hotfix.toml`, its files and SQLite
+    /// store in the world's `server` directory (the same one each time).
+    fn for_world(w: &World) -> Server {
+        Server::start(
+            &w.repo.work.join("hotfix.toml"),
+            &w.repo.dir().join("server"),
+        )
+    }
+
     /// Starts `hotfix serve` with `config`, its files and SQLite store in `data`.
     fn start(config: &Path, data: &Path) -> Server {
         Server::start_with(config, data, vec![])
@@ -240,8 +249,7 @@ fn local_db(w: &World) -> PathBuf {
 #[test]
 fn a_whole_hotfix_in_remote_mode_lives_on_the_server() {
     let w = World::new();
-    let data = w.repo.dir().join("server");
-    let mut srv = Server::start(&w.repo.work.join("hotfix.toml"), &data);
+    let mut srv = Server::for_world(&w);
     let dev = srv.token(DEV, "developer");
     let lead = srv.token(LEAD, "tech_lead");
     // Right person, wrong token: a tech lead's approval needs a tech_lead token.
@@ -382,8 +390,7 @@ fn a_whole_hotfix_in_remote_mode_lives_on_the_server() {
 #[test]
 fn an_unreachable_server_fails_clearly_and_loses_nothing() {
     let w = World::new();
-    let data = w.repo.dir().join("server");
-    let mut srv = Server::start(&w.repo.work.join("hotfix.toml"), &data);
+    let mut srv = Server::for_world(&w);
     let dev = srv.token(DEV, "developer");
     remote(
         &w,
@@ -416,7 +423,7 @@ fn an_unreachable_server_fails_clearly_and_loses_nothing() {
     assert!(!local_db(&w).exists());
 
     // The server is back (new port, same store): the same command completes.
-    let srv = Server::start(&w.repo.work.join("hotfix.toml"), &data);
+    let srv = Server::for_world(&w);
     remote(&w, &srv.base, DEV, &dev, &["push"]).ok();
     assert_eq!(w.origin_sha("hotfix/pdf-crash"), fix);
     assert!(types(&srv.events("HF-1", &dev)).contains(&"pushed".to_string()));
@@ -454,8 +461,7 @@ fn remote_mode_from_the_config_needs_a_token_and_can_be_turned_off() {
 #[test]
 fn a_revoked_or_unknown_token_is_refused_by_the_server() {
     let w = World::new();
-    let data = w.repo.dir().join("server");
-    let srv = Server::start(&w.repo.work.join("hotfix.toml"), &data);
+    let srv = Server::for_world(&w);
     let dev = srv.token(DEV, "developer");
     remote(&w, &srv.base, DEV, &dev, &["log"]).ok();
     let list = srv.token_cmd(&["list"]).ok();

@@ -248,40 +248,35 @@ fn classify(status: &str) -> Phase {
 
 /// A GraphQL operation from `railway_hotfix_operations.graphql` (field
 /// selections trimmed to what hotfix reads; validated against the schema).
-struct Op {
-    name: &'static str,
-    query: &'static str,
+/// Its name, sent as `operationName`, is the one the document declares.
+struct Op(&'static str);
+
+impl Op {
+    /// `PrEnvironments` of `query PrEnvironments(...) {...}`.
+    fn name(&self) -> &'static str {
+        self.0.split([' ', '(']).nth(1).unwrap_or_default()
+    }
 }
 
-const PR_ENVIRONMENTS: Op = Op {
-    name: "PrEnvironments",
-    query: "query PrEnvironments($projectId: String!, $first: Int, $after: String) { environments(projectId: $projectId, isEphemeral: true, first: $first, after: $after) { edges { node { id name isEphemeral meta { prNumber prRepo branch } } } pageInfo { hasNextPage endCursor } } }",
-};
-const DEPLOYMENTS: Op = Op {
-    name: "ServiceDeployments",
-    query: "query ServiceDeployments($input: DeploymentListInput!, $first: Int) { deployments(input: $input, first: $first) { edges { node { id status createdAt statusUpdatedAt staticUrl url canRollback canRedeploy meta } } pageInfo { hasNextPage endCursor } } }",
-};
-const DEPLOYMENT: Op = Op {
-    name: "DeploymentById",
-    query: "query DeploymentById($id: String!) { deployment(id: $id) { id status environmentId serviceId staticUrl url canRollback canRedeploy meta } }",
-};
-const DOMAINS: Op = Op {
-    name: "ServiceDomains",
-    query: "query ServiceDomains($projectId: String!, $environmentId: String!, $serviceId: String!) { domains(projectId: $projectId, environmentId: $environmentId, serviceId: $serviceId) { serviceDomains { domain } customDomains { domain } } }",
-};
+const PR_ENVIRONMENTS: Op = Op(
+    "query PrEnvironments($projectId: String!, $first: Int, $after: String) { environments(projectId: $projectId, isEphemeral: true, first: $first, after: $after) { edges { node { id name isEphemeral meta { prNumber prRepo branch } } } pageInfo { hasNextPage endCursor } } }",
+);
+const DEPLOYMENTS: Op = Op(
+    "query ServiceDeployments($input: DeploymentListInput!, $first: Int) { deployments(input: $input, first: $first) { edges { node { id status createdAt statusUpdatedAt staticUrl url canRollback canRedeploy meta } } pageInfo { hasNextPage endCursor } } }",
+);
+const DEPLOYMENT: Op = Op(
+    "query DeploymentById($id: String!) { deployment(id: $id) { id status environmentId serviceId staticUrl url canRollback canRedeploy meta } }",
+);
+const DOMAINS: Op = Op(
+    "query ServiceDomains($projectId: String!, $environmentId: String!, $serviceId: String!) { domains(projectId: $projectId, environmentId: $environmentId, serviceId: $serviceId) { serviceDomains { domain } customDomains { domain } } }",
+);
 /// `deploymentRollback` returns `Boolean!`: no selection set (the docs' example is wrong).
-const ROLLBACK: Op = Op {
-    name: "Rollback",
-    query: "mutation Rollback($id: String!) { deploymentRollback(id: $id) }",
-};
-const REDEPLOY: Op = Op {
-    name: "Redeploy",
-    query: "mutation Redeploy($id: String!) { deploymentRedeploy(id: $id) { id status } }",
-};
-const DEPLOY_COMMIT: Op = Op {
-    name: "DeployCommit",
-    query: "mutation DeployCommit($environmentId: String!, $serviceId: String!, $commitSha: String) { serviceInstanceDeployV2(environmentId: $environmentId, serviceId: $serviceId, commitSha: $commitSha) }",
-};
+const ROLLBACK: Op = Op("mutation Rollback($id: String!) { deploymentRollback(id: $id) }");
+const REDEPLOY: Op =
+    Op("mutation Redeploy($id: String!) { deploymentRedeploy(id: $id) { id status } }");
+const DEPLOY_COMMIT: Op = Op(
+    "mutation DeployCommit($environmentId: String!, $serviceId: String!, $commitSha: String) { serviceInstanceDeployV2(environmentId: $environmentId, serviceId: $serviceId, commitSha: $commitSha) }",
+);
 
 /// Statuses of a deployment that serves (for `status: { in: [...] }`).
 const LIVE: &[&str] = &["SUCCESS", "SLEEPING"];
@@ -400,7 +395,7 @@ impl RailwayDeployer {
     /// `Retry-After`, capped by `max_retry_wait`) and on 5xx (exponential
     /// backoff from 250ms, same cap). Returns `data`.
     fn call(&self, op: &Op, variables: Value) -> Result<Value, DeployError> {
-        let body = json!({ "operationName": op.name, "query": op.query, "variables": variables })
+        let body = json!({ "operationName": op.name(), "query": op.0, "variables": variables })
             .to_string();
         let mut attempt = 0u32;
         loop {
@@ -423,7 +418,7 @@ impl RailwayDeployer {
                 DeployError::Unreachable(format!(
                     "Railway API ({}) {}: {}",
                     self.cfg.api_url,
-                    op.name,
+                    op.name(),
                     self.scrub(&e.to_string())
                 ))
             })?;
@@ -441,7 +436,7 @@ impl RailwayDeployer {
                 .map_err(|e| {
                     DeployError::Unreachable(format!(
                         "Railway API {}: reading the answer (HTTP {status}): {}",
-                        op.name,
+                        op.name(),
                         self.scrub(&e.to_string())
                     ))
                 })?;
@@ -455,7 +450,7 @@ impl RailwayDeployer {
                     return Err(DeployError::Unreachable(format!(
                         "Railway API {what} {} times in a row for {}; try again later (status: https://status.railway.com)",
                         attempt + 1,
-                        op.name
+                        op.name()
                     )));
                 }
                 let backoff = Duration::from_millis(250u64 << attempt.min(8));
@@ -476,13 +471,14 @@ impl RailwayDeployer {
                 Err(e) if (200..300).contains(&status) => {
                     return Err(DeployError::Failed(format!(
                         "Railway API sent a malformed answer to {} (HTTP {status}, not JSON: {e}); is api_url `{}` Railway's GraphQL endpoint?",
-                        op.name, self.cfg.api_url
+                        op.name(),
+                        self.cfg.api_url
                     )));
                 }
                 Err(_) => {
                     return Err(DeployError::Failed(format!(
                         "Railway API answered HTTP {status} to {}: {}",
-                        op.name,
+                        op.name(),
                         self.scrub(text.trim())
                     )));
                 }
@@ -504,21 +500,21 @@ impl RailwayDeployer {
                 }
                 return Err(DeployError::Failed(format!(
                     "Railway API refused {}: {}",
-                    op.name,
+                    op.name(),
                     self.scrub(&msg)
                 )));
             }
             if !(200..300).contains(&status) {
                 return Err(DeployError::Failed(format!(
                     "Railway API answered HTTP {status} to {}",
-                    op.name
+                    op.name()
                 )));
             }
             return match v.get("data") {
                 Some(d) if d.is_object() => Ok(d.clone()),
                 _ => Err(DeployError::Failed(format!(
                     "Railway API sent a malformed answer to {} (no `data` and no `errors`)",
-                    op.name
+                    op.name()
                 ))),
             };
         }
@@ -527,7 +523,7 @@ impl RailwayDeployer {
     fn malformed(op: &Op, what: &str) -> DeployError {
         DeployError::Failed(format!(
             "Railway API sent a malformed answer to {}: {what} is missing",
-            op.name
+            op.name()
         ))
     }
 
@@ -558,6 +554,14 @@ impl RailwayDeployer {
                     .ok_or_else(|| Self::malformed(&DEPLOYMENTS, "a deployment's id"))
             })
             .collect()
+    }
+
+    /// What production serves: its newest live deployment.
+    fn serving(&self) -> Result<Option<RailwayDeployment>, DeployError> {
+        Ok(self
+            .deployments(&self.cfg.environment, Some(LIVE), 1)?
+            .into_iter()
+            .next())
     }
 
     fn deployment(&self, id: &str) -> Result<RailwayDeployment, DeployError> {
@@ -643,9 +647,7 @@ impl RailwayDeployer {
         let url = match self.domain_url(&self.cfg.environment)? {
             Some(u) => Some(u),
             None => self
-                .deployments(&self.cfg.environment, Some(LIVE), 1)?
-                .into_iter()
-                .next()
+                .serving()?
                 .and_then(|d| d.url)
                 .map(|u| self.with_scheme(&u)),
         };
@@ -866,8 +868,8 @@ impl Deployer for RailwayDeployer {
     }
 
     fn rollback(&self, ctx: &DeployCtx, previous: Option<&str>) -> Result<(), DeployError> {
-        let env = self.cfg.environment.clone();
-        let serving = self.deployments(&env, Some(LIVE), 1)?.into_iter().next();
+        let env = &self.cfg.environment;
+        let serving = self.serving()?;
         // Idempotent: production already runs the code (or the deployment) to go back to.
         if let Some(s) = &serving
             && (same_commit(s.commit.as_deref(), &ctx.sha) || previous == Some(s.id.as_str()))
@@ -876,7 +878,7 @@ impl Deployer for RailwayDeployer {
         }
         let target = self.rollback_target(&ctx.sha, previous)?;
         let before: HashSet<String> = self
-            .deployments(&env, None, 50)?
+            .deployments(env, None, 50)?
             .into_iter()
             .map(|d| d.id)
             .collect();
@@ -906,7 +908,7 @@ impl Deployer for RailwayDeployer {
         let mut failures = 0;
         let mut last = String::from("nothing yet");
         loop {
-            if let Some(list) = self.poll_deployments(&env, &mut failures)? {
+            if let Some(list) = self.poll_deployments(env, &mut failures)? {
                 // Serving again = the newest live deployment is ours (or the
                 // target itself, if Railway reactivated it in place).
                 if let Some(live) = list.iter().find(|d| classify(&d.status) == Phase::Live)
@@ -948,11 +950,7 @@ impl Deployer for RailwayDeployer {
     }
 
     fn current_production(&self) -> Result<Option<String>, DeployError> {
-        Ok(self
-            .deployments(&self.cfg.environment, Some(LIVE), 1)?
-            .into_iter()
-            .next()
-            .map(|d| d.id))
+        Ok(self.serving()?.map(|d| d.id))
     }
 }
 
@@ -965,6 +963,34 @@ mod tests {
         assert_eq!(classify("SUCCESS"), Phase::Live);
         assert_eq!(classify("WAITING"), Phase::Running);
         assert!(matches!(classify("TELEPORTED"), Phase::Failed(_)));
+    }
+
+    #[test]
+    fn operation_names_are_the_ones_the_documents_declare() {
+        let names: Vec<&str> = [
+            &PR_ENVIRONMENTS,
+            &DEPLOYMENTS,
+            &DEPLOYMENT,
+            &DOMAINS,
+            &ROLLBACK,
+            &REDEPLOY,
+            &DEPLOY_COMMIT,
+        ]
+        .iter()
+        .map(|op| op.name())
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "PrEnvironments",
+                "ServiceDeployments",
+                "DeploymentById",
+                "ServiceDomains",
+                "Rollback",
+                "Redeploy",
+                "DeployCommit"
+            ]
+        );
     }
 
     #[test]

@@ -855,6 +855,18 @@ impl GithubForge {
             pr = self.fetch_pr(number)?;
             tries += 1;
         }
+        let head = expected.unwrap_or(&pr.head.sha).to_string();
+        self.merge_fetched(pr, &head, message)
+    }
+
+    /// [`Forge::merge_pr`] of a PR just fetched.
+    fn merge_fetched(
+        &self,
+        pr: PrJson,
+        expected_head: &str,
+        message: &str,
+    ) -> Result<String, ForgeError> {
+        let number = pr.number;
         if pr.is_merged() {
             return pr.merge_commit_sha.ok_or_else(|| {
                 ForgeError::Other(format!(
@@ -862,8 +874,70 @@ impl GithubForge {
                 ))
             });
         }
-        let head = expected.unwrap_or(&pr.head.sha).to_string();
-        self.merge_pr(number, &head, message)
+        if pr.state != "open" {
+            return Err(ForgeError::NotMergeable(format!("PR #{number} is closed")));
+        }
+        let (title, body) = title_and_body(message);
+        let req = json!({
+            "sha": expected_head,
+            "merge_method": self.cfg.merge_method.as_str(),
+            "commit_title": title,
+            "commit_message": body,
+        });
+        let resp = self.http.send(
+            "PUT",
+            &self.repo_url(&format!("/pulls/{number}/merge")),
+            Some(&req),
+            true,
+        )?;
+        let msg = self.http.scrub(&message_of(&resp.body));
+        match resp.status {
+            200 => {
+                let v: Value = self.parse(&format!("merge PR #{number}"), &resp)?;
+                v.get("sha")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        ForgeError::Other(format!("merge PR #{number}: GitHub's answer has no sha"))
+                    })
+            }
+            405 => {
+                // Maybe merged meanwhile; otherwise say why not, as GitHub does.
+                let now = self.fetch_pr(number)?;
+                if now.is_merged()
+                    && let Some(sha) = now.merge_commit_sha
+                {
+                    return Ok(sha);
+                }
+                let state = match now.mergeable_state.as_deref() {
+                    Some("dirty") => " (mergeable_state: dirty — conflicts with the base branch)".to_string(),
+                    Some("blocked") => " (mergeable_state: blocked — a required review or check is missing)".to_string(),
+                    Some("behind") => " (mergeable_state: behind — the branch must be updated with the base first)".to_string(),
+                    Some(s) => format!(" (mergeable_state: {s})"),
+                    None => String::new(),
+                };
+                Err(ForgeError::NotMergeable(format!("GitHub: {msg}{state}")))
+            }
+            409 => {
+                let now = self.fetch_pr(number)?;
+                if now.is_merged()
+                    && let Some(sha) = now.merge_commit_sha
+                {
+                    return Ok(sha);
+                }
+                Err(ForgeError::HeadMoved {
+                    branch: now.head.name,
+                    expected: expected_head.to_string(),
+                    actual: now.head.sha,
+                })
+            }
+            422 => Err(ForgeError::NotMergeable(format!(
+                "GitHub refused the merge request (422: {msg}); check merge_method = \"{}\" is allowed on {}",
+                self.cfg.merge_method.as_str(),
+                self.cfg.repo
+            ))),
+            _ => Err(self.fail(&format!("merge PR #{number}"), &resp, Some(number))),
+        }
     }
 
     fn revert_graphql(
@@ -1051,78 +1125,7 @@ impl Forge for GithubForge {
         expected_head: &str,
         message: &str,
     ) -> Result<String, ForgeError> {
-        let pr = self.fetch_pr(number)?;
-        if pr.is_merged() {
-            return pr.merge_commit_sha.ok_or_else(|| {
-                ForgeError::Other(format!(
-                    "PR #{number} is merged but GitHub gives no merge_commit_sha"
-                ))
-            });
-        }
-        if pr.state != "open" {
-            return Err(ForgeError::NotMergeable(format!("PR #{number} is closed")));
-        }
-        let (title, body) = title_and_body(message);
-        let req = json!({
-            "sha": expected_head,
-            "merge_method": self.cfg.merge_method.as_str(),
-            "commit_title": title,
-            "commit_message": body,
-        });
-        let resp = self.http.send(
-            "PUT",
-            &self.repo_url(&format!("/pulls/{number}/merge")),
-            Some(&req),
-            true,
-        )?;
-        let msg = self.http.scrub(&message_of(&resp.body));
-        match resp.status {
-            200 => {
-                let v: Value = self.parse(&format!("merge PR #{number}"), &resp)?;
-                v.get("sha")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .ok_or_else(|| {
-                        ForgeError::Other(format!("merge PR #{number}: GitHub's answer has no sha"))
-                    })
-            }
-            405 => {
-                // Maybe merged meanwhile; otherwise say why not, as GitHub does.
-                let now = self.fetch_pr(number)?;
-                if now.is_merged()
-                    && let Some(sha) = now.merge_commit_sha
-                {
-                    return Ok(sha);
-                }
-                let state = match now.mergeable_state.as_deref() {
-                    Some("dirty") => " (mergeable_state: dirty — conflicts with the base branch)".to_string(),
-                    Some("blocked") => " (mergeable_state: blocked — a required review or check is missing)".to_string(),
-                    Some("behind") => " (mergeable_state: behind — the branch must be updated with the base first)".to_string(),
-                    Some(s) => format!(" (mergeable_state: {s})"),
-                    None => String::new(),
-                };
-                Err(ForgeError::NotMergeable(format!("GitHub: {msg}{state}")))
-            }
-            409 => {
-                let now = self.fetch_pr(number)?;
-                if now.is_merged()
-                    && let Some(sha) = now.merge_commit_sha
-                {
-                    return Ok(sha);
-                }
-                Err(ForgeError::HeadMoved {
-                    branch: now.head.name,
-                    expected: expected_head.to_string(),
-                    actual: now.head.sha,
-                })
-            }
-            422 => Err(ForgeError::NotMergeable(format!(
-                "GitHub refused the merge request (422: {msg}); check merge_method = \"{}\" is allowed on {}",
-                self.cfg.merge_method.as_str(),
-                self.cfg.repo
-            ))),
-            _ => Err(self.fail(&format!("merge PR #{number}"), &resp, Some(number))),
-        }
+        self.merge_fetched(self.fetch_pr(number)?, expected_head, message)
     }
 
     /// `revert = "graphql"`: finds the PR merged as `merge_sha`

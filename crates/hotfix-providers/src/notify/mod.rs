@@ -83,49 +83,75 @@ impl Notifier for FileNotifier {
 }
 
 /// Slack, the generic webhook and Statuspage, from `[notify.*]` and the
-/// secrets in the environment.
+/// secrets in the environment; the first one that cannot be built is the error.
 pub fn from_config(
     cfg: &Config,
     secret: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Box<dyn Notifier>>, String> {
+    each_from_config(cfg, secret)
+        .into_iter()
+        .map(|(_, built)| built)
+        .collect()
+}
+
+/// A notifier built from its `[notify.*]` table, or why it could not be.
+pub type Built = Result<Box<dyn Notifier>, String>;
+
+/// Each notifier `[notify.*]` configures, by name, built on its own: one that
+/// cannot be built (a secret missing here) does not keep the others from
+/// being built, for a caller that goes on without it.
+pub fn each_from_config(
+    cfg: &Config,
+    secret: &dyn Fn(&str) -> Option<String>,
+) -> Vec<(&'static str, Built)> {
     let bad = |what: &str, e: String| format!("[notify.{what}]: {e}");
-    let mut out: Vec<Box<dyn Notifier>> = vec![];
+    let mut out: Vec<(&'static str, Built)> = vec![];
     if let Some(t) = &cfg.notify.slack {
-        let c = slack::SlackConfig::from_table(t).map_err(|e| bad("slack", e))?;
-        let n = slack::SlackNotifier::from_secrets(
-            c,
-            secret(slack::BOT_TOKEN_ENV),
-            secret(slack::WEBHOOK_URL_ENV),
-        )
-        .map_err(|e| {
-            bad(
-                "slack",
-                format!(
-                    "{e} (set {} or {})",
-                    slack::BOT_TOKEN_ENV,
-                    slack::WEBHOOK_URL_ENV
-                ),
-            )
-        })?;
-        out.push(Box::new(n));
+        let built = slack::SlackConfig::from_table(t)
+            .map_err(|e| bad("slack", e))
+            .and_then(|c| {
+                slack::SlackNotifier::from_secrets(
+                    c,
+                    secret(slack::BOT_TOKEN_ENV),
+                    secret(slack::WEBHOOK_URL_ENV),
+                )
+                .map_err(|e| {
+                    bad(
+                        "slack",
+                        format!(
+                            "{e} (set {} or {})",
+                            slack::BOT_TOKEN_ENV,
+                            slack::WEBHOOK_URL_ENV
+                        ),
+                    )
+                })
+            });
+        out.push(("slack", built.map(|n| Box::new(n) as Box<dyn Notifier>)));
     }
     if let Some(t) = &cfg.notify.webhook {
-        let c = webhook::WebhookConfig::from_table(t).map_err(|e| bad("webhook", e))?;
-        let n =
-            webhook::WebhookNotifier::new(c, secret(webhook::URL_ENV), secret(webhook::SECRET_ENV))
-                .map_err(|e| bad("webhook", e))?;
-        out.push(Box::new(n));
+        let built = webhook::WebhookConfig::from_table(t)
+            .and_then(|c| {
+                webhook::WebhookNotifier::new(
+                    c,
+                    secret(webhook::URL_ENV),
+                    secret(webhook::SECRET_ENV),
+                )
+            })
+            .map_err(|e| bad("webhook", e));
+        out.push(("webhook", built.map(|n| Box::new(n) as Box<dyn Notifier>)));
     }
     if let Some(t) = &cfg.notify.statuspage {
-        let c = statuspage::StatuspageConfig::from_table(t).map_err(|e| bad("statuspage", e))?;
-        let key = secret(statuspage::API_KEY_ENV).ok_or_else(|| {
-            bad(
-                "statuspage",
-                format!("set {} in the environment", statuspage::API_KEY_ENV),
-            )
-        })?;
-        let n = statuspage::StatuspageNotifier::new(c, key).map_err(|e| bad("statuspage", e))?;
-        out.push(Box::new(n));
+        let built = statuspage::StatuspageConfig::from_table(t)
+            .and_then(|c| {
+                let key = secret(statuspage::API_KEY_ENV)
+                    .ok_or_else(|| format!("set {} in the environment", statuspage::API_KEY_ENV))?;
+                statuspage::StatuspageNotifier::new(c, key)
+            })
+            .map_err(|e| bad("statuspage", e));
+        out.push((
+            "statuspage",
+            built.map(|n| Box::new(n) as Box<dyn Notifier>),
+        ));
     }
-    Ok(out)
+    out
 }

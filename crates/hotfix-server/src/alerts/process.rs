@@ -36,9 +36,6 @@ use crate::{ApiError, AppState};
 const LEASE_WAIT: Duration = Duration::from_secs(5);
 /// How many times one alert key may reopen after its incidents were closed.
 const MAX_REOPEN: u32 = 1000;
-/// How many of the newest incidents are searched for one declared by an
-/// interrupted run (it is retried within minutes, so it is recent).
-const ORPHAN_SCAN: usize = 200;
 
 /// Processes one inbox item of an alert source; the outcome is shown in
 /// `GET /api/v1/inbox`. An `Err` is retried with backoff.
@@ -76,14 +73,10 @@ impl<'a> KeyLease<'a> {
         let holder = format!("{}/{:016x}", st.replica, rand::rng().next_u64());
         let deadline = Instant::now() + LEASE_WAIT;
         loop {
-            let now = st.now_s().max(Timestamp::now().as_second());
             // The workers' lease (default 30 s, far longer than processing
             // takes): a crashed replica's key is free again as soon as its
             // claimed inbox items are.
-            match st
-                .store
-                .lease_acquire(&name, &holder, now, st.workers.lease_s.max(1))
-            {
+            match crate::workers::take_lease(st, &name, &holder) {
                 Ok(true) => return Ok(KeyLease { st, name, holder }),
                 Ok(false) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));
@@ -192,10 +185,11 @@ fn last_status<'s>(s: &'s IncidentState, a: &Alert) -> Option<&'s str> {
     })
 }
 
-fn received(a: &Alert) -> EventKind {
+/// The alert as reported with `status`.
+fn received(a: &Alert, status: Status) -> EventKind {
     EventKind::AlertReceived {
         source: a.source.as_str().to_string(),
-        status: a.status.as_str().to_string(),
+        status: status.as_str().to_string(),
         key: a.key.clone(),
         summary: a.summary.clone(),
     }
@@ -215,7 +209,7 @@ fn on_linked(st: &AppState, a: &Alert, s: IncidentState) -> Result<String, ApiEr
                 if last_status(s, a) == Some(a.status.as_str()) {
                     return Ok(vec![]);
                 }
-                received(a)
+                received(a, a.status)
             }
             Status::Acknowledged => EventKind::ExternalUpdate {
                 source: a.source.as_str().to_string(),
@@ -284,12 +278,7 @@ fn declare(
 
 /// What is appended right after the declaration.
 fn then(a: &Alert, rule: &AlertRule) -> Vec<EventKind> {
-    let mut v = vec![EventKind::AlertReceived {
-        source: a.source.as_str().to_string(),
-        status: Status::Firing.as_str().to_string(),
-        key: a.key.clone(),
-        summary: a.summary.clone(),
-    }];
+    let mut v = vec![received(a, Status::Firing)];
     if !rule.components.is_empty() {
         v.push(EventKind::Affects {
             components: rule.components.clone(),
@@ -327,25 +316,23 @@ fn page_text(st: &AppState, s: &IncidentState, a: &Alert, name: &str) -> String 
 
 /// An open incident this alert declared in a run that stopped before
 /// linking it: declared by this source's actor under the name made from
-/// this link key, or already carrying this alert.
+/// this link key, or already carrying this alert. The newest such one, from
+/// the folded-incident cache (no log is read again for the search).
 fn orphan(st: &AppState, a: &Alert, slot: &str) -> Result<Option<IncidentState>, ApiError> {
     let who = actor(a);
     let suffix = format!("-{}", rules::key_suffix(a.source.as_str(), slot));
-    let ids = st.store.incidents()?;
-    for id in ids.into_iter().rev().take(ORPHAN_SCAN) {
-        let s = ops::load(st, id)?;
-        if s.is_closed() {
-            continue;
-        }
+    let ours = |s: &IncidentState| {
         let named = s.events.first().is_some_and(|e| {
             e.actor == who
                 && matches!(&e.kind, EventKind::Declared { name, .. } if name.ends_with(&suffix))
         });
-        if named || last_status(&s, a).is_some() {
-            return Ok(Some(s));
-        }
-    }
-    Ok(None)
+        named || last_status(s, a).is_some()
+    };
+    Ok(ops::all(st)?
+        .iter()
+        .filter(|s| !s.is_closed() && ours(s))
+        .max_by_key(|s| s.id)
+        .cloned())
 }
 
 /// Finishes what an interrupted run started: the events after the
@@ -358,10 +345,10 @@ fn recover(
     s: IncidentState,
 ) -> Result<String, ApiError> {
     let id = s.id;
-    ops::append_system(st, &actor(a), id, &mut |s| {
+    let s = ops::append_system(st, &actor(a), id, &mut |s| {
         let mut v = vec![];
         if last_status(s, a).is_none() {
-            v.push(then(a, rule).remove(0));
+            v.push(received(a, Status::Firing));
         }
         let missing: Vec<String> = rule
             .components
@@ -377,7 +364,6 @@ fn recover(
         Ok(v)
     })?;
     st.store.alert_link_set(a.source.as_str(), slot, id)?;
-    let s = ops::load(st, id)?;
     let rest = on_linked(st, a, s)?;
     Ok(if a.status == Status::Firing {
         format!("declared {id} (linked after an interrupted run)")

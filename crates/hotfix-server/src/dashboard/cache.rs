@@ -1,13 +1,14 @@
 //! Every incident, folded once and kept until the store says it changed.
 //!
-//! [`crate::ops::all`] reads and folds every log on every call: with 10,000
-//! incidents that is a second or more per page on PostgreSQL. The cache
-//! checks the store's watermark (one cheap read, so a page always shows
-//! what was written before it was requested, by any replica) and, only
-//! when it moved, asks the store for every incident's version and re-folds
-//! just the incidents whose version moved. Refreshes are single-flight:
-//! requests that arrive during one wait for it instead of starting their
-//! own.
+//! Reading and folding every log on every call would take a second or
+//! more per page with 10,000 incidents on PostgreSQL. The pages, the
+//! status page and [`crate::ops::all`] (API list, metrics, workers) read
+//! through this cache instead. It checks the store's watermark (one cheap
+//! read, so a page always shows what was written before it was requested,
+//! by any replica) and, only when it moved, asks the store for every
+//! incident's version and re-folds just the incidents whose version
+//! moved. Refreshes are single-flight: requests that arrive during one
+//! wait for it instead of starting their own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -3,6 +3,7 @@
 //! Every page is complete HTML without JavaScript; `live.js` only swaps in
 //! a fresh `<main>` when the store changes.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -15,9 +16,9 @@ use hotfix_core::timeline::timeline;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::cache::Entry;
+use super::cache::{Entry, View};
 use super::describe::{describe, is_deploy};
-use super::render::{self, Flash, Layout, clock, short, time, words};
+use super::render::{self, Layout, clock, short, time, words};
 use super::session::{self, encode};
 use super::stats::{Filter, FilterQuery, compute};
 use crate::auth::{Caller, MaybeCaller};
@@ -27,17 +28,65 @@ use crate::{ApiError, AppState, ops};
 /// Rows per page on `/` and `/log`.
 pub const PAGE: usize = 100;
 
-/// Turns a built page (or its error) into the response, clearing the
-/// flash it showed.
-fn finish(r: Result<String, ApiError>, user: &Caller, flash_shown: bool) -> Response {
+/// What every signed-in page does around its own content: the sign-in
+/// check first (a signed-out visitor goes to the form whatever else the
+/// request says), then the request's own `input` (a malformed one is an
+/// error page), one read of the incident cache off the async threads,
+/// the layout, and clearing the flash it showed. `build` returns the
+/// page's title and body.
+async fn signed_in<I, F>(
+    st: AppState,
+    c: MaybeCaller,
+    uri: &Uri,
+    headers: &HeaderMap,
+    nav: &'static str,
+    input: Result<I, ApiError>,
+    build: F,
+) -> Response
+where
+    I: Send + 'static,
+    F: FnOnce(&AppState, &Caller, &View, I) -> Result<(String, String), ApiError> + Send + 'static,
+{
+    let caller = match session::require(c, uri) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let flash = session::take_flash(headers);
+    let shown = flash.is_some();
+    let who = caller.clone();
+    let r = match input {
+        Err(e) => Err(e),
+        Ok(input) => {
+            st.blocking(move |st| {
+                let view = st.dashboard.cache.get(st)?;
+                let (title, content) = build(st, &caller, &view, input)?;
+                render::page(
+                    Layout {
+                        title,
+                        user: Some(&caller),
+                        nav,
+                        flash,
+                        watermark: Some(view.watermark),
+                    },
+                    content,
+                )
+            })
+            .await
+        }
+    };
     let mut resp = match r {
         Ok(b) => render::html(StatusCode::OK, b),
-        Err(e) => render::error_page(&e, Some(user)),
+        Err(e) => render::error_page(&e, Some(&who)),
     };
-    if flash_shown {
+    if shown {
         session::clear_flash(&mut resp);
     }
     resp
+}
+
+/// A query string that did not parse.
+fn bad_query(e: QueryRejection) -> ApiError {
+    ApiError::bad_request(e.body_text())
 }
 
 fn page_number(raw: Option<&str>) -> Result<usize, ApiError> {
@@ -65,14 +114,20 @@ struct Row {
     restored: bool,
     /// Declared → production first healthy on the fix.
     ttr: Option<String>,
-    closed: bool,
     next: String,
     rollbacks: u32,
+}
+
+/// Declared → production first healthy on the fix, in seconds.
+fn time_to_restore(s: &IncidentState) -> Option<i64> {
+    s.resolved_at
+        .map(|r| r.as_second() - s.declared_at.as_second())
 }
 
 fn row(st: &AppState, s: &IncidentState, now: jiff::Timestamp) -> Row {
     let sum = ops::summary(st, s, now);
     let target = st.cfg.policy.targets.resolved.0.as_secs() as i64;
+    let ttr = time_to_restore(s);
     Row {
         id: sum.id,
         title: sum.title,
@@ -82,18 +137,51 @@ fn row(st: &AppState, s: &IncidentState, now: jiff::Timestamp) -> Row {
         security: s.security,
         declared_at: time(s.declared_at),
         elapsed: clock(sum.elapsed_s),
-        over: match s.resolved_at {
-            Some(r) => r.as_second() - s.declared_at.as_second() > target,
+        over: match ttr {
+            Some(t) => t > target,
             None => !s.is_closed() && sum.elapsed_s > target,
         },
-        restored: s.resolved_at.is_some(),
-        ttr: s
-            .resolved_at
-            .map(|r| clock(r.as_second() - s.declared_at.as_second())),
-        closed: sum.closed,
+        restored: ttr.is_some(),
+        ttr: ttr.map(clock),
         next: sum.next,
         rollbacks: s.rollbacks,
     }
+}
+
+/// Where a list page is: its number, how many there are, and the links
+/// to the pages before and after.
+#[derive(Debug, Serialize)]
+struct Pager {
+    page: usize,
+    pages: usize,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+/// Page `page` (from 1; past the end: the last one) of `hits` as rows;
+/// `link` is the address of a page.
+fn paginate(
+    st: &AppState,
+    hits: &[&Entry],
+    page: usize,
+    now: jiff::Timestamp,
+    link: impl Fn(usize) -> String,
+) -> (Vec<Row>, Pager) {
+    let pages = hits.len().div_ceil(PAGE).max(1);
+    let page = page.min(pages);
+    let rows = hits
+        .iter()
+        .skip((page - 1) * PAGE)
+        .take(PAGE)
+        .map(|e| row(st, &e.state, now))
+        .collect();
+    let pager = Pager {
+        page,
+        pages,
+        prev: (page > 1).then(|| link(page - 1)),
+        next: (page < pages).then(|| link(page + 1)),
+    };
+    (rows, pager)
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,21 +196,19 @@ pub async fn index(
     c: MaybeCaller,
     uri: Uri,
     headers: HeaderMap,
-    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
-    let caller = match session::require(c, &uri) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
-    let flash = session::take_flash(&headers);
-    let shown = flash.is_some();
-    let who = caller.clone();
-    let r = async {
-        let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-        let page = page_number(q.page.as_deref())?;
-        st.blocking(move |st| {
-            let view = st.dashboard.cache.get(st)?;
-            let now = st.clock.now();
+    let input = q
+        .map_err(bad_query)
+        .and_then(|Query(q)| page_number(q.page.as_deref()));
+    signed_in(
+        st,
+        c,
+        &uri,
+        &headers,
+        "incidents",
+        input,
+        |st, _, view, page| {
             let open: Vec<&Entry> = view
                 .incidents
                 .iter()
@@ -130,41 +216,21 @@ pub async fn index(
                 .filter(|e| !e.state.is_closed())
                 .map(|e| e.as_ref())
                 .collect();
-            let pages = open.len().div_ceil(PAGE).max(1);
-            let page = page.min(pages);
-            let rows: Vec<Row> = open
-                .iter()
-                .skip((page - 1) * PAGE)
-                .take(PAGE)
-                .map(|e| row(st, &e.state, now))
-                .collect();
+            let (rows, pager) =
+                paginate(st, &open, page, st.clock.now(), |p| format!("/?page={p}"));
             let content = render::render(
                 "index.html",
                 json!({
                     "rows": rows,
                     "open": open.len(),
                     "target": clock(st.cfg.policy.targets.resolved.0.as_secs() as i64),
-                    "page": page,
-                    "pages": pages,
-                    "prev": (page > 1).then(|| format!("/?page={}", page - 1)),
-                    "next": (page < pages).then(|| format!("/?page={}", page + 1)),
+                    "pager": pager,
                 }),
             )?;
-            render::page(
-                Layout {
-                    title: format!("{} open", open.len()),
-                    user: Some(&caller),
-                    nav: "incidents",
-                    flash,
-                    watermark: Some(view.watermark),
-                },
-                content,
-            )
-        })
-        .await
-    }
-    .await;
-    finish(r, &who, shown)
+            Ok((format!("{} open", open.len()), content))
+        },
+    )
+    .await
 }
 
 /// The buttons `caller` gets on `s`.
@@ -211,38 +277,28 @@ pub async fn incident(
     headers: HeaderMap,
     Path(raw): Path<String>,
 ) -> Response {
-    let caller = match session::require(c, &uri) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
-    let flash = session::take_flash(&headers);
-    let shown = flash.is_some();
-    let who = caller.clone();
-    let r = async {
-        let id = parse_id(&raw)?;
-        st.blocking(move |st| {
-            let view = st.dashboard.cache.get(st)?;
+    let input = parse_id(&raw);
+    signed_in(
+        st,
+        c,
+        &uri,
+        &headers,
+        "incidents",
+        input,
+        |st, caller, view, id| {
             let entry = view
                 .incidents
                 .binary_search_by_key(&id, |e| e.state.id)
                 .map(|i| &view.incidents[i])
                 .map_err(|_| ApiError::not_found(format!("no incident {id}")))?;
-            let content = incident_body(st, &caller, &entry.state)?;
-            render::page(
-                Layout {
-                    title: format!("{id} {}", ops::visible_title(&entry.state)),
-                    user: Some(&caller),
-                    nav: "incidents",
-                    flash,
-                    watermark: Some(view.watermark),
-                },
+            let content = incident_body(st, caller, &entry.state)?;
+            Ok((
+                format!("{id} {}", ops::visible_title(&entry.state)),
                 content,
-            )
-        })
-        .await
-    }
-    .await;
-    finish(r, &who, shown)
+            ))
+        },
+    )
+    .await
 }
 
 /// Only http(s) URLs become links: a URL a client appended could be
@@ -279,7 +335,6 @@ fn incident_body(st: &AppState, caller: &Caller, s: &IncidentState) -> Result<St
                 "target": r.target_s.map(clock),
                 "w": pct(r.elapsed_s),
                 "t": r.target_s.map(pct),
-                "at": r.at.map(time),
             })
         })
         .collect();
@@ -353,8 +408,7 @@ fn incident_body(st: &AppState, caller: &Caller, s: &IncidentState) -> Result<St
             "declared_at": time(s.declared_at),
             "declared_by": s.declared_by,
             "elapsed": clock(sum.elapsed_s),
-            "restored_after": s.resolved_at.map(|r| clock(r.as_second() - s.declared_at.as_second())),
-            "closed_at": s.closed_at.map(time),
+            "restored_after": time_to_restore(s).map(clock),
             "next": sum.next,
             "branch": s.branch,
             "attempt": s.attempt,
@@ -395,95 +449,66 @@ pub async fn log(
     c: MaybeCaller,
     uri: Uri,
     headers: HeaderMap,
-    q: Result<Query<FilterQuery>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<FilterQuery>, QueryRejection>,
 ) -> Response {
-    let caller = match session::require(c, &uri) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
-    let flash: Option<Flash> = session::take_flash(&headers);
-    let shown = flash.is_some();
-    let who = caller.clone();
-    let r = async {
-        let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-        let filter = Filter::parse(&q)?;
-        let page = page_number(q.page.as_deref())?;
-        let text = q.q.clone().unwrap_or_default();
-        st.blocking(move |st| {
-            let view = st.dashboard.cache.get(st)?;
-            let now = st.clock.now();
-            let hits: Vec<&Entry> = view
-                .incidents
-                .iter()
-                .rev()
-                .filter(|e| filter.matches(e))
-                .map(|e| e.as_ref())
-                .collect();
-            let stats = compute(hits.iter().map(|e| &e.state), &st.cfg.policy, now);
-            let pages = hits.len().div_ceil(PAGE).max(1);
-            let page = page.min(pages);
-            let rows: Vec<Row> = hits
-                .iter()
-                .skip((page - 1) * PAGE)
-                .take(PAGE)
-                .map(|e| row(st, &e.state, now))
-                .collect();
-            let link = |p: usize| {
-                format!(
-                    "/log?q={}&severity={}&state={}&page={p}",
-                    encode(text.trim()),
-                    filter.severity.map(|s| s.as_str()).unwrap_or(""),
-                    filter.state
-                )
-            };
-            let fmt = |v: Option<i64>| v.map(clock).unwrap_or_else(|| "—".into());
-            let steps: Vec<Value> = stats
-                .steps
-                .iter()
-                .map(|s| {
-                    json!({
-                        "label": s.label, "done": s.done, "late": s.late,
-                        "median": fmt(s.median_s), "target": fmt(s.target_s),
-                        "over": matches!((s.median_s, s.target_s), (Some(m), Some(t)) if m > t),
-                    })
-                })
-                .collect();
-            let content = render::render(
-                "log.html",
-                json!({
-                    "q": text,
-                    "severity": filter.severity.map(|s| s.as_str()).unwrap_or(""),
-                    "state": filter.state,
-                    "rows": rows,
-                    "matched": hits.len(),
-                    "stats": stats,
-                    "figures": {
-                        "ttr_median": fmt(stats.time_to_restore.median_s),
-                        "ttr_p90": fmt(stats.time_to_restore.p90_s),
-                        "target": clock(stats.resolved_target.target_s),
-                        "share": stats.resolved_target.share.map(|v| format!("{:.0}%", v * 100.0)).unwrap_or_else(|| "—".into()),
-                        "per_hotfix": stats.rollbacks.per_hotfix.map(|v| format!("{v:.2}")).unwrap_or_else(|| "—".into()),
-                    },
-                    "steps": steps,
-                    "page": page,
-                    "pages": pages,
-                    "prev": (page > 1).then(|| link(page - 1)),
-                    "next": (page < pages).then(|| link(page + 1)),
-                }),
-            )?;
-            render::page(
-                Layout {
-                    title: "Incident log".into(),
-                    user: Some(&caller),
-                    nav: "log",
-                    flash,
-                    watermark: Some(view.watermark),
-                },
-                content,
+    let input = q.map_err(bad_query).and_then(|Query(q)| {
+        Ok((
+            Filter::parse(&q)?,
+            page_number(q.page.as_deref())?,
+            q.q.unwrap_or_default(),
+        ))
+    });
+    signed_in(st, c, &uri, &headers, "log", input, |st, _, view, (filter, page, text)| {
+        let now = st.clock.now();
+        let hits: Vec<&Entry> = view
+            .incidents
+            .iter()
+            .rev()
+            .filter(|e| filter.matches(e))
+            .map(|e| e.as_ref())
+            .collect();
+        let stats = compute(hits.iter().map(|e| &e.state), &st.cfg.policy, now);
+        let severity = filter.severity.map(|s| s.as_str()).unwrap_or("");
+        let (rows, pager) = paginate(st, &hits, page, now, |p| {
+            format!(
+                "/log?q={}&severity={severity}&state={}&page={p}",
+                encode(text.trim()),
+                filter.state
             )
-        })
-        .await
-    }
-    .await;
-    finish(r, &who, shown)
+        });
+        let fmt = |v: Option<i64>| v.map(clock).unwrap_or_else(|| "—".into());
+        let steps: Vec<Value> = stats
+            .steps
+            .iter()
+            .map(|s| {
+                json!({
+                    "label": s.label, "done": s.done, "late": s.late,
+                    "median": fmt(s.median_s), "target": fmt(s.target_s),
+                    "over": matches!((s.median_s, s.target_s), (Some(m), Some(t)) if m > t),
+                })
+            })
+            .collect();
+        let content = render::render(
+            "log.html",
+            json!({
+                "q": text,
+                "severity": severity,
+                "state": filter.state,
+                "rows": rows,
+                "matched": hits.len(),
+                "stats": stats,
+                "figures": {
+                    "ttr_median": fmt(stats.time_to_restore.median_s),
+                    "ttr_p90": fmt(stats.time_to_restore.p90_s),
+                    "target": clock(stats.resolved_target.target_s),
+                    "share": stats.resolved_target.share.map(|v| format!("{:.0}%", v * 100.0)).unwrap_or_else(|| "—".into()),
+                    "per_hotfix": stats.rollbacks.per_hotfix.map(|v| format!("{v:.2}")).unwrap_or_else(|| "—".into()),
+                },
+                "steps": steps,
+                "pager": pager,
+            }),
+        )?;
+        Ok(("Incident log".into(), content))
+    })
+    .await
 }

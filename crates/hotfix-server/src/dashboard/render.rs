@@ -127,7 +127,7 @@ pub fn html(status: StatusCode, body: String) -> Response {
     r
 }
 
-pub fn security_headers(h: &mut axum::http::HeaderMap) {
+fn security_headers(h: &mut axum::http::HeaderMap) {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),

@@ -101,8 +101,8 @@ pub fn compute<'a>(
     let mut count = 0;
     let mut open = 0;
     let mut by_severity: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut restore = vec![];
-    let (mut met, mut missed) = (0, 0);
+    // Not restored, still open and already past the "resolved" target.
+    let mut overdue = 0;
     struct Acc {
         step: &'static str,
         label: &'static str,
@@ -119,26 +119,15 @@ pub fn compute<'a>(
             open += 1;
         }
         *by_severity.entry(s.severity.as_str()).or_insert(0) += 1;
-        let declared = s.declared_at.as_second();
-        match s.resolved_at {
-            Some(r) => {
-                let ttr = r.as_second() - declared;
-                restore.push(ttr);
-                if ttr <= target_s {
-                    met += 1;
-                } else {
-                    missed += 1;
-                }
-            }
-            // Still open and past the target: missed whatever happens next.
-            // Closed without a fix in production (a false alarm, given
-            // up): not a restore, so neither met nor missed.
-            None if !s.is_closed() && now.as_second() - declared > target_s => missed += 1,
-            None => {}
-        }
         for row in timeline(s, policy, now) {
             if row.step == "rolled_back" {
                 continue;
+            }
+            // Still open and past the target: missed whatever happens
+            // next. Closed without a fix in production (a false alarm,
+            // given up): not a restore, so neither met nor missed.
+            if row.step == "resolved" && !row.done && row.over && !s.is_closed() {
+                overdue += 1;
             }
             let i = match steps.iter().position(|x| x.step == row.step) {
                 Some(i) => i,
@@ -168,7 +157,15 @@ pub fn compute<'a>(
             hotfixes += 1;
         }
     }
-    restore.sort_unstable();
+    for a in &mut steps {
+        a.done.sort_unstable();
+    }
+    // Time to restore is the timeline's "Issue resolved" step: its done
+    // rows are the restores, its late ones the restores that missed.
+    let resolved = steps.iter().find(|a| a.step == "resolved");
+    let restore: &[i64] = resolved.map_or(&[], |a| &a.done);
+    let late = resolved.map_or(0, |a| a.late);
+    let (met, missed) = (restore.len() - late, late + overdue);
     Stats {
         incidents: count,
         open,
@@ -176,8 +173,8 @@ pub fn compute<'a>(
         by_severity,
         time_to_restore: Restore {
             count: restore.len(),
-            median_s: percentile(&restore, 50.0),
-            p90_s: percentile(&restore, 90.0),
+            median_s: percentile(restore, 50.0),
+            p90_s: percentile(restore, 90.0),
         },
         resolved_target: Target {
             target_s,
@@ -186,17 +183,14 @@ pub fn compute<'a>(
             share: (met + missed > 0).then(|| met as f64 / (met + missed) as f64),
         },
         steps: steps
-            .into_iter()
-            .map(|mut a| {
-                a.done.sort_unstable();
-                StepStat {
-                    step: a.step,
-                    label: a.label,
-                    target_s: a.target_s,
-                    done: a.done.len(),
-                    median_s: percentile(&a.done, 50.0),
-                    late: a.late,
-                }
+            .iter()
+            .map(|a| StepStat {
+                step: a.step,
+                label: a.label,
+                target_s: a.target_s,
+                done: a.done.len(),
+                median_s: percentile(&a.done, 50.0),
+                late: a.late,
             })
             .collect(),
         rollbacks: Rollbacks {

@@ -132,8 +132,8 @@ pub async fn webhook(
     let delivery = delivery_key(&headers, &body);
     // Keep the payload byte for byte (it parsed, so it is UTF-8 JSON) inside
     // an envelope that carries the event name, which is only in a header.
-    let raw = String::from_utf8(body.to_vec())
-        .map_err(|_| bad_body("the payload is not UTF-8".into()))?;
+    let raw =
+        std::str::from_utf8(&body).map_err(|_| bad_body("the payload is not UTF-8".into()))?;
     let stored = format!(
         r#"{{"event":{},"delivery":{},"payload":{raw}}}"#,
         Value::from(event),

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use hotfix_core::event::EventKind;
 use hotfix_core::guards::{ApproveCheck, check_approve};
+use hotfix_core::id::IncidentId;
 use hotfix_core::state::IncidentState;
 use hotfix_core::team::{ApiRole, InboxItem};
 use hotfix_providers::forge::github::GithubConfig;
@@ -30,13 +31,15 @@ use crate::auth::Caller;
 use crate::{ApiError, AppState, ops};
 
 /// How long a push that moves the head is left to settle before it is
-/// applied. `hotfix push` pushes the branch and then records `pushed` (with
-/// the commits and the diff the guards need); GitHub's echo of that push can
-/// arrive in between, and recording `head_moved` first would make the CLI's
-/// compare-and-set append fail and, on its re-run, see the head already
-/// there and skip the commit record. Two seconds (one inbox retry) lets the
-/// CLI's own record land first; the echo then matches the head and is
-/// dropped.
+/// applied. `hotfix push` pushes the branch and then records `pushed`;
+/// GitHub's echo of that push can arrive in between. Correctness does not
+/// depend on the wait: the CLI re-decides on the fresh log and records
+/// `pushed`, with the commits and the diff the guards need, even after a
+/// `head_moved` (hotfix-engine `push_recorded`). The wait keeps the echo of
+/// hotfix's own push from putting a `head_moved` in the log and telling the
+/// channel the branch "was pushed on GitHub": two seconds (one inbox retry)
+/// let the CLI's record land first, and the echo then matches the head and
+/// is dropped.
 pub const PUSH_SETTLE_S: i64 = 2;
 
 /// What the worker stored, as written by the intake.
@@ -149,21 +152,28 @@ fn is_sha(s: &str) -> bool {
     matches!(s.len(), 40 | 64) && s.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-/// The newest open incident that `matches`.
+/// The id of the newest open incident that `matches`; none is a 404, which
+/// [`process`] keeps as `ignored: {what}`.
 fn newest_open(
     st: &AppState,
     matches: impl Fn(&IncidentState) -> bool,
-) -> Result<Option<IncidentState>, ApiError> {
-    Ok(ops::all(st)?
+    what: impl FnOnce() -> String,
+) -> Result<IncidentId, ApiError> {
+    ops::all(st)?
         .iter()
         .filter(|s| !s.is_closed() && matches(s))
-        .max_by_key(|s| s.id)
-        .cloned())
+        .map(|s| s.id)
+        .max()
+        .ok_or_else(|| ApiError::not_found(what()))
 }
 
-fn by_branch(st: &AppState, branch: &str) -> Result<Result<IncidentState, String>, ApiError> {
-    Ok(newest_open(st, |s| s.branch == branch)?
-        .ok_or_else(|| format!("ignored: no incident for {branch}")))
+/// The incident whose branch is `branch`.
+fn by_branch(st: &AppState, branch: &str) -> Result<IncidentId, ApiError> {
+    newest_open(
+        st,
+        |s| s.branch == branch,
+        || format!("no incident for {branch}"),
+    )
 }
 
 /// An identical external update is already in the log (a second delivery of
@@ -181,10 +191,7 @@ fn review(st: &AppState, forge: &Forge, e: ReviewEvent) -> Result<String, ApiErr
     if let Some(why) = forge.foreign(e.repository.as_ref()) {
         return Ok(why);
     }
-    let s = match by_branch(st, &e.pull_request.head.name)? {
-        Ok(s) => s,
-        Err(why) => return Ok(why),
-    };
+    let id = by_branch(st, &e.pull_request.head.name)?;
     let login = e.review.user.login.clone();
     let identity = forge.identity_of(&login);
     match e.action.as_str() {
@@ -195,7 +202,7 @@ fn review(st: &AppState, forge: &Forge, e: ReviewEvent) -> Result<String, ApiErr
                 e.review.state
             ));
         }
-        "dismissed" => return dismissed(st, s, &login, identity),
+        "dismissed" => return dismissed(st, id, &login, identity),
         other => return Ok(format!("ignored: review action `{other}`")),
     }
     let Some(identity) = identity else {
@@ -215,7 +222,6 @@ fn review(st: &AppState, forge: &Forge, e: ReviewEvent) -> Result<String, ApiErr
         },
         token_id: 0,
     };
-    let id = s.id;
     let mut outcome = String::new();
     ops::append_system(st, &identity, id, &mut |s| {
         let role = ops::approval_role(st, &caller, s)?;
@@ -259,7 +265,7 @@ fn review(st: &AppState, forge: &Forge, e: ReviewEvent) -> Result<String, ApiErr
 /// channel is told so a tech lead can decide.
 fn dismissed(
     st: &AppState,
-    s: IncidentState,
+    id: IncidentId,
     login: &str,
     identity: Option<String>,
 ) -> Result<String, ApiError> {
@@ -267,7 +273,6 @@ fn dismissed(
         Some(i) => format!("{login} ({i})"),
         None => login.to_string(),
     };
-    let id = s.id;
     ops::append_with(st, SOURCE, id, &mut |s| {
         let counts = identity.as_deref().is_some_and(|i| {
             s.fresh_approvals()
@@ -316,25 +321,19 @@ fn push(st: &AppState, forge: &Forge, e: PushEvent, item: &InboxItem) -> Result<
     if !is_sha(&e.after) {
         return Ok(format!("ignored: `{}` is not a commit sha", e.after));
     }
-    let s = match by_branch(st, branch)? {
-        Ok(s) => s,
-        Err(why) => return Ok(why),
-    };
+    let id = by_branch(st, branch)?;
     let after = e.after.to_ascii_lowercase();
-    if s.head_sha.as_deref() != Some(after.as_str())
-        && st.now_s().saturating_sub(item.received_at) < PUSH_SETTLE_S
-    {
-        return Err(ApiError::unavailable(format!(
-            "deferred: letting the push of {} to {branch} settle before recording it",
-            short(&after)
-        )));
-    }
-    let id = s.id;
     let mut outcome = String::new();
     ops::append_with(st, SOURCE, id, &mut |s| {
         if s.head_sha.as_deref() == Some(after.as_str()) {
             outcome = format!("ignored: the head of {id} is already {}", short(&after));
             return Ok((vec![], vec![]));
+        }
+        if st.now_s().saturating_sub(item.received_at) < PUSH_SETTLE_S {
+            return Err(ApiError::unavailable(format!(
+                "deferred: letting the push of {} to {branch} settle before recording it",
+                short(&after)
+            )));
         }
         if s.merge_sha.is_some() {
             outcome = format!(
@@ -382,10 +381,7 @@ fn pull_request(st: &AppState, forge: &Forge, e: PullRequestEvent) -> Result<Str
     if e.action != "closed" {
         return Ok(format!("ignored: pull request action `{}`", e.action));
     }
-    let s = match by_branch(st, &e.pull_request.head.name)? {
-        Ok(s) => s,
-        Err(why) => return Ok(why),
-    };
+    let id = by_branch(st, &e.pull_request.head.name)?;
     let number = e.pull_request.number;
     let (what, detail) = if e.pull_request.merged == Some(true) {
         (
@@ -395,7 +391,6 @@ fn pull_request(st: &AppState, forge: &Forge, e: PullRequestEvent) -> Result<Str
     } else {
         ("PR closed without merging", format!("#{number}"))
     };
-    let id = s.id;
     let mut outcome = String::new();
     ops::append_with(st, SOURCE, id, &mut |s| {
         if what == "merged on GitHub" && s.merge_sha.as_deref() == Some(detail.as_str()) {
@@ -440,13 +435,12 @@ fn deployment(st: &AppState, forge: &Forge, e: DeploymentStatusEvent) -> Result<
             .iter()
             .any(|x| x.as_deref() == Some(sha.as_str()))
     };
-    let Some(s) = newest_open(st, ours)? else {
-        return Ok(format!("ignored: no incident for commit {}", short(&sha)));
-    };
+    let id = newest_open(st, ours, || {
+        format!("no incident for commit {}", short(&sha))
+    })?;
     let state = e.deployment_status.state.to_ascii_lowercase();
     let what = format!("deployment {state}");
     let detail = e.where_();
-    let id = s.id;
     let mut outcome = String::new();
     ops::append_with(st, SOURCE, id, &mut |s| {
         if already_recorded(s, &what, &detail) {

@@ -222,16 +222,13 @@ fn declare(
 
 fn list(st: &AppState) -> Result<Reply, ApiError> {
     let now = st.clock.now();
-    let open: Vec<IncidentState> = ops::all(st)?
-        .iter()
-        .filter(|s| ops::is_open(s))
-        .cloned()
-        .collect();
+    let all = ops::all(st)?;
+    let open: Vec<&IncidentState> = all.iter().filter(|s| ops::is_open(s)).collect();
     if open.is_empty() {
         return Ok(Reply::ephemeral("No open incidents."));
     }
     let mut lines = vec![format!("*Open incidents* ({})", open.len())];
-    for s in &open {
+    for s in open {
         let sum = ops::summary(st, s, now);
         let mut line = format!(
             "• *{}* {} · {} · {} · {}",

@@ -208,12 +208,7 @@ pub fn fire(st: &AppState, id: IncidentId, t: Timer) -> Result<bool, ApiError> {
 /// One round: if this replica holds the `timers` lease, fires what is due on
 /// every open incident. Returns how many timers this call fired.
 pub fn run(st: &AppState) -> usize {
-    match st.store.lease_acquire(
-        LEASE,
-        &st.replica,
-        super::lease_now(st),
-        st.workers.lease_s.max(1),
-    ) {
+    match super::take_lease(st, LEASE, &st.replica) {
         Ok(true) => {}
         Ok(false) => return 0,
         Err(e) => {
@@ -230,7 +225,8 @@ pub fn run(st: &AppState) -> usize {
     };
     let now = st.clock.now();
     let mut n = 0;
-    for s in incidents.iter().filter(|s| ops::is_open(s)) {
+    // `due` is empty for a closed incident.
+    for s in incidents.iter() {
         for t in due(s, &st.cfg.policy, now) {
             match fire(st, s.id, t) {
                 Ok(true) => n += 1,

@@ -8,20 +8,21 @@
 //! healthy probe appends `health_passed`. The server never rolls back (it
 //! has no git): a person, or the CLI's automatic rollback, does.
 //!
-//! One replica probes a given incident (the `watch:HF-N` lease, renewed by
-//! each of its probes); a replica that takes over from a dead one starts
-//! counting afresh. Counts live in this replica's memory only: what must be
-//! shared is the verdict, and that is appended once, decided on the fresh
-//! log inside a compare-and-set append (a verdict already there, from the
-//! CLI's own watch or another replica, wins).
+//! One replica probes a given incident (the `watch:HF-N` lease, renewed
+//! each round); a replica that takes over from a dead one starts counting
+//! afresh. Counts live in this replica's memory only (probes are not in the
+//! log): what must be shared is the verdict, and that is appended once,
+//! decided on the fresh log inside a compare-and-set append (a verdict
+//! already there, from the CLI's own watch or another replica, wins).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hotfix_core::event::EventKind;
 use hotfix_core::id::IncidentId;
 use hotfix_core::state::IncidentState;
+use hotfix_providers::health::{Watch, watch};
 use jiff::Timestamp;
 
 use crate::{ApiError, AppState, ops};
@@ -34,9 +35,10 @@ pub fn lease_name(id: IncidentId) -> String {
     format!("watch:{id}")
 }
 
-/// What this replica saw of one watch.
+/// What this replica saw of the watch of one deploy.
 #[derive(Debug, Clone, Default)]
 struct Probes {
+    /// The deploy counted: a new deploy of the incident starts afresh.
     sha: String,
     probes: u32,
     failures: u32,
@@ -44,31 +46,10 @@ struct Probes {
     last_error: String,
 }
 
-/// This replica's probe counts, by incident (kept in [`crate::Inner`]).
+/// This replica's probe counts, by incident (kept in [`crate::Inner`]):
+/// the watches it was running at the end of its last round.
 #[derive(Debug, Default)]
 pub struct WatchMemory(Mutex<HashMap<IncidentId, Probes>>);
-
-impl WatchMemory {
-    fn get(&self, id: IncidentId) -> Option<Probes> {
-        self.0.lock().ok().and_then(|m| m.get(&id).cloned())
-    }
-    fn put(&self, id: IncidentId, p: Probes) {
-        if let Ok(mut m) = self.0.lock() {
-            m.insert(id, p);
-        }
-    }
-    fn forget(&self, id: IncidentId) {
-        if let Ok(mut m) = self.0.lock() {
-            m.remove(&id);
-        }
-    }
-    fn ids(&self) -> Vec<IncidentId> {
-        self.0
-            .lock()
-            .map(|m| m.keys().copied().collect())
-            .unwrap_or_default()
-    }
-}
 
 /// The deploy of `s` that is waiting for a health verdict: the sha and time
 /// of its last `deployed` event, when no verdict on that sha, rollback, new
@@ -89,23 +70,6 @@ pub fn awaiting_verdict(s: &IncidentState) -> Option<(String, Timestamp)> {
         _ => false,
     });
     (!settled).then_some((sha, at))
-}
-
-/// One probe: healthy is 2xx (as the CLI's watch).
-fn probe(url: &str, timeout: Duration) -> Result<u16, String> {
-    match hotfix_providers::health::get(url, timeout) {
-        Ok((s, _)) if (200..300).contains(&s) => Ok(s),
-        Ok((s, body)) => Err(format!(
-            "answered {s}: {}",
-            body.lines()
-                .next()
-                .unwrap_or("")
-                .chars()
-                .take(200)
-                .collect::<String>()
-        )),
-        Err(e) => Err(format!("did not answer: {e}")),
-    }
 }
 
 /// The verdict a watch reached.
@@ -129,17 +93,32 @@ pub fn run(st: &AppState) -> usize {
         }
     };
     let d = &st.cfg.deploy;
+    // One probe, judged as the CLI's watch judges its probes (2xx is
+    // healthy; otherwise why not, with the URL): a watch of no window that
+    // gives up on its first failure. The counting across rounds is ours.
+    let one_probe = Watch {
+        url,
+        window: Duration::ZERO,
+        interval: Duration::ZERO,
+        unhealthy_after: 1,
+        timeout: d.probe_timeout.0,
+    };
     let window = i64::try_from(d.watch.0.as_millis()).unwrap_or(i64::MAX);
     let now = st.clock.now();
-    let mut seen = vec![];
+    // Held for the round (one round at a time per replica). What is not
+    // carried over into `kept` is forgotten: watches that reached their
+    // verdict here or ended elsewhere (a verdict from the CLI, a rollback),
+    // and those another replica holds (our counts would be stale).
+    let mut memory = st.watch.0.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut last = std::mem::take(&mut *memory);
+    let mut kept = HashMap::new();
     let mut verdicts = 0;
     for s in incidents.iter() {
         let Some((sha, deployed_at)) = awaiting_verdict(s) else {
             continue;
         };
-        let mut mine = st
-            .watch
-            .get(s.id)
+        let mut mine = last
+            .remove(&s.id)
             .filter(|p| p.sha == sha)
             .unwrap_or_else(|| Probes {
                 sha: sha.clone(),
@@ -152,31 +131,25 @@ pub fn run(st: &AppState) -> usize {
             continue;
         }
         let name = lease_name(s.id);
-        match st.store.lease_acquire(
-            &name,
-            &st.replica,
-            super::lease_now(st),
-            st.workers.lease_s.max(1),
-        ) {
+        match super::take_lease(st, &name, &st.replica) {
             Ok(true) => {}
-            Ok(false) => continue, // another replica watches it; our counts are stale
+            Ok(false) => continue, // another replica watches it
             Err(e) => {
                 eprintln!("hotfix serve: watch: cannot take {name}: {e}");
                 continue;
             }
         }
-        seen.push(s.id);
         let due = mine
             .last_at
             .is_none_or(|t| t.elapsed() >= d.probe_interval.0);
         if due {
             mine.probes += 1;
             mine.last_at = Some(Instant::now());
-            match probe(&url, d.probe_timeout.0) {
+            match watch(&one_probe, |_, _| {}) {
                 Ok(_) => mine.failures = 0,
                 Err(e) => {
                     mine.failures += 1;
-                    mine.last_error = format!("{url} {e}");
+                    mine.last_error = e;
                 }
             }
         }
@@ -191,24 +164,20 @@ pub fn run(st: &AppState) -> usize {
             None
         };
         match verdict {
-            None => st.watch.put(s.id, mine),
+            None => {
+                kept.insert(s.id, mine);
+            }
             Some(v) => {
                 match append_verdict(st, s.id, &sha, v) {
                     Ok(true) => verdicts += 1,
                     Ok(false) => {}
                     Err(e) => eprintln!("hotfix serve: watch: verdict on {}: {e}", s.id),
                 }
-                st.watch.forget(s.id);
                 let _ = st.store.lease_release(&name, &st.replica);
             }
         }
     }
-    // Watches that ended elsewhere (a verdict from the CLI, a rollback).
-    for id in st.watch.ids() {
-        if !seen.contains(&id) {
-            st.watch.forget(id);
-        }
-    }
+    *memory = kept;
     verdicts
 }
 

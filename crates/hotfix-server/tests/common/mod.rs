@@ -289,28 +289,29 @@ fn into_resp(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
     }
 }
 
-/// GET with optional bearer token and extra headers.
-pub fn get(url: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Resp {
-    let mut req = agent().get(url);
+/// The bearer token (if any) and extra headers on a request.
+fn with_headers<B>(
+    mut req: ureq::RequestBuilder<B>,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> ureq::RequestBuilder<B> {
     if let Some(t) = token {
         req = req.header("Authorization", &format!("Bearer {t}"));
     }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    into_resp(req.call())
+    req
+}
+
+/// GET with optional bearer token and extra headers.
+pub fn get(url: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Resp {
+    into_resp(with_headers(agent().get(url), token, headers).call())
 }
 
 /// POST a raw body with optional bearer token and extra headers.
 pub fn post(url: &str, token: Option<&str>, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-    let mut req = agent().post(url);
-    if let Some(t) = token {
-        req = req.header("Authorization", &format!("Bearer {t}"));
-    }
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    into_resp(req.send(body))
+    into_resp(with_headers(agent().post(url), token, headers).send(body))
 }
 
 /// POST JSON.
@@ -325,9 +326,5 @@ pub fn post_json(url: &str, token: Option<&str>, body: &Value) -> Resp {
 
 /// DELETE.
 pub fn delete(url: &str, token: Option<&str>) -> Resp {
-    let mut req = agent().delete(url);
-    if let Some(t) = token {
-        req = req.header("Authorization", &format!("Bearer {t}"));
-    }
-    into_resp(req.call())
+    into_resp(with_headers(agent().delete(url), token, &[]).call())
 }

@@ -13,6 +13,9 @@ use serde_json::{Value, json};
 /// The key of an element reference in W3C WebDriver answers.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// How long [`Session::find`] and [`Session::wait_for_text`] wait.
+const WAIT: Duration = Duration::from_secs(5);
+
 /// The flags the headless browser runs with.
 pub const CHROME_ARGS: [&str; 6] = [
     "--headless=new",
@@ -159,9 +162,9 @@ impl<'d> Session<'d> {
         .map(|v| v["value"][ELEMENT].as_str().unwrap().to_string())
     }
 
-    /// The first element matching `css`, waiting up to 5 s for it.
+    /// The first element matching `css`, waiting up to [`WAIT`] for it.
     pub fn find(&self, css: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + WAIT;
         loop {
             if let Some(e) = self.try_find(css) {
                 return e;
@@ -202,9 +205,9 @@ impl<'d> Session<'d> {
         }
     }
 
-    /// Polls until the text of `css` contains `want` (up to `within`).
-    pub fn wait_for_text(&self, css: &str, want: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
+    /// Polls until the text of `css` contains `want` (up to [`WAIT`]).
+    pub fn wait_for_text(&self, css: &str, want: &str) -> String {
+        let deadline = Instant::now() + WAIT;
         loop {
             let t = self.text(css);
             if t.contains(want) {

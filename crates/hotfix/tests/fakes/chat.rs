@@ -1,8 +1,7 @@
 //! Slack's Web API and Statuspage's REST API, as documented, recording
 //! every call (for assertions on the wire).
-#![allow(clippy::unwrap_used, dead_code)]
+#![allow(clippy::unwrap_used)]
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hotfix_testkit::fake::{FakeServer, Reply};
@@ -43,27 +42,23 @@ pub fn statuspage() -> FakeServer {
 
 pub fn statuspage_handler()
 -> impl Fn(&hotfix_testkit::fake::Recorded) -> Reply + Send + Sync + 'static {
-    let incident: Mutex<Option<serde_json::Value>> = Mutex::new(None);
     move |r| {
         if r.header("authorization") != Some(&format!("OAuth {STATUSPAGE_KEY}")) {
             return Reply::json(401, json!({"error": "Could not authenticate"}));
         }
         let body = r.json();
         let inc = &body["incident"];
-        let mut cur = incident.lock().unwrap();
         match (r.method.as_str(), r.route()) {
-            ("POST", "/v1/pages/page1/incidents") => {
-                let v = json!({"id": "inc42", "name": inc["name"], "status": inc["status"], "page_id": "page1",
-                    "components": [{"id": "comp1", "status": inc["components"]["comp1"]}]});
-                *cur = Some(v.clone());
-                Reply::json(201, v)
-            }
-            ("PATCH", "/v1/pages/page1/incidents/inc42") => {
-                let v = json!({"id": "inc42", "status": inc["status"], "page_id": "page1",
-                    "components": [{"id": "comp1", "status": inc["components"]["comp1"]}]});
-                *cur = Some(v.clone());
-                Reply::json(200, v)
-            }
+            ("POST", "/v1/pages/page1/incidents") => Reply::json(
+                201,
+                json!({"id": "inc42", "name": inc["name"], "status": inc["status"], "page_id": "page1",
+                    "components": [{"id": "comp1", "status": inc["components"]["comp1"]}]}),
+            ),
+            ("PATCH", "/v1/pages/page1/incidents/inc42") => Reply::json(
+                200,
+                json!({"id": "inc42", "status": inc["status"], "page_id": "page1",
+                    "components": [{"id": "comp1", "status": inc["components"]["comp1"]}]}),
+            ),
             _ => Reply::json(404, json!({"error": "Not found"})),
         }
     }

@@ -2,7 +2,7 @@
 //! 127.0.0.1 and is backed by the real bare repository: merges and reverts
 //! are real commits in `origin.git`, so the rest of the workflow (backport,
 //! rollback) sees exactly what it would see after a GitHub merge.
-#![allow(clippy::unwrap_used, dead_code)]
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

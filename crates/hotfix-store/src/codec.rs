@@ -1,0 +1,191 @@
+//! What both stores encode and decode the same way, whatever their SQL:
+//! an event's kind and an outbox message are JSON text, an event's time is
+//! RFC 3339 text, a token's role is its name. A value this build cannot read
+//! back is [`StoreError::Corrupt`], named by the row it came from.
+//!
+//! The SQL itself stays in each backend (placeholders, locking, `RETURNING`
+//! and upserts differ), as do the migrations (column types differ).
+
+use std::sync::{Mutex, MutexGuard};
+
+use hotfix_core::event::{Event, EventKind};
+use hotfix_core::id::IncidentId;
+use hotfix_core::notify::Message;
+use hotfix_core::provider::{OutboxItem, StoreError};
+use hotfix_core::team::{ApiRole, TokenRecord};
+
+/// The connection, or an error if a thread panicked while holding it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
+    m.lock()
+        .map_err(|_| StoreError::Backend("store lock poisoned".into()))
+}
+
+/// The migrations still to run on a schema at `version`, numbered from 1;
+/// an error if a newer build wrote it (`what`: how the backend names that).
+pub(crate) fn pending_migrations<'a>(
+    migrations: &'a [&'a str],
+    version: i64,
+    what: &str,
+) -> Result<impl Iterator<Item = (i64, &'a str)>, StoreError> {
+    let known = migrations.len() as i64;
+    if version > known {
+        return Err(StoreError::Backend(format!(
+            "{what} by a newer hotfix (schema {version}, this build knows {known}); upgrade hotfix"
+        )));
+    }
+    Ok((1..)
+        .zip(migrations.iter().copied())
+        .skip(usize::try_from(version).unwrap_or(0)))
+}
+
+/// The compare-and-set of an append: the incident must be at `expected`.
+pub(crate) fn check_version(
+    incident: IncidentId,
+    expected: u64,
+    actual: i64,
+) -> Result<(), StoreError> {
+    if actual as u64 != expected {
+        return Err(StoreError::Conflict {
+            incident,
+            expected,
+            actual: actual as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Both SQL dialects take `LIMIT` as a signed integer; a `usize` beyond it means "all".
+pub(crate) fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// The `body` column of `events`.
+pub(crate) fn event_body(kind: &EventKind) -> Result<String, StoreError> {
+    serde_json::to_string(kind).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+/// The `message` column of `outbox`.
+pub(crate) fn message_body(m: &Message) -> Result<String, StoreError> {
+    serde_json::to_string(m).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+/// One row of `events` (`seq, at, actor, body`).
+pub(crate) fn event(
+    incident: IncidentId,
+    seq: i64,
+    at: &str,
+    actor: String,
+    body: &str,
+) -> Result<Event, StoreError> {
+    Ok(Event {
+        incident,
+        seq: seq as u64,
+        at: at
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("{incident} event {seq}: bad time: {e}")))?,
+        actor,
+        kind: serde_json::from_str(body)
+            .map_err(|e| StoreError::Corrupt(format!("{incident} event {seq}: {e}")))?,
+    })
+}
+
+/// One row of `outbox` (`id, notifier, message, attempts, last_error`).
+pub(crate) fn outbox_item(
+    id: i64,
+    notifier: String,
+    message: &str,
+    attempts: i64,
+    last_error: Option<String>,
+) -> Result<OutboxItem, StoreError> {
+    Ok(OutboxItem {
+        id,
+        notifier,
+        message: serde_json::from_str(message)
+            .map_err(|e| StoreError::Corrupt(format!("outbox {id}: {e}")))?,
+        attempts: attempts as u32,
+        last_error,
+    })
+}
+
+/// One row of `api_tokens` (`id, user_name, role, created_at, revoked`).
+///
+/// A stored role that this build cannot read is corruption, not "no role":
+/// guessing one would grant or deny rights nobody chose.
+pub(crate) fn token_record(
+    id: i64,
+    user: String,
+    role: &str,
+    created_at: i64,
+    revoked: bool,
+) -> Result<TokenRecord, StoreError> {
+    let role = ApiRole::parse(role)
+        .ok_or_else(|| StoreError::Corrupt(format!("API token {id}: unknown role `{role}`")))?;
+    Ok(TokenRecord {
+        id,
+        user,
+        role,
+        created_at,
+        revoked,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_this_build_cannot_read_are_corrupt_and_named() {
+        let id = IncidentId(3);
+        let note = event_body(&EventKind::Note { text: "n".into() }).expect("encodes");
+        let e = event(id, 2, "2024-01-01T00:00:00Z", "dev".into(), &note).expect("decodes");
+        assert_eq!(e.kind, EventKind::Note { text: "n".into() });
+        assert_eq!((e.incident, e.seq, e.actor.as_str()), (id, 2, "dev"));
+        match event(id, 2, "yesterday", "dev".into(), &note) {
+            Err(StoreError::Corrupt(m)) => assert!(m.contains("event 2: bad time"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        match event(
+            id,
+            4,
+            "2024-01-01T00:00:00Z",
+            "dev".into(),
+            "{\"type\":\"nope\"}",
+        ) {
+            Err(StoreError::Corrupt(m)) => assert!(m.contains("event 4"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        match outbox_item(7, "file".into(), "not json", 0, None) {
+            Err(StoreError::Corrupt(m)) => assert!(m.starts_with("outbox 7:"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        match token_record(5, "a@example.com".into(), "superuser", 0, false) {
+            Err(StoreError::Corrupt(m)) => assert!(m.contains("unknown role `superuser`"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let t = token_record(5, "a@example.com".into(), "tech_lead", 9, true).expect("decodes");
+        assert_eq!(
+            (t.role, t.created_at, t.revoked),
+            (ApiRole::TechLead, 9, true)
+        );
+    }
+
+    #[test]
+    fn migrations_run_from_the_stored_version_and_refuse_a_newer_schema() {
+        let m = ["a", "b", "c"];
+        let all: Vec<_> = pending_migrations(&m, 0, "x").expect("fresh").collect();
+        assert_eq!(all, vec![(1, "a"), (2, "b"), (3, "c")]);
+        let rest: Vec<_> = pending_migrations(&m, 2, "x").expect("older").collect();
+        assert_eq!(rest, vec![(3, "c")]);
+        assert_eq!(pending_migrations(&m, 3, "x").expect("current").count(), 0);
+        match pending_migrations(&m, 4, "the database was migrated") {
+            Err(StoreError::Backend(msg)) => assert_eq!(
+                msg,
+                "the database was migrated by a newer hotfix (schema 4, this build knows 3); upgrade hotfix"
+            ),
+            Err(e) => panic!("{e:?}"),
+            Ok(_) => panic!("a newer schema was accepted"),
+        }
+        assert_eq!(sql_limit(usize::MAX), i64::MAX);
+        assert_eq!(sql_limit(3), 3);
+    }
+}
