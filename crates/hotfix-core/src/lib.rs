@@ -15,6 +15,7 @@ pub mod duration;
 pub mod event;
 pub mod guards;
 pub mod id;
+pub mod name;
 pub mod next;
 pub mod notify;
 pub mod policy;

@@ -7,6 +7,8 @@ use hotfix_core::notify::message_for;
 use hotfix_core::severity::Severity;
 use hotfix_core::state::{IncidentState, Phase};
 
+use hotfix_core::name::{title_from, valid_name};
+
 use crate::{Engine, EngineError, Result, short};
 
 pub struct StartArgs {
@@ -18,29 +20,6 @@ pub struct StartArgs {
     /// Cut the branch of this reported incident, or start a new attempt
     /// for this rolled-back one.
     pub incident: Option<IncidentId>,
-}
-
-/// Names are kept to what is safe everywhere a branch name goes (URLs,
-/// file names, shells of people who copy it).
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        && !name.starts_with(['-', '.'])
-        && !name.ends_with(['.'])
-        && !name.contains("..")
-        && !name.ends_with(".lock")
-}
-
-fn title_from(name: &str) -> String {
-    let t = name.replace(['-', '_'], " ");
-    let mut c = t.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-        None => t,
-    }
 }
 
 impl Engine {

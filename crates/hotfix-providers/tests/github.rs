@@ -54,8 +54,10 @@ fn forge_with(s: &FakeServer, extra: &str) -> GithubForge {
 /// The `pull_request` object of GitHub's documented webhook payload (the
 /// same shape as the REST answer), adjusted.
 fn pr(number: u64, state: &str, head: &str, head_sha: &str, merged: Option<&str>) -> Value {
-    let fixture: Value =
-        serde_json::from_str(include_str!("fixtures/github/pull_request_opened.json")).unwrap();
+    let fixture: Value = serde_json::from_str(include_str!(
+        "../../../fixtures/github/pull_request_opened.json"
+    ))
+    .unwrap();
     let mut p = fixture["pull_request"].clone();
     p["number"] = json!(number);
     p["node_id"] = json!(format!("PR_node{number}"));
@@ -83,7 +85,7 @@ fn open_pr(number: u64) -> Value {
 /// A review in the documented shape (fixture `review`, REST upper-case state).
 fn review(login: &str, state: &str, commit: &str) -> Value {
     let fixture: Value = serde_json::from_str(include_str!(
-        "fixtures/github/pull_request_review_submitted.json"
+        "../../../fixtures/github/pull_request_review_submitted.json"
     ))
     .unwrap();
     let mut r = fixture["review"].clone();

@@ -169,15 +169,12 @@ async fn declare(
         .parse::<hotfix_core::Severity>()
         .map_err(|e| ApiError::unprocessable("severity", e.to_string()))?;
     let name = b.name.trim().to_string();
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
+    if !hotfix_core::name::valid_name(&name) {
         return Err(ApiError::unprocessable(
             "invalid_name",
-            format!("`{name}` is not a valid hotfix name: letters, digits, `-`, `_`, `.`"),
+            format!(
+                "`{name}` is not a valid hotfix name: letters, digits, `-`, `_`, `.` (not first), e.g. `pdf-crash`"
+            ),
         ));
     }
     let branch = b

@@ -53,7 +53,6 @@ pub fn create_token(
 pub struct Caller {
     pub user: String,
     pub role: ApiRole,
-    pub token_id: i64,
 }
 
 impl Caller {
@@ -61,7 +60,6 @@ impl Caller {
         Caller {
             user: r.user,
             role: r.role,
-            token_id: r.id,
         }
     }
 

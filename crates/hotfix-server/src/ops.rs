@@ -513,8 +513,3 @@ pub fn detail(st: &AppState, s: &IncidentState, now: Timestamp) -> serde_json::V
         "events": s.events,
     })
 }
-
-/// Is it still open (not closed)?
-pub fn is_open(s: &IncidentState) -> bool {
-    !s.is_closed()
-}

@@ -52,6 +52,15 @@ fn declare_refuses_medium_and_unknown_severities() {
         &json!({"name": "bad name!", "severity": "high"}),
     );
     assert_eq!(r.status, 422);
+    // Names the CLI could never start (`hotfix start NAME --incident`) are refused here too.
+    for bad in ["-x", "a..b", "x.lock", "x."] {
+        let r = post_json(
+            &t.url("/api/v1/incidents"),
+            Some(&dev),
+            &json!({"name": bad, "severity": "high"}),
+        );
+        assert_eq!(r.status, 422, "{bad}: {}", r.text);
+    }
     let r = post(
         &t.url("/api/v1/incidents"),
         Some(&dev),

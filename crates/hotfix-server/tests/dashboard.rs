@@ -805,7 +805,7 @@ fn the_status_page_turns_an_alert_that_declared_an_incident_into_an_outage() {
             .contains("All systems operational")
     );
     let body = std::fs::read(format!(
-        "{}/tests/fixtures/dashboard/alertmanager_firing.json",
+        "{}/tests/fixtures/alerts/alertmanager_firing.json",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();

@@ -1,7 +1,7 @@
 //! GitHub webhooks over real HTTP on a real store: signatures, what is
 //! stored, and what reviews, pushes, merges and deployment statuses do to
 //! an incident. Payloads are GitHub's documented samples
-//! (tests/fixtures/github, from octokit/webhooks), adapted to the incident's
+//! (`fixtures/github/` at the workspace root, shared with the GitHub forge's tests; from octokit/webhooks), adapted to the incident's
 //! branch, head and people.
 
 #![allow(clippy::unwrap_used)]
@@ -43,7 +43,7 @@ fn server(backend: Backend) -> TestServer {
 
 fn fixture(name: &str) -> Value {
     let path = format!(
-        "{}/tests/fixtures/github/{name}",
+        "{}/../../fixtures/github/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

@@ -438,7 +438,7 @@ fn declare(st: &AppState, name: &str, base_sha: &str) -> IncidentId {
 
 /// Alertmanager's group notification for service `svc-{i}` (its own group key).
 fn alert_body(i: usize) -> (String, String) {
-    let raw = include_str!("fixtures/replicas/alertmanager_firing.json");
+    let raw = include_str!("fixtures/alerts/alertmanager_firing.json");
     let mut v: Value = serde_json::from_str(raw).unwrap();
     let svc = format!("svc-{i}");
     let key = format!(

@@ -104,54 +104,68 @@ pub fn each_from_config(
     cfg: &Config,
     secret: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<(&'static str, Built)> {
-    let bad = |what: &str, e: String| format!("[notify.{what}]: {e}");
+    // Every error of the notifiers' constructors names its `[notify.*]`
+    // table already: they are passed on as they are.
     let mut out: Vec<(&'static str, Built)> = vec![];
     if let Some(t) = &cfg.notify.slack {
-        let built = slack::SlackConfig::from_table(t)
-            .map_err(|e| bad("slack", e))
-            .and_then(|c| {
-                slack::SlackNotifier::from_secrets(
-                    c,
-                    secret(slack::BOT_TOKEN_ENV),
-                    secret(slack::WEBHOOK_URL_ENV),
-                )
-                .map_err(|e| {
-                    bad(
-                        "slack",
-                        format!(
-                            "{e} (set {} or {})",
-                            slack::BOT_TOKEN_ENV,
-                            slack::WEBHOOK_URL_ENV
-                        ),
-                    )
-                })
-            });
+        let built = slack::SlackConfig::from_table(t).and_then(|c| {
+            slack::SlackNotifier::from_secrets(
+                c,
+                secret(slack::BOT_TOKEN_ENV),
+                secret(slack::WEBHOOK_URL_ENV),
+            )
+        });
         out.push(("slack", built.map(|n| Box::new(n) as Box<dyn Notifier>)));
     }
     if let Some(t) = &cfg.notify.webhook {
-        let built = webhook::WebhookConfig::from_table(t)
-            .and_then(|c| {
-                webhook::WebhookNotifier::new(
-                    c,
-                    secret(webhook::URL_ENV),
-                    secret(webhook::SECRET_ENV),
-                )
-            })
-            .map_err(|e| bad("webhook", e));
+        let built = webhook::WebhookConfig::from_table(t).and_then(|c| {
+            webhook::WebhookNotifier::new(c, secret(webhook::URL_ENV), secret(webhook::SECRET_ENV))
+        });
         out.push(("webhook", built.map(|n| Box::new(n) as Box<dyn Notifier>)));
     }
     if let Some(t) = &cfg.notify.statuspage {
-        let built = statuspage::StatuspageConfig::from_table(t)
-            .and_then(|c| {
-                let key = secret(statuspage::API_KEY_ENV)
-                    .ok_or_else(|| format!("set {} in the environment", statuspage::API_KEY_ENV))?;
-                statuspage::StatuspageNotifier::new(c, key)
-            })
-            .map_err(|e| bad("statuspage", e));
+        let built = statuspage::StatuspageConfig::from_table(t).and_then(|c| {
+            let key = secret(statuspage::API_KEY_ENV).ok_or_else(|| {
+                format!(
+                    "[notify.statuspage] is configured but {} is not set in the environment",
+                    statuspage::API_KEY_ENV
+                )
+            })?;
+            statuspage::StatuspageNotifier::new(c, key)
+        });
         out.push((
             "statuspage",
             built.map(|n| Box::new(n) as Box<dyn Notifier>),
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn a_notifier_without_its_secret_says_so_once_and_the_others_still_build() {
+        let cfg = Config::parse(
+            "[notify.slack]\nchannel = \"#dev-alerts\"\n\n[notify.statuspage]\npage_id = \"p1\"\ncomponent_id = \"c1\"\n\n[notify.webhook]\nurl = \"http://127.0.0.1:9/hook\"\n",
+        )
+        .expect("config");
+        let built = each_from_config(&cfg, &|_| None);
+        let names: Vec<&str> = built.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["slack", "webhook", "statuspage"]);
+        for (name, b) in &built {
+            match (name, b) {
+                (&"webhook", Ok(n)) => assert_eq!(n.name(), "webhook"),
+                (_, Err(e)) => {
+                    let table = format!("[notify.{name}]");
+                    assert_eq!(e.matches(&table).count(), 1, "{e}");
+                }
+                (_, Ok(_)) => panic!("{name} built without its secret"),
+            }
+        }
+        let first = from_config(&cfg, &|_| None).err().expect("an error");
+        assert!(first.starts_with("[notify.slack]"), "{first}");
+    }
 }

@@ -88,7 +88,7 @@ impl WebhookNotifier {
             .filter(|u| !u.trim().is_empty())
             .or(config.url.filter(|u| !u.trim().is_empty()))
             .ok_or_else(|| format!("[notify.webhook] needs a URL: set `url` there or {URL_ENV}"))?;
-        http::check_url("the webhook URL", &url)?;
+        http::check_url("[notify.webhook] url", &url)?;
         Ok(WebhookNotifier {
             url: url.trim().to_string(),
             secret: secret.filter(|s| !s.is_empty()),

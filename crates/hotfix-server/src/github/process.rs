@@ -220,7 +220,6 @@ fn review(st: &AppState, forge: &Forge, e: ReviewEvent) -> Result<String, ApiErr
         } else {
             ApiRole::Developer
         },
-        token_id: 0,
     };
     let mut outcome = String::new();
     ops::append_system(st, &identity, id, &mut |s| {

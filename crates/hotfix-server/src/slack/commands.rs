@@ -63,14 +63,6 @@ fn incident_id(raw: Option<&str>, sub: &str) -> Result<IncidentId, Reply> {
     raw.parse::<IncidentId>().map_err(usage_error)
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
 /// Parses the text after `/hotfix`; a bad one gets the usage back.
 pub fn parse(text: &str) -> Result<Command, Reply> {
     let text = unescape(text);
@@ -112,7 +104,7 @@ pub fn parse(text: &str) -> Result<Command, Reply> {
                 SeverityError::UseNormalRelease(_) => Reply::ephemeral(e.to_string()),
                 SeverityError::Unknown(_) => usage_error(e),
             })?;
-            if !valid_name(name) {
+            if !hotfix_core::name::valid_name(name) {
                 return Err(usage_error(format!(
                     "`{}` is not a valid hotfix name: letters, digits, `-`, `_`, `.` (at most 64)",
                     esc(name)
@@ -223,7 +215,7 @@ fn declare(
 fn list(st: &AppState) -> Result<Reply, ApiError> {
     let now = st.clock.now();
     let all = ops::all(st)?;
-    let open: Vec<&IncidentState> = all.iter().filter(|s| ops::is_open(s)).collect();
+    let open: Vec<&IncidentState> = all.iter().filter(|s| !s.is_closed()).collect();
     if open.is_empty() {
         return Ok(Reply::ephemeral("No open incidents."));
     }
@@ -310,7 +302,6 @@ fn approve(st: &AppState, who: &str, id: IncidentId) -> Result<Reply, ApiError> 
         } else {
             ApiRole::Developer
         },
-        token_id: 0,
     };
     let (s, recorded) = ops::approve(st, &caller, id, "slack")?;
     let sha = s.head_sha.as_deref().unwrap_or("");

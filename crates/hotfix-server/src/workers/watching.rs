@@ -62,13 +62,10 @@ pub fn awaiting_verdict(s: &IncidentState) -> Option<(String, Timestamp)> {
             None
         }
     })?;
-    let settled = s.events[i + 1..].iter().any(|e| match &e.kind {
-        EventKind::HealthPassed { sha: h, .. } | EventKind::HealthFailed { sha: h, .. } => {
-            *h == sha
-        }
-        EventKind::RolledBack { .. } | EventKind::AttemptStarted { .. } | EventKind::Closed => true,
-        _ => false,
-    });
+    // The same rule `hotfix ship` follows after its own watch.
+    let settled = s.events[i + 1..]
+        .iter()
+        .any(|e| e.kind.settles_deploy(&sha));
     (!settled).then_some((sha, at))
 }
 
