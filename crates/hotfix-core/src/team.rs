@@ -123,6 +123,10 @@ pub trait TeamStore: Send + Sync {
     fn inbox_done(&self, id: i64, outcome: &str, now_s: i64) -> Result<(), StoreError>;
     /// Gives an item back for another try at `retry_at_s`.
     fn inbox_failed(&self, id: i64, error: &str, retry_at_s: i64) -> Result<(), StoreError>;
+    /// Gives a claimed item back for `due_at_s` without counting the claim
+    /// as an attempt: it was not tried (the round ran out of lease time, a
+    /// push is settling, another worker holds its alert key).
+    fn inbox_defer(&self, id: i64, why: &str, due_at_s: i64) -> Result<(), StoreError>;
     /// The newest items first, for the dashboard and the API.
     fn inbox_recent(&self, limit: usize) -> Result<Vec<InboxRecord>, StoreError>;
 

@@ -135,7 +135,7 @@ pub fn run_inbox(st: &AppState) -> usize {
     let mut n = 0;
     for item in items {
         if started.elapsed() >= budget {
-            let _ = st.store.inbox_failed(
+            let _ = st.store.inbox_defer(
                 item.id,
                 "deferred: the round ran out of lease time; the next round takes it",
                 now,
@@ -148,7 +148,11 @@ pub fn run_inbox(st: &AppState) -> usize {
                 let _ = st.store.inbox_done(item.id, &outcome, now);
                 st.metrics.inbox_processed.inc();
             }
-            Err(e) if item.attempts >= INBOX_MAX_ATTEMPTS => {
+            // Not tried: back without spending an attempt or counting a failure.
+            Err(NotYet::Deferred { why, until_s }) => {
+                let _ = st.store.inbox_defer(item.id, &why, until_s);
+            }
+            Err(NotYet::Failed(e)) if item.attempts >= INBOX_MAX_ATTEMPTS => {
                 let _ = st.store.inbox_done(
                     item.id,
                     &format!("gave up after {} attempts: {e}", item.attempts),
@@ -156,7 +160,7 @@ pub fn run_inbox(st: &AppState) -> usize {
                 );
                 st.metrics.inbox_failed.inc();
             }
-            Err(e) => {
+            Err(NotYet::Failed(e)) => {
                 let backoff = 2i64.pow(item.attempts.min(10));
                 let _ = st.store.inbox_failed(item.id, &e, now + backoff);
                 st.metrics.inbox_failed.inc();
@@ -166,8 +170,33 @@ pub fn run_inbox(st: &AppState) -> usize {
     n
 }
 
+/// Why an inbox item was not processed this round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotYet {
+    /// Tried and failed (the store was down, the incident kept changing):
+    /// retried with backoff, and given up after [`INBOX_MAX_ATTEMPTS`].
+    Failed(String),
+    /// Not tried yet, on purpose: back at `until_s` without spending an attempt.
+    Deferred { why: String, until_s: i64 },
+}
+
+impl From<String> for NotYet {
+    fn from(e: String) -> NotYet {
+        NotYet::Failed(e)
+    }
+}
+
+impl std::fmt::Display for NotYet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotYet::Failed(e) => f.write_str(e),
+            NotYet::Deferred { why, .. } => f.write_str(why),
+        }
+    }
+}
+
 /// Hands an inbox item to the module for its source.
-pub fn process(st: &AppState, item: &InboxItem) -> Result<String, String> {
+pub fn process(st: &AppState, item: &InboxItem) -> Result<String, NotYet> {
     match item.source.as_str() {
         "github" => crate::github::process(st, item),
         "alertmanager" | "sentry" | "pagerduty" | "generic" => crate::alerts::process(st, item),

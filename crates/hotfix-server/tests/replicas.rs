@@ -223,6 +223,9 @@ impl TeamStore for FreezingStore {
     fn inbox_failed(&self, id: i64, error: &str, retry_at_s: i64) -> Result<(), StoreError> {
         self.inner.inbox_failed(id, error, retry_at_s)
     }
+    fn inbox_defer(&self, id: i64, why: &str, due_at_s: i64) -> Result<(), StoreError> {
+        self.inner.inbox_defer(id, why, due_at_s)
+    }
     fn inbox_recent(&self, limit: usize) -> Result<Vec<InboxRecord>, StoreError> {
         self.inner.inbox_recent(limit)
     }

@@ -268,6 +268,7 @@ pub fn run_team_all(fresh: &dyn Fn() -> Box<dyn ServerStore>) {
     inbox_claims_due_items_oldest_first_under_a_lease(fresh().as_ref());
     inbox_failed_items_come_back_at_the_retry_time(fresh().as_ref());
     inbox_a_late_report_does_not_undo_a_finished_item(fresh().as_ref());
+    inbox_deferred_items_come_back_without_spending_an_attempt(fresh().as_ref());
     inbox_recent_is_newest_first_with_outcomes(fresh().as_ref());
     alert_links_keep_the_first_incident(fresh().as_ref());
     leases_have_one_holder_until_they_expire(fresh().as_ref());
@@ -430,6 +431,33 @@ pub fn inbox_claims_due_items_oldest_first_under_a_lease(s: &dyn ServerStore) {
         "limit 0"
     );
     assert_eq!(s.inbox_claim(T0 + 300, 60, 1).unwrap()[0].id, limit0);
+}
+
+pub fn inbox_deferred_items_come_back_without_spending_an_attempt(s: &dyn ServerStore) {
+    let a = put(s, "a", T0);
+    let first = s.inbox_claim(T0, 60, 10).unwrap();
+    assert_eq!(first[0].attempts, 1);
+    s.inbox_defer(a, "deferred: settling", T0 + 5).unwrap();
+    assert!(
+        s.inbox_claim(T0 + 4, 60, 10).unwrap().is_empty(),
+        "not before its time"
+    );
+    let again = s.inbox_claim(T0 + 5, 60, 10).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1, "the deferred claim did not count");
+    let rec = s.inbox_recent(1).unwrap();
+    assert_eq!(rec[0].outcome.as_deref(), Some("deferred: settling"));
+    // A failure does count.
+    s.inbox_failed(a, "boom", T0 + 6).unwrap();
+    assert_eq!(s.inbox_claim(T0 + 6, 60, 10).unwrap()[0].attempts, 2);
+    // A finished item is not given back.
+    s.inbox_done(a, "done", T0 + 7).unwrap();
+    s.inbox_defer(a, "late", T0 + 7).unwrap();
+    assert!(s.inbox_claim(T0 + 100, 60, 10).unwrap().is_empty());
+    assert_eq!(
+        s.inbox_recent(1).unwrap()[0].outcome.as_deref(),
+        Some("done")
+    );
 }
 
 pub fn inbox_failed_items_come_back_at_the_retry_time(s: &dyn ServerStore) {

@@ -568,6 +568,18 @@ impl TeamStore for PgStore {
         Ok(())
     }
 
+    fn inbox_defer(&self, id: i64, why: &str, due_at_s: i64) -> Result<(), StoreError> {
+        let mut c = self.lock()?;
+        c.execute(
+            "UPDATE inbox SET outcome = $2, due_at = $3, lease_until = NULL,
+                 attempts = GREATEST(attempts - 1, 0)
+             WHERE id = $1 AND processed_at IS NULL",
+            &[&id, &why, &due_at_s],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
     fn inbox_recent(&self, limit: usize) -> Result<Vec<InboxRecord>, StoreError> {
         let mut c = self.lock()?;
         let rows = c

@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 use super::parse::{self, Alert, Parsed, Source, Status};
 use super::rules;
 use crate::ops::{self, Outbox};
+use crate::workers::NotYet;
 use crate::{ApiError, AppState};
 
 /// How long to wait for another worker holding the same key before giving
@@ -39,7 +40,7 @@ const MAX_REOPEN: u32 = 1000;
 
 /// Processes one inbox item of an alert source; the outcome is shown in
 /// `GET /api/v1/inbox`. An `Err` is retried with backoff.
-pub fn process(st: &AppState, item: &InboxItem) -> Result<String, String> {
+pub fn process(st: &AppState, item: &InboxItem) -> Result<String, NotYet> {
     let Some(src) = Source::parse(&item.source) else {
         return Ok(format!("ignored: `{}` is not an alert source", item.source));
     };
@@ -51,7 +52,7 @@ pub fn process(st: &AppState, item: &InboxItem) -> Result<String, String> {
         Err(e) => return Ok(format!("ignored: unreadable payload: {e}")),
     };
     let _lease = KeyLease::acquire(st, &alert)?;
-    handle(st, &alert).map_err(|e| e.to_string())
+    handle(st, &alert).map_err(|e| NotYet::Failed(e.to_string()))
 }
 
 /// The lease on one alert key, released when dropped.
@@ -62,7 +63,7 @@ struct KeyLease<'a> {
 }
 
 impl<'a> KeyLease<'a> {
-    fn acquire(st: &'a AppState, a: &Alert) -> Result<KeyLease<'a>, String> {
+    fn acquire(st: &'a AppState, a: &Alert) -> Result<KeyLease<'a>, NotYet> {
         let name = format!(
             "alert:{}:{}",
             a.source.as_str(),
@@ -82,9 +83,12 @@ impl<'a> KeyLease<'a> {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Ok(false) => {
-                    return Err("another worker is handling this alert key; will retry".into());
+                    return Err(NotYet::Deferred {
+                        why: "deferred: another worker is handling this alert key".into(),
+                        until_s: crate::workers::lease_now(st) + 1,
+                    });
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(NotYet::Failed(e.to_string())),
             }
         }
     }

@@ -28,6 +28,7 @@ use serde_json::Value;
 use super::intake::SOURCE;
 use super::payload::{DeploymentStatusEvent, PullRequestEvent, PushEvent, Repository, ReviewEvent};
 use crate::auth::Caller;
+use crate::workers::NotYet;
 use crate::{ApiError, AppState, ops};
 
 /// How long a push that moves the head is left to settle before it is
@@ -41,6 +42,9 @@ use crate::{ApiError, AppState, ops};
 /// let the CLI's record land first, and the echo then matches the head and
 /// is dropped.
 pub const PUSH_SETTLE_S: i64 = 2;
+
+/// The error code a settling push is given back with.
+const DEFERRED: &str = "deferred";
 
 /// What the worker stored, as written by the intake.
 #[derive(Debug, Deserialize)]
@@ -97,7 +101,7 @@ impl Forge {
 }
 
 /// Processes one inbox item of source `github`.
-pub fn process(st: &AppState, item: &InboxItem) -> Result<String, String> {
+pub fn process(st: &AppState, item: &InboxItem) -> Result<String, NotYet> {
     let env: Envelope = match serde_json::from_str(&item.body) {
         Ok(e) => e,
         Err(e) => return Ok(format!("ignored: unreadable inbox item ({e})")),
@@ -133,9 +137,14 @@ pub fn process(st: &AppState, item: &InboxItem) -> Result<String, String> {
         Err(e) if matches!(e.status, StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST) => {
             Ok(format!("ignored: {}", e.message))
         }
-        // The store was unavailable, the incident kept changing, a push is
-        // settling: the worker retries with backoff.
-        Err(e) => Err(e.message),
+        // A push is settling: back when it has, without spending an attempt.
+        Err(e) if e.code == DEFERRED => Err(NotYet::Deferred {
+            why: e.message,
+            until_s: item.received_at + PUSH_SETTLE_S,
+        }),
+        // The store was unavailable, the incident kept changing: the worker
+        // retries with backoff.
+        Err(e) => Err(NotYet::Failed(e.message)),
     }
 }
 
@@ -329,10 +338,14 @@ fn push(st: &AppState, forge: &Forge, e: PushEvent, item: &InboxItem) -> Result<
             return Ok((vec![], vec![]));
         }
         if st.now_s().saturating_sub(item.received_at) < PUSH_SETTLE_S {
-            return Err(ApiError::unavailable(format!(
-                "deferred: letting the push of {} to {branch} settle before recording it",
-                short(&after)
-            )));
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                DEFERRED,
+                format!(
+                    "deferred: letting the push of {} to {branch} settle before recording it",
+                    short(&after)
+                ),
+            ));
         }
         if s.merge_sha.is_some() {
             outcome = format!(
