@@ -421,9 +421,19 @@ impl Inner {
             tail: log_tail(&info.log_path, LOG_TAIL_LINES),
             log: info.log_path.clone(),
         };
-        let mut last = String::from("never probed");
+        // The last answer says the most (a 503 with its reason in the log);
+        // a probe cut short by the deadline must not hide it.
+        let mut last_answer: Option<u16> = None;
+        let mut last_error: Option<String> = None;
+        let last = |answer: Option<u16>, error: &Option<String>| match (answer, error) {
+            (Some(s), None) => format!("HTTP {s}"),
+            (Some(s), Some(e)) => format!("HTTP {s}, then {e}"),
+            (None, Some(e)) => e.clone(),
+            (None, None) => "never probed".to_string(),
+        };
         loop {
             if let Some(how) = exited.borrow().clone() {
+                let last = last(last_answer, &last_error);
                 return Err(fail(format!(
                     "it exited ({how}) before {path} answered 2xx (last probe: {last})"
                 )));
@@ -433,6 +443,7 @@ impl Inner {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                let last = last(last_answer, &last_error);
                 return Err(fail(format!(
                     "GET {path} on port {port} did not answer 2xx within {:?} (last probe: {last}); raise ready_timeout if it is just slow",
                     self.cfg.ready_timeout
@@ -440,8 +451,11 @@ impl Inner {
             }
             match self.probe(port, left.min(Duration::from_secs(2))).await {
                 Ok(s) if (200..300).contains(&s) => return Ok(()),
-                Ok(s) => last = format!("HTTP {s}"),
-                Err(e) => last = e,
+                Ok(s) => {
+                    last_answer = Some(s);
+                    last_error = None;
+                }
+                Err(e) => last_error = Some(e),
             }
             let pause =
                 Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now()));
