@@ -75,6 +75,9 @@ pub enum AntiPattern {
     ForgottenBackport,
     /// "Skip post-mortem".
     SkippedPostmortem,
+    /// The PR was merged on the forge (outside hotfix) while a guard still
+    /// refused the ship: an admin bypass, recorded so it is never silent.
+    BypassedGuards,
 }
 
 impl AntiPattern {
@@ -84,6 +87,7 @@ impl AntiPattern {
             AntiPattern::SkippedPreview => "skipped PR preview testing",
             AntiPattern::ForgottenBackport => "forgot to backport to develop",
             AntiPattern::SkippedPostmortem => "skipped post-mortem",
+            AntiPattern::BypassedGuards => "merged outside hotfix past its guards",
         }
     }
 }
@@ -143,6 +147,20 @@ pub enum EventKind {
         #[serde(default = "default_source")]
         source: String,
     },
+    /// An approval no longer counts: the approver took it back, or the forge
+    /// dismissed their review or recorded *changes requested* by them.
+    ApprovalWithdrawn {
+        by: String,
+        /// The head the withdrawn approval was for.
+        sha: String,
+        reason: String,
+        /// `cli`, `api`, `dashboard`, `slack`, `github`.
+        source: String,
+    },
+    /// The PR was closed on the forge without being merged.
+    PrClosed {
+        number: u64,
+    },
     /// A guard was overridden on purpose; kept forever on the incident.
     AntiPatternRecorded {
         pattern: AntiPattern,
@@ -151,10 +169,15 @@ pub enum EventKind {
     Merged {
         merge_sha: String,
         head_sha: String,
+        /// The merge's first parent; empty when the forge merged on its own
+        /// and did not say (the engine reads `merge_sha^1` from git then).
         previous_main: String,
         /// What production ran before the merge (the deploy provider's id).
         #[serde(default)]
         previous_deployment: Option<String>,
+        /// Who merged: `cli` (hotfix ship) or the forge (`github`).
+        #[serde(default = "default_source")]
+        source: String,
     },
     Deployed {
         sha: String,
@@ -180,12 +203,25 @@ pub enum EventKind {
     Backported {
         merge_sha: String,
     },
+    /// One step of a rollback done, recorded as it happens so that `status`
+    /// tells the truth about a rollback cut short and a re-run finishes it.
+    RollbackStep {
+        step: RollbackStep,
+        reason: String,
+        automatic: bool,
+        /// Set when a guard of the rollback was overridden (`--force`): why.
+        #[serde(default)]
+        forced: Option<String>,
+    },
     /// Production is back on the previous release and the merge is reverted.
     RolledBack {
         reason: String,
         automatic: bool,
         main_revert: Option<String>,
         develop_revert: Option<String>,
+        /// Set when the rollback was forced past its guards: why.
+        #[serde(default)]
+        forced: Option<String>,
     },
     ChecklistDone {
         key: String,
@@ -229,6 +265,35 @@ pub enum EventKind {
     },
 }
 
+/// A step of the rollback plan (previous deployment back, merge reverted on
+/// main, and on develop when it was backported).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum RollbackStep {
+    /// Production runs the previous release again.
+    Production {
+        #[serde(default)]
+        previous_deployment: Option<String>,
+    },
+    /// The merge is reverted on main by this commit.
+    MainReverted { sha: String },
+    /// The backport is reverted on develop by this commit.
+    DevelopReverted { sha: String },
+    /// A step failed; the rollback is incomplete until a re-run finishes it.
+    Stalled { what: String },
+}
+
+impl RollbackStep {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RollbackStep::Production { .. } => "production",
+            RollbackStep::MainReverted { .. } => "main_reverted",
+            RollbackStep::DevelopReverted { .. } => "develop_reverted",
+            RollbackStep::Stalled { .. } => "stalled",
+        }
+    }
+}
+
 fn default_source() -> String {
     "cli".to_string()
 }
@@ -260,6 +325,8 @@ impl EventKind {
             EventKind::SmokePassed { .. } => "smoke_passed",
             EventKind::SmokeFailed { .. } => "smoke_failed",
             EventKind::Approved { .. } => "approved",
+            EventKind::ApprovalWithdrawn { .. } => "approval_withdrawn",
+            EventKind::PrClosed { .. } => "pr_closed",
             EventKind::AntiPatternRecorded { .. } => "anti_pattern_recorded",
             EventKind::Merged { .. } => "merged",
             EventKind::Deployed { .. } => "deployed",
@@ -268,6 +335,7 @@ impl EventKind {
             EventKind::BackportConflict { .. } => "backport_conflict",
             EventKind::BackportAborted => "backport_aborted",
             EventKind::Backported { .. } => "backported",
+            EventKind::RollbackStep { .. } => "rollback_step",
             EventKind::RolledBack { .. } => "rolled_back",
             EventKind::ChecklistDone { .. } => "checklist_done",
             EventKind::PostmortemScheduled { .. } => "postmortem_scheduled",

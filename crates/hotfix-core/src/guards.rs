@@ -118,6 +118,16 @@ pub fn ship_refusals(s: &IncidentState, cfg: &Config) -> Vec<Refusal> {
         ));
         return out;
     };
+    if s.pr_closed {
+        out.push(refusal(
+            "pr_closed",
+            format!(
+                "PR #{} was closed without merging",
+                s.pr.unwrap_or_default()
+            ),
+            "reopen it on the forge, or run `hotfix push` to open a new one",
+        ));
+    }
     if p.preview && s.preview_sha.as_deref() != Some(head) {
         out.push(refusal(
             "no_preview",
@@ -294,4 +304,31 @@ pub fn check_approve(s: &IncidentState, cfg: &Config, who: &str) -> Result<Appro
         return Ok(ApproveCheck::AlreadyApproved);
     }
     Ok(ApproveCheck::Record(role))
+}
+
+/// The events that withdraw `who`'s approvals of the current head (none
+/// when they have none that counts): `hotfix approve --withdraw`, the API,
+/// the dashboard, a dismissed review or *changes requested* on the forge.
+pub fn withdrawals(
+    s: &IncidentState,
+    who: &str,
+    reason: &str,
+    source: &str,
+) -> Vec<crate::event::EventKind> {
+    let mut shas: Vec<&str> = s
+        .approvals
+        .iter()
+        .filter(|a| a.by.eq_ignore_ascii_case(who) && a.withdrawn.is_none())
+        .filter(|a| s.head_sha.as_deref() == Some(a.sha.as_str()))
+        .map(|a| a.sha.as_str())
+        .collect();
+    shas.dedup();
+    shas.into_iter()
+        .map(|sha| crate::event::EventKind::ApprovalWithdrawn {
+            by: who.to_string(),
+            sha: sha.to_string(),
+            reason: reason.to_string(),
+            source: source.to_string(),
+        })
+        .collect()
 }

@@ -9,12 +9,14 @@
 //! (store, forge, deployer, notifier); their implementations live in other
 //! crates.
 
+pub mod admit;
 pub mod checklist;
 pub mod config;
 pub mod duration;
 pub mod event;
 pub mod guards;
 pub mod id;
+pub mod ledger;
 pub mod name;
 pub mod next;
 pub mod notify;
@@ -24,6 +26,7 @@ pub mod severity;
 pub mod state;
 pub mod team;
 pub mod timeline;
+pub mod validate;
 
 pub use event::{Event, EventKind, NewEvent};
 pub use id::IncidentId;

@@ -7,7 +7,19 @@ use crate::state::{IncidentState, Phase};
 /// The next action, as a command the person can run.
 pub fn next_action(s: &IncidentState, policy: &Policy) -> String {
     let id = s.id;
-    match s.phase(policy) {
+    let phase = s.phase(policy);
+    if s.pr_closed
+        && matches!(
+            phase,
+            Phase::InReview | Phase::AwaitingApproval | Phase::ReadyToShip
+        )
+    {
+        return format!(
+            "PR #{} was closed without merging: reopen it, or run `hotfix push {id}` to open a new one",
+            s.pr.unwrap_or_default()
+        );
+    }
+    match phase {
         Phase::Reported => format!(
             "confirm the severity and cut the branch: `hotfix start {} --incident {id} --severity {}`",
             s.name,
@@ -52,6 +64,15 @@ pub fn next_action(s: &IncidentState, policy: &Policy) -> String {
                     )
                 }
             }
+        }
+        Phase::RollingBack => {
+            let p = s.rollback_progress.as_ref();
+            format!(
+                "the rollback is not finished{}: run `hotfix rollback {id} --reason TEXT` again to finish it",
+                p.and_then(|p| p.stalled.as_deref())
+                    .map(|w| format!(" ({w})"))
+                    .unwrap_or_default()
+            )
         }
         Phase::RolledBack => format!(
             "reassess and start a new attempt: `hotfix start NAME --severity {} --incident {id}`",

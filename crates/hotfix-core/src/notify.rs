@@ -41,11 +41,7 @@ pub fn message_for(
 ) -> Option<Message> {
     let id = s.id;
     let sev = s.severity.as_str().to_uppercase();
-    let what = if s.security {
-        "security incident (details restricted)".to_string()
-    } else {
-        s.title.clone()
-    };
+    let what = s.public_title();
     let text = match kind {
         // Declared from an alert or Slack: no branch yet, nobody on it yet.
         EventKind::Declared { base_sha, .. } if base_sha.is_empty() => format!(
@@ -108,12 +104,50 @@ pub fn message_for(
             format!(":calendar: {id} post-mortem scheduled, due by {due}.")
         }
         EventKind::Closed => format!(":lock: {id} closed."),
-        _ => return None,
+        EventKind::ApprovalWithdrawn { by, reason, .. } => {
+            format!(":raised_hand: {id} approval by {by} withdrawn: {reason}.")
+        }
+        EventKind::PrClosed { number } => {
+            format!(":no_entry_sign: {id} PR #{number} was closed without merging.")
+        }
+        EventKind::RollbackStep {
+            step: crate::event::RollbackStep::Stalled { what: w },
+            ..
+        } => {
+            if s.security {
+                format!(":warning: {id} rollback is incomplete; re-run `hotfix rollback {id}`.")
+            } else {
+                format!(
+                    ":warning: {id} rollback is incomplete: {w}; re-run `hotfix rollback {id}`."
+                )
+            }
+        }
+        EventKind::AntiPatternRecorded {
+            pattern: crate::event::AntiPattern::BypassedGuards,
+            ..
+        } => format!(":warning: {id} was merged outside hotfix past its guards (recorded)."),
+        // Steps that are not worth a post of their own (the step before or
+        // after them says it), listed so a new kind must be decided here.
+        EventKind::Pushed { .. }
+        | EventKind::PreviewDeployed { .. }
+        | EventKind::AntiPatternRecorded { .. }
+        | EventKind::Deployed { .. }
+        | EventKind::BackportConflict { .. }
+        | EventKind::BackportAborted
+        | EventKind::RollbackStep { .. }
+        | EventKind::ChecklistDone { .. }
+        | EventKind::Note { .. }
+        | EventKind::AlertReceived { .. }
+        | EventKind::HeadMoved { .. }
+        | EventKind::Affects { .. }
+        | EventKind::ExternalUpdate { .. } => return None,
     };
     let mentions = match kind {
         EventKind::Declared { .. }
         | EventKind::AttemptStarted { .. }
-        | EventKind::RolledBack { .. } => tech_leads.to_vec(),
+        | EventKind::RolledBack { .. }
+        | EventKind::RollbackStep { .. }
+        | EventKind::AntiPatternRecorded { .. } => tech_leads.to_vec(),
         _ => vec![],
     };
     Some(Message {
@@ -126,11 +160,7 @@ pub fn message_for(
         customer_facing: s.customer_facing,
         security: s.security,
         at,
-        title: if s.security {
-            String::new()
-        } else {
-            s.title.clone()
-        },
+        title: s.shared_title(),
         pr_url: s.pr_url.clone(),
     })
 }

@@ -23,6 +23,12 @@ pub enum StoreError {
     },
     #[error("no incident {0}")]
     NotFound(IncidentId),
+    /// At most one open incident holds a hotfix name (its `declared` or
+    /// latest `attempt_started` name, until it is `closed`): `declare` and
+    /// `append` refuse to give it to another, writing nothing. `incident`
+    /// is the holder.
+    #[error("an open incident already uses the name `{name}`: {incident}")]
+    NameInUse { name: String, incident: IncidentId },
     #[error("incident store: {0}")]
     Backend(String),
     #[error("incident store is corrupt: {0}")]

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::event::{AntiPattern, CheckResult, CommitInfo, DiffStat, Event, EventKind, Role};
+use crate::event::{
+    AntiPattern, CheckResult, CommitInfo, DiffStat, Event, EventKind, Role, RollbackStep,
+};
 use crate::id::IncidentId;
 use crate::policy::Policy;
 use crate::severity::Severity;
@@ -26,6 +28,9 @@ pub enum Phase {
     ReadyToShip,
     /// Merged to main, production not (yet) healthy.
     Merged,
+    /// A rollback started and is not finished (a step failed or the command
+    /// was cut short): re-running `hotfix rollback` finishes it.
+    RollingBack,
     /// Production runs the fix and passed its health watch.
     Deployed,
     /// Also merged into develop.
@@ -44,6 +49,7 @@ impl Phase {
             Phase::AwaitingApproval => "awaiting_approval",
             Phase::ReadyToShip => "ready_to_ship",
             Phase::Merged => "merged",
+            Phase::RollingBack => "rolling_back",
             Phase::Deployed => "deployed",
             Phase::Backported => "backported",
             Phase::RolledBack => "rolled_back",
@@ -62,6 +68,22 @@ pub struct Approval {
     /// Position in the log, to compare with the last push.
     pub seq: u64,
     pub source: String,
+    /// Why it no longer counts, once withdrawn (`approval_withdrawn`).
+    pub withdrawn: Option<String>,
+}
+
+/// A rollback under way: the steps recorded so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RollbackProgress {
+    pub reason: String,
+    pub automatic: bool,
+    pub forced: Option<String>,
+    /// Production runs the previous release again.
+    pub production: bool,
+    pub main_revert: Option<String>,
+    pub develop_revert: Option<String>,
+    /// The step that failed last, until a later step succeeds.
+    pub stalled: Option<String>,
 }
 
 /// A rollback as recorded.
@@ -72,6 +94,7 @@ pub struct Rollback {
     pub automatic: bool,
     pub main_revert: Option<String>,
     pub develop_revert: Option<String>,
+    pub forced: Option<String>,
 }
 
 /// Everything known about one incident.
@@ -97,6 +120,8 @@ pub struct IncidentState {
     pub diff: DiffStat,
     pub pr: Option<u64>,
     pub pr_url: Option<String>,
+    /// The PR was closed on the forge without merging (until one is opened again).
+    pub pr_closed: bool,
     pub preview_url: Option<String>,
     pub preview_sha: Option<String>,
     /// The sha the last smoke run was for, and its result.
@@ -104,6 +129,8 @@ pub struct IncidentState {
     pub approvals: Vec<Approval>,
     pub wide_diff_allowed: bool,
     pub merge_sha: Option<String>,
+    /// Who merged: `cli` or the forge (`github`).
+    pub merged_by: Option<String>,
     pub previous_main: Option<String>,
     pub deployed_sha: Option<String>,
     pub previous_deployment: Option<String>,
@@ -112,6 +139,7 @@ pub struct IncidentState {
     pub backport_conflict: Option<(Vec<String>, String)>,
     pub backport_sha: Option<String>,
     pub rollback: Option<Rollback>,
+    pub rollback_progress: Option<RollbackProgress>,
     // --- the whole incident ---
     pub rollbacks: u32,
     pub anti_patterns: Vec<(AntiPattern, String)>,
@@ -127,6 +155,9 @@ pub struct IncidentState {
     pub events: Vec<Event>,
 }
 
+/// What a security incident is called wherever its title would show.
+pub const SECURITY_TITLE: &str = "security incident (details restricted)";
+
 /// Why a log cannot be folded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FoldError {
@@ -139,6 +170,23 @@ pub enum FoldError {
 }
 
 impl IncidentState {
+    /// The state after `kinds` were appended by `actor` at `at` (what an
+    /// admission check of a batch looks at for its next event).
+    pub fn with(&self, at: Timestamp, actor: &str, kind: &EventKind) -> IncidentState {
+        let mut next = self.clone();
+        let e = Event {
+            incident: self.id,
+            seq: self.version + 1,
+            at,
+            actor: actor.to_string(),
+            kind: kind.clone(),
+        };
+        next.apply(&e);
+        next.version = e.seq;
+        next.events.push(e);
+        next
+    }
+
     /// Folds a whole log. Events must be in `seq` order starting at 1.
     pub fn fold(events: &[Event]) -> Result<IncidentState, FoldError> {
         let first = events.first().ok_or(FoldError::Empty)?;
@@ -173,12 +221,14 @@ impl IncidentState {
             diff: DiffStat::default(),
             pr: None,
             pr_url: None,
+            pr_closed: false,
             preview_url: None,
             preview_sha: None,
             smoke: None,
             approvals: vec![],
             wide_diff_allowed: false,
             merge_sha: None,
+            merged_by: None,
             previous_main: None,
             deployed_sha: None,
             previous_deployment: None,
@@ -187,6 +237,7 @@ impl IncidentState {
             backport_conflict: None,
             backport_sha: None,
             rollback: None,
+            rollback_progress: None,
             rollbacks: 0,
             anti_patterns: vec![],
             checklist_done: BTreeSet::new(),
@@ -236,6 +287,12 @@ impl IncidentState {
             EventKind::PrOpened { number, url } => {
                 self.pr = Some(*number);
                 self.pr_url = Some(url.clone());
+                self.pr_closed = false;
+            }
+            EventKind::PrClosed { number } => {
+                if self.pr == Some(*number) {
+                    self.pr_closed = true;
+                }
             }
             EventKind::PreviewDeployed { sha, url } => {
                 self.preview_sha = Some(sha.clone());
@@ -259,7 +316,17 @@ impl IncidentState {
                 at: e.at,
                 seq: e.seq,
                 source: source.clone(),
+                withdrawn: None,
             }),
+            EventKind::ApprovalWithdrawn {
+                by, sha, reason, ..
+            } => {
+                for a in &mut self.approvals {
+                    if a.by.eq_ignore_ascii_case(by) && &a.sha == sha && a.withdrawn.is_none() {
+                        a.withdrawn = Some(reason.clone());
+                    }
+                }
+            }
             EventKind::AntiPatternRecorded { pattern, reason } => {
                 if *pattern == AntiPattern::WideDiff {
                     self.wide_diff_allowed = true;
@@ -270,9 +337,11 @@ impl IncidentState {
                 merge_sha,
                 previous_main,
                 previous_deployment,
+                source,
                 ..
             } => {
                 self.merge_sha = Some(merge_sha.clone());
+                self.merged_by = Some(source.clone());
                 self.previous_main = Some(previous_main.clone());
                 self.previous_deployment = previous_deployment.clone();
                 // A merged hotfix has no preview any more.
@@ -309,22 +378,68 @@ impl IncidentState {
                 self.backport_conflict = None;
                 self.backport_sha = Some(merge_sha.clone());
             }
+            EventKind::RollbackStep {
+                step,
+                reason,
+                automatic,
+                forced,
+            } => {
+                // Production no longer runs this fix: the incident is live
+                // again, whatever it said before (a forced rollback of a
+                // closed incident reopens it).
+                self.closed_at = None;
+                self.healthy_sha = None;
+                self.resolved_at = None;
+                let p = self
+                    .rollback_progress
+                    .get_or_insert_with(|| RollbackProgress {
+                        reason: reason.clone(),
+                        automatic: *automatic,
+                        forced: forced.clone(),
+                        production: false,
+                        main_revert: None,
+                        develop_revert: None,
+                        stalled: None,
+                    });
+                if forced.is_some() {
+                    p.forced = forced.clone();
+                }
+                match step {
+                    RollbackStep::Production { .. } => {
+                        p.production = true;
+                        p.stalled = None;
+                    }
+                    RollbackStep::MainReverted { sha } => {
+                        p.main_revert = Some(sha.clone());
+                        p.stalled = None;
+                    }
+                    RollbackStep::DevelopReverted { sha } => {
+                        p.develop_revert = Some(sha.clone());
+                        p.stalled = None;
+                    }
+                    RollbackStep::Stalled { what } => p.stalled = Some(what.clone()),
+                }
+            }
             EventKind::RolledBack {
                 reason,
                 automatic,
                 main_revert,
                 develop_revert,
+                forced,
             } => {
                 self.rollbacks += 1;
                 self.healthy_sha = None;
+                self.closed_at = None;
                 // Fix verified in production no longer holds.
                 self.resolved_at = None;
+                self.rollback_progress = None;
                 self.rollback = Some(Rollback {
                     at: e.at,
                     reason: reason.clone(),
                     automatic: *automatic,
                     main_revert: main_revert.clone(),
                     develop_revert: develop_revert.clone(),
+                    forced: forced.clone(),
                 });
             }
             EventKind::ChecklistDone { key } => {
@@ -363,12 +478,14 @@ impl IncidentState {
         self.diff = DiffStat::default();
         self.pr = None;
         self.pr_url = None;
+        self.pr_closed = false;
         self.preview_url = None;
         self.preview_sha = None;
         self.smoke = None;
         self.approvals.clear();
         self.wide_diff_allowed = false;
         self.merge_sha = None;
+        self.merged_by = None;
         self.previous_main = None;
         self.deployed_sha = None;
         self.previous_deployment = None;
@@ -377,16 +494,18 @@ impl IncidentState {
         self.backport_conflict = None;
         self.backport_sha = None;
         self.rollback = None;
+        self.rollback_progress = None;
     }
 
-    /// Approvals that still count: given on the current head, after the last push.
+    /// Approvals that still count: given on the current head, after the
+    /// last push, and not withdrawn.
     pub fn fresh_approvals(&self) -> Vec<&Approval> {
         let (Some(head), Some(push_seq)) = (&self.head_sha, self.last_push_seq) else {
             return vec![];
         };
         self.approvals
             .iter()
-            .filter(|a| &a.sha == head && a.seq > push_seq)
+            .filter(|a| &a.sha == head && a.seq > push_seq && a.withdrawn.is_none())
             .collect()
     }
 
@@ -413,6 +532,27 @@ impl IncidentState {
         s
     }
 
+    /// The title as it may be shown to anyone on the team's channels and
+    /// terminals: security incidents say nothing beyond that they are one
+    /// ("Do NOT discuss details publicly"). The one place this rule lives.
+    pub fn public_title(&self) -> String {
+        if self.security {
+            SECURITY_TITLE.to_string()
+        } else {
+            self.title.clone()
+        }
+    }
+
+    /// The title for a field that may be left empty (notifier payloads):
+    /// empty for security incidents.
+    pub fn shared_title(&self) -> String {
+        if self.security {
+            String::new()
+        } else {
+            self.title.clone()
+        }
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed_at.is_some()
     }
@@ -423,6 +563,8 @@ impl IncidentState {
             Phase::Closed
         } else if self.rollback.is_some() {
             Phase::RolledBack
+        } else if self.rollback_progress.is_some() {
+            Phase::RollingBack
         } else if self.backport_sha.is_some() && self.healthy_sha.is_some() {
             Phase::Backported
         } else if self.healthy_sha.is_some() {

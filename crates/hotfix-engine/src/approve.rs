@@ -44,3 +44,37 @@ impl Engine {
         Ok((s, recorded))
     }
 }
+
+impl Engine {
+    /// `hotfix approve ID --withdraw`: `who` takes back their approval of
+    /// the current head; it no longer counts (recorded, with the reason).
+    pub fn withdraw(
+        &self,
+        id: IncidentId,
+        who: &str,
+        reason: &str,
+        source: &str,
+    ) -> Result<(IncidentState, bool)> {
+        if reason.trim().is_empty() {
+            return Err(EngineError::Usage(
+                "a withdrawal needs --reason TEXT".into(),
+            ));
+        }
+        let mut recorded = false;
+        let s = self.append_fresh(id, |s| {
+            let kinds = hotfix_core::guards::withdrawals(s, who, reason, source);
+            recorded = !kinds.is_empty();
+            Ok(kinds)
+        })?;
+        let head = s.head_sha.as_deref().map(short).unwrap_or("");
+        if recorded {
+            self.ui
+                .info(&format!("{id}: approval by {who} on {head} withdrawn"));
+        } else {
+            self.ui.info(&format!(
+                "{who} has no approval of {id} on {head} to withdraw; nothing to do"
+            ));
+        }
+        Ok((s, recorded))
+    }
+}

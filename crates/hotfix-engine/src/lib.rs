@@ -22,11 +22,12 @@ pub mod text;
 
 use std::path::PathBuf;
 
+use hotfix_core::admit::{Actor, Door};
 use hotfix_core::config::Config;
-use hotfix_core::event::{EventKind, NewEvent};
+use hotfix_core::event::EventKind;
 use hotfix_core::guards::Refusal;
 use hotfix_core::id::IncidentId;
-use hotfix_core::notify::message_for;
+use hotfix_core::ledger::{AppendError, Ledger};
 use hotfix_core::provider::{
     DeployError, Deployer, Forge, ForgeError, Notifier, Store, StoreError,
 };
@@ -91,6 +92,17 @@ fn render_refusals(r: &[Refusal]) -> String {
         s.push_str(&format!("\n  - {}\n    hint: {}", x.message, x.hint));
     }
     s
+}
+
+impl From<AppendError> for EngineError {
+    fn from(e: AppendError) -> Self {
+        match e {
+            AppendError::Refused(r) => EngineError::Refused(r),
+            AppendError::Store(e) => EngineError::Store(e),
+            AppendError::Fold(e) => EngineError::Fold(e),
+            e @ AppendError::KeptChanging(_) => EngineError::Failed(e.to_string()),
+        }
+    }
 }
 
 impl From<ForgeError> for EngineError {
@@ -258,60 +270,51 @@ impl Engine {
         }
     }
 
-    /// Appends events to an incident (compare-and-set on `expected`), with
-    /// their notifications, then delivers the outbox.
+    /// Who acts: the person running the command, through the CLI's door.
+    pub fn actor(&self) -> Actor<'_> {
+        Actor::new(&self.actor, Door::Cli)
+    }
+
+    /// Runs `f` with the one log service (the rulebook in front of the store).
+    pub(crate) fn with_ledger<T>(&self, f: impl FnOnce(&Ledger<'_>) -> T) -> T {
+        let names: Vec<String> = self
+            .notifiers
+            .iter()
+            .map(|n| n.name().to_string())
+            .collect();
+        f(&Ledger {
+            store: &*self.store,
+            cfg: &self.cfg,
+            notifiers: &names,
+        })
+    }
+
+    /// Appends events to an incident (compare-and-set on its version) after
+    /// the rulebook admitted them, with their notifications, then delivers
+    /// the outbox.
     pub fn append(&self, s: &IncidentState, kinds: Vec<EventKind>) -> Result<u64> {
         let now = self.clock.now();
-        let mut outbox = vec![];
-        for k in &kinds {
-            if let Some(m) = message_for(
-                s,
-                k,
-                now,
-                &self.cfg.notify.channel,
-                &self.cfg.team.tech_leads,
-            ) {
-                for n in &self.notifiers {
-                    outbox.push((n.name().to_string(), m.clone()));
-                }
-            }
-        }
-        let events: Vec<NewEvent> = kinds
-            .into_iter()
-            .map(|kind| NewEvent {
-                at: now,
-                actor: self.actor.clone(),
-                kind,
-            })
-            .collect();
-        let v = self.store.append(s.id, s.version, &events, &outbox)?;
+        let v = self.with_ledger(|l| l.append(s, &self.actor(), now, &kinds, vec![]))?;
         self.deliver();
         Ok(v)
     }
 
-    /// Appends one event after re-reading the incident, retrying when someone
-    /// else appended in between. `decide` sees the fresh state and returns the
+    /// Appends after re-reading the incident, re-deciding when someone else
+    /// appended in between. `decide` sees the fresh state and returns the
     /// events to append (none = nothing to do).
     pub fn append_fresh(
         &self,
         id: IncidentId,
         mut decide: impl FnMut(&IncidentState) -> Result<Vec<EventKind>>,
     ) -> Result<IncidentState> {
-        for _ in 0..20 {
-            let s = self.load(id)?;
-            let kinds = decide(&s)?;
-            if kinds.is_empty() {
-                return Ok(s);
-            }
-            match self.append(&s, kinds) {
-                Ok(_) => return self.load(id),
-                Err(EngineError::Store(StoreError::Conflict { .. })) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(EngineError::Failed(format!(
-            "{id} kept changing; try again"
-        )))
+        let clock = self.clock;
+        let s = self.with_ledger(|l| {
+            l.append_fresh::<EngineError>(id, &self.actor(), &|| clock.now(), &mut |s| {
+                Ok((decide(s)?, vec![]))
+            })
+        })?;
+        self.deliver();
+        Ok(s)
     }
 
     pub(crate) fn remote(&self) -> &str {

@@ -133,7 +133,9 @@ impl Engine {
         // 2. The PR.
         let title = crate::text::pr_title(&s);
         let body = crate::text::impact_assessment(&s, &self.cfg, self.clock.now());
-        let s = match s.pr {
+        // A PR closed on the forge without merging is replaced (or found
+        // reopened) rather than updated.
+        let s = match s.pr.filter(|_| !s.pr_closed) {
             Some(n) => {
                 self.forge.update_pr(n, &title, &body)?;
                 s

@@ -1,19 +1,34 @@
 //! The process's Rollback Plan: previous deployment back, merge reverted on
 //! main, and on develop too when the hotfix was already backported (so a
 //! later merge cannot silently carry the bad fix or its revert across).
+//!
+//! A rollback only undoes what production runs: an incident that is closed,
+//! or that later incidents shipped on top of, is refused with what would be
+//! lost, unless `--force` (recorded with its reason). Each step is recorded
+//! as it happens (`rollback_step`), so a rollback cut short by a failure or
+//! a crash shows as such in `status`, and running it again finishes it.
 
-use hotfix_core::event::EventKind;
+use hotfix_core::admit::rollback_refusals;
+use hotfix_core::event::{EventKind, RollbackStep};
 use hotfix_core::id::IncidentId;
 use hotfix_core::state::IncidentState;
 
 use crate::{Engine, EngineError, Result, short};
 
+/// How a rollback is asked for.
+struct Plan {
+    reason: String,
+    automatic: bool,
+    forced: Option<String>,
+}
+
 impl Engine {
-    pub fn rollback(&self, id: IncidentId, reason: &str) -> Result<IncidentState> {
+    /// `hotfix rollback ID --reason TEXT [--force]`.
+    pub fn rollback(&self, id: IncidentId, reason: &str, force: bool) -> Result<IncidentState> {
         if reason.trim().is_empty() {
             return Err(EngineError::Usage("a rollback needs --reason TEXT".into()));
         }
-        self.rollback_inner(id, reason, false)
+        self.rollback_inner(id, reason, false, force.then(|| reason.to_string()))
     }
 
     pub(crate) fn rollback_inner(
@@ -21,6 +36,7 @@ impl Engine {
         id: IncidentId,
         reason: &str,
         automatic: bool,
+        forced: Option<String>,
     ) -> Result<IncidentState> {
         let s = self.load(id)?;
         if s.rollback.is_some() {
@@ -34,69 +50,215 @@ impl Engine {
                 "keep fixing and `hotfix push`, or abandon the branch",
             ));
         };
-        let previous_main = s.previous_main.clone().unwrap_or_default();
+        // A rollback under way goes on as it was decided.
+        let plan = match &s.rollback_progress {
+            Some(p) => {
+                self.ui.info(&format!(
+                    "{id}: finishing the rollback started earlier ({})",
+                    p.reason
+                ));
+                Plan {
+                    reason: p.reason.clone(),
+                    automatic: p.automatic,
+                    forced: p.forced.clone(),
+                }
+            }
+            None => {
+                if forced.is_none() {
+                    self.refuse_not_live(&s)?;
+                } else {
+                    self.ui.warn(&format!(
+                        "{id}: rollback forced past its guards; recorded on the incident"
+                    ));
+                }
+                Plan {
+                    reason: reason.to_string(),
+                    automatic,
+                    forced,
+                }
+            }
+        };
+        let done = s.rollback_progress.clone();
+        let previous_main = match s.previous_main.clone().filter(|p| !p.is_empty()) {
+            Some(p) => p,
+            None => self.first_parent(&merge_sha)?,
+        };
 
         // 1. Production back on the previous release.
-        if s.deployed_sha.is_some() || s.health_failure.is_some() {
+        let deployed = s.deployed_sha.is_some() || s.health_failure.is_some();
+        if deployed && !done.as_ref().is_some_and(|p| p.production) {
             self.ui.info(&format!(
                 "rolling production back to {}",
                 short(&previous_main)
             ));
-            self.deployer.rollback(
+            if let Err(e) = self.deployer.rollback(
                 &self.deploy_ctx(&s, &previous_main),
                 s.previous_deployment.as_deref(),
-            )?;
+            ) {
+                return Err(self.stalled(id, &plan, format!("production rollback failed: {e}")));
+            }
             self.failpoint("rollback.deployed");
+            self.step(
+                id,
+                &plan,
+                RollbackStep::Production {
+                    previous_deployment: s.previous_deployment.clone(),
+                },
+            )?;
         }
 
         // 2. Revert the merge on main.
         let main = self.cfg.git.main.clone();
-        let msg = crate::text::revert_message(&s, &main, reason);
-        let main_revert = self
-            .forge
-            .revert_merge(&main, &merge_sha, &msg)
-            .map_err(|e| {
-                EngineError::Failed(format!(
-                    "production is rolled back, but reverting the merge on {main} failed: {e}"
-                ))
-            })?;
-        self.ui.info(&format!(
-            "reverted the merge on {main}: {}",
-            short(&main_revert)
-        ));
-        self.failpoint("rollback.main_reverted");
+        let main_revert = match done.as_ref().and_then(|p| p.main_revert.clone()) {
+            Some(r) => r,
+            None => {
+                let msg = crate::text::revert_message(&s, &main, &plan.reason);
+                let r = match self.forge.revert_merge(&main, &merge_sha, &msg) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return Err(self.stalled(
+                            id,
+                            &plan,
+                            format!(
+                                "production is rolled back, but reverting the merge on {main} failed: {e}"
+                            ),
+                        ));
+                    }
+                };
+                self.ui
+                    .info(&format!("reverted the merge on {main}: {}", short(&r)));
+                self.failpoint("rollback.main_reverted");
+                self.step(id, &plan, RollbackStep::MainReverted { sha: r.clone() })?;
+                r
+            }
+        };
 
         // 3. And on develop, if it got there.
         let develop = self.cfg.git.develop.clone();
-        let mut develop_revert = None;
+        let mut develop_revert = done.as_ref().and_then(|p| p.develop_revert.clone());
         if let Some((_, wt)) = &s.backport_conflict {
             self.abort_backport_worktree(std::path::Path::new(wt));
         }
-        if let Some(b) = &s.backport_sha {
-            let msg = crate::text::revert_message(&s, &develop, reason);
+        if let Some(b) = &s.backport_sha
+            && develop_revert.is_none()
+        {
+            let msg = crate::text::revert_message(&s, &develop, &plan.reason);
             // The backport was a git merge pushed by hotfix (not a forge PR):
             // revert it the same way, whatever the forge.
-            let r = hotfix_providers::forge::merge::revert_on(&self.git, self.remote(), &develop, b, &msg).map_err(|e| {
-                EngineError::Failed(format!(
-                    "main is reverted, but reverting the backport on {develop} failed: {e}; revert {b} on {develop} by hand, then run this again"
-                ))
-            })?;
+            let r = match hotfix_providers::forge::merge::revert_on(
+                &self.git,
+                self.remote(),
+                &develop,
+                b,
+                &msg,
+            ) {
+                Ok(r) => r,
+                Err(e) => {
+                    return Err(self.stalled(
+                        id,
+                        &plan,
+                        format!(
+                            "main is reverted, but reverting the backport on {develop} failed: {e}; revert {} on {develop} by hand, then run `hotfix rollback {id}` again",
+                            short(b)
+                        ),
+                    ));
+                }
+            };
             self.ui.info(&format!(
                 "reverted the backport on {develop}: {}",
                 short(&r)
             ));
+            self.failpoint("rollback.develop_reverted");
+            self.step(id, &plan, RollbackStep::DevelopReverted { sha: r.clone() })?;
             develop_revert = Some(r);
         }
-        self.failpoint("rollback.develop_reverted");
-        self.append(
-            &s,
-            vec![EventKind::RolledBack {
-                reason: reason.to_string(),
-                automatic,
-                main_revert: Some(main_revert),
-                develop_revert,
-            }],
-        )?;
-        self.load(id)
+        self.append_fresh(id, |s| {
+            Ok(if s.rollback.is_some() {
+                vec![]
+            } else {
+                vec![EventKind::RolledBack {
+                    reason: plan.reason.clone(),
+                    automatic: plan.automatic,
+                    main_revert: Some(main_revert.clone()),
+                    develop_revert: develop_revert.clone(),
+                    forced: plan.forced.clone(),
+                }]
+            })
+        })
     }
+
+    /// Refuses a rollback that would undo more than this incident: it is
+    /// closed, later incidents shipped on top of it, or production runs
+    /// something else than its deployment.
+    fn refuse_not_live(&self, s: &IncidentState) -> Result<()> {
+        let later = self.with_ledger(|l| l.shipped_after(s))?;
+        let mut refusals = rollback_refusals(s, &later);
+        if refusals.is_empty()
+            && let Some(mine) = deployment_of(s)
+            && let Ok(Some(now)) = self.deployer.current_production()
+            && now != mine
+        {
+            refusals.push(hotfix_core::guards::Refusal {
+                code: "not_live",
+                message: format!(
+                    "{} is not what production runs: production serves deployment {now}, {} deployed {mine}",
+                    s.id, s.id
+                ),
+                hint: format!(
+                    "roll back what production runs now, or `hotfix rollback {} --force --reason TEXT` (recorded)",
+                    s.id
+                ),
+            });
+        }
+        if refusals.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Refused(refusals))
+        }
+    }
+
+    /// Records one step of the rollback.
+    fn step(&self, id: IncidentId, plan: &Plan, step: RollbackStep) -> Result<IncidentState> {
+        self.append_fresh(id, |_| {
+            Ok(vec![EventKind::RollbackStep {
+                step: step.clone(),
+                reason: plan.reason.clone(),
+                automatic: plan.automatic,
+                forced: plan.forced.clone(),
+            }])
+        })
+    }
+
+    /// Records that a step failed (so `status` says the rollback is
+    /// incomplete) and returns the error to report.
+    fn stalled(&self, id: IncidentId, plan: &Plan, what: String) -> EngineError {
+        let what = hotfix_providers::redact::redact(&what);
+        if let Err(e) = self.step(id, plan, RollbackStep::Stalled { what: what.clone() }) {
+            self.ui
+                .warn(&format!("could not record the incomplete rollback: {e}"));
+        }
+        EngineError::Failed(format!(
+            "{what}\n  the rollback of {id} is incomplete; run `hotfix rollback {id} --reason TEXT` again to finish it"
+        ))
+    }
+
+    /// `sha^1`, fetching when a hosted forge made the commit.
+    fn first_parent(&self, sha: &str) -> Result<String> {
+        if self.git.rev_parse(sha)?.is_none() {
+            self.fetch()?;
+        }
+        Ok(self.git.rev_parse(&format!("{sha}^1"))?.unwrap_or_default())
+    }
+}
+
+/// The deployment id production got for this incident's merge, if the
+/// deploy provider gave one.
+fn deployment_of(s: &IncidentState) -> Option<String> {
+    let merge = s.merge_sha.as_deref()?;
+    s.events.iter().rev().find_map(|e| match &e.kind {
+        EventKind::Deployed {
+            sha, deployment, ..
+        } if sha == merge => deployment.clone(),
+        _ => None,
+    })
 }

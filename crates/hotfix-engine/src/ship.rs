@@ -150,7 +150,7 @@ impl Engine {
             )));
         }
         self.ui.warn("rolling back");
-        self.rollback_inner(id, reason, true)?;
+        self.rollback_inner(id, reason, true, None)?;
         Err(EngineError::Failed(format!(
             "{id} was rolled back automatically: {reason}\n  production is back on the previous release and the merge is reverted on {}; reassess and start a new attempt with `hotfix start NAME --severity ... --incident {id}`",
             self.cfg.git.main
@@ -171,11 +171,37 @@ impl Engine {
             }
         };
         let mut s = s;
+        // A review that no longer approves on the forge (dismissed, or
+        // changes requested since) takes its approval back here too.
+        let gone: Vec<String> = s
+            .fresh_approvals()
+            .iter()
+            .filter(|h| h.source == "github")
+            .filter(|h| {
+                !approvals
+                    .iter()
+                    .any(|a| a.by.eq_ignore_ascii_case(&h.by) && a.sha == h.sha)
+            })
+            .map(|h| h.by.clone())
+            .collect();
+        for by in gone {
+            self.ui.warn(&format!(
+                "{by}'s review on the forge no longer approves (dismissed or changes requested): their approval is withdrawn"
+            ));
+            s = self.append_fresh(id, |st| {
+                Ok(hotfix_core::guards::withdrawals(
+                    st,
+                    &by,
+                    "the review on the forge no longer approves (dismissed or changes requested)",
+                    "github",
+                ))
+            })?;
+        }
         for a in approvals {
             if s.head_sha.as_deref() != Some(a.sha.as_str()) {
                 continue;
             }
-            s = self.append_fresh(id, |st| {
+            let recorded = self.append_fresh(id, |st| {
                 Ok(
                     match hotfix_core::guards::check_approve(st, &self.cfg, &a.by) {
                         Ok(hotfix_core::guards::ApproveCheck::Record(role)) => {
@@ -189,7 +215,24 @@ impl Engine {
                         _ => vec![],
                     },
                 )
-            })?;
+            });
+            s = match recorded {
+                Ok(s) => s,
+                // The team server records forge reviews itself (its
+                // webhook); in remote mode it refuses them from a client.
+                Err(EngineError::Refused(r)) => {
+                    self.ui.warn(&format!(
+                        "the review by {} on the forge was not recorded: {}",
+                        a.by,
+                        r.iter()
+                            .map(|r| r.message.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ));
+                    self.load(id)?
+                }
+                Err(e) => return Err(e),
+            };
         }
         Ok(s)
     }
@@ -380,6 +423,7 @@ impl Engine {
             head_sha: head.clone(),
             previous_main,
             previous_deployment,
+            source: "cli".into(),
         }];
         if let Some(d) = backported {
             events.push(EventKind::Backported { merge_sha: d });

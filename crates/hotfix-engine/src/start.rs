@@ -1,9 +1,8 @@
 //! `hotfix start`: declare the incident and cut `hotfix/NAME` from the
 //! remote's current main.
 
-use hotfix_core::event::{EventKind, NewEvent};
+use hotfix_core::event::EventKind;
 use hotfix_core::id::IncidentId;
-use hotfix_core::notify::message_for;
 use hotfix_core::severity::Severity;
 use hotfix_core::state::{IncidentState, Phase};
 
@@ -152,39 +151,8 @@ impl Engine {
                     branch: branch.clone(),
                     base_sha: base.clone(),
                 };
-                let event = NewEvent {
-                    at: now,
-                    actor: self.actor.clone(),
-                    kind: kind.clone(),
-                };
-                let notifiers: Vec<String> = self
-                    .notifiers
-                    .iter()
-                    .map(|n| n.name().to_string())
-                    .collect();
-                let cfg = &self.cfg;
-                let actor = self.actor.clone();
-                let outbox = |id: IncidentId| {
-                    let probe = IncidentState::fold(&[hotfix_core::event::Event {
-                        incident: id,
-                        seq: 1,
-                        at: now,
-                        actor: actor.clone(),
-                        kind: kind.clone(),
-                    }]);
-                    let Ok(probe) = probe else { return vec![] };
-                    let Some(m) = message_for(
-                        &probe,
-                        &kind,
-                        now,
-                        &cfg.notify.channel,
-                        &cfg.team.tech_leads,
-                    ) else {
-                        return vec![];
-                    };
-                    notifiers.iter().map(|n| (n.clone(), m.clone())).collect()
-                };
-                let id = self.store.declare(&event, &outbox)?;
+                let id =
+                    self.with_ledger(|l| l.declare(&self.actor(), now, kind, &|_, _| vec![]))?;
                 self.deliver();
                 self.load(id)?
             }

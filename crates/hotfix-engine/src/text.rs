@@ -160,7 +160,7 @@ fn describe(k: &EventKind) -> String {
         } => format!("attempt {attempt} started on {branch}"),
         EventKind::Pushed { sha, diff, .. } => format!(
             "pushed {} ({} files, {} lines)",
-            &sha[..sha.len().min(10)],
+            crate::short(sha),
             diff.files.len(),
             diff.lines_changed()
         ),
@@ -172,16 +172,27 @@ fn describe(k: &EventKind) -> String {
             checks.iter().filter(|c| !c.ok).count()
         ),
         EventKind::Approved { by, role, .. } => format!("approved by {by} ({})", role.label()),
+        EventKind::ApprovalWithdrawn {
+            by, reason, source, ..
+        } => format!("approval by {by} withdrawn ({source}): {reason}"),
+        EventKind::PrClosed { number } => format!("PR #{number} closed without merging"),
         EventKind::AntiPatternRecorded { pattern, reason } => {
             format!("anti-pattern: {} — {reason}", pattern.label())
         }
-        EventKind::Merged { merge_sha, .. } => format!(
-            "merged to main as {}",
-            &merge_sha[..merge_sha.len().min(10)]
+        EventKind::Merged {
+            merge_sha, source, ..
+        } => format!(
+            "merged to main as {}{}",
+            crate::short(merge_sha),
+            if source == "cli" {
+                String::new()
+            } else {
+                format!(" (on {source})")
+            }
         ),
         EventKind::Deployed {
             sha, environment, ..
-        } => format!("deployed {} to {environment}", &sha[..sha.len().min(10)]),
+        } => format!("deployed {} to {environment}", crate::short(sha)),
         EventKind::HealthPassed { probes, .. } => format!("production healthy ({probes} probes)"),
         EventKind::HealthFailed { reason, .. } => format!("production unhealthy: {reason}"),
         EventKind::BackportConflict { files, .. } => {
@@ -189,11 +200,35 @@ fn describe(k: &EventKind) -> String {
         }
         EventKind::BackportAborted => "backport aborted".into(),
         EventKind::Backported { .. } => "backported to develop".into(),
+        EventKind::RollbackStep { step, .. } => match step {
+            hotfix_core::event::RollbackStep::Production { .. } => {
+                "rollback: production back on the previous release".into()
+            }
+            hotfix_core::event::RollbackStep::MainReverted { sha } => {
+                format!("rollback: merge reverted on main ({})", crate::short(sha))
+            }
+            hotfix_core::event::RollbackStep::DevelopReverted { sha } => {
+                format!(
+                    "rollback: backport reverted on develop ({})",
+                    crate::short(sha)
+                )
+            }
+            hotfix_core::event::RollbackStep::Stalled { what } => {
+                format!("rollback incomplete: {what}")
+            }
+        },
         EventKind::RolledBack {
-            reason, automatic, ..
+            reason,
+            automatic,
+            forced,
+            ..
         } => format!(
-            "{} rollback: {reason}",
-            if *automatic { "automatic" } else { "manual" }
+            "{} rollback: {reason}{}",
+            if *automatic { "automatic" } else { "manual" },
+            forced
+                .as_deref()
+                .map(|f| format!(" (forced: {f})"))
+                .unwrap_or_default()
         ),
         EventKind::ChecklistDone { key } => format!("checklist: {key}"),
         EventKind::PostmortemScheduled { .. } => "post-mortem scheduled".into(),
@@ -228,6 +263,13 @@ fn describe(k: &EventKind) -> String {
 pub fn event_line(e: &hotfix_core::event::Event, security: bool) -> String {
     let what = match (&e.kind, security) {
         (EventKind::HealthFailed { .. }, true) => "production unhealthy".to_string(),
+        (
+            EventKind::RollbackStep {
+                step: hotfix_core::event::RollbackStep::Stalled { .. },
+                ..
+            },
+            true,
+        ) => "rollback incomplete".to_string(),
         (EventKind::RolledBack { automatic, .. }, true) => format!(
             "{} rollback",
             if *automatic { "automatic" } else { "manual" }

@@ -864,3 +864,257 @@ fn config_defaults_and_mistakes() {
         assert!(e.contains(needle), "{needle}: {e}");
     }
 }
+
+// ---------------------------------------------------------------- mutations are never sent twice blindly
+
+/// What the flaky front of the fake does to one request of one mutation.
+#[derive(Clone)]
+enum Fault {
+    /// Railway applies it, then the answer is lost: this reply instead.
+    AppliedThen(Reply),
+    /// Railway fails before applying it: this reply, nothing changes.
+    NotApplied(Reply),
+}
+
+/// Puts a flaky front before the fake: the nth request (from 0) of
+/// operation `op` gets `faults[n]`; every other request is answered by the
+/// model as usual.
+fn flaky(f: &FakeRailway, op: &'static str, faults: Vec<Fault>) {
+    let model = f.model.clone();
+    let n = Arc::new(AtomicU32::new(0));
+    f.server.set_handler(move |r| {
+        if r.json()["operationName"] != op {
+            return handle(&model, r);
+        }
+        let i = n.fetch_add(1, Ordering::Relaxed) as usize;
+        match faults.get(i) {
+            Some(Fault::AppliedThen(reply)) => {
+                let _ = handle(&model, r);
+                reply.clone()
+            }
+            Some(Fault::NotApplied(reply)) => reply.clone(),
+            None => handle(&model, r),
+        }
+    });
+}
+
+/// How many requests of operation `op` the fake received.
+fn sent(f: &FakeRailway, op: &str) -> usize {
+    f.op_names().iter().filter(|n| *n == op).count()
+}
+
+/// Deployments of `commit` in production in the fake's model.
+fn deployments_of(f: &FakeRailway, commit: &str) -> Vec<String> {
+    let m = f.model.lock().unwrap();
+    m.deps
+        .iter()
+        .filter(|d| d.env == "prod" && d.commit == commit)
+        .map(|d| d.id.clone())
+        .collect()
+}
+
+/// Production with auto-deploy off: hotfix has to trigger the deploy.
+fn trigger_needed() -> Model {
+    let mut w = production(&["SUCCESS"]);
+    w.auto.clear();
+    w
+}
+
+fn fast_trigger(f: &FakeRailway) -> RailwayDeployer {
+    RailwayDeployer::new(
+        config(&f.url(), "trigger_after = \"30ms\""),
+        RailwayAuth::Bearer(TOKEN.into()),
+    )
+}
+
+/// The answers that leave hotfix not knowing whether Railway applied a
+/// mutation: a 5xx, a connection closed without an answer, a timeout
+/// (`timeout` is 500ms in these tests).
+fn lost_answers() -> Vec<(&'static str, Reply)> {
+    vec![
+        ("HTTP 500", Reply::text(500, "internal error")),
+        ("dropped connection", Reply::hang_up()),
+        (
+            "timeout",
+            Reply::json(200, json!({"data": {"serviceInstanceDeployV2": "late"}}))
+                .delayed(Duration::from_millis(900)),
+        ),
+    ]
+}
+
+#[test]
+fn a_deploy_trigger_applied_before_a_lost_answer_is_not_sent_again() {
+    for (what, reply) in lost_answers() {
+        let f = FakeRailway::start(trigger_needed());
+        flaky(&f, "DeployCommit", vec![Fault::AppliedThen(reply)]);
+        let out = fast_trigger(&f)
+            .deploy_production(&ctx(SHA))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(sent(&f, "DeployCommit"), 1, "{what}: {:?}", f.op_names());
+        assert_eq!(deployments_of(&f, SHA), ["dep-new-1"], "{what}");
+        assert_eq!(out.id.as_deref(), Some("dep-new-1"), "{what}");
+        // It asked Railway what happened before doing anything else.
+        let names = f.op_names();
+        let at = names.iter().position(|n| n == "DeployCommit").unwrap();
+        assert_eq!(names[at + 1], "ServiceDeployments", "{what}: {names:?}");
+    }
+}
+
+#[test]
+fn a_rollback_or_redeploy_applied_before_a_lost_answer_is_not_sent_again() {
+    for (op, can_rollback) in [("Rollback", true), ("Redeploy", false)] {
+        for (what, reply) in lost_answers().into_iter().take(2) {
+            let f = FakeRailway::start(after_a_bad_deploy(can_rollback));
+            flaky(&f, op, vec![Fault::AppliedThen(reply)]);
+            deployer(&f)
+                .rollback(&ctx(OLD), Some("d-old"))
+                .unwrap_or_else(|e| panic!("{op}, {what}: {e}"));
+            assert_eq!(sent(&f, op), 1, "{op}, {what}: {:?}", f.op_names());
+            assert_eq!(sent(&f, "Rollback") + sent(&f, "Redeploy"), 1);
+            assert_eq!(
+                deployments_of(&f, OLD),
+                ["d-old", "dep-new-1"],
+                "{op}, {what}: one new deployment"
+            );
+            assert_eq!(
+                deployer(&f).current_production().unwrap().as_deref(),
+                Some("dep-new-1"),
+                "{op}, {what}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_mutation_that_failed_without_being_applied_is_verified_then_sent_once_more() {
+    // Deploy trigger: 503 before Railway did anything.
+    let f = FakeRailway::start(trigger_needed());
+    flaky(
+        &f,
+        "DeployCommit",
+        vec![Fault::NotApplied(Reply::text(503, "unavailable"))],
+    );
+    let out = fast_trigger(&f).deploy_production(&ctx(SHA)).unwrap();
+    let names = f.op_names();
+    let at: Vec<usize> = (0..names.len())
+        .filter(|&i| names[i] == "DeployCommit")
+        .collect();
+    assert_eq!(at.len(), 2, "sent once more, not more: {names:?}");
+    assert!(
+        names[at[0] + 1..at[1]].contains(&"ServiceDeployments".to_string()),
+        "verified before sending again: {names:?}"
+    );
+    assert_eq!(deployments_of(&f, SHA), ["dep-new-1"]);
+    assert_eq!(out.id.as_deref(), Some("dep-new-1"));
+
+    // Rollback: the connection drops before Railway did anything.
+    let f = FakeRailway::start(after_a_bad_deploy(true));
+    flaky(&f, "Rollback", vec![Fault::NotApplied(Reply::hang_up())]);
+    deployer(&f).rollback(&ctx(OLD), Some("d-old")).unwrap();
+    let names = f.op_names();
+    let at: Vec<usize> = (0..names.len())
+        .filter(|&i| names[i] == "Rollback")
+        .collect();
+    assert_eq!(at.len(), 2, "{names:?}");
+    assert!(names[at[0] + 1..at[1]].contains(&"ServiceDeployments".to_string()));
+    assert_eq!(deployments_of(&f, OLD), ["d-old", "dep-new-1"]);
+
+    // Not applied twice: a clear error, no third send.
+    let f = FakeRailway::start(trigger_needed());
+    let fail = Fault::NotApplied(Reply::text(500, "internal error"));
+    flaky(&f, "DeployCommit", vec![fail.clone(), fail]);
+    let e = fast_trigger(&f).deploy_production(&ctx(SHA)).unwrap_err();
+    assert_eq!(sent(&f, "DeployCommit"), 2, "{:?}", f.op_names());
+    assert!(deployments_of(&f, SHA).is_empty());
+    assert!(matches!(e, DeployError::Unreachable(_)), "{e:?}");
+    let s = e.to_string();
+    assert!(
+        s.contains("DeployCommit")
+            && s.contains("failed twice")
+            && s.contains("nothing was applied"),
+        "{s}"
+    );
+}
+
+#[test]
+fn a_refused_mutation_is_final_and_says_it_was_not_applied() {
+    for (what, reply, needle) in [
+        (
+            "GraphQL error",
+            Reply::json(
+                200,
+                json!({"data": null, "errors": [{"message": "Service instance not found"}]}),
+            ),
+            "Service instance not found",
+        ),
+        (
+            "HTTP 400",
+            Reply::json(
+                400,
+                json!({"errors": [{"message": "Variable \"$commitSha\" is invalid"}]}),
+            ),
+            "$commitSha",
+        ),
+        (
+            "HTTP 429",
+            Reply::json(429, json!({})).header("Retry-After", "0"),
+            "429",
+        ),
+    ] {
+        let f = FakeRailway::start(trigger_needed());
+        flaky(&f, "DeployCommit", vec![Fault::NotApplied(reply); 4]);
+        let e = fast_trigger(&f).deploy_production(&ctx(SHA)).unwrap_err();
+        assert_eq!(sent(&f, "DeployCommit"), 1, "{what}: {:?}", f.op_names());
+        let s = e.to_string();
+        assert!(
+            s.contains("DeployCommit") && s.contains(needle) && s.contains("not appl"),
+            "{what}: {s}"
+        );
+        assert!(!s.contains("may or may not"), "{what}: {s}");
+        assert_no_token(&e);
+    }
+}
+
+#[test]
+fn when_railway_cannot_say_whether_a_mutation_was_applied_the_error_says_what_to_check() {
+    for (op, model) in [
+        ("DeployCommit", trigger_needed()),
+        ("Rollback", after_a_bad_deploy(true)),
+    ] {
+        let f = FakeRailway::start(model);
+        let m = f.model.clone();
+        let down = Arc::new(AtomicU32::new(0));
+        // The mutation is applied, then Railway goes down: its answer and
+        // every later request fail.
+        f.server.set_handler(move |r| {
+            if down.load(Ordering::Relaxed) > 0 {
+                return Reply::text(503, "down");
+            }
+            if r.json()["operationName"] == op {
+                down.store(1, Ordering::Relaxed);
+                let _ = handle(&m, r);
+                return Reply::text(502, "bad gateway");
+            }
+            handle(&m, r)
+        });
+        let e = if op == "DeployCommit" {
+            fast_trigger(&f).deploy_production(&ctx(SHA)).unwrap_err()
+        } else {
+            deployer(&f).rollback(&ctx(OLD), Some("d-old")).unwrap_err()
+        };
+        assert_eq!(sent(&f, op), 1, "{op}: {:?}", f.op_names());
+        assert!(matches!(e, DeployError::Failed(_)), "{op}: {e:?}");
+        let s = e.to_string();
+        assert!(
+            s.contains(op) && s.contains("may or may not have been applied") && s.contains("502"),
+            "{op}: {s}"
+        );
+        let look = if op == "DeployCommit" {
+            "deployments in production include one of commit a1b2c3d4e5"
+        } else {
+            "a new deployment of 0000000000 (the rollback to deployment d-old) or serves d-old again"
+        };
+        assert!(s.contains(look), "{op}: {s}");
+        assert_no_token(&e);
+    }
+}

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hotfix_core::IncidentState;
+use hotfix_core::admit::Door;
 use hotfix_core::event::EventKind;
 use hotfix_core::team::ApiRole;
 use serde::Deserialize;
@@ -23,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/incidents/{id}", get(show))
         .route("/api/v1/incidents/{id}/events", get(events).post(append))
         .route("/api/v1/incidents/{id}/approve", post(approve))
+        .route("/api/v1/incidents/{id}/withdraw", post(withdraw))
         .route("/api/v1/incidents/{id}/checklist", post(tick))
         .route("/api/v1/incidents/{id}/notes", post(note))
         .route("/api/v1/incidents/{id}/close", post(close))
@@ -201,7 +203,7 @@ async fn declare(
         }]
     };
     let created = detail_after(&st, move |st| {
-        ops::declare(st, &caller.user, kind, then, &|_, _| vec![])
+        ops::declare(st, &caller.actor(Door::Api), kind, then, &|_, _| vec![])
     })
     .await?;
     Ok((StatusCode::CREATED, created))
@@ -246,7 +248,7 @@ async fn append(
         return Err(ApiError::bad_request("at most 100 events per append"));
     }
     version_after(&st, move |st| {
-        ops::append_checked(st, &caller, id, b.expected_version, b.events)
+        ops::append_checked(st, &caller, Door::Api, id, b.expected_version, b.events)
     })
     .await
 }
@@ -257,7 +259,36 @@ async fn approve(
     IncidentPath(id): IncidentPath,
 ) -> Result<Json<Value>, ApiError> {
     st.blocking(move |st| {
-        let (s, recorded) = ops::approve(st, &caller, id, "api")?;
+        let (s, recorded) = ops::approve(st, &caller, Door::Api, id)?;
+        let mut v = ops::detail(st, &s, st.clock.now());
+        v["recorded"] = json!(recorded);
+        Ok(Json(v))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WithdrawBody {
+    reason: String,
+}
+
+/// The caller takes back their approval of the current head.
+async fn withdraw(
+    State(st): State<AppState>,
+    caller: Caller,
+    IncidentPath(id): IncidentPath,
+    Body(b): Body<WithdrawBody>,
+) -> Result<Json<Value>, ApiError> {
+    let reason = b.reason.trim().to_string();
+    if reason.is_empty() {
+        return Err(ApiError::unprocessable(
+            "bad_value",
+            "a withdrawal needs a reason",
+        ));
+    }
+    st.blocking(move |st| {
+        let (s, recorded) = ops::withdraw(st, &caller, Door::Api, id, &reason)?;
         let mut v = ops::detail(st, &s, st.clock.now());
         v["recorded"] = json!(recorded);
         Ok(Json(v))
@@ -277,7 +308,10 @@ async fn tick(
     IncidentPath(id): IncidentPath,
     Body(b): Body<TickBody>,
 ) -> Result<Json<Value>, ApiError> {
-    detail_after(&st, move |st| ops::tick(st, &caller, id, &b.done)).await
+    detail_after(&st, move |st| {
+        ops::tick(st, &caller, Door::Api, id, &b.done)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -293,11 +327,15 @@ async fn note(
     Body(b): Body<NoteBody>,
 ) -> Result<Json<Value>, ApiError> {
     let text = b.text.trim().to_string();
-    if text.is_empty() || text.len() > 4000 {
-        return Err(ApiError::bad_request("a note is 1 to 4000 characters"));
-    }
     version_after(&st, move |st| {
-        ops::append_checked(st, &caller, id, None, vec![EventKind::Note { text }])
+        ops::append_checked(
+            st,
+            &caller,
+            Door::Api,
+            id,
+            None,
+            vec![EventKind::Note { text }],
+        )
     })
     .await
 }
@@ -307,7 +345,7 @@ async fn close(
     caller: Caller,
     IncidentPath(id): IncidentPath,
 ) -> Result<Json<Value>, ApiError> {
-    detail_after(&st, move |st| ops::close(st, &caller, id)).await
+    detail_after(&st, move |st| ops::close(st, &caller, Door::Api, id)).await
 }
 
 async fn outbox(State(st): State<AppState>, _c: Caller) -> Result<Json<Value>, ApiError> {

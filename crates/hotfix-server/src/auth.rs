@@ -63,6 +63,11 @@ impl Caller {
         }
     }
 
+    /// The rulebook's view of this caller acting through `door`.
+    pub fn actor(&self, door: hotfix_core::admit::Door) -> hotfix_core::admit::Actor<'_> {
+        hotfix_core::admit::Actor::new(&self.user, door).with_role(self.role)
+    }
+
     /// Refuses unless the caller has at least `role`.
     pub fn require(&self, role: ApiRole, what: &str) -> Result<(), ApiError> {
         if self.role >= role {
@@ -80,64 +85,89 @@ impl Caller {
 
 /// The token a request carries: `Authorization: Bearer …`, or HTTP basic
 /// auth whose password (else user name) is the token (senders such as
-/// Alertmanager's `basic_auth` can only do that), else the dashboard cookie.
-pub fn token_of(headers: &HeaderMap) -> Option<String> {
-    if let Some(v) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let v = v.trim();
-        if let Some(t) = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-        {
-            return Some(t.trim().to_string());
-        }
-        if let Some(t) = v
-            .strip_prefix("Basic ")
-            .or_else(|| v.strip_prefix("basic "))
-            .and_then(basic_token)
-        {
-            return Some(t);
-        }
+/// Alertmanager's `basic_auth` can only do that); without that header, the
+/// dashboard cookie.
+///
+/// A request that has the header is judged by it alone: a header that is
+/// not one of those (no scheme, another scheme, nothing after `Bearer`,
+/// basic credentials that are not base64 of `user:token`, the header twice)
+/// is a 401 that says so, and never falls back to the cookie. The message
+/// does not repeat the header, which may be a token sent without `Bearer `.
+pub fn request_token(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(cookie(headers, COOKIE));
+    };
+    if values.next().is_some() {
+        return Err(malformed("it is sent more than once"));
     }
-    cookie(headers, COOKIE)
+    let v = value
+        .to_str()
+        .map_err(|_| malformed("it is not plain ASCII text"))?
+        .trim();
+    let (scheme, rest) = v
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .map_or((v, ""), |(s, r)| (s, r.trim()));
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return match rest {
+            "" => Err(malformed("`Bearer` is not followed by a token")),
+            t if t.contains(|c: char| c.is_ascii_whitespace()) => {
+                Err(malformed("the bearer token contains spaces"))
+            }
+            t => Ok(Some(t.to_string())),
+        };
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        return basic_token(rest).map(Some).map_err(malformed);
+    }
+    Err(malformed(if rest.is_empty() {
+        "it has no scheme (a token goes after `Bearer `)"
+    } else {
+        "its scheme is neither `Bearer` nor `Basic`"
+    }))
+}
+
+/// [`request_token`] for callers that treat a malformed header as no
+/// credential at all (still never the cookie instead).
+pub fn token_of(headers: &HeaderMap) -> Option<String> {
+    request_token(headers).ok().flatten()
+}
+
+/// The 401 of an `Authorization` header that carries no usable token.
+fn malformed(why: &str) -> ApiError {
+    ApiError::unauthorized(format!("malformed Authorization header: {why}")).with_hint(
+        "send `Authorization: Bearer <token>`, or HTTP basic auth with the token as the password; a request with this header is never signed in by the session cookie",
+    )
 }
 
 /// The token in a basic credential (`base64(user:password)`): the password,
 /// or the user name when the password is empty.
-fn basic_token(b64: &str) -> Option<String> {
-    let raw = String::from_utf8(base64_decode(b64.trim())?).ok()?;
+fn basic_token(b64: &str) -> Result<String, &'static str> {
+    if b64.is_empty() {
+        return Err("`Basic` is not followed by credentials");
+    }
+    let raw = base64_decode(b64)
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or("the `Basic` credentials are not base64 of `user:token`")?;
     let (user, pass) = raw.split_once(':').unwrap_or((raw.as_str(), ""));
     [pass, user]
         .into_iter()
         .map(str::trim)
         .find(|t| !t.is_empty())
         .map(String::from)
+        .ok_or("the `Basic` credentials carry no token")
 }
 
 /// Standard (or URL-safe) base64, padding optional; `None` if malformed.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut buf, mut bits) = (0u32, 0u32);
-    for c in s.trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        buf = (buf << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-            buf &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    use base64::Engine as _;
+    use base64::alphabet;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const CONFIG: GeneralPurposeConfig =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, CONFIG);
+    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, CONFIG);
+    STANDARD.decode(s).or_else(|_| URL_SAFE.decode(s)).ok()
 }
 
 /// One cookie's value.
@@ -171,7 +201,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(token) = token_of(&parts.headers) else {
+        let Some(token) = request_token(&parts.headers)? else {
             return Err(ApiError::unauthorized(
                 "no API token: send `Authorization: Bearer <token>` (create one with `hotfix serve token create`)",
             ));
@@ -207,7 +237,9 @@ impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
-        match token_of(&parts.headers) {
+        // A malformed header is refused here too rather than read as
+        // "signed out": the cookie is never the fallback for it.
+        match request_token(&parts.headers)? {
             None => Ok(MaybeCaller(None)),
             Some(t) => Ok(MaybeCaller(authenticate(st, t).await?)),
         }
@@ -241,9 +273,79 @@ mod tests {
         // base64("hf_abc:")
         h.insert(header::AUTHORIZATION, "Basic aGZfYWJjOg==".parse().unwrap());
         assert_eq!(token_of(&h).as_deref(), Some("hf_abc"));
+        // Padding is optional, and the URL-safe alphabet is read too.
+        h.insert(header::AUTHORIZATION, "basic aGZfYWJjOg".parse().unwrap());
+        assert_eq!(token_of(&h).as_deref(), Some("hf_abc"));
+        assert_eq!(base64_decode("aGk").as_deref(), Some(&b"hi"[..]));
+        assert_eq!(base64_decode("-_8").as_deref(), Some(&[0xfb, 0xff][..]));
+        assert_eq!(base64_decode("+/8=").as_deref(), Some(&[0xfb, 0xff][..]));
+        for bad in ["!!!", "a", "aGk=x", "a b"] {
+            assert_eq!(base64_decode(bad), None, "{bad}");
+        }
         h.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
         assert_eq!(token_of(&h), None);
-        assert_eq!(base64_decode("aGk").as_deref(), Some(&b"hi"[..]));
+    }
+
+    #[test]
+    fn a_malformed_header_is_a_clear_401_and_never_falls_back_to_the_cookie() {
+        let with = |auth: &[&[u8]]| {
+            let mut h = HeaderMap::new();
+            h.insert(header::COOKIE, "hotfix_session=fromcookie".parse().unwrap());
+            for a in auth {
+                h.append(
+                    header::AUTHORIZATION,
+                    header::HeaderValue::from_bytes(a).unwrap(),
+                );
+            }
+            h
+        };
+        let cases: &[(&[u8], &str)] = &[
+            (b"xyz", "has no scheme"),
+            (b"hf_secret_token", "has no scheme"),
+            (b"Basic !!!", "not base64"),
+            (b"Basic", "not followed by credentials"),
+            (b"Basic Og==", "carry no token"), // base64(":")
+            (b"Basic //79", "not base64"),     // not UTF-8 once decoded
+            (b"Bearer ", "not followed by a token"),
+            (b"Bearer", "not followed by a token"),
+            (b"Bearer a b", "contains spaces"),
+            (b"Digest username=\"x\"", "neither `Bearer` nor `Basic`"),
+            (b"Token hf_secret_token", "neither `Bearer` nor `Basic`"),
+            (b"Bearer \xff", "not plain ASCII"),
+        ];
+        for (auth, why) in cases {
+            let shown = String::from_utf8_lossy(auth);
+            let h = with(&[auth]);
+            let e = request_token(&h).expect_err(&shown);
+            assert_eq!(e.status, axum::http::StatusCode::UNAUTHORIZED, "{shown}");
+            assert!(
+                e.message.starts_with("malformed Authorization header: ")
+                    && e.message.contains(why),
+                "{shown}: {}",
+                e.message
+            );
+            assert!(!e.message.contains("secret"), "echoed: {}", e.message);
+            assert!(
+                e.hint
+                    .as_deref()
+                    .is_some_and(|h| h.contains("Bearer <token>"))
+            );
+            assert_eq!(token_of(&h), None, "{shown}: not the cookie");
+        }
+        let twice = with(&[b"Bearer a", b"Bearer b"]);
+        assert!(request_token(&twice).is_err_and(|e| e.message.contains("more than once")));
+        // Well-formed headers, in any case of the scheme, and no header at all.
+        assert_eq!(
+            request_token(&with(&[b"BEARER  hf_x "]))
+                .unwrap()
+                .as_deref(),
+            Some("hf_x")
+        );
+        assert_eq!(
+            request_token(&with(&[])).unwrap().as_deref(),
+            Some("fromcookie")
+        );
+        assert_eq!(request_token(&HeaderMap::new()).unwrap(), None);
     }
 
     #[test]

@@ -269,6 +269,11 @@ impl RemoteStore {
             .map(|h| format!("\n  hint: {h}"))
             .unwrap_or_default();
         match r.status {
+            409 if e.code == crate::error::NAME_IN_USE => {
+                name_in_use(&e.message).unwrap_or_else(|| {
+                    StoreError::Backend(format!("server refused: {}{hint}", e.message))
+                })
+            }
             404 if e.code == "not_found" => match incident {
                 Some(id) => StoreError::NotFound(id),
                 None => StoreError::Backend(format!("server refused: {}{hint}", e.message)),
@@ -307,6 +312,19 @@ impl RemoteStore {
         let path = Self::incident_path(id, "/events");
         Ok(self.get_json::<Version>(&path, Some(id))?.version)
     }
+}
+
+/// [`StoreError::NameInUse`] back from the message of the server's
+/// `name_in_use` refusal, which is that error's own text
+/// ("an open incident already uses the name `x`: HF-3"); `None` if the
+/// message is not of that shape (a server of another version).
+fn name_in_use(message: &str) -> Option<StoreError> {
+    let (head, holder) = message.rsplit_once("`: ")?;
+    let (_, name) = head.split_once('`')?;
+    Some(StoreError::NameInUse {
+        name: name.to_string(),
+        incident: holder.trim().parse().ok()?,
+    })
 }
 
 impl Store for RemoteStore {
@@ -371,6 +389,11 @@ impl Store for RemoteStore {
             &path,
             &json!({ "expected_version": expected_version, "events": kinds }),
         )?;
+        if r.status == 409 && r.error().code == crate::error::NAME_IN_USE {
+            // An `attempt_started` whose name another open incident holds:
+            // the version did not move, and re-reading would not help.
+            return Err(self.refusal(&r, Some(incident)));
+        }
         if r.status == 409 {
             // The same answer covers "the version moved" (re-read and decide
             // again) and "your decision is stale" with an unchanged version
@@ -490,6 +513,49 @@ mod tests {
             !shown.contains("hf_secret") && !shown.contains("pw@"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_name_in_use_refusal_is_the_same_store_error_as_in_local_mode() {
+        let s = RemoteStore::new("http://127.0.0.1:1", Some("hf_x")).expect("valid");
+        let local = StoreError::NameInUse {
+            name: "pdf-crash".into(),
+            incident: IncidentId(3),
+        };
+        let answer = crate::ApiError::from(StoreError::NameInUse {
+            name: "pdf-crash".into(),
+            incident: IncidentId(3),
+        });
+        assert_eq!(answer.status.as_u16(), 409);
+        let r = Reply {
+            status: 409,
+            body: answer.body().to_string(),
+        };
+        match s.refusal(&r, None) {
+            StoreError::NameInUse { name, incident } => {
+                assert_eq!((name.as_str(), incident), ("pdf-crash", IncidentId(3)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            name_in_use(&local.to_string()).map(|e| e.to_string()),
+            Some(local.to_string())
+        );
+        // A message of another shape is still a refusal, said as it came.
+        let odd = Reply {
+            status: 409,
+            body: r#"{"error":{"code":"name_in_use","message":"taken","hint":null}}"#.into(),
+        };
+        match s.refusal(&odd, None) {
+            StoreError::Backend(m) => assert_eq!(m, "server refused: taken"),
+            other => panic!("{other:?}"),
+        }
+        // Other 409s are not mistaken for it.
+        let cas = Reply {
+            status: 409,
+            body: r#"{"error":{"code":"conflict","message":"an open incident already uses the name `x`: HF-1","hint":null}}"#.into(),
+        };
+        assert!(matches!(s.refusal(&cas, None), StoreError::Backend(_)));
     }
 
     #[test]

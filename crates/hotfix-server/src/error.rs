@@ -63,10 +63,39 @@ impl ApiError {
         Self::unprocessable(r.code, r.message.clone()).with_hint(r.hint.clone())
     }
 
+    /// The rulebook said no: 403 when it is about who acts (an approval by
+    /// the author, a role, a server-only event), 422 about the incident's
+    /// state; the code of the first reason, every message, as the CLI
+    /// prints them.
+    pub fn from_refusals(r: Vec<Refusal>) -> ApiError {
+        let Some(first) = r.first() else {
+            return ApiError::unprocessable("refused", "refused");
+        };
+        let status = if hotfix_core::admit::FORBIDDEN_CODES.contains(&first.code) {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        let message = r
+            .iter()
+            .map(|x| x.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let hint = r
+            .iter()
+            .map(|x| x.hint.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        ApiError::new(status, first.code, message).with_hint(hint)
+    }
+
     pub fn body(&self) -> serde_json::Value {
         json!({ "error": { "code": self.code, "message": self.message, "hint": self.hint } })
     }
 }
+
+/// The code of a 409 for [`StoreError::NameInUse`].
+pub const NAME_IN_USE: &str = "name_in_use";
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -75,8 +104,27 @@ impl From<StoreError> for ApiError {
                 format!("the incident is at version {actual}: re-read it and decide again"),
             ),
             StoreError::NotFound(_) => ApiError::not_found(e.to_string()),
+            // The message is the store error's own text: the CLI's remote
+            // store reads the name and the holder back from it.
+            StoreError::NameInUse { incident, .. } => {
+                ApiError::new(StatusCode::CONFLICT, NAME_IN_USE, e.to_string()).with_hint(format!(
+                    "continue {incident} (`hotfix status {incident}`), close it first, or choose another name"
+                ))
+            }
             // Backend messages are ours (no secrets: URLs are redacted by the store).
             _ => ApiError::unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<hotfix_core::ledger::AppendError> for ApiError {
+    fn from(e: hotfix_core::ledger::AppendError) -> Self {
+        use hotfix_core::ledger::AppendError;
+        match e {
+            AppendError::Refused(r) => ApiError::from_refusals(r),
+            AppendError::Store(e) => e.into(),
+            AppendError::Fold(e) => ApiError::internal(e.to_string()),
+            e @ AppendError::KeptChanging(_) => ApiError::conflict(e.to_string()),
         }
     }
 }

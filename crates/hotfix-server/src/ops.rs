@@ -2,21 +2,25 @@
 //! command, the dashboard buttons, the alert intake and the webhooks.
 //!
 //! Every write goes through [`append_checked`] (a person with a token) or
-//! [`append_system`] (something that came in): the server, not the client,
-//! decides who may append what, stamps the events with its own clock and the
-//! caller's identity, and writes the notifications of its own notifiers in
-//! the same transaction (the outbox), so nothing a client sends can skip a
-//! guard or forge an approval.
+//! [`append_system`] (something that came in), and both through the one log
+//! service of `hotfix_core::ledger` that the CLI engine uses: the rulebook
+//! (`hotfix_core::admit`) decides who may append what through which door,
+//! the server stamps the events with its own clock and the caller's
+//! identity, and writes the notifications of its own notifiers in the same
+//! transaction (the outbox), so nothing a client sends can skip a guard or
+//! forge an approval.
 //!
 //! These functions are synchronous; handlers call them through
 //! [`AppState::blocking`].
 
-use hotfix_core::checklist::{check_tick, checklist, open_items};
-use hotfix_core::event::{Event, EventKind, NewEvent};
+use hotfix_core::admit::{Actor, Door};
+use hotfix_core::checklist::{check_tick, checklist};
+use hotfix_core::event::EventKind;
 use hotfix_core::guards::{ApproveCheck, check_approve};
 use hotfix_core::id::IncidentId;
+use hotfix_core::ledger::Ledger;
 use hotfix_core::next::next_action;
-use hotfix_core::notify::{Message, message_for};
+use hotfix_core::notify::Message;
 use hotfix_core::provider::StoreError;
 use hotfix_core::state::IncidentState;
 use hotfix_core::team::ApiRole;
@@ -29,10 +33,10 @@ use crate::auth::Caller;
 use crate::{ApiError, AppState};
 
 /// Notifications for the outbox: `(notifier, message)`.
-pub type Outbox = Vec<(String, Message)>;
+pub use hotfix_core::ledger::Outbox;
 
 /// Given the fresh state: the events to append and extra notifications.
-pub type Decide<'a> = dyn FnMut(&IncidentState) -> Result<(Vec<EventKind>, Outbox), ApiError> + 'a;
+pub type Decide<'a> = hotfix_core::ledger::Decide<'a, ApiError>;
 
 /// The incident as it stands.
 pub fn load(st: &AppState, id: IncidentId) -> Result<IncidentState, ApiError> {
@@ -69,6 +73,17 @@ impl Snapshot {
     }
 }
 
+/// Runs `f` with the one log service the CLI engine uses too: every write
+/// of the server goes through its rulebook ([`hotfix_core::admit`]).
+pub fn with_ledger<T>(st: &AppState, f: impl FnOnce(&Ledger<'_>) -> T) -> T {
+    let names: Vec<String> = st.notifiers.iter().map(|n| n.name().to_string()).collect();
+    f(&Ledger {
+        store: &*st.store,
+        cfg: &st.cfg,
+        notifiers: &names,
+    })
+}
+
 /// The notifications these events cause, one per notifier of this server.
 pub fn outbox_for(
     st: &AppState,
@@ -76,15 +91,7 @@ pub fn outbox_for(
     kinds: &[EventKind],
     now: Timestamp,
 ) -> Vec<(String, Message)> {
-    let mut out = vec![];
-    for k in kinds {
-        if let Some(m) = message_for(s, k, now, &st.cfg.notify.channel, &st.cfg.team.tech_leads) {
-            for n in &st.notifiers {
-                out.push((n.name().to_string(), m.clone()));
-            }
-        }
-    }
-    out
+    with_ledger(st, |l| l.outbox_for(s, kinds, now))
 }
 
 /// A message to every notifier that is not tied to an event kind (a page
@@ -107,11 +114,7 @@ pub fn custom_message(
         customer_facing: s.customer_facing,
         security: s.security,
         at: now,
-        title: if s.security {
-            String::new()
-        } else {
-            s.title.clone()
-        },
+        title: s.shared_title(),
         pr_url: s.pr_url.clone(),
     };
     st.notifiers
@@ -120,44 +123,18 @@ pub fn custom_message(
         .collect()
 }
 
-/// Declares an incident as `actor`, with `then` appended right after it
-/// (components, the alert that opened it) and `extra` notifications.
+/// Declares an incident as `actor` (the declaration checked by the
+/// rulebook), with `then` appended right after it (components, the alert
+/// that opened it) and `extra` notifications.
 pub fn declare(
     st: &AppState,
-    actor: &str,
+    actor: &Actor<'_>,
     declared: EventKind,
     then: Vec<EventKind>,
     extra: &dyn Fn(&IncidentState, Timestamp) -> Outbox,
 ) -> Result<IncidentState, ApiError> {
-    if !matches!(declared, EventKind::Declared { .. }) {
-        return Err(ApiError::bad_request(
-            "a declaration must be a `declared` event",
-        ));
-    }
     let now = st.clock.now();
-    let event = NewEvent {
-        at: now,
-        actor: actor.to_string(),
-        kind: declared.clone(),
-    };
-    let outbox = |id: IncidentId| {
-        let probe = IncidentState::fold(&[Event {
-            incident: id,
-            seq: 1,
-            at: now,
-            actor: actor.to_string(),
-            kind: declared.clone(),
-        }]);
-        match probe {
-            Ok(p) => {
-                let mut v = outbox_for(st, &p, std::slice::from_ref(&declared), now);
-                v.extend(extra(&p, now));
-                v
-            }
-            Err(_) => vec![],
-        }
-    };
-    let id = st.store.declare(&event, &outbox)?;
+    let id = with_ledger(st, |l| l.declare(actor, now, declared, extra))?;
     st.metrics.incidents_declared.inc();
     if !then.is_empty() {
         append_system(st, actor, id, &mut |_| Ok(then.clone()))?;
@@ -165,55 +142,10 @@ pub fn declare(
     load(st, id)
 }
 
-/// Checks that `caller` may append these events to `s`.
-pub fn authorize(
-    st: &AppState,
-    caller: &Caller,
-    s: &IncidentState,
-    kinds: &[EventKind],
-) -> Result<(), ApiError> {
-    for k in kinds {
-        match k {
-            EventKind::Declared { .. } => {
-                return Err(ApiError::unprocessable(
-                    "bad_event",
-                    "an incident is declared with POST /api/v1/incidents, not appended",
-                ));
-            }
-            EventKind::Approved { by, role, sha, .. } => {
-                if !by.eq_ignore_ascii_case(&caller.user) {
-                    return Err(ApiError::forbidden(format!(
-                        "{} may not record an approval by {by}: approvals are given in one's own name",
-                        caller.user
-                    )));
-                }
-                let want = approval_role(st, caller, s)?;
-                if want != *role {
-                    return Err(ApiError::forbidden(format!(
-                        "{} approves as {}, not as {}",
-                        caller.user,
-                        want.label(),
-                        role.label()
-                    )));
-                }
-                if s.head_sha.as_deref() != Some(sha.as_str()) {
-                    return Err(ApiError::conflict(format!(
-                        "the approval is for {sha} but the head is {}",
-                        s.head_sha.as_deref().unwrap_or("not pushed")
-                    ))
-                    .with_hint("re-read the incident and approve what is there now"));
-                }
-            }
-            EventKind::Closed => caller.require(ApiRole::TechLead, "closing an incident")?,
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 /// The approver role `caller` would approve `s` in, with every server-side
 /// rule: in `[team]`, not their own hotfix, a tech lead's token for the tech
-/// lead's approval.
+/// lead's approval (what the dashboard offers; the rulebook decides again
+/// when the approval is appended).
 pub fn approval_role(
     st: &AppState,
     caller: &Caller,
@@ -228,10 +160,7 @@ pub fn approval_role(
                 hotfix_core::event::Role::Reviewer
             }
         }
-        Err(r) if r.code == "self_approval" || r.code == "not_an_approver" => {
-            return Err(ApiError::forbidden(r.message).with_hint(r.hint));
-        }
-        Err(r) => return Err(ApiError::refusal(&r)),
+        Err(r) => return Err(ApiError::from_refusals(vec![r])),
     };
     if role == hotfix_core::event::Role::TechLead {
         caller.require(ApiRole::TechLead, "a tech lead's approval")?;
@@ -239,11 +168,13 @@ pub fn approval_role(
     Ok(role)
 }
 
-/// Appends what `caller` sent, if the incident is still at `expected` (when
-/// given) and the caller may. Events are stamped by the server.
+/// Appends what `caller` sent through `door`, if the incident is still at
+/// `expected` (when given) and the rulebook admits it. Events are stamped
+/// by the server with its clock and the caller's identity.
 pub fn append_checked(
     st: &AppState,
     caller: &Caller,
+    door: Door,
     id: IncidentId,
     expected: Option<u64>,
     kinds: Vec<EventKind>,
@@ -262,17 +193,20 @@ pub fn append_checked(
         }
         .into());
     }
-    authorize(st, caller, &s, &kinds)?;
-    write(st, &caller.user, &s, kinds, vec![])?;
+    let now = st.clock.now();
+    with_ledger(st, |l| {
+        l.append(&s, &caller.actor(door), now, &kinds, vec![])
+    })?;
     load(st, id)
 }
 
-/// Appends events as a system actor (an alert source, a webhook, a worker):
-/// `decide` sees the fresh state and returns what to append (none: nothing
-/// to do). Retries when someone else appended in between.
+/// Appends events as `actor` (a person through a door, an alert source, a
+/// webhook, a worker): `decide` sees the fresh state and returns what to
+/// append (none: nothing to do). Retries when someone else appended in
+/// between; the rulebook admits every append.
 pub fn append_system(
     st: &AppState,
-    actor: &str,
+    actor: &Actor<'_>,
     id: IncidentId,
     decide: &mut dyn FnMut(&IncidentState) -> Result<Vec<EventKind>, ApiError>,
 ) -> Result<IncidentState, ApiError> {
@@ -282,71 +216,27 @@ pub fn append_system(
 /// Like [`append_system`], with notifications of its own besides the events' ones.
 pub fn append_with(
     st: &AppState,
-    actor: &str,
+    actor: &Actor<'_>,
     id: IncidentId,
     decide: &mut Decide<'_>,
 ) -> Result<IncidentState, ApiError> {
-    for _ in 0..20 {
-        let s = load(st, id)?;
-        let (kinds, extra) = decide(&s)?;
-        if kinds.is_empty() {
-            return Ok(s);
-        }
-        match write(st, actor, &s, kinds, extra) {
-            Ok(()) => return load(st, id),
-            Err(e) if e.status == axum::http::StatusCode::CONFLICT => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(ApiError::conflict(format!("{id} kept changing; try again")))
+    // A missing incident is a 404, not a store failure.
+    load(st, id)?;
+    let clock = st.clock;
+    with_ledger(st, |l| {
+        l.append_fresh::<ApiError>(id, actor, &|| clock.now(), decide)
+    })
 }
 
-/// Appends `kinds` to `s` as `actor`, with their notifications and `extra`
-/// ones in the same transaction (a conflict if `s` is no longer current).
-fn write(
-    st: &AppState,
-    actor: &str,
-    s: &IncidentState,
-    kinds: Vec<EventKind>,
-    extra: Outbox,
-) -> Result<(), ApiError> {
-    let now = st.clock.now();
-    let mut outbox = outbox_for(st, s, &kinds, now);
-    outbox.extend(extra);
-    let events: Vec<NewEvent> = kinds
-        .into_iter()
-        .map(|kind| NewEvent {
-            at: now,
-            actor: actor.to_string(),
-            kind,
-        })
-        .collect();
-    // The log must still fold with these events: a client cannot write
-    // something the workflow cannot read back.
-    let mut probe = s.events.clone();
-    for (i, e) in events.iter().enumerate() {
-        probe.push(Event {
-            incident: s.id,
-            seq: s.version + 1 + i as u64,
-            at: e.at,
-            actor: e.actor.clone(),
-            kind: e.kind.clone(),
-        });
-    }
-    IncidentState::fold(&probe).map_err(|e| ApiError::unprocessable("bad_event", e.to_string()))?;
-    st.store.append(s.id, s.version, &events, &outbox)?;
-    Ok(())
-}
-
-/// `caller` approves the current head of `id` (server-side rules).
+/// `caller` approves the current head of `id` through `door`.
 pub fn approve(
     st: &AppState,
     caller: &Caller,
+    door: Door,
     id: IncidentId,
-    source: &str,
 ) -> Result<(IncidentState, bool), ApiError> {
     let mut recorded = false;
-    let s = append_system(st, &caller.user, id, &mut |s| {
+    let s = append_system(st, &caller.actor(door), id, &mut |s| {
         recorded = false;
         let role = approval_role(st, caller, s)?;
         if matches!(
@@ -360,8 +250,26 @@ pub fn approve(
             by: caller.user.clone(),
             role,
             sha: s.head_sha.clone().unwrap_or_default(),
-            source: source.to_string(),
+            source: door.as_str().to_string(),
         }])
+    })?;
+    Ok((s, recorded))
+}
+
+/// `caller` withdraws their approval of the current head (none left: nothing to do).
+pub fn withdraw(
+    st: &AppState,
+    caller: &Caller,
+    door: Door,
+    id: IncidentId,
+    reason: &str,
+) -> Result<(IncidentState, bool), ApiError> {
+    let mut recorded = false;
+    let s = append_system(st, &caller.actor(door), id, &mut |s| {
+        recorded = false;
+        let kinds = hotfix_core::guards::withdrawals(s, &caller.user, reason, door.as_str());
+        recorded = !kinds.is_empty();
+        Ok(kinds)
     })?;
     Ok((s, recorded))
 }
@@ -370,13 +278,14 @@ pub fn approve(
 pub fn tick(
     st: &AppState,
     caller: &Caller,
+    door: Door,
     id: IncidentId,
     keys: &[String],
 ) -> Result<IncidentState, ApiError> {
     for k in keys {
         check_tick(k).map_err(|e| ApiError::unprocessable("bad_checklist_key", e.to_string()))?;
     }
-    append_system(st, &caller.user, id, &mut |s| {
+    append_system(st, &caller.actor(door), id, &mut |s| {
         if s.is_closed() {
             return Err(ApiError::unprocessable("closed", format!("{id} is closed")));
         }
@@ -395,26 +304,28 @@ pub fn tick(
 }
 
 /// Closes `id` when its checklist is complete (tech lead).
-pub fn close(st: &AppState, caller: &Caller, id: IncidentId) -> Result<IncidentState, ApiError> {
+pub fn close(
+    st: &AppState,
+    caller: &Caller,
+    door: Door,
+    id: IncidentId,
+) -> Result<IncidentState, ApiError> {
     caller.require(ApiRole::TechLead, "closing an incident")?;
-    append_system(st, &caller.user, id, &mut |s| {
-        if s.is_closed() {
-            return Ok(vec![]);
-        }
-        let open = open_items(s);
-        if !open.is_empty() {
-            return Err(ApiError::unprocessable(
-                "checklist_open",
-                format!(
-                    "{id} cannot be closed; open checklist items: {}",
-                    open.iter().map(|i| i.key).collect::<Vec<_>>().join(", ")
-                ),
-            )
-            .with_hint(format!(
+    append_system(st, &caller.actor(door), id, &mut |s| {
+        Ok(if s.is_closed() {
+            vec![]
+        } else {
+            vec![EventKind::Closed]
+        })
+    })
+    .map_err(|e| {
+        if e.code == "checklist_open" {
+            e.with_hint(format!(
                 "tick what was done: POST /api/v1/incidents/{id}/checklist"
-            )));
+            ))
+        } else {
+            e
         }
-        Ok(vec![EventKind::Closed])
     })
 }
 
@@ -441,11 +352,7 @@ pub struct Summary {
 
 /// The title people may see (security incidents say nothing).
 pub fn visible_title(s: &IncidentState) -> String {
-    if s.security {
-        "security incident (details restricted)".into()
-    } else {
-        s.title.clone()
-    }
+    s.public_title()
 }
 
 pub fn summary(st: &AppState, s: &IncidentState, now: Timestamp) -> Summary {
@@ -505,6 +412,7 @@ pub fn detail(st: &AppState, s: &IncidentState, now: Timestamp) -> serde_json::V
         "approvals": s.approvals.iter().map(|a| json!({
             "by": a.by, "role": a.role, "sha": a.sha, "at": a.at, "source": a.source,
             "fresh": s.fresh_approvals().iter().any(|f| f.seq == a.seq),
+            "withdrawn": a.withdrawn,
         })).collect::<Vec<_>>(),
         "missing_approvals": hotfix_core::guards::missing_approvals(s, &st.cfg.policy),
         "timeline": timeline(s, &st.cfg.policy, now),

@@ -99,6 +99,7 @@ pub fn status_word(s: &IncidentState, policy: &Policy) -> &'static str {
         | Phase::AwaitingApproval
         | Phase::ReadyToShip
         | Phase::Merged
+        | Phase::RollingBack
         | Phase::RolledBack => "identified",
     }
 }

@@ -793,7 +793,7 @@ fn a_run_that_died_between_declaring_and_linking_is_finished_not_repeated() {
     };
     ops::declare(
         &t.st,
-        "alertmanager (alert)",
+        &hotfix_core::admit::Actor::new("alertmanager (alert)", hotfix_core::admit::Door::Alert),
         declared,
         vec![],
         &|_, _| vec![],

@@ -297,6 +297,144 @@ fn the_browser_session_cookie_cannot_write_through_the_api() {
     assert_eq!(r.json()["approvals"].as_array().unwrap().len(), 0);
 }
 
+/// A bad `Authorization` header is refused for what it is: the browser's
+/// session cookie next to it never signs the request in instead (else a
+/// write carrying any junk header would pass as the cookie's owner).
+#[test]
+fn a_malformed_authorization_header_is_refused_even_with_a_session_cookie() {
+    let t = TestServer::start();
+    let dev = t.token(DEV, ApiRole::Developer);
+    let id = declared_and_pushed(&t, &dev, "critical");
+    let lead = t.token(LEAD, ApiRole::TechLead);
+    let cookie = format!("hotfix_session={lead}");
+    for bad in ["xyz", "Basic !!!", "Bearer ", "Digest abc", &lead] {
+        let r = post(
+            &t.url(&format!("/api/v1/incidents/{id}/approve")),
+            None,
+            &[("Cookie", &cookie), ("Authorization", bad)],
+            b"",
+        );
+        assert_eq!(r.status, 401, "{bad}: {}", r.text);
+        assert_eq!(r.json()["error"]["code"], "unauthorized");
+        let m = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(m.contains("malformed Authorization header"), "{bad}: {m}");
+        assert!(!m.contains(&lead), "the header is not echoed: {m}");
+        // Reads too: the header is the credential, or nothing is.
+        let r = get(
+            &t.url("/api/v1/me"),
+            None,
+            &[("Cookie", &cookie), ("Authorization", bad)],
+        );
+        assert_eq!(r.status, 401, "{bad}: {}", r.text);
+    }
+    let r = get(&t.url(&format!("/api/v1/incidents/{id}")), Some(&lead), &[]);
+    assert_eq!(r.json()["approvals"].as_array().unwrap().len(), 0);
+    // A well-formed header still works, cookie or not.
+    let r = get(&t.url("/api/v1/me"), Some(&dev), &[("Cookie", &cookie)]);
+    assert_eq!(r.json()["user"], DEV);
+}
+
+/// One open incident per name: parallel declarations of one name make one
+/// incident, the others are told which one holds it (409 `name_in_use`),
+/// through the API and through the CLI's remote store alike.
+#[test]
+fn one_open_incident_per_name_however_many_declare_it_at_once() {
+    let t = TestServer::start();
+    let dev = t.token(DEV, ApiRole::Developer);
+    let url = t.url("/api/v1/incidents");
+    let answers: Vec<Resp> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| {
+                sc.spawn(|| {
+                    post_json(
+                        &url,
+                        Some(&dev),
+                        &json!({"name": "pdf-crash", "severity": "critical"}),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let created: Vec<&Resp> = answers.iter().filter(|r| r.status == 201).collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    let holder = created[0].json()["incident"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for r in answers.iter().filter(|r| r.status != 201) {
+        assert_eq!(r.status, 409, "{}", r.text);
+        assert_eq!(r.json()["error"]["code"], "name_in_use");
+        assert_eq!(
+            r.json()["error"]["message"],
+            format!("an open incident already uses the name `pdf-crash`: {holder}")
+        );
+    }
+    let r = get(&t.url("/api/v1/incidents?state=all"), Some(&dev), &[]);
+    assert_eq!(r.json()["incidents"].as_array().unwrap().len(), 1);
+
+    // Remote mode: the engine sees the store error it sees locally.
+    let remote = hotfix_server::client::RemoteStore::new(&t.base, Some(&dev)).unwrap();
+    let declared = hotfix_core::event::NewEvent {
+        at: jiff::Timestamp::now(),
+        actor: DEV.into(),
+        kind: hotfix_core::event::EventKind::Declared {
+            name: "pdf-crash".into(),
+            title: "PDF crash".into(),
+            severity: hotfix_core::severity::Severity::Critical,
+            customer_facing: false,
+            security: false,
+            branch: "hotfix/pdf-crash".into(),
+            base_sha: String::new(),
+        },
+    };
+    use hotfix_core::provider::{Store, StoreError};
+    match remote.declare(&declared, &|_| vec![]) {
+        Err(StoreError::NameInUse { name, incident }) => {
+            assert_eq!(
+                (name.as_str(), incident.to_string()),
+                ("pdf-crash", holder.clone())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let other = remote
+        .declare(
+            &hotfix_core::event::NewEvent {
+                kind: hotfix_core::event::EventKind::Declared {
+                    name: "login-loop".into(),
+                    title: "Login loop".into(),
+                    severity: hotfix_core::severity::Severity::Critical,
+                    customer_facing: false,
+                    security: false,
+                    branch: "hotfix/login-loop".into(),
+                    base_sha: String::new(),
+                },
+                ..declared.clone()
+            },
+            &|_| vec![],
+        )
+        .unwrap();
+    // A new attempt under a held name is refused the same way, not as a
+    // compare-and-set conflict (the version did not move).
+    let attempt = hotfix_core::event::NewEvent {
+        kind: hotfix_core::event::EventKind::AttemptStarted {
+            attempt: 1,
+            name: "pdf-crash".into(),
+            branch: "hotfix/pdf-crash".into(),
+            base_sha: "a".repeat(40),
+            severity: hotfix_core::severity::Severity::Critical,
+        },
+        ..declared
+    };
+    match remote.append(other, 1, &[attempt], &[]) {
+        Err(StoreError::NameInUse { name, incident }) => {
+            assert_eq!((name.as_str(), incident.to_string()), ("pdf-crash", holder));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn the_list_pages_newest_first_and_gives_every_id_on_request() {
     let t = TestServer::start();

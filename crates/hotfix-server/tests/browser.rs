@@ -28,10 +28,9 @@ fn api(t: &TestServer, token: &str, path: &str, body: Value, status: u16) -> Val
 #[test]
 fn a_tech_lead_approves_in_the_browser_and_the_page_follows_live_changes() {
     let Some(chromedriver) = chromedriver_path() else {
-        eprintln!(
-            "\n*** SKIPPED: no chromedriver at /usr/bin/chromedriver (or $CHROMEDRIVER): \
-             the browser test did not run. Install it with \
-             `apt-get install -y chromium chromium-driver`. ***\n"
+        hotfix_testkit::skip(
+            "no chromedriver at /usr/bin/chromedriver (or $CHROMEDRIVER): the browser test \
+             did not run. Install it with `apt-get install -y chromium chromium-driver`",
         );
         return;
     };

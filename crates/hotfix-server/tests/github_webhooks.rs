@@ -151,7 +151,9 @@ fn awaiting_approval(t: &TestServer, author: &str) -> String {
     id
 }
 
-/// GitHub's `pull_request_review` sample, as a review of `commit` on our branch.
+/// GitHub's `pull_request_review` sample, as a review of `commit` on the
+/// incident's PR (#2, our branch into main). Each (login, state, commit)
+/// gets a review id of its own, the same on every redelivery.
 fn review(login: &str, state: &str, commit: &str) -> Value {
     let mut v = fixture("pull_request_review_submitted.json");
     v["review"]["state"] = json!(state);
@@ -159,17 +161,79 @@ fn review(login: &str, state: &str, commit: &str) -> Value {
     v["review"]["commit_id"] = json!(commit);
     v["pull_request"]["head"]["ref"] = json!(BRANCH);
     v["pull_request"]["head"]["sha"] = json!(commit);
+    v["pull_request"]["base"]["ref"] = json!("main");
+    let key = format!("{}/{state}/{commit}", login.to_ascii_lowercase());
+    // FNV-1a: a stable id per review.
+    let id = key.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    }) % 1_000_000_000;
+    with_review_id(v, id)
+}
+
+/// The review with GitHub's review id `id`.
+fn with_review_id(mut v: Value, id: u64) -> Value {
+    v["review"]["id"] = json!(id);
+    v
+}
+
+fn review_id(v: &Value) -> u64 {
+    v["review"]["id"].as_u64().unwrap()
+}
+
+/// The `dismissed` delivery of `review` (same review id, state `dismissed`).
+fn dismissal(review: &Value) -> Value {
+    let mut v = review.clone();
+    v["action"] = json!("dismissed");
+    v["review"]["state"] = json!("dismissed");
+    v
+}
+
+/// GitHub's `pull_request` sample as `action` on the incident's PR: #2,
+/// from our branch at `head` into main, in the repository itself.
+fn pr_event(action: &str, head: &str) -> Value {
+    let mut v = fixture("pull_request_opened.json");
+    v["action"] = json!(action);
+    v["pull_request"]["head"]["ref"] = json!(BRANCH);
+    v["pull_request"]["head"]["sha"] = json!(head);
+    v["pull_request"]["base"]["ref"] = json!("main");
+    v
+}
+
+/// PR #2 merged on GitHub by `by` at `merge` (its head at `head`).
+fn merged_pr(merge: &str, head: &str, by: &str) -> Value {
+    let mut v = pr_event("closed", head);
+    v["pull_request"]["state"] = json!("closed");
+    v["pull_request"]["merged"] = json!(true);
+    v["pull_request"]["merge_commit_sha"] = json!(merge);
+    v["pull_request"]["merged_by"] = json!({"login": by, "type": "User"});
     v
 }
 
 /// GitHub's `push` sample (a tag deletion), as a push of `after` to our branch.
 fn push(after: &str) -> Value {
+    push_from(&sha('b'), after)
+}
+
+/// A push of our branch from `before` to `after`.
+fn push_from(before: &str, after: &str) -> Value {
     let mut v = fixture("push.json");
     v["ref"] = json!(format!("refs/heads/{BRANCH}"));
-    v["before"] = json!(sha('b'));
+    v["before"] = json!(before);
     v["after"] = json!(after);
     v["deleted"] = json!(false);
     v
+}
+
+/// Every notification once the outbox is drained (nothing in flight).
+fn settled_posts(t: &TestServer) -> Vec<Value> {
+    t.wait_for("the outbox drained", || {
+        t.st.store.undelivered().unwrap().is_empty()
+    });
+    t.delivered()
+}
+
+fn version(t: &TestServer, id: &str) -> u64 {
+    incident(t, id)["incident"]["version"].as_u64().unwrap()
 }
 
 fn events_of(d: &Value, kind: &str) -> Vec<Value> {
@@ -403,23 +467,23 @@ fn approvals_pushes_merges_and_deployments(backend: Backend) {
     assert!(out.contains("stale review"), "{out}");
     assert_eq!(incident(&t, &id)["approvals"].as_array().unwrap().len(), 1);
 
-    // The PR is merged on GitHub.
-    let mut merged = fixture("pull_request_opened.json");
-    merged["action"] = json!("closed");
-    merged["pull_request"]["state"] = json!("closed");
-    merged["pull_request"]["merged"] = json!(true);
-    merged["pull_request"]["merge_commit_sha"] = json!(sha('d'));
-    merged["pull_request"]["head"]["ref"] = json!(BRANCH);
+    // The PR is merged on GitHub (its approval stale: past the guards).
+    let merged = merged_pr(&sha('d'), &sha('c'), "Codertocat");
     let out = deliver_and_process(&t, "pull_request", "m-1", &merged);
-    assert!(out.starts_with("recorded on HF-1"), "{out}");
+    assert!(
+        out.starts_with("recorded on HF-1: merged on GitHub"),
+        "{out}"
+    );
     let out = deliver_and_process(&t, "pull_request", "m-1-again", &merged);
     assert!(out.starts_with("ignored:"), "{out}");
     let d = incident(&t, &id);
-    let ext = events_of(&d, "external_update");
-    assert_eq!(ext.len(), 1, "{ext:?}");
-    assert_eq!(ext[0]["what"], "merged on GitHub");
-    assert_eq!(ext[0]["detail"], sha('d'));
-    assert_eq!(ext[0]["source"], "github");
+    let m = events_of(&d, "merged");
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0]["merge_sha"], sha('d'));
+    assert_eq!(m[0]["head_sha"], sha('c'));
+    assert_eq!(m[0]["source"], "github");
+    assert_eq!(d["state"]["merge_sha"], sha('d'));
+    assert!(events_of(&d, "external_update").is_empty(), "{d}");
 
     // A deployment of the head reports success.
     let mut dep = fixture("deployment_status.json");
@@ -429,10 +493,10 @@ fn approvals_pushes_merges_and_deployments(backend: Backend) {
     assert!(out.starts_with("recorded on HF-1"), "{out}");
     let d = incident(&t, &id);
     let ext = events_of(&d, "external_update");
-    assert_eq!(ext.len(), 2);
-    assert_eq!(ext[1]["what"], "deployment success");
+    assert_eq!(ext.len(), 1);
+    assert_eq!(ext[0]["what"], "deployment success");
     assert_eq!(
-        ext[1]["detail"],
+        ext[0]["detail"],
         "production https://pdf-crash.up.railway.app"
     );
     // A deployment of a commit no incident has: ignored.
@@ -440,7 +504,7 @@ fn approvals_pushes_merges_and_deployments(backend: Backend) {
     other["deployment"]["sha"] = json!(sha('e'));
     let out = deliver_and_process(&t, "deployment_status", "dep-2", &other);
     assert!(out.starts_with("ignored: no incident"), "{out}");
-    assert_eq!(events_of(&incident(&t, &id), "external_update").len(), 2);
+    assert_eq!(events_of(&incident(&t, &id), "external_update").len(), 1);
 }
 
 #[test]
@@ -501,18 +565,19 @@ fn nobody_approves_their_own_hotfix_on_github_either() {
     );
     assert!(out.starts_with("approved"), "{out}");
     assert_eq!(incident(&t, &id)["incident"]["phase"], "ready_to_ship");
-    // A dismissal is on the record, and the channel is told the approval still counts.
-    let mut dismissed = review("lead-gh", "dismissed", &sha('b'));
-    dismissed["action"] = json!("dismissed");
+    // Dismissing that review withdraws the approval it gave.
+    let dismissed = dismissal(&review("lead-gh", "approved", &sha('b')));
     let out = deliver_and_process(&t, "pull_request_review", "dis", &dismissed);
     assert!(out.contains("dismissed"), "{out}");
-    let ext = events_of(&incident(&t, &id), "external_update");
-    assert_eq!(ext[0]["what"], "review dismissed");
-    assert_eq!(ext[0]["detail"], format!("lead-gh ({LEAD})"));
-    t.wait_for("the dismissal notice", || {
+    let d = incident(&t, &id);
+    let w = events_of(&d, "approval_withdrawn");
+    assert_eq!(w.len(), 1, "{d}");
+    assert_eq!(w[0]["by"], LEAD);
+    assert_eq!(d["incident"]["phase"], "awaiting_approval");
+    t.wait_for("the withdrawal notice", || {
         t.delivered()
             .iter()
-            .any(|m| m["step"] == "review_dismissed")
+            .any(|m| m["step"] == "approval_withdrawn")
     });
 }
 
@@ -586,4 +651,515 @@ fn the_echo_of_hotfixs_own_push_does_not_race_its_record() {
     let d = incident(&t, &id);
     assert!(events_of(&d, "head_moved").is_empty(), "{d}");
     assert_eq!(events_of(&d, "pushed").len(), 2);
+}
+
+/// A dismissed review, or *changes requested*, takes the approval back; the
+/// same review delivered again (under a new delivery id) changes nothing.
+#[test]
+fn a_dismissed_review_or_changes_requested_withdraws_the_approval_once() {
+    let t = server(Backend::Sqlite);
+    let id = awaiting_approval(&t, DEV);
+    let approve = review("lead-gh", "approved", &sha('b'));
+    let out = deliver_and_process(&t, "pull_request_review", "a-1", &approve);
+    assert!(out.starts_with("approved HF-1"), "{out}");
+    assert_eq!(incident(&t, &id)["incident"]["phase"], "ready_to_ship");
+
+    // The review is dismissed on GitHub: the approval no longer counts.
+    let dismiss = dismissal(&approve);
+    let out = deliver_and_process(&t, "pull_request_review", "d-1", &dismiss);
+    assert!(out.starts_with("withdrawn on HF-1"), "{out}");
+    let d = incident(&t, &id);
+    let w = events_of(&d, "approval_withdrawn");
+    assert_eq!(w.len(), 1, "{d}");
+    assert_eq!(w[0]["by"], LEAD);
+    assert_eq!(w[0]["sha"], sha('b'));
+    assert_eq!(
+        w[0]["reason"],
+        format!("GitHub review {} dismissed", review_id(&approve))
+    );
+    assert_eq!(w[0]["source"], "github");
+    assert_eq!(d["missing_approvals"], json!(["1 tech lead approval"]));
+    assert!(!d["approvals"][0]["withdrawn"].is_null(), "{d}");
+    assert_eq!(
+        d["approvals"][0]["fresh"], false,
+        "withdrawn: it does not count"
+    );
+    assert_eq!(d["incident"]["phase"], "awaiting_approval");
+    t.wait_for("the withdrawal in the channel", || {
+        t.delivered()
+            .iter()
+            .any(|m| m["step"] == "approval_withdrawn")
+    });
+    let v = version(&t, &id);
+    let posts = settled_posts(&t).len();
+
+    // The same dismissal again, and the approval it dismissed replayed:
+    // nothing recorded, nobody paged.
+    let out = deliver_and_process(&t, "pull_request_review", "d-1-again", &dismiss);
+    assert!(out.starts_with("ignored: already withdrawn"), "{out}");
+    let out = deliver_and_process(&t, "pull_request_review", "a-1-replay", &approve);
+    assert!(out.starts_with("ignored: already withdrawn"), "{out}");
+    assert_eq!(version(&t, &id), v);
+    assert_eq!(settled_posts(&t).len(), posts);
+
+    // A new approval counts again; changes requested by the same person
+    // withdraws it, once.
+    let again = with_review_id(review("lead-gh", "approved", &sha('b')), 4242);
+    let out = deliver_and_process(&t, "pull_request_review", "a-2", &again);
+    assert!(out.starts_with("approved HF-1"), "{out}");
+    assert_eq!(incident(&t, &id)["incident"]["phase"], "ready_to_ship");
+    let changes = with_review_id(review("lead-gh", "changes_requested", &sha('b')), 4243);
+    let out = deliver_and_process(&t, "pull_request_review", "c-1", &changes);
+    assert!(out.starts_with("withdrawn on HF-1"), "{out}");
+    let d = incident(&t, &id);
+    let w = events_of(&d, "approval_withdrawn");
+    assert_eq!(w.len(), 2, "{d}");
+    assert!(
+        w[1]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("GitHub review 4243: changes requested"),
+        "{}",
+        w[1]
+    );
+    assert!(!d["missing_approvals"].as_array().unwrap().is_empty());
+    assert!(!d["approvals"][1]["withdrawn"].is_null(), "{d}");
+    let v = version(&t, &id);
+    let out = deliver_and_process(&t, "pull_request_review", "c-1-again", &changes);
+    assert!(out.starts_with("ignored: already withdrawn"), "{out}");
+    // Changes requested by somebody with no approval: nothing to withdraw.
+    let out = deliver_and_process(
+        &t,
+        "pull_request_review",
+        "c-2",
+        &review("lead2-gh", "changes_requested", &sha('b')),
+    );
+    assert!(out.starts_with("ignored:"), "{out}");
+    assert_eq!(version(&t, &id), v);
+
+    // A dismissed review that gave no hotfix approval is kept with its id,
+    // so its redelivery is recognised.
+    let stranger = dismissal(&with_review_id(
+        review("octocat", "approved", &sha('b')),
+        5150,
+    ));
+    let out = deliver_and_process(&t, "pull_request_review", "d-2", &stranger);
+    assert!(out.starts_with("recorded on HF-1"), "{out}");
+    let ext = events_of(&incident(&t, &id), "external_update");
+    assert_eq!(ext.len(), 1);
+    assert_eq!(ext[0]["what"], "review dismissed");
+    assert!(
+        ext[0]["detail"].as_str().unwrap().contains("5150"),
+        "{}",
+        ext[0]
+    );
+    let v = version(&t, &id);
+    let out = deliver_and_process(&t, "pull_request_review", "d-2-again", &stranger);
+    assert!(out.starts_with("ignored:"), "{out}");
+    assert_eq!(version(&t, &id), v);
+}
+
+/// `pull_request` `synchronize` (and `edited` with a new head) moves the
+/// head as a push does, without waiting for the push delivery.
+#[test]
+fn a_pr_synchronize_or_edit_moves_the_head_like_a_push() {
+    let t = server(Backend::Sqlite);
+    let id = awaiting_approval(&t, DEV);
+    let out = deliver_and_process(
+        &t,
+        "pull_request_review",
+        "a-1",
+        &review("lead-gh", "approved", &sha('b')),
+    );
+    assert!(out.starts_with("approved"), "{out}");
+    let mut sync = pr_event("synchronize", &sha('c'));
+    sync["before"] = json!(sha('b'));
+    sync["after"] = json!(sha('c'));
+    let out = deliver_and_process(&t, "pull_request", "s-1", &sync);
+    assert_eq!(
+        out, "recorded on HF-1: head moved to ccccccc; approvals are stale",
+        "{out}"
+    );
+    let d = incident(&t, &id);
+    assert_eq!(d["state"]["head_sha"], sha('c'));
+    let moved = events_of(&d, "head_moved");
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0]["sha"], sha('c'));
+    assert_eq!(moved[0]["source"], "github");
+    assert_eq!(d["missing_approvals"], json!(["1 tech lead approval"]));
+    assert_eq!(d["approvals"][0]["fresh"], false);
+    t.wait_for("the head_moved notification", || {
+        t.delivered().iter().any(|m| m["step"] == "head_moved")
+    });
+    // The push of the same move, and an edit of the title, change nothing.
+    let out = deliver_and_process(&t, "push", "p-1", &push(&sha('c')));
+    assert_eq!(out, "ignored: the head of HF-1 is already ccccccc");
+    let out = deliver_and_process(&t, "pull_request", "e-1", &pr_event("edited", &sha('c')));
+    assert_eq!(out, "ignored: the head of HF-1 is already ccccccc");
+    // An edit showing a head hotfix has not seen (its push never came).
+    let out = deliver_and_process(&t, "pull_request", "e-2", &pr_event("edited", &sha('d')));
+    assert!(
+        out.starts_with("recorded on HF-1: head moved to ddddddd"),
+        "{out}"
+    );
+    let d = incident(&t, &id);
+    assert_eq!(d["state"]["head_sha"], sha('d'));
+    assert_eq!(events_of(&d, "head_moved").len(), 2);
+}
+
+/// A GitHub event is the incident's when it is about the incident's own PR:
+/// its number, in the [forge] repository, into main, from the branch in
+/// that same repository. A fork's `hotfix/<name>` is somebody else's.
+#[test]
+fn only_the_incidents_own_pr_is_matched_not_a_fork_or_another_number() {
+    let t = server(Backend::Sqlite);
+    let id = awaiting_approval(&t, DEV);
+    let v = version(&t, &id);
+    let posts = settled_posts(&t).len();
+    let fork = |mut e: Value| {
+        e["pull_request"]["head"]["repo"]["full_name"] = json!("mallory/Hello-World");
+        e
+    };
+    let out = deliver_and_process(
+        &t,
+        "pull_request_review",
+        "f-1",
+        &fork(review("lead-gh", "approved", &sha('b'))),
+    );
+    assert!(
+        out.starts_with("ignored: PR #2 comes from the fork mallory/Hello-World"),
+        "{out}"
+    );
+    let out = deliver_and_process(
+        &t,
+        "pull_request",
+        "f-2",
+        &fork(merged_pr(&sha('e'), &sha('b'), "mallory")),
+    );
+    assert!(out.contains("fork"), "{out}");
+    let mut closed = pr_event("closed", &sha('b'));
+    closed["pull_request"]["head"]["repo"] = Value::Null;
+    let out = deliver_and_process(&t, "pull_request", "f-3", &closed);
+    assert!(out.contains("fork (deleted)"), "{out}");
+    let mut other = review("lead-gh", "approved", &sha('b'));
+    other["pull_request"]["number"] = json!(7);
+    let out = deliver_and_process(&t, "pull_request_review", "n-7", &other);
+    assert_eq!(out, "ignored: PR #7 is not the PR of HF-1 (#2)");
+    let mut release = merged_pr(&sha('e'), &sha('b'), "lead-gh");
+    release["pull_request"]["base"]["ref"] = json!("release");
+    let out = deliver_and_process(&t, "pull_request", "r-1", &release);
+    assert!(out.contains("is into release, not main"), "{out}");
+    let mut elsewhere = review("lead-gh", "approved", &sha('b'));
+    elsewhere["pull_request"]["base"]["repo"]["full_name"] = json!("mallory/Hello-World");
+    let out = deliver_and_process(&t, "pull_request_review", "x-1", &elsewhere);
+    assert!(out.contains("not the [forge] repo"), "{out}");
+    // Nothing recorded, nothing posted.
+    let d = incident(&t, &id);
+    assert_eq!(d["incident"]["version"], v, "{d}");
+    assert!(d["approvals"].as_array().unwrap().is_empty());
+    assert!(d["state"]["merge_sha"].is_null());
+    assert_eq!(settled_posts(&t).len(), posts);
+    // The PR itself still is.
+    let out = deliver_and_process(
+        &t,
+        "pull_request_review",
+        "own",
+        &review("lead-gh", "approved", &sha('b')),
+    );
+    assert!(out.starts_with("approved HF-1"), "{out}");
+}
+
+/// Before `pr_opened` is recorded the branch decides, still only for a PR
+/// into main from the same repository.
+#[test]
+fn before_the_incident_has_a_pr_its_branch_into_main_decides() {
+    let t = server(Backend::Sqlite);
+    let tok = t.token(DEV, ApiRole::Developer);
+    let r = post_json(
+        &t.url("/api/v1/incidents"),
+        Some(&tok),
+        &json!({"name": "pdf-crash", "severity": "critical", "base_sha": sha('a')}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json()["incident"]["id"].as_str().unwrap().to_string();
+    let r = post_json(
+        &t.url(&format!("/api/v1/incidents/{id}/events")),
+        Some(&tok),
+        &json!({"events": [
+            {"type": "pushed", "sha": sha('b'), "commits": [{"sha": sha('b'), "author_email": DEV, "committer_email": DEV, "subject": "fix"}], "diff": {"files": ["a.rs"], "lines_added": 3, "lines_removed": 1}},
+            {"type": "preview_deployed", "sha": sha('b'), "url": "http://127.0.0.1:1/"},
+            {"type": "smoke_passed", "sha": sha('b'), "checks": []}
+        ]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(incident(&t, &id)["state"]["pr"].is_null());
+    let mut from_fork = review("lead-gh", "approved", &sha('b'));
+    from_fork["pull_request"]["number"] = json!(9);
+    from_fork["pull_request"]["head"]["repo"]["full_name"] = json!("mallory/Hello-World");
+    let out = deliver_and_process(&t, "pull_request_review", "f-9", &from_fork);
+    assert!(out.contains("fork"), "{out}");
+    let mut into_develop = review("lead-gh", "approved", &sha('b'));
+    into_develop["pull_request"]["number"] = json!(9);
+    into_develop["pull_request"]["base"]["ref"] = json!("develop");
+    let out = deliver_and_process(&t, "pull_request_review", "d-9", &into_develop);
+    assert!(out.contains("backport"), "{out}");
+    assert!(
+        incident(&t, &id)["approvals"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let mut own = review("lead-gh", "approved", &sha('b'));
+    own["pull_request"]["number"] = json!(9);
+    let out = deliver_and_process(&t, "pull_request_review", "o-9", &own);
+    assert!(out.starts_with("approved HF-1"), "{out}");
+}
+
+/// A merge on GitHub is the incident's merge: the merge sha is recorded
+/// (with the bypass of the guards that still refused), so the deployment
+/// of that commit is matched and the backport PR is recognised.
+#[test]
+fn a_merge_on_github_records_the_merge_past_the_guards_and_its_backport() {
+    let t = server(Backend::Sqlite);
+    let id = awaiting_approval(&t, DEV);
+    // The backport PR (our branch into develop) merged first: not yet.
+    let mut backport = merged_pr(&sha('f'), &sha('b'), "lead-gh");
+    backport["number"] = json!(3);
+    backport["pull_request"]["number"] = json!(3);
+    backport["pull_request"]["base"]["ref"] = json!("develop");
+    let out = deliver_and_process(&t, "pull_request", "bp-0", &backport);
+    assert!(out.starts_with("refused:"), "{out}");
+    assert!(out.contains("not merged"), "{out}");
+
+    // An admin merges PR #2 on GitHub without the tech lead's approval.
+    let merge = merged_pr(&sha('e'), &sha('b'), "octocat");
+    let out = deliver_and_process(&t, "pull_request", "m-1", &merge);
+    assert!(
+        out.starts_with("recorded on HF-1: merged on GitHub by octocat at eeeeeee"),
+        "{out}"
+    );
+    let d = incident(&t, &id);
+    assert_eq!(d["state"]["merge_sha"], sha('e'));
+    assert_eq!(d["incident"]["phase"], "merged");
+    let m = events_of(&d, "merged");
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0]["merge_sha"], sha('e'));
+    assert_eq!(m[0]["head_sha"], sha('b'));
+    assert_eq!(m[0]["previous_main"], "");
+    assert!(m[0]["previous_deployment"].is_null());
+    assert_eq!(m[0]["source"], "github");
+    let bypass = events_of(&d, "anti_pattern_recorded");
+    assert_eq!(bypass.len(), 1);
+    assert_eq!(bypass[0]["pattern"], "bypassed_guards");
+    let reason = bypass[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("merged on GitHub by octocat past: "),
+        "{reason}"
+    );
+    assert!(reason.contains("missing 1 tech lead approval"), "{reason}");
+    assert_eq!(
+        bypass[0]["seq"].as_u64().unwrap() + 1,
+        m[0]["seq"].as_u64().unwrap()
+    );
+    assert!(events_of(&d, "external_update").is_empty());
+    t.wait_for("the tech leads told of the bypass", || {
+        t.delivered().iter().any(|m| {
+            m["step"] == "anti_pattern_recorded"
+                && m["mentions"].as_array().unwrap().contains(&json!(LEAD))
+        })
+    });
+    // Delivered again: nothing.
+    let v = version(&t, &id);
+    let out = deliver_and_process(&t, "pull_request", "m-1-again", &merge);
+    assert!(
+        out.starts_with("ignored: HF-1 already records the merge"),
+        "{out}"
+    );
+    assert_eq!(version(&t, &id), v);
+
+    // Production reports the merge commit failed to deploy: the tech leads are paged.
+    let mut dep = fixture("deployment_status.json");
+    dep["deployment"]["sha"] = json!(sha('e'));
+    dep["deployment_status"]["state"] = json!("failure");
+    let out = deliver_and_process(&t, "deployment_status", "dep-1", &dep);
+    assert!(
+        out.starts_with("recorded on HF-1: deployment failure"),
+        "{out}"
+    );
+    t.wait_for("the deployment page", || {
+        t.delivered().iter().any(|m| {
+            m["step"] == "github_deployment"
+                && m["mentions"].as_array().unwrap().contains(&json!(LEAD))
+        })
+    });
+
+    // Now the backport PR's merge is the backport, not another merge.
+    let out = deliver_and_process(&t, "pull_request", "bp-1", &backport);
+    assert!(out.starts_with("recorded on HF-1: backported"), "{out}");
+    let d = incident(&t, &id);
+    assert_eq!(d["state"]["backport_sha"], sha('f'));
+    assert_eq!(d["state"]["merge_sha"], sha('e'));
+    assert_eq!(events_of(&d, "merged").len(), 1);
+    assert_eq!(events_of(&d, "backported").len(), 1);
+    let out = deliver_and_process(&t, "pull_request", "bp-1-again", &backport);
+    assert!(out.starts_with("ignored:"), "{out}");
+    assert_eq!(events_of(&incident(&t, &id), "backported").len(), 1);
+}
+
+/// A ready hotfix merged on GitHub: the merge, and no bypass.
+#[test]
+fn a_ready_hotfix_merged_on_github_records_no_bypass() {
+    let t = server(Backend::Sqlite);
+    let id = awaiting_approval(&t, DEV);
+    let out = deliver_and_process(
+        &t,
+        "pull_request_review",
+        "a-1",
+        &review("lead-gh", "approved", &sha('b')),
+    );
+    assert!(out.starts_with("approved"), "{out}");
+    let out = deliver_and_process(
+        &t,
+        "pull_request",
+        "m-1",
+        &merged_pr(&sha('e'), &sha('b'), "lead-gh"),
+    );
+    assert_eq!(
+        out,
+        "recorded on HF-1: merged on GitHub by lead-gh at eeeeeee"
+    );
+    let d = incident(&t, &id);
+    assert_eq!(d["state"]["merge_sha"], sha('e'));
+    assert!(events_of(&d, "anti_pattern_recorded").is_empty(), "{d}");
+    assert!(
+        d["incident"]["next"]
+            .as_str()
+            .unwrap()
+            .contains("finish the production deploy"),
+        "{d}"
+    );
+}
+
+/// GitHub merged a head whose push hotfix has not recorded yet (it is
+/// still settling): the head moves to it first, so the merge is not lost.
+#[test]
+fn a_merge_of_a_head_not_seen_yet_moves_the_head_first() {
+    let t = server(Backend::Sqlite);
+    let id = awaiting_approval(&t, DEV);
+    let out = deliver_and_process(
+        &t,
+        "pull_request_review",
+        "a-1",
+        &review("lead-gh", "approved", &sha('b')),
+    );
+    assert!(out.starts_with("approved"), "{out}");
+    let out = deliver_and_process(
+        &t,
+        "pull_request",
+        "m-1",
+        &merged_pr(&sha('e'), &sha('c'), "lead-gh"),
+    );
+    assert!(
+        out.starts_with("recorded on HF-1: merged on GitHub"),
+        "{out}"
+    );
+    let d = incident(&t, &id);
+    let kinds: Vec<&str> = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .take(3)
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["merged", "anti_pattern_recorded", "head_moved"]);
+    assert_eq!(d["state"]["head_sha"], sha('c'));
+    assert_eq!(d["state"]["merge_sha"], sha('e'));
+    // Its push, when it comes, changes nothing.
+    let out = deliver_and_process(&t, "push", "p-1", &push(&sha('c')));
+    assert!(out.starts_with("ignored:"), "{out}");
+}
+
+/// A PR closed without merging is `pr_closed`, and the next action says so;
+/// reopening it on GitHub puts it back.
+#[test]
+fn a_pr_closed_without_merging_is_recorded_and_said_next() {
+    let t = server(Backend::Sqlite);
+    let id = awaiting_approval(&t, DEV);
+    let mut closed = pr_event("closed", &sha('b'));
+    closed["pull_request"]["state"] = json!("closed");
+    let out = deliver_and_process(&t, "pull_request", "c-1", &closed);
+    assert_eq!(out, "recorded on HF-1: PR #2 closed without merging");
+    let d = incident(&t, &id);
+    let c = events_of(&d, "pr_closed");
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0]["number"], 2);
+    assert!(events_of(&d, "external_update").is_empty());
+    assert!(
+        d["incident"]["next"]
+            .as_str()
+            .unwrap()
+            .contains("PR #2 was closed without merging"),
+        "{d}"
+    );
+    t.wait_for("the close in the channel", || {
+        t.delivered().iter().any(|m| m["step"] == "pr_closed")
+    });
+    let out = deliver_and_process(&t, "pull_request", "c-1-again", &closed);
+    assert!(out.starts_with("ignored:"), "{out}");
+    assert_eq!(events_of(&incident(&t, &id), "pr_closed").len(), 1);
+    let out = deliver_and_process(&t, "pull_request", "o-1", &pr_event("reopened", &sha('b')));
+    assert_eq!(out, "recorded on HF-1: PR #2 reopened");
+    let d = incident(&t, &id);
+    assert!(
+        !d["incident"]["next"]
+            .as_str()
+            .unwrap()
+            .contains("closed without merging"),
+        "{d}"
+    );
+    assert_eq!(d["incident"]["phase"], "awaiting_approval");
+}
+
+/// Pushes are taken only when they move the branch from the head hotfix
+/// knows to a head it never had: a signed push body replayed under a new
+/// delivery id, or a flip back and forth, changes nothing.
+#[test]
+fn replayed_pushes_change_nothing() {
+    let t = server(Backend::Sqlite);
+    let id = awaiting_approval(&t, DEV);
+    // Legitimate: from the recorded head.
+    let bc = push_from(&sha('b'), &sha('c'));
+    let out = deliver_and_process(&t, "push", "p-1", &bc);
+    assert!(
+        out.starts_with("recorded on HF-1: head moved to ccccccc"),
+        "{out}"
+    );
+    let cd = push_from(&sha('c'), &sha('d'));
+    let out = deliver_and_process(&t, "push", "p-2", &cd);
+    assert!(
+        out.starts_with("recorded on HF-1: head moved to ddddddd"),
+        "{out}"
+    );
+    let v = version(&t, &id);
+    let posts = settled_posts(&t).len();
+    // The first push again, twice, under new delivery ids.
+    for n in ["p-1-replay", "p-1-replay-2"] {
+        let out = deliver_and_process(&t, "push", n, &bc);
+        assert!(out.starts_with("ignored: replay"), "{n}: {out}");
+    }
+    // d → c → d: back to a head it had, then forth from a head it does not have.
+    let out = deliver_and_process(&t, "push", "p-3", &push_from(&sha('d'), &sha('c')));
+    assert!(out.starts_with("ignored: replay"), "{out}");
+    assert!(out.contains("already a head"), "{out}");
+    let out = deliver_and_process(&t, "push", "p-4", &cd);
+    assert!(out.starts_with("ignored:"), "{out}");
+    // From a commit hotfix never saw.
+    let out = deliver_and_process(&t, "push", "p-5", &push_from(&sha('e'), &sha('f')));
+    assert!(out.starts_with("ignored: replay"), "{out}");
+    let d = incident(&t, &id);
+    assert_eq!(d["incident"]["version"], v, "{d}");
+    assert_eq!(d["state"]["head_sha"], sha('d'));
+    assert_eq!(events_of(&d, "head_moved").len(), 2);
+    assert_eq!(settled_posts(&t).len(), posts);
 }

@@ -422,7 +422,7 @@ fn writer(url: &str, schema: &str, clock: Clock, dir: &Path) -> AppState {
 fn declare(st: &AppState, name: &str, base_sha: &str) -> IncidentId {
     ops::declare(
         st,
-        DEV,
+        &hotfix_core::admit::Actor::new(DEV, hotfix_core::admit::Door::Api),
         EventKind::Declared {
             name: name.into(),
             title: format!("{name} broken"),
@@ -543,8 +543,10 @@ fn two_replicas_share_the_work_and_survive_one_being_killed() {
             .unwrap()
             .0;
     let resolved = declare(&hours_ago, "pdf-crash", &"b".repeat(40));
-    ops::append_system(&hours_ago, DEV, resolved, &mut |_| {
-        Ok(vec![
+    seed(
+        &hours_ago,
+        resolved,
+        vec![
             EventKind::Deployed {
                 sha: "c".repeat(40),
                 environment: "production".into(),
@@ -555,9 +557,8 @@ fn two_replicas_share_the_work_and_survive_one_being_killed() {
                 sha: "c".repeat(40),
                 probes: 4,
             },
-        ])
-    })
-    .unwrap();
+        ],
+    );
 
     let (mut a, a_base) = spawn_a(dir.path(), &schema);
     let b = start_b(&url, &schema, dir.path(), b_notes.clone());
@@ -720,4 +721,23 @@ fn two_replicas_share_the_work_and_survive_one_being_killed() {
         from_a.len(),
         keys.len()
     );
+}
+
+/// Writes `kinds` to the log as they are, past the rulebook: these tests
+/// seed a history (a ship that happened, hours ago) to exercise the workers,
+/// as a fixture would; the rulebook itself is tested in hotfix-core and by
+/// the API tests.
+fn seed(st: &AppState, id: IncidentId, kinds: Vec<EventKind>) -> hotfix_core::IncidentState {
+    let s = ops::load(st, id).unwrap();
+    let now = st.clock.now();
+    let events: Vec<hotfix_core::event::NewEvent> = kinds
+        .into_iter()
+        .map(|kind| hotfix_core::event::NewEvent {
+            at: now,
+            actor: DEV.into(),
+            kind,
+        })
+        .collect();
+    st.store.append(id, s.version, &events, &[]).unwrap();
+    ops::load(st, id).unwrap()
 }

@@ -150,11 +150,19 @@ fn incident(t: &TestServer, id: &str) -> Value {
     r.json()
 }
 
-/// The developer pushes the fix and the preview passes (as the CLI records it).
+/// The developer takes the reported incident (`hotfix start NAME
+/// --incident`), pushes the fix and the preview passes (as the CLI records it).
 fn pushed_and_smoke_passed(t: &TestServer, id: &str) {
     let dev = t.token(DEV, ApiRole::Developer);
     let b = "b".repeat(40);
+    let name = incident(t, id)["incident"]["branch"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("hotfix/")
+        .to_string();
+    let sev = incident(t, id)["incident"]["severity"].clone();
     let events = json!({"events": [
+        {"type": "attempt_started", "attempt": 1, "name": name, "branch": format!("hotfix/{name}"), "base_sha": "a".repeat(40), "severity": sev},
         {"type": "pushed", "sha": b, "commits": [{"sha": b, "author_email": DEV, "committer_email": DEV, "subject": "fix"}], "diff": {"files": ["a.rs"], "lines_added": 3, "lines_removed": 1}},
         {"type": "pr_opened", "number": 7, "url": "https://github.com/acme/app/pull/7"},
         {"type": "preview_deployed", "sha": b, "url": "http://127.0.0.1:1/"},

@@ -108,7 +108,7 @@ fn mentions(m: &Value) -> Vec<String> {
 fn declare(st: &AppState, name: &str, base_sha: &str) -> IncidentId {
     let s = ops::declare(
         st,
-        DEV,
+        &hotfix_core::admit::Actor::new(DEV, hotfix_core::admit::Door::Api),
         EventKind::Declared {
             name: name.into(),
             title: format!("{name} broken"),
@@ -126,7 +126,7 @@ fn declare(st: &AppState, name: &str, base_sha: &str) -> IncidentId {
 }
 
 fn append(st: &AppState, id: IncidentId, kinds: Vec<EventKind>) -> IncidentState {
-    ops::append_system(st, DEV, id, &mut |_| Ok(kinds.clone())).unwrap()
+    seed(st, id, kinds)
 }
 
 /// Pushed, merged and deployed `sha` (production not judged yet).
@@ -151,13 +151,14 @@ fn shipped(st: &AppState, id: IncidentId, sha: &str) {
                 },
             },
             EventKind::Merged {
-                merge_sha: format!("m{sha}"),
+                merge_sha: merge_of(sha),
                 head_sha: sha.into(),
                 previous_main: "b".repeat(40),
                 previous_deployment: None,
+                source: "cli".into(),
             },
             EventKind::Deployed {
-                sha: format!("m{sha}"),
+                sha: merge_of(sha),
                 environment: "production".into(),
                 deployment: None,
                 previous_deployment: None,
@@ -186,7 +187,7 @@ fn timers_fire_once_however_many_replicas_scan() {
         &past,
         fixed,
         vec![EventKind::HealthPassed {
-            sha: format!("m{}", "c".repeat(40)),
+            sha: merge_of(&"c".repeat(40)),
             probes: 5,
         }],
     );
@@ -468,7 +469,7 @@ fn a_healthy_watch_window_passes_once_probed_by_the_lease_holder_only() {
     let hits = health.hits.load(Ordering::SeqCst);
     match v.as_slice() {
         [EventKind::HealthPassed { sha, probes }] => {
-            assert_eq!(sha, &format!("m{}", "c".repeat(40)));
+            assert_eq!(sha, &merge_of(&"c".repeat(40)));
             assert_eq!(
                 *probes as usize, hits,
                 "every probe the endpoint saw came from the one lease holder"
@@ -511,7 +512,7 @@ fn a_failing_deploy_is_judged_unhealthy_once_and_pages() {
     let s = ops::load(&st, id).unwrap();
     match verdicts(&s).as_slice() {
         [EventKind::HealthFailed { sha, reason }] => {
-            assert_eq!(sha, &format!("m{}", "c".repeat(40)));
+            assert_eq!(sha, &merge_of(&"c".repeat(40)));
             assert!(
                 reason.starts_with("server watch: 3 consecutive probes failed"),
                 "{reason}"
@@ -707,4 +708,29 @@ fn a_replica_that_dies_mid_round_leaves_its_items_to_the_others() {
         assert_eq!(r.attempts, 2, "claimed by A, then by B");
         assert!(r.outcome.unwrap().starts_with("ignored: no processor"));
     }
+}
+
+/// Writes `kinds` to the log as they are, past the rulebook: these tests
+/// seed a history (a ship that happened, hours ago) to exercise the workers,
+/// as a fixture would; the rulebook itself is tested in hotfix-core and by
+/// the API tests.
+fn seed(st: &AppState, id: IncidentId, kinds: Vec<EventKind>) -> hotfix_core::IncidentState {
+    let s = ops::load(st, id).unwrap();
+    let now = st.clock.now();
+    let events: Vec<hotfix_core::event::NewEvent> = kinds
+        .into_iter()
+        .map(|kind| hotfix_core::event::NewEvent {
+            at: now,
+            actor: DEV.into(),
+            kind,
+        })
+        .collect();
+    st.store.append(id, s.version, &events, &[]).unwrap();
+    ops::load(st, id).unwrap()
+}
+
+/// The merge commit of a hotfix head in these tests (an object id, as the
+/// rulebook wants: the head with its first digit replaced).
+fn merge_of(sha: &str) -> String {
+    format!("e{}", sha.get(1..).unwrap_or(""))
 }

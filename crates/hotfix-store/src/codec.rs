@@ -8,7 +8,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use hotfix_core::event::{Event, EventKind};
+use hotfix_core::event::{Event, EventKind, NewEvent};
 use hotfix_core::id::IncidentId;
 use hotfix_core::notify::Message;
 use hotfix_core::provider::{OutboxItem, StoreError};
@@ -52,6 +52,51 @@ pub(crate) fn check_version(
         });
     }
     Ok(())
+}
+
+/// What a write does to the hotfix name its incident holds. At most one
+/// open incident holds a name (the `open_names` table of both backends,
+/// written in the transaction of the write): its `declared` name, then the
+/// name of its latest `attempt_started`, until it is `closed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Naming<'a> {
+    /// Nothing about names: the incident keeps what it holds.
+    Unchanged,
+    /// The incident holds this name from now on (and gives up any other).
+    Take(&'a str),
+    /// The incident is closed: its name is free for another.
+    Release,
+}
+
+/// The name a declaration takes (an event that is not `declared` takes none).
+pub(crate) fn declared_name(event: &NewEvent) -> Naming<'_> {
+    match &event.kind {
+        EventKind::Declared { name, .. } => Naming::Take(name),
+        _ => Naming::Unchanged,
+    }
+}
+
+/// What appending `events` (one transaction) does to the incident's name:
+/// only the end state counts, and `closed` is final (an `attempt_started`
+/// after it in the same batch takes nothing).
+pub(crate) fn appended_naming(events: &[NewEvent]) -> Naming<'_> {
+    let mut out = Naming::Unchanged;
+    for e in events {
+        match &e.kind {
+            EventKind::Closed => return Naming::Release,
+            EventKind::AttemptStarted { name, .. } => out = Naming::Take(name),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The refusal of a name that `holder` holds (as the `open_names` row says).
+pub(crate) fn name_in_use(name: &str, holder: i64) -> StoreError {
+    StoreError::NameInUse {
+        name: name.to_string(),
+        incident: IncidentId(holder as u64),
+    }
 }
 
 /// Both SQL dialects take `LIMIT` as a signed integer; a `usize` beyond it means "all".
@@ -167,6 +212,52 @@ mod tests {
             (t.role, t.created_at, t.revoked),
             (ApiRole::TechLead, 9, true)
         );
+    }
+
+    #[test]
+    fn a_batch_takes_its_last_attempt_name_and_closing_frees_it_for_good() {
+        let ev = |kind: EventKind| NewEvent {
+            at: jiff::Timestamp::UNIX_EPOCH,
+            actor: "dev".into(),
+            kind,
+        };
+        let attempt = |name: &str| {
+            ev(EventKind::AttemptStarted {
+                attempt: 2,
+                name: name.into(),
+                branch: format!("hotfix/{name}"),
+                base_sha: "abc".into(),
+                severity: hotfix_core::severity::Severity::Critical,
+            })
+        };
+        let note = ev(EventKind::Note { text: "n".into() });
+        assert_eq!(appended_naming(&[]), Naming::Unchanged);
+        assert_eq!(
+            appended_naming(std::slice::from_ref(&note)),
+            Naming::Unchanged
+        );
+        assert_eq!(
+            appended_naming(&[attempt("a"), note.clone(), attempt("b")]),
+            Naming::Take("b")
+        );
+        assert_eq!(
+            appended_naming(&[attempt("a"), ev(EventKind::Closed)]),
+            Naming::Release
+        );
+        assert_eq!(
+            appended_naming(&[ev(EventKind::Closed), attempt("a")]),
+            Naming::Release,
+            "closed is final"
+        );
+        assert_eq!(declared_name(&note), Naming::Unchanged);
+        assert_eq!(declared_name(&attempt("a")), Naming::Unchanged);
+        match name_in_use("pdf-crash", 3) {
+            e @ StoreError::NameInUse { .. } => assert_eq!(
+                e.to_string(),
+                "an open incident already uses the name `pdf-crash`: HF-3"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

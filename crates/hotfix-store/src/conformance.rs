@@ -40,6 +40,43 @@ fn note(t: &str, s: i64) -> NewEvent {
     }
 }
 
+fn attempt(name: &str, attempt: u32, s: i64) -> NewEvent {
+    NewEvent {
+        at: at(s),
+        actor: "dev@example.com".into(),
+        kind: EventKind::AttemptStarted {
+            attempt,
+            name: name.into(),
+            branch: format!("hotfix/{name}"),
+            base_sha: "def".into(),
+            severity: Severity::Critical,
+        },
+    }
+}
+
+fn closed(s: i64) -> NewEvent {
+    NewEvent {
+        at: at(s),
+        actor: "lead@example.com".into(),
+        kind: EventKind::Closed,
+    }
+}
+
+/// Asserts a refusal of `name` because `holder` holds it.
+#[track_caller]
+fn assert_name_in_use<T: std::fmt::Debug>(
+    r: Result<T, StoreError>,
+    name: &str,
+    holder: IncidentId,
+) {
+    match r {
+        Err(StoreError::NameInUse { name: n, incident }) => {
+            assert_eq!((n.as_str(), incident), (name, holder));
+        }
+        other => panic!("expected `{name}` to be in use by {holder}, got {other:?}"),
+    }
+}
+
 fn msg(id: IncidentId, step: &str) -> Message {
     Message {
         incident: id,
@@ -66,6 +103,242 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
     memory_is_per_incident_and_overwritable(fresh().as_ref());
     released_items_can_be_claimed_again(fresh().as_ref());
     outbox_claims_oldest_first_up_to_the_limit(fresh().as_ref());
+    an_open_incident_holds_its_name(fresh().as_ref());
+    closing_frees_the_name(fresh().as_ref());
+    a_new_attempt_takes_its_name_and_frees_the_old_one(fresh().as_ref());
+}
+
+/// A second declaration of a name an open incident holds is refused with
+/// the holder, writes nothing and uses up no incident number.
+pub fn an_open_incident_holds_its_name(s: &dyn Store) {
+    let a = s
+        .declare(&declared("pdf-crash"), &|id| {
+            vec![("file".into(), msg(id, "declared"))]
+        })
+        .unwrap();
+    assert_name_in_use(
+        s.declare(&declared("pdf-crash"), &|id| {
+            vec![("file".into(), msg(id, "declared"))]
+        }),
+        "pdf-crash",
+        a,
+    );
+    assert_eq!(s.incidents().unwrap(), vec![a], "nothing was declared");
+    assert_eq!(s.undelivered().unwrap().len(), 1, "no notification either");
+    // Other names are free; the refusal took no number.
+    let b = s.declare(&declared("login-loop"), &|_| vec![]).unwrap();
+    assert_eq!(b, IncidentId(a.0 + 1));
+    // Names are exact: another spelling is another name.
+    s.declare(&declared("pdf-crash-2"), &|_| vec![]).unwrap();
+    // Appends that do not start an attempt leave the name where it is.
+    s.append(a, 1, &[note("one", 1)], &[]).unwrap();
+    assert_name_in_use(
+        s.declare(&declared("pdf-crash"), &|_| vec![]),
+        "pdf-crash",
+        a,
+    );
+    // A declaration that is not a `declared` event takes no name.
+    let c = s.declare(&note("imported", 2), &|_| vec![]).unwrap();
+    let d = s.declare(&note("imported", 3), &|_| vec![]).unwrap();
+    assert_ne!(c, d);
+}
+
+/// Closing gives the name up: it can be declared again, and the closed
+/// incident's new events (a late note, even an `attempt_started`) do not
+/// take it back.
+pub fn closing_frees_the_name(s: &dyn Store) {
+    let a = s.declare(&declared("pdf-crash"), &|_| vec![]).unwrap();
+    assert_eq!(
+        s.append(a, 1, &[note("fixed", 1), closed(2)], &[]).unwrap(),
+        3
+    );
+    let b = s.declare(&declared("pdf-crash"), &|_| vec![]).unwrap();
+    assert_ne!(a, b);
+    assert_name_in_use(
+        s.declare(&declared("pdf-crash"), &|_| vec![]),
+        "pdf-crash",
+        b,
+    );
+    s.append(a, 3, &[note("late", 3)], &[]).unwrap();
+    // A closed incident is not reopened by an attempt: it takes nothing,
+    // not even a free name.
+    s.append(a, 4, &[attempt("pdf-crash", 2, 4)], &[]).unwrap();
+    s.append(a, 5, &[attempt("other", 3, 5)], &[]).unwrap();
+    s.declare(&declared("other"), &|_| vec![]).unwrap();
+    // Closing the second frees the name once more.
+    s.append(b, 1, &[closed(6)], &[]).unwrap();
+    let c = s.declare(&declared("pdf-crash"), &|_| vec![]).unwrap();
+    assert!(c > b);
+}
+
+/// `attempt_started` renames: the incident takes the new name (refused,
+/// with nothing appended, if another open incident holds it) and frees the
+/// old one; restarting under its own name is not a conflict with itself.
+pub fn a_new_attempt_takes_its_name_and_frees_the_old_one(s: &dyn Store) {
+    let a = s.declare(&declared("pdf-crash"), &|_| vec![]).unwrap();
+    let b = s.declare(&declared("login-loop"), &|_| vec![]).unwrap();
+    // Its own name again (a reported incident's first branch): fine.
+    assert_eq!(
+        s.append(a, 1, &[attempt("pdf-crash", 1, 1)], &[]).unwrap(),
+        2
+    );
+    // Another open incident's name: refused, nothing lands.
+    assert_name_in_use(
+        s.append(
+            a,
+            2,
+            &[note("before", 2), attempt("login-loop", 2, 3)],
+            &[("file".into(), msg(a, "attempt"))],
+        ),
+        "login-loop",
+        b,
+    );
+    assert_eq!(s.events(a).unwrap().len(), 2, "nothing of the batch landed");
+    assert!(s.undelivered().unwrap().is_empty());
+    // A free name: taken, and the old one is free.
+    assert_eq!(
+        s.append(a, 2, &[attempt("pdf-render", 2, 4)], &[]).unwrap(),
+        3
+    );
+    assert_name_in_use(
+        s.declare(&declared("pdf-render"), &|_| vec![]),
+        "pdf-render",
+        a,
+    );
+    let c = s.declare(&declared("pdf-crash"), &|_| vec![]).unwrap();
+    assert_name_in_use(
+        s.append(b, 1, &[attempt("pdf-crash", 2, 5)], &[]),
+        "pdf-crash",
+        c,
+    );
+    // Only the end of a batch counts: renamed twice, it holds the last name.
+    assert_eq!(
+        s.append(b, 1, &[attempt("x-1", 2, 6), attempt("x-2", 3, 7)], &[])
+            .unwrap(),
+        3
+    );
+    let x1 = s.declare(&declared("x-1"), &|_| vec![]).unwrap();
+    assert_name_in_use(s.declare(&declared("x-2"), &|_| vec![]), "x-2", b);
+    // Renamed and closed in one batch: it holds nothing.
+    s.append(x1, 1, &[attempt("x-3", 2, 8), closed(9)], &[])
+        .unwrap();
+    s.declare(&declared("x-1"), &|_| vec![]).unwrap();
+    s.declare(&declared("x-3"), &|_| vec![]).unwrap();
+}
+
+/// Writes, on a store with the name rule, a log as a build without it
+/// could have: `forget()` must empty the backend's record of who holds
+/// which name, and is called before every declaration. The backend's test
+/// then takes its schema back to before the name rule and reopens it, and
+/// checks the migrated store with [`a_log_from_before_the_name_rule_migrates`].
+pub fn write_a_log_from_before_the_name_rule(s: &dyn Store, forget: &dyn Fn()) {
+    let declare = |name: &str| {
+        forget();
+        s.declare(&declared(name), &|_| vec![]).unwrap()
+    };
+    let ids = [
+        declare("dup"),  // HF-1: the oldest open `dup`
+        declare("dup"),  // HF-2: open too
+        declare("old"),  // HF-3: renamed to `new` below
+        declare("gone"), // HF-4: closed below
+        declare("dup"),  // HF-5: closed below
+        declare("new"),  // HF-6: open, but HF-3 (older) is `new` now
+    ];
+    assert_eq!(ids.map(|i| i.0), [1, 2, 3, 4, 5, 6]);
+    forget();
+    s.append(IncidentId(3), 1, &[attempt("new", 2, 1)], &[])
+        .unwrap();
+    s.append(IncidentId(4), 1, &[closed(2)], &[]).unwrap();
+    s.append(IncidentId(5), 1, &[closed(3)], &[]).unwrap();
+    forget();
+}
+
+/// What the migration made of [`write_a_log_from_before_the_name_rule`]'s
+/// log: of the open incidents sharing a name, the oldest holds it and the
+/// others hold none; a renamed incident holds its latest name; closed ones
+/// hold nothing.
+pub fn a_log_from_before_the_name_rule_migrates(s: &dyn Store) {
+    let hf = IncidentId;
+    assert_eq!(s.incidents().unwrap().len(), 6, "the log is untouched");
+    assert_name_in_use(s.declare(&declared("dup"), &|_| vec![]), "dup", hf(1));
+    assert_name_in_use(s.declare(&declared("new"), &|_| vec![]), "new", hf(3));
+    assert_eq!(s.declare(&declared("old"), &|_| vec![]).unwrap(), hf(7));
+    assert_eq!(s.declare(&declared("gone"), &|_| vec![]).unwrap(), hf(8));
+    // The duplicates stay usable; a new attempt of theirs needs a free name.
+    s.append(hf(2), 1, &[note("still here", 4)], &[]).unwrap();
+    assert_name_in_use(
+        s.append(hf(2), 2, &[attempt("dup", 2, 5)], &[]),
+        "dup",
+        hf(1),
+    );
+    s.append(hf(2), 2, &[attempt("dup-2", 2, 6)], &[]).unwrap();
+    s.append(hf(6), 1, &[closed(7)], &[]).unwrap();
+    assert_name_in_use(s.declare(&declared("new"), &|_| vec![]), "new", hf(3));
+    // Once the holder closes, the name is free.
+    s.append(hf(1), 1, &[closed(8)], &[]).unwrap();
+    assert_eq!(s.declare(&declared("dup"), &|_| vec![]).unwrap(), hf(9));
+}
+
+/// Declarers racing for one name, each on its own connection as separate
+/// processes or replicas would be: exactly one gets an incident, the
+/// others are told it holds the name and write nothing. Again after the
+/// winner closes, and for attempts racing to rename two incidents to one
+/// name. `open` returns a new connection to the same, empty store each call.
+pub fn concurrent_declarations_of_one_name_have_one_winner(
+    open: &(dyn Fn() -> Box<dyn Store> + Sync),
+    writers: usize,
+) {
+    let first = open();
+    let stores: Vec<Box<dyn Store>> = (0..writers).map(|_| open()).collect();
+    let mut winners = vec![];
+    for round in 0..3u64 {
+        let results: Vec<Result<IncidentId, StoreError>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = stores
+                .iter()
+                .map(|s| sc.spawn(move || s.declare(&declared("pdf-crash"), &|_| vec![])))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let won: Vec<IncidentId> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {results:?}");
+        let winner = won[0];
+        for r in results.into_iter().filter(|r| r.is_err()) {
+            assert_name_in_use(r, "pdf-crash", winner);
+        }
+        // The losers used up no incident number.
+        assert_eq!(winner, IncidentId(round + 1), "round {round}");
+        winners.push(winner);
+        first.append(winner, 1, &[closed(10)], &[]).unwrap();
+    }
+    assert_eq!(first.incidents().unwrap(), winners);
+
+    // Two open incidents racing to rename themselves to one name.
+    let a = first.declare(&declared("a"), &|_| vec![]).unwrap();
+    let b = first.declare(&declared("b"), &|_| vec![]).unwrap();
+    let results: Vec<Result<u64, StoreError>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = [a, b]
+            .into_iter()
+            .zip(&stores)
+            .map(|(id, s)| sc.spawn(move || s.append(id, 1, &[attempt("shared", 2, 20)], &[])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let (won, lost): (Vec<_>, Vec<_>) = [a, b]
+        .into_iter()
+        .zip(results)
+        .partition(|(_, r)| r.is_ok());
+    assert_eq!((won.len(), lost.len()), (1, 1), "{won:?} {lost:?}");
+    let (winner, loser) = (won[0].0, lost[0].0);
+    assert_name_in_use(
+        lost.into_iter().map(|(_, r)| r).next().unwrap(),
+        "shared",
+        winner,
+    );
+    assert_eq!(first.events(winner).unwrap().len(), 2);
+    assert_eq!(first.events(loser).unwrap().len(), 1);
 }
 
 pub fn outbox_claims_oldest_first_up_to_the_limit(s: &dyn Store) {

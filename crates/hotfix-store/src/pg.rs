@@ -4,8 +4,10 @@
 //! Same contract as SQLite (the shared conformance suite runs on both): an
 //! append takes the incident's row lock (`SELECT … FOR UPDATE`), checks the
 //! version and inserts, in one transaction, so replicas on one database
-//! cannot both win. Migrations run under an advisory lock so replicas
-//! starting together do not race.
+//! cannot both win. A declaration or a new attempt takes its hotfix name
+//! in the same transaction (`open_names`, one open incident per name).
+//! Migrations run under an advisory lock so replicas starting together do
+//! not race.
 
 use std::sync::Mutex;
 
@@ -105,10 +107,45 @@ CREATE TABLE event_watermark (
 );
 INSERT INTO event_watermark (n) SELECT count(*) FROM events;
 "#,
+    // One open incident per hotfix name: `open_names` says which open
+    // incident holds which name (see `codec::Naming`), written in the
+    // transaction of every declare and append; its primary key is what
+    // makes two holders of one name impossible, whoever races (writers of
+    // one name also queue on an advisory lock, see `lock_name`).
+    //
+    // The backfill reads each open incident's latest `declared` or
+    // `attempt_started` name from the log. A database written before this
+    // rule may have several open incidents with one name: the oldest (the
+    // smallest id) becomes the holder and the others hold no name, so the
+    // migration never fails on them. They stay open and usable; only a new
+    // `attempt_started` of such an incident has to take a free name, and
+    // once the holder closes, the name is free for anyone.
+    r#"
+CREATE TABLE open_names (
+    name      TEXT PRIMARY KEY,
+    incident  BIGINT NOT NULL UNIQUE REFERENCES incidents(id)
+);
+INSERT INTO open_names (name, incident)
+SELECT name, MIN(incident) FROM (
+    SELECT DISTINCT ON (e.incident) e.incident AS incident, e.body::json ->> 'name' AS name
+    FROM events e
+    WHERE e.type IN ('declared', 'attempt_started')
+      AND NOT EXISTS (SELECT 1 FROM events c
+                      WHERE c.incident = e.incident AND c.type = 'closed')
+    ORDER BY e.incident, e.seq DESC
+) latest
+WHERE name IS NOT NULL
+GROUP BY name;
+"#,
 ];
 
 /// An arbitrary constant: the advisory lock that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x686f_7466_6978;
+
+/// An arbitrary constant: the first key of the advisory locks of hotfix
+/// names (`pg_advisory_xact_lock(NAME_LOCK, hashtext(name))`; two-key locks
+/// never collide with the one-key [`MIGRATION_LOCK`]).
+const NAME_LOCK: i32 = 0x6866;
 
 pub struct PgStore {
     client: Mutex<Client>,
@@ -235,6 +272,79 @@ fn bump_watermark(tx: &mut Transaction<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Queues this transaction behind any other that is giving out `name`,
+/// until it ends. Without it, a declarer would see no holder, allocate an
+/// id, and only then wait on the racing insert of the same name and fail
+/// with a bare unique violation; with it, the second one in finds the
+/// first one's committed row and says who holds the name, before it has
+/// used up an incident number. (Two names with one hash only queue.)
+fn lock_name(tx: &mut Transaction<'_>, name: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        &[&NAME_LOCK, &name],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// The open incident that holds `name`, if any.
+fn name_holder(tx: &mut Transaction<'_>, name: &str) -> Result<Option<i64>, StoreError> {
+    Ok(tx
+        .query_opt("SELECT incident FROM open_names WHERE name = $1", &[&name])
+        .map_err(backend)?
+        .map(|r| r.get(0)))
+}
+
+/// Makes `incident` the holder of the free `name` (giving up any other).
+fn hold_name(tx: &mut Transaction<'_>, name: &str, incident: i64) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM open_names WHERE incident = $1", &[&incident])
+        .map_err(backend)?;
+    tx.execute(
+        "INSERT INTO open_names (name, incident) VALUES ($1, $2)",
+        &[&name, &incident],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Applies what an append does to the name `incident` holds (its row
+/// lock is held: no other append to it runs meanwhile).
+fn apply_naming(
+    tx: &mut Transaction<'_>,
+    incident: IncidentId,
+    naming: codec::Naming<'_>,
+) -> Result<(), StoreError> {
+    let id = incident.0 as i64;
+    match naming {
+        codec::Naming::Unchanged => Ok(()),
+        codec::Naming::Release => {
+            tx.execute("DELETE FROM open_names WHERE incident = $1", &[&id])
+                .map_err(backend)?;
+            Ok(())
+        }
+        codec::Naming::Take(name) => {
+            // A closed incident holds no name, and a new attempt does not
+            // reopen it.
+            let closed: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM events WHERE incident = $1 AND type = 'closed')",
+                    &[&id],
+                )
+                .map_err(backend)?
+                .get(0);
+            if closed {
+                return Ok(());
+            }
+            lock_name(tx, name)?;
+            match name_holder(tx, name)? {
+                Some(h) if h == id => Ok(()),
+                Some(h) => Err(codec::name_in_use(name, h)),
+                None => hold_name(tx, name, id),
+            }
+        }
+    }
+}
+
 /// `id, user_name, role, created_at, revoked` of `api_tokens`.
 fn token_record(r: &postgres::Row) -> Result<TokenRecord, StoreError> {
     codec::token_record(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
@@ -270,14 +380,26 @@ impl Store for PgStore {
     ) -> Result<IncidentId, StoreError> {
         let mut c = self.lock()?;
         let mut tx = c.transaction().map_err(backend)?;
+        let naming = codec::declared_name(event);
+        // Refused before an id is allocated: a refusal uses up no number.
+        if let codec::Naming::Take(name) = naming {
+            lock_name(&mut tx, name)?;
+            if let Some(h) = name_holder(&mut tx, name)? {
+                return Err(codec::name_in_use(name, h));
+            }
+        }
         let row = tx
             .query_one(
                 "INSERT INTO incidents (created_at) VALUES ($1) RETURNING id",
                 &[&event.at.to_string()],
             )
             .map_err(backend)?;
-        let id = IncidentId(row.get::<_, i64>(0) as u64);
+        let raw: i64 = row.get(0);
+        let id = IncidentId(raw as u64);
         insert_events(&mut tx, id, 1, std::slice::from_ref(event))?;
+        if let codec::Naming::Take(name) = naming {
+            hold_name(&mut tx, name, raw)?;
+        }
         insert_outbox(&mut tx, id, &outbox(id))?;
         bump_watermark(&mut tx)?;
         tx.commit().map_err(backend)?;
@@ -312,6 +434,7 @@ impl Store for PgStore {
             .get(0);
         codec::check_version(incident, expected, actual)?;
         insert_events(&mut tx, incident, expected + 1, events)?;
+        apply_naming(&mut tx, incident, codec::appended_naming(events))?;
         insert_outbox(&mut tx, incident, outbox)?;
         if !events.is_empty() {
             bump_watermark(&mut tx)?;

@@ -94,6 +94,37 @@ CREATE TABLE once_keys (
     at   INTEGER NOT NULL
 );
 "#,
+    // One open incident per hotfix name: `open_names` says which open
+    // incident holds which name (see `codec::Naming`), written in the
+    // transaction of every declare and append; its primary key is what
+    // makes two holders of one name impossible, whoever races.
+    //
+    // The backfill reads each open incident's latest `declared` or
+    // `attempt_started` name from the log. A database written before this
+    // rule may have several open incidents with one name: the oldest (the
+    // smallest id) becomes the holder and the others hold no name, so the
+    // migration never fails on them. They stay open and usable; only a new
+    // `attempt_started` of such an incident has to take a free name, and
+    // once the holder closes, the name is free for anyone.
+    r#"
+CREATE TABLE open_names (
+    name      TEXT PRIMARY KEY,
+    incident  INTEGER NOT NULL UNIQUE REFERENCES incidents(id)
+);
+INSERT INTO open_names (name, incident)
+SELECT name, MIN(incident) FROM (
+    SELECT e.incident AS incident, json_extract(e.body, '$.name') AS name
+    FROM events e
+    WHERE e.type IN ('declared', 'attempt_started')
+      AND e.seq = (SELECT MAX(n.seq) FROM events n
+                   WHERE n.incident = e.incident
+                     AND n.type IN ('declared', 'attempt_started'))
+      AND NOT EXISTS (SELECT 1 FROM events c
+                      WHERE c.incident = e.incident AND c.type = 'closed')
+)
+WHERE name IS NOT NULL
+GROUP BY name;
+"#,
 ];
 
 pub struct SqliteStore {
@@ -193,6 +224,66 @@ fn insert_outbox(
     Ok(())
 }
 
+/// The open incident that holds `name`, if any.
+fn name_holder(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<Option<i64>, StoreError> {
+    tx.query_row(
+        "SELECT incident FROM open_names WHERE name = ?1",
+        [name],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(backend)
+}
+
+/// Makes `incident` the holder of the free `name` (giving up any other).
+fn hold_name(tx: &rusqlite::Transaction<'_>, name: &str, incident: i64) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM open_names WHERE incident = ?1", [incident])
+        .map_err(backend)?;
+    tx.execute(
+        "INSERT INTO open_names (name, incident) VALUES (?1, ?2)",
+        params![name, incident],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Applies what an append does to the name `incident` holds (the write
+/// lock of the transaction is held, so nothing else changes names meanwhile).
+fn apply_naming(
+    tx: &rusqlite::Transaction<'_>,
+    incident: IncidentId,
+    naming: codec::Naming<'_>,
+) -> Result<(), StoreError> {
+    let id = incident.0 as i64;
+    match naming {
+        codec::Naming::Unchanged => Ok(()),
+        codec::Naming::Release => {
+            tx.execute("DELETE FROM open_names WHERE incident = ?1", [id])
+                .map_err(backend)?;
+            Ok(())
+        }
+        codec::Naming::Take(name) => {
+            // A closed incident holds no name, and a new attempt does not
+            // reopen it.
+            let closed: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM events WHERE incident = ?1 AND type = 'closed')",
+                    [id],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if closed {
+                return Ok(());
+            }
+            match name_holder(tx, name)? {
+                Some(h) if h == id => Ok(()),
+                Some(h) => Err(codec::name_in_use(name, h)),
+                None => hold_name(tx, name, id),
+            }
+        }
+    }
+}
+
 impl Store for SqliteStore {
     fn declare(
         &self,
@@ -203,6 +294,13 @@ impl Store for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
+        let naming = codec::declared_name(event);
+        // Refused before an id is allocated: a refusal uses up no number.
+        if let codec::Naming::Take(name) = naming
+            && let Some(h) = name_holder(&tx, name)?
+        {
+            return Err(codec::name_in_use(name, h));
+        }
         let next: i64 = tx
             .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents", [], |r| {
                 r.get(0)
@@ -215,6 +313,9 @@ impl Store for SqliteStore {
         )
         .map_err(backend)?;
         insert_events(&tx, id, 1, std::slice::from_ref(event))?;
+        if let codec::Naming::Take(name) = naming {
+            hold_name(&tx, name, next)?;
+        }
         let outbox = outbox(id);
         insert_outbox(&tx, id, &outbox)?;
         tx.commit().map_err(backend)?;
@@ -252,6 +353,7 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         codec::check_version(incident, expected_version, actual)?;
         insert_events(&tx, incident, expected_version + 1, events)?;
+        apply_naming(&tx, incident, codec::appended_naming(events))?;
         insert_outbox(&tx, incident, outbox)?;
         tx.commit().map_err(backend)?;
         Ok(expected_version + events.len() as u64)

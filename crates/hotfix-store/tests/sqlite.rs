@@ -76,6 +76,35 @@ fn concurrent_writers_on_one_file_never_both_win() {
 }
 
 #[test]
+fn declarers_of_one_name_on_one_file_have_one_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("h.db");
+    conformance::concurrent_declarations_of_one_name_have_one_winner(
+        &|| Box::new(SqliteStore::open(&p).unwrap()),
+        8,
+    );
+}
+
+/// A file written before the one-open-incident-per-name rule, with open
+/// incidents sharing a name, migrates without failing (the oldest holds it).
+#[test]
+fn a_file_from_before_the_name_rule_migrates_with_its_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("h.db");
+    {
+        let s = SqliteStore::open(&p).unwrap();
+        let raw = rusqlite::Connection::open(&p).unwrap();
+        conformance::write_a_log_from_before_the_name_rule(&s, &|| {
+            raw.execute("DELETE FROM open_names", []).unwrap();
+        });
+        // Schema 4: the last one before `open_names`.
+        raw.execute_batch("DROP TABLE open_names; PRAGMA user_version = 4;")
+            .unwrap();
+    }
+    conformance::a_log_from_before_the_name_rule_migrates(&SqliteStore::open(&p).unwrap());
+}
+
+#[test]
 fn a_corrupt_file_is_a_clear_error_and_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("h.db");

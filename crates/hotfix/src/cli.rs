@@ -40,6 +40,12 @@ pub enum Cmd {
     Approve {
         /// The incident (HF-N).
         id: String,
+        /// Take your approval of the current head back instead (it stops counting; recorded).
+        #[arg(long, requires = "reason")]
+        withdraw: bool,
+        /// Why (with --withdraw).
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Check the guards, merge to main, deploy production, watch health, roll back if worse.
     Ship {
@@ -71,6 +77,10 @@ pub enum Cmd {
         /// Why (kept in the incident log and the post-mortem).
         #[arg(long)]
         reason: String,
+        /// Roll back even though the incident is closed or later incidents
+        /// shipped on top of it (their fixes are undone too); recorded.
+        #[arg(long)]
+        force: bool,
     },
     /// The post-hotfix checklist; tick items with --done KEY.
     Checklist {

@@ -152,13 +152,21 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             print_next(&e, &s);
             Ok(0)
         }
-        Cmd::Approve { id } => {
+        Cmd::Approve {
+            id,
+            withdraw,
+            reason,
+        } => {
             let id: IncidentId = id
                 .parse()
                 .map_err(|e: hotfix_core::id::BadIncidentId| CliError::usage(e.to_string()))?;
             let e = app::engine(dir, as_, true)?;
             let who = e.actor.clone();
-            let (s, _) = e.approve(id, &who, "cli")?;
+            let (s, _) = if withdraw {
+                e.withdraw(id, &who, reason.as_deref().unwrap_or(""), "cli")?
+            } else {
+                e.approve(id, &who, "cli")?
+            };
             print_next(&e, &s);
             Ok(0)
         }
@@ -205,10 +213,10 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             print_next(&e, &s);
             Ok(0)
         }
-        Cmd::Rollback { id, reason } => {
+        Cmd::Rollback { id, reason, force } => {
             let e = app::engine(dir, as_, true)?;
             let id = e.resolve(parse_id(&id)?)?;
-            let s = e.rollback(id, &reason)?;
+            let s = e.rollback(id, &reason, force)?;
             println!("{} rolled back", s.id);
             print_next(&e, &s);
             Ok(0)

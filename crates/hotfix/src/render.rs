@@ -34,6 +34,7 @@ pub fn status_value(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -
         "approvals": s.approvals.iter().map(|a| json!({
             "by": a.by, "role": a.role, "sha": a.sha, "at": a.at, "source": a.source,
             "fresh": fresh.contains(&a.seq),
+            "withdrawn": a.withdrawn,
         })).collect::<Vec<_>>(),
         "missing_approvals": missing_approvals(s, &e.cfg.policy),
         "merge_sha": s.merge_sha,
@@ -41,7 +42,9 @@ pub fn status_value(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -
         "healthy": s.healthy_sha.is_some(),
         "backported": s.backport_sha.is_some(),
         "backport_conflict": s.backport_conflict.as_ref().map(|(f, w)| json!({"files": f, "worktree": w})),
-        "rolled_back": s.rollback.as_ref().map(|r| json!({"at": r.at, "reason": r.reason, "automatic": r.automatic})),
+        "rolled_back": s.rollback.as_ref().map(|r| json!({"at": r.at, "reason": r.reason, "automatic": r.automatic, "forced": r.forced})),
+        "rollback_in_progress": s.rollback_progress,
+        "pr_closed": s.pr_closed,
         "rollbacks": s.rollbacks,
         "anti_patterns": s.anti_patterns.iter().map(|(p, r)| json!({"pattern": p, "reason": r})).collect::<Vec<_>>(),
         "timeline": timeline(s, &e.cfg.policy, now),
@@ -112,10 +115,10 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
                 a.by,
                 a.role.label(),
                 short(&a.sha),
-                if fresh.contains(&a.seq) {
-                    ""
-                } else {
-                    " — stale"
+                match (&a.withdrawn, fresh.contains(&a.seq)) {
+                    (Some(why), _) => format!(" — withdrawn: {why}"),
+                    (None, true) => String::new(),
+                    (None, false) => " — stale".to_string(),
                 }
             );
         }
@@ -142,9 +145,39 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
     if let Some(r) = &s.rollback {
         let _ = writeln!(
             o,
-            "  rolled back ({}): {}",
+            "  rolled back ({}): {}{}",
             if r.automatic { "automatic" } else { "manual" },
-            r.reason
+            r.reason,
+            r.forced
+                .as_deref()
+                .map(|f| format!(" — forced: {f}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(p) = &s.rollback_progress {
+        let done: Vec<&str> = [
+            p.production
+                .then_some("production back on the previous release"),
+            p.main_revert.as_ref().map(|_| "merge reverted on main"),
+            p.develop_revert
+                .as_ref()
+                .map(|_| "backport reverted on develop"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let _ = writeln!(
+            o,
+            "  rollback:  INCOMPLETE — done: {}{}",
+            if done.is_empty() {
+                "nothing yet".to_string()
+            } else {
+                done.join(", ")
+            },
+            p.stalled
+                .as_deref()
+                .map(|w| format!("; stalled: {w}"))
+                .unwrap_or_default()
         );
     }
     if let Some((files, wt)) = &s.backport_conflict {

@@ -481,3 +481,69 @@ fn required_checks_on_the_head_gate_ship_by_name() {
     // A review by someone outside the policy, or on an older head, counts for nothing.
     assert_eq!(e.w.status("HF-1")["approvals"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn a_dismissed_review_on_github_withdraws_the_approval_and_ship_refuses() {
+    let e = Env::new();
+    let w = &e.w;
+    e.hf(DEV, &["start", "pdf-crash", "--severity", "critical"])
+        .ok();
+    w.repo.write("app/pdf", "pdf ok\n");
+    w.repo.commit_as(DEV, "fix");
+    e.hf(DEV, &["push"]).ok();
+    // The tech lead approves on GitHub; `ship` records it, then waits for CI.
+    e.gh.approve(1, "lead-gh");
+    e.gh.state.lock().unwrap().checks_conclusion = "in_progress".into();
+    e.hf(DEV, &["ship"]).fails(3, "still running");
+    let s = w.status("HF-1");
+    assert_eq!(s["approvals"][0]["by"], LEAD);
+    assert_eq!(s["approvals"][0]["source"], "github");
+    assert_eq!(s["approvals"][0]["fresh"], true);
+    assert!(s["approvals"][0]["withdrawn"].is_null());
+    assert_eq!(s["state"], "ready_to_ship");
+
+    // Then the review is dismissed on GitHub, and CI goes green.
+    e.gh.dismiss(1, "lead-gh");
+    let reviews =
+        e.gh.server
+            .calls("GET", &format!("/repos/{OWNER}/{REPO}/pulls/1/reviews"));
+    assert!(!reviews.is_empty());
+    e.gh.state.lock().unwrap().checks_conclusion = "success".into();
+    let r = e
+        .hf(DEV, &["ship"])
+        .fails(1, "missing 1 tech lead approval");
+    assert!(r.all().contains("no longer approves"), "{}", r.all());
+    // Recorded as withdrawn by the forge, and nothing merged.
+    assert_eq!(w.count("HF-1", "approval_withdrawn"), 1);
+    let s = w.status("HF-1");
+    assert_eq!(s["approvals"].as_array().unwrap().len(), 1);
+    assert!(s["approvals"][0]["withdrawn"].is_string(), "{s:#}");
+    assert_eq!(s["approvals"][0]["fresh"], false);
+    assert_eq!(s["state"], "awaiting_approval");
+    assert!(s["merge_sha"].is_null());
+    assert!(
+        e.gh.server
+            .calls("PUT", &format!("/repos/{OWNER}/{REPO}/pulls/1/merge"))
+            .is_empty()
+    );
+    assert_eq!(
+        w.repo
+            .origin_git(&["rev-list", "--merges", "--count", "main"]),
+        "0"
+    );
+    // Shipping again changes nothing: the withdrawal is recorded once.
+    e.hf(DEV, &["ship"])
+        .fails(1, "missing 1 tech lead approval");
+    assert_eq!(w.count("HF-1", "approval_withdrawn"), 1);
+
+    // A new approving review counts again, and the hotfix ships.
+    e.gh.approve(1, "lead-gh");
+    e.hf(DEV, &["ship"]).ok();
+    assert_eq!(w.status("HF-1")["state"], "deployed");
+    assert_eq!(
+        e.gh.server
+            .calls("PUT", &format!("/repos/{OWNER}/{REPO}/pulls/1/merge"))
+            .len(),
+        1
+    );
+}

@@ -613,7 +613,7 @@ fn a_notifier_without_its_secret_keeps_its_messages_pending_and_the_others_deliv
 #[test]
 fn serve_and_remote_mode_on_postgresql() {
     let Ok(base) = std::env::var("HOTFIX_TEST_DATABASE_URL") else {
-        eprintln!("HOTFIX_TEST_DATABASE_URL is not set: PostgreSQL remote test skipped");
+        hotfix_testkit::skip("HOTFIX_TEST_DATABASE_URL is not set: PostgreSQL remote test skipped");
         return;
     };
     let schema = format!(

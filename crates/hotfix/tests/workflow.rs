@@ -834,7 +834,7 @@ fn a_combined_ship_that_fails_in_production_is_reverted_on_develop_too() {
 #[test]
 fn the_workflow_runs_on_postgresql() {
     let Ok(base) = std::env::var("HOTFIX_TEST_DATABASE_URL") else {
-        eprintln!("HOTFIX_TEST_DATABASE_URL is not set: skipped");
+        hotfix_testkit::skip("HOTFIX_TEST_DATABASE_URL is not set: the PostgreSQL workflow test");
         return;
     };
     let schema = format!(
@@ -964,4 +964,466 @@ fn a_push_seen_first_by_the_forge_is_still_recorded_with_its_authors() {
     // The lead wrote the fix, so the lead may not approve it.
     w.hf_as(LEAD, &["approve", "HF-1"])
         .fails(1, "nobody approves their own hotfix");
+}
+
+// ---------------------------------------------------------------------------
+// Rollback guards, rollback steps, withdrawn approvals.
+
+/// The events of one incident, from `hotfix log --json`.
+fn events_of(w: &World, id: &str) -> Vec<serde_json::Value> {
+    w.log()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id)
+        .map(|i| i["events"].as_array().unwrap().clone())
+        .unwrap_or_default()
+}
+
+/// The `rollback_step` steps of an incident, in order (`production`,
+/// `main_reverted`, `develop_reverted`, `stalled`).
+fn rollback_steps(w: &World, id: &str) -> Vec<String> {
+    events_of(w, id)
+        .iter()
+        .filter(|e| e["type"] == "rollback_step")
+        .map(|e| e["step"]["step"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Revert commits on origin's `branch`.
+fn reverts_on(w: &World, branch: &str) -> usize {
+    let log = w
+        .repo
+        .origin_git(&["log", "--format=%s", "--grep=^Revert", branch]);
+    log.lines().filter(|l| !l.is_empty()).count()
+}
+
+/// HF-1 shipped, backported, post-mortem scheduled, checklist ticked, closed.
+fn shipped_and_closed(w: &World) {
+    w.shipped();
+    w.hf(&["backport"]).ok();
+    w.hf(&["postmortem"]).ok();
+    w.hf(&[
+        "checklist",
+        "--done",
+        "incident_log",
+        "monitoring_reviewed",
+        "docs_updated",
+        "team_notified",
+    ])
+    .ok();
+    w.hf(&["close"]).ok();
+    assert_eq!(w.status("HF-1")["state"], "closed");
+}
+
+/// A second incident, HF-2, fixing another file, shipped on top of HF-1.
+fn ship_second(w: &World) -> String {
+    w.repo.git(&["checkout", "--quiet", "main"]);
+    w.hf(&[
+        "start",
+        "main-typo",
+        "--severity",
+        "critical",
+        "--title",
+        "Main page typo",
+    ])
+    .ok();
+    w.repo.write("app/main.txt", "line 1\nline two\nline 3\n");
+    w.repo.commit_as(DEV, "Fix the main page typo");
+    w.hf(&["push"]).ok();
+    w.hf_as(LEAD, &["approve", "HF-2"]).ok();
+    w.hf(&["ship", "HF-2"]).ok();
+    let s = w.status("HF-2");
+    assert_eq!(s["state"], "deployed");
+    s["merge_sha"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn rolling_back_an_old_incident_is_refused_unless_forced() {
+    let w = World::new();
+    let good_main = w.origin_sha("main");
+    shipped_and_closed(&w);
+    let hf2_merge = ship_second(&w);
+    let main_before = w.origin_sha("main");
+    assert_eq!(main_before, hf2_merge);
+    let develop_before = w.origin_sha("develop");
+    assert_eq!(w.prod_sha(), hf2_merge);
+    let hf1_events = events_of(&w, "HF-1").len();
+
+    // Refused: HF-1 is closed and HF-2 shipped on top of it.
+    let r = w
+        .hf(&["rollback", "HF-1", "--reason", "x"])
+        .fails(1, "HF-2");
+    assert!(r.stderr.contains("HF-2"), "{}", r.all());
+    assert!(r.stderr.contains("closed"), "{}", r.all());
+    assert!(r.stderr.contains("--force"), "{}", r.all());
+    // Nothing changed: not main, not develop, not production, not the log.
+    assert_eq!(w.origin_sha("main"), main_before);
+    assert_eq!(w.origin_sha("develop"), develop_before);
+    assert_eq!(reverts_on(&w, "main"), 0);
+    assert_eq!(reverts_on(&w, "develop"), 0);
+    assert_eq!(
+        w.repo.origin_git(&["show", "main:app/main.txt"]),
+        "line 1\nline two\nline 3"
+    );
+    assert_eq!(w.repo.origin_git(&["show", "main:app/pdf"]), "pdf ok");
+    assert_eq!(w.prod_sha(), hf2_merge);
+    assert!(!w.prod.dir.join("rollbacks").exists());
+    let ev = events_of(&w, "HF-1");
+    assert_eq!(ev.len(), hf1_events, "{ev:#?}");
+    assert!(
+        ev.iter()
+            .all(|e| e["type"] != "rollback_step" && e["type"] != "rolled_back"),
+        "{ev:#?}"
+    );
+    let s = w.status("HF-1");
+    assert_eq!(s["state"], "closed");
+    assert!(s["rolled_back"].is_null());
+    assert!(s["rollback_in_progress"].is_null());
+    assert_eq!(w.status("HF-2")["state"], "deployed");
+
+    // Forced: done, and recorded as forced with its reason.
+    w.hf(&["rollback", "HF-1", "--reason", "x", "--force"]).ok();
+    let s = w.status("HF-1");
+    assert_eq!(s["state"], "rolled_back");
+    assert_eq!(s["rolled_back"]["forced"], "x");
+    assert_eq!(s["rolled_back"]["automatic"], false);
+    let rolled: Vec<_> = events_of(&w, "HF-1")
+        .into_iter()
+        .filter(|e| e["type"] == "rolled_back")
+        .collect();
+    assert_eq!(rolled.len(), 1);
+    assert_eq!(rolled[0]["forced"], "x");
+    assert_eq!(
+        rollback_steps(&w, "HF-1"),
+        ["production", "main_reverted", "develop_reverted"]
+    );
+    // HF-1's fix reverted on main and develop; HF-2's fix stays on main.
+    assert_eq!(reverts_on(&w, "main"), 1);
+    assert_eq!(reverts_on(&w, "develop"), 1);
+    assert_eq!(w.repo.origin_git(&["show", "main:app/pdf"]), "crash");
+    assert_eq!(
+        w.repo.origin_git(&["show", "main:app/main.txt"]),
+        "line 1\nline two\nline 3"
+    );
+    assert_eq!(w.repo.origin_git(&["show", "develop:app/pdf"]), "crash");
+    let rollbacks = std::fs::read_to_string(w.prod.dir.join("rollbacks")).unwrap();
+    assert_eq!(rollbacks.trim(), format!("rollback {good_main}"));
+    let text = w.hf(&["status", "HF-1"]).ok().stdout;
+    assert!(!text.contains("state:     closed"), "{text}");
+    assert!(text.contains("state:     rolled_back"), "{text}");
+    assert!(text.contains("forced: x"), "{text}");
+}
+
+#[test]
+fn rolling_back_the_live_incident_still_works() {
+    let w = World::new();
+    let good_main = w.origin_sha("main");
+    w.shipped();
+    let hf1_merge = w.origin_sha("main");
+    let hf2_merge = ship_second(&w);
+    // HF-2 is what production runs: no --force needed.
+    let r = w.hf(&["rollback", "HF-2", "--reason", "typo fix broke the page"]);
+    let r = r.ok();
+    assert!(r.stdout.contains("HF-2 rolled back"), "{}", r.all());
+    assert!(!r.all().contains("forced"), "{}", r.all());
+    let s = w.status("HF-2");
+    assert_eq!(s["state"], "rolled_back");
+    assert!(s["rolled_back"]["forced"].is_null());
+    // Steps recorded as they happened, then the rollback itself.
+    let kinds: Vec<String> = events_of(&w, "HF-2")
+        .iter()
+        .filter(|e| e["type"] == "rollback_step" || e["type"] == "rolled_back")
+        .map(|e| {
+            if e["type"] == "rollback_step" {
+                e["step"]["step"].as_str().unwrap().to_string()
+            } else {
+                "rolled_back".to_string()
+            }
+        })
+        .collect();
+    assert_eq!(kinds, ["production", "main_reverted", "rolled_back"]);
+    let main = w.origin_sha("main");
+    let main_revert = events_of(&w, "HF-2")
+        .iter()
+        .find(|e| e["type"] == "rollback_step" && e["step"]["step"] == "main_reverted")
+        .unwrap()["step"]["sha"]
+        .clone();
+    assert_eq!(main_revert, main.as_str());
+    assert_eq!(
+        w.repo.origin_git(&["rev-parse", &format!("{main}^")]),
+        hf2_merge
+    );
+    // Production back on HF-1's merge; HF-1's fix untouched everywhere.
+    let rollbacks = std::fs::read_to_string(w.prod.dir.join("rollbacks")).unwrap();
+    assert_eq!(rollbacks.trim(), format!("rollback {hf1_merge}"));
+    assert_eq!(w.prod_sha(), hf1_merge);
+    assert_eq!(w.repo.origin_git(&["show", "main:app/pdf"]), "pdf ok");
+    assert_eq!(
+        w.repo.origin_git(&["show", "main:app/main.txt"]),
+        "line 1\nline 2\nline 3"
+    );
+    assert_eq!(w.status("HF-1")["state"], "deployed");
+    assert_eq!(w.count("HF-1", "rollback_step"), 0);
+    assert_eq!(w.count("HF-1", "rolled_back"), 0);
+    // With HF-2 rolled back, HF-1 is what production runs again: no --force.
+    w.hf(&["rollback", "HF-1", "--reason", "pdf fix broke too"])
+        .ok();
+    let s = w.status("HF-1");
+    assert_eq!(s["state"], "rolled_back");
+    assert!(s["rolled_back"]["forced"].is_null());
+    assert_eq!(rollback_steps(&w, "HF-1"), ["production", "main_reverted"]);
+    assert_eq!(reverts_on(&w, "main"), 2);
+    assert_eq!(w.repo.origin_git(&["show", "main:app/pdf"]), "crash");
+    assert_eq!(w.prod_sha(), good_main);
+}
+
+#[test]
+fn a_rollback_cut_short_is_recorded_and_a_rerun_finishes_it() {
+    let w = World::new();
+    let good_main = w.origin_sha("main");
+    w.shipped();
+    w.hf(&["backport"]).ok();
+    let backported = w.origin_sha("develop");
+    let merge = w.origin_sha("main");
+    // Someone rewrites the fixed lines on develop: the backport's revert conflicts.
+    let rewrite = w.repo.push_from_elsewhere(
+        "develop",
+        "app/pdf",
+        "pdf rewritten on develop\n",
+        "develop rewrites pdf",
+    );
+    let r = w
+        .hf(&["rollback", "HF-1", "--reason", "exports time out"])
+        .fails(1, "incomplete");
+    assert!(r.all().contains("develop"), "{}", r.all());
+    // Production and main are rolled back; develop is not (and was not touched).
+    let rollbacks = std::fs::read_to_string(w.prod.dir.join("rollbacks")).unwrap();
+    assert_eq!(rollbacks.trim(), format!("rollback {good_main}"));
+    assert_eq!(reverts_on(&w, "main"), 1);
+    let main = w.origin_sha("main");
+    assert_eq!(
+        w.repo.origin_git(&["rev-parse", &format!("{main}^")]),
+        merge
+    );
+    assert_eq!(w.origin_sha("develop"), rewrite);
+    assert_eq!(reverts_on(&w, "develop"), 0);
+    // status says so.
+    let s = w.status("HF-1");
+    assert_eq!(s["state"], "rolling_back");
+    assert!(s["rolled_back"].is_null());
+    assert_eq!(s["rollback_in_progress"]["production"], true);
+    assert_eq!(s["rollback_in_progress"]["main_revert"], main.as_str());
+    assert!(s["rollback_in_progress"]["develop_revert"].is_null());
+    let text = w.hf(&["status", "HF-1"]).ok().stdout;
+    assert!(text.contains("rollback:  INCOMPLETE"), "{text}");
+    assert!(text.contains("merge reverted on main"), "{text}");
+    assert!(text.contains("stalled:"), "{text}");
+    assert_eq!(
+        rollback_steps(&w, "HF-1"),
+        ["production", "main_reverted", "stalled"]
+    );
+    assert_eq!(w.count("HF-1", "rolled_back"), 0);
+    // Nothing else can be closed over it.
+    w.hf(&["close", "HF-1"]).fails(1, "cannot be closed");
+
+    // The cause goes away; the re-run finishes what was left, once.
+    w.repo
+        .origin_git(&["update-ref", "refs/heads/develop", &backported, &rewrite]);
+    w.hf(&["rollback", "HF-1", "--reason", "x"]).ok();
+    let s = w.status("HF-1");
+    assert_eq!(s["state"], "rolled_back");
+    assert!(s["rollback_in_progress"].is_null());
+    // The reason decided when it started is kept.
+    assert_eq!(s["rolled_back"]["reason"], "exports time out");
+    assert_eq!(w.count("HF-1", "rolled_back"), 1);
+    assert_eq!(reverts_on(&w, "main"), 1);
+    assert_eq!(w.origin_sha("main"), main);
+    assert_eq!(reverts_on(&w, "develop"), 1);
+    let develop = w.origin_sha("develop");
+    assert_eq!(
+        w.repo.origin_git(&["rev-parse", &format!("{develop}^")]),
+        backported
+    );
+    assert_eq!(w.repo.origin_git(&["show", "develop:app/pdf"]), "crash");
+    // Production was not rolled back a second time.
+    let rollbacks = std::fs::read_to_string(w.prod.dir.join("rollbacks")).unwrap();
+    assert_eq!(rollbacks.lines().count(), 1, "{rollbacks}");
+    assert_eq!(
+        rollback_steps(&w, "HF-1"),
+        ["production", "main_reverted", "stalled", "develop_reverted"]
+    );
+    let text = w.hf(&["status", "HF-1"]).ok().stdout;
+    assert!(!text.contains("INCOMPLETE"), "{text}");
+    // And a third run has nothing to do.
+    w.hf(&["rollback", "HF-1", "--reason", "x"]).ok();
+    assert_eq!(w.count("HF-1", "rolled_back"), 1);
+    assert_eq!(w.origin_sha("main"), main);
+    assert_eq!(w.origin_sha("develop"), develop);
+}
+
+#[test]
+fn an_approval_can_be_withdrawn_and_then_no_longer_counts() {
+    let w = World::new();
+    w.started_and_pushed("pdf-crash", "critical");
+    w.hf_as(LEAD, &["approve", "HF-1"]).ok();
+    assert_eq!(w.status("HF-1")["state"], "ready_to_ship");
+    // --withdraw needs a reason.
+    w.hf_as(LEAD, &["approve", "HF-1", "--withdraw"])
+        .fails(2, "--reason");
+    assert_eq!(w.count("HF-1", "approval_withdrawn"), 0);
+    let r = w
+        .hf_as(
+            LEAD,
+            &["approve", "HF-1", "--withdraw", "--reason", "found a bug"],
+        )
+        .ok();
+    assert!(r.all().contains("withdrawn"), "{}", r.all());
+    let s = w.status("HF-1");
+    assert_eq!(s["state"], "awaiting_approval");
+    assert_eq!(s["approvals"][0]["by"], LEAD);
+    assert_eq!(s["approvals"][0]["withdrawn"], "found a bug");
+    assert_eq!(s["approvals"][0]["fresh"], false);
+    assert_eq!(s["missing_approvals"].as_array().unwrap().len(), 1);
+    let text = w.hf(&["status", "HF-1"]).ok().stdout;
+    assert!(text.contains("withdrawn: found a bug"), "{text}");
+    // It no longer counts: ship refuses and merges nothing.
+    w.hf(&["ship"]).fails(1, "missing 1 tech lead approval");
+    assert_eq!(
+        w.repo
+            .origin_git(&["rev-list", "--merges", "--count", "main"]),
+        "0"
+    );
+    // Withdrawing again: nothing to do.
+    let r = w
+        .hf_as(
+            LEAD,
+            &["approve", "HF-1", "--withdraw", "--reason", "found a bug"],
+        )
+        .ok();
+    assert!(r.all().contains("nothing to do"), "{}", r.all());
+    assert_eq!(w.count("HF-1", "approval_withdrawn"), 1);
+    // Nobody withdraws someone else's approval.
+    let r = w
+        .hf_as(LEAD2, &["approve", "HF-1", "--withdraw", "--reason", "no"])
+        .ok();
+    assert!(r.all().contains("nothing to do"), "{}", r.all());
+    assert_eq!(w.count("HF-1", "approval_withdrawn"), 1);
+    // Approving again (after a look at the bug) counts again.
+    w.hf_as(LEAD, &["approve", "HF-1"]).ok();
+    assert_eq!(w.status("HF-1")["state"], "ready_to_ship");
+    w.hf(&["ship"]).ok();
+}
+
+// ---------------------------------------------------------------------------
+// Bugs found while writing the tests above (these fail on the current engine).
+
+/// A rollback stalled on develop, with the remote develop rewriting the
+/// backported lines after the backport.
+fn stalled_on_develop(w: &World) -> (String, Run) {
+    w.shipped();
+    w.hf(&["backport"]).ok();
+    let backport = w.origin_sha("develop");
+    w.repo.push_from_elsewhere(
+        "develop",
+        "app/pdf",
+        "pdf rewritten on develop\n",
+        "develop rewrites pdf",
+    );
+    let r = w
+        .hf(&["rollback", "HF-1", "--reason", "exports time out"])
+        .fails(1, "incomplete");
+    assert_eq!(w.status("HF-1")["state"], "rolling_back");
+    (backport, r)
+}
+
+/// The stall says "revert <backport> on develop by hand, then run `hotfix
+/// rollback HF-1` again". Done exactly so (a plain `git revert -m1`, the
+/// conflict resolved), the re-run must take the hand revert as the develop
+/// step and finish. BUG: the engine only recognises its own `Reverts-Merge:`
+/// trailer, tries the revert again, conflicts again: the incident stays
+/// `rolling_back` for good.
+#[test]
+fn bug_a_backport_reverted_by_hand_as_the_stall_says_lets_the_rerun_finish() {
+    let w = World::new();
+    let (backport, r) = stalled_on_develop(&w);
+    assert!(r.all().contains("on develop by hand"), "{}", r.all());
+    let other = w.repo.dir().join("by-hand");
+    w.repo.git_in(
+        w.repo.dir(),
+        &[
+            "clone",
+            "--quiet",
+            "--branch",
+            "develop",
+            w.repo.origin.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
+    let reverted = std::process::Command::new("git")
+        .args(["revert", "--no-edit", "-m1", &backport])
+        .current_dir(&other)
+        .envs(w.repo.env())
+        .output()
+        .unwrap();
+    assert!(
+        !reverted.status.success(),
+        "the revert conflicts by hand too"
+    );
+    std::fs::write(other.join("app/pdf"), "pdf rewritten on develop, no fix\n").unwrap();
+    w.repo.git_in(&other, &["add", "app/pdf"]);
+    w.repo
+        .git_in(&other, &["-c", "core.editor=true", "revert", "--continue"]);
+    w.repo
+        .git_in(&other, &["push", "--quiet", "origin", "develop"]);
+    let by_hand = w.origin_sha("develop");
+
+    let r = w.hf(&["rollback", "HF-1", "--reason", "x"]);
+    assert_eq!(r.code, 0, "the re-run after the hand revert:\n{}", r.all());
+    assert_eq!(w.status("HF-1")["state"], "rolled_back");
+    assert_eq!(w.origin_sha("develop"), by_hand);
+}
+
+/// The stall's hints name `hotfix rollback HF-1` (stderr, and the chat
+/// notification); BUG: that command is a usage error (exit 2), `--reason`
+/// is required, also for a re-run (whose reason is then ignored).
+#[test]
+fn bug_a_stalled_rollback_hints_only_commands_that_run() {
+    let w = World::new();
+    let (_, r) = stalled_on_develop(&w);
+    w.hf(&["rollback", "HF-1"]).fails(2, "--reason");
+    assert!(
+        !r.all().contains("`hotfix rollback HF-1`"),
+        "the hint names a command that exits 2:\n{}",
+        r.all()
+    );
+    let jsonl =
+        std::fs::read_to_string(w.repo.work.join(".git/hotfix/notifications.jsonl")).unwrap();
+    assert!(
+        !jsonl.contains("`hotfix rollback HF-1`"),
+        "the notification names a command that exits 2:\n{jsonl}"
+    );
+}
+
+/// A forced rollback of HF-1 put production back on the release before
+/// HF-1, so HF-2 no longer runs there either; HF-2 still reads `deployed`
+/// and, rolled back without --force (accepted), its "previous release" is
+/// HF-1's merge. BUG: production ends up running HF-1's fix again, the one
+/// that was just rolled back, while main has it reverted.
+#[test]
+fn bug_a_forced_rollback_is_not_undone_by_rolling_back_the_later_incident() {
+    let w = World::new();
+    let good_main = w.origin_sha("main");
+    shipped_and_closed(&w);
+    let hf1_merge = w.origin_sha("main");
+    ship_second(&w);
+    w.hf(&["rollback", "HF-1", "--reason", "x", "--force"]).ok();
+    assert_eq!(w.prod_sha(), good_main);
+    let _ = w.hf(&["rollback", "HF-2", "--reason", "y"]);
+    assert_eq!(w.repo.origin_git(&["show", "main:app/pdf"]), "crash");
+    assert_ne!(
+        w.prod_sha(),
+        hf1_merge,
+        "production runs HF-1's rolled-back merge again"
+    );
 }

@@ -19,6 +19,16 @@
 //!   is retained (`canRollback`), else `deploymentRedeploy` (rebuilds that
 //!   deployment's source); then waits until production serves it again.
 //!
+//! Retries: reads (queries) are retried on 429 (honouring `Retry-After`) and
+//! 5xx. Mutations (`serviceInstanceDeployV2`, `deploymentRollback`,
+//! `deploymentRedeploy`) are never retried blindly, because a 5xx or a lost
+//! answer can come after Railway applied them, and a second send would start
+//! a second deploy: a refusal is final, and after an ambiguous failure hotfix
+//! first asks Railway whether the change took effect (a deployment of the sha,
+//! a new deployment of the rollback target). Only a change verified as not
+//! applied is sent once more; when Railway cannot be asked, the error says
+//! the change may or may not have been applied and what to look at.
+//!
 //! Statuses follow the schema's `DeploymentStatus`; a value this build does
 //! not know is treated as "not deployed" with its name, never a crash.
 //! The token never appears in an error: every text that came from Railway is
@@ -258,6 +268,18 @@ impl Op {
     }
 }
 
+/// A GraphQL mutation: its own type so that it cannot go through
+/// [`RailwayDeployer::call`] (which retries) by mistake. A mutation that is
+/// sent twice can start two deploys; [`RailwayDeployer::mutate`] sends it
+/// once and asks Railway what happened when the answer is lost.
+struct Mutation(Op);
+
+impl Mutation {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+}
+
 const PR_ENVIRONMENTS: Op = Op(
     "query PrEnvironments($projectId: String!, $first: Int, $after: String) { environments(projectId: $projectId, isEphemeral: true, first: $first, after: $after) { edges { node { id name isEphemeral meta { prNumber prRepo branch } } } pageInfo { hasNextPage endCursor } } }",
 );
@@ -271,12 +293,15 @@ const DOMAINS: Op = Op(
     "query ServiceDomains($projectId: String!, $environmentId: String!, $serviceId: String!) { domains(projectId: $projectId, environmentId: $environmentId, serviceId: $serviceId) { serviceDomains { domain } customDomains { domain } } }",
 );
 /// `deploymentRollback` returns `Boolean!`: no selection set (the docs' example is wrong).
-const ROLLBACK: Op = Op("mutation Rollback($id: String!) { deploymentRollback(id: $id) }");
-const REDEPLOY: Op =
-    Op("mutation Redeploy($id: String!) { deploymentRedeploy(id: $id) { id status } }");
-const DEPLOY_COMMIT: Op = Op(
+const ROLLBACK: Mutation = Mutation(Op(
+    "mutation Rollback($id: String!) { deploymentRollback(id: $id) }",
+));
+const REDEPLOY: Mutation = Mutation(Op(
+    "mutation Redeploy($id: String!) { deploymentRedeploy(id: $id) { id status } }",
+));
+const DEPLOY_COMMIT: Mutation = Mutation(Op(
     "mutation DeployCommit($environmentId: String!, $serviceId: String!, $commitSha: String) { serviceInstanceDeployV2(environmentId: $environmentId, serviceId: $serviceId, commitSha: $commitSha) }",
-);
+));
 
 /// Statuses of a deployment that serves (for `status: { in: [...] }`).
 const LIVE: &[&str] = &["SUCCESS", "SLEEPING"];
@@ -330,6 +355,142 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
 
 fn is_transient(e: &DeployError) -> bool {
     matches!(e, DeployError::Unreachable(_))
+}
+
+/// The text of a `DeployError` without its "deploy failed:" prefix, to be
+/// put inside a longer message.
+fn detail(e: DeployError) -> String {
+    match e {
+        DeployError::Failed(s) | DeployError::Unreachable(s) => s,
+        other => other.to_string(),
+    }
+}
+
+/// A transport error that happened before any byte of the request could
+/// reach Railway (nothing can have been applied). Everything else (a
+/// connection dropped or timed out after connecting) counts as "sent": the
+/// global timeout does not say in which phase it fired, so when in doubt a
+/// request is assumed to have arrived.
+fn never_sent(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::HostNotFound
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::BadUri(_)
+        | ureq::Error::Http(_)
+        | ureq::Error::RequireHttpsOnly(_)
+        | ureq::Error::InvalidProxyUrl
+        | ureq::Error::ConnectProxyFailed(_)
+        | ureq::Error::TlsRequired => true,
+        ureq::Error::Timeout(t) => matches!(t, ureq::Timeout::Resolve | ureq::Timeout::Connect),
+        ureq::Error::Io(io) => io.kind() == std::io::ErrorKind::ConnectionRefused,
+        _ => false,
+    }
+}
+
+/// How one request to the API went wrong, sorted by what it says about
+/// whether Railway acted on it: that decides whether it may be sent again.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    /// It never left hotfix (refused connection, unknown host): nothing was applied.
+    #[error("{0}")]
+    NotSent(String),
+    /// Sent, then the connection dropped or timed out before the whole
+    /// answer came back: Railway may have acted on it.
+    #[error("{0}")]
+    Lost(String),
+    /// 429 (Railway did not process it) or 5xx (Railway may have processed
+    /// it before failing).
+    #[error("HTTP {status}")]
+    Busy {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    /// A 2xx hotfix cannot read: Railway processed it, with an unknown result.
+    #[error("{0}")]
+    Malformed(String),
+    /// A definitive answer (4xx, `errors` in the body): Railway did not do it.
+    #[error("{0}")]
+    Refused(DeployError),
+}
+
+impl SendError {
+    /// For reads, where none of this is ambiguous: a read can be asked again.
+    fn into_deploy_error(self, op: &Op) -> DeployError {
+        match self {
+            SendError::NotSent(m) | SendError::Lost(m) => DeployError::Unreachable(m),
+            SendError::Busy { status, .. } => {
+                DeployError::Unreachable(format!("Railway API answered {status} to {}", op.name()))
+            }
+            SendError::Malformed(m) => DeployError::Failed(m),
+            SendError::Refused(e) => e,
+        }
+    }
+}
+
+/// Why a mutation did not give hotfix an answer to go on. Each message says
+/// whether the change was applied, because that decides what a person may
+/// safely do next (running hotfix again, or first looking at Railway).
+#[derive(Debug, thiserror::Error)]
+enum MutationError {
+    /// The connection was never made: safe to run again.
+    #[error(
+        "Railway API {op} was not sent ({detail}): nothing was applied; run this again once Railway is reachable"
+    )]
+    NotSent { op: &'static str, detail: String },
+    /// A 429 is a refusal too: Railway did not process it. Not resent (a
+    /// mutation is sent at most once per verified-not-applied answer).
+    #[error(
+        "Railway API rate-limited {op} (HTTP 429): Railway did not apply it, and hotfix does not resend a change by itself; run this again in a minute"
+    )]
+    RateLimited { op: &'static str },
+    /// A 4xx or `errors`: definitive, so resending would only repeat it.
+    #[error(
+        "{reason} (Railway refused {op}, so it was not applied; hotfix does not send a refused change again)"
+    )]
+    Refused { op: &'static str, reason: String },
+    /// Lost twice, and twice Railway showed nothing changed: an outage, not
+    /// a half-applied change; a third send is left to the person.
+    #[error(
+        "Railway API {op} failed twice ({first}; then {second}) and both times Railway showed it had not taken effect: nothing was applied. Try again later (status: https://status.railway.com)"
+    )]
+    NotAppliedTwice {
+        op: &'static str,
+        first: String,
+        second: String,
+    },
+    /// Lost, and Railway could not be asked: the one case a person must
+    /// look at Railway before anything runs again.
+    #[error(
+        "Railway API {op} may or may not have been applied: its answer was lost ({cause}) and hotfix could not find out from Railway whether it took effect ({check}). Before running this again, check on Railway {what}: if so, it went through, and sending it again would do it twice"
+    )]
+    Unverified {
+        op: &'static str,
+        cause: String,
+        check: String,
+        what: String,
+    },
+}
+
+impl From<MutationError> for DeployError {
+    fn from(e: MutationError) -> DeployError {
+        match e {
+            // Nothing happened: trying again later is safe.
+            MutationError::NotSent { .. }
+            | MutationError::RateLimited { .. }
+            | MutationError::NotAppliedTwice { .. } => DeployError::Unreachable(e.to_string()),
+            MutationError::Refused { .. } | MutationError::Unverified { .. } => {
+                DeployError::Failed(e.to_string())
+            }
+        }
+    }
+}
+
+/// What became of a mutation sent by [`RailwayDeployer::mutate`].
+enum Applied<T> {
+    /// Railway answered it: its `data`.
+    Answered(Value),
+    /// Its answer was lost, but Railway shows that it took effect: what the check found.
+    Seen(T),
 }
 
 pub struct RailwayDeployer {
@@ -391,132 +552,249 @@ impl RailwayDeployer {
         ))
     }
 
-    /// One GraphQL call, with bounded retries on 429 (honouring
-    /// `Retry-After`, capped by `max_retry_wait`) and on 5xx (exponential
-    /// backoff from 250ms, same cap). Returns `data`.
-    fn call(&self, op: &Op, variables: Value) -> Result<Value, DeployError> {
-        let body = json!({ "operationName": op.name(), "query": op.0, "variables": variables })
-            .to_string();
-        let mut attempt = 0u32;
-        loop {
-            let mut req = self
-                .agent
-                .post(&self.cfg.api_url)
-                .header("Content-Type", "application/json")
-                .header("Accept", "application/json");
-            // An empty token (read-only commands without one) sends no header.
-            match &self.auth {
-                RailwayAuth::Bearer(t) if !t.is_empty() => {
-                    req = req.header("Authorization", &format!("Bearer {t}"));
-                }
-                RailwayAuth::ProjectAccessToken(t) if !t.is_empty() => {
-                    req = req.header("Project-Access-Token", t);
-                }
-                _ => {}
+    /// The request body of one operation.
+    fn body(op: &Op, variables: Value) -> String {
+        json!({ "operationName": op.name(), "query": op.0, "variables": variables }).to_string()
+    }
+
+    /// One request, never repeated here: returns `data`, or what went wrong
+    /// sorted by whether Railway may have acted on it (the caller decides
+    /// whether it may be sent again).
+    fn send(&self, op: &Op, body: &str) -> Result<Value, SendError> {
+        let mut req = self
+            .agent
+            .post(&self.cfg.api_url)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json");
+        // An empty token (read-only commands without one) sends no header.
+        match &self.auth {
+            RailwayAuth::Bearer(t) if !t.is_empty() => {
+                req = req.header("Authorization", &format!("Bearer {t}"));
             }
-            let mut resp = req.send(body.as_bytes()).map_err(|e| {
-                DeployError::Unreachable(format!(
-                    "Railway API ({}) {}: {}",
-                    self.cfg.api_url,
+            RailwayAuth::ProjectAccessToken(t) if !t.is_empty() => {
+                req = req.header("Project-Access-Token", t);
+            }
+            _ => {}
+        }
+        let mut resp = req.send(body.as_bytes()).map_err(|e| {
+            let m = format!(
+                "Railway API ({}) {}: {}",
+                self.cfg.api_url,
+                op.name(),
+                self.scrub(&e.to_string())
+            );
+            if never_sent(&e) {
+                SendError::NotSent(m)
+            } else {
+                SendError::Lost(m)
+            }
+        })?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(8 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| {
+                SendError::Lost(format!(
+                    "Railway API {}: reading the answer (HTTP {status}): {}",
                     op.name(),
                     self.scrub(&e.to_string())
                 ))
             })?;
-            let status = resp.status().as_u16();
-            let retry_after = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
-            let text = resp
-                .body_mut()
-                .with_config()
-                .limit(8 * 1024 * 1024)
-                .read_to_string()
-                .map_err(|e| {
-                    DeployError::Unreachable(format!(
-                        "Railway API {}: reading the answer (HTTP {status}): {}",
-                        op.name(),
-                        self.scrub(&e.to_string())
-                    ))
-                })?;
-            if status == 429 || status >= 500 {
-                if attempt >= self.cfg.max_retries {
-                    let what = if status == 429 {
-                        "rate-limited hotfix (429)".to_string()
-                    } else {
-                        format!("answered {status}")
-                    };
-                    return Err(DeployError::Unreachable(format!(
-                        "Railway API {what} {} times in a row for {}; try again later (status: https://status.railway.com)",
-                        attempt + 1,
-                        op.name()
-                    )));
-                }
-                let backoff = Duration::from_millis(250u64 << attempt.min(8));
-                let wait = if status == 429 {
-                    retry_after.unwrap_or(backoff)
-                } else {
-                    backoff
-                };
-                std::thread::sleep(wait.min(self.cfg.max_retry_wait.0));
-                attempt += 1;
-                continue;
-            }
-            if status == 401 || status == 403 {
-                return Err(self.auth_error(&format!("HTTP {status}")));
-            }
-            let v: Value = match serde_json::from_str(&text) {
-                Ok(v) => v,
-                Err(e) if (200..300).contains(&status) => {
-                    return Err(DeployError::Failed(format!(
-                        "Railway API sent a malformed answer to {} (HTTP {status}, not JSON: {e}); is api_url `{}` Railway's GraphQL endpoint?",
-                        op.name(),
-                        self.cfg.api_url
-                    )));
-                }
-                Err(_) => {
-                    return Err(DeployError::Failed(format!(
-                        "Railway API answered HTTP {status} to {}: {}",
-                        op.name(),
-                        self.scrub(text.trim())
-                    )));
-                }
-            };
-            if let Some(errs) = v["errors"].as_array().filter(|e| !e.is_empty()) {
-                let msg = errs
-                    .iter()
-                    .map(|e| e["message"].as_str().unwrap_or("(no message)"))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let lower = msg.to_ascii_lowercase();
-                if lower.contains("not authorized") || lower.contains("unauthorized") {
-                    return Err(self.auth_error(&format!("\"{}\"", self.scrub(&msg))));
-                }
-                if lower.contains("project token not found") {
-                    return Err(DeployError::Failed(
-                        "Railway does not know the project token in RAILWAY_TOKEN: create a new one (or use a workspace token in RAILWAY_API_TOKEN)".into(),
-                    ));
-                }
-                return Err(DeployError::Failed(format!(
-                    "Railway API refused {}: {}",
+        if status == 429 || status >= 500 {
+            return Err(SendError::Busy {
+                status,
+                retry_after,
+            });
+        }
+        if status == 401 || status == 403 {
+            return Err(SendError::Refused(
+                self.auth_error(&format!("HTTP {status}")),
+            ));
+        }
+        let v: Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) if (200..300).contains(&status) => {
+                return Err(SendError::Malformed(format!(
+                    "Railway API sent a malformed answer to {} (HTTP {status}, not JSON: {e}); is api_url `{}` Railway's GraphQL endpoint?",
                     op.name(),
-                    self.scrub(&msg)
+                    self.cfg.api_url
                 )));
             }
-            if !(200..300).contains(&status) {
-                return Err(DeployError::Failed(format!(
-                    "Railway API answered HTTP {status} to {}",
-                    op.name()
+            Err(_) => {
+                return Err(SendError::Refused(DeployError::Failed(format!(
+                    "Railway API answered HTTP {status} to {}: {}",
+                    op.name(),
+                    self.scrub(text.trim())
+                ))));
+            }
+        };
+        if let Some(errs) = v["errors"].as_array().filter(|e| !e.is_empty()) {
+            let msg = errs
+                .iter()
+                .map(|e| e["message"].as_str().unwrap_or("(no message)"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let lower = msg.to_ascii_lowercase();
+            if lower.contains("not authorized") || lower.contains("unauthorized") {
+                return Err(SendError::Refused(
+                    self.auth_error(&format!("\"{}\"", self.scrub(&msg))),
+                ));
+            }
+            if lower.contains("project token not found") {
+                return Err(SendError::Refused(DeployError::Failed(
+                    "Railway does not know the project token in RAILWAY_TOKEN: create a new one (or use a workspace token in RAILWAY_API_TOKEN)".into(),
                 )));
             }
-            return match v.get("data") {
-                Some(d) if d.is_object() => Ok(d.clone()),
-                _ => Err(DeployError::Failed(format!(
-                    "Railway API sent a malformed answer to {} (no `data` and no `errors`)",
-                    op.name()
-                ))),
+            return Err(SendError::Refused(DeployError::Failed(format!(
+                "Railway API refused {}: {}",
+                op.name(),
+                self.scrub(&msg)
+            ))));
+        }
+        if !(200..300).contains(&status) {
+            return Err(SendError::Refused(DeployError::Failed(format!(
+                "Railway API answered HTTP {status} to {}",
+                op.name()
+            ))));
+        }
+        match v.get("data") {
+            Some(d) if d.is_object() => Ok(d.clone()),
+            _ => Err(SendError::Malformed(format!(
+                "Railway API sent a malformed answer to {} (no `data` and no `errors`)",
+                op.name()
+            ))),
+        }
+    }
+
+    /// One GraphQL read, with bounded retries on 429 (honouring
+    /// `Retry-After`, capped by `max_retry_wait`) and on 5xx (exponential
+    /// backoff from 250ms, same cap). Returns `data`. Reads only: asking
+    /// again changes nothing on Railway, which is what makes retrying safe
+    /// (mutations go through [`RailwayDeployer::mutate`]).
+    fn call(&self, op: &Op, variables: Value) -> Result<Value, DeployError> {
+        let body = Self::body(op, variables);
+        let mut attempt = 0u32;
+        loop {
+            let (status, retry_after) = match self.send(op, &body) {
+                Ok(d) => return Ok(d),
+                Err(SendError::Busy {
+                    status,
+                    retry_after,
+                }) => (status, retry_after),
+                Err(e) => return Err(e.into_deploy_error(op)),
             };
+            if attempt >= self.cfg.max_retries {
+                let what = if status == 429 {
+                    "rate-limited hotfix (429)".to_string()
+                } else {
+                    format!("answered {status}")
+                };
+                return Err(DeployError::Unreachable(format!(
+                    "Railway API {what} {} times in a row for {}; try again later (status: https://status.railway.com)",
+                    attempt + 1,
+                    op.name()
+                )));
+            }
+            let backoff = Duration::from_millis(250u64 << attempt.min(8));
+            let wait = if status == 429 {
+                retry_after.unwrap_or(backoff)
+            } else {
+                backoff
+            };
+            std::thread::sleep(wait.min(self.cfg.max_retry_wait.0));
+            attempt += 1;
+        }
+    }
+
+    /// Sends a mutation at most once per attempt, never on a timer: a 5xx
+    /// or a lost answer can come after Railway applied it, and a blind
+    /// resend would then start a second deploy or rollback. So:
+    ///
+    /// - an answer (`data`) is returned as is;
+    /// - a refusal (4xx, 429, `errors`) is final: Railway did not apply it;
+    /// - an ambiguous failure (5xx, connection dropped or timed out after
+    ///   sending, unreadable 2xx) makes hotfix ask Railway with `check`
+    ///   whether the change took effect. If it did, that is the outcome
+    ///   ([`Applied::Seen`]); if it verifiably did not, the mutation is sent
+    ///   once more (safe: nothing was applied); if Railway cannot be asked,
+    ///   the error says that the change may or may not have been applied
+    ///   and that `what` is the thing to look at before trying again.
+    fn mutate<T>(
+        &self,
+        m: &Mutation,
+        variables: Value,
+        what: &str,
+        check: impl Fn() -> Result<Option<T>, DeployError>,
+    ) -> Result<Applied<T>, MutationError> {
+        let op = m.name();
+        let body = Self::body(&m.0, variables);
+        let mut first: Option<String> = None;
+        loop {
+            let cause = match self.send(&m.0, &body) {
+                Ok(d) => return Ok(Applied::Answered(d)),
+                Err(SendError::NotSent(detail)) => {
+                    return Err(MutationError::NotSent { op, detail });
+                }
+                Err(SendError::Busy { status: 429, .. }) => {
+                    return Err(MutationError::RateLimited { op });
+                }
+                Err(SendError::Refused(e)) => {
+                    return Err(MutationError::Refused {
+                        op,
+                        reason: detail(e),
+                    });
+                }
+                Err(e @ SendError::Busy { .. }) => format!("Railway API answered {e}"),
+                Err(SendError::Lost(c) | SendError::Malformed(c)) => c,
+            };
+            match self.confirm(&check) {
+                Ok(Some(t)) => return Ok(Applied::Seen(t)),
+                // Verified not applied: one more send is safe, a second one
+                // after that would be a retry loop in disguise.
+                Ok(None) => match first {
+                    None => first = Some(cause),
+                    Some(first) => {
+                        return Err(MutationError::NotAppliedTwice {
+                            op,
+                            first,
+                            second: cause,
+                        });
+                    }
+                },
+                Err(e) => {
+                    return Err(MutationError::Unverified {
+                        op,
+                        cause,
+                        check: detail(e),
+                        what: what.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Runs the check of [`RailwayDeployer::mutate`]: after one poll
+    /// interval (Railway records a change it applied by then), riding out a
+    /// few transport failures like the wait loops do, since the outage that
+    /// lost the answer may not be over.
+    fn confirm<T>(
+        &self,
+        check: &impl Fn() -> Result<Option<T>, DeployError>,
+    ) -> Result<Option<T>, DeployError> {
+        let mut failures = 0;
+        loop {
+            std::thread::sleep(self.cfg.poll_interval.0);
+            match check() {
+                Err(e) if is_transient(&e) && failures + 1 < TRANSIENT_POLLS => failures += 1,
+                r => return r,
+            }
         }
     }
 
@@ -677,6 +955,44 @@ impl RailwayDeployer {
         }
     }
 
+    /// The newest deployment of `sha` in `environment`, if any: how hotfix
+    /// finds out whether a deploy of that commit exists (before asking for
+    /// one, and after an answer to that request was lost).
+    fn deployment_of(
+        &self,
+        environment: &str,
+        sha: &str,
+    ) -> Result<Option<RailwayDeployment>, DeployError> {
+        Ok(self
+            .deployments(environment, None, 20)?
+            .into_iter()
+            .find(|d| same_commit(d.commit.as_deref(), sha)))
+    }
+
+    /// Whether a rollback (or redeploy) to `target` took effect, for when
+    /// the answer to that mutation was lost: a deployment that was not
+    /// there before (`before`) of the target's commit (any new one if it has
+    /// none), or the target itself serving again. Returns its id.
+    fn rollback_seen(
+        &self,
+        target: &RailwayDeployment,
+        before: &HashSet<String>,
+    ) -> Result<Option<String>, DeployError> {
+        let list = self.deployments(&self.cfg.environment, None, 50)?;
+        let new = list.iter().find(|d| {
+            !before.contains(&d.id)
+                && target
+                    .commit
+                    .as_deref()
+                    .is_none_or(|c| same_commit(d.commit.as_deref(), c))
+        });
+        if let Some(d) = new {
+            return Ok(Some(d.id.clone()));
+        }
+        let serving = list.iter().find(|d| classify(&d.status) == Phase::Live);
+        Ok(serving.filter(|d| d.id == target.id).map(|d| d.id.clone()))
+    }
+
     /// Waits until the newest deployment of `sha` in `environment` is
     /// terminal. With `trigger`, asks Railway to deploy `sha` if no
     /// deployment of it exists `trigger_after` into the wait.
@@ -712,11 +1028,24 @@ impl RailwayDeployer {
                     },
                     None if !triggered && start.elapsed() >= self.cfg.trigger_after.0 => {
                         // Railway did not start it by itself (auto-deploy off,
-                        // or the push event got lost): ask for exactly this commit.
-                        self.call(
+                        // or the push event got lost): ask for exactly this
+                        // commit. If the answer is lost, the deployment of the
+                        // sha (looked for above before triggering) tells
+                        // whether Railway started it.
+                        let what = format!(
+                            "whether the service's deployments in {label} include one of commit {}",
+                            short(sha)
+                        );
+                        let sent = self.mutate(
                             &DEPLOY_COMMIT,
                             json!({ "environmentId": environment, "serviceId": self.cfg.service, "commitSha": sha }),
+                            &what,
+                            || self.deployment_of(environment, sha),
                         )?;
+                        if let Applied::Seen(d) = sent {
+                            // The next poll follows it like any deployment of the sha.
+                            last = Some(d);
+                        }
                         triggered = true;
                     }
                     None => {}
@@ -882,19 +1211,37 @@ impl Deployer for RailwayDeployer {
             .into_iter()
             .map(|d| d.id)
             .collect();
+        // Sent once; if the answer is lost, a new deployment of the target
+        // (or the target serving again) tells whether Railway did it.
+        let what = format!(
+            "whether production has a new deployment of {} (the rollback to deployment {}) or serves {} again",
+            target
+                .commit
+                .as_deref()
+                .map_or("that deployment's commit", short),
+            target.id,
+            target.id
+        );
+        let check = || self.rollback_seen(&target, &before);
         let started = if target.can_rollback {
-            let d = self.call(&ROLLBACK, json!({ "id": target.id }))?;
-            if d["deploymentRollback"].as_bool() != Some(true) {
-                return Err(DeployError::Failed(format!(
-                    "Railway declined to roll back to deployment {}: roll back from Railway's dashboard",
-                    target.id
-                )));
+            match self.mutate(&ROLLBACK, json!({ "id": target.id }), &what, check)? {
+                Applied::Answered(d) => {
+                    if d["deploymentRollback"].as_bool() != Some(true) {
+                        return Err(DeployError::Failed(format!(
+                            "Railway declined to roll back to deployment {}: roll back from Railway's dashboard",
+                            target.id
+                        )));
+                    }
+                    None
+                }
+                Applied::Seen(id) => Some(id),
             }
-            None
         } else {
             // Outside the image retention window: rebuild that deployment's source.
-            let d = self.call(&REDEPLOY, json!({ "id": target.id }))?;
-            d["deploymentRedeploy"]["id"].as_str().map(str::to_string)
+            match self.mutate(&REDEPLOY, json!({ "id": target.id }), &what, check)? {
+                Applied::Answered(d) => d["deploymentRedeploy"]["id"].as_str().map(str::to_string),
+                Applied::Seen(id) => Some(id),
+            }
         };
         // A deployment started by this rollback: the redeploy's id, else a
         // new one of the target's commit (or any new one if it has none).
@@ -972,9 +1319,9 @@ mod tests {
             &DEPLOYMENTS,
             &DEPLOYMENT,
             &DOMAINS,
-            &ROLLBACK,
-            &REDEPLOY,
-            &DEPLOY_COMMIT,
+            &ROLLBACK.0,
+            &REDEPLOY.0,
+            &DEPLOY_COMMIT.0,
         ]
         .iter()
         .map(|op| op.name())
@@ -991,6 +1338,17 @@ mod tests {
                 "DeployCommit"
             ]
         );
+    }
+
+    #[test]
+    fn mutations_and_reads_have_their_own_types() {
+        // `call` retries, so it must only ever carry reads.
+        for q in [&PR_ENVIRONMENTS, &DEPLOYMENTS, &DEPLOYMENT, &DOMAINS] {
+            assert!(q.0.starts_with("query "), "{}", q.0);
+        }
+        for m in [&ROLLBACK, &REDEPLOY, &DEPLOY_COMMIT] {
+            assert!(m.0.0.starts_with("mutation "), "{}", m.0.0);
+        }
     }
 
     #[test]

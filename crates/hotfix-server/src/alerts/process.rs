@@ -14,6 +14,7 @@
 //! declaring and linking is found again (the incident's name carries a hash
 //! of the key) and linked instead of declaring a second incident.
 
+use hotfix_core::admit::{Actor, Door};
 use std::time::{Duration, Instant};
 
 use hotfix_core::config::AlertRule;
@@ -203,7 +204,7 @@ fn received(a: &Alert, status: Status) -> EventKind {
 fn on_linked(st: &AppState, a: &Alert, s: IncidentState) -> Result<String, ApiError> {
     let id = s.id;
     let mut recorded = false;
-    ops::append_system(st, &actor(a), id, &mut |s| {
+    ops::append_system(st, &Actor::new(&actor(a), Door::Alert), id, &mut |s| {
         recorded = false;
         if s.is_closed() {
             return Ok(vec![]);
@@ -268,7 +269,13 @@ fn declare(
             now,
         )
     };
-    let s = ops::declare(st, &actor(a), declared, then(a, rule), &page)?;
+    let s = ops::declare(
+        st,
+        &Actor::new(&actor(a), Door::Alert),
+        declared,
+        then(a, rule),
+        &page,
+    )?;
     let linked = st.store.alert_link_set(a.source.as_str(), slot, s.id)?;
     if linked != s.id {
         // Cannot happen while the key lease holds; said plainly if it does.
@@ -349,7 +356,7 @@ fn recover(
     s: IncidentState,
 ) -> Result<String, ApiError> {
     let id = s.id;
-    let s = ops::append_system(st, &actor(a), id, &mut |s| {
+    let s = ops::append_system(st, &Actor::new(&actor(a), Door::Alert), id, &mut |s| {
         let mut v = vec![];
         if last_status(s, a).is_none() {
             v.push(received(a, Status::Firing));

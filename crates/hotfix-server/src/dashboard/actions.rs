@@ -10,6 +10,7 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
+use hotfix_core::admit::Door;
 use hotfix_core::event::EventKind;
 use hotfix_core::guards::{ApproveCheck, check_approve};
 use hotfix_core::id::IncidentId;
@@ -69,6 +70,7 @@ fn approve(
     ops::append_checked(
         st,
         caller,
+        Door::Dashboard,
         id,
         None,
         vec![EventKind::Approved {
@@ -100,23 +102,40 @@ fn run(
                 .map(|k| k.trim().to_string())
                 .filter(|k| !k.is_empty())
                 .ok_or_else(|| ApiError::bad_request("which checklist item? (`key`)"))?;
-            ops::tick(st, caller, id, std::slice::from_ref(&key))?;
+            ops::tick(st, caller, Door::Dashboard, id, std::slice::from_ref(&key))?;
             Ok(format!("Ticked {key}."))
         }
         "note" => {
             let text = f.text.unwrap_or_default().trim().to_string();
-            if text.is_empty() || text.chars().count() > 4000 {
-                return Err(ApiError::bad_request("a note is 1 to 4000 characters"));
-            }
-            ops::append_checked(st, caller, id, None, vec![EventKind::Note { text }])?;
+            ops::append_checked(
+                st,
+                caller,
+                Door::Dashboard,
+                id,
+                None,
+                vec![EventKind::Note { text }],
+            )?;
             Ok("Note added.".into())
         }
         "close" => {
-            ops::close(st, caller, id)?;
+            ops::close(st, caller, Door::Dashboard, id)?;
             Ok(format!("{id} is closed."))
         }
+        "withdraw" => {
+            let reason = f
+                .text
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "withdrawn on the dashboard".into());
+            let (_, recorded) = ops::withdraw(st, caller, Door::Dashboard, id, &reason)?;
+            Ok(if recorded {
+                "Your approval is withdrawn.".into()
+            } else {
+                "You have no approval of the current head to withdraw.".into()
+            })
+        }
         other => Err(ApiError::not_found(format!(
-            "no action `{other}`: approve, tick, note or close"
+            "no action `{other}`: approve, withdraw, tick, note or close"
         ))),
     }
 }

@@ -1,6 +1,6 @@
 //! One line of plain words per event, for the incident page's log.
 
-use hotfix_core::event::EventKind;
+use hotfix_core::event::{EventKind, RollbackStep};
 
 use super::render::{short, time};
 
@@ -68,17 +68,33 @@ pub fn describe(kind: &EventKind, security: bool) -> String {
             short(sha),
             role.label()
         ),
+        EventKind::ApprovalWithdrawn {
+            by,
+            sha,
+            reason,
+            source,
+        } => format!(
+            "{by} withdrew the approval of {} (via {source}): {reason}",
+            short(sha)
+        ),
+        EventKind::PrClosed { number } => format!("PR #{number} closed without merging"),
         EventKind::AntiPatternRecorded { pattern, reason } => {
             format!("anti-pattern recorded: {}: {reason}", pattern.label())
         }
         EventKind::Merged {
             merge_sha,
             head_sha,
+            source,
             ..
         } => format!(
-            "merged {} into main as {}",
+            "merged {} into main as {}{}",
             short(head_sha),
-            short(merge_sha)
+            short(merge_sha),
+            if source == "cli" {
+                String::new()
+            } else {
+                format!(" (on {source})")
+            }
         ),
         EventKind::Deployed {
             sha, environment, ..
@@ -98,15 +114,34 @@ pub fn describe(kind: &EventKind, security: bool) -> String {
         EventKind::Backported { merge_sha } => {
             format!("backported to develop ({})", short(merge_sha))
         }
+        EventKind::RollbackStep { step, .. } => match step {
+            RollbackStep::Production { .. } => {
+                "rollback: production back on the previous release".into()
+            }
+            RollbackStep::MainReverted { sha } => {
+                format!("rollback: merge reverted on main ({})", short(sha))
+            }
+            RollbackStep::DevelopReverted { sha } => {
+                format!("rollback: backport reverted on develop ({})", short(sha))
+            }
+            RollbackStep::Stalled { what } => format!("rollback incomplete: {what}"),
+        },
         EventKind::RolledBack {
-            reason, automatic, ..
+            reason,
+            automatic,
+            forced,
+            ..
         } => format!(
-            "{} rolled back: {reason}",
+            "{} rolled back: {reason}{}",
             if *automatic {
                 "automatically"
             } else {
                 "manually"
-            }
+            },
+            forced
+                .as_deref()
+                .map(|f| format!(" (forced: {f})"))
+                .unwrap_or_default()
         ),
         EventKind::ChecklistDone { key } => format!("ticked checklist item {key}"),
         EventKind::PostmortemScheduled { path, due } => {
@@ -146,6 +181,7 @@ pub fn is_deploy(kind: &EventKind) -> bool {
             | EventKind::BackportConflict { .. }
             | EventKind::BackportAborted
             | EventKind::Backported { .. }
+            | EventKind::RollbackStep { .. }
             | EventKind::RolledBack { .. }
             | EventKind::ExternalUpdate { .. }
     )

@@ -20,7 +20,10 @@ pub const SOURCE: &str = "github";
 const HANDLED: &[(&str, Option<&[&str]>)] = &[
     ("pull_request_review", Some(&["submitted", "dismissed"])),
     ("push", None),
-    ("pull_request", Some(&["closed"])),
+    (
+        "pull_request",
+        Some(&["closed", "synchronize", "edited", "reopened"]),
+    ),
     ("deployment_status", None),
 ];
 
@@ -162,8 +165,12 @@ mod tests {
         assert_eq!(not_handled("pull_request_review", &a("submitted")), None);
         assert_eq!(not_handled("pull_request_review", &a("dismissed")), None);
         assert!(not_handled("pull_request_review", &a("edited")).is_some());
-        assert_eq!(not_handled("pull_request", &a("closed")), None);
+        for kept in ["closed", "synchronize", "edited", "reopened"] {
+            assert_eq!(not_handled("pull_request", &a(kept)), None, "{kept}");
+        }
+        // hotfix opens its PRs itself; labels and assignees change nothing.
         assert!(not_handled("pull_request", &a("opened")).is_some());
+        assert!(not_handled("pull_request", &a("labeled")).is_some());
         assert_eq!(not_handled("push", &json!({})), None);
         assert_eq!(not_handled("deployment_status", &a("created")), None);
         assert!(not_handled("issues", &a("opened")).is_some());

@@ -1,6 +1,9 @@
 //! The parts of GitHub's webhook payloads hotfix reads (octokit/webhooks
 //! schemas). Only what is used is declared; everything else GitHub sends is
-//! ignored, so new fields never break the intake.
+//! ignored, so new fields never break the intake, and every field added
+//! after the first version is optional (`#[serde(default)]`), so older
+//! payloads still parse: what is missing is then treated as unknown, never
+//! as a match.
 
 use serde::Deserialize;
 
@@ -15,10 +18,25 @@ pub struct User {
     pub login: String,
 }
 
+/// One end of a pull request (`head` or `base`).
 #[derive(Debug, Deserialize)]
 pub struct GitRef {
+    /// The branch name (no `refs/heads/`).
     #[serde(rename = "ref")]
     pub name: String,
+    /// The commit the branch is at.
+    #[serde(default)]
+    pub sha: Option<String>,
+    /// The repository the branch is in: for the head of a fork's PR, the
+    /// fork (`null` when the fork was deleted).
+    #[serde(default)]
+    pub repo: Option<Repository>,
+}
+
+impl GitRef {
+    pub fn repo_name(&self) -> Option<&str> {
+        self.repo.as_ref().and_then(|r| r.full_name.as_deref())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -26,13 +44,24 @@ pub struct PullRequest {
     pub number: u64,
     pub head: GitRef,
     #[serde(default)]
+    pub base: Option<GitRef>,
+    #[serde(default)]
+    pub html_url: Option<String>,
+    #[serde(default)]
     pub merged: Option<bool>,
     #[serde(default)]
     pub merge_commit_sha: Option<String>,
+    /// Who merged it (`null` until merged).
+    #[serde(default)]
+    pub merged_by: Option<User>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct Review {
+    /// GitHub's id of the review: the same review delivered again (under
+    /// another delivery id) has the same one.
+    #[serde(default)]
+    pub id: Option<u64>,
     /// `approved`, `changes_requested`, `commented`, `dismissed` (any case).
     pub state: String,
     /// The head the reviewer saw.
@@ -57,6 +86,9 @@ pub struct PushEvent {
     /// `refs/heads/<branch>` or `refs/tags/<tag>`.
     #[serde(rename = "ref")]
     pub git_ref: String,
+    /// Where the branch was before the push (zeros: it was created).
+    #[serde(default)]
+    pub before: Option<String>,
     pub after: String,
     #[serde(default)]
     pub deleted: bool,
@@ -69,6 +101,9 @@ pub struct PushEvent {
 pub struct PullRequestEvent {
     pub action: String,
     pub pull_request: PullRequest,
+    /// `synchronize`: the head before the update.
+    #[serde(default)]
+    pub before: Option<String>,
     #[serde(default)]
     pub repository: Option<Repository>,
 }
@@ -122,5 +157,36 @@ impl DeploymentStatusEvent {
             Some(u) => format!("{env} {u}"),
             None => env.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn payloads_without_the_newer_fields_still_parse() {
+        let e: ReviewEvent = serde_json::from_value(json!({
+            "action": "submitted",
+            "review": {"state": "approved", "user": {"login": "octocat"}},
+            "pull_request": {"number": 2, "head": {"ref": "hotfix/x"}}
+        }))
+        .expect("parses");
+        assert_eq!(e.review.id, None);
+        assert!(e.pull_request.base.is_none());
+        assert_eq!(e.pull_request.head.repo_name(), None);
+        // A deleted fork: `head.repo` is null.
+        let e: PullRequestEvent = serde_json::from_value(json!({
+            "action": "closed",
+            "pull_request": {"number": 2, "head": {"ref": "hotfix/x", "repo": null},
+                "base": {"ref": "main", "repo": {"full_name": "o/r"}}, "merged_by": null}
+        }))
+        .expect("parses");
+        assert_eq!(e.pull_request.head.repo_name(), None);
+        assert!(e.pull_request.merged_by.is_none());
+        let p: PushEvent =
+            serde_json::from_value(json!({"ref": "refs/heads/x", "after": "a"})).expect("parses");
+        assert_eq!(p.before, None);
     }
 }

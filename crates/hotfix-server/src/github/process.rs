@@ -1,33 +1,50 @@
 //! Applies a stored GitHub delivery to the incident log.
 //!
-//! An incident is found by its branch (the PR's head ref, the pushed ref) or,
-//! for deployments, by the commit deployed. Every write goes through
-//! [`ops::append_system`] / [`ops::append_with`], which re-read the incident
-//! and retry on a concurrent append, so the decisions below always look at
-//! the fresh state; each is idempotent, so a redelivery under a new delivery
-//! id records nothing twice.
+//! An event about a pull request is matched to the incident whose own PR it
+//! is: the PR's number is the one the incident recorded (`pr_opened`), the
+//! PR is in the `[forge]` repository, its base is the configured main and its
+//! head is the incident's branch in that same repository (a fork's
+//! `hotfix/<name>` is somebody else's branch). Before the incident has a PR
+//! number the branch decides, still with base main and the same repository,
+//! and only for a PR number no incident recorded. A PR from the incident's
+//! branch into develop is its backport. A push is matched by its branch; a
+//! deployment by the commit deployed (the head, the merge, what production
+//! runs).
 //!
-//! Outcomes are strings kept on the inbox item: `approved …`, `recorded …`,
-//! `ignored: …` (nothing to do), `refused: …` (a workflow rule said no).
-//! An `Err` means "try again later" (the store was unavailable, or a push is
-//! left to settle).
+//! Every write goes through [`ops::append_system`] / [`ops::append_with`],
+//! which re-read the incident and retry on a concurrent append, so the
+//! decisions below always look at the fresh state, and through the
+//! rulebook (`hotfix_core::admit`) from the GitHub door. Each decision is
+//! idempotent, so a redelivery under a new delivery id records nothing
+//! twice: reviews are known by GitHub's review id, merges by their sha,
+//! pushes by where they move the branch from and to.
+//!
+//! Outcomes are strings kept on the inbox item: `approved …`, `withdrawn …`,
+//! `recorded …`, `ignored: …` (nothing to do), `refused: …` (a workflow rule
+//! said no). An `Err` means "try again later" (the store was unavailable,
+//! or a push is left to settle).
 
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
-use hotfix_core::event::EventKind;
-use hotfix_core::guards::{ApproveCheck, check_approve};
+use hotfix_core::admit::{Actor, Door};
+use hotfix_core::event::{AntiPattern, EventKind};
+use hotfix_core::guards::{ApproveCheck, check_approve, ship_refusals, withdrawals};
 use hotfix_core::id::IncidentId;
 use hotfix_core::state::IncidentState;
 use hotfix_core::team::{ApiRole, InboxItem};
+use hotfix_core::validate::MAX_SHORT;
 use hotfix_providers::forge::github::GithubConfig;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::intake::SOURCE;
-use super::payload::{DeploymentStatusEvent, PullRequestEvent, PushEvent, Repository, ReviewEvent};
+use super::payload::{
+    DeploymentStatusEvent, PullRequest, PullRequestEvent, PushEvent, Repository, ReviewEvent,
+};
 use crate::auth::Caller;
+use crate::ops::Outbox;
 use crate::workers::NotYet;
 use crate::{ApiError, AppState, ops};
 
@@ -116,7 +133,7 @@ pub fn process(st: &AppState, item: &InboxItem) -> Result<String, NotYet> {
         }
         "push" => parsed(env.payload, "push").and_then(|e| push(st, &forge, e, item)),
         "pull_request" => {
-            parsed(env.payload, "pull_request").and_then(|e| pull_request(st, &forge, e))
+            parsed(env.payload, "pull_request").and_then(|e| pull_request(st, &forge, e, item))
         }
         "deployment_status" => {
             parsed(env.payload, "deployment_status").and_then(|e| deployment(st, &forge, e))
@@ -153,12 +170,44 @@ fn parsed<T: DeserializeOwned>(payload: Value, event: &str) -> Result<T, ApiErro
         .map_err(|e| ApiError::bad_request(format!("unreadable `{event}` payload: {e}")))
 }
 
+/// A delivery that does not concern any incident: [`process`] keeps it as
+/// `ignored: {why}`.
+fn ignored(why: String) -> ApiError {
+    ApiError::not_found(why)
+}
+
+/// Nothing to append.
+fn nothing() -> (Vec<EventKind>, Outbox) {
+    (vec![], vec![])
+}
+
 fn short(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
 }
 
 fn is_sha(s: &str) -> bool {
     matches!(s.len(), 40 | 64) && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// A commit sha from the payload, as git prints it, if it is one.
+fn commit(s: Option<&str>) -> Option<String> {
+    s.filter(|s| is_sha(s)).map(str::to_ascii_lowercase)
+}
+
+/// The all-zero sha GitHub sends for "no commit" (a branch created or deleted).
+fn is_zero(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c == '0')
+}
+
+/// At most `max` characters.
+fn bounded(s: String, max: usize) -> String {
+    if s.chars().count() <= max {
+        s
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
 }
 
 /// The id of the newest open incident that `matches`; none is a 404, which
@@ -185,6 +234,107 @@ fn by_branch(st: &AppState, branch: &str) -> Result<IncidentId, ApiError> {
     )
 }
 
+/// What a pull request is to hotfix.
+#[derive(Debug, Clone, Copy)]
+enum PrOf {
+    /// The incident's own PR (into main).
+    Hotfix(IncidentId),
+    /// The incident's backport PR (its branch into develop).
+    Backport(IncidentId),
+}
+
+/// Matches a pull request to an incident (see the module docs); anything
+/// else is `ignored` with the reason.
+fn pr_of(
+    st: &AppState,
+    forge: &Forge,
+    pr: &PullRequest,
+    repository: Option<&Repository>,
+) -> Result<PrOf, ApiError> {
+    let n = pr.number;
+    let head = pr.head.name.as_str();
+    let git = &st.cfg.git;
+    let Some(base) = &pr.base else {
+        return Err(ignored(format!(
+            "PR #{n} names no base branch; only PRs into {} are hotfixes",
+            git.main
+        )));
+    };
+    let event_repo = repository.and_then(|r| r.full_name.as_deref());
+    let Some(base_repo) = base.repo_name().or(event_repo) else {
+        return Err(ignored(format!("PR #{n} names no repository")));
+    };
+    if let Some(want) = forge.repo.as_deref()
+        && !base_repo.eq_ignore_ascii_case(want)
+    {
+        return Err(ignored(format!(
+            "PR #{n} is in {base_repo}, not the [forge] repo {want}"
+        )));
+    }
+    match pr.head.repo_name() {
+        Some(h) if h.eq_ignore_ascii_case(base_repo) => {}
+        other => {
+            return Err(ignored(format!(
+                "PR #{n} comes from the fork {}: its `{head}` is not a branch of {base_repo}",
+                other.unwrap_or("(deleted)")
+            )));
+        }
+    }
+    let all = ops::all(st)?;
+    let open = || all.iter().filter(|s| !s.is_closed());
+    if base.name == git.develop {
+        return open()
+            .filter(|s| s.branch == head)
+            .map(|s| s.id)
+            .max()
+            .map(PrOf::Backport)
+            .ok_or_else(|| {
+                ignored(format!(
+                    "no incident for {head} (PR #{n} into {})",
+                    git.develop
+                ))
+            });
+    }
+    if base.name != git.main {
+        return Err(ignored(format!(
+            "PR #{n} is into {}, not {} (a hotfix) or {} (its backport)",
+            base.name, git.main, git.develop
+        )));
+    }
+    // A number some incident recorded (in any attempt) belongs to it.
+    let recorded = all.iter().any(|s| {
+        s.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::PrOpened { number, .. } if number == n))
+    });
+    let mine = |s: &IncidentState| {
+        s.branch == head
+            && match s.pr {
+                Some(p) => p == n,
+                None => !recorded,
+            }
+    };
+    if let Some(id) = open().filter(|s| mine(s)).map(|s| s.id).max() {
+        return Ok(PrOf::Hotfix(id));
+    }
+    match open().filter(|s| s.branch == head).max_by_key(|s| s.id) {
+        Some(s) => Err(ignored(match s.pr {
+            Some(p) => format!("PR #{n} is not the PR of {} (#{p})", s.id),
+            None => format!(
+                "PR #{n} is the PR of an earlier attempt or of another incident; {} has no PR yet",
+                s.id
+            ),
+        })),
+        None => Err(ignored(format!("no incident for {head}"))),
+    }
+}
+
+/// Still the incident's PR on the fresh state (its number is not known to
+/// have changed since [`pr_of`] looked).
+fn still_pr(s: &IncidentState, n: u64) -> bool {
+    s.pr.is_none_or(|p| p == n)
+}
+
 /// An identical external update is already in the log (a second delivery of
 /// the same fact under another delivery id).
 fn already_recorded(s: &IncidentState, what: &str, detail: &str) -> bool {
@@ -194,44 +344,146 @@ fn already_recorded(s: &IncidentState, what: &str, detail: &str) -> bool {
     })
 }
 
+/// `text` names GitHub review `rid` (`review 12` is not `review 123`).
+fn names_review(text: &str, rid: u64) -> bool {
+    let key = format!("review {rid}");
+    text.match_indices(&key).any(|(i, _)| {
+        !text[i + key.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+/// What the log already records of GitHub review `rid`: a withdrawal it
+/// caused, or its dismissal.
+fn review_recorded(s: &IncidentState, rid: u64) -> Option<&'static str> {
+    s.events.iter().find_map(|e| match &e.kind {
+        EventKind::ApprovalWithdrawn { reason, source, .. }
+            if source == SOURCE && names_review(reason, rid) =>
+        {
+            Some("already withdrawn")
+        }
+        EventKind::ExternalUpdate { source, detail, .. }
+            if source == SOURCE && names_review(detail, rid) =>
+        {
+            Some("already recorded")
+        }
+        _ => None,
+    })
+}
+
+/// How a review is named in reasons and outcomes.
+fn review_name(rid: Option<u64>) -> String {
+    match rid {
+        Some(r) => format!("GitHub review {r}"),
+        None => "a GitHub review".to_string(),
+    }
+}
+
 /// `pull_request_review`: an approval on GitHub is an approval of the
-/// incident, under the same rules as `POST /api/v1/incidents/{id}/approve`.
+/// incident, under the same rules as `POST /api/v1/incidents/{id}/approve`;
+/// a dismissed review, or *changes requested*, withdraws the approval.
 fn review(st: &AppState, forge: &Forge, e: ReviewEvent) -> Result<String, ApiError> {
     if let Some(why) = forge.foreign(e.repository.as_ref()) {
         return Ok(why);
     }
-    let id = by_branch(st, &e.pull_request.head.name)?;
-    let login = e.review.user.login.clone();
-    let identity = forge.identity_of(&login);
-    match e.action.as_str() {
-        "submitted" if e.review.state.eq_ignore_ascii_case("approved") => {}
-        "submitted" => {
+    let n = e.pull_request.number;
+    let id = match pr_of(st, forge, &e.pull_request, e.repository.as_ref())? {
+        PrOf::Hotfix(id) => id,
+        PrOf::Backport(id) => {
             return Ok(format!(
-                "ignored: review by {login} is `{}`, not an approval",
-                e.review.state
+                "ignored: a review of PR #{n}, the backport of {id}; approvals count on the hotfix PR"
             ));
         }
-        "dismissed" => return dismissed(st, id, &login, identity),
-        other => return Ok(format!("ignored: review action `{other}`")),
+    };
+    let login = e.review.user.login.clone();
+    let identity = forge.identity_of(&login);
+    let rid = e.review.id;
+    let state = e.review.state.to_ascii_lowercase();
+    let r = Review {
+        id,
+        pr: n,
+        rid,
+        login: &login,
+        identity: identity.as_deref(),
+    };
+    match (e.action.as_str(), state.as_str()) {
+        ("dismissed", _) => dismissed(st, &r),
+        ("submitted", "approved") => {
+            approved(st, &r, e.review.commit_id.as_deref().unwrap_or_default())
+        }
+        ("submitted", "changes_requested") => changes_requested(st, &r),
+        ("submitted", other) => Ok(format!(
+            "ignored: review by {login} is `{other}`, not an approval"
+        )),
+        (other, _) => Ok(format!("ignored: review action `{other}`")),
     }
-    let Some(identity) = identity else {
+}
+
+/// One review, matched to its incident.
+struct Review<'a> {
+    id: IncidentId,
+    pr: u64,
+    rid: Option<u64>,
+    login: &'a str,
+    /// The team identity of the reviewer (`[forge.logins]`).
+    identity: Option<&'a str>,
+}
+
+impl Review<'_> {
+    /// Who, for outcomes and details: `login (identity)`.
+    fn who(&self) -> String {
+        match self.identity {
+            Some(i) => format!("{} ({i})", self.login),
+            None => self.login.to_string(),
+        }
+    }
+
+    /// Why nothing is done: this review is already on the log.
+    fn seen(&self, s: &IncidentState) -> Option<String> {
+        let rid = self.rid?;
+        review_recorded(s, rid).map(|what| {
+            format!(
+                "ignored: {what}: {} is already on the log of {}",
+                review_name(self.rid),
+                self.id
+            )
+        })
+    }
+}
+
+/// `submitted` `approved`.
+fn approved(st: &AppState, r: &Review<'_>, sha: &str) -> Result<String, ApiError> {
+    let (id, login) = (r.id, r.login);
+    let Some(identity) = r.identity else {
         return Ok(format!(
             "ignored: login {login} is not mapped in [forge.logins]"
         ));
     };
-    let sha = e.review.commit_id.unwrap_or_default();
+    let sha = sha.to_ascii_lowercase();
     // GitHub authenticated the reviewer and the mapping in hotfix.toml names
     // the person: their [team] role decides the slot, as a token would.
     let caller = Caller {
-        user: identity.clone(),
-        role: if st.cfg.is_tech_lead(&identity) {
+        user: identity.to_string(),
+        role: if st.cfg.is_tech_lead(identity) {
             ApiRole::TechLead
         } else {
             ApiRole::Developer
         },
     };
     let mut outcome = String::new();
-    ops::append_system(st, &identity, id, &mut |s| {
+    ops::append_system(st, &Actor::new(identity, Door::GitHub), id, &mut |s| {
+        if !still_pr(s, r.pr) {
+            outcome = format!("ignored: PR #{} is no longer the PR of {id}", r.pr);
+            return Ok(vec![]);
+        }
+        // A review that was dismissed (or withdrew) does not approve again
+        // when its delivery is sent once more.
+        if let Some(why) = r.seen(s) {
+            outcome = why;
+            return Ok(vec![]);
+        }
         let role = ops::approval_role(st, &caller, s)?;
         let head = s.head_sha.as_deref().unwrap_or("");
         if head != sha {
@@ -243,7 +495,7 @@ fn review(st: &AppState, forge: &Forge, e: ReviewEvent) -> Result<String, ApiErr
             return Ok(vec![]);
         }
         if matches!(
-            check_approve(s, &st.cfg, &identity),
+            check_approve(s, &st.cfg, identity),
             Ok(ApproveCheck::AlreadyApproved)
         ) {
             outcome = format!(
@@ -258,7 +510,7 @@ fn review(st: &AppState, forge: &Forge, e: ReviewEvent) -> Result<String, ApiErr
             role.label()
         );
         Ok(vec![EventKind::Approved {
-            by: identity.clone(),
+            by: identity.to_string(),
             role,
             sha: sha.clone(),
             source: SOURCE.to_string(),
@@ -267,51 +519,240 @@ fn review(st: &AppState, forge: &Forge, e: ReviewEvent) -> Result<String, ApiErr
     Ok(outcome)
 }
 
-/// A dismissed review is recorded in the log. The hotfix approval it may
-/// have given stays (the log has no revocation, and dismissals mostly follow
-/// a push, which already made the approval stale); if it still counts, the
-/// channel is told so a tech lead can decide.
-fn dismissed(
-    st: &AppState,
-    id: IncidentId,
-    login: &str,
-    identity: Option<String>,
+/// The outcome of appending withdrawals: the rulebook's `no_approval`
+/// (withdrawn in between) is nothing to do.
+fn withdrawn_outcome(
+    res: Result<IncidentState, ApiError>,
+    outcome: String,
+    r: &Review<'_>,
 ) -> Result<String, ApiError> {
-    let detail = match &identity {
-        Some(i) => format!("{login} ({i})"),
-        None => login.to_string(),
+    match res {
+        Ok(_) => Ok(outcome),
+        Err(e) if e.code == "no_approval" => Ok(format!(
+            "ignored: already withdrawn: {} has no approval of {} left to withdraw",
+            r.who(),
+            r.id
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// `submitted` `changes_requested`: the reviewer no longer approves the head.
+fn changes_requested(st: &AppState, r: &Review<'_>) -> Result<String, ApiError> {
+    let (id, login) = (r.id, r.login);
+    let Some(identity) = r.identity else {
+        return Ok(format!(
+            "ignored: review by {login} is `changes_requested`; login {login} is not mapped in [forge.logins]"
+        ));
     };
-    ops::append_with(st, SOURCE, id, &mut |s| {
-        let counts = identity.as_deref().is_some_and(|i| {
-            s.fresh_approvals()
-                .iter()
-                .any(|a| a.by.eq_ignore_ascii_case(i))
-        });
-        let extra = if counts {
-            ops::custom_message(
-                st,
-                s,
-                "review_dismissed",
-                format!(
-                    ":warning: {id}: the GitHub review by {detail} was dismissed; hotfix still counts their approval of {}.",
-                    short(s.head_sha.as_deref().unwrap_or(""))
-                ),
-                st.cfg.team.tech_leads.clone(),
-                st.clock.now(),
+    let reason = format!("{}: changes requested by {login}", review_name(r.rid));
+    let mut outcome = String::new();
+    let res = ops::append_system(st, &Actor::new(identity, Door::GitHub), id, &mut |s| {
+        if let Some(why) = r.seen(s) {
+            outcome = why;
+            return Ok(vec![]);
+        }
+        let kinds = withdrawals(s, identity, &reason, SOURCE);
+        outcome = if kinds.is_empty() {
+            format!(
+                "ignored: review by {login} is `changes_requested`; {identity} has no approval of the head of {id} to withdraw"
             )
         } else {
-            vec![]
+            format!(
+                "withdrawn on {id}: the approval by {} of {}; {reason}",
+                r.who(),
+                short(s.head_sha.as_deref().unwrap_or(""))
+            )
         };
+        Ok(kinds)
+    });
+    withdrawn_outcome(res, outcome, r)
+}
+
+/// `dismissed`: the approval the review gave no longer counts. A dismissal
+/// that withdraws nothing (an unmapped login, an approval already stale) is
+/// kept on the log with the review id, so its redelivery is recognised.
+fn dismissed(st: &AppState, r: &Review<'_>) -> Result<String, ApiError> {
+    let id = r.id;
+    let reason = match r.rid {
+        Some(rid) => format!("GitHub review {rid} dismissed"),
+        None => "a GitHub review was dismissed".to_string(),
+    };
+    let detail = match r.rid {
+        Some(rid) => format!("{}, review {rid}", r.who()),
+        None => r.who(),
+    };
+    let mut outcome = String::new();
+    let res = ops::append_with(st, &Actor::new(SOURCE, Door::GitHub), id, &mut |s| {
+        if let Some(why) = r.seen(s) {
+            outcome = why;
+            return Ok(nothing());
+        }
+        let kinds = r
+            .identity
+            .map(|i| withdrawals(s, i, &reason, SOURCE))
+            .unwrap_or_default();
+        if !kinds.is_empty() {
+            outcome = format!(
+                "withdrawn on {id}: the approval by {} of {}; {reason}",
+                r.who(),
+                short(s.head_sha.as_deref().unwrap_or(""))
+            );
+            return Ok((kinds, vec![]));
+        }
+        if already_recorded(s, "review dismissed", &detail) {
+            outcome = format!("ignored: {id} already records the dismissal of {detail}");
+            return Ok(nothing());
+        }
+        outcome = format!(
+            "recorded on {id}: review by {detail} dismissed; no approval of theirs counted"
+        );
         Ok((
             vec![EventKind::ExternalUpdate {
                 source: SOURCE.into(),
                 what: "review dismissed".into(),
                 detail: detail.clone(),
             }],
+            vec![],
+        ))
+    });
+    withdrawn_outcome(res, outcome, r)
+}
+
+/// The heads the incident had before (every `pushed` and `head_moved`).
+fn earlier_head(s: &IncidentState, sha: &str) -> bool {
+    s.events.iter().any(|e| match &e.kind {
+        EventKind::Pushed { sha: h, .. } | EventKind::HeadMoved { sha: h, .. } => h == sha,
+        _ => false,
+    })
+}
+
+/// A move of the incident's branch seen on GitHub (a `push`, a PR
+/// `synchronize` or `edited`).
+struct HeadMove<'a> {
+    id: IncidentId,
+    branch: &'a str,
+    /// Where the branch was before, when the event says.
+    before: Option<String>,
+    /// A `push` always says where the branch was: without it, it is not taken.
+    before_required: bool,
+    after: String,
+    /// For the channel: what happened, completed with ` at <sha>`.
+    how: String,
+    /// The PR the event was about, when it was one.
+    pr: Option<u64>,
+    received_at: i64,
+}
+
+impl HeadMove<'_> {
+    /// Why the move is a replay of an old delivery, if it is one: it does
+    /// not start at the head the incident knows, or it goes back to a head
+    /// the incident already had.
+    fn replay(&self, s: &IncidentState) -> Option<String> {
+        let id = self.id;
+        let after = self.after.as_str();
+        if self.before_required || self.before.is_some() {
+            let known = match s.head_sha.as_deref() {
+                Some(h) => self.before.as_deref() == Some(h),
+                // Nothing recorded yet: the branch was cut from base_sha
+                // (or is being created).
+                None => self
+                    .before
+                    .as_deref()
+                    .is_some_and(|b| b == s.base_sha || is_zero(b)),
+            };
+            if !known {
+                return Some(format!(
+                    "it moves {} from {} to {}, but the head of {id} is {}",
+                    self.branch,
+                    self.before
+                        .as_deref()
+                        .map(short)
+                        .unwrap_or("an unknown commit"),
+                    short(after),
+                    s.head_sha.as_deref().map(short).unwrap_or("not pushed")
+                ));
+            }
+        }
+        if earlier_head(s, after) {
+            return Some(format!(
+                "{} was already a head of {id}; a webhook does not move it back (`hotfix push` records the branch as it is)",
+                short(after)
+            ));
+        }
+        None
+    }
+}
+
+/// Records that the head moved, as a `push` and a PR update both do: the
+/// approvals and the preview of the old head no longer count.
+fn move_head(st: &AppState, m: &HeadMove<'_>) -> Result<String, ApiError> {
+    let id = m.id;
+    let after = m.after.as_str();
+    let branch = m.branch;
+    let mut outcome = String::new();
+    ops::append_with(st, &Actor::new(SOURCE, Door::GitHub), id, &mut |s| {
+        if s.head_sha.as_deref() == Some(after) {
+            outcome = format!("ignored: the head of {id} is already {}", short(after));
+            return Ok(nothing());
+        }
+        if let Some(n) = m.pr
+            && !still_pr(s, n)
+        {
+            outcome = format!("ignored: PR #{n} is no longer the PR of {id}");
+            return Ok(nothing());
+        }
+        if let Some(why) = m.replay(s) {
+            outcome = format!("ignored: replay: {why}; nothing recorded");
+            return Ok(nothing());
+        }
+        if st.now_s().saturating_sub(m.received_at) < PUSH_SETTLE_S {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                DEFERRED,
+                format!(
+                    "deferred: letting the push of {} to {branch} settle before recording it",
+                    short(after)
+                ),
+            ));
+        }
+        if s.merge_sha.is_some() {
+            outcome = format!(
+                "ignored: {id} is already merged; a later push to {branch} does not change what shipped"
+            );
+            return Ok(nothing());
+        }
+        if s.rollback.is_some() {
+            outcome =
+                format!("ignored: {id} was rolled back; a new attempt records its own pushes");
+            return Ok(nothing());
+        }
+        let stale = !s.fresh_approvals().is_empty();
+        outcome = format!(
+            "recorded on {id}: head moved to {}{}",
+            short(after),
+            if stale { "; approvals are stale" } else { "" }
+        );
+        let text = format!(
+            ":arrows_counterclockwise: {id}: {} at {}{}",
+            m.how,
+            short(after),
+            if stale {
+                "; the approvals and the preview of the old head no longer count."
+            } else {
+                "; the preview of the old head no longer counts."
+            }
+        );
+        let extra = ops::custom_message(st, s, "head_moved", text, vec![], st.clock.now());
+        Ok((
+            vec![EventKind::HeadMoved {
+                sha: after.to_string(),
+                source: SOURCE.into(),
+            }],
             extra,
         ))
     })?;
-    Ok(format!("recorded on {id}: review by {detail} dismissed"))
+    Ok(outcome)
 }
 
 /// `push`: a new head on the incident's branch makes the approvals and the
@@ -323,113 +764,257 @@ fn push(st: &AppState, forge: &Forge, e: PushEvent, item: &InboxItem) -> Result<
     let Some(branch) = e.git_ref.strip_prefix("refs/heads/") else {
         return Ok(format!("ignored: {} is not a branch", e.git_ref));
     };
-    if e.deleted || e.after.chars().all(|c| c == '0') {
+    if e.deleted || is_zero(&e.after) {
         return Ok(format!("ignored: {branch} was deleted"));
     }
-    if !is_sha(&e.after) {
+    let Some(after) = commit(Some(&e.after)) else {
         return Ok(format!("ignored: `{}` is not a commit sha", e.after));
-    }
+    };
     let id = by_branch(st, branch)?;
-    let after = e.after.to_ascii_lowercase();
-    let mut outcome = String::new();
-    ops::append_with(st, SOURCE, id, &mut |s| {
-        if s.head_sha.as_deref() == Some(after.as_str()) {
-            outcome = format!("ignored: the head of {id} is already {}", short(&after));
-            return Ok((vec![], vec![]));
-        }
-        if st.now_s().saturating_sub(item.received_at) < PUSH_SETTLE_S {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                DEFERRED,
-                format!(
-                    "deferred: letting the push of {} to {branch} settle before recording it",
-                    short(&after)
-                ),
+    move_head(
+        st,
+        &HeadMove {
+            id,
+            branch,
+            before: e.before.as_deref().map(str::to_ascii_lowercase),
+            before_required: true,
+            after,
+            how: format!("{branch} was pushed on GitHub"),
+            pr: None,
+            received_at: item.received_at,
+        },
+    )
+}
+
+/// `pull_request`: a merge, a close, a reopen or a new head of the
+/// incident's PR; the merge of its backport.
+fn pull_request(
+    st: &AppState,
+    forge: &Forge,
+    e: PullRequestEvent,
+    item: &InboxItem,
+) -> Result<String, ApiError> {
+    if let Some(why) = forge.foreign(e.repository.as_ref()) {
+        return Ok(why);
+    }
+    let action = e.action.as_str();
+    if !matches!(action, "closed" | "synchronize" | "edited" | "reopened") {
+        return Ok(format!("ignored: pull request action `{action}`"));
+    }
+    let pr = &e.pull_request;
+    let n = pr.number;
+    let id = match pr_of(st, forge, pr, e.repository.as_ref())? {
+        PrOf::Backport(id) if action == "closed" => return backported(st, id, pr),
+        PrOf::Backport(id) => {
+            return Ok(format!(
+                "ignored: PR #{n} is the backport of {id}; only its merge is recorded"
             ));
         }
-        if s.merge_sha.is_some() {
-            outcome = format!(
-                "ignored: {id} is already merged; a later push to {branch} does not change what shipped"
-            );
-            return Ok((vec![], vec![]));
+        PrOf::Hotfix(id) => id,
+    };
+    match action {
+        "closed" if pr.merged == Some(true) => merged(st, id, pr),
+        "closed" => closed(st, id, n),
+        "reopened" => reopened(st, id, pr),
+        _ => {
+            let Some(after) = commit(pr.head.sha.as_deref()) else {
+                return Ok(format!("ignored: PR #{n} names no head commit"));
+            };
+            move_head(
+                st,
+                &HeadMove {
+                    id,
+                    branch: &pr.head.name,
+                    before: commit(e.before.as_deref()).filter(|_| action == "synchronize"),
+                    before_required: false,
+                    after,
+                    how: format!("PR #{n} ({}) was updated on GitHub", pr.head.name),
+                    pr: Some(n),
+                    received_at: item.received_at,
+                },
+            )
         }
-        if s.rollback.is_some() {
-            outcome =
-                format!("ignored: {id} was rolled back; a new attempt records its own pushes");
-            return Ok((vec![], vec![]));
-        }
-        let stale = !s.fresh_approvals().is_empty();
-        outcome = format!(
-            "recorded on {id}: head moved to {}{}",
-            short(&after),
-            if stale { "; approvals are stale" } else { "" }
-        );
-        let text = format!(
-            ":arrows_counterclockwise: {id}: {branch} was pushed on GitHub at {}{}",
-            short(&after),
-            if stale {
-                "; the approvals and the preview of the old head no longer count."
+    }
+}
+
+/// The incident's PR merged on GitHub: hotfix records the merge, with the
+/// bypass of its guards when they still refused the ship.
+fn merged(st: &AppState, id: IncidentId, pr: &PullRequest) -> Result<String, ApiError> {
+    let n = pr.number;
+    let Some(merge_sha) = commit(pr.merge_commit_sha.as_deref()) else {
+        return Ok(format!(
+            "ignored: PR #{n} was merged but names no merge commit"
+        ));
+    };
+    let Some(head) = commit(pr.head.sha.as_deref()) else {
+        return Ok(format!(
+            "ignored: PR #{n} was merged but names no head commit"
+        ));
+    };
+    let by = pr
+        .merged_by
+        .as_ref()
+        .map(|u| u.login.as_str())
+        .unwrap_or("someone");
+    let mut outcome = String::new();
+    ops::append_with(st, &Actor::new(SOURCE, Door::GitHub), id, &mut |s| {
+        if s.merge_sha.as_deref() == Some(merge_sha.as_str()) {
+            outcome = if s.merged_by.as_deref() == Some("cli") {
+                format!("ignored: hotfix recorded the merge of {id} itself")
             } else {
-                "; the preview of the old head no longer counts."
+                format!(
+                    "ignored: {id} already records the merge {}",
+                    short(&merge_sha)
+                )
+            };
+            return Ok(nothing());
+        }
+        if let Some(m) = &s.merge_sha {
+            outcome = format!(
+                "ignored: {id} is already merged at {}; PR #{n}'s merge {} is not recorded",
+                short(m),
+                short(&merge_sha)
+            );
+            return Ok(nothing());
+        }
+        let earlier = s
+            .events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::Merged { merge_sha: m, .. } if *m == merge_sha));
+        if !still_pr(s, n) {
+            outcome = format!("ignored: PR #{n} is no longer the PR of {id}");
+            return Ok(nothing());
+        }
+        if earlier {
+            outcome = format!(
+                "ignored: replay: {} is the merge of an earlier attempt of {id}",
+                short(&merge_sha)
+            );
+            return Ok(nothing());
+        }
+        let mut kinds = vec![];
+        let mut cur = s.clone();
+        // The PR's own number: GitHub merged the head it shows, even when
+        // its push is still settling (or was never delivered).
+        if s.pr == Some(n) && s.head_sha.as_deref() != Some(head.as_str()) {
+            let k = EventKind::HeadMoved {
+                sha: head.clone(),
+                source: SOURCE.into(),
+            };
+            cur = cur.with(st.clock.now(), SOURCE, &k);
+            kinds.push(k);
+        }
+        let refusals = ship_refusals(&cur, &st.cfg);
+        if !refusals.is_empty() {
+            let past: Vec<&str> = refusals.iter().map(|r| r.message.as_str()).collect();
+            kinds.push(EventKind::AntiPatternRecorded {
+                pattern: AntiPattern::BypassedGuards,
+                reason: bounded(
+                    format!("merged on GitHub by {by} past: {}", past.join("; ")),
+                    MAX_SHORT,
+                ),
+            });
+        }
+        outcome = format!(
+            "recorded on {id}: merged on GitHub by {by} at {}{}",
+            short(&merge_sha),
+            if refusals.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; past {} refusal{} of its guards (recorded as bypassed_guards)",
+                    refusals.len(),
+                    if refusals.len() == 1 { "" } else { "s" }
+                )
             }
         );
-        let extra = ops::custom_message(st, s, "head_moved", text, vec![], st.clock.now());
-        Ok((
-            vec![EventKind::HeadMoved {
-                sha: after.clone(),
-                source: SOURCE.into(),
-            }],
-            extra,
-        ))
+        kinds.push(EventKind::Merged {
+            merge_sha: merge_sha.clone(),
+            head_sha: head.clone(),
+            previous_main: String::new(),
+            previous_deployment: None,
+            source: SOURCE.into(),
+        });
+        Ok((kinds, vec![]))
     })?;
     Ok(outcome)
 }
 
-/// `pull_request` `closed`: a merge (or a close) on GitHub is on the timeline.
-fn pull_request(st: &AppState, forge: &Forge, e: PullRequestEvent) -> Result<String, ApiError> {
-    if let Some(why) = forge.foreign(e.repository.as_ref()) {
-        return Ok(why);
+/// The incident's PR closed without merging.
+fn closed(st: &AppState, id: IncidentId, n: u64) -> Result<String, ApiError> {
+    let mut outcome = String::new();
+    ops::append_with(st, &Actor::new(SOURCE, Door::GitHub), id, &mut |s| {
+        if s.pr != Some(n) {
+            outcome = format!("ignored: PR #{n} was closed, but {id} records no PR #{n}");
+            return Ok(nothing());
+        }
+        if s.merge_sha.is_some() {
+            outcome = format!("ignored: {id} is already merged; closing PR #{n} changes nothing");
+            return Ok(nothing());
+        }
+        if s.pr_closed {
+            outcome = format!("ignored: {id} already records PR #{n} closed");
+            return Ok(nothing());
+        }
+        outcome = format!("recorded on {id}: PR #{n} closed without merging");
+        Ok((vec![EventKind::PrClosed { number: n }], vec![]))
+    })?;
+    Ok(outcome)
+}
+
+/// The incident's PR reopened after it was closed without merging.
+fn reopened(st: &AppState, id: IncidentId, pr: &PullRequest) -> Result<String, ApiError> {
+    let n = pr.number;
+    let mut outcome = String::new();
+    ops::append_with(st, &Actor::new(SOURCE, Door::GitHub), id, &mut |s| {
+        if s.pr != Some(n) || !s.pr_closed {
+            outcome = format!("ignored: {id} does not record PR #{n} as closed");
+            return Ok(nothing());
+        }
+        outcome = format!("recorded on {id}: PR #{n} reopened");
+        let url = s
+            .pr_url
+            .clone()
+            .or_else(|| pr.html_url.clone())
+            .unwrap_or_default();
+        Ok((vec![EventKind::PrOpened { number: n, url }], vec![]))
+    })?;
+    Ok(outcome)
+}
+
+/// The incident's backport PR (its branch into develop) closed: merged, it
+/// is the backport.
+fn backported(st: &AppState, id: IncidentId, pr: &PullRequest) -> Result<String, ApiError> {
+    let n = pr.number;
+    if pr.merged != Some(true) {
+        return Ok(format!(
+            "ignored: PR #{n}, the backport of {id}, was closed without merging"
+        ));
     }
-    if e.action != "closed" {
-        return Ok(format!("ignored: pull request action `{}`", e.action));
-    }
-    let id = by_branch(st, &e.pull_request.head.name)?;
-    let number = e.pull_request.number;
-    let (what, detail) = if e.pull_request.merged == Some(true) {
-        (
-            "merged on GitHub",
-            e.pull_request.merge_commit_sha.clone().unwrap_or_default(),
-        )
-    } else {
-        ("PR closed without merging", format!("#{number}"))
+    let Some(merge_sha) = commit(pr.merge_commit_sha.as_deref()) else {
+        return Ok(format!(
+            "ignored: PR #{n}, the backport of {id}, names no merge commit"
+        ));
     };
     let mut outcome = String::new();
-    ops::append_with(st, SOURCE, id, &mut |s| {
-        if what == "merged on GitHub" && s.merge_sha.as_deref() == Some(detail.as_str()) {
-            outcome = format!("ignored: hotfix recorded the merge of {id} itself");
-            return Ok((vec![], vec![]));
+    ops::append_with(st, &Actor::new(SOURCE, Door::GitHub), id, &mut |s| {
+        if s.backport_sha.as_deref() == Some(merge_sha.as_str()) {
+            outcome = format!(
+                "ignored: {id} already records the backport {}",
+                short(&merge_sha)
+            );
+            return Ok(nothing());
         }
-        if already_recorded(s, what, &detail) {
-            outcome = format!("ignored: {id} already records `{what}` {detail}");
-            return Ok((vec![], vec![]));
-        }
-        outcome = format!("recorded on {id}: {what} {detail}");
-        let text = if what == "merged on GitHub" {
-            format!(
-                ":twisted_rightwards_arrows: {id}: PR #{number} was merged on GitHub ({}).",
-                short(&detail)
-            )
-        } else {
-            format!(":no_entry_sign: {id}: PR #{number} was closed on GitHub without merging.")
-        };
-        let extra = ops::custom_message(st, s, "github_pr_closed", text, vec![], st.clock.now());
+        outcome = format!(
+            "recorded on {id}: backported to {} by PR #{n} at {}",
+            st.cfg.git.develop,
+            short(&merge_sha)
+        );
         Ok((
-            vec![EventKind::ExternalUpdate {
-                source: SOURCE.into(),
-                what: what.into(),
-                detail: detail.clone(),
+            vec![EventKind::Backported {
+                merge_sha: merge_sha.clone(),
             }],
-            extra,
+            vec![],
         ))
     })?;
     Ok(outcome)
@@ -454,10 +1039,10 @@ fn deployment(st: &AppState, forge: &Forge, e: DeploymentStatusEvent) -> Result<
     let what = format!("deployment {state}");
     let detail = e.where_();
     let mut outcome = String::new();
-    ops::append_with(st, SOURCE, id, &mut |s| {
+    ops::append_with(st, &Actor::new(SOURCE, Door::GitHub), id, &mut |s| {
         if already_recorded(s, &what, &detail) {
             outcome = format!("ignored: {id} already records `{what}` {detail}");
-            return Ok((vec![], vec![]));
+            return Ok(nothing());
         }
         outcome = format!("recorded on {id}: {what} ({detail})");
         let extra = if matches!(state.as_str(), "failure" | "error") {
@@ -485,4 +1070,26 @@ fn deployment(st: &AppState, forge: &Forge, e: DeploymentStatusEvent) -> Result<
         ))
     })?;
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_review_id_is_named_whole() {
+        assert!(names_review("GitHub review 123 dismissed", 123));
+        assert!(names_review("lead-gh (lead@example.com), review 123", 123));
+        assert!(!names_review("GitHub review 1234 dismissed", 123));
+        assert!(!names_review("GitHub review 12 dismissed", 123));
+        assert!(names_review("GitHub review 1234, review 123", 123));
+    }
+
+    #[test]
+    fn long_reasons_are_cut_to_the_limit() {
+        assert_eq!(bounded("abc".into(), 3), "abc");
+        let b = bounded("x".repeat(5000), MAX_SHORT);
+        assert_eq!(b.chars().count(), MAX_SHORT);
+        assert!(b.ends_with('…'));
+    }
 }

@@ -2,6 +2,7 @@
 //! store (synchronously, on a blocking thread), answered as a [`Reply`].
 
 use hotfix_core::Severity;
+use hotfix_core::admit::{Actor, Door};
 use hotfix_core::event::EventKind;
 use hotfix_core::guards::missing_approvals;
 use hotfix_core::id::IncidentId;
@@ -196,7 +197,13 @@ fn declare(
         branch,
         base_sha: String::new(),
     };
-    let s = ops::declare(st, who, kind, vec![], &|_, _| vec![])?;
+    let s = ops::declare(
+        st,
+        &Actor::new(who, Door::Slack),
+        kind,
+        vec![],
+        &|_, _| vec![],
+    )?;
     let sum = ops::summary(st, &s, st.clock.now());
     Ok(Reply::in_channel(format!(
         ":rotating_light: *{}* declared by {who}: {} ({}{})\nNext: {}",
@@ -303,7 +310,7 @@ fn approve(st: &AppState, who: &str, id: IncidentId) -> Result<Reply, ApiError> 
             ApiRole::Developer
         },
     };
-    let (s, recorded) = ops::approve(st, &caller, id, "slack")?;
+    let (s, recorded) = ops::approve(st, &caller, Door::Slack, id)?;
     let sha = s.head_sha.as_deref().unwrap_or("");
     let sha = sha.get(..7).unwrap_or(sha);
     let sum = ops::summary(st, &s, st.clock.now());

@@ -19,6 +19,7 @@
 //! clock runs ahead) still append it once, and its notifications are written
 //! in the same transaction as the event, so they go out once too.
 
+use hotfix_core::admit::{Actor, Door};
 use hotfix_core::event::EventKind;
 use hotfix_core::id::IncidentId;
 use hotfix_core::policy::Policy;
@@ -184,7 +185,7 @@ fn describe(
 /// call appended it (false: not due, or someone else fired it first).
 pub fn fire(st: &AppState, id: IncidentId, t: Timer) -> Result<bool, ApiError> {
     let mut appended = false;
-    ops::append_with(st, ACTOR, id, &mut |s| {
+    ops::append_with(st, &Actor::new(ACTOR, Door::Timer), id, &mut |s| {
         appended = false;
         let now = st.clock.now();
         if !due(s, &st.cfg.policy, now).contains(&t) {

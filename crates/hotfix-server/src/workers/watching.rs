@@ -15,6 +15,7 @@
 //! decided on the fresh log inside a compare-and-set append (a verdict
 //! already there, from the CLI's own watch or another replica, wins).
 
+use hotfix_core::admit::{Actor, Door};
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -182,7 +183,7 @@ pub fn run(st: &AppState) -> usize {
 /// moved on); true when this call appended it.
 fn append_verdict(st: &AppState, id: IncidentId, sha: &str, v: Verdict) -> Result<bool, ApiError> {
     let mut appended = false;
-    ops::append_with(st, ACTOR, id, &mut |s| {
+    ops::append_with(st, &Actor::new(ACTOR, Door::Watch), id, &mut |s| {
         appended = false;
         if awaiting_verdict(s).is_none_or(|(w, _)| w != sha) {
             return Ok((vec![], vec![]));
@@ -293,6 +294,7 @@ mod tests {
             automatic: false,
             main_revert: None,
             develop_revert: None,
+            forced: None,
         };
         assert!(awaiting_verdict(&state(vec![deployed("a"), rolled])).is_none());
     }

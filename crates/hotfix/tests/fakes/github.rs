@@ -125,6 +125,21 @@ impl FakeGithub {
     }
 }
 
+impl FakeGithub {
+    /// A review is dismissed on GitHub: as there, the review itself turns
+    /// `DISMISSED` (it stays in `/pulls/{n}/reviews`, as the latest verdict).
+    pub fn dismiss(&self, pr: u64, login: &str) {
+        let mut st = self.state.lock().unwrap();
+        let review = st
+            .reviews
+            .iter_mut()
+            .rev()
+            .find(|(p, l, ..)| *p == pr && l == login)
+            .expect("a review to dismiss");
+        review.3 = "DISMISSED".into();
+    }
+}
+
 fn handle(st: &Mutex<State>, origin: &Path, r: &Recorded) -> Reply {
     // Every call must carry the token the way GitHub documents it.
     if r.header("authorization") != Some("Bearer ghp_testtoken") {

@@ -1,0 +1,1101 @@
+//! One rulebook: the admission rule of every event kind.
+//!
+//! Every door into an incident (the CLI engine, the team server's API and
+//! dashboard, Slack, GitHub webhooks, alerts, timers, the production watch)
+//! appends through [`admit`] before anything is stored, so nothing any door
+//! sends can record what the process forbids: a merge without its approvals
+//! and preview, a close with the checklist open, an approval by the author,
+//! a health verdict for a commit production does not run, a rollback that
+//! would silently undo a later fix.
+//!
+//! The rules only look at the incident's folded state, the configuration
+//! and who is acting through which door. What needs the real world (is the
+//! branch really at that sha? does production run this merge?) is checked
+//! by the engine before it acts; what only the team server can know (a
+//! GitHub delivery, an alert) may only come in through the server's doors.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::checklist::{check_tick, open_items};
+use crate::config::Config;
+use crate::event::{AntiPattern, EventKind, Role, RollbackStep};
+use crate::guards::{ApproveCheck, Refusal, check_approve, ship_refusals};
+use crate::id::IncidentId;
+use crate::name::valid_name;
+use crate::state::IncidentState;
+use crate::team::ApiRole;
+use crate::validate::{
+    MAX_LIST, MAX_NOTE, MAX_SHORT, MAX_TEXT, MAX_TITLE, MAX_URL, is_object_id, is_relative_path,
+    text_problem,
+};
+
+/// The way an event comes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Door {
+    /// The `hotfix` command (on a local store, or through the API in remote mode).
+    Cli,
+    /// `POST /api/v1/…` with a token.
+    Api,
+    /// The dashboard's buttons.
+    Dashboard,
+    /// Slack's `/hotfix` command.
+    Slack,
+    /// A verified GitHub webhook delivery.
+    GitHub,
+    /// An alert (Alertmanager, Sentry, PagerDuty, generic).
+    Alert,
+    /// The server's timers (post-mortem reminder, overdue, re-page).
+    Timer,
+    /// The server's production watch.
+    Watch,
+}
+
+impl Door {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Door::Cli => "cli",
+            Door::Api => "api",
+            Door::Dashboard => "dashboard",
+            Door::Slack => "slack",
+            Door::GitHub => "github",
+            Door::Alert => "alert",
+            Door::Timer => "timer",
+            Door::Watch => "watch",
+        }
+    }
+
+    /// Doors a person drives directly: they may not record what only the
+    /// server observes (a GitHub delivery, an alert, a timer).
+    pub fn is_client(self) -> bool {
+        matches!(self, Door::Cli | Door::Api | Door::Dashboard | Door::Slack)
+    }
+}
+
+/// Who acts, through which door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor<'a> {
+    /// The team identity (or the system source for server doors).
+    pub who: &'a str,
+    pub door: Door,
+    /// The role of the API token behind the request, where the door has one
+    /// (`None` for the CLI on a local store: the person at the keyboard is
+    /// who `--as`/git says; the team server checks tokens).
+    pub token_role: Option<ApiRole>,
+}
+
+impl<'a> Actor<'a> {
+    pub fn new(who: &'a str, door: Door) -> Actor<'a> {
+        Actor {
+            who,
+            door,
+            token_role: None,
+        }
+    }
+
+    pub fn with_role(mut self, role: ApiRole) -> Actor<'a> {
+        self.token_role = Some(role);
+        self
+    }
+}
+
+/// What admission needs beyond the incident itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub cfg: &'a Config,
+    /// Incidents merged to main after this one and still live (not rolled
+    /// back): a rollback of this incident would undo their fixes too. Only
+    /// looked at for rollback events; see [`shipped_after`].
+    pub shipped_after: &'a [IncidentId],
+}
+
+/// Codes of refusals that are about who acts rather than what state the
+/// incident is in (the server answers them 403, the others 422).
+pub const FORBIDDEN_CODES: [&str; 5] = [
+    "self_approval",
+    "not_an_approver",
+    "not_yours",
+    "role",
+    "server_only",
+];
+
+fn refusal(code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+        hint: hint.into(),
+    }
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..10).unwrap_or(sha)
+}
+
+/// Admits a batch: each event is checked against the state the events
+/// before it leave. Returns that final state, or every refusal of the first
+/// event refused.
+pub fn admit_all(
+    s: &IncidentState,
+    rules: &Rules<'_>,
+    actor: &Actor<'_>,
+    at: Timestamp,
+    kinds: &[EventKind],
+) -> Result<IncidentState, Vec<Refusal>> {
+    let mut cur = s.clone();
+    for k in kinds {
+        admit(&cur, rules, actor, k)?;
+        cur = cur.with(at, actor.who, k);
+    }
+    Ok(cur)
+}
+
+/// The admission rule of every event kind: `Ok` when `actor` may append
+/// `kind` to the incident as it stands, else every reason why not.
+pub fn admit(
+    s: &IncidentState,
+    rules: &Rules<'_>,
+    actor: &Actor<'_>,
+    kind: &EventKind,
+) -> Result<(), Vec<Refusal>> {
+    let mut out = vec![];
+    door_rule(kind, actor, &mut out);
+    if out.is_empty() {
+        values_rule(kind, &mut out);
+    }
+    if out.is_empty() {
+        state_rule(s, rules, actor, kind, &mut out);
+    }
+    if out.is_empty() { Ok(()) } else { Err(out) }
+}
+
+/// The doors each kind may come through.
+fn door_rule(kind: &EventKind, actor: &Actor<'_>, out: &mut Vec<Refusal>) {
+    let d = actor.door;
+    let only = |doors: &[Door], what: &str| -> Option<Refusal> {
+        (!doors.contains(&d)).then(|| {
+            refusal(
+                "server_only",
+                format!(
+                    "`{}` is recorded by the team server from {what}; it cannot be sent through the {} door",
+                    kind.name(),
+                    d.as_str()
+                ),
+                "let the server's webhook, alert intake or timers record it",
+            )
+        })
+    };
+    let r = match kind {
+        EventKind::Declared { .. } => Some(refusal(
+            "bad_event",
+            "an incident is declared (`hotfix start`, POST /api/v1/incidents), not appended",
+            "declare it instead",
+        )),
+        EventKind::HeadMoved { .. } | EventKind::PrClosed { .. } => {
+            only(&[Door::GitHub], "a verified GitHub delivery")
+        }
+        EventKind::AlertReceived { .. } => only(&[Door::Alert], "a monitoring alert"),
+        EventKind::ExternalUpdate { .. } => only(
+            &[Door::GitHub, Door::Alert, Door::Timer, Door::Watch],
+            "a provider's report or its timers",
+        ),
+        EventKind::AntiPatternRecorded {
+            pattern: AntiPattern::BypassedGuards,
+            ..
+        } => only(&[Door::GitHub], "a merge seen on the forge"),
+        EventKind::Merged { source, .. } if source != "cli" => {
+            only(&[Door::GitHub], "a merge seen on the forge")
+        }
+        EventKind::Merged { .. } => (!d.is_client()).then(|| {
+            refusal(
+                "server_only",
+                "a merge by hotfix is recorded by `hotfix ship`",
+                "run `hotfix ship`",
+            )
+        }),
+        _ => None,
+    };
+    out.extend(r);
+}
+
+fn text(out: &mut Vec<Refusal>, field: &str, value: &str, max: usize, single_line: bool) {
+    if let Some(p) = text_problem(field, value, max, single_line) {
+        out.push(refusal("bad_value", p, "send a shorter, plain value"));
+    }
+}
+
+fn oid(out: &mut Vec<Refusal>, field: &str, value: &str) {
+    if !is_object_id(value) {
+        out.push(refusal(
+            "bad_value",
+            format!(
+                "{field} `{}` is not a git object id (40 or 64 lowercase hex digits)",
+                value.chars().take(80).collect::<String>()
+            ),
+            "send the full commit sha as git prints it",
+        ));
+    }
+}
+
+fn list<T>(out: &mut Vec<Refusal>, field: &str, v: &[T]) {
+    if v.len() > MAX_LIST {
+        out.push(refusal(
+            "bad_value",
+            format!("{field} has {} entries; at most {MAX_LIST}", v.len()),
+            "send fewer",
+        ));
+    }
+}
+
+/// The values inside the event, whatever the state.
+fn values_rule(kind: &EventKind, out: &mut Vec<Refusal>) {
+    match kind {
+        EventKind::Declared { .. } => {}
+        EventKind::AttemptStarted { name, base_sha, .. } => {
+            name_rule(out, name);
+            oid(out, "base_sha", base_sha);
+        }
+        EventKind::Pushed { sha, commits, diff } => {
+            oid(out, "sha", sha);
+            list(out, "commits", commits);
+            list(out, "files", &diff.files);
+            list(out, "conflict_markers", &diff.conflict_markers);
+            for c in commits {
+                oid(out, "commit", &c.sha);
+                text(out, "commit author", &c.author_email, MAX_SHORT, true);
+                text(out, "commit committer", &c.committer_email, MAX_SHORT, true);
+                text(out, "commit subject", &c.subject, MAX_SHORT, true);
+            }
+            for f in diff.files.iter().chain(&diff.conflict_markers) {
+                text(out, "file name", f, MAX_SHORT, true);
+            }
+        }
+        EventKind::PrOpened { number, url } => {
+            if *number == 0 {
+                out.push(refusal("bad_value", "PR number 0", "send the PR's number"));
+            }
+            text(out, "url", url, MAX_URL, true);
+        }
+        EventKind::PreviewDeployed { sha, url } => {
+            oid(out, "sha", sha);
+            text(out, "url", url, MAX_URL, true);
+        }
+        EventKind::SmokePassed { sha, checks } | EventKind::SmokeFailed { sha, checks } => {
+            oid(out, "sha", sha);
+            list(out, "checks", checks);
+            for c in checks {
+                text(out, "check name", &c.name, MAX_SHORT, true);
+                text(out, "check url", &c.url, MAX_URL, true);
+                text(out, "check detail", &c.detail, MAX_SHORT, false);
+            }
+        }
+        EventKind::Approved {
+            by, sha, source, ..
+        } => {
+            text(out, "by", by, MAX_SHORT, true);
+            oid(out, "sha", sha);
+            text(out, "source", source, 40, true);
+        }
+        EventKind::ApprovalWithdrawn {
+            by,
+            sha,
+            reason,
+            source,
+        } => {
+            text(out, "by", by, MAX_SHORT, true);
+            oid(out, "sha", sha);
+            text(out, "reason", reason, MAX_SHORT, true);
+            text(out, "source", source, 40, true);
+        }
+        EventKind::PrClosed { .. } | EventKind::BackportAborted | EventKind::Closed => {}
+        EventKind::AntiPatternRecorded { reason, .. } => {
+            if reason.trim().is_empty() {
+                out.push(refusal(
+                    "bad_value",
+                    "an override needs a reason",
+                    "say why (`--reason TEXT`)",
+                ));
+            }
+            text(out, "reason", reason, MAX_SHORT, false);
+        }
+        EventKind::Merged {
+            merge_sha,
+            head_sha,
+            previous_main,
+            previous_deployment,
+            source,
+        } => {
+            oid(out, "merge_sha", merge_sha);
+            oid(out, "head_sha", head_sha);
+            if !(previous_main.is_empty() && source != "cli") {
+                oid(out, "previous_main", previous_main);
+            }
+            if let Some(p) = previous_deployment {
+                text(out, "previous_deployment", p, MAX_SHORT, true);
+            }
+            text(out, "source", source, 40, true);
+        }
+        EventKind::Deployed {
+            sha,
+            environment,
+            deployment,
+            previous_deployment,
+        } => {
+            oid(out, "sha", sha);
+            if environment != "production" {
+                out.push(refusal(
+                    "bad_value",
+                    format!("environment `{environment}`: only production deploys are recorded"),
+                    "previews are `preview_deployed`",
+                ));
+            }
+            for d in [deployment, previous_deployment].into_iter().flatten() {
+                text(out, "deployment", d, MAX_SHORT, true);
+            }
+        }
+        EventKind::HealthPassed { sha, .. } => oid(out, "sha", sha),
+        EventKind::HealthFailed { sha, reason } => {
+            oid(out, "sha", sha);
+            text(out, "reason", reason, MAX_TEXT, false);
+        }
+        EventKind::BackportConflict { files, worktree } => {
+            list(out, "files", files);
+            for f in files {
+                text(out, "file name", f, MAX_SHORT, true);
+            }
+            text(out, "worktree", worktree, MAX_SHORT, true);
+        }
+        EventKind::Backported { merge_sha } => oid(out, "merge_sha", merge_sha),
+        EventKind::RollbackStep {
+            step,
+            reason,
+            forced,
+            ..
+        } => {
+            reason_rule(out, reason);
+            if let Some(f) = forced {
+                reason_rule(out, f);
+            }
+            match step {
+                RollbackStep::Production {
+                    previous_deployment,
+                } => {
+                    if let Some(p) = previous_deployment {
+                        text(out, "previous_deployment", p, MAX_SHORT, true);
+                    }
+                }
+                RollbackStep::MainReverted { sha } | RollbackStep::DevelopReverted { sha } => {
+                    oid(out, "sha", sha)
+                }
+                RollbackStep::Stalled { what } => text(out, "what", what, MAX_TEXT, false),
+            }
+        }
+        EventKind::RolledBack {
+            reason,
+            main_revert,
+            develop_revert,
+            forced,
+            ..
+        } => {
+            reason_rule(out, reason);
+            if let Some(f) = forced {
+                reason_rule(out, f);
+            }
+            for r in [main_revert, develop_revert].into_iter().flatten() {
+                oid(out, "revert", r);
+            }
+        }
+        EventKind::ChecklistDone { key } => text(out, "key", key, 64, true),
+        EventKind::PostmortemScheduled { path, .. } => {
+            text(out, "path", path, MAX_SHORT, true);
+            if !is_relative_path(path) {
+                out.push(refusal(
+                    "bad_value",
+                    format!("post-mortem path `{path}` is not a path inside the repository"),
+                    "use postmortems/HF-N.md",
+                ));
+            }
+        }
+        EventKind::Note { text: t } => {
+            if t.trim().is_empty() {
+                out.push(refusal("bad_value", "an empty note", "write something"));
+            }
+            text(out, "note", t, MAX_NOTE, false);
+        }
+        EventKind::AlertReceived {
+            source,
+            status,
+            key,
+            summary,
+        } => {
+            text(out, "source", source, 40, true);
+            text(out, "status", status, 40, true);
+            text(out, "key", key, MAX_SHORT, false);
+            text(out, "summary", summary, MAX_TEXT, false);
+        }
+        EventKind::HeadMoved { sha, source } => {
+            oid(out, "sha", sha);
+            text(out, "source", source, 40, true);
+        }
+        EventKind::Affects { components } => {
+            list(out, "components", components);
+            for c in components {
+                text(out, "component", c, 200, true);
+            }
+        }
+        EventKind::ExternalUpdate {
+            source,
+            what,
+            detail,
+        } => {
+            text(out, "source", source, 40, true);
+            text(out, "what", what, MAX_SHORT, true);
+            text(out, "detail", detail, MAX_TEXT, false);
+        }
+    }
+}
+
+fn reason_rule(out: &mut Vec<Refusal>, reason: &str) {
+    if reason.trim().is_empty() {
+        out.push(refusal(
+            "bad_value",
+            "a rollback needs a reason",
+            "`--reason TEXT`",
+        ));
+    }
+    text(out, "reason", reason, MAX_SHORT, false);
+}
+
+fn name_rule(out: &mut Vec<Refusal>, name: &str) {
+    if !valid_name(name) {
+        out.push(refusal(
+            "invalid_name",
+            format!(
+                "`{}` is not a valid hotfix name: letters, digits, `-`, `_`, `.` (not first), at most 64, e.g. `pdf-crash`",
+                name.chars().take(80).collect::<String>()
+            ),
+            "choose a short name like `pdf-crash`",
+        ));
+    }
+}
+
+fn closed(s: &IncidentState) -> Refusal {
+    refusal(
+        "closed",
+        format!("{} is closed", s.id),
+        "open a new incident with `hotfix start`",
+    )
+}
+
+fn merged_already(s: &IncidentState) -> Refusal {
+    refusal(
+        "merged",
+        format!("{} is already merged", s.id),
+        "a merged hotfix changes only by deploy, rollback or backport",
+    )
+}
+
+fn rolled_back(s: &IncidentState) -> Refusal {
+    refusal(
+        "rolled_back",
+        format!("{} was rolled back", s.id),
+        format!(
+            "start a new attempt with `hotfix start NAME --severity {} --incident {}`",
+            s.severity, s.id
+        ),
+    )
+}
+
+fn not_head(s: &IncidentState, field: &str, sha: &str) -> Refusal {
+    refusal(
+        "not_head",
+        format!(
+            "{field} is {} but the head of {} is {}",
+            short(sha),
+            s.id,
+            s.head_sha.as_deref().map(short).unwrap_or("not pushed")
+        ),
+        "re-read the incident and act on what is there now",
+    )
+}
+
+/// Where the incident must be for the event to make sense.
+fn state_rule(
+    s: &IncidentState,
+    rules: &Rules<'_>,
+    actor: &Actor<'_>,
+    kind: &EventKind,
+    out: &mut Vec<Refusal>,
+) {
+    let cfg = rules.cfg;
+    let open_attempt = |out: &mut Vec<Refusal>| {
+        if s.is_closed() {
+            out.push(closed(s));
+        } else if s.rollback.is_some() || s.rollback_progress.is_some() {
+            out.push(rolled_back(s));
+        }
+    };
+    let unmerged = |out: &mut Vec<Refusal>| {
+        open_attempt(out);
+        if out.is_empty() && s.merge_sha.is_some() {
+            out.push(merged_already(s));
+        }
+    };
+    let at_head = |out: &mut Vec<Refusal>, sha: &str| {
+        if s.head_sha.as_deref() != Some(sha) {
+            out.push(not_head(s, "sha", sha));
+        }
+    };
+    let merged = |out: &mut Vec<Refusal>| {
+        open_attempt(out);
+        if out.is_empty() && s.merge_sha.is_none() {
+            out.push(refusal(
+                "not_merged",
+                format!("{} is not merged", s.id),
+                format!("ship it first: `hotfix ship {}`", s.id),
+            ));
+        }
+    };
+    match kind {
+        EventKind::Declared { .. } => {}
+        EventKind::AttemptStarted {
+            attempt,
+            name,
+            branch,
+            ..
+        } => {
+            if s.is_closed() {
+                out.push(closed(s));
+                return;
+            }
+            let reported = s.head_sha.is_none() && s.base_sha.is_empty();
+            let want = if reported {
+                s.attempt
+            } else if s.rollback.is_some() {
+                s.attempt + 1
+            } else {
+                out.push(refusal(
+                    "not_rolled_back",
+                    format!(
+                        "{} is {}, not rolled back: a new attempt (and a new severity) comes only after a rollback",
+                        s.id,
+                        s.phase(&cfg.policy).as_str()
+                    ),
+                    "`--incident` cuts the branch of a reported incident or starts a new attempt after a rollback",
+                ));
+                return;
+            };
+            if *attempt != want {
+                out.push(refusal(
+                    "bad_value",
+                    format!("attempt {attempt}: the next attempt of {} is {want}", s.id),
+                    "re-read the incident",
+                ));
+            }
+            branch_rule(out, cfg, name, branch);
+        }
+        EventKind::Pushed { .. } => {
+            unmerged(out);
+            if out.is_empty() && s.base_sha.is_empty() {
+                out.push(refusal(
+                    "not_started",
+                    format!("{} has no branch yet", s.id),
+                    format!("take it with `hotfix start NAME --incident {}`", s.id),
+                ));
+            }
+        }
+        EventKind::PrOpened { .. } => {
+            unmerged(out);
+            if out.is_empty() && s.head_sha.is_none() {
+                out.push(not_pushed());
+            }
+        }
+        EventKind::PreviewDeployed { sha, .. } => {
+            unmerged(out);
+            if out.is_empty() {
+                at_head(out, sha);
+            }
+        }
+        EventKind::SmokePassed { sha, .. } | EventKind::SmokeFailed { sha, .. } => {
+            unmerged(out);
+            if out.is_empty() {
+                at_head(out, sha);
+            }
+            if out.is_empty() && s.preview_sha.as_deref() != Some(sha.as_str()) {
+                out.push(refusal(
+                    "no_preview",
+                    format!("no preview of {} was deployed to check", short(sha)),
+                    "smoke checks run against the preview of the head",
+                ));
+            }
+        }
+        EventKind::Approved {
+            by,
+            role,
+            sha,
+            source,
+        } => approve_rule(s, cfg, actor, (by, *role, sha, source), out),
+        EventKind::ApprovalWithdrawn { by, sha, .. } => {
+            if s.is_closed() {
+                out.push(closed(s));
+                return;
+            }
+            if s.merge_sha.is_some() {
+                out.push(merged_already(s));
+                return;
+            }
+            if !(by.eq_ignore_ascii_case(actor.who) || actor.door == Door::GitHub) {
+                out.push(refusal(
+                    "not_yours",
+                    format!(
+                        "{} may not withdraw the approval of {by}: people withdraw their own",
+                        actor.who
+                    ),
+                    format!("ask {by}"),
+                ));
+                return;
+            }
+            let live = s
+                .approvals
+                .iter()
+                .any(|a| a.by.eq_ignore_ascii_case(by) && &a.sha == sha && a.withdrawn.is_none());
+            if !live {
+                out.push(refusal(
+                    "no_approval",
+                    format!("{by} has no approval of {} to withdraw", short(sha)),
+                    "nothing to do",
+                ));
+            }
+        }
+        EventKind::PrClosed { number } => {
+            if s.pr != Some(*number) {
+                out.push(refusal(
+                    "not_this_pr",
+                    format!("PR #{number} is not the PR of {}", s.id),
+                    "only the incident's own PR is recorded",
+                ));
+            }
+        }
+        EventKind::AntiPatternRecorded { pattern, .. } => {
+            unmerged(out);
+            if !out.is_empty() {
+                return;
+            }
+            match pattern {
+                AntiPattern::WideDiff => {
+                    let wide = ship_refusals(s, cfg)
+                        .iter()
+                        .any(|r| r.code == "wide_diff" || r.code == "conflict_markers");
+                    if !wide || s.wide_diff_allowed {
+                        out.push(refusal(
+                            "nothing_to_override",
+                            format!("the diff of {} is not refused as wide", s.id),
+                            "an override is recorded only when it overrides something",
+                        ));
+                    }
+                }
+                AntiPattern::BypassedGuards => {}
+                AntiPattern::SkippedPreview
+                | AntiPattern::ForgottenBackport
+                | AntiPattern::SkippedPostmortem => out.push(refusal(
+                    "nothing_to_override",
+                    format!(
+                        "`{}` cannot be overridden: hotfix prevents it",
+                        pattern.label()
+                    ),
+                    "follow the step",
+                )),
+            }
+        }
+        EventKind::Merged {
+            head_sha, source, ..
+        } => {
+            unmerged(out);
+            if !out.is_empty() {
+                return;
+            }
+            if s.head_sha.as_deref() != Some(head_sha.as_str()) {
+                out.push(not_head(s, "the merged head", head_sha));
+                return;
+            }
+            let bypassed = source != "cli" && bypass_recorded(s);
+            if !bypassed {
+                out.extend(ship_refusals(s, cfg));
+            }
+        }
+        EventKind::Deployed { sha, .. } => {
+            merged(out);
+            if out.is_empty() && s.merge_sha.as_deref() != Some(sha.as_str()) {
+                out.push(refusal(
+                    "not_merge",
+                    format!(
+                        "{} is not the merge of {} ({})",
+                        short(sha),
+                        s.id,
+                        s.merge_sha.as_deref().map(short).unwrap_or("")
+                    ),
+                    "production deploys the merge commit",
+                ));
+            }
+        }
+        EventKind::HealthPassed { sha, .. } => {
+            merged(out);
+            if out.is_empty() && s.deployed_sha.as_deref() != Some(sha.as_str()) {
+                out.push(not_deployed(s, sha));
+            }
+        }
+        EventKind::HealthFailed { sha, .. } => {
+            merged(out);
+            // A failed deploy is a verdict on the merge before it is deployed.
+            if out.is_empty()
+                && s.deployed_sha.as_deref() != Some(sha.as_str())
+                && s.merge_sha.as_deref() != Some(sha.as_str())
+            {
+                out.push(not_deployed(s, sha));
+            }
+        }
+        EventKind::BackportConflict { .. } | EventKind::Backported { .. } => {
+            merged(out);
+            if out.is_empty() && s.backport_sha.is_some() {
+                out.push(refusal(
+                    "backported",
+                    format!("{} is already backported", s.id),
+                    "nothing to do",
+                ));
+            }
+        }
+        EventKind::BackportAborted => {
+            if s.backport_conflict.is_none() {
+                out.push(refusal(
+                    "no_backport_conflict",
+                    format!("{} has no backport in conflict", s.id),
+                    "nothing to abort",
+                ));
+            }
+        }
+        EventKind::RollbackStep { forced, .. } | EventKind::RolledBack { forced, .. } => {
+            rollback_rule(s, rules, kind, forced.as_deref(), out)
+        }
+        EventKind::ChecklistDone { key } => {
+            if s.is_closed() {
+                out.push(closed(s));
+            } else if let Err(e) = check_tick(key) {
+                out.push(refusal(
+                    "bad_checklist_key",
+                    e.to_string(),
+                    "see `hotfix checklist`",
+                ));
+            }
+        }
+        EventKind::PostmortemScheduled { .. } => {
+            if s.is_closed() {
+                out.push(closed(s));
+            }
+        }
+        EventKind::Closed => {
+            if s.is_closed() {
+                out.push(closed(s));
+                return;
+            }
+            if let Some(r) = actor.token_role
+                && r < ApiRole::TechLead
+            {
+                out.push(refusal(
+                    "role",
+                    format!(
+                        "closing an incident needs a tech_lead token; {} has a {} token",
+                        actor.who,
+                        r.as_str()
+                    ),
+                    "ask a tech lead",
+                ));
+                return;
+            }
+            let open = open_items(s);
+            if !open.is_empty() {
+                out.push(refusal(
+                    "checklist_open",
+                    format!(
+                        "{} cannot be closed; open checklist items: {}",
+                        s.id,
+                        open.iter().map(|i| i.key).collect::<Vec<_>>().join(", ")
+                    ),
+                    format!(
+                        "tick what you did with `hotfix checklist {} --done KEY`",
+                        s.id
+                    ),
+                ));
+            }
+        }
+        EventKind::HeadMoved { .. } => unmerged(out),
+        EventKind::Note { .. }
+        | EventKind::AlertReceived { .. }
+        | EventKind::Affects { .. }
+        | EventKind::ExternalUpdate { .. } => {}
+    }
+}
+
+fn not_pushed() -> Refusal {
+    refusal(
+        "not_pushed",
+        "nothing has been pushed yet",
+        "commit the fix on the hotfix branch and run `hotfix push`",
+    )
+}
+
+fn not_deployed(s: &IncidentState, sha: &str) -> Refusal {
+    refusal(
+        "not_deployed",
+        format!(
+            "production does not run {} for {} (deployed: {})",
+            short(sha),
+            s.id,
+            s.deployed_sha.as_deref().map(short).unwrap_or("nothing")
+        ),
+        "a health verdict is about the deployed merge",
+    )
+}
+
+/// An admin bypass of the guards was recorded on the current head.
+fn bypass_recorded(s: &IncidentState) -> bool {
+    let since = s.last_push_seq.unwrap_or(0);
+    s.events.iter().any(|e| {
+        e.seq > since
+            && matches!(
+                e.kind,
+                EventKind::AntiPatternRecorded {
+                    pattern: AntiPattern::BypassedGuards,
+                    ..
+                }
+            )
+    })
+}
+
+fn branch_rule(out: &mut Vec<Refusal>, cfg: &Config, name: &str, branch: &str) {
+    name_rule(out, name);
+    let want = format!("{}{name}", cfg.git.prefix);
+    if branch != want {
+        out.push(refusal(
+            "bad_branch",
+            format!(
+                "branch `{}` is not `{want}`: a hotfix branch is the prefix and the name",
+                branch.chars().take(80).collect::<String>()
+            ),
+            "leave the branch out; it follows from the name",
+        ));
+    }
+}
+
+fn approve_rule(
+    s: &IncidentState,
+    cfg: &Config,
+    actor: &Actor<'_>,
+    (by, role, sha, source): (&str, Role, &str, &str),
+    out: &mut Vec<Refusal>,
+) {
+    // Approvals are given in one's own name; only the forge, which
+    // authenticated the reviewer, records someone else's.
+    let forge_seen = actor.door == Door::GitHub || (actor.door == Door::Cli && source == "github");
+    if !forge_seen && !by.eq_ignore_ascii_case(actor.who) {
+        out.push(refusal(
+            "not_yours",
+            format!(
+                "{} may not record an approval by {by}: approvals are given in one's own name",
+                actor.who
+            ),
+            format!("ask {by} to approve"),
+        ));
+        return;
+    }
+    match check_approve(s, cfg, by) {
+        Err(r) => {
+            out.push(r);
+            return;
+        }
+        Ok(ApproveCheck::AlreadyApproved) => {
+            out.push(refusal(
+                "already_approved",
+                format!("{by} already approved {} on this head", s.id),
+                "nothing to do",
+            ));
+            return;
+        }
+        Ok(ApproveCheck::Record(want)) if want != role => {
+            out.push(refusal(
+                "role",
+                format!("{by} approves as {}, not as {}", want.label(), role.label()),
+                "the role comes from [team] in hotfix.toml",
+            ));
+            return;
+        }
+        Ok(ApproveCheck::Record(_)) => {}
+    }
+    if s.head_sha.as_deref() != Some(sha) {
+        out.push(not_head(s, "the approval", sha));
+        return;
+    }
+    if role == Role::TechLead
+        && let Some(r) = actor.token_role
+        && r < ApiRole::TechLead
+    {
+        out.push(refusal(
+            "role",
+            format!(
+                "a tech lead's approval needs a tech_lead token; {} has a {} token",
+                actor.who,
+                r.as_str()
+            ),
+            "sign in with the tech lead's own token",
+        ));
+    }
+}
+
+fn rollback_rule(
+    s: &IncidentState,
+    rules: &Rules<'_>,
+    kind: &EventKind,
+    forced: Option<&str>,
+    out: &mut Vec<Refusal>,
+) {
+    if s.rollback.is_some() {
+        out.push(refusal(
+            "rolled_back",
+            format!("{} is already rolled back", s.id),
+            "nothing to do",
+        ));
+        return;
+    }
+    if s.merge_sha.is_none() {
+        out.push(refusal(
+            "not_merged",
+            format!(
+                "{} is not merged: production never ran it, nothing to roll back",
+                s.id
+            ),
+            "keep fixing and `hotfix push`, or abandon the branch",
+        ));
+        return;
+    }
+    // Continuing a rollback that already started was decided then.
+    let forced = forced.is_some()
+        || s.rollback_progress
+            .as_ref()
+            .is_some_and(|p| p.forced.is_some());
+    if s.rollback_progress.is_none() && !forced {
+        out.extend(rollback_refusals(s, rules.shipped_after));
+    }
+    if let EventKind::RolledBack {
+        main_revert,
+        develop_revert,
+        ..
+    } = kind
+    {
+        if main_revert.is_none() {
+            out.push(refusal(
+                "rollback_incomplete",
+                format!("{}: the merge is not reverted on main", s.id),
+                "a rollback is complete once main is reverted",
+            ));
+        }
+        if s.backport_sha.is_some() && develop_revert.is_none() {
+            out.push(refusal(
+                "rollback_incomplete",
+                format!("{}: the backport is not reverted on develop", s.id),
+                "revert it on develop too",
+            ));
+        }
+    }
+}
+
+/// Why rolling `s` back now would undo more than `s`: it is closed, or
+/// later incidents shipped on top of it. `--force` (recorded) overrides.
+pub fn rollback_refusals(s: &IncidentState, shipped_after: &[IncidentId]) -> Vec<Refusal> {
+    let mut out = vec![];
+    if s.is_closed() {
+        out.push(refusal(
+            "rollback_closed",
+            format!(
+                "{} is closed: its fix has been verified and later work builds on it",
+                s.id
+            ),
+            "roll back what production runs now, or `hotfix rollback ID --force --reason TEXT` (recorded)",
+        ));
+    }
+    if !shipped_after.is_empty() {
+        let ids: Vec<String> = shipped_after.iter().map(|i| i.to_string()).collect();
+        out.push(refusal(
+            "not_live",
+            format!(
+                "{} is not what production runs: {} shipped after it; rolling {} back would also undo {}",
+                s.id,
+                ids.join(", "),
+                s.id,
+                ids.join(", ")
+            ),
+            format!(
+                "roll back {} instead, or `hotfix rollback {} --force --reason TEXT` (recorded)",
+                ids.last().map(String::as_str).unwrap_or(""),
+                s.id
+            ),
+        ));
+    }
+    out
+}
+
+/// The incidents merged after `s` whose merge is still live (not rolled
+/// back): what a rollback of `s` would undo with it.
+pub fn shipped_after<'a>(
+    s: &IncidentState,
+    all: impl IntoIterator<Item = &'a IncidentState>,
+) -> Vec<IncidentId> {
+    let Some(mine) = merged_at(s) else {
+        return vec![];
+    };
+    let mut v: Vec<(Timestamp, IncidentId)> = all
+        .into_iter()
+        .filter(|o| o.id != s.id && o.rollback.is_none() && o.rollback_progress.is_none())
+        .filter_map(|o| merged_at(o).map(|t| (t, o.id)))
+        .filter(|(t, id)| *t > mine || (*t == mine && *id > s.id))
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, id)| id).collect()
+}
+
+/// When the current attempt of `s` was merged.
+fn merged_at(s: &IncidentState) -> Option<Timestamp> {
+    s.merge_sha.as_ref()?;
+    s.events
+        .iter()
+        .rev()
+        .find(|e| matches!(e.kind, EventKind::Merged { .. }))
+        .map(|e| e.at)
+}
+
+/// Checks a declaration from any door: the name rule, the branch that
+/// follows from it, the base it was cut from (or none yet), a plain title.
+pub fn admit_declared(cfg: &Config, kind: &EventKind) -> Result<(), Vec<Refusal>> {
+    let mut out = vec![];
+    let EventKind::Declared {
+        name,
+        title,
+        branch,
+        base_sha,
+        ..
+    } = kind
+    else {
+        return Err(vec![refusal(
+            "bad_event",
+            "a declaration must be a `declared` event",
+            "send the declaration's fields",
+        )]);
+    };
+    branch_rule(&mut out, cfg, name, branch);
+    if !base_sha.is_empty() {
+        oid(&mut out, "base_sha", base_sha);
+    }
+    if title.trim().is_empty() {
+        out.push(refusal("bad_value", "an empty title", "say what is broken"));
+    }
+    text(&mut out, "title", title, MAX_TITLE, true);
+    if out.is_empty() { Ok(()) } else { Err(out) }
+}
