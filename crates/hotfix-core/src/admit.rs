@@ -635,7 +635,9 @@ fn state_rule(
             sha,
             source,
         } => approve_rule(s, cfg, actor, (by, *role, sha, source), out),
-        EventKind::ApprovalWithdrawn { by, sha, .. } => {
+        EventKind::ApprovalWithdrawn {
+            by, sha, source, ..
+        } => {
             if s.is_closed() {
                 out.push(closed(s));
                 return;
@@ -644,7 +646,11 @@ fn state_rule(
                 out.push(merged_already(s));
                 return;
             }
-            if !(by.eq_ignore_ascii_case(actor.who) || actor.door == Door::GitHub) {
+            // The forge authenticated the reviewer: its word (a webhook, or
+            // the reviews `ship` reads) withdraws their approval.
+            let forge_seen =
+                actor.door == Door::GitHub || (actor.door == Door::Cli && source == "github");
+            if !(by.eq_ignore_ascii_case(actor.who) || forge_seen) {
                 out.push(refusal(
                     "not_yours",
                     format!(
@@ -1059,6 +1065,34 @@ pub fn shipped_after<'a>(
         .collect();
     v.sort();
     v.into_iter().map(|(_, id)| id).collect()
+}
+
+/// Incidents merged before `s` whose *forced* rollback came after `s` was
+/// merged: that rollback took production back to before them, so
+/// production no longer runs `s` either, and rolling `s` back would put
+/// their reverted fix back into production.
+pub fn rolled_past<'a>(
+    s: &IncidentState,
+    all: impl IntoIterator<Item = &'a IncidentState>,
+) -> Vec<IncidentId> {
+    let Some(mine) = merged_at(s) else {
+        return vec![];
+    };
+    all.into_iter()
+        .filter(|o| o.id != s.id)
+        .filter(|o| {
+            let forced_after = o
+                .rollback
+                .as_ref()
+                .is_some_and(|r| r.forced.is_some() && r.at >= mine);
+            let merged_before = o
+                .events
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::Merged { .. }) && e.at <= mine);
+            forced_after && merged_before
+        })
+        .map(|o| o.id)
+        .collect()
 }
 
 /// When the current attempt of `s` was merged.

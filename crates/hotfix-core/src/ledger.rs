@@ -171,14 +171,18 @@ impl Ledger<'_> {
 
     /// The live incidents merged after `s` (what rolling `s` back would undo).
     pub fn shipped_after(&self, s: &IncidentState) -> Result<Vec<IncidentId>, AppendError> {
+        Ok(shipped_after(s, &self.others(s)?))
+    }
+
+    /// Every incident but `s`.
+    pub fn others(&self, s: &IncidentState) -> Result<Vec<IncidentState>, AppendError> {
         let mut all = vec![];
         for id in self.store.incidents()? {
-            if id == s.id {
-                continue;
+            if id != s.id {
+                all.push(self.load(id)?);
             }
-            all.push(self.load(id)?);
         }
-        Ok(shipped_after(s, &all))
+        Ok(all)
     }
 }
 

@@ -115,10 +115,12 @@ pub fn message_for(
             ..
         } => {
             if s.security {
-                format!(":warning: {id} rollback is incomplete; re-run `hotfix rollback {id}`.")
+                format!(
+                    ":warning: {id} rollback is incomplete; re-run `hotfix rollback {id} --reason TEXT`."
+                )
             } else {
                 format!(
-                    ":warning: {id} rollback is incomplete: {w}; re-run `hotfix rollback {id}`."
+                    ":warning: {id} rollback is incomplete: {w}; re-run `hotfix rollback {id} --reason TEXT`."
                 )
             }
         }

@@ -158,7 +158,7 @@ impl Engine {
                         id,
                         &plan,
                         format!(
-                            "main is reverted, but reverting the backport on {develop} failed: {e}; revert {} on {develop} by hand, then run `hotfix rollback {id}` again",
+                            "main is reverted, but reverting the backport on {develop} failed: {e}; revert {} on {develop} by hand (`git revert -m 1`), then run `hotfix rollback {id} --reason TEXT` again",
                             short(b)
                         ),
                     ));
@@ -191,8 +191,28 @@ impl Engine {
     /// closed, later incidents shipped on top of it, or production runs
     /// something else than its deployment.
     fn refuse_not_live(&self, s: &IncidentState) -> Result<()> {
-        let later = self.with_ledger(|l| l.shipped_after(s))?;
+        let others = self.with_ledger(|l| l.others(s))?;
+        let later = hotfix_core::admit::shipped_after(s, &others);
         let mut refusals = rollback_refusals(s, &later);
+        let past = hotfix_core::admit::rolled_past(s, &others);
+        if !past.is_empty() {
+            let ids: Vec<String> = past.iter().map(|i| i.to_string()).collect();
+            refusals.push(hotfix_core::guards::Refusal {
+                code: "not_live",
+                message: format!(
+                    "production no longer runs {}: the forced rollback of {} took it back to before {}; rolling {} back would put {}'s reverted fix into production",
+                    s.id,
+                    ids.join(", "),
+                    ids.join(", "),
+                    s.id,
+                    ids.join(", ")
+                ),
+                hint: format!(
+                    "ship a new fix instead, or `hotfix rollback {} --force --reason TEXT` (recorded)",
+                    s.id
+                ),
+            });
+        }
         if refusals.is_empty()
             && let Some(mine) = deployment_of(s)
             && let Ok(Some(now)) = self.deployer.current_production()

@@ -185,11 +185,7 @@ impl Engine {
             } else {
                 "declared".to_string()
             },
-            if s.security {
-                "security incident (details restricted)"
-            } else {
-                s.title.as_str()
-            },
+            s.public_title(),
             s.severity,
             self.remote(),
             short(&base)

@@ -1419,3 +1419,51 @@ fn bench_home_page_with_ten_thousand_incidents() {
         eprintln!("{name}: 50 × / in {:?}", s.elapsed());
     }
 }
+
+#[test]
+fn an_approver_withdraws_their_approval_with_the_button() {
+    let t = TestServer::start();
+    let dev = t.token(DEV, ApiRole::Developer);
+    let lead = t.token(LEAD, ApiRole::TechLead);
+    let id = pushed(&t, &dev, "pdf-crash", "critical");
+    let r = form(
+        &t,
+        &format!("/incidents/{id}/actions/approve"),
+        &cookie(&lead),
+        &format!("head={}", head()),
+    );
+    assert_eq!(r.status, 303, "{}", r.text);
+    let shown = page(&t, &format!("/incidents/{id}"), &cookie(&lead));
+    assert!(
+        shown.text.contains(r#"id="withdraw""#),
+        "the lead's own approval offers Withdraw"
+    );
+    let theirs = page(&t, &format!("/incidents/{id}"), &cookie(&dev));
+    assert!(
+        !theirs.text.contains(r#"id="withdraw""#),
+        "not to someone else"
+    );
+    let r = form(
+        &t,
+        &format!("/incidents/{id}/actions/withdraw"),
+        &cookie(&lead),
+        "text=found+a+bug",
+    );
+    let shown = follow(&t, &r, &cookie(&lead));
+    assert!(
+        shown.text.contains("Your approval is withdrawn."),
+        "{}",
+        shown.text
+    );
+    assert!(
+        shown.text.contains("withdrawn: found a bug"),
+        "{}",
+        shown.text
+    );
+    assert!(
+        shown.text.contains("Still needed: 1 tech lead approval"),
+        "{}",
+        shown.text
+    );
+    assert!(!shown.text.contains(r#"id="withdraw""#));
+}

@@ -659,7 +659,8 @@ fn the_echo_of_hotfixs_own_push_does_not_race_its_record() {
 fn a_dismissed_review_or_changes_requested_withdraws_the_approval_once() {
     let t = server(Backend::Sqlite);
     let id = awaiting_approval(&t, DEV);
-    let approve = review("lead-gh", "approved", &sha('b'));
+    // GitHub numbers reviews in the order they are given.
+    let approve = with_review_id(review("lead-gh", "approved", &sha('b')), 4240);
     let out = deliver_and_process(&t, "pull_request_review", "a-1", &approve);
     assert!(out.starts_with("approved HF-1"), "{out}");
     assert_eq!(incident(&t, &id)["incident"]["phase"], "ready_to_ship");
@@ -727,6 +728,9 @@ fn a_dismissed_review_or_changes_requested_withdraws_the_approval_once() {
     let v = version(&t, &id);
     let out = deliver_and_process(&t, "pull_request_review", "c-1-again", &changes);
     assert!(out.starts_with("ignored: already withdrawn"), "{out}");
+    // The approval before the changes request, replayed: older, so nothing.
+    let out = deliver_and_process(&t, "pull_request_review", "a-2-replay", &again);
+    assert!(out.starts_with("ignored: replay"), "{out}");
     // Changes requested by somebody with no approval: nothing to withdraw.
     let out = deliver_and_process(
         &t,

@@ -15,7 +15,9 @@ fn url() -> Option<String> {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
             // CI always sets it; a developer machine without PostgreSQL skips, loudly.
-            hotfix_testkit::skip("HOTFIX_TEST_DATABASE_URL is not set: PostgreSQL store tests skipped");
+            hotfix_testkit::skip(
+                "HOTFIX_TEST_DATABASE_URL is not set: PostgreSQL store tests skipped",
+            );
             None
         }
     }

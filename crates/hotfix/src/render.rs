@@ -228,11 +228,7 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
 
 /// The title as it may be shown: nothing of a security incident.
 fn display_title(s: &IncidentState) -> String {
-    if s.security {
-        "security incident (details restricted)".to_string()
-    } else {
-        s.title.clone()
-    }
+    s.public_title()
 }
 
 fn checklist_rows(o: &mut String, s: &IncidentState) {

@@ -107,6 +107,12 @@ pub fn revert_on(
         if let Some(existing) = git.find_commit_with(&range, &trailer).map_err(git_err)? {
             return Ok(existing);
         }
+        // A revert made by hand (`git revert -m 1 <merge>`, as a stalled
+        // rollback asks when reverting conflicts) says so in git's own words.
+        let by_hand = format!("This reverts commit {merge_sha}");
+        if let Some(existing) = git.find_commit_with(&range, &by_hand).map_err(git_err)? {
+            return Ok(existing);
+        }
         if !git.is_ancestor(merge_sha, &base_sha).map_err(git_err)? {
             return Err(ForgeError::NotMergeable(format!(
                 "{merge_sha} is not on {remote}/{base}: nothing to revert there"

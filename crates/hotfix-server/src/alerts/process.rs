@@ -301,7 +301,7 @@ fn then(a: &Alert, rule: &AlertRule) -> Vec<EventKind> {
 fn page_text(st: &AppState, s: &IncidentState, a: &Alert, name: &str) -> String {
     let sev = s.severity.as_str();
     let what = if s.security {
-        "security incident (details restricted)".to_string()
+        hotfix_core::state::SECURITY_TITLE.to_string()
     } else {
         let mut w = a.summary.clone();
         if let Some(h) = a.severity_hint.as_deref().filter(|h| !h.is_empty()) {

@@ -346,6 +346,10 @@ fn incident_body(st: &AppState, caller: &Caller, s: &IncidentState) -> Result<St
             json!({
                 "by": a.by, "role": a.role.label(), "sha": short(&a.sha), "at": time(a.at),
                 "source": a.source, "fresh": fresh.contains(&a.seq),
+                "withdrawn": a.withdrawn,
+                // The signed-in person may take their own standing approval back.
+                "mine": a.by.eq_ignore_ascii_case(&caller.user) && a.withdrawn.is_none()
+                    && fresh.contains(&a.seq) && s.merge_sha.is_none(),
             })
         })
         .collect();

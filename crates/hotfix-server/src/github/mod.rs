@@ -2,8 +2,18 @@
 //!
 //! Reviews, pushes, merges and deployments of a hotfix branch often happen on
 //! GitHub rather than through the CLI; the webhook keeps the incident log in
-//! step with them, so an approval given in the GitHub UI counts and a push
-//! made there makes the approvals of the old head stale.
+//! step with them, so an approval given in the GitHub UI counts, a dismissed
+//! review or *changes requested* takes it back, a push (or a PR update) made
+//! there makes the approvals of the old head stale, and a merge there is the
+//! incident's merge (recorded with the bypass of its guards when they still
+//! refused the ship).
+//!
+//! Only the incident's own PR counts: its number, in the `[forge]`
+//! repository, into main, from the incident's branch in that same repository
+//! (not a fork's branch of the same name); its branch into develop is its
+//! backport. Reviews are known by GitHub's review id and pushes by where they
+//! move the branch from and to, so a signed body sent again under a new
+//! delivery id changes nothing ([`process`] has the details).
 //!
 //! The door ([`intake`]) only authenticates the delivery
 //! (`X-Hub-Signature-256`), drops events we do not act on and stores the rest

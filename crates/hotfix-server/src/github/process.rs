@@ -355,6 +355,31 @@ fn names_review(text: &str, rid: u64) -> bool {
     })
 }
 
+/// The GitHub review a withdrawal names (`GitHub review <id> …`).
+fn withdrawing_review(reason: &str) -> Option<u64> {
+    let rest = reason.strip_prefix("GitHub review ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// A later GitHub review by `identity` already withdrew their approval of
+/// `sha`: GitHub numbers reviews in the order they are given, so review
+/// `rid` (an approval) is older than that withdrawal and a delivery of it
+/// now is a replay.
+fn withdrawn_since(s: &IncidentState, identity: &str, sha: &str, rid: u64) -> Option<u64> {
+    s.events.iter().find_map(|e| match &e.kind {
+        EventKind::ApprovalWithdrawn {
+            by,
+            sha: w,
+            reason,
+            source,
+        } if source == SOURCE && by.eq_ignore_ascii_case(identity) && w == sha => {
+            withdrawing_review(reason).filter(|later| *later > rid)
+        }
+        _ => None,
+    })
+}
+
 /// What the log already records of GitHub review `rid`: a withdrawal it
 /// caused, or its dismissal.
 fn review_recorded(s: &IncidentState, rid: u64) -> Option<&'static str> {
@@ -479,9 +504,18 @@ fn approved(st: &AppState, r: &Review<'_>, sha: &str) -> Result<String, ApiError
             return Ok(vec![]);
         }
         // A review that was dismissed (or withdrew) does not approve again
-        // when its delivery is sent once more.
+        // when its delivery is sent once more, nor does one older than the
+        // review that withdrew the reviewer's approval.
         if let Some(why) = r.seen(s) {
             outcome = why;
+            return Ok(vec![]);
+        }
+        if let Some(rid) = r.rid
+            && let Some(later) = withdrawn_since(s, identity, &sha, rid)
+        {
+            outcome = format!(
+                "ignored: replay: GitHub review {rid} is older than review {later}, which withdrew the approval of {identity}"
+            );
             return Ok(vec![]);
         }
         let role = ops::approval_role(st, &caller, s)?;
@@ -1083,6 +1117,17 @@ mod tests {
         assert!(!names_review("GitHub review 1234 dismissed", 123));
         assert!(!names_review("GitHub review 12 dismissed", 123));
         assert!(names_review("GitHub review 1234, review 123", 123));
+    }
+
+    #[test]
+    fn a_withdrawal_names_its_review() {
+        assert_eq!(withdrawing_review("GitHub review 42 dismissed"), Some(42));
+        assert_eq!(
+            withdrawing_review("GitHub review 43: changes requested by x"),
+            Some(43)
+        );
+        assert_eq!(withdrawing_review("a GitHub review was dismissed"), None);
+        assert_eq!(withdrawing_review("withdrawn in the dashboard"), None);
     }
 
     #[test]

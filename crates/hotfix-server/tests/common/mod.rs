@@ -71,7 +71,9 @@ pub fn pg_url() -> Option<String> {
     match std::env::var("HOTFIX_TEST_DATABASE_URL") {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
-            hotfix_testkit::skip("HOTFIX_TEST_DATABASE_URL is not set: PostgreSQL server tests skipped");
+            hotfix_testkit::skip(
+                "HOTFIX_TEST_DATABASE_URL is not set: PostgreSQL server tests skipped",
+            );
             None
         }
     }
