@@ -29,7 +29,7 @@ def worker(lo, hi):
         sha = f"{i:040x}"
         ev = {"expected_version": 1, "events": [
             {"type": "pushed", "sha": sha, "commits": [], "diff": {"files": ["a"], "lines_added": 1, "lines_removed": 1}},
-            {"type": "pr_opened", "number": i, "url": f"local://pr/{i}"},
+            {"type": "pr_opened", "number": i + 1, "url": f"local://pr/{i + 1}"},
             {"type": "note", "text": f"seeded incident {i}"},
         ]}
         c.request("POST", f"/api/v1/incidents/{inc}/events", json.dumps(ev), H)

@@ -23,7 +23,7 @@ use crate::event::{AntiPattern, EventKind, Role, RollbackStep};
 use crate::guards::{ApproveCheck, Refusal, check_approve, ship_refusals};
 use crate::id::IncidentId;
 use crate::name::valid_name;
-use crate::state::IncidentState;
+use crate::state::{IncidentState, Phase};
 use crate::team::ApiRole;
 use crate::validate::{
     MAX_LIST, MAX_NOTE, MAX_SHORT, MAX_TEXT, MAX_TITLE, MAX_URL, is_object_id, is_relative_path,
@@ -104,10 +104,25 @@ impl<'a> Actor<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Rules<'a> {
     pub cfg: &'a Config,
-    /// Incidents merged to main after this one and still live (not rolled
-    /// back): a rollback of this incident would undo their fixes too. Only
-    /// looked at for rollback events; see [`shipped_after`].
-    pub shipped_after: &'a [IncidentId],
+    /// Every other incident, for the one rule that looks across incidents
+    /// (a rollback must not undo what shipped after it). Loaded only when
+    /// [`needs_others`] says a batch needs it; `None` there is refused.
+    pub others: Option<&'a [IncidentState]>,
+}
+
+/// Whether admitting `kinds` on `s` needs the other incidents: the first
+/// step of a rollback that is not forced (a rollback under way was
+/// checked when it started).
+pub fn needs_others(s: &IncidentState, kinds: &[EventKind]) -> bool {
+    s.rollback.is_none()
+        && s.rollback_progress.is_none()
+        && kinds.iter().any(|k| {
+            matches!(
+                k,
+                EventKind::RollbackStep { forced: None, .. }
+                    | EventKind::RolledBack { forced: None, .. }
+            )
+        })
 }
 
 /// Codes of refusals that are about who acts rather than what state the
@@ -130,24 +145,6 @@ fn refusal(code: &'static str, message: impl Into<String>, hint: impl Into<Strin
 
 fn short(sha: &str) -> &str {
     sha.get(..10).unwrap_or(sha)
-}
-
-/// Admits a batch: each event is checked against the state the events
-/// before it leave. Returns that final state, or every refusal of the first
-/// event refused.
-pub fn admit_all(
-    s: &IncidentState,
-    rules: &Rules<'_>,
-    actor: &Actor<'_>,
-    at: Timestamp,
-    kinds: &[EventKind],
-) -> Result<IncidentState, Vec<Refusal>> {
-    let mut cur = s.clone();
-    for k in kinds {
-        admit(&cur, rules, actor, k)?;
-        cur = cur.with(at, actor.who, k);
-    }
-    Ok(cur)
 }
 
 /// The admission rule of every event kind: `Ok` when `actor` may append
@@ -568,8 +565,7 @@ fn state_rule(
                 out.push(closed(s));
                 return;
             }
-            let reported = s.head_sha.is_none() && s.base_sha.is_empty();
-            let want = if reported {
+            let want = if s.phase(&cfg.policy) == Phase::Reported {
                 s.attempt
             } else if s.rollback.is_some() {
                 s.attempt + 1
@@ -988,7 +984,14 @@ fn rollback_rule(
             .as_ref()
             .is_some_and(|p| p.forced.is_some());
     if s.rollback_progress.is_none() && !forced {
-        out.extend(rollback_refusals(s, rules.shipped_after));
+        match rules.others {
+            Some(others) => out.extend(rollback_refusals(s, others)),
+            None => out.push(refusal(
+                "internal",
+                "the rollback's live check needs the other incidents, and they were not loaded",
+                "this is a bug in hotfix: please report it",
+            )),
+        }
     }
     if let EventKind::RolledBack {
         main_revert,
@@ -1013,9 +1016,12 @@ fn rollback_rule(
     }
 }
 
-/// Why rolling `s` back now would undo more than `s`: it is closed, or
-/// later incidents shipped on top of it. `--force` (recorded) overrides.
-pub fn rollback_refusals(s: &IncidentState, shipped_after: &[IncidentId]) -> Vec<Refusal> {
+/// Why rolling `s` back now would undo more than `s`: it is closed, later
+/// incidents shipped on top of it, or a forced rollback of an earlier one
+/// already took production back past it. `--force` (recorded) overrides.
+pub fn rollback_refusals(s: &IncidentState, others: &[IncidentState]) -> Vec<Refusal> {
+    let shipped_after = shipped_after(s, others);
+    let past = rolled_past(s, others);
     let mut out = vec![];
     if s.is_closed() {
         out.push(refusal(
@@ -1045,12 +1051,30 @@ pub fn rollback_refusals(s: &IncidentState, shipped_after: &[IncidentId]) -> Vec
             ),
         ));
     }
+    if !past.is_empty() {
+        let ids = past
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(refusal(
+            "not_live",
+            format!(
+                "production no longer runs {}: the forced rollback of {ids} took it back to before {ids}; rolling {} back would put {ids}'s reverted fix into production",
+                s.id, s.id
+            ),
+            format!(
+                "ship a new fix instead, or `hotfix rollback {} --force --reason TEXT` (recorded)",
+                s.id
+            ),
+        ));
+    }
     out
 }
 
 /// The incidents merged after `s` whose merge is still live (not rolled
 /// back): what a rollback of `s` would undo with it.
-pub fn shipped_after<'a>(
+fn shipped_after<'a>(
     s: &IncidentState,
     all: impl IntoIterator<Item = &'a IncidentState>,
 ) -> Vec<IncidentId> {
@@ -1071,7 +1095,7 @@ pub fn shipped_after<'a>(
 /// merged: that rollback took production back to before them, so
 /// production no longer runs `s` either, and rolling `s` back would put
 /// their reverted fix back into production.
-pub fn rolled_past<'a>(
+fn rolled_past<'a>(
     s: &IncidentState,
     all: impl IntoIterator<Item = &'a IncidentState>,
 ) -> Vec<IncidentId> {

@@ -315,20 +315,17 @@ pub fn withdrawals(
     reason: &str,
     source: &str,
 ) -> Vec<crate::event::EventKind> {
-    let mut shas: Vec<&str> = s
-        .approvals
-        .iter()
-        .filter(|a| a.by.eq_ignore_ascii_case(who) && a.withdrawn.is_none())
-        .filter(|a| s.head_sha.as_deref() == Some(a.sha.as_str()))
-        .map(|a| a.sha.as_str())
-        .collect();
-    shas.dedup();
-    shas.into_iter()
-        .map(|sha| crate::event::EventKind::ApprovalWithdrawn {
+    // One person has at most one approval that counts (a second is
+    // `AlreadyApproved`): withdrawing it is one event.
+    s.fresh_approvals()
+        .into_iter()
+        .find(|a| a.by.eq_ignore_ascii_case(who))
+        .map(|a| crate::event::EventKind::ApprovalWithdrawn {
             by: who.to_string(),
-            sha: sha.to_string(),
+            sha: a.sha.clone(),
             reason: reason.to_string(),
             source: source.to_string(),
         })
+        .into_iter()
         .collect()
 }

@@ -7,7 +7,7 @@
 
 use jiff::Timestamp;
 
-use crate::admit::{Actor, Rules, admit_all, admit_declared, shipped_after};
+use crate::admit::{Actor, Rules, admit, admit_declared, needs_others};
 use crate::config::Config;
 use crate::event::{Event, EventKind, NewEvent};
 use crate::guards::Refusal;
@@ -54,25 +54,22 @@ impl Ledger<'_> {
         Ok(IncidentState::fold(&self.store.events(id)?)?)
     }
 
-    /// The notifications `kinds` cause, one per notifier.
-    pub fn outbox_for(&self, s: &IncidentState, kinds: &[EventKind], now: Timestamp) -> Outbox {
-        let mut out = vec![];
-        let mut cur = s.clone();
-        for k in kinds {
-            if let Some(m) = message_for(
-                &cur,
-                k,
-                now,
-                &self.cfg.notify.channel,
-                &self.cfg.team.tech_leads,
-            ) {
-                for n in self.notifiers {
-                    out.push((n.clone(), m.clone()));
-                }
-            }
-            cur = cur.with(now, "", k);
+    /// The notifications `kind` causes on `s`, one per notifier.
+    fn messages(&self, s: &IncidentState, kind: &EventKind, now: Timestamp) -> Outbox {
+        match message_for(
+            s,
+            kind,
+            now,
+            &self.cfg.notify.channel,
+            &self.cfg.team.tech_leads,
+        ) {
+            Some(m) => self
+                .notifiers
+                .iter()
+                .map(|n| (n.clone(), m.clone()))
+                .collect(),
+            None => vec![],
         }
-        out
     }
 
     /// Declares an incident after checking the declaration; `extra` adds
@@ -100,7 +97,7 @@ impl Ledger<'_> {
             }]);
             match probe {
                 Ok(p) => {
-                    let mut v = self.outbox_for(&p, std::slice::from_ref(&kind), now);
+                    let mut v = self.messages(&p, &kind, now);
                     v.extend(extra(&p, now));
                     v
                 }
@@ -121,17 +118,24 @@ impl Ledger<'_> {
         kinds: &[EventKind],
         extra: Outbox,
     ) -> Result<u64, AppendError> {
-        let later = if kinds.iter().any(is_rollback) {
-            self.shipped_after(s)?
+        let others = if needs_others(s, kinds) {
+            Some(self.others(s)?)
         } else {
-            vec![]
+            None
         };
         let rules = Rules {
             cfg: self.cfg,
-            shipped_after: &later,
+            others: others.as_deref(),
         };
-        admit_all(s, &rules, actor, now, kinds).map_err(AppendError::Refused)?;
-        let mut outbox = self.outbox_for(s, kinds, now);
+        // One pass: each event is admitted on the state the events before
+        // it leave, and notified from that state.
+        let mut cur = s.clone();
+        let mut outbox = vec![];
+        for k in kinds {
+            admit(&cur, &rules, actor, k).map_err(AppendError::Refused)?;
+            outbox.extend(self.messages(&cur, k, now));
+            cur.push(now, actor.who, k);
+        }
         outbox.extend(extra);
         let events: Vec<NewEvent> = kinds
             .iter()
@@ -169,11 +173,6 @@ impl Ledger<'_> {
         Err(AppendError::KeptChanging(id).into())
     }
 
-    /// The live incidents merged after `s` (what rolling `s` back would undo).
-    pub fn shipped_after(&self, s: &IncidentState) -> Result<Vec<IncidentId>, AppendError> {
-        Ok(shipped_after(s, &self.others(s)?))
-    }
-
     /// Every incident but `s`.
     pub fn others(&self, s: &IncidentState) -> Result<Vec<IncidentState>, AppendError> {
         let mut all = vec![];
@@ -184,11 +183,4 @@ impl Ledger<'_> {
         }
         Ok(all)
     }
-}
-
-fn is_rollback(k: &EventKind) -> bool {
-    matches!(
-        k,
-        EventKind::RollbackStep { .. } | EventKind::RolledBack { .. }
-    )
 }

@@ -174,6 +174,12 @@ impl IncidentState {
     /// admission check of a batch looks at for its next event).
     pub fn with(&self, at: Timestamp, actor: &str, kind: &EventKind) -> IncidentState {
         let mut next = self.clone();
+        next.push(at, actor, kind);
+        next
+    }
+
+    /// Applies one more event in place, numbered after the last.
+    pub fn push(&mut self, at: Timestamp, actor: &str, kind: &EventKind) {
         let e = Event {
             incident: self.id,
             seq: self.version + 1,
@@ -181,10 +187,9 @@ impl IncidentState {
             actor: actor.to_string(),
             kind: kind.clone(),
         };
-        next.apply(&e);
-        next.version = e.seq;
-        next.events.push(e);
-        next
+        self.apply(&e);
+        self.version = e.seq;
+        self.events.push(e);
     }
 
     /// Folds a whole log. Events must be in `seq` order starting at 1.

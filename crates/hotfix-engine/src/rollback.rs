@@ -91,12 +91,12 @@ impl Engine {
                 "rolling production back to {}",
                 short(&previous_main)
             ));
-            if let Err(e) = self.deployer.rollback(
-                &self.deploy_ctx(&s, &previous_main),
-                s.previous_deployment.as_deref(),
-            ) {
-                return Err(self.stalled(id, &plan, format!("production rollback failed: {e}")));
-            }
+            self.deployer
+                .rollback(
+                    &self.deploy_ctx(&s, &previous_main),
+                    s.previous_deployment.as_deref(),
+                )
+                .map_err(|e| self.stalled(id, &plan, format!("production rollback failed: {e}")))?;
             self.failpoint("rollback.deployed");
             self.step(
                 id,
@@ -113,18 +113,18 @@ impl Engine {
             Some(r) => r,
             None => {
                 let msg = crate::text::revert_message(&s, &main, &plan.reason);
-                let r = match self.forge.revert_merge(&main, &merge_sha, &msg) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        return Err(self.stalled(
+                let r = self
+                    .forge
+                    .revert_merge(&main, &merge_sha, &msg)
+                    .map_err(|e| {
+                        self.stalled(
                             id,
                             &plan,
                             format!(
                                 "production is rolled back, but reverting the merge on {main} failed: {e}"
                             ),
-                        ));
-                    }
-                };
+                        )
+                    })?;
                 self.ui
                     .info(&format!("reverted the merge on {main}: {}", short(&r)));
                 self.failpoint("rollback.main_reverted");
@@ -145,25 +145,23 @@ impl Engine {
             let msg = crate::text::revert_message(&s, &develop, &plan.reason);
             // The backport was a git merge pushed by hotfix (not a forge PR):
             // revert it the same way, whatever the forge.
-            let r = match hotfix_providers::forge::merge::revert_on(
+            let r = hotfix_providers::forge::merge::revert_on(
                 &self.git,
                 self.remote(),
                 &develop,
                 b,
                 &msg,
-            ) {
-                Ok(r) => r,
-                Err(e) => {
-                    return Err(self.stalled(
-                        id,
-                        &plan,
-                        format!(
-                            "main is reverted, but reverting the backport on {develop} failed: {e}; revert {} on {develop} by hand (`git revert -m 1`), then run `hotfix rollback {id} --reason TEXT` again",
-                            short(b)
-                        ),
-                    ));
-                }
-            };
+            )
+            .map_err(|e| {
+                self.stalled(
+                    id,
+                    &plan,
+                    format!(
+                        "main is reverted, but reverting the backport on {develop} failed: {e}; revert {} on {develop} by hand (`git revert -m 1`), then run `hotfix rollback {id} --reason TEXT` again",
+                        short(b)
+                    ),
+                )
+            })?;
             self.ui.info(&format!(
                 "reverted the backport on {develop}: {}",
                 short(&r)
@@ -192,27 +190,7 @@ impl Engine {
     /// something else than its deployment.
     fn refuse_not_live(&self, s: &IncidentState) -> Result<()> {
         let others = self.with_ledger(|l| l.others(s))?;
-        let later = hotfix_core::admit::shipped_after(s, &others);
-        let mut refusals = rollback_refusals(s, &later);
-        let past = hotfix_core::admit::rolled_past(s, &others);
-        if !past.is_empty() {
-            let ids: Vec<String> = past.iter().map(|i| i.to_string()).collect();
-            refusals.push(hotfix_core::guards::Refusal {
-                code: "not_live",
-                message: format!(
-                    "production no longer runs {}: the forced rollback of {} took it back to before {}; rolling {} back would put {}'s reverted fix into production",
-                    s.id,
-                    ids.join(", "),
-                    ids.join(", "),
-                    s.id,
-                    ids.join(", ")
-                ),
-                hint: format!(
-                    "ship a new fix instead, or `hotfix rollback {} --force --reason TEXT` (recorded)",
-                    s.id
-                ),
-            });
-        }
+        let mut refusals = rollback_refusals(s, &others);
         if refusals.is_empty()
             && let Some(mine) = deployment_of(s)
             && let Ok(Some(now)) = self.deployer.current_production()

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the right failure
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use hotfix_core::id::IncidentId;
@@ -282,16 +282,25 @@ fn production_waits_for_railway_to_deploy_the_merge_sha() {
     assert_eq!(v["input"]["environmentId"], "prod");
 }
 
-#[test]
-fn production_triggers_the_deploy_if_railway_does_not_start_it() {
+/// Production with auto-deploy off: hotfix has to trigger the deploy.
+fn trigger_needed() -> Model {
     let mut w = production(&["SUCCESS"]);
-    w.auto.clear(); // auto-deploy is off
-    let f = FakeRailway::start(w);
-    let d = RailwayDeployer::new(
+    w.auto.clear();
+    w
+}
+
+/// A deployer that triggers the deploy 30ms into the wait.
+fn fast_trigger(f: &FakeRailway) -> RailwayDeployer {
+    RailwayDeployer::new(
         config(&f.url(), "trigger_after = \"30ms\""),
         RailwayAuth::Bearer(TOKEN.into()),
-    );
-    let out = d.deploy_production(&ctx(SHA)).unwrap();
+    )
+}
+
+#[test]
+fn production_triggers_the_deploy_if_railway_does_not_start_it() {
+    let f = FakeRailway::start(trigger_needed());
+    let out = fast_trigger(&f).deploy_production(&ctx(SHA)).unwrap();
     let ops = f.ops();
     let trig: Vec<_> = ops.iter().filter(|(n, _)| n == "DeployCommit").collect();
     assert_eq!(trig.len(), 1, "triggered once: {ops:?}");
@@ -874,15 +883,22 @@ enum Fault {
     AppliedThen(Reply),
     /// Railway fails before applying it: this reply, nothing changes.
     NotApplied(Reply),
+    /// Railway applies it, then goes down: this reply, and a 503 to every
+    /// request after it.
+    AppliedThenDown(Reply),
 }
 
 /// Puts a flaky front before the fake: the nth request (from 0) of
 /// operation `op` gets `faults[n]`; every other request is answered by the
-/// model as usual.
+/// model as usual (unless Railway went down).
 fn flaky(f: &FakeRailway, op: &'static str, faults: Vec<Fault>) {
     let model = f.model.clone();
     let n = Arc::new(AtomicU32::new(0));
+    let down = Arc::new(AtomicBool::new(false));
     f.server.set_handler(move |r| {
+        if down.load(Ordering::Relaxed) {
+            return Reply::text(503, "down");
+        }
         if r.json()["operationName"] != op {
             return handle(&model, r);
         }
@@ -892,10 +908,27 @@ fn flaky(f: &FakeRailway, op: &'static str, faults: Vec<Fault>) {
                 let _ = handle(&model, r);
                 reply.clone()
             }
+            Some(Fault::AppliedThenDown(reply)) => {
+                let _ = handle(&model, r);
+                down.store(true, Ordering::Relaxed);
+                reply.clone()
+            }
             Some(Fault::NotApplied(reply)) => reply.clone(),
             None => handle(&model, r),
         }
     });
+}
+
+/// Asserts that `op` was sent exactly twice, and that hotfix looked at the
+/// deployments between the two sends.
+fn assert_sent_again_only_after_a_check(f: &FakeRailway, op: &str) {
+    let names = f.op_names();
+    let at: Vec<usize> = (0..names.len()).filter(|&i| names[i] == op).collect();
+    assert_eq!(at.len(), 2, "sent once more, not more: {names:?}");
+    assert!(
+        names[at[0] + 1..at[1]].contains(&"ServiceDeployments".to_string()),
+        "verified before sending again: {names:?}"
+    );
 }
 
 /// How many requests of operation `op` the fake received.
@@ -911,20 +944,6 @@ fn deployments_of(f: &FakeRailway, commit: &str) -> Vec<String> {
         .filter(|d| d.env == "prod" && d.commit == commit)
         .map(|d| d.id.clone())
         .collect()
-}
-
-/// Production with auto-deploy off: hotfix has to trigger the deploy.
-fn trigger_needed() -> Model {
-    let mut w = production(&["SUCCESS"]);
-    w.auto.clear();
-    w
-}
-
-fn fast_trigger(f: &FakeRailway) -> RailwayDeployer {
-    RailwayDeployer::new(
-        config(&f.url(), "trigger_after = \"30ms\""),
-        RailwayAuth::Bearer(TOKEN.into()),
-    )
 }
 
 /// The answers that leave hotfix not knowing whether Railway applied a
@@ -995,15 +1014,7 @@ fn a_mutation_that_failed_without_being_applied_is_verified_then_sent_once_more(
         vec![Fault::NotApplied(Reply::text(503, "unavailable"))],
     );
     let out = fast_trigger(&f).deploy_production(&ctx(SHA)).unwrap();
-    let names = f.op_names();
-    let at: Vec<usize> = (0..names.len())
-        .filter(|&i| names[i] == "DeployCommit")
-        .collect();
-    assert_eq!(at.len(), 2, "sent once more, not more: {names:?}");
-    assert!(
-        names[at[0] + 1..at[1]].contains(&"ServiceDeployments".to_string()),
-        "verified before sending again: {names:?}"
-    );
+    assert_sent_again_only_after_a_check(&f, "DeployCommit");
     assert_eq!(deployments_of(&f, SHA), ["dep-new-1"]);
     assert_eq!(out.id.as_deref(), Some("dep-new-1"));
 
@@ -1011,12 +1022,7 @@ fn a_mutation_that_failed_without_being_applied_is_verified_then_sent_once_more(
     let f = FakeRailway::start(after_a_bad_deploy(true));
     flaky(&f, "Rollback", vec![Fault::NotApplied(Reply::hang_up())]);
     deployer(&f).rollback(&ctx(OLD), Some("d-old")).unwrap();
-    let names = f.op_names();
-    let at: Vec<usize> = (0..names.len())
-        .filter(|&i| names[i] == "Rollback")
-        .collect();
-    assert_eq!(at.len(), 2, "{names:?}");
-    assert!(names[at[0] + 1..at[1]].contains(&"ServiceDeployments".to_string()));
+    assert_sent_again_only_after_a_check(&f, "Rollback");
     assert_eq!(deployments_of(&f, OLD), ["d-old", "dep-new-1"]);
 
     // Not applied twice: a clear error, no third send.
@@ -1082,21 +1088,13 @@ fn when_railway_cannot_say_whether_a_mutation_was_applied_the_error_says_what_to
         ("Rollback", after_a_bad_deploy(true)),
     ] {
         let f = FakeRailway::start(model);
-        let m = f.model.clone();
-        let down = Arc::new(AtomicU32::new(0));
         // The mutation is applied, then Railway goes down: its answer and
         // every later request fail.
-        f.server.set_handler(move |r| {
-            if down.load(Ordering::Relaxed) > 0 {
-                return Reply::text(503, "down");
-            }
-            if r.json()["operationName"] == op {
-                down.store(1, Ordering::Relaxed);
-                let _ = handle(&m, r);
-                return Reply::text(502, "bad gateway");
-            }
-            handle(&m, r)
-        });
+        flaky(
+            &f,
+            op,
+            vec![Fault::AppliedThenDown(Reply::text(502, "bad gateway"))],
+        );
         let e = if op == "DeployCommit" {
             fast_trigger(&f).deploy_production(&ctx(SHA)).unwrap_err()
         } else {

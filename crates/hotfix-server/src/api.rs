@@ -258,8 +258,17 @@ async fn approve(
     caller: Caller,
     IncidentPath(id): IncidentPath,
 ) -> Result<Json<Value>, ApiError> {
+    recorded_after(&st, move |st| ops::approve(st, &caller, Door::Api, id)).await
+}
+
+/// Runs `step` off the async threads and answers with the incident in full
+/// and whether the step recorded anything (`recorded: false`: nothing to do).
+async fn recorded_after<F>(st: &AppState, step: F) -> Result<Json<Value>, ApiError>
+where
+    F: FnOnce(&AppState) -> Result<(IncidentState, bool), ApiError> + Send + 'static,
+{
     st.blocking(move |st| {
-        let (s, recorded) = ops::approve(st, &caller, Door::Api, id)?;
+        let (s, recorded) = step(st)?;
         let mut v = ops::detail(st, &s, st.clock.now());
         v["recorded"] = json!(recorded);
         Ok(Json(v))
@@ -287,11 +296,8 @@ async fn withdraw(
             "a withdrawal needs a reason",
         ));
     }
-    st.blocking(move |st| {
-        let (s, recorded) = ops::withdraw(st, &caller, Door::Api, id, &reason)?;
-        let mut v = ops::detail(st, &s, st.clock.now());
-        v["recorded"] = json!(recorded);
-        Ok(Json(v))
+    recorded_after(&st, move |st| {
+        ops::withdraw(st, &caller, Door::Api, id, &reason)
     })
     .await
 }

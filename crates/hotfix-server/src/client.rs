@@ -268,16 +268,12 @@ impl RemoteStore {
             .filter(|h| !h.trim().is_empty())
             .map(|h| format!("\n  hint: {h}"))
             .unwrap_or_default();
+        let refused = || StoreError::Backend(format!("server refused: {}{hint}", e.message));
         match r.status {
             409 if e.code == crate::error::NAME_IN_USE => {
-                name_in_use(&e.message).unwrap_or_else(|| {
-                    StoreError::Backend(format!("server refused: {}{hint}", e.message))
-                })
+                name_in_use(&e.message).unwrap_or_else(refused)
             }
-            404 if e.code == "not_found" => match incident {
-                Some(id) => StoreError::NotFound(id),
-                None => StoreError::Backend(format!("server refused: {}{hint}", e.message)),
-            },
+            404 if e.code == "not_found" => incident.map_or_else(refused, StoreError::NotFound),
             // Not our error body: something else answers at that address.
             404 | 405 => StoreError::Backend(format!(
                 "{} does not serve the hotfix API ({}): check {SERVER_ENV} or [server] url",
@@ -299,7 +295,7 @@ impl RemoteStore {
                 self.shown_base(),
                 e.message
             )),
-            _ => StoreError::Backend(format!("server refused: {}{hint}", e.message)),
+            _ => refused(),
         }
     }
 
@@ -389,12 +385,10 @@ impl Store for RemoteStore {
             &path,
             &json!({ "expected_version": expected_version, "events": kinds }),
         )?;
-        if r.status == 409 && r.error().code == crate::error::NAME_IN_USE {
-            // An `attempt_started` whose name another open incident holds:
-            // the version did not move, and re-reading would not help.
-            return Err(self.refusal(&r, Some(incident)));
-        }
-        if r.status == 409 {
+        // A 409 `name_in_use` (an `attempt_started` whose name another open
+        // incident holds) is refused as it came: the version did not move,
+        // and re-reading would not help.
+        if r.status == 409 && r.error().code != crate::error::NAME_IN_USE {
             // The same answer covers "the version moved" (re-read and decide
             // again) and "your decision is stale" with an unchanged version
             // (an approval of a head that is no longer the head): only the

@@ -58,11 +58,6 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
-    /// A guard of the workflow said no (422, with its code and hint).
-    pub fn refusal(r: &Refusal) -> ApiError {
-        Self::unprocessable(r.code, r.message.clone()).with_hint(r.hint.clone())
-    }
-
     /// The rulebook said no: 403 when it is about who acts (an approval by
     /// the author, a role, a server-only event), 422 about the incident's
     /// state; the code of the first reason, every message, as the CLI

@@ -84,16 +84,6 @@ pub fn with_ledger<T>(st: &AppState, f: impl FnOnce(&Ledger<'_>) -> T) -> T {
     })
 }
 
-/// The notifications these events cause, one per notifier of this server.
-pub fn outbox_for(
-    st: &AppState,
-    s: &IncidentState,
-    kinds: &[EventKind],
-    now: Timestamp,
-) -> Vec<(String, Message)> {
-    with_ledger(st, |l| l.outbox_for(s, kinds, now))
-}
-
 /// A message to every notifier that is not tied to an event kind (a page
 /// to the on-call person, a post-mortem reminder).
 pub fn custom_message(
@@ -220,8 +210,7 @@ pub fn append_with(
     id: IncidentId,
     decide: &mut Decide<'_>,
 ) -> Result<IncidentState, ApiError> {
-    // A missing incident is a 404, not a store failure.
-    load(st, id)?;
+    // A missing incident is the store's NotFound, which answers 404.
     let clock = st.clock;
     with_ledger(st, |l| {
         l.append_fresh::<ApiError>(id, actor, &|| clock.now(), decide)

@@ -375,21 +375,24 @@ fn one_open_incident_per_name_however_many_declare_it_at_once() {
 
     // Remote mode: the engine sees the store error it sees locally.
     let remote = hotfix_server::client::RemoteStore::new(&t.base, Some(&dev)).unwrap();
-    let declared = hotfix_core::event::NewEvent {
+    let event = |kind| hotfix_core::event::NewEvent {
         at: jiff::Timestamp::now(),
         actor: DEV.into(),
-        kind: hotfix_core::event::EventKind::Declared {
-            name: "pdf-crash".into(),
-            title: "PDF crash".into(),
+        kind,
+    };
+    let declared = |name: &str, title: &str| {
+        event(hotfix_core::event::EventKind::Declared {
+            name: name.into(),
+            title: title.into(),
             severity: hotfix_core::severity::Severity::Critical,
             customer_facing: false,
             security: false,
-            branch: "hotfix/pdf-crash".into(),
+            branch: format!("hotfix/{name}"),
             base_sha: String::new(),
-        },
+        })
     };
     use hotfix_core::provider::{Store, StoreError};
-    match remote.declare(&declared, &|_| vec![]) {
+    match remote.declare(&declared("pdf-crash", "PDF crash"), &|_| vec![]) {
         Err(StoreError::NameInUse { name, incident }) => {
             assert_eq!(
                 (name.as_str(), incident.to_string()),
@@ -399,34 +402,17 @@ fn one_open_incident_per_name_however_many_declare_it_at_once() {
         other => panic!("{other:?}"),
     }
     let other = remote
-        .declare(
-            &hotfix_core::event::NewEvent {
-                kind: hotfix_core::event::EventKind::Declared {
-                    name: "login-loop".into(),
-                    title: "Login loop".into(),
-                    severity: hotfix_core::severity::Severity::Critical,
-                    customer_facing: false,
-                    security: false,
-                    branch: "hotfix/login-loop".into(),
-                    base_sha: String::new(),
-                },
-                ..declared.clone()
-            },
-            &|_| vec![],
-        )
+        .declare(&declared("login-loop", "Login loop"), &|_| vec![])
         .unwrap();
     // A new attempt under a held name is refused the same way, not as a
     // compare-and-set conflict (the version did not move).
-    let attempt = hotfix_core::event::NewEvent {
-        kind: hotfix_core::event::EventKind::AttemptStarted {
-            attempt: 1,
-            name: "pdf-crash".into(),
-            branch: "hotfix/pdf-crash".into(),
-            base_sha: "a".repeat(40),
-            severity: hotfix_core::severity::Severity::Critical,
-        },
-        ..declared
-    };
+    let attempt = event(hotfix_core::event::EventKind::AttemptStarted {
+        attempt: 1,
+        name: "pdf-crash".into(),
+        branch: "hotfix/pdf-crash".into(),
+        base_sha: "a".repeat(40),
+        severity: hotfix_core::severity::Severity::Critical,
+    });
     match remote.append(other, 1, &[attempt], &[]) {
         Err(StoreError::NameInUse { name, incident }) => {
             assert_eq!((name.as_str(), incident.to_string()), ("pdf-crash", holder));

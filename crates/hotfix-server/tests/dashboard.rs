@@ -99,56 +99,9 @@ fn close(t: &TestServer, lead: &str, id: &str) -> Resp {
     )
 }
 
-fn declare(t: &TestServer, token: &str, body: Value) -> String {
-    let r = post_json(&t.url("/api/v1/incidents"), Some(token), &body);
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.json()["incident"]["id"].as_str().unwrap().to_string()
-}
-
-fn append(t: &TestServer, token: &str, id: &str, events: Value) -> Resp {
-    post_json(
-        &t.url(&format!("/api/v1/incidents/{id}/events")),
-        Some(token),
-        &json!({ "events": events }),
-    )
-}
-
+/// The fix's head in these tests.
 fn head() -> String {
-    "b".repeat(40)
-}
-
-/// Declared by the developer, pushed, PR open, preview passed: waiting for approval.
-fn pushed(t: &TestServer, dev: &str, name: &str, severity: &str) -> String {
-    let id = declare(
-        t,
-        dev,
-        json!({"name": name, "severity": severity, "base_sha": "a".repeat(40)}),
-    );
-    let r = append(
-        t,
-        dev,
-        &id,
-        json!([
-            {"type": "pushed", "sha": head(), "commits": [{"sha": head(), "author_email": DEV, "committer_email": DEV, "subject": "fix"}], "diff": {"files": ["a.rs"], "lines_added": 3, "lines_removed": 1}},
-            {"type": "pr_opened", "number": 7, "url": "https://github.com/acme/app/pull/7"},
-            {"type": "preview_deployed", "sha": head(), "url": "http://127.0.0.1:1/"},
-            {"type": "smoke_passed", "sha": head(), "checks": []}
-        ]),
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
-    id
-}
-
-fn events_of(t: &TestServer, token: &str, id: &str) -> Vec<Value> {
-    get(
-        &t.url(&format!("/api/v1/incidents/{id}/events")),
-        Some(token),
-        &[],
-    )
-    .json()["events"]
-        .as_array()
-        .unwrap()
-        .clone()
+    sha('b')
 }
 
 /// Records merge, deploy, health, backport and post-mortem, and ticks `done`
@@ -156,12 +109,7 @@ fn events_of(t: &TestServer, token: &str, id: &str) -> Vec<Value> {
 fn deploy_backport_and_tick(t: &TestServer, dev: &str, id: &str, done: &[&str]) {
     // The approvals the policy asks for (the rulebook refuses a merge without them).
     for (who, role) in [(LEAD2, ApiRole::TechLead), (REVIEWER, ApiRole::Developer)] {
-        let token = t.token(who, role);
-        let r = post_json(
-            &t.url(&format!("/api/v1/incidents/{id}/approve")),
-            Some(&token),
-            &json!({}),
-        );
+        let r = approve(t, &t.token(who, role), id);
         assert_eq!(r.status, 200, "{}", r.text);
     }
     let r = append(
@@ -177,6 +125,11 @@ fn deploy_backport_and_tick(t: &TestServer, dev: &str, id: &str, done: &[&str]) 
         ]),
     );
     assert_eq!(r.status, 200, "{}", r.text);
+    tick(t, dev, id, done);
+}
+
+/// Ticks `done` on the checklist (through the API).
+fn tick(t: &TestServer, dev: &str, id: &str, done: &[&str]) {
     let r = post_json(
         &t.url(&format!("/api/v1/incidents/{id}/checklist")),
         Some(dev),
@@ -588,16 +541,8 @@ fn ticking_noting_and_closing_through_the_forms() {
     assert!(!closed.text.contains(r#"id="close""#));
 }
 
-/// Everything but closing.
+/// Everything but closing (`status_page` left open).
 fn ship_and_close_prep(t: &TestServer, dev: &str, id: &str) {
-    let lead = t.token(LEAD2, ApiRole::TechLead);
-    let r = post(
-        &t.url(&format!("/api/v1/incidents/{id}/approve")),
-        Some(&lead),
-        &[],
-        b"",
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
     deploy_backport_and_tick(
         t,
         dev,
@@ -726,12 +671,7 @@ fn the_status_page_shows_component_states_and_hides_security_incidents() {
         422,
         "status_page is still open for a customer-facing incident"
     );
-    let r = post_json(
-        &t.url(&format!("/api/v1/incidents/{past}/checklist")),
-        Some(&dev),
-        &json!({"done": ["status_page"]}),
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
+    tick(&t, &dev, &past, &["status_page"]);
     assert_eq!(close(&t, &lead, &past).status, 200);
 
     let html = get(&t.url("/status"), None, &[]);

@@ -49,22 +49,22 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn sha(c: char) -> String {
-    c.to_string().repeat(40)
-}
-
 /// `X-Hub-Signature-256` of `body` under `secret`.
 fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", sign_hmac_sha256_hex(secret.as_bytes(), body))
+}
+
+/// `POST /api/v1/webhooks/github` with exactly these headers and bytes.
+fn webhook(t: &TestServer, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    post(&t.url("/api/v1/webhooks/github"), None, headers, body)
 }
 
 /// Sends a delivery signed with the test secret.
 fn deliver(t: &TestServer, event: &str, delivery: &str, body: &Value) -> Resp {
     let body = body.to_string();
     let sig = signature(GITHUB_SECRET, body.as_bytes());
-    post(
-        &t.url("/api/v1/webhooks/github"),
-        None,
+    webhook(
+        t,
         &[
             ("Content-Type", "application/json"),
             ("X-GitHub-Event", event),
@@ -124,30 +124,63 @@ fn incident(t: &TestServer, id: &str) -> Value {
     r.json()
 }
 
+fn phase(t: &TestServer, id: &str) -> Value {
+    incident(t, id)["incident"]["phase"].clone()
+}
+
+/// What the incident says to do next.
+fn next(d: &Value) -> &str {
+    d["incident"]["next"].as_str().unwrap()
+}
+
+fn approvals(d: &Value) -> &Vec<Value> {
+    d["approvals"].as_array().unwrap()
+}
+
+/// Declared by `author` (`pdf-crash`, on `a…a`), pushed at `b…b` in one
+/// commit by `author`, `more` recorded after the push, and the preview of
+/// `b…b` smoke-passed.
+fn pushed_and_previewed(t: &TestServer, author: &str, more: Vec<Value>) -> String {
+    let tok = t.token(author, ApiRole::Developer);
+    let id = declare(
+        t,
+        &tok,
+        json!({"name": "pdf-crash", "severity": "critical", "base_sha": sha('a')}),
+    );
+    let mut events = vec![
+        json!({"type": "pushed", "sha": sha('b'), "commits": [{"sha": sha('b'), "author_email": author, "committer_email": author, "subject": "fix"}], "diff": {"files": ["a.rs"], "lines_added": 3, "lines_removed": 1}}),
+    ];
+    events.extend(more);
+    events.extend(preview_events());
+    let r = append(t, &tok, &id, Value::Array(events));
+    assert_eq!(r.status, 200, "{}", r.text);
+    id
+}
+
 /// Declared by `author`, pushed at `b…b` (authored by `author`), PR #2
 /// open, preview smoke-passed: it waits for the tech lead's approval.
 fn awaiting_approval(t: &TestServer, author: &str) -> String {
-    let tok = t.token(author, ApiRole::Developer);
-    let r = post_json(
-        &t.url("/api/v1/incidents"),
-        Some(&tok),
-        &json!({"name": "pdf-crash", "severity": "critical", "base_sha": sha('a')}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    let id = r.json()["incident"]["id"].as_str().unwrap().to_string();
-    let push = json!({"events": [
-        {"type": "pushed", "sha": sha('b'), "commits": [{"sha": sha('b'), "author_email": author, "committer_email": author, "subject": "fix"}], "diff": {"files": ["a.rs"], "lines_added": 3, "lines_removed": 1}},
-        {"type": "pr_opened", "number": 2, "url": format!("https://github.com/{REPO}/pull/2")},
-        {"type": "preview_deployed", "sha": sha('b'), "url": "http://127.0.0.1:1/"},
-        {"type": "smoke_passed", "sha": sha('b'), "checks": []}
-    ]});
-    let r = post_json(
-        &t.url(&format!("/api/v1/incidents/{id}/events")),
-        Some(&tok),
-        &push,
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(incident(t, &id)["incident"]["phase"], "awaiting_approval");
+    let pr = json!({"type": "pr_opened", "number": 2, "url": format!("https://github.com/{REPO}/pull/2")});
+    let id = pushed_and_previewed(t, author, vec![pr]);
+    assert_eq!(phase(t, &id), "awaiting_approval");
+    id
+}
+
+/// Delivers the review by `login` of `b…b` (see [`review`]); the outcome.
+fn deliver_review(t: &TestServer, delivery: &str, login: &str, state: &str) -> String {
+    deliver_and_process(
+        t,
+        "pull_request_review",
+        delivery,
+        &review(login, state, &sha('b')),
+    )
+}
+
+/// [`awaiting_approval`] by DEV, and the tech lead approved `b…b` on GitHub.
+fn approved_on_github(t: &TestServer) -> String {
+    let id = awaiting_approval(t, DEV);
+    let out = deliver_review(t, "a-1", "lead-gh", "approved");
+    assert!(out.starts_with("approved HF-1"), "{out}");
     id
 }
 
@@ -209,6 +242,25 @@ fn merged_pr(merge: &str, head: &str, by: &str) -> Value {
     v
 }
 
+/// The PR of `v` from the fork `mallory/Hello-World` (a branch of the same name).
+fn from_fork(mut v: Value) -> Value {
+    v["pull_request"]["head"]["repo"]["full_name"] = json!("mallory/Hello-World");
+    v
+}
+
+/// The PR of `v` numbered `n`.
+fn numbered(mut v: Value, n: u64) -> Value {
+    v["pull_request"]["number"] = json!(n);
+    v
+}
+
+/// GitHub's `deployment_status` sample, about the deployment of `commit`.
+fn deployment_of(commit: &str) -> Value {
+    let mut v = fixture("deployment_status.json");
+    v["deployment"]["sha"] = json!(commit);
+    v
+}
+
 /// GitHub's `push` sample (a tag deletion), as a push of `after` to our branch.
 fn push(after: &str) -> Value {
     push_from(&sha('b'), after)
@@ -232,11 +284,52 @@ fn settled_posts(t: &TestServer) -> Vec<Value> {
     t.delivered()
 }
 
+/// Waits until a notification of `step` was delivered (mentioning `who`, when given).
+fn wait_for_post(t: &TestServer, step: &str, who: Option<&str>) {
+    t.wait_for(&format!("the {step} notification"), || {
+        t.delivered().iter().any(|m| {
+            m["step"] == step
+                && who.is_none_or(|w| m["mentions"].as_array().unwrap().contains(&json!(w)))
+        })
+    });
+}
+
 fn version(t: &TestServer, id: &str) -> u64 {
     incident(t, id)["incident"]["version"].as_u64().unwrap()
 }
 
-fn events_of(d: &Value, kind: &str) -> Vec<Value> {
+/// The incident's version and the number of posts, once the outbox is
+/// drained: [`assert_unchanged`] shows that nothing happened since.
+fn mark(t: &TestServer, id: &str) -> (u64, usize) {
+    (version(t, id), settled_posts(t).len())
+}
+
+/// Nothing was recorded on `id` and nothing posted since `mark`.
+fn assert_unchanged(t: &TestServer, id: &str, mark: (u64, usize)) {
+    let d = incident(t, id);
+    assert_eq!(d["incident"]["version"], mark.0, "nothing recorded: {d}");
+    assert_eq!(settled_posts(t).len(), mark.1, "nothing posted");
+}
+
+/// The head of `id` moved to `head` on GitHub: recorded once, by the
+/// webhook, announced, and the tech lead's approval of the old head no
+/// longer counts.
+fn assert_moved_and_stale(t: &TestServer, id: &str, head: &str) {
+    let d = incident(t, id);
+    assert_eq!(d["state"]["head_sha"], head);
+    assert_eq!(d["incident"]["phase"], "in_review");
+    assert_eq!(d["missing_approvals"], json!(["1 tech lead approval"]));
+    assert_eq!(d["approvals"][0]["fresh"], false);
+    let moved = of_kind(&d, "head_moved");
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0]["sha"], head);
+    assert_eq!(moved[0]["source"], "github");
+    assert_eq!(moved[0]["actor"], "github");
+    wait_for_post(t, "head_moved", None);
+}
+
+/// The events of `kind` in the incident `d`.
+fn of_kind(d: &Value, kind: &str) -> Vec<Value> {
     d["events"]
         .as_array()
         .unwrap()
@@ -254,7 +347,6 @@ fn unsigned_and_badly_signed_deliveries_are_refused_and_nothing_is_stored() {
     let t = server(Backend::Sqlite);
     let _id = awaiting_approval(&t, DEV);
     let body = review("lead-gh", "approved", &sha('b')).to_string();
-    let url = t.url("/api/v1/webhooks/github");
     let good = signature(GITHUB_SECRET, body.as_bytes());
     let wrong_secret = signature("not the secret", body.as_bytes());
     let cases: Vec<Case> = vec![
@@ -275,14 +367,17 @@ fn unsigned_and_badly_signed_deliveries_are_refused_and_nothing_is_stored() {
             body.replace("approved", "APPROVED").into_bytes(),
         ),
     ];
-    for (what, extra, bytes) in cases {
+    let send = |extra: Vec<(&str, &str)>, bytes: &[u8]| {
         let mut headers = vec![
             ("Content-Type", "application/json"),
             ("X-GitHub-Event", "pull_request_review"),
             ("X-GitHub-Delivery", "d-1"),
         ];
         headers.extend(extra);
-        let r = post(&url, None, &headers, &bytes);
+        webhook(&t, &headers, bytes)
+    };
+    for (what, extra, bytes) in cases {
+        let r = send(extra, &bytes);
         assert_eq!(r.status, 401, "{what}: {}", r.text);
         assert_eq!(r.json()["error"]["code"], "unauthorized", "{what}");
         assert!(
@@ -292,25 +387,14 @@ fn unsigned_and_badly_signed_deliveries_are_refused_and_nothing_is_stored() {
         );
     }
     assert!(inbox(&t).is_empty(), "nothing was stored");
-    let d = incident(&t, "HF-1");
-    assert!(d["approvals"].as_array().unwrap().is_empty());
+    assert!(approvals(&incident(&t, "HF-1")).is_empty());
     let metrics = get(&t.url("/metrics"), None, &[]).text;
     assert!(
         metrics.contains(r#"hotfix_rejected_total{source="github",reason="bad_signature"} 4"#),
         "{metrics}"
     );
     // The same body, signed properly, goes through.
-    let r = post(
-        &url,
-        None,
-        &[
-            ("Content-Type", "application/json"),
-            ("X-GitHub-Event", "pull_request_review"),
-            ("X-GitHub-Delivery", "d-1"),
-            ("X-Hub-Signature-256", &good),
-        ],
-        body.as_bytes(),
-    );
+    let r = send(vec![("X-Hub-Signature-256", &good)], body.as_bytes());
     assert_eq!(r.status, 202, "{}", r.text);
 }
 
@@ -366,9 +450,8 @@ fn ping_is_answered_and_events_hotfix_does_not_use_are_not_stored() {
     // Signed but not JSON, or no event name: a clear 400.
     let body = b"payload=%7B%7D";
     let sig = signature(GITHUB_SECRET, body);
-    let r = post(
-        &t.url("/api/v1/webhooks/github"),
-        None,
+    let r = webhook(
+        &t,
         &[
             ("Content-Type", "application/x-www-form-urlencoded"),
             ("X-GitHub-Event", "push"),
@@ -380,19 +463,13 @@ fn ping_is_answered_and_events_hotfix_does_not_use_are_not_stored() {
     assert!(r.text.contains("application/json"), "{}", r.text);
     let body = b"{not json";
     let sig = signature(GITHUB_SECRET, body);
-    let r = post(
-        &t.url("/api/v1/webhooks/github"),
-        None,
+    let r = webhook(
+        &t,
         &[("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &sig)],
         body,
     );
     assert_eq!(r.status, 400, "{}", r.text);
-    let r = post(
-        &t.url("/api/v1/webhooks/github"),
-        None,
-        &[("X-Hub-Signature-256", &sig)],
-        body,
-    );
+    let r = webhook(&t, &[("X-Hub-Signature-256", &sig)], body);
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(inbox(&t).is_empty(), "nothing was stored");
 }
@@ -404,12 +481,7 @@ fn approvals_pushes_merges_and_deployments(backend: Backend) {
     let id = awaiting_approval(&t, DEV);
 
     // A comment is not an approval.
-    let out = deliver_and_process(
-        &t,
-        "pull_request_review",
-        "r-0",
-        &review("lead-gh", "commented", &sha('b')),
-    );
+    let out = deliver_review(&t, "r-0", "lead-gh", "commented");
     assert!(out.starts_with("ignored:"), "{out}");
 
     // The tech lead approves the head on GitHub (login case differs).
@@ -418,13 +490,13 @@ fn approvals_pushes_merges_and_deployments(backend: Backend) {
     assert!(out.starts_with("approved HF-1"), "{out}");
     let d = incident(&t, &id);
     assert_eq!(d["incident"]["phase"], "ready_to_ship", "{d}");
-    let approvals = d["approvals"].as_array().unwrap();
-    assert_eq!(approvals.len(), 1);
-    assert_eq!(approvals[0]["by"], LEAD);
-    assert_eq!(approvals[0]["role"], "tech_lead");
-    assert_eq!(approvals[0]["source"], "github");
-    assert_eq!(approvals[0]["sha"], sha('b'));
-    assert_eq!(events_of(&d, "approved")[0]["actor"], LEAD);
+    let given = approvals(&d);
+    assert_eq!(given.len(), 1);
+    assert_eq!(given[0]["by"], LEAD);
+    assert_eq!(given[0]["role"], "tech_lead");
+    assert_eq!(given[0]["source"], "github");
+    assert_eq!(given[0]["sha"], sha('b'));
+    assert_eq!(of_kind(&d, "approved")[0]["actor"], LEAD);
 
     // GitHub redelivers the same delivery: stored once, processed once.
     let r = deliver(&t, "pull_request_review", "r-1", &approve);
@@ -434,38 +506,21 @@ fn approvals_pushes_merges_and_deployments(backend: Backend) {
     // The same review under another delivery id records nothing either.
     let out = deliver_and_process(&t, "pull_request_review", "r-1b", &approve);
     assert!(out.contains("already approved"), "{out}");
-    assert_eq!(incident(&t, &id)["approvals"].as_array().unwrap().len(), 1);
+    assert_eq!(approvals(&incident(&t, &id)).len(), 1);
 
     // hotfix's own push echoed back (the head it recorded): nothing.
     let out = deliver_and_process(&t, "push", "p-0", &push(&sha('b')));
     assert!(out.starts_with("ignored:"), "{out}");
-    assert_eq!(incident(&t, &id)["incident"]["phase"], "ready_to_ship");
+    assert_eq!(phase(&t, &id), "ready_to_ship");
 
     // Someone pushes to the branch on GitHub: the approval is stale.
     let out = deliver_and_process(&t, "push", "p-1", &push(&sha('c')));
     assert!(out.contains("approvals are stale"), "{out}");
-    let d = incident(&t, &id);
-    assert_eq!(d["state"]["head_sha"], sha('c'));
-    assert_ne!(d["incident"]["phase"], "ready_to_ship");
-    assert_eq!(d["incident"]["phase"], "in_review");
-    assert_eq!(d["missing_approvals"], json!(["1 tech lead approval"]));
-    assert_eq!(d["approvals"][0]["fresh"], false);
-    let moved = events_of(&d, "head_moved");
-    assert_eq!(moved.len(), 1);
-    assert_eq!(moved[0]["source"], "github");
-    assert_eq!(moved[0]["actor"], "github");
-    t.wait_for("the head_moved notification", || {
-        t.delivered().iter().any(|m| m["step"] == "head_moved")
-    });
+    assert_moved_and_stale(&t, &id, &sha('c'));
     // An approval of the old head now is stale: nothing recorded.
-    let out = deliver_and_process(
-        &t,
-        "pull_request_review",
-        "r-2",
-        &review("lead2-gh", "approved", &sha('b')),
-    );
+    let out = deliver_review(&t, "r-2", "lead2-gh", "approved");
     assert!(out.contains("stale review"), "{out}");
-    assert_eq!(incident(&t, &id)["approvals"].as_array().unwrap().len(), 1);
+    assert_eq!(approvals(&incident(&t, &id)).len(), 1);
 
     // The PR is merged on GitHub (its approval stale: past the guards).
     let merged = merged_pr(&sha('d'), &sha('c'), "Codertocat");
@@ -477,22 +532,21 @@ fn approvals_pushes_merges_and_deployments(backend: Backend) {
     let out = deliver_and_process(&t, "pull_request", "m-1-again", &merged);
     assert!(out.starts_with("ignored:"), "{out}");
     let d = incident(&t, &id);
-    let m = events_of(&d, "merged");
+    let m = of_kind(&d, "merged");
     assert_eq!(m.len(), 1, "{m:?}");
     assert_eq!(m[0]["merge_sha"], sha('d'));
     assert_eq!(m[0]["head_sha"], sha('c'));
     assert_eq!(m[0]["source"], "github");
     assert_eq!(d["state"]["merge_sha"], sha('d'));
-    assert!(events_of(&d, "external_update").is_empty(), "{d}");
+    assert!(of_kind(&d, "external_update").is_empty(), "{d}");
 
     // A deployment of the head reports success.
-    let mut dep = fixture("deployment_status.json");
-    dep["deployment"]["sha"] = json!(sha('c'));
+    let mut dep = deployment_of(&sha('c'));
     dep["deployment_status"]["target_url"] = json!("https://pdf-crash.up.railway.app");
     let out = deliver_and_process(&t, "deployment_status", "dep-1", &dep);
     assert!(out.starts_with("recorded on HF-1"), "{out}");
     let d = incident(&t, &id);
-    let ext = events_of(&d, "external_update");
+    let ext = of_kind(&d, "external_update");
     assert_eq!(ext.len(), 1);
     assert_eq!(ext[0]["what"], "deployment success");
     assert_eq!(
@@ -500,11 +554,9 @@ fn approvals_pushes_merges_and_deployments(backend: Backend) {
         "production https://pdf-crash.up.railway.app"
     );
     // A deployment of a commit no incident has: ignored.
-    let mut other = fixture("deployment_status.json");
-    other["deployment"]["sha"] = json!(sha('e'));
-    let out = deliver_and_process(&t, "deployment_status", "dep-2", &other);
+    let out = deliver_and_process(&t, "deployment_status", "dep-2", &deployment_of(&sha('e')));
     assert!(out.starts_with("ignored: no incident"), "{out}");
-    assert_eq!(events_of(&incident(&t, &id), "external_update").len(), 1);
+    assert_eq!(of_kind(&incident(&t, &id), "external_update").len(), 1);
 }
 
 #[test]
@@ -526,59 +578,35 @@ fn nobody_approves_their_own_hotfix_on_github_either() {
     let t = server(Backend::Sqlite);
     // A tech lead wrote this one.
     let id = awaiting_approval(&t, LEAD2);
-    let out = deliver_and_process(
-        &t,
-        "pull_request_review",
-        "own",
-        &review("lead2-gh", "approved", &sha('b')),
-    );
+    let out = deliver_review(&t, "own", "lead2-gh", "approved");
     assert!(out.starts_with("refused:"), "{out}");
     assert!(out.contains("nobody approves their own hotfix"), "{out}");
     // The developer is mapped but not an approver.
-    let out = deliver_and_process(
-        &t,
-        "pull_request_review",
-        "dev",
-        &review("Codertocat", "approved", &sha('b')),
-    );
+    let out = deliver_review(&t, "dev", "Codertocat", "approved");
     assert!(out.starts_with("refused:"), "{out}");
     // Somebody GitHub knows but hotfix.toml does not.
-    let out = deliver_and_process(
-        &t,
-        "pull_request_review",
-        "stranger",
-        &review("octocat", "approved", &sha('b')),
-    );
+    let out = deliver_review(&t, "stranger", "octocat", "approved");
     assert_eq!(
         out,
         "ignored: login octocat is not mapped in [forge.logins]"
     );
     let d = incident(&t, &id);
-    assert!(d["approvals"].as_array().unwrap().is_empty(), "{d}");
+    assert!(approvals(&d).is_empty(), "{d}");
     assert_eq!(d["incident"]["phase"], "awaiting_approval");
     // The other tech lead may.
-    let out = deliver_and_process(
-        &t,
-        "pull_request_review",
-        "other",
-        &review("lead-gh", "approved", &sha('b')),
-    );
+    let out = deliver_review(&t, "other", "lead-gh", "approved");
     assert!(out.starts_with("approved"), "{out}");
-    assert_eq!(incident(&t, &id)["incident"]["phase"], "ready_to_ship");
+    assert_eq!(phase(&t, &id), "ready_to_ship");
     // Dismissing that review withdraws the approval it gave.
     let dismissed = dismissal(&review("lead-gh", "approved", &sha('b')));
     let out = deliver_and_process(&t, "pull_request_review", "dis", &dismissed);
     assert!(out.contains("dismissed"), "{out}");
     let d = incident(&t, &id);
-    let w = events_of(&d, "approval_withdrawn");
+    let w = of_kind(&d, "approval_withdrawn");
     assert_eq!(w.len(), 1, "{d}");
     assert_eq!(w[0]["by"], LEAD);
     assert_eq!(d["incident"]["phase"], "awaiting_approval");
-    t.wait_for("the withdrawal notice", || {
-        t.delivered()
-            .iter()
-            .any(|m| m["step"] == "approval_withdrawn")
-    });
+    wait_for_post(&t, "approval_withdrawn", None);
 }
 
 #[test]
@@ -649,8 +677,8 @@ fn the_echo_of_hotfixs_own_push_does_not_race_its_record() {
     assert_eq!(item["attempts"], 1, "{item}");
     assert_eq!(t.st.metrics.inbox_failed.get(), 0);
     let d = incident(&t, &id);
-    assert!(events_of(&d, "head_moved").is_empty(), "{d}");
-    assert_eq!(events_of(&d, "pushed").len(), 2);
+    assert!(of_kind(&d, "head_moved").is_empty(), "{d}");
+    assert_eq!(of_kind(&d, "pushed").len(), 2);
 }
 
 /// A dismissed review, or *changes requested*, takes the approval back; the
@@ -663,14 +691,14 @@ fn a_dismissed_review_or_changes_requested_withdraws_the_approval_once() {
     let approve = with_review_id(review("lead-gh", "approved", &sha('b')), 4240);
     let out = deliver_and_process(&t, "pull_request_review", "a-1", &approve);
     assert!(out.starts_with("approved HF-1"), "{out}");
-    assert_eq!(incident(&t, &id)["incident"]["phase"], "ready_to_ship");
+    assert_eq!(phase(&t, &id), "ready_to_ship");
 
     // The review is dismissed on GitHub: the approval no longer counts.
     let dismiss = dismissal(&approve);
     let out = deliver_and_process(&t, "pull_request_review", "d-1", &dismiss);
     assert!(out.starts_with("withdrawn on HF-1"), "{out}");
     let d = incident(&t, &id);
-    let w = events_of(&d, "approval_withdrawn");
+    let w = of_kind(&d, "approval_withdrawn");
     assert_eq!(w.len(), 1, "{d}");
     assert_eq!(w[0]["by"], LEAD);
     assert_eq!(w[0]["sha"], sha('b'));
@@ -686,13 +714,8 @@ fn a_dismissed_review_or_changes_requested_withdraws_the_approval_once() {
         "withdrawn: it does not count"
     );
     assert_eq!(d["incident"]["phase"], "awaiting_approval");
-    t.wait_for("the withdrawal in the channel", || {
-        t.delivered()
-            .iter()
-            .any(|m| m["step"] == "approval_withdrawn")
-    });
-    let v = version(&t, &id);
-    let posts = settled_posts(&t).len();
+    wait_for_post(&t, "approval_withdrawn", None);
+    let before = mark(&t, &id);
 
     // The same dismissal again, and the approval it dismissed replayed:
     // nothing recorded, nobody paged.
@@ -700,20 +723,19 @@ fn a_dismissed_review_or_changes_requested_withdraws_the_approval_once() {
     assert!(out.starts_with("ignored: already withdrawn"), "{out}");
     let out = deliver_and_process(&t, "pull_request_review", "a-1-replay", &approve);
     assert!(out.starts_with("ignored: already withdrawn"), "{out}");
-    assert_eq!(version(&t, &id), v);
-    assert_eq!(settled_posts(&t).len(), posts);
+    assert_unchanged(&t, &id, before);
 
     // A new approval counts again; changes requested by the same person
     // withdraws it, once.
     let again = with_review_id(review("lead-gh", "approved", &sha('b')), 4242);
     let out = deliver_and_process(&t, "pull_request_review", "a-2", &again);
     assert!(out.starts_with("approved HF-1"), "{out}");
-    assert_eq!(incident(&t, &id)["incident"]["phase"], "ready_to_ship");
+    assert_eq!(phase(&t, &id), "ready_to_ship");
     let changes = with_review_id(review("lead-gh", "changes_requested", &sha('b')), 4243);
     let out = deliver_and_process(&t, "pull_request_review", "c-1", &changes);
     assert!(out.starts_with("withdrawn on HF-1"), "{out}");
     let d = incident(&t, &id);
-    let w = events_of(&d, "approval_withdrawn");
+    let w = of_kind(&d, "approval_withdrawn");
     assert_eq!(w.len(), 2, "{d}");
     assert!(
         w[1]["reason"]
@@ -732,12 +754,7 @@ fn a_dismissed_review_or_changes_requested_withdraws_the_approval_once() {
     let out = deliver_and_process(&t, "pull_request_review", "a-2-replay", &again);
     assert!(out.starts_with("ignored: replay"), "{out}");
     // Changes requested by somebody with no approval: nothing to withdraw.
-    let out = deliver_and_process(
-        &t,
-        "pull_request_review",
-        "c-2",
-        &review("lead2-gh", "changes_requested", &sha('b')),
-    );
+    let out = deliver_review(&t, "c-2", "lead2-gh", "changes_requested");
     assert!(out.starts_with("ignored:"), "{out}");
     assert_eq!(version(&t, &id), v);
 
@@ -749,7 +766,7 @@ fn a_dismissed_review_or_changes_requested_withdraws_the_approval_once() {
     ));
     let out = deliver_and_process(&t, "pull_request_review", "d-2", &stranger);
     assert!(out.starts_with("recorded on HF-1"), "{out}");
-    let ext = events_of(&incident(&t, &id), "external_update");
+    let ext = of_kind(&incident(&t, &id), "external_update");
     assert_eq!(ext.len(), 1);
     assert_eq!(ext[0]["what"], "review dismissed");
     assert!(
@@ -768,14 +785,7 @@ fn a_dismissed_review_or_changes_requested_withdraws_the_approval_once() {
 #[test]
 fn a_pr_synchronize_or_edit_moves_the_head_like_a_push() {
     let t = server(Backend::Sqlite);
-    let id = awaiting_approval(&t, DEV);
-    let out = deliver_and_process(
-        &t,
-        "pull_request_review",
-        "a-1",
-        &review("lead-gh", "approved", &sha('b')),
-    );
-    assert!(out.starts_with("approved"), "{out}");
+    let id = approved_on_github(&t);
     let mut sync = pr_event("synchronize", &sha('c'));
     sync["before"] = json!(sha('b'));
     sync["after"] = json!(sha('c'));
@@ -784,17 +794,7 @@ fn a_pr_synchronize_or_edit_moves_the_head_like_a_push() {
         out, "recorded on HF-1: head moved to ccccccc; approvals are stale",
         "{out}"
     );
-    let d = incident(&t, &id);
-    assert_eq!(d["state"]["head_sha"], sha('c'));
-    let moved = events_of(&d, "head_moved");
-    assert_eq!(moved.len(), 1);
-    assert_eq!(moved[0]["sha"], sha('c'));
-    assert_eq!(moved[0]["source"], "github");
-    assert_eq!(d["missing_approvals"], json!(["1 tech lead approval"]));
-    assert_eq!(d["approvals"][0]["fresh"], false);
-    t.wait_for("the head_moved notification", || {
-        t.delivered().iter().any(|m| m["step"] == "head_moved")
-    });
+    assert_moved_and_stale(&t, &id, &sha('c'));
     // The push of the same move, and an edit of the title, change nothing.
     let out = deliver_and_process(&t, "push", "p-1", &push(&sha('c')));
     assert_eq!(out, "ignored: the head of HF-1 is already ccccccc");
@@ -808,7 +808,7 @@ fn a_pr_synchronize_or_edit_moves_the_head_like_a_push() {
     );
     let d = incident(&t, &id);
     assert_eq!(d["state"]["head_sha"], sha('d'));
-    assert_eq!(events_of(&d, "head_moved").len(), 2);
+    assert_eq!(of_kind(&d, "head_moved").len(), 2);
 }
 
 /// A GitHub event is the incident's when it is about the incident's own PR:
@@ -818,17 +818,12 @@ fn a_pr_synchronize_or_edit_moves_the_head_like_a_push() {
 fn only_the_incidents_own_pr_is_matched_not_a_fork_or_another_number() {
     let t = server(Backend::Sqlite);
     let id = awaiting_approval(&t, DEV);
-    let v = version(&t, &id);
-    let posts = settled_posts(&t).len();
-    let fork = |mut e: Value| {
-        e["pull_request"]["head"]["repo"]["full_name"] = json!("mallory/Hello-World");
-        e
-    };
+    let before = mark(&t, &id);
     let out = deliver_and_process(
         &t,
         "pull_request_review",
         "f-1",
-        &fork(review("lead-gh", "approved", &sha('b'))),
+        &from_fork(review("lead-gh", "approved", &sha('b'))),
     );
     assert!(
         out.starts_with("ignored: PR #2 comes from the fork mallory/Hello-World"),
@@ -838,15 +833,14 @@ fn only_the_incidents_own_pr_is_matched_not_a_fork_or_another_number() {
         &t,
         "pull_request",
         "f-2",
-        &fork(merged_pr(&sha('e'), &sha('b'), "mallory")),
+        &from_fork(merged_pr(&sha('e'), &sha('b'), "mallory")),
     );
     assert!(out.contains("fork"), "{out}");
     let mut closed = pr_event("closed", &sha('b'));
     closed["pull_request"]["head"]["repo"] = Value::Null;
     let out = deliver_and_process(&t, "pull_request", "f-3", &closed);
     assert!(out.contains("fork (deleted)"), "{out}");
-    let mut other = review("lead-gh", "approved", &sha('b'));
-    other["pull_request"]["number"] = json!(7);
+    let other = numbered(review("lead-gh", "approved", &sha('b')), 7);
     let out = deliver_and_process(&t, "pull_request_review", "n-7", &other);
     assert_eq!(out, "ignored: PR #7 is not the PR of HF-1 (#2)");
     let mut release = merged_pr(&sha('e'), &sha('b'), "lead-gh");
@@ -858,18 +852,12 @@ fn only_the_incidents_own_pr_is_matched_not_a_fork_or_another_number() {
     let out = deliver_and_process(&t, "pull_request_review", "x-1", &elsewhere);
     assert!(out.contains("not the [forge] repo"), "{out}");
     // Nothing recorded, nothing posted.
+    assert_unchanged(&t, &id, before);
     let d = incident(&t, &id);
-    assert_eq!(d["incident"]["version"], v, "{d}");
-    assert!(d["approvals"].as_array().unwrap().is_empty());
+    assert!(approvals(&d).is_empty());
     assert!(d["state"]["merge_sha"].is_null());
-    assert_eq!(settled_posts(&t).len(), posts);
     // The PR itself still is.
-    let out = deliver_and_process(
-        &t,
-        "pull_request_review",
-        "own",
-        &review("lead-gh", "approved", &sha('b')),
-    );
+    let out = deliver_review(&t, "own", "lead-gh", "approved");
     assert!(out.starts_with("approved HF-1"), "{out}");
 }
 
@@ -878,44 +866,17 @@ fn only_the_incidents_own_pr_is_matched_not_a_fork_or_another_number() {
 #[test]
 fn before_the_incident_has_a_pr_its_branch_into_main_decides() {
     let t = server(Backend::Sqlite);
-    let tok = t.token(DEV, ApiRole::Developer);
-    let r = post_json(
-        &t.url("/api/v1/incidents"),
-        Some(&tok),
-        &json!({"name": "pdf-crash", "severity": "critical", "base_sha": sha('a')}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    let id = r.json()["incident"]["id"].as_str().unwrap().to_string();
-    let r = post_json(
-        &t.url(&format!("/api/v1/incidents/{id}/events")),
-        Some(&tok),
-        &json!({"events": [
-            {"type": "pushed", "sha": sha('b'), "commits": [{"sha": sha('b'), "author_email": DEV, "committer_email": DEV, "subject": "fix"}], "diff": {"files": ["a.rs"], "lines_added": 3, "lines_removed": 1}},
-            {"type": "preview_deployed", "sha": sha('b'), "url": "http://127.0.0.1:1/"},
-            {"type": "smoke_passed", "sha": sha('b'), "checks": []}
-        ]}),
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
+    let id = pushed_and_previewed(&t, DEV, vec![]);
     assert!(incident(&t, &id)["state"]["pr"].is_null());
-    let mut from_fork = review("lead-gh", "approved", &sha('b'));
-    from_fork["pull_request"]["number"] = json!(9);
-    from_fork["pull_request"]["head"]["repo"]["full_name"] = json!("mallory/Hello-World");
-    let out = deliver_and_process(&t, "pull_request_review", "f-9", &from_fork);
+    let pr9 = || numbered(review("lead-gh", "approved", &sha('b')), 9);
+    let out = deliver_and_process(&t, "pull_request_review", "f-9", &from_fork(pr9()));
     assert!(out.contains("fork"), "{out}");
-    let mut into_develop = review("lead-gh", "approved", &sha('b'));
-    into_develop["pull_request"]["number"] = json!(9);
+    let mut into_develop = pr9();
     into_develop["pull_request"]["base"]["ref"] = json!("develop");
     let out = deliver_and_process(&t, "pull_request_review", "d-9", &into_develop);
     assert!(out.contains("backport"), "{out}");
-    assert!(
-        incident(&t, &id)["approvals"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
-    let mut own = review("lead-gh", "approved", &sha('b'));
-    own["pull_request"]["number"] = json!(9);
-    let out = deliver_and_process(&t, "pull_request_review", "o-9", &own);
+    assert!(approvals(&incident(&t, &id)).is_empty());
+    let out = deliver_and_process(&t, "pull_request_review", "o-9", &pr9());
     assert!(out.starts_with("approved HF-1"), "{out}");
 }
 
@@ -927,9 +888,8 @@ fn a_merge_on_github_records_the_merge_past_the_guards_and_its_backport() {
     let t = server(Backend::Sqlite);
     let id = awaiting_approval(&t, DEV);
     // The backport PR (our branch into develop) merged first: not yet.
-    let mut backport = merged_pr(&sha('f'), &sha('b'), "lead-gh");
+    let mut backport = numbered(merged_pr(&sha('f'), &sha('b'), "lead-gh"), 3);
     backport["number"] = json!(3);
-    backport["pull_request"]["number"] = json!(3);
     backport["pull_request"]["base"]["ref"] = json!("develop");
     let out = deliver_and_process(&t, "pull_request", "bp-0", &backport);
     assert!(out.starts_with("refused:"), "{out}");
@@ -945,14 +905,14 @@ fn a_merge_on_github_records_the_merge_past_the_guards_and_its_backport() {
     let d = incident(&t, &id);
     assert_eq!(d["state"]["merge_sha"], sha('e'));
     assert_eq!(d["incident"]["phase"], "merged");
-    let m = events_of(&d, "merged");
+    let m = of_kind(&d, "merged");
     assert_eq!(m.len(), 1);
     assert_eq!(m[0]["merge_sha"], sha('e'));
     assert_eq!(m[0]["head_sha"], sha('b'));
     assert_eq!(m[0]["previous_main"], "");
     assert!(m[0]["previous_deployment"].is_null());
     assert_eq!(m[0]["source"], "github");
-    let bypass = events_of(&d, "anti_pattern_recorded");
+    let bypass = of_kind(&d, "anti_pattern_recorded");
     assert_eq!(bypass.len(), 1);
     assert_eq!(bypass[0]["pattern"], "bypassed_guards");
     let reason = bypass[0]["reason"].as_str().unwrap();
@@ -965,13 +925,9 @@ fn a_merge_on_github_records_the_merge_past_the_guards_and_its_backport() {
         bypass[0]["seq"].as_u64().unwrap() + 1,
         m[0]["seq"].as_u64().unwrap()
     );
-    assert!(events_of(&d, "external_update").is_empty());
-    t.wait_for("the tech leads told of the bypass", || {
-        t.delivered().iter().any(|m| {
-            m["step"] == "anti_pattern_recorded"
-                && m["mentions"].as_array().unwrap().contains(&json!(LEAD))
-        })
-    });
+    assert!(of_kind(&d, "external_update").is_empty());
+    // The tech leads are told of the bypass.
+    wait_for_post(&t, "anti_pattern_recorded", Some(LEAD));
     // Delivered again: nothing.
     let v = version(&t, &id);
     let out = deliver_and_process(&t, "pull_request", "m-1-again", &merge);
@@ -982,20 +938,14 @@ fn a_merge_on_github_records_the_merge_past_the_guards_and_its_backport() {
     assert_eq!(version(&t, &id), v);
 
     // Production reports the merge commit failed to deploy: the tech leads are paged.
-    let mut dep = fixture("deployment_status.json");
-    dep["deployment"]["sha"] = json!(sha('e'));
+    let mut dep = deployment_of(&sha('e'));
     dep["deployment_status"]["state"] = json!("failure");
     let out = deliver_and_process(&t, "deployment_status", "dep-1", &dep);
     assert!(
         out.starts_with("recorded on HF-1: deployment failure"),
         "{out}"
     );
-    t.wait_for("the deployment page", || {
-        t.delivered().iter().any(|m| {
-            m["step"] == "github_deployment"
-                && m["mentions"].as_array().unwrap().contains(&json!(LEAD))
-        })
-    });
+    wait_for_post(&t, "github_deployment", Some(LEAD));
 
     // Now the backport PR's merge is the backport, not another merge.
     let out = deliver_and_process(&t, "pull_request", "bp-1", &backport);
@@ -1003,25 +953,18 @@ fn a_merge_on_github_records_the_merge_past_the_guards_and_its_backport() {
     let d = incident(&t, &id);
     assert_eq!(d["state"]["backport_sha"], sha('f'));
     assert_eq!(d["state"]["merge_sha"], sha('e'));
-    assert_eq!(events_of(&d, "merged").len(), 1);
-    assert_eq!(events_of(&d, "backported").len(), 1);
+    assert_eq!(of_kind(&d, "merged").len(), 1);
+    assert_eq!(of_kind(&d, "backported").len(), 1);
     let out = deliver_and_process(&t, "pull_request", "bp-1-again", &backport);
     assert!(out.starts_with("ignored:"), "{out}");
-    assert_eq!(events_of(&incident(&t, &id), "backported").len(), 1);
+    assert_eq!(of_kind(&incident(&t, &id), "backported").len(), 1);
 }
 
 /// A ready hotfix merged on GitHub: the merge, and no bypass.
 #[test]
 fn a_ready_hotfix_merged_on_github_records_no_bypass() {
     let t = server(Backend::Sqlite);
-    let id = awaiting_approval(&t, DEV);
-    let out = deliver_and_process(
-        &t,
-        "pull_request_review",
-        "a-1",
-        &review("lead-gh", "approved", &sha('b')),
-    );
-    assert!(out.starts_with("approved"), "{out}");
+    let id = approved_on_github(&t);
     let out = deliver_and_process(
         &t,
         "pull_request",
@@ -1034,14 +977,8 @@ fn a_ready_hotfix_merged_on_github_records_no_bypass() {
     );
     let d = incident(&t, &id);
     assert_eq!(d["state"]["merge_sha"], sha('e'));
-    assert!(events_of(&d, "anti_pattern_recorded").is_empty(), "{d}");
-    assert!(
-        d["incident"]["next"]
-            .as_str()
-            .unwrap()
-            .contains("finish the production deploy"),
-        "{d}"
-    );
+    assert!(of_kind(&d, "anti_pattern_recorded").is_empty(), "{d}");
+    assert!(next(&d).contains("finish the production deploy"), "{d}");
 }
 
 /// GitHub merged a head whose push hotfix has not recorded yet (it is
@@ -1049,14 +986,7 @@ fn a_ready_hotfix_merged_on_github_records_no_bypass() {
 #[test]
 fn a_merge_of_a_head_not_seen_yet_moves_the_head_first() {
     let t = server(Backend::Sqlite);
-    let id = awaiting_approval(&t, DEV);
-    let out = deliver_and_process(
-        &t,
-        "pull_request_review",
-        "a-1",
-        &review("lead-gh", "approved", &sha('b')),
-    );
-    assert!(out.starts_with("approved"), "{out}");
+    let id = approved_on_github(&t);
     let out = deliver_and_process(
         &t,
         "pull_request",
@@ -1095,33 +1025,19 @@ fn a_pr_closed_without_merging_is_recorded_and_said_next() {
     let out = deliver_and_process(&t, "pull_request", "c-1", &closed);
     assert_eq!(out, "recorded on HF-1: PR #2 closed without merging");
     let d = incident(&t, &id);
-    let c = events_of(&d, "pr_closed");
+    let c = of_kind(&d, "pr_closed");
     assert_eq!(c.len(), 1);
     assert_eq!(c[0]["number"], 2);
-    assert!(events_of(&d, "external_update").is_empty());
-    assert!(
-        d["incident"]["next"]
-            .as_str()
-            .unwrap()
-            .contains("PR #2 was closed without merging"),
-        "{d}"
-    );
-    t.wait_for("the close in the channel", || {
-        t.delivered().iter().any(|m| m["step"] == "pr_closed")
-    });
+    assert!(of_kind(&d, "external_update").is_empty());
+    assert!(next(&d).contains("PR #2 was closed without merging"), "{d}");
+    wait_for_post(&t, "pr_closed", None);
     let out = deliver_and_process(&t, "pull_request", "c-1-again", &closed);
     assert!(out.starts_with("ignored:"), "{out}");
-    assert_eq!(events_of(&incident(&t, &id), "pr_closed").len(), 1);
+    assert_eq!(of_kind(&incident(&t, &id), "pr_closed").len(), 1);
     let out = deliver_and_process(&t, "pull_request", "o-1", &pr_event("reopened", &sha('b')));
     assert_eq!(out, "recorded on HF-1: PR #2 reopened");
     let d = incident(&t, &id);
-    assert!(
-        !d["incident"]["next"]
-            .as_str()
-            .unwrap()
-            .contains("closed without merging"),
-        "{d}"
-    );
+    assert!(!next(&d).contains("closed without merging"), "{d}");
     assert_eq!(d["incident"]["phase"], "awaiting_approval");
 }
 
@@ -1145,8 +1061,7 @@ fn replayed_pushes_change_nothing() {
         out.starts_with("recorded on HF-1: head moved to ddddddd"),
         "{out}"
     );
-    let v = version(&t, &id);
-    let posts = settled_posts(&t).len();
+    let before = mark(&t, &id);
     // The first push again, twice, under new delivery ids.
     for n in ["p-1-replay", "p-1-replay-2"] {
         let out = deliver_and_process(&t, "push", n, &bc);
@@ -1161,9 +1076,8 @@ fn replayed_pushes_change_nothing() {
     // From a commit hotfix never saw.
     let out = deliver_and_process(&t, "push", "p-5", &push_from(&sha('e'), &sha('f')));
     assert!(out.starts_with("ignored: replay"), "{out}");
+    assert_unchanged(&t, &id, before);
     let d = incident(&t, &id);
-    assert_eq!(d["incident"]["version"], v, "{d}");
     assert_eq!(d["state"]["head_sha"], sha('d'));
-    assert_eq!(events_of(&d, "head_moved").len(), 2);
-    assert_eq!(settled_posts(&t).len(), posts);
+    assert_eq!(of_kind(&d, "head_moved").len(), 2);
 }

@@ -31,7 +31,6 @@ use hotfix_core::event::{Event, EventKind, NewEvent};
 use hotfix_core::id::IncidentId;
 use hotfix_core::notify::Message;
 use hotfix_core::provider::{Memory, Notifier, NotifyError, OutboxItem, Store, StoreError};
-use hotfix_core::severity::Severity;
 use hotfix_core::team::{
     ApiRole, InboxItem, InboxPut, InboxRecord, ServerStore, TeamStore, TokenRecord,
 };
@@ -419,26 +418,6 @@ fn writer(url: &str, schema: &str, clock: Clock, dir: &Path) -> AppState {
     )
 }
 
-fn declare(st: &AppState, name: &str, base_sha: &str) -> IncidentId {
-    ops::declare(
-        st,
-        &hotfix_core::admit::Actor::new(DEV, hotfix_core::admit::Door::Api),
-        EventKind::Declared {
-            name: name.into(),
-            title: format!("{name} broken"),
-            severity: Severity::Critical,
-            customer_facing: true,
-            security: false,
-            branch: format!("hotfix/{name}"),
-            base_sha: base_sha.into(),
-        },
-        vec![],
-        &|_, _| vec![],
-    )
-    .unwrap()
-    .id
-}
-
 /// Alertmanager's group notification for service `svc-{i}` (its own group key).
 fn alert_body(i: usize) -> (String, String) {
     let raw = include_str!("fixtures/alerts/alertmanager_firing.json");
@@ -542,7 +521,7 @@ fn two_replicas_share_the_work_and_survive_one_being_killed() {
         hotfix_server::auth::create_token(hours_ago.store.as_ref(), DEV, ApiRole::Developer, 0)
             .unwrap()
             .0;
-    let resolved = declare(&hours_ago, "pdf-crash", &"b".repeat(40));
+    let resolved = declare_in(&hours_ago, "pdf-crash", &"b".repeat(40));
     seed(
         &hours_ago,
         resolved,
@@ -609,7 +588,7 @@ fn two_replicas_share_the_work_and_survive_one_being_killed() {
         Clock::Fixed(Timestamp::now() - SignedDuration::from_mins(20)),
         dir.path(),
     );
-    let unclaimed = declare(&minutes_ago, "checkout-down", "");
+    let unclaimed = declare_in(&minutes_ago, "checkout-down", "");
 
     let mut db = pg(&url, &schema);
     wait_until("B finished everything, A's share included", 150, || {
@@ -721,23 +700,4 @@ fn two_replicas_share_the_work_and_survive_one_being_killed() {
         from_a.len(),
         keys.len()
     );
-}
-
-/// Writes `kinds` to the log as they are, past the rulebook: these tests
-/// seed a history (a ship that happened, hours ago) to exercise the workers,
-/// as a fixture would; the rulebook itself is tested in hotfix-core and by
-/// the API tests.
-fn seed(st: &AppState, id: IncidentId, kinds: Vec<EventKind>) -> hotfix_core::IncidentState {
-    let s = ops::load(st, id).unwrap();
-    let now = st.clock.now();
-    let events: Vec<hotfix_core::event::NewEvent> = kinds
-        .into_iter()
-        .map(|kind| hotfix_core::event::NewEvent {
-            at: now,
-            actor: DEV.into(),
-            kind,
-        })
-        .collect();
-    st.store.append(id, s.version, &events, &[]).unwrap();
-    ops::load(st, id).unwrap()
 }

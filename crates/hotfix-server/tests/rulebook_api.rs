@@ -10,46 +10,8 @@ use common::*;
 use hotfix_core::team::ApiRole;
 use serde_json::{Value, json};
 
-fn sha(c: char) -> String {
-    c.to_string().repeat(40)
-}
-
-fn declare(t: &TestServer, token: &str, body: Value) -> Resp {
-    post_json(&t.url("/api/v1/incidents"), Some(token), &body)
-}
-
-fn append(t: &TestServer, token: &str, id: &str, events: Value) -> Resp {
-    post_json(
-        &t.url(&format!("/api/v1/incidents/{id}/events")),
-        Some(token),
-        &json!({ "events": events }),
-    )
-}
-
 fn code(r: &Resp) -> String {
     r.json()["error"]["code"].as_str().unwrap_or("").to_string()
-}
-
-/// A high incident, pushed by DEV, PR open: no preview, no approval yet.
-fn pushed_high(t: &TestServer, dev: &str, name: &str) -> String {
-    let r = declare(
-        t,
-        dev,
-        json!({"name": name, "severity": "high", "base_sha": sha('a')}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    let id = r.json()["incident"]["id"].as_str().unwrap().to_string();
-    let r = append(
-        t,
-        dev,
-        &id,
-        json!([
-            {"type": "pushed", "sha": sha('b'), "commits": [{"sha": sha('b'), "author_email": DEV, "committer_email": DEV, "subject": "fix"}], "diff": {"files": ["a.rs"], "lines_added": 3, "lines_removed": 1}},
-            {"type": "pr_opened", "number": 7, "url": "https://github.com/acme/app/pull/7"}
-        ]),
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
-    id
 }
 
 fn merged_event() -> Value {
@@ -61,7 +23,7 @@ fn the_append_route_cannot_merge_deploy_or_close_past_the_guards() {
     let t = TestServer::start();
     let dev = t.token(DEV, ApiRole::Developer);
     let lead = t.token(LEAD, ApiRole::TechLead);
-    let id = pushed_high(&t, &dev, "pdf-crash");
+    let id = pushed_unpreviewed(&t, &dev, "pdf-crash", "high");
 
     // Merged with no preview and no approvals: refused with every reason.
     let r = append(&t, &dev, &id, json!([merged_event()]));
@@ -88,46 +50,26 @@ fn the_append_route_cannot_merge_deploy_or_close_past_the_guards() {
         &[],
         b"",
     );
+    assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(code(&r), "checklist_open");
     // A developer may not close even a finished incident.
     let r = append(&t, &dev, &id, json!([{"type": "closed"}]));
     assert_eq!(r.status, 403, "{}", r.text);
 
     // Nothing of the refused batches was stored.
-    let events = get(
-        &t.url(&format!("/api/v1/incidents/{id}/events")),
-        Some(&dev),
-        &[],
-    )
-    .json();
-    let kinds: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
+    let kinds: Vec<String> = events_of(&t, &dev, &id)
         .iter()
-        .map(|e| e["type"].as_str().unwrap())
+        .map(|e| e["type"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(kinds, ["declared", "pushed", "pr_opened"]);
 
     // With the preview, the smoke checks and both approvals, the same merge is admitted.
-    let r = append(
-        &t,
-        &dev,
-        &id,
-        json!([
-            {"type": "preview_deployed", "sha": sha('b'), "url": "http://127.0.0.1:1/"},
-            {"type": "smoke_passed", "sha": sha('b'), "checks": []}
-        ]),
-    );
+    let r = append(&t, &dev, &id, Value::Array(preview_events()));
     assert_eq!(r.status, 200, "{}", r.text);
     let r = append(&t, &dev, &id, json!([merged_event()]));
     assert_eq!(code(&r), "approvals", "{}", r.text);
     for (who, role) in [(LEAD, ApiRole::TechLead), (REVIEWER, ApiRole::Developer)] {
-        let r = post(
-            &t.url(&format!("/api/v1/incidents/{id}/approve")),
-            Some(&t.token(who, role)),
-            &[],
-            b"",
-        );
+        let r = approve(&t, &t.token(who, role), &id);
         assert_eq!(r.status, 200, "{}", r.text);
     }
     let r = append(
@@ -155,7 +97,7 @@ fn clients_cannot_write_what_only_the_server_observes() {
     let t = TestServer::start();
     let dev = t.token(DEV, ApiRole::Developer);
     let admin = t.token("admin@example.com", ApiRole::Admin);
-    let id = pushed_high(&t, &dev, "pdf-crash");
+    let id = pushed_unpreviewed(&t, &dev, "pdf-crash", "high");
     for (token, event) in [
         (
             &dev,
@@ -253,7 +195,7 @@ fn declarations_are_validated_before_they_are_stored() {
             "bad_value",
         ),
     ] {
-        let r = declare(&t, &dev, body.clone());
+        let r = try_declare(&t, &dev, &body);
         assert_eq!(r.status, 422, "{}: {}", body["name"], r.text);
         assert_eq!(code(&r), want, "{}", r.text);
     }
@@ -301,30 +243,8 @@ fn an_approval_withdrawn_through_the_api_no_longer_counts() {
     let t = TestServer::start();
     let dev = t.token(DEV, ApiRole::Developer);
     let lead = t.token(LEAD, ApiRole::TechLead);
-    let r = declare(
-        &t,
-        &dev,
-        json!({"name": "pdf-crash", "severity": "critical", "base_sha": sha('a')}),
-    );
-    let id = r.json()["incident"]["id"].as_str().unwrap().to_string();
-    let r = append(
-        &t,
-        &dev,
-        &id,
-        json!([
-            {"type": "pushed", "sha": sha('b'), "commits": [{"sha": sha('b'), "author_email": DEV, "committer_email": DEV, "subject": "fix"}], "diff": {"files": ["a.rs"], "lines_added": 3, "lines_removed": 1}},
-            {"type": "pr_opened", "number": 7, "url": "https://github.com/acme/app/pull/7"},
-            {"type": "preview_deployed", "sha": sha('b'), "url": "http://127.0.0.1:1/"},
-            {"type": "smoke_passed", "sha": sha('b'), "checks": []}
-        ]),
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
-    let r = post(
-        &t.url(&format!("/api/v1/incidents/{id}/approve")),
-        Some(&lead),
-        &[],
-        b"",
-    );
+    let id = pushed(&t, &dev, "pdf-crash", "critical");
+    let r = approve(&t, &lead, &id);
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["incident"]["phase"], "ready_to_ship");
     // Someone else cannot withdraw the lead's approval for them.
@@ -356,4 +276,9 @@ fn an_approval_withdrawn_through_the_api_no_longer_counts() {
     assert_eq!(code(&r), "approvals", "{}", r.text);
     let r = withdraw(json!({"reason": "again"}));
     assert_eq!(r.json()["recorded"], false);
+    let withdrawals = events_of(&t, &dev, &id)
+        .iter()
+        .filter(|e| e["type"] == "approval_withdrawn")
+        .count();
+    assert_eq!(withdrawals, 1, "the second withdrawal stored nothing");
 }

@@ -154,25 +154,18 @@ fn incident(t: &TestServer, id: &str) -> Value {
 /// --incident`), pushes the fix and the preview passes (as the CLI records it).
 fn pushed_and_smoke_passed(t: &TestServer, id: &str) {
     let dev = t.token(DEV, ApiRole::Developer);
-    let b = "b".repeat(40);
-    let name = incident(t, id)["incident"]["branch"]
+    let shown = &incident(t, id)["incident"];
+    let name = shown["branch"]
         .as_str()
         .unwrap()
         .trim_start_matches("hotfix/")
         .to_string();
-    let sev = incident(t, id)["incident"]["severity"].clone();
-    let events = json!({"events": [
-        {"type": "attempt_started", "attempt": 1, "name": name, "branch": format!("hotfix/{name}"), "base_sha": "a".repeat(40), "severity": sev},
-        {"type": "pushed", "sha": b, "commits": [{"sha": b, "author_email": DEV, "committer_email": DEV, "subject": "fix"}], "diff": {"files": ["a.rs"], "lines_added": 3, "lines_removed": 1}},
-        {"type": "pr_opened", "number": 7, "url": "https://github.com/acme/app/pull/7"},
-        {"type": "preview_deployed", "sha": b, "url": "http://127.0.0.1:1/"},
-        {"type": "smoke_passed", "sha": b, "checks": []}
-    ]});
-    let r = post_json(
-        &t.url(&format!("/api/v1/incidents/{id}/events")),
-        Some(&dev),
-        &events,
-    );
+    let mut events = vec![
+        json!({"type": "attempt_started", "attempt": 1, "name": name, "branch": format!("hotfix/{name}"), "base_sha": sha('a'), "severity": shown["severity"]}),
+    ];
+    events.extend(push_events());
+    events.extend(preview_events());
+    let r = append(t, &dev, id, Value::Array(events));
     assert_eq!(r.status, 200, "{}", r.text);
 }
 

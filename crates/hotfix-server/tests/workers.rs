@@ -22,7 +22,6 @@ use hotfix_core::event::{CommitInfo, DiffStat, EventKind};
 use hotfix_core::id::IncidentId;
 use hotfix_core::notify::Message;
 use hotfix_core::provider::{Memory, Notifier, NotifyError};
-use hotfix_core::severity::Severity;
 use hotfix_core::state::IncidentState;
 use hotfix_engine::Clock;
 use hotfix_providers::notify::FileNotifier;
@@ -105,33 +104,9 @@ fn mentions(m: &Value) -> Vec<String> {
         .collect()
 }
 
-fn declare(st: &AppState, name: &str, base_sha: &str) -> IncidentId {
-    let s = ops::declare(
-        st,
-        &hotfix_core::admit::Actor::new(DEV, hotfix_core::admit::Door::Api),
-        EventKind::Declared {
-            name: name.into(),
-            title: format!("{name} broken"),
-            severity: Severity::Critical,
-            customer_facing: true,
-            security: false,
-            branch: format!("hotfix/{name}"),
-            base_sha: base_sha.into(),
-        },
-        vec![],
-        &|_, _| vec![],
-    )
-    .unwrap();
-    s.id
-}
-
-fn append(st: &AppState, id: IncidentId, kinds: Vec<EventKind>) -> IncidentState {
-    seed(st, id, kinds)
-}
-
 /// Pushed, merged and deployed `sha` (production not judged yet).
 fn shipped(st: &AppState, id: IncidentId, sha: &str) {
-    append(
+    seed(
         st,
         id,
         vec![
@@ -181,9 +156,9 @@ fn timers_fire_once_however_many_replicas_scan() {
     // Everything happened three days ago, by a fixed clock.
     let t0 = Timestamp::now() - SignedDuration::from_hours(72);
     let (past, _) = noted(dir.path(), &cfg, Clock::Fixed(t0), "past", 30);
-    let fixed = declare(&past, "pdf-crash", &"b".repeat(40));
+    let fixed = declare_in(&past, "pdf-crash", &"b".repeat(40));
     shipped(&past, fixed, &"c".repeat(40));
-    append(
+    seed(
         &past,
         fixed,
         vec![EventKind::HealthPassed {
@@ -191,13 +166,13 @@ fn timers_fire_once_however_many_replicas_scan() {
             probes: 5,
         }],
     );
-    let reported = declare(&past, "checkout-down", "");
+    let reported = declare_in(&past, "checkout-down", "");
     assert_eq!(
         ops::load(&past, reported).unwrap().phase(&past.cfg.policy),
         hotfix_core::state::Phase::Reported
     );
-    let closed = declare(&past, "closed-one", "");
-    append(&past, closed, vec![EventKind::Closed]);
+    let closed = declare_in(&past, "closed-one", "");
+    seed(&past, closed, vec![EventKind::Closed]);
 
     // Fourteen minutes later: nothing is due yet.
     let (early, _) = noted(
@@ -350,7 +325,7 @@ fn a_dead_timer_holder_is_taken_over_when_its_lease_lapses() {
     );
     // A scans (nothing due by its clock) and dies holding the lease.
     assert_eq!(timers::run(&a), 0);
-    let reported = declare(&a, "checkout-down", "");
+    let reported = declare_in(&a, "checkout-down", "");
     assert_eq!(timers::run(&b), 0, "a's lease still holds");
     assert!(ops::load(&b, reported).unwrap().version == 1);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -443,7 +418,7 @@ fn a_healthy_watch_window_passes_once_probed_by_the_lease_holder_only() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = watch_config(&health.url, "1s");
     let (rs, files) = noted_replicas(dir.path(), &cfg, Clock::System, 1..=2);
-    let id = declare(&rs[0], "pdf-crash", &"b".repeat(40));
+    let id = declare_in(&rs[0], "pdf-crash", &"b".repeat(40));
     let started = Instant::now();
     shipped(&rs[0], id, &"c".repeat(40));
     // Both replicas watch at once, each on its own thread.
@@ -503,7 +478,7 @@ fn a_failing_deploy_is_judged_unhealthy_once_and_pages() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = watch_config(&health.url, "10s");
     let (st, notes) = noted(dir.path(), &cfg, Clock::System, "r1", 30);
-    let id = declare(&st, "pdf-crash", &"b".repeat(40));
+    let id = declare_in(&st, "pdf-crash", &"b".repeat(40));
     shipped(&st, id, &"c".repeat(40));
     assert!(until(5, || {
         watching::run(&st);
@@ -566,7 +541,7 @@ fn failures_that_recover_before_the_threshold_still_pass() {
         30,
         vec![],
     );
-    let id = declare(&st, "pdf-crash", &"b".repeat(40));
+    let id = declare_in(&st, "pdf-crash", &"b".repeat(40));
     shipped(&st, id, &"c".repeat(40));
     assert!(until(5, || {
         watching::run(&st);
@@ -590,7 +565,7 @@ fn a_watch_another_replica_holds_is_not_probed_here() {
         30,
         vec![],
     );
-    let id = declare(&st, "pdf-crash", &"b".repeat(40));
+    let id = declare_in(&st, "pdf-crash", &"b".repeat(40));
     shipped(&st, id, &"c".repeat(40));
     let now = Timestamp::now().as_second();
     assert!(
@@ -622,7 +597,7 @@ fn a_watch_another_replica_holds_is_not_probed_here() {
 fn without_a_health_url_nothing_is_probed_or_judged() {
     let dir = tempfile::tempdir().unwrap();
     let st = replica(dir.path(), &base_config(), Clock::System, "me", 30, vec![]);
-    let id = declare(&st, "pdf-crash", &"b".repeat(40));
+    let id = declare_in(&st, "pdf-crash", &"b".repeat(40));
     shipped(&st, id, &"c".repeat(40));
     for _ in 0..5 {
         assert_eq!(watching::run(&st), 0);
@@ -665,7 +640,7 @@ fn a_replica_that_dies_mid_round_leaves_its_items_to_the_others() {
     );
     let (b, b_notes) = noted(dir.path(), &cfg, Clock::System, "b", 2);
     for i in 0..8 {
-        declare(&a, &format!("incident-{i}"), &"b".repeat(40));
+        declare_in(&a, &format!("incident-{i}"), &"b".repeat(40));
     }
     let total = a.store.undelivered().unwrap().len();
     assert_eq!(total, 8, "one declared message each");
@@ -708,25 +683,6 @@ fn a_replica_that_dies_mid_round_leaves_its_items_to_the_others() {
         assert_eq!(r.attempts, 2, "claimed by A, then by B");
         assert!(r.outcome.unwrap().starts_with("ignored: no processor"));
     }
-}
-
-/// Writes `kinds` to the log as they are, past the rulebook: these tests
-/// seed a history (a ship that happened, hours ago) to exercise the workers,
-/// as a fixture would; the rulebook itself is tested in hotfix-core and by
-/// the API tests.
-fn seed(st: &AppState, id: IncidentId, kinds: Vec<EventKind>) -> hotfix_core::IncidentState {
-    let s = ops::load(st, id).unwrap();
-    let now = st.clock.now();
-    let events: Vec<hotfix_core::event::NewEvent> = kinds
-        .into_iter()
-        .map(|kind| hotfix_core::event::NewEvent {
-            at: now,
-            actor: DEV.into(),
-            kind,
-        })
-        .collect();
-    st.store.append(id, s.version, &events, &[]).unwrap();
-    ops::load(st, id).unwrap()
 }
 
 /// The merge commit of a hotfix head in these tests (an object id, as the

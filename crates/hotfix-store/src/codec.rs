@@ -55,9 +55,19 @@ pub(crate) fn check_version(
 }
 
 /// What a write does to the hotfix name its incident holds. At most one
-/// open incident holds a name (the `open_names` table of both backends,
-/// written in the transaction of the write): its `declared` name, then the
-/// name of its latest `attempt_started`, until it is `closed`.
+/// open incident holds a name: its `declared` name, then the name of its
+/// latest `attempt_started`, until it is `closed`. Both backends keep this
+/// in an `open_names` table written in the transaction of every declare
+/// and append ([`NameBook`]); its primary key is what makes two holders of
+/// one name impossible, whoever races.
+///
+/// The migration that adds the table backfills it with each open
+/// incident's latest `declared` or `attempt_started` name from the log. A
+/// database written before the rule may have several open incidents with
+/// one name: the oldest (the smallest id) becomes the holder and the others
+/// hold no name, so the migration never fails on them. They stay open and
+/// usable; only a new `attempt_started` of such an incident has to take a
+/// free name, and once the holder closes, the name is free for anyone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Naming<'a> {
     /// Nothing about names: the incident keeps what it holds.
@@ -92,10 +102,79 @@ pub(crate) fn appended_naming(events: &[NewEvent]) -> Naming<'_> {
 }
 
 /// The refusal of a name that `holder` holds (as the `open_names` row says).
-pub(crate) fn name_in_use(name: &str, holder: i64) -> StoreError {
+fn name_in_use(name: &str, holder: i64) -> StoreError {
     StoreError::NameInUse {
         name: name.to_string(),
         incident: IncidentId(holder as u64),
+    }
+}
+
+/// The `open_names` statements of one backend, run in the transaction of
+/// a write. Which ones a write runs, and what it concludes, is the same
+/// for both backends: [`free_declared_name`] and [`apply_appended_naming`].
+pub(crate) trait NameBook {
+    /// Queues this transaction behind any other that is giving out `name`,
+    /// until it ends; nothing where the transaction's write lock already
+    /// serialises all writers.
+    fn lock_name(&mut self, _name: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// The open incident that holds `name`, if any.
+    fn name_holder(&mut self, name: &str) -> Result<Option<i64>, StoreError>;
+    /// Records that `incident`, which holds no name, holds the free `name`.
+    fn insert_name(&mut self, name: &str, incident: i64) -> Result<(), StoreError>;
+    /// Frees the name `incident` holds, if any.
+    fn release_name(&mut self, incident: i64) -> Result<(), StoreError>;
+    /// Whether `incident` has a `closed` event.
+    fn is_closed(&mut self, incident: i64) -> Result<bool, StoreError>;
+}
+
+/// The name a declaration takes, once its incident has an id
+/// ([`NameBook::insert_name`]); refused if an open incident holds it.
+/// Called before the id is allocated, so a refusal uses up no number.
+pub(crate) fn free_declared_name<'e>(
+    book: &mut impl NameBook,
+    event: &'e NewEvent,
+) -> Result<Option<&'e str>, StoreError> {
+    let Naming::Take(name) = declared_name(event) else {
+        return Ok(None);
+    };
+    book.lock_name(name)?;
+    match book.name_holder(name)? {
+        Some(h) => Err(name_in_use(name, h)),
+        None => Ok(Some(name)),
+    }
+}
+
+/// Applies what appending `events` does to the name `incident` holds. The
+/// caller holds the incident's write lock (no other append to it runs
+/// meanwhile). Only a batch with `attempt_started` or `closed` runs any
+/// statement.
+pub(crate) fn apply_appended_naming(
+    book: &mut impl NameBook,
+    incident: IncidentId,
+    events: &[NewEvent],
+) -> Result<(), StoreError> {
+    let id = incident.0 as i64;
+    match appended_naming(events) {
+        Naming::Unchanged => Ok(()),
+        Naming::Release => book.release_name(id),
+        Naming::Take(name) => {
+            // A closed incident holds no name, and a new attempt does not
+            // reopen it.
+            if book.is_closed(id)? {
+                return Ok(());
+            }
+            book.lock_name(name)?;
+            match book.name_holder(name)? {
+                Some(h) if h == id => Ok(()),
+                Some(h) => Err(name_in_use(name, h)),
+                None => {
+                    book.release_name(id)?;
+                    book.insert_name(name, id)
+                }
+            }
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use hotfix_core::provider::{OutboxItem, Store, StoreError};
 use hotfix_core::team::{ApiRole, InboxItem, InboxPut, InboxRecord, TeamStore, TokenRecord};
 use postgres::{Client, NoTls, Transaction};
 
-use crate::codec::{self, sql_limit};
+use crate::codec::{self, NameBook, sql_limit};
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -107,19 +107,9 @@ CREATE TABLE event_watermark (
 );
 INSERT INTO event_watermark (n) SELECT count(*) FROM events;
 "#,
-    // One open incident per hotfix name: `open_names` says which open
-    // incident holds which name (see `codec::Naming`), written in the
-    // transaction of every declare and append; its primary key is what
-    // makes two holders of one name impossible, whoever races (writers of
-    // one name also queue on an advisory lock, see `lock_name`).
-    //
-    // The backfill reads each open incident's latest `declared` or
-    // `attempt_started` name from the log. A database written before this
-    // rule may have several open incidents with one name: the oldest (the
-    // smallest id) becomes the holder and the others hold no name, so the
-    // migration never fails on them. They stay open and usable; only a new
-    // `attempt_started` of such an incident has to take a free name, and
-    // once the holder closes, the name is free for anyone.
+    // One open incident per hotfix name: `open_names` and its backfill, as
+    // `codec::Naming` describes them (writers of one name also queue on an
+    // advisory lock, see `NameBook::lock_name` below).
     r#"
 CREATE TABLE open_names (
     name      TEXT PRIMARY KEY,
@@ -272,76 +262,53 @@ fn bump_watermark(tx: &mut Transaction<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Queues this transaction behind any other that is giving out `name`,
-/// until it ends. Without it, a declarer would see no holder, allocate an
-/// id, and only then wait on the racing insert of the same name and fail
-/// with a bare unique violation; with it, the second one in finds the
-/// first one's committed row and says who holds the name, before it has
-/// used up an incident number. (Two names with one hash only queue.)
-fn lock_name(tx: &mut Transaction<'_>, name: &str) -> Result<(), StoreError> {
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        &[&NAME_LOCK, &name],
-    )
-    .map_err(backend)?;
-    Ok(())
-}
-
-/// The open incident that holds `name`, if any.
-fn name_holder(tx: &mut Transaction<'_>, name: &str) -> Result<Option<i64>, StoreError> {
-    Ok(tx
-        .query_opt("SELECT incident FROM open_names WHERE name = $1", &[&name])
-        .map_err(backend)?
-        .map(|r| r.get(0)))
-}
-
-/// Makes `incident` the holder of the free `name` (giving up any other).
-fn hold_name(tx: &mut Transaction<'_>, name: &str, incident: i64) -> Result<(), StoreError> {
-    tx.execute("DELETE FROM open_names WHERE incident = $1", &[&incident])
+/// The `open_names` statements. The incident's row lock serialises appends
+/// to one incident, not writers of one name: those queue on [`NAME_LOCK`].
+impl NameBook for Transaction<'_> {
+    /// Without this lock, a declarer would see no holder, allocate an id,
+    /// and only then wait on the racing insert of the same name and fail
+    /// with a bare unique violation; with it, the second one in finds the
+    /// first one's committed row and says who holds the name, before it has
+    /// used up an incident number. (Two names with one hash only queue.)
+    fn lock_name(&mut self, name: &str) -> Result<(), StoreError> {
+        self.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&NAME_LOCK, &name],
+        )
         .map_err(backend)?;
-    tx.execute(
-        "INSERT INTO open_names (name, incident) VALUES ($1, $2)",
-        &[&name, &incident],
-    )
-    .map_err(backend)?;
-    Ok(())
-}
+        Ok(())
+    }
 
-/// Applies what an append does to the name `incident` holds (its row
-/// lock is held: no other append to it runs meanwhile).
-fn apply_naming(
-    tx: &mut Transaction<'_>,
-    incident: IncidentId,
-    naming: codec::Naming<'_>,
-) -> Result<(), StoreError> {
-    let id = incident.0 as i64;
-    match naming {
-        codec::Naming::Unchanged => Ok(()),
-        codec::Naming::Release => {
-            tx.execute("DELETE FROM open_names WHERE incident = $1", &[&id])
-                .map_err(backend)?;
-            Ok(())
-        }
-        codec::Naming::Take(name) => {
-            // A closed incident holds no name, and a new attempt does not
-            // reopen it.
-            let closed: bool = tx
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM events WHERE incident = $1 AND type = 'closed')",
-                    &[&id],
-                )
-                .map_err(backend)?
-                .get(0);
-            if closed {
-                return Ok(());
-            }
-            lock_name(tx, name)?;
-            match name_holder(tx, name)? {
-                Some(h) if h == id => Ok(()),
-                Some(h) => Err(codec::name_in_use(name, h)),
-                None => hold_name(tx, name, id),
-            }
-        }
+    fn name_holder(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .query_opt("SELECT incident FROM open_names WHERE name = $1", &[&name])
+            .map_err(backend)?
+            .map(|r| r.get(0)))
+    }
+
+    fn insert_name(&mut self, name: &str, incident: i64) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO open_names (name, incident) VALUES ($1, $2)",
+            &[&name, &incident],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn release_name(&mut self, incident: i64) -> Result<(), StoreError> {
+        self.execute("DELETE FROM open_names WHERE incident = $1", &[&incident])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn is_closed(&mut self, incident: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE incident = $1 AND type = 'closed')",
+                &[&incident],
+            )
+            .map_err(backend)?
+            .get(0))
     }
 }
 
@@ -380,14 +347,7 @@ impl Store for PgStore {
     ) -> Result<IncidentId, StoreError> {
         let mut c = self.lock()?;
         let mut tx = c.transaction().map_err(backend)?;
-        let naming = codec::declared_name(event);
-        // Refused before an id is allocated: a refusal uses up no number.
-        if let codec::Naming::Take(name) = naming {
-            lock_name(&mut tx, name)?;
-            if let Some(h) = name_holder(&mut tx, name)? {
-                return Err(codec::name_in_use(name, h));
-            }
-        }
+        let name = codec::free_declared_name(&mut tx, event)?;
         let row = tx
             .query_one(
                 "INSERT INTO incidents (created_at) VALUES ($1) RETURNING id",
@@ -397,8 +357,8 @@ impl Store for PgStore {
         let raw: i64 = row.get(0);
         let id = IncidentId(raw as u64);
         insert_events(&mut tx, id, 1, std::slice::from_ref(event))?;
-        if let codec::Naming::Take(name) = naming {
-            hold_name(&mut tx, name, raw)?;
+        if let Some(name) = name {
+            tx.insert_name(name, raw)?;
         }
         insert_outbox(&mut tx, id, &outbox(id))?;
         bump_watermark(&mut tx)?;
@@ -434,7 +394,7 @@ impl Store for PgStore {
             .get(0);
         codec::check_version(incident, expected, actual)?;
         insert_events(&mut tx, incident, expected + 1, events)?;
-        apply_naming(&mut tx, incident, codec::appended_naming(events))?;
+        codec::apply_appended_naming(&mut tx, incident, events)?;
         insert_outbox(&mut tx, incident, outbox)?;
         if !events.is_empty() {
             bump_watermark(&mut tx)?;

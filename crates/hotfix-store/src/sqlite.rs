@@ -11,7 +11,7 @@ use hotfix_core::provider::{OutboxItem, Store, StoreError};
 use hotfix_core::team::{ApiRole, InboxItem, InboxPut, InboxRecord, TeamStore, TokenRecord};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::codec::{self, sql_limit};
+use crate::codec::{self, NameBook, sql_limit};
 
 /// Migrations, applied in order and tracked with `PRAGMA user_version`.
 const MIGRATIONS: &[&str] = &[
@@ -94,18 +94,8 @@ CREATE TABLE once_keys (
     at   INTEGER NOT NULL
 );
 "#,
-    // One open incident per hotfix name: `open_names` says which open
-    // incident holds which name (see `codec::Naming`), written in the
-    // transaction of every declare and append; its primary key is what
-    // makes two holders of one name impossible, whoever races.
-    //
-    // The backfill reads each open incident's latest `declared` or
-    // `attempt_started` name from the log. A database written before this
-    // rule may have several open incidents with one name: the oldest (the
-    // smallest id) becomes the holder and the others hold no name, so the
-    // migration never fails on them. They stay open and usable; only a new
-    // `attempt_started` of such an incident has to take a free name, and
-    // once the holder closes, the name is free for anyone.
+    // One open incident per hotfix name: `open_names` and its backfill, as
+    // `codec::Naming` describes them.
     r#"
 CREATE TABLE open_names (
     name      TEXT PRIMARY KEY,
@@ -224,63 +214,41 @@ fn insert_outbox(
     Ok(())
 }
 
-/// The open incident that holds `name`, if any.
-fn name_holder(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<Option<i64>, StoreError> {
-    tx.query_row(
-        "SELECT incident FROM open_names WHERE name = ?1",
-        [name],
-        |r| r.get(0),
-    )
-    .optional()
-    .map_err(backend)
-}
+/// The `open_names` statements; no name lock of its own, since every write
+/// transaction is `IMMEDIATE` (it holds the file's write lock throughout).
+impl NameBook for rusqlite::Transaction<'_> {
+    fn name_holder(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
+        self.query_row(
+            "SELECT incident FROM open_names WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)
+    }
 
-/// Makes `incident` the holder of the free `name` (giving up any other).
-fn hold_name(tx: &rusqlite::Transaction<'_>, name: &str, incident: i64) -> Result<(), StoreError> {
-    tx.execute("DELETE FROM open_names WHERE incident = ?1", [incident])
+    fn insert_name(&mut self, name: &str, incident: i64) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO open_names (name, incident) VALUES (?1, ?2)",
+            params![name, incident],
+        )
         .map_err(backend)?;
-    tx.execute(
-        "INSERT INTO open_names (name, incident) VALUES (?1, ?2)",
-        params![name, incident],
-    )
-    .map_err(backend)?;
-    Ok(())
-}
+        Ok(())
+    }
 
-/// Applies what an append does to the name `incident` holds (the write
-/// lock of the transaction is held, so nothing else changes names meanwhile).
-fn apply_naming(
-    tx: &rusqlite::Transaction<'_>,
-    incident: IncidentId,
-    naming: codec::Naming<'_>,
-) -> Result<(), StoreError> {
-    let id = incident.0 as i64;
-    match naming {
-        codec::Naming::Unchanged => Ok(()),
-        codec::Naming::Release => {
-            tx.execute("DELETE FROM open_names WHERE incident = ?1", [id])
-                .map_err(backend)?;
-            Ok(())
-        }
-        codec::Naming::Take(name) => {
-            // A closed incident holds no name, and a new attempt does not
-            // reopen it.
-            let closed: bool = tx
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM events WHERE incident = ?1 AND type = 'closed')",
-                    [id],
-                    |r| r.get(0),
-                )
-                .map_err(backend)?;
-            if closed {
-                return Ok(());
-            }
-            match name_holder(tx, name)? {
-                Some(h) if h == id => Ok(()),
-                Some(h) => Err(codec::name_in_use(name, h)),
-                None => hold_name(tx, name, id),
-            }
-        }
+    fn release_name(&mut self, incident: i64) -> Result<(), StoreError> {
+        self.execute("DELETE FROM open_names WHERE incident = ?1", [incident])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn is_closed(&mut self, incident: i64) -> Result<bool, StoreError> {
+        self.query_row(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE incident = ?1 AND type = 'closed')",
+            [incident],
+            |r| r.get(0),
+        )
+        .map_err(backend)
     }
 }
 
@@ -291,16 +259,10 @@ impl Store for SqliteStore {
         outbox: &dyn Fn(IncidentId) -> Vec<(String, Message)>,
     ) -> Result<IncidentId, StoreError> {
         let mut conn = self.lock()?;
-        let tx = conn
+        let mut tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
-        let naming = codec::declared_name(event);
-        // Refused before an id is allocated: a refusal uses up no number.
-        if let codec::Naming::Take(name) = naming
-            && let Some(h) = name_holder(&tx, name)?
-        {
-            return Err(codec::name_in_use(name, h));
-        }
+        let name = codec::free_declared_name(&mut tx, event)?;
         let next: i64 = tx
             .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents", [], |r| {
                 r.get(0)
@@ -313,8 +275,8 @@ impl Store for SqliteStore {
         )
         .map_err(backend)?;
         insert_events(&tx, id, 1, std::slice::from_ref(event))?;
-        if let codec::Naming::Take(name) = naming {
-            hold_name(&tx, name, next)?;
+        if let Some(name) = name {
+            tx.insert_name(name, next)?;
         }
         let outbox = outbox(id);
         insert_outbox(&tx, id, &outbox)?;
@@ -330,7 +292,7 @@ impl Store for SqliteStore {
         outbox: &[(String, Message)],
     ) -> Result<u64, StoreError> {
         let mut conn = self.lock()?;
-        let tx = conn
+        let mut tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
         let exists: Option<i64> = tx
@@ -353,7 +315,7 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         codec::check_version(incident, expected_version, actual)?;
         insert_events(&tx, incident, expected_version + 1, events)?;
-        apply_naming(&tx, incident, codec::appended_naming(events))?;
+        codec::apply_appended_naming(&mut tx, incident, events)?;
         insert_outbox(&tx, incident, outbox)?;
         tx.commit().map_err(backend)?;
         Ok(expected_version + events.len() as u64)

@@ -504,15 +504,22 @@ fn a_dismissed_review_on_github_withdraws_the_approval_and_ship_refuses() {
 
     // Then the review is dismissed on GitHub, and CI goes green.
     e.gh.dismiss(1, "lead-gh");
-    let reviews =
+    let review_reads = || {
         e.gh.server
-            .calls("GET", &format!("/repos/{OWNER}/{REPO}/pulls/1/reviews"));
-    assert!(!reviews.is_empty());
+            .calls("GET", &format!("/repos/{OWNER}/{REPO}/pulls/1/reviews"))
+            .len()
+    };
+    let read_before = review_reads();
+    assert!(read_before > 0, "the first ship read the reviews");
     e.gh.state.lock().unwrap().checks_conclusion = "success".into();
     let r = e
         .hf(DEV, &["ship"])
         .fails(1, "missing 1 tech lead approval");
     assert!(r.all().contains("no longer approves"), "{}", r.all());
+    assert!(
+        review_reads() > read_before,
+        "ship read the reviews again and saw the dismissal"
+    );
     // Recorded as withdrawn by the forge, and nothing merged.
     assert_eq!(w.count("HF-1", "approval_withdrawn"), 1);
     let s = w.status("HF-1");

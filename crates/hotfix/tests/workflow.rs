@@ -139,15 +139,7 @@ fn critical_happy_path_start_to_close() {
     w.hf(&["checklist", "--done", "nonsense"])
         .fails(2, "unknown checklist item");
     w.hf(&["close"]).fails(1, "incident_log");
-    w.hf(&[
-        "checklist",
-        "--done",
-        "incident_log",
-        "monitoring_reviewed",
-        "docs_updated",
-        "team_notified",
-    ])
-    .ok();
+    tick_the_hand_items(&w);
     w.hf(&["close"]).ok();
     assert_eq!(w.status("HF-1")["state"], "closed");
 
@@ -189,6 +181,20 @@ fn critical_happy_path_start_to_close() {
             .iter()
             .any(|m| m == LEAD)
     );
+}
+
+/// Ticks the checklist items left to a person on these tests' incidents
+/// (hotfix ticks the others itself).
+fn tick_the_hand_items(w: &World) {
+    w.hf(&[
+        "checklist",
+        "--done",
+        "incident_log",
+        "monitoring_reviewed",
+        "docs_updated",
+        "team_notified",
+    ])
+    .ok();
 }
 
 #[test]
@@ -990,6 +996,22 @@ fn rollback_steps(w: &World, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// The commit an incident's `step` (`main_reverted`, `develop_reverted`)
+/// recorded.
+fn rollback_step_sha(w: &World, id: &str, step: &str) -> String {
+    events_of(w, id)
+        .iter()
+        .find(|e| e["type"] == "rollback_step" && e["step"]["step"] == step)
+        .and_then(|e| e["step"]["sha"].as_str())
+        .unwrap_or_else(|| panic!("no {step} step with a sha on {id}"))
+        .to_string()
+}
+
+/// What production's deploy script was asked to roll back to, one line a rollback.
+fn production_rollbacks(w: &World) -> String {
+    std::fs::read_to_string(w.prod.dir.join("rollbacks")).unwrap()
+}
+
 /// Revert commits on origin's `branch`.
 fn reverts_on(w: &World, branch: &str) -> usize {
     let log = w
@@ -1003,15 +1025,7 @@ fn shipped_and_closed(w: &World) {
     w.shipped();
     w.hf(&["backport"]).ok();
     w.hf(&["postmortem"]).ok();
-    w.hf(&[
-        "checklist",
-        "--done",
-        "incident_log",
-        "monitoring_reviewed",
-        "docs_updated",
-        "team_notified",
-    ])
-    .ok();
+    tick_the_hand_items(w);
     w.hf(&["close"]).ok();
     assert_eq!(w.status("HF-1")["state"], "closed");
 }
@@ -1107,8 +1121,10 @@ fn rolling_back_an_old_incident_is_refused_unless_forced() {
         "line 1\nline two\nline 3"
     );
     assert_eq!(w.repo.origin_git(&["show", "develop:app/pdf"]), "crash");
-    let rollbacks = std::fs::read_to_string(w.prod.dir.join("rollbacks")).unwrap();
-    assert_eq!(rollbacks.trim(), format!("rollback {good_main}"));
+    assert_eq!(
+        production_rollbacks(&w).trim(),
+        format!("rollback {good_main}")
+    );
     let text = w.hf(&["status", "HF-1"]).ok().stdout;
     assert!(!text.contains("state:     closed"), "{text}");
     assert!(text.contains("state:     rolled_back"), "{text}");
@@ -1144,19 +1160,16 @@ fn rolling_back_the_live_incident_still_works() {
         .collect();
     assert_eq!(kinds, ["production", "main_reverted", "rolled_back"]);
     let main = w.origin_sha("main");
-    let main_revert = events_of(&w, "HF-2")
-        .iter()
-        .find(|e| e["type"] == "rollback_step" && e["step"]["step"] == "main_reverted")
-        .unwrap()["step"]["sha"]
-        .clone();
-    assert_eq!(main_revert, main.as_str());
+    assert_eq!(rollback_step_sha(&w, "HF-2", "main_reverted"), main);
     assert_eq!(
         w.repo.origin_git(&["rev-parse", &format!("{main}^")]),
         hf2_merge
     );
     // Production back on HF-1's merge; HF-1's fix untouched everywhere.
-    let rollbacks = std::fs::read_to_string(w.prod.dir.join("rollbacks")).unwrap();
-    assert_eq!(rollbacks.trim(), format!("rollback {hf1_merge}"));
+    assert_eq!(
+        production_rollbacks(&w).trim(),
+        format!("rollback {hf1_merge}")
+    );
     assert_eq!(w.prod_sha(), hf1_merge);
     assert_eq!(w.repo.origin_git(&["show", "main:app/pdf"]), "pdf ok");
     assert_eq!(
@@ -1178,28 +1191,59 @@ fn rolling_back_the_live_incident_still_works() {
     assert_eq!(w.prod_sha(), good_main);
 }
 
-#[test]
-fn a_rollback_cut_short_is_recorded_and_a_rerun_finishes_it() {
-    let w = World::new();
-    let good_main = w.origin_sha("main");
+/// A rollback of HF-1 stalled on develop: shipped and backported, then
+/// develop rewrites the backported lines (from elsewhere), so reverting the
+/// backport conflicts.
+struct StalledOnDevelop {
+    /// HF-1's merge on main.
+    merge: String,
+    /// The backport on develop.
+    backport: String,
+    /// develop's rewrite on top of the backport.
+    rewrite: String,
+    /// The rollback that stalled.
+    run: Run,
+}
+
+fn stalled_on_develop(w: &World) -> StalledOnDevelop {
     w.shipped();
     w.hf(&["backport"]).ok();
-    let backported = w.origin_sha("develop");
+    let backport = w.origin_sha("develop");
     let merge = w.origin_sha("main");
-    // Someone rewrites the fixed lines on develop: the backport's revert conflicts.
     let rewrite = w.repo.push_from_elsewhere(
         "develop",
         "app/pdf",
         "pdf rewritten on develop\n",
         "develop rewrites pdf",
     );
-    let r = w
+    let run = w
         .hf(&["rollback", "HF-1", "--reason", "exports time out"])
         .fails(1, "incomplete");
+    assert_eq!(w.status("HF-1")["state"], "rolling_back");
+    StalledOnDevelop {
+        merge,
+        backport,
+        rewrite,
+        run,
+    }
+}
+
+#[test]
+fn a_rollback_cut_short_is_recorded_and_a_rerun_finishes_it() {
+    let w = World::new();
+    let good_main = w.origin_sha("main");
+    let StalledOnDevelop {
+        merge,
+        backport: backported,
+        rewrite,
+        run: r,
+    } = stalled_on_develop(&w);
     assert!(r.all().contains("develop"), "{}", r.all());
     // Production and main are rolled back; develop is not (and was not touched).
-    let rollbacks = std::fs::read_to_string(w.prod.dir.join("rollbacks")).unwrap();
-    assert_eq!(rollbacks.trim(), format!("rollback {good_main}"));
+    assert_eq!(
+        production_rollbacks(&w).trim(),
+        format!("rollback {good_main}")
+    );
     assert_eq!(reverts_on(&w, "main"), 1);
     let main = w.origin_sha("main");
     assert_eq!(
@@ -1247,7 +1291,7 @@ fn a_rollback_cut_short_is_recorded_and_a_rerun_finishes_it() {
     );
     assert_eq!(w.repo.origin_git(&["show", "develop:app/pdf"]), "crash");
     // Production was not rolled back a second time.
-    let rollbacks = std::fs::read_to_string(w.prod.dir.join("rollbacks")).unwrap();
+    let rollbacks = production_rollbacks(&w);
     assert_eq!(rollbacks.lines().count(), 1, "{rollbacks}");
     assert_eq!(
         rollback_steps(&w, "HF-1"),
@@ -1260,6 +1304,120 @@ fn a_rollback_cut_short_is_recorded_and_a_rerun_finishes_it() {
     assert_eq!(w.count("HF-1", "rolled_back"), 1);
     assert_eq!(w.origin_sha("main"), main);
     assert_eq!(w.origin_sha("develop"), develop);
+}
+
+/// The stall says "revert <backport> on develop by hand, then run `hotfix
+/// rollback HF-1 --reason TEXT` again". Done exactly so (a plain `git
+/// revert -m1`, the conflict resolved), the re-run takes the hand revert
+/// (git's own "This reverts commit" line, no `Reverts-Merge:` trailer) as
+/// the develop step and finishes, reverting nothing a second time.
+#[test]
+fn a_backport_reverted_by_hand_as_the_stall_says_lets_the_rerun_finish() {
+    let w = World::new();
+    let stall = stalled_on_develop(&w);
+    let r = &stall.run;
+    assert!(r.all().contains("on develop by hand"), "{}", r.all());
+    let other = w.repo.dir().join("by-hand");
+    w.repo.git_in(
+        w.repo.dir(),
+        &[
+            "clone",
+            "--quiet",
+            "--branch",
+            "develop",
+            w.repo.origin.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
+    let reverted = std::process::Command::new("git")
+        .args(["revert", "--no-edit", "-m1", &stall.backport])
+        .current_dir(&other)
+        .envs(w.repo.env())
+        .output()
+        .unwrap();
+    assert!(
+        !reverted.status.success(),
+        "the revert conflicts by hand too"
+    );
+    std::fs::write(other.join("app/pdf"), "pdf rewritten on develop, no fix\n").unwrap();
+    w.repo.git_in(&other, &["add", "app/pdf"]);
+    w.repo
+        .git_in(&other, &["-c", "core.editor=true", "revert", "--continue"]);
+    w.repo
+        .git_in(&other, &["push", "--quiet", "origin", "develop"]);
+    let by_hand = w.origin_sha("develop");
+
+    let r = w.hf(&["rollback", "HF-1", "--reason", "x"]);
+    assert_eq!(r.code, 0, "the re-run after the hand revert:\n{}", r.all());
+    let s = w.status("HF-1");
+    assert_eq!(s["state"], "rolled_back");
+    assert_eq!(rollback_step_sha(&w, "HF-1", "develop_reverted"), by_hand);
+    assert_eq!(w.origin_sha("develop"), by_hand);
+    assert_eq!(
+        rollback_steps(&w, "HF-1"),
+        ["production", "main_reverted", "stalled", "develop_reverted"]
+    );
+}
+
+/// `hotfix rollback HF-1` alone is a usage error (exit 2): `--reason` is
+/// required, also for a re-run (whose reason is then ignored). So the
+/// stall's hints, on stderr and in the chat notification, name the command
+/// with its `--reason`.
+#[test]
+fn a_stalled_rollback_hints_only_commands_that_run() {
+    let w = World::new();
+    let stall = stalled_on_develop(&w);
+    w.hf(&["rollback", "HF-1"]).fails(2, "--reason");
+    let runs = "`hotfix rollback HF-1 --reason TEXT`";
+    let out = stall.run.all();
+    assert!(out.contains(runs), "the hint on stderr:\n{out}");
+    assert!(
+        !out.contains("`hotfix rollback HF-1`"),
+        "the hint names a command that exits 2:\n{out}"
+    );
+    let jsonl =
+        std::fs::read_to_string(w.repo.work.join(".git/hotfix/notifications.jsonl")).unwrap();
+    assert!(jsonl.contains(runs), "the notification's hint:\n{jsonl}");
+    assert!(
+        !jsonl.contains("`hotfix rollback HF-1`"),
+        "the notification names a command that exits 2:\n{jsonl}"
+    );
+}
+
+/// A forced rollback of HF-1 put production back on the release before
+/// HF-1, so HF-2 no longer runs there either, though it still reads
+/// `deployed`; its "previous release" is HF-1's merge. Rolling HF-2 back
+/// without --force is refused (it would put HF-1's rolled-back fix back into
+/// production while main has it reverted), and changes nothing.
+#[test]
+fn a_forced_rollback_is_not_undone_by_rolling_back_the_later_incident() {
+    let w = World::new();
+    let good_main = w.origin_sha("main");
+    shipped_and_closed(&w);
+    let hf1_merge = w.origin_sha("main");
+    ship_second(&w);
+    w.hf(&["rollback", "HF-1", "--reason", "x", "--force"]).ok();
+    assert_eq!(w.prod_sha(), good_main);
+    let main = w.origin_sha("main");
+    let r = w
+        .hf(&["rollback", "HF-2", "--reason", "y"])
+        .fails(1, "the forced rollback of HF-1");
+    assert!(r.all().contains("--force"), "{}", r.all());
+    assert_eq!(w.prod_sha(), good_main);
+    assert_ne!(
+        w.prod_sha(),
+        hf1_merge,
+        "production runs HF-1's rolled-back merge again"
+    );
+    assert_eq!(w.origin_sha("main"), main);
+    assert_eq!(w.repo.origin_git(&["show", "main:app/pdf"]), "crash");
+    assert_eq!(w.status("HF-2")["state"], "deployed");
+    assert!(rollback_steps(&w, "HF-2").is_empty());
+    assert_eq!(
+        production_rollbacks(&w).lines().count(),
+        1,
+        "only HF-1's forced rollback reached production"
+    );
 }
 
 #[test]
@@ -1303,127 +1461,17 @@ fn an_approval_can_be_withdrawn_and_then_no_longer_counts() {
         .ok();
     assert!(r.all().contains("nothing to do"), "{}", r.all());
     assert_eq!(w.count("HF-1", "approval_withdrawn"), 1);
-    // Nobody withdraws someone else's approval.
+    // Approving again (after a look at the bug) counts again.
+    w.hf_as(LEAD, &["approve", "HF-1"]).ok();
+    assert_eq!(w.status("HF-1")["state"], "ready_to_ship");
+    // Nobody withdraws someone else's approval (the lead's, fresh again).
     let r = w
         .hf_as(LEAD2, &["approve", "HF-1", "--withdraw", "--reason", "no"])
         .ok();
     assert!(r.all().contains("nothing to do"), "{}", r.all());
     assert_eq!(w.count("HF-1", "approval_withdrawn"), 1);
-    // Approving again (after a look at the bug) counts again.
-    w.hf_as(LEAD, &["approve", "HF-1"]).ok();
-    assert_eq!(w.status("HF-1")["state"], "ready_to_ship");
+    let s = w.status("HF-1");
+    assert_eq!(s["state"], "ready_to_ship");
+    assert_eq!(s["missing_approvals"].as_array().unwrap().len(), 0);
     w.hf(&["ship"]).ok();
-}
-
-// ---------------------------------------------------------------------------
-// Bugs found while writing the tests above (these fail on the current engine).
-
-/// A rollback stalled on develop, with the remote develop rewriting the
-/// backported lines after the backport.
-fn stalled_on_develop(w: &World) -> (String, Run) {
-    w.shipped();
-    w.hf(&["backport"]).ok();
-    let backport = w.origin_sha("develop");
-    w.repo.push_from_elsewhere(
-        "develop",
-        "app/pdf",
-        "pdf rewritten on develop\n",
-        "develop rewrites pdf",
-    );
-    let r = w
-        .hf(&["rollback", "HF-1", "--reason", "exports time out"])
-        .fails(1, "incomplete");
-    assert_eq!(w.status("HF-1")["state"], "rolling_back");
-    (backport, r)
-}
-
-/// The stall says "revert <backport> on develop by hand, then run `hotfix
-/// rollback HF-1` again". Done exactly so (a plain `git revert -m1`, the
-/// conflict resolved), the re-run must take the hand revert as the develop
-/// step and finish. BUG: the engine only recognises its own `Reverts-Merge:`
-/// trailer, tries the revert again, conflicts again: the incident stays
-/// `rolling_back` for good.
-#[test]
-fn bug_a_backport_reverted_by_hand_as_the_stall_says_lets_the_rerun_finish() {
-    let w = World::new();
-    let (backport, r) = stalled_on_develop(&w);
-    assert!(r.all().contains("on develop by hand"), "{}", r.all());
-    let other = w.repo.dir().join("by-hand");
-    w.repo.git_in(
-        w.repo.dir(),
-        &[
-            "clone",
-            "--quiet",
-            "--branch",
-            "develop",
-            w.repo.origin.to_str().unwrap(),
-            other.to_str().unwrap(),
-        ],
-    );
-    let reverted = std::process::Command::new("git")
-        .args(["revert", "--no-edit", "-m1", &backport])
-        .current_dir(&other)
-        .envs(w.repo.env())
-        .output()
-        .unwrap();
-    assert!(
-        !reverted.status.success(),
-        "the revert conflicts by hand too"
-    );
-    std::fs::write(other.join("app/pdf"), "pdf rewritten on develop, no fix\n").unwrap();
-    w.repo.git_in(&other, &["add", "app/pdf"]);
-    w.repo
-        .git_in(&other, &["-c", "core.editor=true", "revert", "--continue"]);
-    w.repo
-        .git_in(&other, &["push", "--quiet", "origin", "develop"]);
-    let by_hand = w.origin_sha("develop");
-
-    let r = w.hf(&["rollback", "HF-1", "--reason", "x"]);
-    assert_eq!(r.code, 0, "the re-run after the hand revert:\n{}", r.all());
-    assert_eq!(w.status("HF-1")["state"], "rolled_back");
-    assert_eq!(w.origin_sha("develop"), by_hand);
-}
-
-/// The stall's hints name `hotfix rollback HF-1` (stderr, and the chat
-/// notification); BUG: that command is a usage error (exit 2), `--reason`
-/// is required, also for a re-run (whose reason is then ignored).
-#[test]
-fn bug_a_stalled_rollback_hints_only_commands_that_run() {
-    let w = World::new();
-    let (_, r) = stalled_on_develop(&w);
-    w.hf(&["rollback", "HF-1"]).fails(2, "--reason");
-    assert!(
-        !r.all().contains("`hotfix rollback HF-1`"),
-        "the hint names a command that exits 2:\n{}",
-        r.all()
-    );
-    let jsonl =
-        std::fs::read_to_string(w.repo.work.join(".git/hotfix/notifications.jsonl")).unwrap();
-    assert!(
-        !jsonl.contains("`hotfix rollback HF-1`"),
-        "the notification names a command that exits 2:\n{jsonl}"
-    );
-}
-
-/// A forced rollback of HF-1 put production back on the release before
-/// HF-1, so HF-2 no longer runs there either; HF-2 still reads `deployed`
-/// and, rolled back without --force (accepted), its "previous release" is
-/// HF-1's merge. BUG: production ends up running HF-1's fix again, the one
-/// that was just rolled back, while main has it reverted.
-#[test]
-fn bug_a_forced_rollback_is_not_undone_by_rolling_back_the_later_incident() {
-    let w = World::new();
-    let good_main = w.origin_sha("main");
-    shipped_and_closed(&w);
-    let hf1_merge = w.origin_sha("main");
-    ship_second(&w);
-    w.hf(&["rollback", "HF-1", "--reason", "x", "--force"]).ok();
-    assert_eq!(w.prod_sha(), good_main);
-    let _ = w.hf(&["rollback", "HF-2", "--reason", "y"]);
-    assert_eq!(w.repo.origin_git(&["show", "main:app/pdf"]), "crash");
-    assert_ne!(
-        w.prod_sha(),
-        hf1_merge,
-        "production runs HF-1's rolled-back merge again"
-    );
 }

@@ -336,6 +336,31 @@ fn same_commit(a: Option<&str>, sha: &str) -> bool {
     a.is_some_and(|c| c.len() >= 7 && sha.len() >= 7 && (sha.starts_with(c) || c.starts_with(sha)))
 }
 
+/// The newest deployment of `sha` in a list of deployments (newest first).
+fn of_commit<'a>(list: &'a [RailwayDeployment], sha: &str) -> Option<&'a RailwayDeployment> {
+    list.iter().find(|d| same_commit(d.commit.as_deref(), sha))
+}
+
+/// What production serves in a list of its deployments (newest first).
+fn newest_live(list: &[RailwayDeployment]) -> Option<&RailwayDeployment> {
+    list.iter().find(|d| classify(&d.status) == Phase::Live)
+}
+
+/// Whether `d` may have been started by a rollback (or redeploy) to
+/// `target`: it was not there before (`before`) and is of the target's
+/// commit (any new one if the target has none).
+fn started_by_rollback(
+    d: &RailwayDeployment,
+    target: &RailwayDeployment,
+    before: &HashSet<String>,
+) -> bool {
+    !before.contains(&d.id)
+        && target
+            .commit
+            .as_deref()
+            .is_none_or(|c| same_commit(d.commit.as_deref(), c))
+}
+
 fn short(s: &str) -> &str {
     s.get(..10).unwrap_or(s)
 }
@@ -389,100 +414,21 @@ fn never_sent(e: &ureq::Error) -> bool {
 
 /// How one request to the API went wrong, sorted by what it says about
 /// whether Railway acted on it: that decides whether it may be sent again.
-#[derive(Debug, thiserror::Error)]
+/// Each carries the error a read reports (a read can always be asked again).
 enum SendError {
     /// It never left hotfix (refused connection, unknown host): nothing was applied.
-    #[error("{0}")]
-    NotSent(String),
-    /// Sent, then the connection dropped or timed out before the whole
-    /// answer came back: Railway may have acted on it.
-    #[error("{0}")]
-    Lost(String),
+    NotSent(DeployError),
+    /// Railway may have acted on it: the connection dropped or timed out
+    /// after sending, or a 2xx came back that hotfix cannot read.
+    Lost(DeployError),
     /// 429 (Railway did not process it) or 5xx (Railway may have processed
     /// it before failing).
-    #[error("HTTP {status}")]
     Busy {
         status: u16,
         retry_after: Option<Duration>,
     },
-    /// A 2xx hotfix cannot read: Railway processed it, with an unknown result.
-    #[error("{0}")]
-    Malformed(String),
     /// A definitive answer (4xx, `errors` in the body): Railway did not do it.
-    #[error("{0}")]
     Refused(DeployError),
-}
-
-impl SendError {
-    /// For reads, where none of this is ambiguous: a read can be asked again.
-    fn into_deploy_error(self, op: &Op) -> DeployError {
-        match self {
-            SendError::NotSent(m) | SendError::Lost(m) => DeployError::Unreachable(m),
-            SendError::Busy { status, .. } => {
-                DeployError::Unreachable(format!("Railway API answered {status} to {}", op.name()))
-            }
-            SendError::Malformed(m) => DeployError::Failed(m),
-            SendError::Refused(e) => e,
-        }
-    }
-}
-
-/// Why a mutation did not give hotfix an answer to go on. Each message says
-/// whether the change was applied, because that decides what a person may
-/// safely do next (running hotfix again, or first looking at Railway).
-#[derive(Debug, thiserror::Error)]
-enum MutationError {
-    /// The connection was never made: safe to run again.
-    #[error(
-        "Railway API {op} was not sent ({detail}): nothing was applied; run this again once Railway is reachable"
-    )]
-    NotSent { op: &'static str, detail: String },
-    /// A 429 is a refusal too: Railway did not process it. Not resent (a
-    /// mutation is sent at most once per verified-not-applied answer).
-    #[error(
-        "Railway API rate-limited {op} (HTTP 429): Railway did not apply it, and hotfix does not resend a change by itself; run this again in a minute"
-    )]
-    RateLimited { op: &'static str },
-    /// A 4xx or `errors`: definitive, so resending would only repeat it.
-    #[error(
-        "{reason} (Railway refused {op}, so it was not applied; hotfix does not send a refused change again)"
-    )]
-    Refused { op: &'static str, reason: String },
-    /// Lost twice, and twice Railway showed nothing changed: an outage, not
-    /// a half-applied change; a third send is left to the person.
-    #[error(
-        "Railway API {op} failed twice ({first}; then {second}) and both times Railway showed it had not taken effect: nothing was applied. Try again later (status: https://status.railway.com)"
-    )]
-    NotAppliedTwice {
-        op: &'static str,
-        first: String,
-        second: String,
-    },
-    /// Lost, and Railway could not be asked: the one case a person must
-    /// look at Railway before anything runs again.
-    #[error(
-        "Railway API {op} may or may not have been applied: its answer was lost ({cause}) and hotfix could not find out from Railway whether it took effect ({check}). Before running this again, check on Railway {what}: if so, it went through, and sending it again would do it twice"
-    )]
-    Unverified {
-        op: &'static str,
-        cause: String,
-        check: String,
-        what: String,
-    },
-}
-
-impl From<MutationError> for DeployError {
-    fn from(e: MutationError) -> DeployError {
-        match e {
-            // Nothing happened: trying again later is safe.
-            MutationError::NotSent { .. }
-            | MutationError::RateLimited { .. }
-            | MutationError::NotAppliedTwice { .. } => DeployError::Unreachable(e.to_string()),
-            MutationError::Refused { .. } | MutationError::Unverified { .. } => {
-                DeployError::Failed(e.to_string())
-            }
-        }
-    }
 }
 
 /// What became of a mutation sent by [`RailwayDeployer::mutate`].
@@ -577,12 +523,12 @@ impl RailwayDeployer {
             _ => {}
         }
         let mut resp = req.send(body.as_bytes()).map_err(|e| {
-            let m = format!(
+            let m = DeployError::Unreachable(format!(
                 "Railway API ({}) {}: {}",
                 self.cfg.api_url,
                 op.name(),
                 self.scrub(&e.to_string())
-            );
+            ));
             if never_sent(&e) {
                 SendError::NotSent(m)
             } else {
@@ -601,11 +547,11 @@ impl RailwayDeployer {
             .limit(8 * 1024 * 1024)
             .read_to_string()
             .map_err(|e| {
-                SendError::Lost(format!(
+                SendError::Lost(DeployError::Unreachable(format!(
                     "Railway API {}: reading the answer (HTTP {status}): {}",
                     op.name(),
                     self.scrub(&e.to_string())
-                ))
+                )))
             })?;
         if status == 429 || status >= 500 {
             return Err(SendError::Busy {
@@ -621,11 +567,11 @@ impl RailwayDeployer {
         let v: Value = match serde_json::from_str(&text) {
             Ok(v) => v,
             Err(e) if (200..300).contains(&status) => {
-                return Err(SendError::Malformed(format!(
+                return Err(SendError::Lost(DeployError::Failed(format!(
                     "Railway API sent a malformed answer to {} (HTTP {status}, not JSON: {e}); is api_url `{}` Railway's GraphQL endpoint?",
                     op.name(),
                     self.cfg.api_url
-                )));
+                ))));
             }
             Err(_) => {
                 return Err(SendError::Refused(DeployError::Failed(format!(
@@ -666,10 +612,10 @@ impl RailwayDeployer {
         }
         match v.get("data") {
             Some(d) if d.is_object() => Ok(d.clone()),
-            _ => Err(SendError::Malformed(format!(
+            _ => Err(SendError::Lost(DeployError::Failed(format!(
                 "Railway API sent a malformed answer to {} (no `data` and no `errors`)",
                 op.name()
-            ))),
+            )))),
         }
     }
 
@@ -679,6 +625,7 @@ impl RailwayDeployer {
     /// again changes nothing on Railway, which is what makes retrying safe
     /// (mutations go through [`RailwayDeployer::mutate`]).
     fn call(&self, op: &Op, variables: Value) -> Result<Value, DeployError> {
+        debug_assert!(op.0.starts_with("query "), "{} is not a read", op.name());
         let body = Self::body(op, variables);
         let mut attempt = 0u32;
         loop {
@@ -688,7 +635,9 @@ impl RailwayDeployer {
                     status,
                     retry_after,
                 }) => (status, retry_after),
-                Err(e) => return Err(e.into_deploy_error(op)),
+                Err(SendError::NotSent(e) | SendError::Lost(e) | SendError::Refused(e)) => {
+                    return Err(e);
+                }
             };
             if attempt >= self.cfg.max_retries {
                 let what = if status == 429 {
@@ -720,80 +669,89 @@ impl RailwayDeployer {
     /// - an answer (`data`) is returned as is;
     /// - a refusal (4xx, 429, `errors`) is final: Railway did not apply it;
     /// - an ambiguous failure (5xx, connection dropped or timed out after
-    ///   sending, unreadable 2xx) makes hotfix ask Railway with `check`
-    ///   whether the change took effect. If it did, that is the outcome
-    ///   ([`Applied::Seen`]); if it verifiably did not, the mutation is sent
-    ///   once more (safe: nothing was applied); if Railway cannot be asked,
+    ///   sending, unreadable 2xx) makes hotfix look at the deployments of
+    ///   `environment` with `seen` to tell whether the change took effect.
+    ///   If it did, that is the outcome ([`Applied::Seen`]); if it
+    ///   verifiably did not, the mutation is sent once more (safe: nothing
+    ///   was applied), and not a third time; if Railway cannot be asked,
     ///   the error says that the change may or may not have been applied
     ///   and that `what` is the thing to look at before trying again.
+    ///
+    /// Every error says whether the change was applied, because that
+    /// decides what a person may safely do next: `Unreachable` when nothing
+    /// was (running this again is safe), `Failed` otherwise.
     fn mutate<T>(
         &self,
         m: &Mutation,
         variables: Value,
+        environment: &str,
         what: &str,
-        check: impl Fn() -> Result<Option<T>, DeployError>,
-    ) -> Result<Applied<T>, MutationError> {
+        seen: impl Fn(&[RailwayDeployment]) -> Option<T>,
+    ) -> Result<Applied<T>, DeployError> {
         let op = m.name();
         let body = Self::body(&m.0, variables);
         let mut first: Option<String> = None;
         loop {
             let cause = match self.send(&m.0, &body) {
                 Ok(d) => return Ok(Applied::Answered(d)),
-                Err(SendError::NotSent(detail)) => {
-                    return Err(MutationError::NotSent { op, detail });
+                Err(SendError::NotSent(e)) => {
+                    return Err(DeployError::Unreachable(format!(
+                        "Railway API {op} was not sent ({}): nothing was applied; run this again once Railway is reachable",
+                        detail(e)
+                    )));
                 }
                 Err(SendError::Busy { status: 429, .. }) => {
-                    return Err(MutationError::RateLimited { op });
+                    return Err(DeployError::Unreachable(format!(
+                        "Railway API rate-limited {op} (HTTP 429): Railway did not apply it, and hotfix does not resend a change by itself; run this again in a minute"
+                    )));
                 }
                 Err(SendError::Refused(e)) => {
-                    return Err(MutationError::Refused {
-                        op,
-                        reason: detail(e),
-                    });
+                    return Err(DeployError::Failed(format!(
+                        "{} (Railway refused {op}, so it was not applied; hotfix does not send a refused change again)",
+                        detail(e)
+                    )));
                 }
-                Err(e @ SendError::Busy { .. }) => format!("Railway API answered {e}"),
-                Err(SendError::Lost(c) | SendError::Malformed(c)) => c,
+                Err(SendError::Busy { status, .. }) => {
+                    format!("Railway API answered HTTP {status}")
+                }
+                Err(SendError::Lost(e)) => detail(e),
             };
-            match self.confirm(&check) {
+            match self.confirm(environment, &seen) {
                 Ok(Some(t)) => return Ok(Applied::Seen(t)),
                 // Verified not applied: one more send is safe, a second one
                 // after that would be a retry loop in disguise.
-                Ok(None) => match first {
+                Ok(None) => match first.take() {
                     None => first = Some(cause),
                     Some(first) => {
-                        return Err(MutationError::NotAppliedTwice {
-                            op,
-                            first,
-                            second: cause,
-                        });
+                        return Err(DeployError::Unreachable(format!(
+                            "Railway API {op} failed twice ({first}; then {cause}) and both times Railway showed it had not taken effect: nothing was applied. Try again later (status: https://status.railway.com)"
+                        )));
                     }
                 },
                 Err(e) => {
-                    return Err(MutationError::Unverified {
-                        op,
-                        cause,
-                        check: detail(e),
-                        what: what.to_string(),
-                    });
+                    return Err(DeployError::Failed(format!(
+                        "Railway API {op} may or may not have been applied: its answer was lost ({cause}) and hotfix could not find out from Railway whether it took effect ({}). Before running this again, check on Railway {what}: if so, it went through, and sending it again would do it twice",
+                        detail(e)
+                    )));
                 }
             }
         }
     }
 
-    /// Runs the check of [`RailwayDeployer::mutate`]: after one poll
-    /// interval (Railway records a change it applied by then), riding out a
-    /// few transport failures like the wait loops do, since the outage that
-    /// lost the answer may not be over.
+    /// Looks at the deployments of `environment` for [`RailwayDeployer::mutate`]:
+    /// after one poll interval (Railway records a change it applied by
+    /// then), riding out a few transport failures like the wait loops do,
+    /// since the outage that lost the answer may not be over.
     fn confirm<T>(
         &self,
-        check: &impl Fn() -> Result<Option<T>, DeployError>,
+        environment: &str,
+        seen: &impl Fn(&[RailwayDeployment]) -> Option<T>,
     ) -> Result<Option<T>, DeployError> {
         let mut failures = 0;
         loop {
             std::thread::sleep(self.cfg.poll_interval.0);
-            match check() {
-                Err(e) if is_transient(&e) && failures + 1 < TRANSIENT_POLLS => failures += 1,
-                r => return r,
+            if let Some(list) = self.poll_deployments(environment, &mut failures)? {
+                return Ok(seen(&list));
             }
         }
     }
@@ -955,44 +913,6 @@ impl RailwayDeployer {
         }
     }
 
-    /// The newest deployment of `sha` in `environment`, if any: how hotfix
-    /// finds out whether a deploy of that commit exists (before asking for
-    /// one, and after an answer to that request was lost).
-    fn deployment_of(
-        &self,
-        environment: &str,
-        sha: &str,
-    ) -> Result<Option<RailwayDeployment>, DeployError> {
-        Ok(self
-            .deployments(environment, None, 20)?
-            .into_iter()
-            .find(|d| same_commit(d.commit.as_deref(), sha)))
-    }
-
-    /// Whether a rollback (or redeploy) to `target` took effect, for when
-    /// the answer to that mutation was lost: a deployment that was not
-    /// there before (`before`) of the target's commit (any new one if it has
-    /// none), or the target itself serving again. Returns its id.
-    fn rollback_seen(
-        &self,
-        target: &RailwayDeployment,
-        before: &HashSet<String>,
-    ) -> Result<Option<String>, DeployError> {
-        let list = self.deployments(&self.cfg.environment, None, 50)?;
-        let new = list.iter().find(|d| {
-            !before.contains(&d.id)
-                && target
-                    .commit
-                    .as_deref()
-                    .is_none_or(|c| same_commit(d.commit.as_deref(), c))
-        });
-        if let Some(d) = new {
-            return Ok(Some(d.id.clone()));
-        }
-        let serving = list.iter().find(|d| classify(&d.status) == Phase::Live);
-        Ok(serving.filter(|d| d.id == target.id).map(|d| d.id.clone()))
-    }
-
     /// Waits until the newest deployment of `sha` in `environment` is
     /// terminal. With `trigger`, asks Railway to deploy `sha` if no
     /// deployment of it exists `trigger_after` into the wait.
@@ -1010,10 +930,7 @@ impl RailwayDeployer {
         let mut last: Option<RailwayDeployment> = None;
         loop {
             if let Some(list) = self.poll_deployments(environment, &mut failures)? {
-                let found = list
-                    .into_iter()
-                    .find(|d| same_commit(d.commit.as_deref(), sha));
-                match found {
+                match of_commit(&list, sha).cloned() {
                     Some(d) => match classify(&d.status) {
                         Phase::Live => return Ok(d),
                         Phase::Failed(why) => {
@@ -1029,9 +946,9 @@ impl RailwayDeployer {
                     None if !triggered && start.elapsed() >= self.cfg.trigger_after.0 => {
                         // Railway did not start it by itself (auto-deploy off,
                         // or the push event got lost): ask for exactly this
-                        // commit. If the answer is lost, the deployment of the
-                        // sha (looked for above before triggering) tells
-                        // whether Railway started it.
+                        // commit. There is no deployment of it yet (just
+                        // looked), so if the answer is lost, one showing up
+                        // tells that Railway started it.
                         let what = format!(
                             "whether the service's deployments in {label} include one of commit {}",
                             short(sha)
@@ -1039,8 +956,9 @@ impl RailwayDeployer {
                         let sent = self.mutate(
                             &DEPLOY_COMMIT,
                             json!({ "environmentId": environment, "serviceId": self.cfg.service, "commitSha": sha }),
+                            environment,
                             &what,
-                            || self.deployment_of(environment, sha),
+                            |l| of_commit(l, sha).cloned(),
                         )?;
                         if let Applied::Seen(d) = sent {
                             // The next poll follows it like any deployment of the sha.
@@ -1222,33 +1140,37 @@ impl Deployer for RailwayDeployer {
             target.id,
             target.id
         );
-        let check = || self.rollback_seen(&target, &before);
-        let started = if target.can_rollback {
-            match self.mutate(&ROLLBACK, json!({ "id": target.id }), &what, check)? {
-                Applied::Answered(d) => {
-                    if d["deploymentRollback"].as_bool() != Some(true) {
-                        return Err(DeployError::Failed(format!(
-                            "Railway declined to roll back to deployment {}: roll back from Railway's dashboard",
-                            target.id
-                        )));
-                    }
-                    None
-                }
-                Applied::Seen(id) => Some(id),
-            }
-        } else {
-            // Outside the image retention window: rebuild that deployment's source.
-            match self.mutate(&REDEPLOY, json!({ "id": target.id }), &what, check)? {
-                Applied::Answered(d) => d["deploymentRedeploy"]["id"].as_str().map(str::to_string),
-                Applied::Seen(id) => Some(id),
-            }
+        let seen = |list: &[RailwayDeployment]| {
+            list.iter()
+                .find(|d| started_by_rollback(d, &target, &before))
+                .or_else(|| newest_live(list).filter(|d| d.id == target.id))
+                .map(|d| d.id.clone())
         };
-        // A deployment started by this rollback: the redeploy's id, else a
-        // new one of the target's commit (or any new one if it has none).
-        let ours = |d: &RailwayDeployment| match (&started, &target.commit) {
-            (Some(id), _) => &d.id == id,
-            (None, Some(c)) => !before.contains(&d.id) && same_commit(d.commit.as_deref(), c),
-            (None, None) => !before.contains(&d.id),
+        // While the image is retained, roll back to it; outside the
+        // retention window, rebuild that deployment's source.
+        let m = if target.can_rollback {
+            &ROLLBACK
+        } else {
+            &REDEPLOY
+        };
+        let started = match self.mutate(m, json!({ "id": target.id }), env, &what, seen)? {
+            Applied::Seen(id) => Some(id),
+            Applied::Answered(d) if target.can_rollback => {
+                if d["deploymentRollback"].as_bool() != Some(true) {
+                    return Err(DeployError::Failed(format!(
+                        "Railway declined to roll back to deployment {}: roll back from Railway's dashboard",
+                        target.id
+                    )));
+                }
+                None
+            }
+            Applied::Answered(d) => d["deploymentRedeploy"]["id"].as_str().map(str::to_string),
+        };
+        // A deployment started by this rollback: the redeploy's id (or the
+        // one the check saw), else a new one of the target's commit.
+        let ours = |d: &RailwayDeployment| match &started {
+            Some(id) => &d.id == id,
+            None => started_by_rollback(d, &target, &before),
         };
         let start = Instant::now();
         let deadline = start + self.cfg.deploy_timeout.0;
@@ -1258,7 +1180,7 @@ impl Deployer for RailwayDeployer {
             if let Some(list) = self.poll_deployments(env, &mut failures)? {
                 // Serving again = the newest live deployment is ours (or the
                 // target itself, if Railway reactivated it in place).
-                if let Some(live) = list.iter().find(|d| classify(&d.status) == Phase::Live)
+                if let Some(live) = newest_live(&list)
                     && (live.id == target.id || ours(live))
                 {
                     return Ok(());

@@ -11,10 +11,10 @@
 //! deployment by the commit deployed (the head, the merge, what production
 //! runs).
 //!
-//! Every write goes through [`ops::append_system`] / [`ops::append_with`],
-//! which re-read the incident and retry on a concurrent append, so the
-//! decisions below always look at the fresh state, and through the
-//! rulebook (`hotfix_core::admit`) from the GitHub door. Each decision is
+//! Every write goes through [`record`], that is [`ops::append_with`] from
+//! the GitHub door of the rulebook (`hotfix_core::admit`), which re-reads
+//! the incident and retries on a concurrent append, so the decisions below
+//! always look at the fresh state. Each decision is
 //! idempotent, so a redelivery under a new delivery id records nothing
 //! twice: reviews are known by GitHub's review id, merges by their sha,
 //! pushes by where they move the branch from and to.
@@ -33,7 +33,7 @@ use hotfix_core::guards::{ApproveCheck, check_approve, ship_refusals, withdrawal
 use hotfix_core::id::IncidentId;
 use hotfix_core::state::IncidentState;
 use hotfix_core::team::{ApiRole, InboxItem};
-use hotfix_core::validate::MAX_SHORT;
+use hotfix_core::validate::{MAX_SHORT, is_object_id};
 use hotfix_providers::forge::github::GithubConfig;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -176,22 +176,41 @@ fn ignored(why: String) -> ApiError {
     ApiError::not_found(why)
 }
 
-/// Nothing to append.
-fn nothing() -> (Vec<EventKind>, Outbox) {
-    (vec![], vec![])
+/// What a decision on the fresh state comes to: the outcome kept on the
+/// inbox item, the events to append (none: nothing to do) and notifications
+/// of its own.
+type Decision = (String, Vec<EventKind>, Outbox);
+
+/// Nothing to append, for `why`.
+fn skip(why: String) -> Result<Decision, ApiError> {
+    Ok((why, vec![], vec![]))
+}
+
+/// Decides on the fresh state of `id` and appends what was decided as
+/// `actor` through the GitHub door of the rulebook (every write of the
+/// webhook comes here); the outcome of the decision that was appended.
+fn record(
+    st: &AppState,
+    actor: &str,
+    id: IncidentId,
+    decide: &mut dyn FnMut(&IncidentState) -> Result<Decision, ApiError>,
+) -> Result<String, ApiError> {
+    let mut outcome = String::new();
+    ops::append_with(st, &Actor::new(actor, Door::GitHub), id, &mut |s| {
+        let (o, kinds, extra) = decide(s)?;
+        outcome = o;
+        Ok((kinds, extra))
+    })?;
+    Ok(outcome)
 }
 
 fn short(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
 }
 
-fn is_sha(s: &str) -> bool {
-    matches!(s.len(), 40 | 64) && s.chars().all(|c| c.is_ascii_hexdigit())
-}
-
 /// A commit sha from the payload, as git prints it, if it is one.
 fn commit(s: Option<&str>) -> Option<String> {
-    s.filter(|s| is_sha(s)).map(str::to_ascii_lowercase)
+    s.map(str::to_ascii_lowercase).filter(|s| is_object_id(s))
 }
 
 /// The all-zero sha GitHub sends for "no commit" (a branch created or deleted).
@@ -210,28 +229,21 @@ fn bounded(s: String, max: usize) -> String {
     }
 }
 
-/// The id of the newest open incident that `matches`; none is a 404, which
-/// [`process`] keeps as `ignored: {what}`.
+/// The newest open incident that `matches`.
 fn newest_open(
-    st: &AppState,
+    all: &ops::Snapshot,
     matches: impl Fn(&IncidentState) -> bool,
-    what: impl FnOnce() -> String,
-) -> Result<IncidentId, ApiError> {
-    ops::all(st)?
-        .iter()
+) -> Option<&IncidentState> {
+    all.iter()
         .filter(|s| !s.is_closed() && matches(s))
-        .map(|s| s.id)
-        .max()
-        .ok_or_else(|| ApiError::not_found(what()))
+        .max_by_key(|s| s.id)
 }
 
 /// The incident whose branch is `branch`.
 fn by_branch(st: &AppState, branch: &str) -> Result<IncidentId, ApiError> {
-    newest_open(
-        st,
-        |s| s.branch == branch,
-        || format!("no incident for {branch}"),
-    )
+    newest_open(&ops::all(st)?, |s| s.branch == branch)
+        .map(|s| s.id)
+        .ok_or_else(|| ignored(format!("no incident for {branch}")))
 }
 
 /// What a pull request is to hotfix.
@@ -281,13 +293,11 @@ fn pr_of(
         }
     }
     let all = ops::all(st)?;
-    let open = || all.iter().filter(|s| !s.is_closed());
+    let on_branch =
+        |f: &dyn Fn(&IncidentState) -> bool| newest_open(&all, |s| s.branch == head && f(s));
     if base.name == git.develop {
-        return open()
-            .filter(|s| s.branch == head)
-            .map(|s| s.id)
-            .max()
-            .map(PrOf::Backport)
+        return on_branch(&|_| true)
+            .map(|s| PrOf::Backport(s.id))
             .ok_or_else(|| {
                 ignored(format!(
                     "no incident for {head} (PR #{n} into {})",
@@ -301,23 +311,22 @@ fn pr_of(
             base.name, git.main, git.develop
         )));
     }
-    // A number some incident recorded (in any attempt) belongs to it.
-    let recorded = all.iter().any(|s| {
-        s.events
-            .iter()
-            .any(|e| matches!(e.kind, EventKind::PrOpened { number, .. } if number == n))
-    });
-    let mine = |s: &IncidentState| {
-        s.branch == head
-            && match s.pr {
-                Some(p) => p == n,
-                None => !recorded,
-            }
-    };
-    if let Some(id) = open().filter(|s| mine(s)).map(|s| s.id).max() {
-        return Ok(PrOf::Hotfix(id));
+    if let Some(s) = on_branch(&|s| s.pr == Some(n)) {
+        return Ok(PrOf::Hotfix(s.id));
     }
-    match open().filter(|s| s.branch == head).max_by_key(|s| s.id) {
+    // Before `pr_opened` the branch decides, for a number no incident
+    // recorded in any attempt (the state keeps only the PR of the current
+    // attempt, so only this case reads the logs).
+    if let Some(s) = on_branch(&|s| s.pr.is_none())
+        && !all.iter().any(|s| {
+            s.events
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::PrOpened { number, .. } if number == n))
+        })
+    {
+        return Ok(PrOf::Hotfix(s.id));
+    }
+    match on_branch(&|_| true) {
         Some(s) => Err(ignored(match s.pr {
             Some(p) => format!("PR #{n} is not the PR of {} (#{p})", s.id),
             None => format!(
@@ -422,15 +431,14 @@ fn review(st: &AppState, forge: &Forge, e: ReviewEvent) -> Result<String, ApiErr
             ));
         }
     };
-    let login = e.review.user.login.clone();
-    let identity = forge.identity_of(&login);
-    let rid = e.review.id;
+    let login = e.review.user.login.as_str();
+    let identity = forge.identity_of(login);
     let state = e.review.state.to_ascii_lowercase();
     let r = Review {
         id,
         pr: n,
-        rid,
-        login: &login,
+        rid: e.review.id,
+        login,
         identity: identity.as_deref(),
     };
     match (e.action.as_str(), state.as_str()) {
@@ -465,6 +473,16 @@ impl Review<'_> {
         }
     }
 
+    /// The outcome of withdrawing the reviewer's approval of the head of `s`.
+    fn withdrawn(&self, s: &IncidentState, reason: &str) -> String {
+        format!(
+            "withdrawn on {}: the approval by {} of {}; {reason}",
+            self.id,
+            self.who(),
+            short(s.head_sha.as_deref().unwrap_or(""))
+        )
+    }
+
     /// Why nothing is done: this review is already on the log.
     fn seen(&self, s: &IncidentState) -> Option<String> {
         let rid = self.rid?;
@@ -497,78 +515,56 @@ fn approved(st: &AppState, r: &Review<'_>, sha: &str) -> Result<String, ApiError
             ApiRole::Developer
         },
     };
-    let mut outcome = String::new();
-    ops::append_system(st, &Actor::new(identity, Door::GitHub), id, &mut |s| {
+    record(st, identity, id, &mut |s| {
         if !still_pr(s, r.pr) {
-            outcome = format!("ignored: PR #{} is no longer the PR of {id}", r.pr);
-            return Ok(vec![]);
+            return skip(format!("ignored: PR #{} is no longer the PR of {id}", r.pr));
         }
         // A review that was dismissed (or withdrew) does not approve again
         // when its delivery is sent once more, nor does one older than the
         // review that withdrew the reviewer's approval.
         if let Some(why) = r.seen(s) {
-            outcome = why;
-            return Ok(vec![]);
+            return skip(why);
         }
         if let Some(rid) = r.rid
             && let Some(later) = withdrawn_since(s, identity, &sha, rid)
         {
-            outcome = format!(
+            return skip(format!(
                 "ignored: replay: GitHub review {rid} is older than review {later}, which withdrew the approval of {identity}"
-            );
-            return Ok(vec![]);
+            ));
         }
         let role = ops::approval_role(st, &caller, s)?;
         let head = s.head_sha.as_deref().unwrap_or("");
         if head != sha {
-            outcome = format!(
+            return skip(format!(
                 "ignored: stale review: {login} approved {} but the head of {id} is {}; nothing recorded",
                 short(&sha),
                 short(head)
-            );
-            return Ok(vec![]);
+            ));
         }
         if matches!(
             check_approve(s, &st.cfg, identity),
             Ok(ApproveCheck::AlreadyApproved)
         ) {
-            outcome = format!(
+            return skip(format!(
                 "ignored: {identity} already approved {id} at {}",
                 short(head)
-            );
-            return Ok(vec![]);
+            ));
         }
-        outcome = format!(
-            "approved {id} at {} by {identity} ({login}) as {}",
-            short(head),
-            role.label()
-        );
-        Ok(vec![EventKind::Approved {
-            by: identity.to_string(),
-            role,
-            sha: sha.clone(),
-            source: SOURCE.to_string(),
-        }])
-    })?;
-    Ok(outcome)
-}
-
-/// The outcome of appending withdrawals: the rulebook's `no_approval`
-/// (withdrawn in between) is nothing to do.
-fn withdrawn_outcome(
-    res: Result<IncidentState, ApiError>,
-    outcome: String,
-    r: &Review<'_>,
-) -> Result<String, ApiError> {
-    match res {
-        Ok(_) => Ok(outcome),
-        Err(e) if e.code == "no_approval" => Ok(format!(
-            "ignored: already withdrawn: {} has no approval of {} left to withdraw",
-            r.who(),
-            r.id
-        )),
-        Err(e) => Err(e),
-    }
+        Ok((
+            format!(
+                "approved {id} at {} by {identity} ({login}) as {}",
+                short(head),
+                role.label()
+            ),
+            vec![EventKind::Approved {
+                by: identity.to_string(),
+                role,
+                sha: sha.clone(),
+                source: SOURCE.to_string(),
+            }],
+            vec![],
+        ))
+    })
 }
 
 /// `submitted` `changes_requested`: the reviewer no longer approves the head.
@@ -580,27 +576,18 @@ fn changes_requested(st: &AppState, r: &Review<'_>) -> Result<String, ApiError> 
         ));
     };
     let reason = format!("{}: changes requested by {login}", review_name(r.rid));
-    let mut outcome = String::new();
-    let res = ops::append_system(st, &Actor::new(identity, Door::GitHub), id, &mut |s| {
+    record(st, identity, id, &mut |s| {
         if let Some(why) = r.seen(s) {
-            outcome = why;
-            return Ok(vec![]);
+            return skip(why);
         }
         let kinds = withdrawals(s, identity, &reason, SOURCE);
-        outcome = if kinds.is_empty() {
-            format!(
+        if kinds.is_empty() {
+            return skip(format!(
                 "ignored: review by {login} is `changes_requested`; {identity} has no approval of the head of {id} to withdraw"
-            )
-        } else {
-            format!(
-                "withdrawn on {id}: the approval by {} of {}; {reason}",
-                r.who(),
-                short(s.head_sha.as_deref().unwrap_or(""))
-            )
-        };
-        Ok(kinds)
-    });
-    withdrawn_outcome(res, outcome, r)
+            ));
+        }
+        Ok((r.withdrawn(s, &reason), kinds, vec![]))
+    })
 }
 
 /// `dismissed`: the approval the review gave no longer counts. A dismissal
@@ -616,32 +603,26 @@ fn dismissed(st: &AppState, r: &Review<'_>) -> Result<String, ApiError> {
         Some(rid) => format!("{}, review {rid}", r.who()),
         None => r.who(),
     };
-    let mut outcome = String::new();
-    let res = ops::append_with(st, &Actor::new(SOURCE, Door::GitHub), id, &mut |s| {
+    record(st, SOURCE, id, &mut |s| {
         if let Some(why) = r.seen(s) {
-            outcome = why;
-            return Ok(nothing());
+            return skip(why);
         }
         let kinds = r
             .identity
             .map(|i| withdrawals(s, i, &reason, SOURCE))
             .unwrap_or_default();
         if !kinds.is_empty() {
-            outcome = format!(
-                "withdrawn on {id}: the approval by {} of {}; {reason}",
-                r.who(),
-                short(s.head_sha.as_deref().unwrap_or(""))
-            );
-            return Ok((kinds, vec![]));
+            return Ok((r.withdrawn(s, &reason), kinds, vec![]));
         }
         if already_recorded(s, "review dismissed", &detail) {
-            outcome = format!("ignored: {id} already records the dismissal of {detail}");
-            return Ok(nothing());
+            return skip(format!(
+                "ignored: {id} already records the dismissal of {detail}"
+            ));
         }
-        outcome = format!(
-            "recorded on {id}: review by {detail} dismissed; no approval of theirs counted"
-        );
         Ok((
+            format!(
+                "recorded on {id}: review by {detail} dismissed; no approval of theirs counted"
+            ),
             vec![EventKind::ExternalUpdate {
                 source: SOURCE.into(),
                 what: "review dismissed".into(),
@@ -649,8 +630,7 @@ fn dismissed(st: &AppState, r: &Review<'_>) -> Result<String, ApiError> {
             }],
             vec![],
         ))
-    });
-    withdrawn_outcome(res, outcome, r)
+    })
 }
 
 /// The heads the incident had before (every `pushed` and `head_moved`).
@@ -724,21 +704,20 @@ fn move_head(st: &AppState, m: &HeadMove<'_>) -> Result<String, ApiError> {
     let id = m.id;
     let after = m.after.as_str();
     let branch = m.branch;
-    let mut outcome = String::new();
-    ops::append_with(st, &Actor::new(SOURCE, Door::GitHub), id, &mut |s| {
+    record(st, SOURCE, id, &mut |s| {
         if s.head_sha.as_deref() == Some(after) {
-            outcome = format!("ignored: the head of {id} is already {}", short(after));
-            return Ok(nothing());
+            return skip(format!(
+                "ignored: the head of {id} is already {}",
+                short(after)
+            ));
         }
         if let Some(n) = m.pr
             && !still_pr(s, n)
         {
-            outcome = format!("ignored: PR #{n} is no longer the PR of {id}");
-            return Ok(nothing());
+            return skip(format!("ignored: PR #{n} is no longer the PR of {id}"));
         }
         if let Some(why) = m.replay(s) {
-            outcome = format!("ignored: replay: {why}; nothing recorded");
-            return Ok(nothing());
+            return skip(format!("ignored: replay: {why}; nothing recorded"));
         }
         if st.now_s().saturating_sub(m.received_at) < PUSH_SETTLE_S {
             return Err(ApiError::new(
@@ -751,18 +730,17 @@ fn move_head(st: &AppState, m: &HeadMove<'_>) -> Result<String, ApiError> {
             ));
         }
         if s.merge_sha.is_some() {
-            outcome = format!(
+            return skip(format!(
                 "ignored: {id} is already merged; a later push to {branch} does not change what shipped"
-            );
-            return Ok(nothing());
+            ));
         }
         if s.rollback.is_some() {
-            outcome =
-                format!("ignored: {id} was rolled back; a new attempt records its own pushes");
-            return Ok(nothing());
+            return skip(format!(
+                "ignored: {id} was rolled back; a new attempt records its own pushes"
+            ));
         }
         let stale = !s.fresh_approvals().is_empty();
-        outcome = format!(
+        let outcome = format!(
             "recorded on {id}: head moved to {}{}",
             short(after),
             if stale { "; approvals are stale" } else { "" }
@@ -779,14 +757,14 @@ fn move_head(st: &AppState, m: &HeadMove<'_>) -> Result<String, ApiError> {
         );
         let extra = ops::custom_message(st, s, "head_moved", text, vec![], st.clock.now());
         Ok((
+            outcome,
             vec![EventKind::HeadMoved {
                 sha: after.to_string(),
                 source: SOURCE.into(),
             }],
             extra,
         ))
-    })?;
-    Ok(outcome)
+    })
 }
 
 /// `push`: a new head on the incident's branch makes the approvals and the
@@ -890,55 +868,52 @@ fn merged(st: &AppState, id: IncidentId, pr: &PullRequest) -> Result<String, Api
         .as_ref()
         .map(|u| u.login.as_str())
         .unwrap_or("someone");
-    let mut outcome = String::new();
-    ops::append_with(st, &Actor::new(SOURCE, Door::GitHub), id, &mut |s| {
+    record(st, SOURCE, id, &mut |s| {
         if s.merge_sha.as_deref() == Some(merge_sha.as_str()) {
-            outcome = if s.merged_by.as_deref() == Some("cli") {
+            return skip(if s.merged_by.as_deref() == Some("cli") {
                 format!("ignored: hotfix recorded the merge of {id} itself")
             } else {
                 format!(
                     "ignored: {id} already records the merge {}",
                     short(&merge_sha)
                 )
-            };
-            return Ok(nothing());
+            });
         }
         if let Some(m) = &s.merge_sha {
-            outcome = format!(
+            return skip(format!(
                 "ignored: {id} is already merged at {}; PR #{n}'s merge {} is not recorded",
                 short(m),
                 short(&merge_sha)
-            );
-            return Ok(nothing());
+            ));
         }
-        let earlier = s
-            .events
-            .iter()
-            .any(|e| matches!(&e.kind, EventKind::Merged { merge_sha: m, .. } if *m == merge_sha));
         if !still_pr(s, n) {
-            outcome = format!("ignored: PR #{n} is no longer the PR of {id}");
-            return Ok(nothing());
+            return skip(format!("ignored: PR #{n} is no longer the PR of {id}"));
         }
-        if earlier {
-            outcome = format!(
+        if s.events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::Merged { merge_sha: m, .. } if *m == merge_sha))
+        {
+            return skip(format!(
                 "ignored: replay: {} is the merge of an earlier attempt of {id}",
                 short(&merge_sha)
-            );
-            return Ok(nothing());
+            ));
         }
         let mut kinds = vec![];
-        let mut cur = s.clone();
         // The PR's own number: GitHub merged the head it shows, even when
         // its push is still settling (or was never delivered).
-        if s.pr == Some(n) && s.head_sha.as_deref() != Some(head.as_str()) {
+        let moved;
+        let cur = if s.pr == Some(n) && s.head_sha.as_deref() != Some(head.as_str()) {
             let k = EventKind::HeadMoved {
                 sha: head.clone(),
                 source: SOURCE.into(),
             };
-            cur = cur.with(st.clock.now(), SOURCE, &k);
+            moved = s.with(st.clock.now(), SOURCE, &k);
             kinds.push(k);
-        }
-        let refusals = ship_refusals(&cur, &st.cfg);
+            &moved
+        } else {
+            s
+        };
+        let refusals = ship_refusals(cur, &st.cfg);
         if !refusals.is_empty() {
             let past: Vec<&str> = refusals.iter().map(|r| r.message.as_str()).collect();
             kinds.push(EventKind::AntiPatternRecorded {
@@ -949,7 +924,7 @@ fn merged(st: &AppState, id: IncidentId, pr: &PullRequest) -> Result<String, Api
                 ),
             });
         }
-        outcome = format!(
+        let outcome = format!(
             "recorded on {id}: merged on GitHub by {by} at {}{}",
             short(&merge_sha),
             if refusals.is_empty() {
@@ -969,51 +944,52 @@ fn merged(st: &AppState, id: IncidentId, pr: &PullRequest) -> Result<String, Api
             previous_deployment: None,
             source: SOURCE.into(),
         });
-        Ok((kinds, vec![]))
-    })?;
-    Ok(outcome)
+        Ok((outcome, kinds, vec![]))
+    })
 }
 
 /// The incident's PR closed without merging.
 fn closed(st: &AppState, id: IncidentId, n: u64) -> Result<String, ApiError> {
-    let mut outcome = String::new();
-    ops::append_with(st, &Actor::new(SOURCE, Door::GitHub), id, &mut |s| {
+    record(st, SOURCE, id, &mut |s| {
         if s.pr != Some(n) {
-            outcome = format!("ignored: PR #{n} was closed, but {id} records no PR #{n}");
-            return Ok(nothing());
+            return skip(format!(
+                "ignored: PR #{n} was closed, but {id} records no PR #{n}"
+            ));
         }
         if s.merge_sha.is_some() {
-            outcome = format!("ignored: {id} is already merged; closing PR #{n} changes nothing");
-            return Ok(nothing());
+            return skip(format!(
+                "ignored: {id} is already merged; closing PR #{n} changes nothing"
+            ));
         }
         if s.pr_closed {
-            outcome = format!("ignored: {id} already records PR #{n} closed");
-            return Ok(nothing());
+            return skip(format!("ignored: {id} already records PR #{n} closed"));
         }
-        outcome = format!("recorded on {id}: PR #{n} closed without merging");
-        Ok((vec![EventKind::PrClosed { number: n }], vec![]))
-    })?;
-    Ok(outcome)
+        Ok((
+            format!("recorded on {id}: PR #{n} closed without merging"),
+            vec![EventKind::PrClosed { number: n }],
+            vec![],
+        ))
+    })
 }
 
 /// The incident's PR reopened after it was closed without merging.
 fn reopened(st: &AppState, id: IncidentId, pr: &PullRequest) -> Result<String, ApiError> {
     let n = pr.number;
-    let mut outcome = String::new();
-    ops::append_with(st, &Actor::new(SOURCE, Door::GitHub), id, &mut |s| {
+    record(st, SOURCE, id, &mut |s| {
         if s.pr != Some(n) || !s.pr_closed {
-            outcome = format!("ignored: {id} does not record PR #{n} as closed");
-            return Ok(nothing());
+            return skip(format!("ignored: {id} does not record PR #{n} as closed"));
         }
-        outcome = format!("recorded on {id}: PR #{n} reopened");
         let url = s
             .pr_url
             .clone()
             .or_else(|| pr.html_url.clone())
             .unwrap_or_default();
-        Ok((vec![EventKind::PrOpened { number: n, url }], vec![]))
-    })?;
-    Ok(outcome)
+        Ok((
+            format!("recorded on {id}: PR #{n} reopened"),
+            vec![EventKind::PrOpened { number: n, url }],
+            vec![],
+        ))
+    })
 }
 
 /// The incident's backport PR (its branch into develop) closed: merged, it
@@ -1030,28 +1006,25 @@ fn backported(st: &AppState, id: IncidentId, pr: &PullRequest) -> Result<String,
             "ignored: PR #{n}, the backport of {id}, names no merge commit"
         ));
     };
-    let mut outcome = String::new();
-    ops::append_with(st, &Actor::new(SOURCE, Door::GitHub), id, &mut |s| {
+    record(st, SOURCE, id, &mut |s| {
         if s.backport_sha.as_deref() == Some(merge_sha.as_str()) {
-            outcome = format!(
+            return skip(format!(
                 "ignored: {id} already records the backport {}",
                 short(&merge_sha)
-            );
-            return Ok(nothing());
+            ));
         }
-        outcome = format!(
-            "recorded on {id}: backported to {} by PR #{n} at {}",
-            st.cfg.git.develop,
-            short(&merge_sha)
-        );
         Ok((
+            format!(
+                "recorded on {id}: backported to {} by PR #{n} at {}",
+                st.cfg.git.develop,
+                short(&merge_sha)
+            ),
             vec![EventKind::Backported {
                 merge_sha: merge_sha.clone(),
             }],
             vec![],
         ))
-    })?;
-    Ok(outcome)
+    })
 }
 
 /// `deployment_status`: the deployment of a commit of the incident (its
@@ -1066,19 +1039,16 @@ fn deployment(st: &AppState, forge: &Forge, e: DeploymentStatusEvent) -> Result<
             .iter()
             .any(|x| x.as_deref() == Some(sha.as_str()))
     };
-    let id = newest_open(st, ours, || {
-        format!("no incident for commit {}", short(&sha))
-    })?;
+    let id = newest_open(&ops::all(st)?, ours)
+        .map(|s| s.id)
+        .ok_or_else(|| ignored(format!("no incident for commit {}", short(&sha))))?;
     let state = e.deployment_status.state.to_ascii_lowercase();
     let what = format!("deployment {state}");
     let detail = e.where_();
-    let mut outcome = String::new();
-    ops::append_with(st, &Actor::new(SOURCE, Door::GitHub), id, &mut |s| {
+    record(st, SOURCE, id, &mut |s| {
         if already_recorded(s, &what, &detail) {
-            outcome = format!("ignored: {id} already records `{what}` {detail}");
-            return Ok(nothing());
+            return skip(format!("ignored: {id} already records `{what}` {detail}"));
         }
-        outcome = format!("recorded on {id}: {what} ({detail})");
         let extra = if matches!(state.as_str(), "failure" | "error") {
             ops::custom_message(
                 st,
@@ -1095,6 +1065,7 @@ fn deployment(st: &AppState, forge: &Forge, e: DeploymentStatusEvent) -> Result<
             vec![]
         };
         Ok((
+            format!("recorded on {id}: {what} ({detail})"),
             vec![EventKind::ExternalUpdate {
                 source: SOURCE.into(),
                 what: what.clone(),
@@ -1102,8 +1073,7 @@ fn deployment(st: &AppState, forge: &Forge, e: DeploymentStatusEvent) -> Result<
             }],
             extra,
         ))
-    })?;
-    Ok(outcome)
+    })
 }
 
 #[cfg(test)]

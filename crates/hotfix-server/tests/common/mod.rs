@@ -7,13 +7,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hotfix_core::admit::{Actor, Door};
 use hotfix_core::config::Config;
+use hotfix_core::event::{EventKind, NewEvent};
+use hotfix_core::id::IncidentId;
 use hotfix_core::provider::Notifier;
+use hotfix_core::severity::Severity;
+use hotfix_core::state::IncidentState;
 use hotfix_core::team::{ApiRole, ServerStore};
 use hotfix_engine::Clock;
 use hotfix_providers::notify::FileNotifier;
-use hotfix_server::{AppState, Running, Secrets, ServerParts, WorkerSettings};
-use serde_json::Value;
+use hotfix_server::{AppState, Running, Secrets, ServerParts, WorkerSettings, ops};
+use serde_json::{Value, json};
 
 pub const GITHUB_SECRET: &str = "It's a Secret to Everybody";
 pub const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
@@ -329,4 +334,148 @@ pub fn post_json(url: &str, token: Option<&str>, body: &Value) -> Resp {
 /// DELETE.
 pub fn delete(url: &str, token: Option<&str>) -> Resp {
     into_resp(with_headers(agent().delete(url), token, &[]).call())
+}
+
+// ------------------------------------------------- incidents over the API
+
+/// An object id made of one hex digit: `a…a` is the base in these tests,
+/// `b…b` the fix's head.
+pub fn sha(c: char) -> String {
+    c.to_string().repeat(40)
+}
+
+/// `POST /api/v1/incidents`, whatever comes back.
+pub fn try_declare(t: &TestServer, token: &str, body: &Value) -> Resp {
+    post_json(&t.url("/api/v1/incidents"), Some(token), body)
+}
+
+/// Declares through the API (201) and returns the incident's id.
+pub fn declare(t: &TestServer, token: &str, body: Value) -> String {
+    let r = try_declare(t, token, &body);
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.json()["incident"]["id"].as_str().unwrap().to_string()
+}
+
+/// Appends `events` through the API's generic route, whatever comes back.
+pub fn append(t: &TestServer, token: &str, id: &str, events: Value) -> Resp {
+    post_json(
+        &t.url(&format!("/api/v1/incidents/{id}/events")),
+        Some(token),
+        &json!({ "events": events }),
+    )
+}
+
+/// Approves (the head shown) as `token`'s user, whatever comes back.
+pub fn approve(t: &TestServer, token: &str, id: &str) -> Resp {
+    post(
+        &t.url(&format!("/api/v1/incidents/{id}/approve")),
+        Some(token),
+        &[],
+        b"",
+    )
+}
+
+/// The incident's events, oldest first.
+pub fn events_of(t: &TestServer, token: &str, id: &str) -> Vec<Value> {
+    get(
+        &t.url(&format!("/api/v1/incidents/{id}/events")),
+        Some(token),
+        &[],
+    )
+    .json()["events"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The developer's push of `b…b` (one commit by DEV) and its PR #7, as the
+/// CLI records them.
+pub fn push_events() -> Vec<Value> {
+    let b = sha('b');
+    vec![
+        json!({"type": "pushed", "sha": b, "commits": [{"sha": b, "author_email": DEV, "committer_email": DEV, "subject": "fix"}], "diff": {"files": ["a.rs"], "lines_added": 3, "lines_removed": 1}}),
+        json!({"type": "pr_opened", "number": 7, "url": "https://github.com/acme/app/pull/7"}),
+    ]
+}
+
+/// The preview of `b…b` deployed and its smoke checks passed.
+pub fn preview_events() -> Vec<Value> {
+    let b = sha('b');
+    vec![
+        json!({"type": "preview_deployed", "sha": b, "url": "http://127.0.0.1:1/"}),
+        json!({"type": "smoke_passed", "sha": b, "checks": []}),
+    ]
+}
+
+/// Declared by the developer on `a…a` and `events` appended (200).
+fn declared_with(
+    t: &TestServer,
+    dev: &str,
+    name: &str,
+    severity: &str,
+    events: Vec<Value>,
+) -> String {
+    let id = declare(
+        t,
+        dev,
+        json!({"name": name, "severity": severity, "base_sha": sha('a')}),
+    );
+    let r = append(t, dev, &id, Value::Array(events));
+    assert_eq!(r.status, 200, "{}", r.text);
+    id
+}
+
+/// Declared by the developer, pushed, PR open: no preview, no approval yet.
+pub fn pushed_unpreviewed(t: &TestServer, dev: &str, name: &str, severity: &str) -> String {
+    declared_with(t, dev, name, severity, push_events())
+}
+
+/// Declared by the developer, pushed, PR open, preview passed: waiting for approval.
+pub fn pushed(t: &TestServer, dev: &str, name: &str, severity: &str) -> String {
+    let mut events = push_events();
+    events.extend(preview_events());
+    declared_with(t, dev, name, severity, events)
+}
+
+// ------------------------------------------- incidents straight in the store
+
+/// A critical, customer-facing incident `name` declared by DEV through
+/// the API's door, straight on `st` (no HTTP).
+pub fn declare_in(st: &AppState, name: &str, base_sha: &str) -> IncidentId {
+    ops::declare(
+        st,
+        &Actor::new(DEV, Door::Api),
+        EventKind::Declared {
+            name: name.into(),
+            title: format!("{name} broken"),
+            severity: Severity::Critical,
+            customer_facing: true,
+            security: false,
+            branch: format!("hotfix/{name}"),
+            base_sha: base_sha.into(),
+        },
+        vec![],
+        &|_, _| vec![],
+    )
+    .unwrap()
+    .id
+}
+
+/// Writes `kinds` to the log as they are, past the rulebook: the worker
+/// tests seed a history (a ship that happened, hours ago) to exercise the
+/// workers, as a fixture would; the rulebook itself is tested in
+/// hotfix-core and by the API tests.
+pub fn seed(st: &AppState, id: IncidentId, kinds: Vec<EventKind>) -> IncidentState {
+    let s = ops::load(st, id).unwrap();
+    let now = st.clock.now();
+    let events: Vec<NewEvent> = kinds
+        .into_iter()
+        .map(|kind| NewEvent {
+            at: now,
+            actor: DEV.into(),
+            kind,
+        })
+        .collect();
+    st.store.append(id, s.version, &events, &[]).unwrap();
+    ops::load(st, id).unwrap()
 }

@@ -123,9 +123,7 @@ impl FakeGithub {
             .reviews
             .push((pr, login.into(), sha, "APPROVED".into()));
     }
-}
 
-impl FakeGithub {
     /// A review is dismissed on GitHub: as there, the review itself turns
     /// `DISMISSED` (it stays in `/pulls/{n}/reviews`, as the latest verdict).
     pub fn dismiss(&self, pr: u64, login: &str) {
