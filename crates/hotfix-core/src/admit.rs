@@ -156,6 +156,7 @@ pub fn admit(
     kind: &EventKind,
 ) -> Result<(), Vec<Refusal>> {
     let mut out = vec![];
+    actor_rule(actor, &mut out);
     door_rule(kind, actor, &mut out);
     if out.is_empty() {
         values_rule(kind, &mut out);
@@ -163,6 +164,36 @@ pub fn admit(
     if out.is_empty() {
         state_rule(s, rules, actor, kind, &mut out);
     }
+    if out.is_empty() { Ok(()) } else { Err(out) }
+}
+
+/// The longest name of who acts.
+pub const MAX_ACTOR: usize = 200;
+
+/// Who acts is stored with every event and printed in every view, so it
+/// obeys the same value rule as a title: one plain line, bounded (a
+/// `HOTFIX_USER` with an ESC in it must not recolour every terminal that
+/// later shows the log).
+fn actor_rule(actor: &Actor<'_>, out: &mut Vec<Refusal>) {
+    if actor.who.trim().is_empty() {
+        out.push(refusal(
+            "bad_value",
+            "nobody is acting (an empty name)",
+            "pass --as PERSON or set HOTFIX_USER",
+        ));
+    } else if let Some(p) = text_problem("the actor's name", actor.who, MAX_ACTOR, true) {
+        out.push(refusal(
+            "bad_value",
+            p,
+            "pass --as PERSON or set HOTFIX_USER to a plain name",
+        ));
+    }
+}
+
+/// [`actor_rule`] on its own, for a declaration (which has no state yet).
+pub fn admit_actor(actor: &Actor<'_>) -> Result<(), Vec<Refusal>> {
+    let mut out = vec![];
+    actor_rule(actor, &mut out);
     if out.is_empty() { Ok(()) } else { Err(out) }
 }
 

@@ -40,6 +40,18 @@ pub struct ServerConfig {
     pub slack_users: std::collections::BTreeMap<String, String>,
     /// The only channel `/hotfix` answers in (default: `[notify] channel`).
     pub slack_channel: Option<String>,
+    /// Seconds a client has to send a request's head (request line and
+    /// headers), from connecting or from the first byte of a later request
+    /// on a kept-alive connection; then the connection is closed. Without
+    /// it, sockets that send nothing or half a request stay open for ever.
+    pub header_read_timeout_s: u64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    /// Never applies while a response is being sent (the dashboard's event
+    /// stream stays open).
+    pub idle_timeout_s: u64,
+    /// Connections served at once; more wait in the listen backlog until
+    /// one ends (the timeouts above end idle ones).
+    pub max_connections: u64,
 }
 
 impl Default for ServerConfig {
@@ -49,7 +61,50 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             slack_users: Default::default(),
             slack_channel: None,
+            header_read_timeout_s: 10,
+            idle_timeout_s: 60,
+            max_connections: 1024,
         }
+    }
+}
+
+impl ServerConfig {
+    /// The ranges of the connection limits: zero would close (or refuse)
+    /// everything, and past these they protect nothing.
+    pub const HEADER_READ_TIMEOUT_S: std::ops::RangeInclusive<u64> = 1..=300;
+    pub const IDLE_TIMEOUT_S: std::ops::RangeInclusive<u64> = 1..=3600;
+    pub const MAX_CONNECTIONS: std::ops::RangeInclusive<u64> = 1..=100_000;
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let check = |key: &str, v: u64, range: std::ops::RangeInclusive<u64>, unit: &str| {
+            if range.contains(&v) {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid(format!(
+                    "[server] {key} = {v} is out of range: use {} to {}{unit}",
+                    range.start(),
+                    range.end()
+                )))
+            }
+        };
+        check(
+            "header_read_timeout_s",
+            self.header_read_timeout_s,
+            Self::HEADER_READ_TIMEOUT_S,
+            " seconds",
+        )?;
+        check(
+            "idle_timeout_s",
+            self.idle_timeout_s,
+            Self::IDLE_TIMEOUT_S,
+            " seconds",
+        )?;
+        check(
+            "max_connections",
+            self.max_connections,
+            Self::MAX_CONNECTIONS,
+            "",
+        )
     }
 }
 
@@ -363,6 +418,7 @@ impl Config {
         if self.deploy.unhealthy_after == 0 {
             return inv("[deploy] unhealthy_after must be at least 1".into());
         }
+        self.server.validate()?;
         Ok(())
     }
 
@@ -397,6 +453,51 @@ mod tests {
         assert_eq!(cfg.git, d.git);
         assert_eq!(cfg.deploy.watch, d.deploy.watch);
         assert_eq!(cfg.smoke.len(), 1);
+    }
+
+    #[test]
+    fn the_server_connection_limits_have_defaults_and_ranges() {
+        let d = Config::parse("").expect("defaults");
+        assert_eq!(
+            (
+                d.server.header_read_timeout_s,
+                d.server.idle_timeout_s,
+                d.server.max_connections
+            ),
+            (10, 60, 1024)
+        );
+        let ok = Config::parse(
+            "[server]\nheader_read_timeout_s = 1\nidle_timeout_s = 3600\nmax_connections = 2\n",
+        )
+        .expect("in range");
+        assert_eq!(ok.server.max_connections, 2);
+        for (bad, says) in [
+            (
+                "header_read_timeout_s = 0",
+                "header_read_timeout_s = 0 is out of range: use 1 to 300 seconds",
+            ),
+            ("header_read_timeout_s = 301", "use 1 to 300 seconds"),
+            (
+                "idle_timeout_s = 0",
+                "idle_timeout_s = 0 is out of range: use 1 to 3600 seconds",
+            ),
+            ("idle_timeout_s = 86400", "use 1 to 3600 seconds"),
+            (
+                "max_connections = 0",
+                "max_connections = 0 is out of range: use 1 to 100000",
+            ),
+            ("max_connections = 10000000", "use 1 to 100000"),
+        ] {
+            let e = Config::parse(&format!("[server]\n{bad}\n"))
+                .expect_err(bad)
+                .to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let e = Config::parse("[server]\nidle_timeout_s = -1\n")
+            .expect_err("negative")
+            .to_string();
+        assert!(e.contains("idle_timeout_s"), "{e}");
+        assert!(Config::parse("[server]\nidle_timeout_s = \"60s\"\n").is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use jiff::Timestamp;
 
-use crate::admit::{Actor, Rules, admit, admit_declared, needs_others};
+use crate::admit::{Actor, Rules, admit, admit_actor, admit_declared, needs_others};
 use crate::config::Config;
 use crate::event::{Event, EventKind, NewEvent};
 use crate::guards::Refusal;
@@ -81,6 +81,7 @@ impl Ledger<'_> {
         kind: EventKind,
         extra: &dyn Fn(&IncidentState, Timestamp) -> Outbox,
     ) -> Result<IncidentId, AppendError> {
+        admit_actor(actor).map_err(AppendError::Refused)?;
         admit_declared(self.cfg, &kind).map_err(AppendError::Refused)?;
         let event = NewEvent {
             at: now,

@@ -9,9 +9,11 @@
 //! (store, forge, deployer, notifier); their implementations live in other
 //! crates.
 
+pub mod access;
 pub mod admit;
 pub mod checklist;
 pub mod config;
+pub mod display;
 pub mod duration;
 pub mod event;
 pub mod guards;

@@ -105,7 +105,11 @@ pub fn message_for(
         }
         EventKind::Closed => format!(":lock: {id} closed."),
         EventKind::ApprovalWithdrawn { by, reason, .. } => {
-            format!(":raised_hand: {id} approval by {by} withdrawn: {reason}.")
+            if s.security {
+                format!(":raised_hand: {id} approval by {by} withdrawn.")
+            } else {
+                format!(":raised_hand: {id} approval by {by} withdrawn: {reason}.")
+            }
         }
         EventKind::PrClosed { number } => {
             format!(":no_entry_sign: {id} PR #{number} was closed without merging.")
@@ -163,6 +167,8 @@ pub fn message_for(
         security: s.security,
         at,
         title: s.shared_title(),
-        pr_url: s.pr_url.clone(),
+        // A security fix's PR may live in a private fork whose address
+        // names the advisory (`hotfix_core::access`).
+        pr_url: if s.security { None } else { s.pr_url.clone() },
     })
 }

@@ -33,6 +33,64 @@ pub enum StoreError {
     Backend(String),
     #[error("incident store is corrupt: {0}")]
     Corrupt(String),
+    /// The store's file exists but holds no incident log: it was emptied,
+    /// overwritten, or is another program's database. It is never set up
+    /// again silently, because that would replace a lost log with an empty
+    /// one and nobody would notice until the record was needed.
+    #[error(
+        "incident store {} {problem}: restore it from a backup (README: \"Backing up and restoring the incident log\"), or run the command again with --reinit to move it aside and start a new, empty log",
+        path.display()
+    )]
+    Unusable {
+        path: std::path::PathBuf,
+        problem: BrokenStore,
+    },
+    /// The store can be read but not written (its file or directory is not
+    /// writable): reads work, writes are refused with this. Kept apart from
+    /// [`StoreError::Corrupt`] so nobody deletes a healthy file over it.
+    #[error("incident store {} is read-only: {reason}", path.display())]
+    ReadOnly {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+}
+
+/// What is wrong with a store file that [`StoreError::Unusable`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokenStore {
+    /// The file is there but has no bytes (`: > hotfix.db`).
+    Empty,
+    /// The file does not start like an SQLite database.
+    NotADatabase,
+    /// A valid SQLite database with none of hotfix's tables (its own
+    /// tables, if any, are named).
+    ForeignDatabase { tables: Vec<String> },
+    /// The database file is gone but its write-ahead log is still there.
+    OnlyWriteAheadLog,
+}
+
+impl std::fmt::Display for BrokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BrokenStore::Empty => f.write_str("is empty (0 bytes)"),
+            BrokenStore::NotADatabase => f.write_str("is not an SQLite database"),
+            BrokenStore::ForeignDatabase { tables } if tables.is_empty() => {
+                f.write_str("is an SQLite database without hotfix's tables (an empty one)")
+            }
+            BrokenStore::ForeignDatabase { tables } => {
+                let shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
+                let more = if tables.len() > shown.len() { ", …" } else { "" };
+                write!(
+                    f,
+                    "is an SQLite database without hotfix's tables (it has {}{more})",
+                    shown.join(", ")
+                )
+            }
+            BrokenStore::OnlyWriteAheadLog => f.write_str(
+                "is missing but its write-ahead log (-wal) is still there, so it was moved or deleted",
+            ),
+        }
+    }
 }
 
 /// A notification waiting in the outbox for one notifier.

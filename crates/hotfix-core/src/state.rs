@@ -540,21 +540,23 @@ impl IncidentState {
     /// The title as it may be shown to anyone on the team's channels and
     /// terminals: security incidents say nothing beyond that they are one
     /// ("Do NOT discuss details publicly"). The one place this rule lives.
+    /// Control and bidi characters come out escaped ([`crate::display`]):
+    /// a title an older version stored raw must not forge lines in a list.
     pub fn public_title(&self) -> String {
         if self.security {
             SECURITY_TITLE.to_string()
         } else {
-            self.title.clone()
+            crate::display::line(&self.title).into_owned()
         }
     }
 
     /// The title for a field that may be left empty (notifier payloads):
-    /// empty for security incidents.
+    /// empty for security incidents; escaped as [`Self::public_title`].
     pub fn shared_title(&self) -> String {
         if self.security {
             String::new()
         } else {
-            self.title.clone()
+            crate::display::line(&self.title).into_owned()
         }
     }
 

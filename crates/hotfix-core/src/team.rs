@@ -55,6 +55,26 @@ pub struct TokenRecord {
     pub revoked: bool,
 }
 
+/// Whether [`TeamStore::token_revoke`] may revoke the last live admin token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminGuard {
+    /// Refuse it: over the API, nobody could manage tokens afterwards.
+    KeepOne,
+    /// Allow it: `hotfix serve token` on the server's machine, which writes
+    /// to the store directly and can always create a new admin token.
+    AllowNone,
+}
+
+/// What [`TeamStore::token_revoke`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoke {
+    Revoked,
+    /// There was no such live token (never created, or revoked already).
+    NotFound,
+    /// It is the last live admin token and [`AdminGuard::KeepOne`] kept it.
+    LastAdmin,
+}
+
 /// One thing that came in, kept until it is processed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboxItem {
@@ -98,8 +118,10 @@ pub trait TeamStore: Send + Sync {
     /// The live (not revoked) token with this hash.
     fn token_lookup(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
     fn token_list(&self) -> Result<Vec<TokenRecord>, StoreError>;
-    /// Returns false if there was no such live token.
-    fn token_revoke(&self, id: i64) -> Result<bool, StoreError>;
+    /// Revokes a live token. With [`AdminGuard::KeepOne`] the last live
+    /// admin token is refused, atomically: two admins revoking each other
+    /// at the same time (two replicas, two connections) leave one of them.
+    fn token_revoke(&self, id: i64, guard: AdminGuard) -> Result<Revoke, StoreError>;
 
     /// Stores something that came in, durably, before it is acknowledged.
     /// `delivery` is the sender's unique id of this delivery (GitHub's

@@ -56,7 +56,7 @@ impl Engine {
             due
         };
         let dir = self.git.root().join("postmortems");
-        std::fs::create_dir_all(&dir)
+        hotfix_fs::create_private_dir(&dir)
             .map_err(|e| EngineError::Failed(format!("cannot create {}: {e}", dir.display())))?;
         let md = dir.join(format!("{id}.md"));
         let ics = dir.join(format!("{id}.ics"));
@@ -118,10 +118,8 @@ impl Engine {
     }
 }
 
-/// Writes a file so that a crash leaves either the old or the new content.
+/// Writes a file (0600) so that a crash leaves either the old or the new content.
 fn write_atomic(path: &std::path::Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, path))
+    hotfix_fs::write_private(path, text.as_bytes())
         .map_err(|e| EngineError::Failed(format!("cannot write {}: {e}", path.display())))
 }

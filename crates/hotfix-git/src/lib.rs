@@ -285,14 +285,19 @@ impl Git {
             "--format=%H%x1f%ae%x1f%ce%x1f%s",
             &range,
         ])?;
+        // A commit message may hold anything, an ESC or a bidi override
+        // included: the subject and addresses are recorded with those made
+        // visible, so a hotfix is never blocked by (or carries into every
+        // view) a terminal escape in a commit someone wrote.
+        let shown = |f: &str| hotfix_core::display::line(f).into_owned();
         Ok(s.lines()
             .filter_map(|l| {
                 let mut f = l.split('\x1f');
                 Some(CommitInfo {
                     sha: f.next()?.to_string(),
-                    author_email: f.next()?.to_string(),
-                    committer_email: f.next()?.to_string(),
-                    subject: f.next().unwrap_or("").to_string(),
+                    author_email: shown(f.next()?),
+                    committer_email: shown(f.next()?),
+                    subject: shown(&f.collect::<Vec<_>>().join("\u{1f}")),
                 })
             })
             .collect())

@@ -221,10 +221,7 @@ pub fn start_background(
         return Ok(info);
     }
     let log_path = paths.platform_log();
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
+    let log = crate::util::private_append(&log_path)
         .map_err(|e| PlatformError::io(format!("cannot open {}", log_path.display()), e))?;
     let log2 = log
         .try_clone()

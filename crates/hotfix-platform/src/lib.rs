@@ -91,6 +91,8 @@
 mod client;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod git;
 mod paths;
 mod platform;

@@ -307,9 +307,7 @@ impl Inner {
                 built = true;
             }
         }
-        std::fs::create_dir_all(&info.data_dir).map_err(|e| {
-            PlatformError::io(format!("cannot create {}", info.data_dir.display()), e)
-        })?;
+        util::private_dir(&info.data_dir)?;
         // Keep the port a release had before a restart: preview URLs stay valid.
         let port = if util::port_free(info.port) {
             info.port

@@ -7,7 +7,6 @@
 //! the platform, so a release dies exactly when the platform does.
 
 use std::collections::HashSet;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -113,10 +112,7 @@ impl Spawner {
 }
 
 fn spawn_now(spec: &SpawnSpec, platform_pid: u32) -> std::io::Result<Child> {
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&spec.log)?;
+    let log = crate::util::private_append(&spec.log)?;
     let Some((prog, args)) = spec.argv.split_first() else {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,

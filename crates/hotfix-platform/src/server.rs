@@ -67,8 +67,7 @@ async fn serve(mut cfg: PlatformConfig) -> Result<(), PlatformError> {
     }
     let paths = Paths::new(&cfg.state_dir);
     for d in [paths.releases(), paths.logs(), paths.data()] {
-        fs::create_dir_all(&d)
-            .map_err(|e| PlatformError::io(format!("cannot create {}", d.display()), e))?;
+        util::private_dir(&d)?;
     }
     // One platform per state directory. The lock dies with the process, so a
     // kill -9 never leaves a stale lock behind.
@@ -247,17 +246,23 @@ async fn serve_control(
             },
             _ = shutdown.changed() => break,
         };
-        let inner = inner.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let inner = inner.clone();
-                async move { Ok::<_, Infallible>(handle(inner, req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
+        tokio::spawn(serve_connection(inner.clone(), stream));
     }
+}
+
+/// Answers the requests of one control connection: a TCP stream here, an
+/// in-memory pipe in the fuzz target (`fuzz/`, through [`crate::fuzzing`]).
+pub(crate) async fn serve_connection<I>(inner: Arc<Inner>, io: I)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let inner = inner.clone();
+        async move { Ok::<_, Infallible>(handle(inner, req).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
 }
 
 fn json<T: Serialize>(status: StatusCode, v: &T) -> Response<ProxyBody> {

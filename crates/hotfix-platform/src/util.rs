@@ -42,6 +42,22 @@ pub(crate) fn private_dir(path: &Path) -> Result<(), PlatformError> {
         .map_err(|e| PlatformError::io(format!("cannot restrict {}", path.display()), e))
 }
 
+/// Opens a log for appending, created 0600 (an existing one loses group and
+/// other access): release logs can quote incident details the deploy
+/// printed, and copies of the state directory keep the file's mode.
+pub(crate) fn private_append(path: &Path) -> std::io::Result<fs::File> {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    let mode = f.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        f.set_permissions(fs::Permissions::from_mode(mode & 0o7700))?;
+    }
+    Ok(f)
+}
+
 /// The last `max_lines` lines (at most 8 KiB) of a log file; a note instead
 /// if it cannot be read, because a missing log must not hide the real error.
 pub fn log_tail(path: &Path, max_lines: usize) -> String {
@@ -105,7 +121,7 @@ pub(crate) fn now_string() -> String {
 /// Appends one line to a release log, so the log tells the platform's side of
 /// the story (build started, health failing, stopped) next to the service's.
 pub(crate) fn log_line(path: &Path, line: &str) {
-    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut f) = private_append(path) {
         let _ = writeln!(f, "[hotfix-platform {}] {line}", now_string());
     }
 }

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use hotfix_core::IncidentState;
 use hotfix_core::admit::Door;
 use hotfix_core::event::EventKind;
-use hotfix_core::team::ApiRole;
+use hotfix_core::team::{AdminGuard, ApiRole, Revoke};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -39,13 +39,17 @@ async fn me(caller: Caller) -> Json<Value> {
 }
 
 /// Runs `step` off the async threads and answers with the incident it
-/// leaves, in full (`GET /api/v1/incidents/{id}`'s shape).
-async fn detail_after<F>(st: &AppState, step: F) -> Result<Json<Value>, ApiError>
+/// leaves, in full (`GET /api/v1/incidents/{id}`'s shape) as `reader` may
+/// see it.
+async fn detail_after<F>(st: &AppState, reader: Caller, step: F) -> Result<Json<Value>, ApiError>
 where
     F: FnOnce(&AppState) -> Result<IncidentState, ApiError> + Send + 'static,
 {
-    st.blocking(move |st| step(st).map(|s| Json(ops::detail(st, &s, st.clock.now()))))
-        .await
+    st.blocking(move |st| {
+        let v = ops::seen(step(st)?, &ops::reader_of(&reader))?;
+        Ok(Json(ops::detail(st, &v, st.clock.now())))
+    })
+    .await
 }
 
 /// Runs `step` off the async threads and answers with the version it leaves
@@ -80,7 +84,7 @@ struct ListQuery {
 
 async fn list(
     State(st): State<AppState>,
-    _c: Caller,
+    caller: Caller,
     Params(q): Params<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let which = q.state.unwrap_or_else(|| "open".into());
@@ -99,27 +103,33 @@ async fn list(
     st.blocking(move |st| {
         let now = st.clock.now();
         let all = ops::all(st)?;
-        let states = all.iter().filter(|s| match which.as_str() {
-            "open" => !s.is_closed(),
-            "closed" => s.is_closed(),
-            _ => true,
-        });
-        let matching: Vec<&IncidentState> = states
-            .filter(|s| match &needle {
-                None => true,
-                Some(n) => [
-                    s.id.to_string(),
-                    ops::visible_title(s),
-                    s.branch.clone(),
-                    s.severity.as_str().to_string(),
-                    s.phase(&st.cfg.policy).as_str().to_string(),
-                ]
-                .iter()
-                .any(|f| f.to_lowercase().contains(n.as_str())),
+        let reader = ops::reader_of(&caller);
+        // Filtered on what this reader sees: a search must not find a
+        // security incident by the title it hides from them.
+        let matching: Vec<ops::Seen> = all
+            .seen(&reader)
+            .filter(|v| {
+                let s = v.state();
+                (match which.as_str() {
+                    "open" => !s.is_closed(),
+                    "closed" => s.is_closed(),
+                    _ => true,
+                }) && match &needle {
+                    None => true,
+                    Some(n) => [
+                        s.id.to_string(),
+                        s.title.clone(),
+                        s.branch.clone(),
+                        s.severity.as_str().to_string(),
+                        s.phase(&st.cfg.policy).as_str().to_string(),
+                    ]
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(n.as_str())),
+                }
             })
             .collect();
         if ids_only {
-            let ids: Vec<String> = matching.iter().map(|s| s.id.to_string()).collect();
+            let ids: Vec<String> = matching.iter().map(|v| v.state().id.to_string()).collect();
             return Ok(Json(json!({ "total": ids.len(), "ids": ids })));
         }
         let total = matching.len();
@@ -130,7 +140,7 @@ async fn list(
             .rev()
             .skip(offset)
             .take(limit)
-            .map(|s| ops::summary(st, s, now))
+            .map(|v| ops::summary(st, v, now))
             .collect();
         Ok(Json(
             json!({ "total": total, "offset": offset, "limit": limit, "incidents": page }),
@@ -202,7 +212,7 @@ async fn declare(
             components: b.components,
         }]
     };
-    let created = detail_after(&st, move |st| {
+    let created = detail_after(&st, caller.clone(), move |st| {
         ops::declare(st, &caller.actor(Door::Api), kind, then, &|_, _| vec![])
     })
     .await?;
@@ -211,31 +221,43 @@ async fn declare(
 
 async fn show(
     State(st): State<AppState>,
-    _c: Caller,
-    IncidentPath(id): IncidentPath,
-) -> Result<Json<Value>, ApiError> {
-    detail_after(&st, move |st| ops::load(st, id)).await
-}
-
-async fn events(
-    State(st): State<AppState>,
-    _c: Caller,
+    caller: Caller,
     IncidentPath(id): IncidentPath,
 ) -> Result<Json<Value>, ApiError> {
     st.blocking(move |st| {
-        let s = ops::load(st, id)?;
-        Ok(Json(json!({ "version": s.version, "events": s.events })))
+        let v = ops::read(st, &ops::reader_of(&caller), id)?;
+        Ok(Json(ops::detail(st, &v, st.clock.now())))
     })
     .await
 }
 
+/// The log as the caller may see it; `restricted: true` says it is the
+/// restricted view of a security incident (`hotfix_core::access`).
+async fn events(
+    State(st): State<AppState>,
+    caller: Caller,
+    IncidentPath(id): IncidentPath,
+) -> Result<Json<Value>, ApiError> {
+    st.blocking(move |st| {
+        let v = ops::read(st, &ops::reader_of(&caller), id)?;
+        let s = v.state();
+        Ok(Json(
+            json!({ "version": s.version, "events": s.events, "restricted": v.restricted() }),
+        ))
+    })
+    .await
+}
+
+/// The body of `POST /api/v1/incidents/{id}/events`. Public only for the
+/// fuzz target of this route (`fuzz/`), which parses bodies with it.
+#[doc(hidden)]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AppendBody {
+pub struct AppendBody {
     /// Compare-and-set: the version the client decided on (409 if it moved).
     #[serde(default)]
-    expected_version: Option<u64>,
-    events: Vec<EventKind>,
+    pub expected_version: Option<u64>,
+    pub events: Vec<EventKind>,
 }
 
 async fn append(
@@ -258,18 +280,23 @@ async fn approve(
     caller: Caller,
     IncidentPath(id): IncidentPath,
 ) -> Result<Json<Value>, ApiError> {
-    recorded_after(&st, move |st| ops::approve(st, &caller, Door::Api, id)).await
+    recorded_after(&st, caller.clone(), move |st| {
+        ops::approve(st, &caller, Door::Api, id)
+    })
+    .await
 }
 
 /// Runs `step` off the async threads and answers with the incident in full
-/// and whether the step recorded anything (`recorded: false`: nothing to do).
-async fn recorded_after<F>(st: &AppState, step: F) -> Result<Json<Value>, ApiError>
+/// (as `reader` may see it) and whether the step recorded anything
+/// (`recorded: false`: nothing to do).
+async fn recorded_after<F>(st: &AppState, reader: Caller, step: F) -> Result<Json<Value>, ApiError>
 where
     F: FnOnce(&AppState) -> Result<(IncidentState, bool), ApiError> + Send + 'static,
 {
     st.blocking(move |st| {
         let (s, recorded) = step(st)?;
-        let mut v = ops::detail(st, &s, st.clock.now());
+        let seen = ops::seen(s, &ops::reader_of(&reader))?;
+        let mut v = ops::detail(st, &seen, st.clock.now());
         v["recorded"] = json!(recorded);
         Ok(Json(v))
     })
@@ -296,7 +323,7 @@ async fn withdraw(
             "a withdrawal needs a reason",
         ));
     }
-    recorded_after(&st, move |st| {
+    recorded_after(&st, caller.clone(), move |st| {
         ops::withdraw(st, &caller, Door::Api, id, &reason)
     })
     .await
@@ -314,7 +341,7 @@ async fn tick(
     IncidentPath(id): IncidentPath,
     Body(b): Body<TickBody>,
 ) -> Result<Json<Value>, ApiError> {
-    detail_after(&st, move |st| {
+    detail_after(&st, caller.clone(), move |st| {
         ops::tick(st, &caller, Door::Api, id, &b.done)
     })
     .await
@@ -351,20 +378,54 @@ async fn close(
     caller: Caller,
     IncidentPath(id): IncidentPath,
 ) -> Result<Json<Value>, ApiError> {
-    detail_after(&st, move |st| ops::close(st, &caller, Door::Api, id)).await
+    detail_after(&st, caller.clone(), move |st| {
+        ops::close(st, &caller, Door::Api, id)
+    })
+    .await
 }
 
-async fn outbox(State(st): State<AppState>, _c: Caller) -> Result<Json<Value>, ApiError> {
-    st.blocking(|st| {
-        let items = st.store.undelivered()?;
+/// The notifications waiting for delivery. A message about a security
+/// incident the caller may not read says what the channel would see, and
+/// nothing it quotes of the incident (`hotfix_core::access`).
+async fn outbox(State(st): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    st.blocking(move |st| {
+        let all = ops::all(st)?;
+        let reader = ops::reader_of(&caller);
+        let mut items = st.store.undelivered()?;
+        for o in &mut items {
+            if let Some(v) = all.get(o.message.incident, &reader)
+                && v.restricted()
+            {
+                let m = &mut o.message;
+                m.text = v.scrub(&m.text);
+                m.title = String::new();
+                m.pr_url = None;
+                o.last_error = o.last_error.as_deref().map(|e| v.scrub(e));
+            }
+        }
         Ok(Json(json!({ "undelivered": items })))
     })
     .await
 }
 
-async fn inbox(State(st): State<AppState>, _c: Caller) -> Result<Json<Value>, ApiError> {
-    st.blocking(|st| Ok(Json(json!({ "items": st.store.inbox_recent(100)? }))))
-        .await
+/// What came in and what became of it. Outcomes quote branches and
+/// names: those of security incidents the caller may not read are
+/// scrubbed (`hotfix_core::access`).
+async fn inbox(State(st): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    st.blocking(move |st| {
+        let hidden = ops::all(st)?.secrets_hidden_from(&ops::reader_of(&caller));
+        let mut items = st.store.inbox_recent(100)?;
+        if !hidden.is_empty() {
+            for i in &mut items {
+                i.outcome = i
+                    .outcome
+                    .as_deref()
+                    .map(|o| hotfix_core::access::scrub(o, &hidden));
+            }
+        }
+        Ok(Json(json!({ "items": items })))
+    })
+    .await
 }
 
 async fn tokens(State(st): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
@@ -408,12 +469,24 @@ async fn token_revoke(
     PathParam(id): PathParam<i64>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(ApiRole::Admin, "revoking tokens")?;
-    st.blocking(move |st| {
-        if st.store.token_revoke(id)? {
-            Ok(Json(json!({ "revoked": id })))
-        } else {
-            Err(ApiError::not_found(format!("no live token {id}")))
-        }
+    st.blocking(move |st| match st.store.token_revoke(id, AdminGuard::KeepOne)? {
+        Revoke::Revoked => Ok(Json(json!({ "revoked": id }))),
+        Revoke::NotFound => Err(ApiError::not_found(format!("no live token {id}"))),
+        // Over the API this would lock everyone out of token management;
+        // the CLI on the server's machine can always make a new one.
+        Revoke::LastAdmin => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            LAST_ADMIN,
+            format!(
+                "token {id} is the last live admin token: revoking it would leave nobody able to manage tokens"
+            ),
+        )
+        .with_hint(
+            "create another admin token first (`POST /api/v1/tokens` with role admin, or `hotfix serve token create --user YOU --role admin` on the server's machine), sign in with it, then revoke this one",
+        )),
     })
     .await
 }
+
+/// The code of the 409 that refuses revoking the last live admin token.
+pub const LAST_ADMIN: &str = "last_admin";

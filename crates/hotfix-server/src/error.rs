@@ -57,6 +57,19 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
+    /// A body over the route's `limit` (bytes): 413 on every route, so a
+    /// client can tell "too big" from "malformed" and does not retry it.
+    pub fn payload_too_large(limit: usize) -> ApiError {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is larger than {} KB, the most this route accepts",
+                limit / 1024
+            ),
+        )
+        .with_hint("nothing was done: send a smaller body")
+    }
 
     /// The rulebook said no: 403 when it is about who acts (an approval by
     /// the author, a role, a server-only event), 422 about the incident's
@@ -88,6 +101,9 @@ impl ApiError {
         json!({ "error": { "code": self.code, "message": self.message, "hint": self.hint } })
     }
 }
+
+/// The code of a 413, whichever route answers it.
+pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
 
 /// The code of a 409 for [`StoreError::NameInUse`].
 pub const NAME_IN_USE: &str = "name_in_use";

@@ -21,11 +21,13 @@ pub mod error;
 pub mod extract;
 pub mod github;
 pub mod live;
+pub mod log;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod slack;
 pub mod status;
+pub mod wire;
 pub mod workers;
 
 use std::net::SocketAddr;
@@ -193,6 +195,9 @@ pub fn router(st: AppState) -> Router {
         .merge(status::routes())
         .merge(metrics::routes())
         .merge(openapi::routes())
+        // Routes with a larger or smaller limit set their own (inner) one.
+        .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(axum::middleware::from_fn(extract::limit_bodies))
         .layer(axum::middleware::from_fn_with_state(
             st.clone(),
             metrics::track,
@@ -208,28 +213,21 @@ pub struct Running {
 }
 
 /// Binds `listen` (port 0 picks a free one), starts the background workers
-/// and serves until `shutdown` is set.
+/// and serves until `shutdown` is set, with the connection limits of
+/// `[server]` ([`wire`]). `done` ends when every request in flight has
+/// been answered.
 pub async fn start(st: AppState, listen: &str) -> std::io::Result<Running> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let (tx, rx) = tokio::sync::watch::channel(false);
     live::spawn(st.clone(), tx.subscribe());
     dashboard::start(&st, tx.subscribe());
     if st.workers.enabled {
         workers::spawn(st.clone(), tx.subscribe());
     }
+    let limits = wire::Limits::from_config(&st.cfg.server);
     let app = router(st);
-    let done = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                while !*rx.borrow() {
-                    if rx.changed().await.is_err() {
-                        break;
-                    }
-                }
-            })
-            .await
-    });
+    let done = tokio::spawn(wire::serve(listener, app, limits, rx));
     Ok(Running {
         addr,
         shutdown: tx,

@@ -2,7 +2,10 @@
 //!
 //! Counters are per replica (Prometheus sums them); gauges about incidents
 //! and the outbox are read from the shared store at scrape time, so every
-//! replica reports the same team-wide numbers.
+//! replica reports the same team-wide numbers. Scrapers are outside
+//! readers (`hotfix_core::access`): labels come from the restricted view of
+//! security incidents (only severity and phase, which it keeps), and never
+//! name an incident.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,6 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use hotfix_core::access::Reader;
 use serde_json::json;
 
 use crate::{AppState, ops};
@@ -160,7 +164,9 @@ async fn metrics(State(st): State<AppState>) -> Response {
     let gauges = st
         .blocking(|st| {
             let mut open: BTreeMap<(String, String), u64> = BTreeMap::new();
-            for s in ops::all(st)?.iter() {
+            let all = ops::all(st)?;
+            for v in all.seen(&Reader::Outside) {
+                let s = v.state();
                 if !s.is_closed() {
                     *open
                         .entry((

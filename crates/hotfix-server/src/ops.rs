@@ -10,9 +10,22 @@
 //! transaction (the outbox), so nothing a client sends can skip a guard or
 //! forge an approval.
 //!
+//! Every read that shows an incident to someone goes through [`Seen`]: the
+//! incident as that reader may see it, under the one read policy of
+//! `hotfix_core::access` (a security incident's details for the people on
+//! it, tech leads and admins; the restricted view for everyone else). The
+//! API, the dashboard, Slack, the status page and metrics take incidents
+//! from [`Snapshot::seen`], [`read`] or [`seen`], and [`summary`] and
+//! [`detail`] only take a [`Seen`], so no view can show a full incident by
+//! accident. Writes read the full incident ([`load`]) and are decided by
+//! the rulebook, as before.
+//!
 //! These functions are synchronous; handlers call them through
 //! [`AppState::blocking`].
 
+use std::sync::Arc;
+
+use hotfix_core::access::{Reader, scrub};
 use hotfix_core::admit::{Actor, Door};
 use hotfix_core::checklist::{check_tick, checklist};
 use hotfix_core::event::EventKind;
@@ -30,6 +43,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::auth::Caller;
+use crate::dashboard::cache::Entry;
 use crate::{ApiError, AppState};
 
 /// Notifications for the outbox: `(notifier, message)`.
@@ -57,11 +71,41 @@ pub fn all(st: &AppState) -> Result<Snapshot, ApiError> {
 
 /// A consistent view of every incident.
 #[derive(Clone)]
-pub struct Snapshot(pub std::sync::Arc<Vec<std::sync::Arc<crate::dashboard::cache::Entry>>>);
+pub struct Snapshot(pub Arc<Vec<Arc<Entry>>>);
 
 impl Snapshot {
+    /// The full incidents: for writes, workers and decisions, never to
+    /// show to someone (that is [`Snapshot::seen`]).
     pub fn iter(&self) -> impl Iterator<Item = &IncidentState> {
         self.0.iter().map(|e| &e.state)
+    }
+
+    /// Every incident as `reader` may see it, oldest first.
+    pub fn seen<'a>(&'a self, reader: &'a Reader<'a>) -> impl Iterator<Item = Seen> + 'a {
+        self.0.iter().map(move |e| Seen::new(e.clone(), reader))
+    }
+
+    /// One incident as `reader` may see it.
+    pub fn get(&self, id: IncidentId, reader: &Reader<'_>) -> Option<Seen> {
+        self.0
+            .binary_search_by_key(&id, |e| e.state.id)
+            .ok()
+            .map(|i| Seen::new(self.0[i].clone(), reader))
+    }
+
+    /// Every string hidden from `reader` (of every security incident they
+    /// may not read), longest first: texts the server composed around
+    /// incidents (inbox outcomes, delivery errors, messages) are
+    /// [`scrub`]bed of them before `reader` sees them.
+    pub fn secrets_hidden_from(&self, reader: &Reader<'_>) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .seen(reader)
+            .filter(|s| s.restricted())
+            .flat_map(|s| s.secrets().to_vec())
+            .collect();
+        v.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        v.dedup();
+        v
     }
 
     pub fn len(&self) -> usize {
@@ -70,6 +114,80 @@ impl Snapshot {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// The reader behind a token: its user and role.
+pub fn reader_of(caller: &Caller) -> Reader<'_> {
+    Reader::Member {
+        user: &caller.user,
+        role: caller.role,
+    }
+}
+
+/// An incident as one reader may see it: in full, or its restricted view
+/// (`hotfix_core::access`). The one thing every view of an incident is
+/// built from; which view a reader gets is decided here and nowhere else.
+#[derive(Clone)]
+pub struct Seen {
+    entry: Arc<Entry>,
+    restricted: bool,
+}
+
+impl Seen {
+    /// `entry` as `reader` may see it.
+    pub fn new(entry: Arc<Entry>, reader: &Reader<'_>) -> Seen {
+        let restricted = entry.restricted().is_some() && !reader.may_read(&entry.state);
+        Seen { entry, restricted }
+    }
+
+    /// The incident to show: the full one or the restricted one.
+    pub fn state(&self) -> &IncidentState {
+        match (self.restricted, self.entry.restricted()) {
+            (true, Some(r)) => &r.state,
+            _ => &self.entry.state,
+        }
+    }
+
+    /// Whether this is the restricted view.
+    pub fn restricted(&self) -> bool {
+        self.restricted
+    }
+
+    /// The lowercased text a search of this reader looks in.
+    pub fn search(&self) -> &str {
+        match (self.restricted, self.entry.restricted()) {
+            (true, Some(r)) => &r.search,
+            _ => self.entry.full_search(),
+        }
+    }
+
+    /// What the view hides (nothing in full view).
+    pub fn secrets(&self) -> &[String] {
+        match (self.restricted, self.entry.restricted()) {
+            (true, Some(r)) => &r.secrets,
+            _ => &[],
+        }
+    }
+
+    /// `text` (composed by the server around this incident) without what
+    /// the view hides.
+    pub fn scrub(&self, text: &str) -> String {
+        scrub(text, self.secrets())
+    }
+}
+
+/// `s` (just loaded or just written) as `reader` may see it.
+pub fn seen(s: IncidentState, reader: &Reader<'_>) -> Result<Seen, ApiError> {
+    Ok(Seen::new(Arc::new(Entry::new(s)?), reader))
+}
+
+/// Incident `id` as `reader` may see it, from the folded-incident cache.
+pub fn read(st: &AppState, reader: &Reader<'_>, id: IncidentId) -> Result<Seen, ApiError> {
+    match all(st)?.get(id, reader) {
+        Some(v) => Ok(v),
+        // Not in the cache (none such: 404 from the store).
+        None => seen(load(st, id)?, reader),
     }
 }
 
@@ -105,7 +223,9 @@ pub fn custom_message(
         security: s.security,
         at: now,
         title: s.shared_title(),
-        pr_url: s.pr_url.clone(),
+        // As `hotfix_core::notify` does: a security fix's PR address may
+        // name its advisory.
+        pr_url: if s.security { None } else { s.pr_url.clone() },
     };
     st.notifiers
         .iter()
@@ -327,6 +447,9 @@ pub struct Summary {
     pub phase: String,
     pub customer_facing: bool,
     pub security: bool,
+    /// The restricted view of a security incident (`hotfix_core::access`):
+    /// the title, name, branch and every detail are placeholders.
+    pub restricted: bool,
     pub declared_at: Timestamp,
     pub declared_by: String,
     /// Seconds since declared (until resolved, then time to restore).
@@ -339,20 +462,18 @@ pub struct Summary {
     pub version: u64,
 }
 
-/// The title people may see (security incidents say nothing).
-pub fn visible_title(s: &IncidentState) -> String {
-    s.public_title()
-}
-
-pub fn summary(st: &AppState, s: &IncidentState, now: Timestamp) -> Summary {
+/// The list line of `v` as its reader may see it.
+pub fn summary(st: &AppState, v: &Seen, now: Timestamp) -> Summary {
+    let s = v.state();
     let end = s.closed_at.or(s.resolved_at).unwrap_or(now);
     Summary {
         id: s.id.to_string(),
-        title: visible_title(s),
+        title: s.title.clone(),
         severity: s.severity.as_str().into(),
         phase: s.phase(&st.cfg.policy).as_str().into(),
         customer_facing: s.customer_facing,
         security: s.security,
+        restricted: v.restricted(),
         declared_at: s.declared_at,
         declared_by: s.declared_by.clone(),
         elapsed_s: end.as_second() - s.declared_at.as_second(),
@@ -369,18 +490,21 @@ pub fn summary(st: &AppState, s: &IncidentState, now: Timestamp) -> Summary {
     }
 }
 
-/// Everything about one incident (`GET /api/v1/incidents/{id}`).
-pub fn detail(st: &AppState, s: &IncidentState, now: Timestamp) -> serde_json::Value {
+/// Everything about one incident (`GET /api/v1/incidents/{id}`), as its
+/// reader may see it.
+pub fn detail(st: &AppState, v: &Seen, now: Timestamp) -> serde_json::Value {
+    let s = v.state();
     let undelivered: Vec<_> = st
         .store
         .undelivered()
         .unwrap_or_default()
         .into_iter()
         .filter(|o| o.message.incident == s.id)
-        .map(|o| json!({"id": o.id, "notifier": o.notifier, "step": o.message.step, "attempts": o.attempts, "last_error": o.last_error}))
+        .map(|o| json!({"id": o.id, "notifier": o.notifier, "step": o.message.step, "attempts": o.attempts, "last_error": o.last_error.as_deref().map(|e| v.scrub(e))}))
         .collect();
     json!({
-        "incident": summary(st, s, now),
+        "incident": summary(st, v, now),
+        "restricted": v.restricted(),
         "state": {
             "head_sha": s.head_sha,
             "pr": s.pr,

@@ -8,6 +8,9 @@
 //! a SHA, a branch, a PR link or a note. A `--security` incident shows at
 //! most one generic line ("We are investigating an issue") and the state of
 //! the components it affects, nothing else, and is not listed once closed.
+//! The incidents it is built from are what an outside reader gets
+//! (`hotfix_core::access::Reader::Outside`: the restricted view of every
+//! security incident), so even a mistake here could not show a detail.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +20,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hotfix_core::access::Reader;
 use hotfix_core::config::StatusConfig;
 use hotfix_core::policy::Policy;
 use hotfix_core::severity::Severity;
@@ -281,9 +285,10 @@ pub fn public_status<'a>(
 
 async fn build(st: &AppState) -> Result<PublicStatus, ApiError> {
     st.blocking(|st| {
-        let view = st.dashboard.cache.get(st)?;
+        let all = crate::ops::all(st)?;
+        let seen: Vec<crate::ops::Seen> = all.seen(&Reader::Outside).collect();
         Ok(public_status(
-            view.incidents.iter().map(|e| &e.state),
+            seen.iter().map(|v| v.state()),
             &st.cfg.status,
             &st.cfg.policy,
             st.clock.now(),

@@ -109,7 +109,9 @@ pub fn run_outbox(st: &AppState) -> usize {
         now,
         st.workers.lease_s,
         &|w| {
-            eprintln!("hotfix serve: notification not delivered yet (will retry): {w}");
+            crate::log::line(format_args!(
+                "notification not delivered yet (will retry): {w}"
+            ));
         },
     );
     st.metrics.outbox_sent.add(d.sent as u64);

@@ -1035,3 +1035,49 @@ fn b64(s: &str) -> String {
     }
     out
 }
+
+/// A monitoring tool's text is not ours to refuse: a long, multi-line
+/// summary with an ESC, a BEL and a bidi override still declares (the
+/// title is its first line, cut to the longest title, controls made
+/// visible) and nothing raw reaches the page or the incident.
+#[test]
+fn a_long_multi_line_summary_with_controls_still_declares() {
+    let t = TestServer::start();
+    let tok = t.token("monitoring@example.com", ApiRole::Developer);
+    let body = with("alertmanager_firing.json", |v| {
+        v["commonAnnotations"]["summary"] = json!(format!(
+            "\u{1b}[31mAPI 5xx\u{7} \u{202e}above 5% {}\nsecond line: see runbook\r\nthird",
+            "x".repeat(200)
+        ));
+    });
+    let out = outcome(&t, &tok, accepted(&send(&t, "alertmanager", &tok, &body)));
+    assert!(out.starts_with("declared HF-"), "{out}");
+    let id = out.trim_start_matches("declared ").to_string();
+    let inc = incident(&t, &tok, &id);
+    let title = inc["incident"]["title"].as_str().unwrap();
+    assert!(
+        title.starts_with("\\u{1b}[31mAPI 5xx\\u{7} \\u{202e}above 5% xxx"),
+        "{title}"
+    );
+    assert!(
+        title.ends_with('…') && title.chars().count() == 200,
+        "{title}"
+    );
+    let summary = alert_events(&inc)[0]["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        summary.contains("\nsecond line: see runbook\\r\nthird"),
+        "{summary}"
+    );
+    t.wait_for("the page is delivered", || !pages(&t).is_empty());
+    let page = pages(&t)[0]["text"].as_str().unwrap().to_string();
+    for text in [title, summary.as_str(), page.as_str()] {
+        let raw: Vec<char> = text
+            .chars()
+            .filter(|&c| hotfix_core::display::is_unsafe(c) && c != '\n')
+            .collect();
+        assert_eq!(raw, Vec::<char>::new(), "{text:?}");
+    }
+}

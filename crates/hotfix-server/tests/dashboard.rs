@@ -322,22 +322,33 @@ fn the_home_page_lists_open_incidents_newest_first_with_their_next_action() {
         "the next action: {}",
         r.text
     );
+    // The declarer is on the security incident and reads it in full; a
+    // developer who is not reads its restricted view (hotfix_core::access).
+    assert!(r.text.contains("Login bypass"), "the declarer reads it");
+    let outsider = cookie(&t.token("dev2@example.com", ApiRole::Developer));
+    let r = page(&t, "/", &outsider);
     assert!(r.text.contains("security incident (details restricted)"));
     assert!(
         !r.text.contains("Login bypass"),
-        "security titles stay off the list"
+        "security titles stay off the outsider's list"
     );
-    // ...and out of the search: no oracle for the hidden title.
-    let hidden = page(&t, "/log?q=reset+token", &cookie(&dev));
-    assert_eq!(hidden.status, 200, "{}", hidden.text);
-    assert!(!hidden.text.contains(&format!(r#"data-id="{second}""#)));
-    let page_of = incident_page(&t, &second, &cookie(&dev));
+    // ...and out of their search: no oracle for the hidden title or name.
+    for q in ["reset+token", "login-bypass"] {
+        let hidden = page(&t, &format!("/log?q={q}"), &outsider);
+        assert_eq!(hidden.status, 200, "{}", hidden.text);
+        assert!(
+            !hidden.text.contains(&format!(r#"data-id="{second}""#)),
+            "{q}"
+        );
+        assert!(
+            page(&t, &format!("/log?q={q}"), &cookie(&dev))
+                .text
+                .contains(&format!(r#"data-id="{second}""#)),
+            "the declarer finds it: {q}"
+        );
+    }
+    let page_of = incident_page(&t, &second, &outsider);
     assert!(!text(&page_of).contains("Login bypass"), "{}", page_of.text);
-    assert!(
-        page(&t, "/log?q=login-bypass", &cookie(&dev))
-            .text
-            .contains(&format!(r#"data-id="{second}""#))
-    );
     assert!(r.text.contains("awaiting approval"));
     assert!(r.text.contains("sev-critical"));
     assert!(r.text.contains(r#"<script src="/assets/live.js"#));

@@ -193,8 +193,12 @@ impl TeamStore for FreezingStore {
     fn token_list(&self) -> Result<Vec<TokenRecord>, StoreError> {
         self.inner.token_list()
     }
-    fn token_revoke(&self, id: i64) -> Result<bool, StoreError> {
-        self.inner.token_revoke(id)
+    fn token_revoke(
+        &self,
+        id: i64,
+        guard: hotfix_core::team::AdminGuard,
+    ) -> Result<hotfix_core::team::Revoke, StoreError> {
+        self.inner.token_revoke(id, guard)
     }
     fn inbox_put(
         &self,

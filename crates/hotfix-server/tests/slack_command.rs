@@ -481,3 +481,43 @@ fn a_slow_store_still_gets_an_answer_within_three_seconds() {
         reply_text(&slash(&t, "U0DEV", "status")).contains("HF-1")
     });
 }
+
+/// An incident whose log holds raw control characters (an older hotfix
+/// wrote them, or a hand edit): the status list and the incident's reply
+/// show them escaped, so nothing in Slack reads differently from what it is.
+#[test]
+fn replies_show_control_characters_escaped() {
+    let t = server(Backend::Sqlite);
+    let evil = "\u{1b}[31mPDF\u{7} export\r\nHF-9 closed \u{202e}gpj.exe";
+    t.st.store
+        .declare(
+            &hotfix_core::event::NewEvent {
+                at: jiff::Timestamp::now(),
+                actor: format!("old\u{1b}[2J{DEV}"),
+                kind: hotfix_core::event::EventKind::Declared {
+                    name: "pdf-crash".into(),
+                    title: evil.into(),
+                    severity: hotfix_core::Severity::Critical,
+                    customer_facing: false,
+                    security: false,
+                    branch: "hotfix/pdf-crash".into(),
+                    base_sha: String::new(),
+                },
+            },
+            &|_| vec![],
+        )
+        .unwrap();
+    for text in ["status", "status HF-1"] {
+        let v = slash(&t, "U0LEAD2", text);
+        let reply = reply_text(&v);
+        assert!(
+            reply.contains("\\u{1b}[31mPDF\\u{7} export\\r\\nHF-9"),
+            "{text}: {reply}"
+        );
+        let raw: Vec<char> = reply
+            .chars()
+            .filter(|&c| hotfix_core::display::is_unsafe(c) && c != '\n')
+            .collect();
+        assert_eq!(raw, Vec::<char>::new(), "{text}: {reply:?}");
+    }
+}

@@ -9,7 +9,7 @@ use hotfix_core::id::IncidentId;
 use hotfix_core::notify::Message;
 use hotfix_core::provider::{Store, StoreError};
 use hotfix_core::severity::Severity;
-use hotfix_core::team::{ApiRole, InboxPut, ServerStore};
+use hotfix_core::team::{AdminGuard, ApiRole, InboxPut, Revoke, ServerStore};
 use jiff::Timestamp;
 
 fn at(s: i64) -> Timestamp {
@@ -536,6 +536,7 @@ pub fn unknown_incidents_are_not_found(s: &dyn Store) {
 /// empty store each call.
 pub fn run_team_all(fresh: &dyn Fn() -> Box<dyn ServerStore>) {
     tokens_are_found_by_hash_until_revoked(fresh().as_ref());
+    the_last_admin_token_is_kept(fresh().as_ref());
     token_hashes_are_unique(fresh().as_ref());
     inbox_stores_a_delivery_once(fresh().as_ref());
     inbox_claims_due_items_oldest_first_under_a_lease(fresh().as_ref());
@@ -557,6 +558,59 @@ pub fn team_concurrent_all(stores: &[&dyn ServerStore]) {
     concurrent_lease_acquirers_have_one_winner(stores);
     concurrent_once_has_one_winner(stores);
     concurrent_alert_links_agree_on_one_incident(stores);
+    concurrent_admins_revoking_each_other_leave_one(stores);
+}
+
+/// Each handle revokes a different live admin token at the same moment,
+/// round after round: every round leaves exactly one, whoever wins.
+pub fn concurrent_admins_revoking_each_other_leave_one(stores: &[&dyn ServerStore]) {
+    let first = stores[0];
+    for round in 0..8 {
+        // One admin is left from the round before; top up to one per handle.
+        let live = |s: &dyn ServerStore| -> Vec<i64> {
+            s.token_list()
+                .unwrap()
+                .into_iter()
+                .filter(|t| t.role == ApiRole::Admin && !t.revoked)
+                .map(|t| t.id)
+                .collect()
+        };
+        let mut ids = live(first);
+        for i in ids.len()..stores.len() {
+            ids.push(
+                first
+                    .token_create(
+                        &format!("admin{i}@example.com"),
+                        ApiRole::Admin,
+                        &format!("h-race-{round}-{i}"),
+                        T0 + round,
+                    )
+                    .unwrap(),
+            );
+        }
+        let barrier = std::sync::Barrier::new(stores.len());
+        let outcomes: Vec<Revoke> = std::thread::scope(|sc| {
+            let handles: Vec<_> = stores
+                .iter()
+                .zip(&ids)
+                .map(|(s, &id)| {
+                    let barrier = &barrier;
+                    sc.spawn(move || {
+                        barrier.wait();
+                        s.token_revoke(id, AdminGuard::KeepOne).unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let left = live(first);
+        assert_eq!(left.len(), 1, "round {round}: {outcomes:?} left {left:?}");
+        assert_eq!(
+            outcomes.iter().filter(|o| **o == Revoke::LastAdmin).count(),
+            1,
+            "round {round}: {outcomes:?}"
+        );
+    }
 }
 
 const T0: i64 = 1_700_000_000;
@@ -587,10 +641,21 @@ pub fn tokens_are_found_by_hash_until_revoked(s: &dyn ServerStore) {
     );
     assert_eq!(s.token_lookup("h-nope").unwrap(), None);
 
-    assert!(s.token_revoke(lead).unwrap());
+    assert_eq!(
+        s.token_revoke(lead, AdminGuard::KeepOne).unwrap(),
+        Revoke::Revoked
+    );
     assert_eq!(s.token_lookup("h-lead").unwrap(), None, "revoked is dead");
-    assert!(!s.token_revoke(lead).unwrap(), "already revoked");
-    assert!(!s.token_revoke(admin + 1000).unwrap(), "no such token");
+    assert_eq!(
+        s.token_revoke(lead, AdminGuard::KeepOne).unwrap(),
+        Revoke::NotFound,
+        "already revoked"
+    );
+    assert_eq!(
+        s.token_revoke(admin + 1000, AdminGuard::AllowNone).unwrap(),
+        Revoke::NotFound,
+        "no such token"
+    );
     assert!(s.token_lookup("h-dev").unwrap().is_some(), "others live on");
 
     let list = s.token_list().unwrap();
@@ -607,6 +672,56 @@ pub fn tokens_are_found_by_hash_until_revoked(s: &dyn ServerStore) {
     );
     let revoked: Vec<bool> = list.iter().map(|t| t.revoked).collect();
     assert_eq!(revoked, vec![false, true, false]);
+}
+
+/// The last live admin token is kept unless the caller allows revoking it
+/// (the CLI on the server's machine); revoked admin tokens do not count.
+pub fn the_last_admin_token_is_kept(s: &dyn ServerStore) {
+    let dev = s
+        .token_create("dev@example.com", ApiRole::Developer, "h-dev", T0)
+        .unwrap();
+    let a = s
+        .token_create("a@example.com", ApiRole::Admin, "h-a", T0 + 1)
+        .unwrap();
+    let b = s
+        .token_create("b@example.com", ApiRole::Admin, "h-b", T0 + 2)
+        .unwrap();
+    assert_eq!(
+        s.token_revoke(a, AdminGuard::KeepOne).unwrap(),
+        Revoke::Revoked,
+        "another admin is left"
+    );
+    assert_eq!(
+        s.token_revoke(b, AdminGuard::KeepOne).unwrap(),
+        Revoke::LastAdmin
+    );
+    assert!(
+        s.token_lookup("h-b").unwrap().is_some(),
+        "the last one lives"
+    );
+    assert_eq!(
+        s.token_revoke(a, AdminGuard::KeepOne).unwrap(),
+        Revoke::NotFound,
+        "a revoked admin is not found, not the last admin"
+    );
+    assert_eq!(
+        s.token_revoke(dev, AdminGuard::KeepOne).unwrap(),
+        Revoke::Revoked,
+        "other roles are not guarded"
+    );
+    let c = s
+        .token_create("c@example.com", ApiRole::Admin, "h-c", T0 + 3)
+        .unwrap();
+    assert_eq!(
+        s.token_revoke(b, AdminGuard::KeepOne).unwrap(),
+        Revoke::Revoked
+    );
+    assert_eq!(
+        s.token_revoke(c, AdminGuard::AllowNone).unwrap(),
+        Revoke::Revoked,
+        "allowed on purpose"
+    );
+    assert!(s.token_list().unwrap().iter().all(|t| t.revoked));
 }
 
 pub fn token_hashes_are_unique(s: &dyn ServerStore) {

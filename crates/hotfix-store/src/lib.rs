@@ -13,9 +13,9 @@ mod sqlite;
 
 pub use pg::PgStore;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{BackupSummary, IfUnusable, MovedAside, SqliteStore};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use hotfix_core::provider::{Store, StoreError};
 
@@ -55,9 +55,22 @@ impl StoreUrl {
 
 /// Opens the store a URL names.
 pub fn open(url: &StoreUrl) -> Result<Box<dyn Store>, StoreError> {
+    open_with(url, IfUnusable::Refuse).map(|(s, _)| s)
+}
+
+/// [`open`], with what to do about an SQLite file that holds no incident
+/// log (`--reinit`); says what was moved aside. A PostgreSQL database
+/// without hotfix's tables is a first start, not a lost log: it is set up.
+pub fn open_with(
+    url: &StoreUrl,
+    if_unusable: IfUnusable,
+) -> Result<(Box<dyn Store>, Option<MovedAside>), StoreError> {
     match url {
-        StoreUrl::Sqlite(p) => Ok(Box::new(SqliteStore::open(p)?)),
-        StoreUrl::Postgres(u) => Ok(Box::new(PgStore::open(u)?)),
+        StoreUrl::Sqlite(p) => {
+            let (s, moved) = SqliteStore::open_with(p, if_unusable)?;
+            Ok((Box::new(s), moved))
+        }
+        StoreUrl::Postgres(u) => Ok((Box::new(PgStore::open(u)?), None)),
     }
 }
 
@@ -65,9 +78,48 @@ pub fn open(url: &StoreUrl) -> Result<Box<dyn Store>, StoreError> {
 pub fn open_server(
     url: &StoreUrl,
 ) -> Result<std::sync::Arc<dyn hotfix_core::team::ServerStore>, StoreError> {
+    open_server_with(url, IfUnusable::Refuse).map(|(s, _)| s)
+}
+
+/// [`open_server`] with [`open_with`]'s choice for an unusable file.
+pub fn open_server_with(
+    url: &StoreUrl,
+    if_unusable: IfUnusable,
+) -> Result<
+    (
+        std::sync::Arc<dyn hotfix_core::team::ServerStore>,
+        Option<MovedAside>,
+    ),
+    StoreError,
+> {
     match url {
-        StoreUrl::Sqlite(p) => Ok(std::sync::Arc::new(SqliteStore::open(p)?)),
-        StoreUrl::Postgres(u) => Ok(std::sync::Arc::new(PgStore::open(u)?)),
+        StoreUrl::Sqlite(p) => {
+            let (s, moved) = SqliteStore::open_with(p, if_unusable)?;
+            Ok((std::sync::Arc::new(s), moved))
+        }
+        StoreUrl::Postgres(u) => Ok((std::sync::Arc::new(PgStore::open(u)?), None)),
+    }
+}
+
+/// How to back up a PostgreSQL store, which `hotfix backup` does not copy:
+/// the database's own tools do it consistently and restore it.
+pub const PG_BACKUP_HINT: &str = "a PostgreSQL store is backed up with PostgreSQL's own tools: `pg_dump --format=custom --file=hotfix.dump \"$HOTFIX_DATABASE_URL\"`, restored with `pg_restore --clean --if-exists --dbname=\"$HOTFIX_DATABASE_URL\" hotfix.dump` (README: \"Backing up and restoring the incident log\")";
+
+/// Writes a consistent copy of the SQLite store `url` names to `dest` (a
+/// new 0600 file; never overwrites one), safe while other processes write.
+/// A broken store is refused as [`open`] refuses it; a read-only one is
+/// copied. PostgreSQL: an error with [`PG_BACKUP_HINT`].
+pub fn backup(url: &StoreUrl, dest: &Path) -> Result<BackupSummary, StoreError> {
+    match url {
+        // Opening a missing store would create an empty one to copy.
+        StoreUrl::Sqlite(p) if std::fs::symlink_metadata(p).is_err() => {
+            Err(StoreError::Backend(format!(
+                "there is no incident store at {}: nothing to back up",
+                p.display()
+            )))
+        }
+        StoreUrl::Sqlite(p) => SqliteStore::open(p)?.backup_to(dest),
+        StoreUrl::Postgres(_) => Err(StoreError::Backend(PG_BACKUP_HINT.to_string())),
     }
 }
 

@@ -15,7 +15,9 @@ use hotfix_core::event::{Event, NewEvent};
 use hotfix_core::id::IncidentId;
 use hotfix_core::notify::Message;
 use hotfix_core::provider::{OutboxItem, Store, StoreError};
-use hotfix_core::team::{ApiRole, InboxItem, InboxPut, InboxRecord, TeamStore, TokenRecord};
+use hotfix_core::team::{
+    AdminGuard, ApiRole, InboxItem, InboxPut, InboxRecord, Revoke, TeamStore, TokenRecord,
+};
 use postgres::{Client, NoTls, Transaction};
 
 use crate::codec::{self, NameBook, sql_limit};
@@ -549,15 +551,41 @@ impl TeamStore for PgStore {
         .collect()
     }
 
-    fn token_revoke(&self, id: i64) -> Result<bool, StoreError> {
+    fn token_revoke(&self, id: i64, guard: AdminGuard) -> Result<Revoke, StoreError> {
         let mut c = self.lock()?;
-        let n = c
+        let mut tx = c.transaction().map_err(backend)?;
+        if guard == AdminGuard::KeepOne {
+            // A count alone is not enough under READ COMMITTED: two replicas
+            // revoking two different admins would each still see the other
+            // live. So every live admin row is locked, in id order (two
+            // revokers never deadlock); the second waits for the first to
+            // commit and then no longer sees the token it revoked.
+            let live: Vec<i64> = tx
+                .query(
+                    "SELECT id FROM api_tokens WHERE role = $1 AND NOT revoked
+                     ORDER BY id FOR UPDATE",
+                    &[&ApiRole::Admin.as_str()],
+                )
+                .map_err(backend)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if live == [id] {
+                return Ok(Revoke::LastAdmin);
+            }
+        }
+        let n = tx
             .execute(
                 "UPDATE api_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked",
                 &[&id],
             )
             .map_err(backend)?;
-        Ok(n == 1)
+        tx.commit().map_err(backend)?;
+        Ok(if n == 1 {
+            Revoke::Revoked
+        } else {
+            Revoke::NotFound
+        })
     }
 
     fn inbox_put(

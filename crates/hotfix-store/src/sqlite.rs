@@ -1,15 +1,19 @@
 //! The SQLite store.
 
-use std::path::Path;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use hotfix_core::event::{Event, NewEvent};
 use hotfix_core::id::IncidentId;
 use hotfix_core::notify::Message;
-use hotfix_core::provider::{OutboxItem, Store, StoreError};
-use hotfix_core::team::{ApiRole, InboxItem, InboxPut, InboxRecord, TeamStore, TokenRecord};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use hotfix_core::provider::{BrokenStore, OutboxItem, Store, StoreError};
+use hotfix_core::team::{
+    AdminGuard, ApiRole, InboxItem, InboxPut, InboxRecord, Revoke, TeamStore, TokenRecord,
+};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::codec::{self, NameBook, sql_limit};
 
@@ -119,41 +123,274 @@ GROUP BY name;
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    path: PathBuf,
+    /// Why this store is read-only, if it is: every write is refused with
+    /// [`StoreError::ReadOnly`] and this reason.
+    read_only: Option<String>,
+}
+
+/// What [`SqliteStore::open_with`] does with a file that exists but holds no
+/// incident log (a [`StoreError::Unusable`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IfUnusable {
+    /// Refuse it (the default): a lost log must be noticed and restored.
+    #[default]
+    Refuse,
+    /// Move it (and its `-wal`/`-shm`) aside to `NAME.broken-<unix time>`
+    /// and create a new, empty store: `--reinit`, said on purpose. Nothing
+    /// is deleted. A healthy store is opened as usual.
+    MoveAside,
+}
+
+/// The files `--reinit` moved aside, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedAside {
+    pub problem: BrokenStore,
+    /// Each file moved, `(from, to)`: the database, and its `-wal` and
+    /// `-shm` if they were there (renamed alike, so SQLite still pairs them).
+    pub files: Vec<(PathBuf, PathBuf)>,
+}
+
+/// What [`SqliteStore::backup_to`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSummary {
+    pub path: PathBuf,
+    pub incidents: u64,
+    pub events: u64,
+    pub bytes: u64,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Whether SQLite failed because it may not write (the file, its
+/// directory, or the `-shm`/`-wal` it needs there): the cue to read only.
+fn is_read_only_error(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied)
+    )
+}
+
+/// An SQLite error met while opening `path`, typed by what it means.
+fn open_error(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => StoreError::Unusable {
+            path: path.to_path_buf(),
+            problem: BrokenStore::NotADatabase,
+        },
+        Some(ErrorCode::DatabaseCorrupt) => StoreError::Corrupt(format!("{}: {e}", path.display())),
+        _ => StoreError::Backend(format!("cannot open {}: {e}", path.display())),
+    }
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and brings its schema up to date.
+    /// Opens the store at `path`, creating a new one only if there is no
+    /// file there; brings its schema up to date. A file that is there but
+    /// holds no incident log is refused ([`StoreError::Unusable`]); one that
+    /// cannot be written is opened read-only (see [`SqliteStore::read_only`]).
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
-            })?;
+        Self::open_with(path, IfUnusable::Refuse).map(|(s, _)| s)
+    }
+
+    /// [`SqliteStore::open`], with `--reinit`'s choice for an unusable file;
+    /// returns what was moved aside, if anything.
+    pub fn open_with(
+        path: &Path,
+        if_unusable: IfUnusable,
+    ) -> Result<(SqliteStore, Option<MovedAside>), StoreError> {
+        match Self::open_existing_or_new(path) {
+            Err(StoreError::Unusable { problem, .. }) if if_unusable == IfUnusable::MoveAside => {
+                let files = move_aside(path)?;
+                let store = Self::open_existing_or_new(path)?;
+                Ok((store, Some(MovedAside { problem, files })))
+            }
+            r => r.map(|s| (s, None)),
         }
-        let conn = Connection::open(path)
-            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Why the store was opened read-only (`None`: it is writable). A
+    /// store is read-only when its file has no write permission bit, its
+    /// directory has none (SQLite could not create its `-wal`/`-shm`), or
+    /// opening it for writing is refused. The mode bits count even for
+    /// root, who could write anyway: a store someone made read-only (an
+    /// archived log, a copy under investigation) is meant to stay as it is.
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
+    }
+
+    fn open_existing_or_new(path: &Path) -> Result<SqliteStore, StoreError> {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => {
+                return Err(StoreError::Backend(format!(
+                    "{} is a directory, not an incident store",
+                    path.display()
+                )));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if std::fs::symlink_metadata(hotfix_fs::with_suffix(path, "-wal")).is_ok() {
+                    return Err(StoreError::Unusable {
+                        path: path.to_path_buf(),
+                        problem: BrokenStore::OnlyWriteAheadLog,
+                    });
+                }
+                create_new_store(path)?;
+            }
+            Err(e) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+        check_header(path)?;
+        if let Some(why) = read_only_reason(path) {
+            return Self::open_read_only(path, why);
+        }
+        match Self::open_read_write(path) {
+            // The file looked writable but SQLite may not write there (a
+            // directory owned by someone else, a read-only mount): read.
+            Err(StoreError::ReadOnly { reason, .. }) => Self::open_read_only(path, reason),
+            r => r,
+        }
+    }
+
+    fn open_read_write(path: &Path) -> Result<SqliteStore, StoreError> {
+        // No CREATE flag: SQLite never makes a store itself; only
+        // `create_new_store` does, and only where there was no file.
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_error(path, e))?;
         conn.busy_timeout(Duration::from_secs(15))
             .map_err(backend)?;
+        let read_only = |e: rusqlite::Error| StoreError::ReadOnly {
+            path: path.to_path_buf(),
+            reason: format!("SQLite may not write it: {e}"),
+        };
+        // SQLite quietly opens for reading only what it may not write.
+        if conn
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(|e| open_error(path, e))?
+        {
+            return Err(StoreError::ReadOnly {
+                path: path.to_path_buf(),
+                reason: "SQLite could open it for reading only".into(),
+            });
+        }
+        // Before any pragma that writes: another program's database is
+        // refused, not converted to WAL.
+        schema_version(&conn, path).map_err(|e| match e {
+            Schema::Sqlite(e) if is_read_only_error(&e) => read_only(e),
+            Schema::Sqlite(e) => open_error(path, e),
+            Schema::Store(e) => e,
+        })?;
         // WAL: readers never block the writer; synchronous=FULL: a power cut
         // never loses a committed step.
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
+            .map_err(|e| {
+                if is_read_only_error(&e) {
+                    read_only(e)
+                } else {
+                    open_error(path, e)
+                }
+            })?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(backend)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(backend)?;
+        // Stores (and their -wal/-shm) made by earlier versions were 0644.
+        // Best effort: a file owned by someone else keeps its mode.
+        let _ = hotfix_fs::restrict_sqlite_files(path);
         let store = SqliteStore {
             conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            read_only: None,
         };
         store.migrate()?;
         Ok(store)
     }
 
+    fn open_read_only(path: &Path, why: String) -> Result<SqliteStore, StoreError> {
+        let why = format!("{why}; reading works, but nothing can be recorded until it is writable");
+        let ro = |reason: String| StoreError::ReadOnly {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+        conn.busy_timeout(Duration::from_secs(15))
+            .map_err(backend)?;
+        let (conn, version) = match schema_version(&conn, path) {
+            Ok(v) => (conn, v),
+            // A WAL database needs its -shm; where it cannot be created
+            // (a read-only directory), SQLite can still read the file as
+            // immutable, which is right only if no write-ahead log holds
+            // changes the file lacks.
+            Err(Schema::Sqlite(e)) if is_read_only_error(&e) => {
+                drop(conn);
+                let wal = hotfix_fs::with_suffix(path, "-wal");
+                if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+                    return Err(ro(format!(
+                        "{why}; and its write-ahead log {} holds changes that SQLite can only read with write access to that directory ({e})",
+                        wal.display()
+                    )));
+                }
+                let conn = Connection::open_with_flags(
+                    immutable_uri(path)?,
+                    flags | OpenFlags::SQLITE_OPEN_URI,
+                )
+                .map_err(|e| open_error(path, e))?;
+                let v = schema_version(&conn, path).map_err(|e| match e {
+                    Schema::Sqlite(e) => open_error(path, e),
+                    Schema::Store(e) => e,
+                })?;
+                (conn, v)
+            }
+            Err(Schema::Sqlite(e)) => return Err(open_error(path, e)),
+            Err(Schema::Store(e)) => return Err(e),
+        };
+        let known = MIGRATIONS.len() as i64;
+        if codec::pending_migrations(MIGRATIONS, version, "the incident store was written")?
+            .next()
+            .is_some()
+        {
+            return Err(ro(format!(
+                "{why}; and it needs a schema upgrade (version {version} to {known}) that cannot be written: make it writable and run any hotfix command once, or read it with the hotfix that wrote it"
+            )));
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            read_only: Some(why),
+        })
+    }
+
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
         codec::lock(&self.conn)
+    }
+
+    /// The connection for a write: a read-only store refuses here, before
+    /// SQLite is asked, with the reason it is read-only.
+    fn lock_write(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        if let Some(why) = &self.read_only {
+            return Err(StoreError::ReadOnly {
+                path: self.path.clone(),
+                reason: why.clone(),
+            });
+        }
+        self.lock()
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -171,6 +408,292 @@ impl SqliteStore {
             tx.pragma_update(None, "user_version", n).map_err(backend)?;
         }
         tx.commit().map_err(backend)
+    }
+
+    /// Writes a consistent copy of the whole store to `dest`, a new 0600
+    /// file, with `VACUUM INTO`: it reads one snapshot (WAL readers never
+    /// block writers), so other hotfix processes may go on writing, and the
+    /// copy holds every step committed before it began and none after.
+    /// Refuses to overwrite anything: the copy is made under a temporary
+    /// name and linked to `dest` only if `dest` still does not exist.
+    pub fn backup_to(&self, dest: &Path) -> Result<BackupSummary, StoreError> {
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Backend(format!("cannot {what} {}: {e}", dest.display()))
+        };
+        if std::fs::symlink_metadata(dest).is_ok() {
+            return Err(StoreError::Backend(format!(
+                "{} exists already: a backup never overwrites a file, choose a new name",
+                dest.display()
+            )));
+        }
+        let tmp = hotfix_fs::temp_beside(dest, "partial");
+        let written = (|| {
+            hotfix_fs::create_new_private(&tmp).map_err(|e| fail("create", &e))?;
+            let target = tmp
+                .to_str()
+                .ok_or_else(|| fail("name", &"the path is not UTF-8"))?;
+            self.lock()?
+                .execute("VACUUM INTO ?1", [target])
+                .map_err(|e| fail("write", &e))?;
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| fail("sync", &e))?;
+            let summary = check_backup(&tmp).map_err(|e| fail("check", &e))?;
+            std::fs::hard_link(&tmp, dest).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    StoreError::Backend(format!(
+                        "{} exists already: a backup never overwrites a file, choose a new name",
+                        dest.display()
+                    ))
+                } else {
+                    fail("create", &e)
+                }
+            })?;
+            sync_parent(dest);
+            Ok(BackupSummary {
+                path: dest.to_path_buf(),
+                ..summary
+            })
+        })();
+        for p in hotfix_fs::sqlite_files(&tmp) {
+            let _ = std::fs::remove_file(p);
+        }
+        written
+    }
+}
+
+/// How a schema check failed: SQLite's own error (to be typed by the
+/// caller, who knows whether it may fall back to reading only), or ours.
+enum Schema {
+    Sqlite(rusqlite::Error),
+    Store(StoreError),
+}
+
+/// The schema version of an existing store; refuses a database without
+/// hotfix's tables ([`BrokenStore::ForeignDatabase`]).
+fn schema_version(conn: &Connection, path: &Path) -> Result<i64, Schema> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(Schema::Sqlite)?;
+    if version != 0 {
+        return Ok(version);
+    }
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(Schema::Sqlite)?;
+    if tables.iter().any(|t| t == "events") {
+        // Ours but unnumbered: the migrations say what is wrong.
+        return Ok(version);
+    }
+    Err(Schema::Store(StoreError::Unusable {
+        path: path.to_path_buf(),
+        problem: BrokenStore::ForeignDatabase { tables },
+    }))
+}
+
+/// Refuses a file that is empty or does not start like an SQLite database,
+/// before SQLite is given it (SQLite would take an empty file for a new
+/// database and set it up).
+fn check_header(path: &Path) -> Result<(), StoreError> {
+    let unusable = |problem| StoreError::Unusable {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let cannot =
+        |e: std::io::Error| StoreError::Backend(format!("cannot read {}: {e}", path.display()));
+    let f = std::fs::File::open(path).map_err(cannot)?;
+    if f.metadata().map_err(cannot)?.len() == 0 {
+        return Err(unusable(BrokenStore::Empty));
+    }
+    let mut head = Vec::with_capacity(SQLITE_MAGIC.len());
+    f.take(SQLITE_MAGIC.len() as u64)
+        .read_to_end(&mut head)
+        .map_err(cannot)?;
+    if head != SQLITE_MAGIC {
+        return Err(unusable(BrokenStore::NotADatabase));
+    }
+    Ok(())
+}
+
+/// Why the store at `path` must be opened read-only, if it must.
+fn read_only_reason(path: &Path) -> Option<String> {
+    let m = std::fs::metadata(path).ok()?;
+    if m.permissions().readonly() {
+        return Some(format!(
+            "the file has no write permission (mode {:04o})",
+            m.permissions().mode() & 0o7777
+        ));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = std::fs::metadata(dir)
+        && d.permissions().readonly()
+    {
+        return Some(format!(
+            "its directory {} has no write permission (mode {:04o}), so SQLite cannot keep its -wal and -shm files there",
+            dir.display(),
+            d.permissions().mode() & 0o7777
+        ));
+    }
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Some(format!("it cannot be opened for writing ({e})"))
+        }
+        _ => None,
+    }
+}
+
+/// `file:/abs/path?immutable=1`, the path percent-encoded for SQLite's URI
+/// parser.
+fn immutable_uri(path: &Path) -> Result<String, StoreError> {
+    use std::os::unix::ffi::OsStrExt;
+    let abs = std::path::absolute(path)
+        .map_err(|e| StoreError::Backend(format!("cannot resolve {}: {e}", path.display())))?;
+    let mut uri = String::from("file:");
+    for &b in abs.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    Ok(uri)
+}
+
+/// Makes a new, fully set-up store at `path`, which did not exist. Built
+/// under a temporary name and linked into place, so that `path` only ever
+/// appears complete: a crash halfway leaves no empty file for the next
+/// command to refuse, and a concurrent first command sees either no file or
+/// a whole store (the one that links second uses the first one's).
+fn create_new_store(path: &Path) -> Result<(), StoreError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    hotfix_fs::create_private_dir(dir)
+        .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+    let tmp = hotfix_fs::temp_beside(path, "new");
+    let fail = |e: &dyn std::fmt::Display| {
+        StoreError::Backend(format!("cannot create {}: {e}", path.display()))
+    };
+    let made = (|| {
+        hotfix_fs::create_new_private(&tmp).map_err(|e| fail(&e))?;
+        {
+            let conn = Connection::open_with_flags(
+                &tmp,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| fail(&e))?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(|e| fail(&e))?;
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(|e| fail(&e))?;
+            let store = SqliteStore {
+                conn: Mutex::new(conn),
+                path: tmp.clone(),
+                read_only: None,
+            };
+            store.migrate()?;
+            // Closing the last connection checkpoints the WAL into the file.
+        }
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| fail(&e))?;
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => {}
+            // Another command created it first: that one is the store.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            // A file system without hard links: a rename, which could only
+            // replace a store made in the instant since the check.
+            Err(_) if !path.exists() => std::fs::rename(&tmp, path).map_err(|e| fail(&e))?,
+            Err(_) => {}
+        }
+        sync_parent(path);
+        Ok(())
+    })();
+    for p in hotfix_fs::sqlite_files(&tmp) {
+        let _ = std::fs::remove_file(p);
+    }
+    made
+}
+
+/// Moves an unusable store and its `-wal`/`-shm` aside to
+/// `NAME.broken-<unix time>` (`-N` added if taken); deletes nothing.
+fn move_aside(path: &Path) -> Result<Vec<(PathBuf, PathBuf)>, StoreError> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let taken = |base: &Path| {
+        hotfix_fs::sqlite_files(base)
+            .iter()
+            .any(|p| std::fs::symlink_metadata(p).is_ok())
+    };
+    let mut base = hotfix_fs::with_suffix(path, &format!(".broken-{secs}"));
+    let mut n = 1;
+    while taken(&base) {
+        base = hotfix_fs::with_suffix(path, &format!(".broken-{secs}-{n}"));
+        n += 1;
+    }
+    let mut moved = vec![];
+    for (from, to) in hotfix_fs::sqlite_files(path)
+        .into_iter()
+        .zip(hotfix_fs::sqlite_files(&base))
+    {
+        if std::fs::symlink_metadata(&from).is_err() {
+            continue;
+        }
+        std::fs::rename(&from, &to).map_err(|e| {
+            StoreError::Backend(format!(
+                "cannot move {} aside to {}: {e}",
+                from.display(),
+                to.display()
+            ))
+        })?;
+        moved.push((from, to));
+    }
+    sync_parent(path);
+    Ok(moved)
+}
+
+/// Counts what a backup holds, after checking it reads back whole.
+fn check_backup(path: &Path) -> Result<BackupSummary, rusqlite::Error> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if check != "ok" {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some(format!("the copy does not read back: {check}")),
+        ));
+    }
+    let incidents: i64 = conn.query_row("SELECT COUNT(*) FROM incidents", [], |r| r.get(0))?;
+    let events: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    Ok(BackupSummary {
+        path: path.to_path_buf(),
+        incidents: incidents as u64,
+        events: events as u64,
+        bytes,
+    })
+}
+
+/// Syncs the directory of `path`, so a rename or link in it survives a
+/// power cut. Best effort: not every file system can sync a directory.
+fn sync_parent(path: &Path) {
+    if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::File::open(d).and_then(|f| f.sync_all());
     }
 }
 
@@ -258,7 +781,7 @@ impl Store for SqliteStore {
         event: &NewEvent,
         outbox: &dyn Fn(IncidentId) -> Vec<(String, Message)>,
     ) -> Result<IncidentId, StoreError> {
-        let mut conn = self.lock()?;
+        let mut conn = self.lock_write()?;
         let mut tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
@@ -291,7 +814,7 @@ impl Store for SqliteStore {
         events: &[NewEvent],
         outbox: &[(String, Message)],
     ) -> Result<u64, StoreError> {
-        let mut conn = self.lock()?;
+        let mut conn = self.lock_write()?;
         let mut tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
@@ -371,7 +894,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<OutboxItem>, StoreError> {
         let names =
             serde_json::to_string(notifiers).map_err(|e| StoreError::Backend(e.to_string()))?;
-        let mut conn = self.lock()?;
+        let mut conn = self.lock_write()?;
         // IMMEDIATE: the write lock is taken before the rows are chosen, so
         // another process claiming from the same file waits instead of
         // picking the same items.
@@ -394,7 +917,7 @@ impl Store for SqliteStore {
     }
 
     fn release_outbox(&self, id: i64) -> Result<(), StoreError> {
-        let conn = self.lock()?;
+        let conn = self.lock_write()?;
         conn.execute("UPDATE outbox SET lease_until = NULL WHERE id = ?1", [id])
             .map_err(backend)?;
         Ok(())
@@ -410,7 +933,7 @@ impl Store for SqliteStore {
     }
 
     fn mark_delivered(&self, id: i64, at_s: i64) -> Result<(), StoreError> {
-        let conn = self.lock()?;
+        let conn = self.lock_write()?;
         conn.execute(
             "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, lease_until = NULL WHERE id = ?1",
             params![id, at_s],
@@ -431,7 +954,7 @@ impl Store for SqliteStore {
     }
 
     fn memory_set(&self, incident: IncidentId, key: &str, value: &str) -> Result<(), StoreError> {
-        let conn = self.lock()?;
+        let conn = self.lock_write()?;
         conn.execute(
             "INSERT INTO memory (incident, key, value) VALUES (?1, ?2, ?3)
              ON CONFLICT (incident, key) DO UPDATE SET value = excluded.value",
@@ -442,7 +965,7 @@ impl Store for SqliteStore {
     }
 
     fn mark_failed(&self, id: i64, error: &str, retry_at_s: i64) -> Result<(), StoreError> {
-        let conn = self.lock()?;
+        let conn = self.lock_write()?;
         conn.execute(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, due_at = ?3, lease_until = NULL WHERE id = ?1",
             params![id, error, retry_at_s],
@@ -502,7 +1025,7 @@ impl TeamStore for SqliteStore {
         hash: &str,
         now_s: i64,
     ) -> Result<i64, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.lock_write()?;
         conn.execute(
             "INSERT INTO api_tokens (user_name, role, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![user, role.as_str(), hash, now_s],
@@ -541,15 +1064,42 @@ impl TeamStore for SqliteStore {
         rows.into_iter().map(token_record).collect()
     }
 
-    fn token_revoke(&self, id: i64) -> Result<bool, StoreError> {
-        let conn = self.lock()?;
-        let n = conn
-            .execute(
-                "UPDATE api_tokens SET revoked = 1 WHERE id = ?1 AND revoked = 0",
-                [id],
-            )
+    fn token_revoke(&self, id: i64, guard: AdminGuard) -> Result<Revoke, StoreError> {
+        let mut conn = self.lock_write()?;
+        // IMMEDIATE: the file's write lock is held from the count to the
+        // update, so another process revoking another admin token waits and
+        // then counts one admin fewer. (Dropping `tx` rolls back.)
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
-        Ok(n == 1)
+        let role: Option<String> = tx
+            .query_row(
+                "SELECT role FROM api_tokens WHERE id = ?1 AND revoked = 0",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        let Some(role) = role else {
+            return Ok(Revoke::NotFound);
+        };
+        let admin = ApiRole::Admin.as_str();
+        if guard == AdminGuard::KeepOne && role == admin {
+            let live: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM api_tokens WHERE role = ?1 AND revoked = 0",
+                    [admin],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if live <= 1 {
+                return Ok(Revoke::LastAdmin);
+            }
+        }
+        tx.execute("UPDATE api_tokens SET revoked = 1 WHERE id = ?1", [id])
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(Revoke::Revoked)
     }
 
     fn inbox_put(
@@ -559,7 +1109,7 @@ impl TeamStore for SqliteStore {
         body: &str,
         now_s: i64,
     ) -> Result<InboxPut, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.lock_write()?;
         // DO NOTHING, not an error: a redelivery must leave the first copy
         // (and its processing state) exactly as it was.
         let stored: Option<i64> = conn
@@ -591,7 +1141,7 @@ impl TeamStore for SqliteStore {
         lease_s: i64,
         limit: usize,
     ) -> Result<Vec<InboxItem>, StoreError> {
-        let mut conn = self.lock()?;
+        let mut conn = self.lock_write()?;
         // IMMEDIATE: the write lock is taken before the rows are chosen, so
         // another process claiming from the same file waits instead of
         // picking the same items.
@@ -627,7 +1177,7 @@ impl TeamStore for SqliteStore {
     }
 
     fn inbox_done(&self, id: i64, outcome: &str, now_s: i64) -> Result<(), StoreError> {
-        let conn = self.lock()?;
+        let conn = self.lock_write()?;
         // `processed_at IS NULL`: a replica whose lease ran out and that
         // reports late must not overwrite the outcome of the one that finished.
         conn.execute(
@@ -640,7 +1190,7 @@ impl TeamStore for SqliteStore {
     }
 
     fn inbox_failed(&self, id: i64, error: &str, retry_at_s: i64) -> Result<(), StoreError> {
-        let conn = self.lock()?;
+        let conn = self.lock_write()?;
         conn.execute(
             "UPDATE inbox SET outcome = ?2, due_at = ?3, lease_until = NULL
              WHERE id = ?1 AND processed_at IS NULL",
@@ -651,7 +1201,7 @@ impl TeamStore for SqliteStore {
     }
 
     fn inbox_defer(&self, id: i64, why: &str, due_at_s: i64) -> Result<(), StoreError> {
-        let conn = self.lock()?;
+        let conn = self.lock_write()?;
         conn.execute(
             "UPDATE inbox SET outcome = ?2, due_at = ?3, lease_until = NULL,
                  attempts = MAX(attempts - 1, 0)
@@ -704,7 +1254,7 @@ impl TeamStore for SqliteStore {
         key: &str,
         incident: IncidentId,
     ) -> Result<IncidentId, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.lock_write()?;
         conn.execute(
             "INSERT INTO alert_links (source, key, incident) VALUES (?1, ?2, ?3)
              ON CONFLICT (source, key) DO NOTHING",
@@ -728,7 +1278,7 @@ impl TeamStore for SqliteStore {
         now_s: i64,
         ttl_s: i64,
     ) -> Result<bool, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.lock_write()?;
         // One statement: taking a free or expired lease and renewing one's
         // own cannot interleave with another process doing the same.
         let got: Option<String> = conn
@@ -746,7 +1296,7 @@ impl TeamStore for SqliteStore {
     }
 
     fn lease_release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        let conn = self.lock()?;
+        let conn = self.lock_write()?;
         conn.execute(
             "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
             params![name, holder],
@@ -756,7 +1306,7 @@ impl TeamStore for SqliteStore {
     }
 
     fn once(&self, key: &str, now_s: i64) -> Result<bool, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.lock_write()?;
         let n = conn
             .execute(
                 "INSERT INTO once_keys (key, at) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",

@@ -40,10 +40,10 @@ pub struct Console;
 
 impl Ui for Console {
     fn info(&self, line: &str) {
-        eprintln!("  {line}");
+        eprintln!("  {}", hotfix_core::display::block(line));
     }
     fn warn(&self, line: &str) {
-        eprintln!("  warning: {line}");
+        eprintln!("  warning: {}", hotfix_core::display::block(line));
     }
 }
 
@@ -57,13 +57,39 @@ pub fn open_git(dir: Option<&Path>) -> Result<Git, CliError> {
 }
 
 pub fn config_path(git: &Git) -> PathBuf {
-    std::env::var_os(env::CONFIG)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| git.root().join("hotfix.toml"))
+    named_config().unwrap_or_else(|| git.root().join("hotfix.toml"))
 }
 
-/// Loads hotfix.toml; `required` makes its absence an error.
+/// The config file `$HOTFIX_CONFIG` names, if it names one (empty = unset).
+fn named_config() -> Option<PathBuf> {
+    std::env::var_os(env::CONFIG)
+        .filter(|v| !v.to_string_lossy().trim().is_empty())
+        .map(PathBuf::from)
+}
+
+/// Refuses a `$HOTFIX_CONFIG` that names a file that is not there.
+///
+/// Why every command, readers too: someone who points `HOTFIX_CONFIG` at a
+/// file means that team's policy; a `status` that quietly ran on the
+/// built-in defaults (no team, another deploy target) would answer about
+/// the wrong setup while looking right. Only the default `./hotfix.toml`
+/// may be missing (read commands then run on the defaults).
+pub fn refuse_missing_named_config() -> Result<(), CliError> {
+    match named_config() {
+        Some(p) if !p.exists() => Err(CliError::usage(format!(
+            "{}={} names a config file that does not exist: fix the path, unset {} to use <repo>/hotfix.toml, or create it with `hotfix init`",
+            env::CONFIG,
+            p.display(),
+            env::CONFIG
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Loads hotfix.toml; `required` makes its absence an error (a file named
+/// by `$HOTFIX_CONFIG` is always required).
 pub fn load_config(git: &Git, required: bool) -> Result<Config, CliError> {
+    let required = required || named_config().is_some();
     let path = config_path(git);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -118,7 +144,7 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
         .common_dir()
         .map_err(|e| CliError::usage(e.to_string()))?;
     let state_dir = common.join("hotfix");
-    std::fs::create_dir_all(&state_dir)
+    hotfix_fs::ensure_private_dir(&state_dir)
         .map_err(|e| CliError::failed(format!("cannot create {}: {e}", state_dir.display())))?;
     let (store, remote_user): (Box<dyn Store>, Option<String>) = match remote_server(&cfg) {
         Some(server) => {
@@ -130,7 +156,7 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
                 Some(u) => StoreUrl::parse(&u).map_err(|e| CliError::usage(e.to_string()))?,
                 None => StoreUrl::Sqlite(state_dir.join("hotfix.db")),
             };
-            let store = hotfix_store::open(&url).map_err(|e| CliError::failed(e.to_string()))?;
+            let store = crate::store::open_local(&url, writes)?;
             (store, None)
         }
     };

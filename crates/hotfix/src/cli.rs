@@ -18,6 +18,11 @@ pub struct Cli {
     /// Run as if started in this directory.
     #[arg(short = 'C', global = true, value_name = "DIR")]
     pub dir: Option<std::path::PathBuf>,
+    /// Only if the incident store's file is empty or holds no incident log
+    /// (an error says so): move it aside to NAME.broken-<time> (kept) and
+    /// start a new, empty log. A healthy store is left as it is.
+    #[arg(long, global = true)]
+    pub reinit: bool,
     #[command(subcommand)]
     pub cmd: Cmd,
 }
@@ -100,6 +105,8 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Copy the incident log to a new file, consistently, while others keep writing.
+    Backup(BackupArgs),
     /// The embedded hosting platform (`[deploy] provider = "local"`): previews,
     /// production behind a stable port, instant rollback. Foreground by default.
     Platform {
@@ -164,6 +171,17 @@ pub struct StartArgs {
     /// Start a new attempt for this rolled-back incident.
     #[arg(long, value_name = "HF-N")]
     pub incident: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The copy to write: a new file (never overwritten), created 0600.
+    pub path: std::path::PathBuf,
+    /// The store to copy, `sqlite:PATH` (default: $HOTFIX_DATABASE_URL, else
+    /// this repository's .git/hotfix/hotfix.db; a team server's is
+    /// sqlite:<data-dir>/hotfix-server.db). PostgreSQL: use pg_dump.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

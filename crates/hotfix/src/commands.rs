@@ -3,6 +3,7 @@
 
 use hotfix_core::checklist::checklist;
 use hotfix_core::config::INIT_TEMPLATE;
+use hotfix_core::display;
 use hotfix_core::id::IncidentId;
 use hotfix_core::next::next_action;
 use hotfix_core::severity::{Severity, SeverityError};
@@ -55,12 +56,25 @@ fn parse_id(s: &Option<String>) -> Result<Option<IncidentId>, CliError> {
 }
 
 fn print_next(e: &Engine, s: &IncidentState) {
-    println!("next: {}", next_action(s, &e.cfg.policy));
+    println!(
+        "next: {}",
+        hotfix_core::display::line(&next_action(s, &e.cfg.policy))
+    );
 }
 
 pub fn run(cli: Cli) -> Result<u8, CliError> {
     let dir = cli.dir.as_deref();
     let as_ = cli.as_.as_deref();
+    crate::store::set_reinit(cli.reinit);
+    // `init` writes the file `$HOTFIX_CONFIG` names; the demo and the sample
+    // service run on their own sample setup and read no config; `serve`
+    // resolves the name against `-C` itself and refuses a missing one there.
+    if !matches!(
+        cli.cmd,
+        Cmd::Init { .. } | Cmd::Demo { .. } | Cmd::SampleService { .. } | Cmd::Serve(_)
+    ) {
+        app::refuse_missing_named_config()?;
+    }
     match cli.cmd {
         Cmd::Init { force } => {
             let git = app::open_git(dir)?;
@@ -147,7 +161,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                 "{} pushed: PR #{} — preview {}",
                 s.id,
                 s.pr.unwrap_or(0),
-                s.preview_url.as_deref().unwrap_or("(none)")
+                display::line(s.preview_url.as_deref().unwrap_or("(none)"))
             );
             print_next(&e, &s);
             Ok(0)
@@ -262,6 +276,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         }
         Cmd::Platform { action } => platform(dir, action.unwrap_or(PlatformCmd::Run)),
         Cmd::Serve(a) => crate::serve::run(dir, a),
+        Cmd::Backup(a) => crate::store::backup(dir, a),
         Cmd::SampleService { port } => {
             let cwd = std::env::current_dir().map_err(|e| CliError::failed(e.to_string()))?;
             hotfix_platform::sample_service::serve(port, &cwd)

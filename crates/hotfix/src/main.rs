@@ -7,6 +7,7 @@ mod commands;
 mod demo;
 mod render;
 mod serve;
+mod store;
 
 use std::process::ExitCode;
 
@@ -17,7 +18,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {}", e.message);
+            eprintln!("error: {}", hotfix_core::display::block(&e.message));
             ExitCode::from(e.code)
         }
     }

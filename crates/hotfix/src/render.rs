@@ -1,7 +1,7 @@
 //! Output for people and for machines. The JSON shapes are documented in the
 //! README and kept stable.
 
-use std::fmt::Write;
+use hotfix_core::display;
 
 use hotfix_core::checklist::checklist;
 use hotfix_core::guards::missing_approvals;
@@ -11,6 +11,18 @@ use hotfix_core::state::IncidentState;
 use hotfix_core::timeline::{clock, timeline};
 use hotfix_engine::Engine;
 use serde_json::{Value, json};
+
+/// Appends one line of output to `o`, every control and bidi character of
+/// what it shows escaped: titles, names, reasons, URLs and error texts come
+/// from outside, and a CR/LF or ESC in one must neither forge a line nor
+/// reach the terminal. Structure (blank lines) is written as empty rows.
+macro_rules! row {
+    ($o:expr, $($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        $o.push_str(&display::line(&line));
+        $o.push('\n');
+    }};
+}
 
 pub fn status_value(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -> Value {
     let now = e.clock.now();
@@ -62,14 +74,14 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
     let mut o = String::new();
     let now = e.clock.now();
     let title = display_title(s);
-    let _ = writeln!(
+    row!(
         o,
         "{}  [{}] {}",
         s.id,
         s.severity.as_str().to_uppercase(),
         title
     );
-    let _ = writeln!(
+    row!(
         o,
         "  state:     {}{}",
         s.phase(&e.cfg.policy).as_str(),
@@ -79,7 +91,7 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
             String::new()
         }
     );
-    let _ = writeln!(
+    row!(
         o,
         "  branch:    {}{}",
         s.branch,
@@ -89,14 +101,14 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
             .unwrap_or_default()
     );
     if let Some(pr) = s.pr {
-        let _ = writeln!(
+        row!(
             o,
             "  PR:        #{pr} {}",
             s.pr_url.as_deref().unwrap_or("")
         );
     }
     if let Some(u) = &s.preview_url {
-        let _ = writeln!(
+        row!(
             o,
             "  preview:   {u} (smoke {})",
             if s.smoke_passed_on_head() {
@@ -109,7 +121,7 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
     if !s.approvals.is_empty() {
         let fresh: Vec<u64> = s.fresh_approvals().iter().map(|a| a.seq).collect();
         for a in &s.approvals {
-            let _ = writeln!(
+            row!(
                 o,
                 "  approval:  {} ({}) on {}{}",
                 a.by,
@@ -125,10 +137,10 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
     }
     let missing = missing_approvals(s, &e.cfg.policy);
     if !missing.is_empty() && s.merge_sha.is_none() {
-        let _ = writeln!(o, "  needs:     {}", missing.join(" and "));
+        row!(o, "  needs:     {}", missing.join(" and "));
     }
     if let Some(m) = &s.merge_sha {
-        let _ = writeln!(
+        row!(
             o,
             "  merged:    {}{}",
             short(m),
@@ -140,10 +152,10 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
         );
     }
     if let Some(f) = &s.health_failure {
-        let _ = writeln!(o, "  health:    FAILING — {f}");
+        row!(o, "  health:    FAILING — {f}");
     }
     if let Some(r) = &s.rollback {
-        let _ = writeln!(
+        row!(
             o,
             "  rolled back ({}): {}{}",
             if r.automatic { "automatic" } else { "manual" },
@@ -166,7 +178,7 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
         .into_iter()
         .flatten()
         .collect();
-        let _ = writeln!(
+        row!(
             o,
             "  rollback:  INCOMPLETE — done: {}{}",
             if done.is_empty() {
@@ -181,18 +193,19 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
         );
     }
     if let Some((files, wt)) = &s.backport_conflict {
-        let _ = writeln!(
+        row!(
             o,
             "  backport:  conflicts in {} — resolve in {wt}",
             files.join(", ")
         );
     }
     for (p, r) in &s.anti_patterns {
-        let _ = writeln!(o, "  anti-pattern: {} — {r}", p.label());
+        row!(o, "  anti-pattern: {} — {r}", p.label());
     }
-    let _ = writeln!(
+    row!(o, "");
+    row!(
         o,
-        "\n  timeline (target: resolved within {})",
+        "  timeline (target: resolved within {})",
         e.cfg.policy.targets.resolved
     );
     for t in timeline(s, &e.cfg.policy, now) {
@@ -200,19 +213,21 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
         let target = t.target_s.map(clock).unwrap_or_else(|| "  —  ".into());
         let late = if t.over { "  OVER TARGET" } else { "" };
         let so_far = if t.done { "" } else { " so far" };
-        let _ = writeln!(
+        row!(
             o,
             "  {mark} {:<22} {:>8} / {target}{so_far}{late}",
             t.label,
             clock(t.elapsed_s)
         );
     }
-    let _ = writeln!(o, "\n  checklist");
+    row!(o, "");
+    row!(o, "  checklist");
     checklist_rows(&mut o, s);
     if !undelivered.is_empty() {
-        let _ = writeln!(o, "\n  undelivered notifications: {}", undelivered.len());
+        row!(o, "");
+        row!(o, "  undelivered notifications: {}", undelivered.len());
         for i in undelivered {
-            let _ = writeln!(
+            row!(
                 o,
                 "    {} {} (attempts {}): {}",
                 i.notifier,
@@ -222,7 +237,8 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
             );
         }
     }
-    let _ = writeln!(o, "\nnext: {}", next_action(s, &e.cfg.policy));
+    row!(o, "");
+    row!(o, "next: {}", next_action(s, &e.cfg.policy));
     o
 }
 
@@ -233,7 +249,7 @@ fn display_title(s: &IncidentState) -> String {
 
 fn checklist_rows(o: &mut String, s: &IncidentState) {
     for i in checklist(s) {
-        let _ = writeln!(
+        row!(
             o,
             "  [{}] {:<42} {}{}",
             if i.done { "x" } else { " " },
@@ -246,7 +262,7 @@ fn checklist_rows(o: &mut String, s: &IncidentState) {
 
 pub fn checklist_text(s: &IncidentState) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "{} post-hotfix checklist", s.id);
+    row!(o, "{} post-hotfix checklist", s.id);
     checklist_rows(&mut o, s);
     o
 }
@@ -275,11 +291,11 @@ pub fn log_json(e: &Engine, all: &[IncidentState]) -> String {
 pub fn log_text(e: &Engine, all: &[IncidentState]) -> String {
     let mut o = String::new();
     if all.is_empty() {
-        let _ = writeln!(o, "no incidents yet");
+        row!(o, "no incidents yet");
     }
     for s in all {
         let title = display_title(s);
-        let _ = writeln!(
+        row!(
             o,
             "{}  [{}] {} — {}",
             s.id,
@@ -288,7 +304,7 @@ pub fn log_text(e: &Engine, all: &[IncidentState]) -> String {
             s.phase(&e.cfg.policy).as_str()
         );
         for ev in &s.events {
-            let _ = writeln!(o, "    {}", hotfix_engine::text::event_line(ev, s.security));
+            row!(o, "    {}", hotfix_engine::text::event_line(ev, s.security));
         }
     }
     o
@@ -300,7 +316,7 @@ fn short(s: &str) -> &str {
 
 pub fn platform_text(st: &hotfix_platform::PlatformStatus) -> String {
     let mut o = String::new();
-    let _ = writeln!(
+    row!(
         o,
         "platform pid {} — production at {}{}",
         st.pid,
@@ -319,14 +335,14 @@ pub fn platform_text(st: &hotfix_platform::PlatformStatus) -> String {
     };
     match &st.production {
         Some(r) => {
-            let _ = writeln!(o, "  production: {}", rel(r));
+            row!(o, "  production: {}", rel(r));
         }
         None => {
-            let _ = writeln!(o, "  production: none yet");
+            row!(o, "  production: none yet");
         }
     }
     if let Some(r) = &st.previous {
-        let _ = writeln!(
+        row!(
             o,
             "  previous:   {}{}",
             rel(r),
@@ -337,10 +353,10 @@ pub fn platform_text(st: &hotfix_platform::PlatformStatus) -> String {
         );
     }
     for p in &st.previews {
-        let _ = writeln!(o, "  preview {}: {} — {}", p.key, p.url, rel(&p.release));
+        row!(o, "  preview {}: {} — {}", p.key, p.url, rel(&p.release));
     }
     for c in &st.crashed {
-        let _ = writeln!(
+        row!(
             o,
             "  CRASHED: {}",
             serde_json::to_string(c).unwrap_or_default()

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use hotfix_core::config::Config;
 use hotfix_core::notify::Message;
 use hotfix_core::provider::{Memory, Notifier, NotifyError};
-use hotfix_core::team::{ApiRole, ServerStore};
+use hotfix_core::team::{AdminGuard, ApiRole, Revoke, ServerStore};
 use hotfix_server::{AppState, Secrets, ServerParts, WorkerSettings};
 use hotfix_store::StoreUrl;
 
@@ -37,11 +37,14 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn say(line: &str) {
-    eprintln!("hotfix serve: {line}");
+    eprintln!("hotfix serve: {}", hotfix_core::display::line(line));
 }
 
 fn warn(line: &str) {
-    eprintln!("hotfix serve: warning: {line}");
+    eprintln!(
+        "hotfix serve: warning: {}",
+        hotfix_core::display::line(line)
+    );
 }
 
 pub fn run(dir: Option<&Path>, a: ServeArgs) -> Result<u8, CliError> {
@@ -124,7 +127,7 @@ fn open_store(
         StoreUrl::Sqlite(p) => format!("sqlite:{}", p.display()),
         StoreUrl::Postgres(u) => hotfix_store::redact_url(u),
     };
-    let store = hotfix_store::open_server(&url).map_err(|e| {
+    let store = crate::store::open_server(&url).map_err(|e| {
         CliError::failed(format!(
             "cannot open the store {shown}: {}",
             hotfix_providers::redact::redact(&e.to_string())
@@ -196,7 +199,7 @@ fn serve(
 ) -> Result<u8, CliError> {
     let (cfg, cfg_name) = load_config(base, config)?;
     let data = data_dir(base, s);
-    std::fs::create_dir_all(&data)
+    hotfix_fs::create_private_dir(&data)
         .map_err(|e| CliError::failed(format!("cannot create {}: {e}", data.display())))?;
     let (store, store_name) = open_store(base, s, &data)?;
     let listen = listen.filter(|l| !l.trim().is_empty()).unwrap_or_else(|| {
@@ -237,6 +240,7 @@ fn serve(
         ),
         _ => {}
     }
+    let limits = hotfix_server::wire::Limits::from_config(&cfg.server);
     let st = AppState::new(ServerParts {
         store,
         cfg,
@@ -261,6 +265,12 @@ fn serve(
             }
         })?;
         say(&format!("listening on http://{}", running.addr));
+        say(&format!(
+            "connections: at most {} at once (more wait to be accepted); a request's head within {} s; idle kept-alive connections closed after {} s ([server] max_connections, header_read_timeout_s, idle_timeout_s)",
+            limits.max_connections,
+            limits.header_read_timeout.as_secs(),
+            limits.idle_timeout.as_secs()
+        ));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| CliError::failed(format!("cannot watch SIGTERM: {e}")))?;
         tokio::select! {
@@ -349,7 +359,7 @@ fn token(base: &Path, action: TokenCmd, s: &ServerStoreArgs) -> Result<u8, CliEr
                 println!(
                     "{:>4}  {:<32}  {:<10}  {:<23}  {}",
                     t.id,
-                    t.user,
+                    hotfix_core::display::line(&t.user),
                     t.role.as_str(),
                     created,
                     if t.revoked { "yes" } else { "no" }
@@ -359,16 +369,34 @@ fn token(base: &Path, action: TokenCmd, s: &ServerStoreArgs) -> Result<u8, CliEr
         }
         TokenCmd::Revoke { id } => {
             let store = open()?;
-            if store
-                .token_revoke(id)
+            // The API refuses the last admin token (nobody could manage
+            // tokens); here, on the server's machine, it is allowed: this
+            // command can always create a new one, and revoking a leaked
+            // admin token must not wait for that.
+            match store
+                .token_revoke(id, AdminGuard::AllowNone)
                 .map_err(|e| CliError::failed(e.to_string()))?
             {
-                println!("revoked token {id}");
-                Ok(0)
-            } else {
-                Err(CliError::failed(format!(
+                Revoke::Revoked => {
+                    println!("revoked token {id}");
+                    let admins_left = store
+                        .token_list()
+                        .map(|t| t.iter().any(|t| t.role == ApiRole::Admin && !t.revoked))
+                        .unwrap_or(true);
+                    if !admins_left {
+                        warn(
+                            "no live admin token is left: nobody can manage tokens over the API until `hotfix serve token create --user YOU --role admin` makes one",
+                        );
+                    }
+                    Ok(0)
+                }
+                Revoke::NotFound => Err(CliError::failed(format!(
                     "no live token {id} (`hotfix serve token list` shows them)"
-                )))
+                ))),
+                // Not asked for (AllowNone), so never expected; said as it is.
+                Revoke::LastAdmin => Err(CliError::failed(format!(
+                    "token {id} is the last admin token and the store kept it"
+                ))),
             }
         }
     }

@@ -746,6 +746,50 @@ fn corrupt_config_and_missing_config_are_usage_errors() {
 }
 
 #[test]
+fn a_named_config_that_is_missing_is_refused_by_every_command() {
+    let w = World::new();
+    w.started_and_pushed("pdf-crash", "critical");
+    let missing = w.repo.work.join("team").join("hotfix.toml");
+    let missing = missing.to_str().unwrap();
+    let env = [("HOTFIX_CONFIG", missing)];
+    let commands: [&[&str]; 14] = [
+        &["status"],
+        &["status", "HF-1", "--json"],
+        &["log"],
+        &["log", "--json"],
+        &["start", "other", "--severity", "high"],
+        &["push"],
+        &["approve", "HF-1"],
+        &["ship", "HF-1"],
+        &["backport", "HF-1"],
+        &["rollback", "HF-1", "--reason", "worse"],
+        &["checklist", "HF-1"],
+        &["postmortem", "HF-1"],
+        &["close", "HF-1"],
+        &["platform", "status"],
+    ];
+    let before = w.log();
+    for args in commands {
+        let r = w.hf_env(DEV, args, &env);
+        assert_eq!(r.code, 2, "{args:?} must refuse:\n{}", r.all());
+        assert!(
+            r.all().contains("names a config file that does not exist")
+                && r.all().contains(missing),
+            "{args:?}: {}",
+            r.all()
+        );
+    }
+    assert_eq!(w.log(), before, "nothing was written");
+    // An empty HOTFIX_CONFIG is unset: the repo's hotfix.toml applies.
+    w.hf_env(DEV, &["status", "HF-1"], &[("HOTFIX_CONFIG", "")])
+        .ok();
+    // `init` creates the named file, and then every command reads it.
+    std::fs::create_dir_all(w.repo.work.join("team")).unwrap();
+    w.hf_env(DEV, &["init"], &env).ok();
+    w.hf_env(DEV, &["status", "HF-1"], &env).ok();
+}
+
+#[test]
 fn commands_without_an_id_need_a_hotfix_branch() {
     let w = World::new();
     w.hf(&["push"]).fails(2, "not a hotfix/* branch");

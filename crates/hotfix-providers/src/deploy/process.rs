@@ -39,12 +39,9 @@ pub fn run(
         PathBuf::from(&args[0])
     };
     if let Some(parent) = log.parent() {
-        let _ = std::fs::create_dir_all(parent);
+        let _ = hotfix_fs::create_private_dir(parent);
     }
-    let log_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
+    let log_file = hotfix_fs::append_private(log)
         .map_err(|e| DeployError::Failed(format!("cannot open log {}: {e}", log.display())))?;
     let log_file = Arc::new(Mutex::new(log_file));
     if let Ok(mut f) = log_file.lock() {

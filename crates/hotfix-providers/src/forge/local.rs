@@ -24,8 +24,10 @@ fn db_err(e: rusqlite::Error) -> ForgeError {
 impl LocalForge {
     pub fn open(git: Git, remote: &str, db_path: &Path) -> Result<LocalForge, ForgeError> {
         if let Some(d) = db_path.parent() {
-            std::fs::create_dir_all(d).map_err(|e| ForgeError::Other(e.to_string()))?;
+            hotfix_fs::create_private_dir(d).map_err(|e| ForgeError::Other(e.to_string()))?;
         }
+        // 0600 before SQLite makes it; a failure is SQLite's to report.
+        let _ = hotfix_fs::private_sqlite_file(db_path);
         let conn = Connection::open(db_path).map_err(db_err)?;
         conn.busy_timeout(Duration::from_secs(15)).map_err(db_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")

@@ -32,9 +32,23 @@ impl Notifier for ConsoleNotifier {
                     .join(" ")
             )
         };
-        eprintln!("  [{}] {}{}", msg.channel, msg.text, mentions);
+        // One message, one line: its texts came from outside.
+        eprintln!("{}", console_line(msg, &mentions));
         Ok(())
     }
+}
+
+/// The console notifier's line for `msg`, with every control and bidi
+/// character escaped (a title or a name must not recolour the terminal or
+/// forge a second log line).
+fn console_line(msg: &Message, mentions: &str) -> String {
+    use hotfix_core::display::line;
+    format!(
+        "  [{}] {}{}",
+        line(&msg.channel),
+        line(&msg.text),
+        line(mentions)
+    )
 }
 
 /// Appends each message as one JSON line. Lines carry the outbox id, and a
@@ -62,7 +76,7 @@ impl Notifier for FileNotifier {
             }
         }
         if let Some(d) = self.path.parent() {
-            std::fs::create_dir_all(d).map_err(|e| err(e.to_string()))?;
+            hotfix_fs::create_private_dir(d).map_err(|e| err(e.to_string()))?;
         }
         let mut v = serde_json::to_value(msg).map_err(|e| err(e.to_string()))?;
         let mut obj = serde_json::Map::new();
@@ -71,10 +85,7 @@ impl Notifier for FileNotifier {
             obj.append(m);
         }
         let line = serde_json::to_string(&obj).map_err(|e| err(e.to_string()))?;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
+        let mut f = hotfix_fs::append_private(&self.path)
             .map_err(|e| err(format!("{}: {e}", self.path.display())))?;
         f.write_all(format!("{line}\n").as_bytes())
             .and_then(|_| f.sync_data())

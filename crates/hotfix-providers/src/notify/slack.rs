@@ -262,7 +262,11 @@ impl SlackNotifier {
                 format!("{} · {sev}", msg.incident)
             }
         } else {
-            format!("{} · {sev} · {}", msg.incident, msg.title.trim())
+            format!(
+                "{} · {sev} · {}",
+                msg.incident,
+                hotfix_core::display::line(msg.title.trim())
+            )
         };
         let mut context = vec![json!({
             "type": "mrkdwn",
@@ -558,8 +562,11 @@ fn state_label(step: &str) -> &'static str {
 
 /// Slack's mrkdwn control characters, so a title cannot ping `<!channel>`
 /// or forge a link.
+/// Slack's three mrkdwn escapes, after every control and bidi character
+/// is made visible (text from outside must not forge lines in a post).
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
+    hotfix_core::display::line(s)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }

@@ -347,7 +347,7 @@ impl Notifier for StatuspageNotifier {
                 let name = if msg.security || msg.title.trim().is_empty() {
                     "Service disruption".to_string()
                 } else {
-                    http::snippet(&msg.title, 255)
+                    http::snippet(&hotfix_core::display::line(&msg.title), 255)
                 };
                 let mut incident = self.incident_body(&t, msg);
                 if let Some(o) = incident.as_object_mut() {

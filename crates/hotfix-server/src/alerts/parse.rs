@@ -187,8 +187,12 @@ fn labels_of(v: Option<&Value>, what: &str) -> Result<BTreeMap<String, String>, 
     }
 }
 
-/// Cuts `s` to `max` characters (on a character boundary).
+/// Cuts `s` to `max` characters (on a character boundary), with control
+/// and bidi characters other than newlines and tabs made visible: a
+/// monitoring tool's text is kept (never refused, which would lose the
+/// alert), but cannot carry an ESC or a CR into logs, terminals and chat.
 pub fn clip(s: &str, max: usize) -> String {
+    let s = hotfix_core::display::block(s.trim());
     let s = s.trim();
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),

@@ -177,6 +177,20 @@ fn handle(st: &AppState, a: &Alert) -> Result<String, ApiError> {
     })
 }
 
+/// The incident title an alert's summary gives: its first line, cut to
+/// the longest title (the summary itself, in full, is in `alert_received`).
+/// Without this, a multi-line or long description would be refused as a
+/// title and the alert lost.
+fn alert_title(summary: &str) -> Option<String> {
+    let first = summary.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let first = hotfix_core::display::line(first);
+    let max = hotfix_core::validate::MAX_TITLE;
+    Some(match first.char_indices().nth(max - 1) {
+        Some((i, _)) => format!("{}…", &first[..i]),
+        None => first.into_owned(),
+    })
+}
+
 /// The newest status this alert reported on `s`.
 fn last_status<'s>(s: &'s IncidentState, a: &Alert) -> Option<&'s str> {
     s.events.iter().rev().find_map(|e| match &e.kind {
@@ -243,11 +257,7 @@ fn declare(
     slot: &str,
 ) -> Result<String, ApiError> {
     let name = rules::incident_name(rule, a, slot);
-    let title = if a.summary.trim().is_empty() {
-        name.clone()
-    } else {
-        a.summary.clone()
-    };
+    let title = alert_title(&a.summary).unwrap_or_else(|| name.clone());
     let declared = EventKind::Declared {
         name: name.clone(),
         title,

@@ -2,6 +2,11 @@
 //! (`/incidents/{id}`) and the incident log with its figures (`/log`).
 //! Every page is complete HTML without JavaScript; `live.js` only swaps in
 //! a fresh `<main>` when the store changes.
+//!
+//! Every incident on these pages is an [`ops::Seen`] for the signed-in
+//! person: a security incident they may not read shows its restricted
+//! view (`hotfix_core::access`) in the lists, the search, the incident page
+//! and each live refresh of them, which fetches the page again as them.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -16,13 +21,14 @@ use hotfix_core::timeline::timeline;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::cache::{Entry, View};
+use super::cache::View;
 use super::describe::{describe, is_deploy};
 use super::render::{self, Layout, clock, short, time, words};
 use super::session::{self, encode};
 use super::stats::{Filter, FilterQuery, compute};
 use crate::auth::{Caller, MaybeCaller};
 use crate::extract::parse_id;
+use crate::ops::{Seen, Snapshot};
 use crate::{ApiError, AppState, ops};
 
 /// Rows per page on `/` and `/log`.
@@ -124,8 +130,9 @@ fn time_to_restore(s: &IncidentState) -> Option<i64> {
         .map(|r| r.as_second() - s.declared_at.as_second())
 }
 
-fn row(st: &AppState, s: &IncidentState, now: jiff::Timestamp) -> Row {
-    let sum = ops::summary(st, s, now);
+fn row(st: &AppState, v: &Seen, now: jiff::Timestamp) -> Row {
+    let s = v.state();
+    let sum = ops::summary(st, v, now);
     let target = st.cfg.policy.targets.resolved.0.as_secs() as i64;
     let ttr = time_to_restore(s);
     Row {
@@ -162,7 +169,7 @@ struct Pager {
 /// `link` is the address of a page.
 fn paginate(
     st: &AppState,
-    hits: &[&Entry],
+    hits: &[Seen],
     page: usize,
     now: jiff::Timestamp,
     link: impl Fn(usize) -> String,
@@ -173,7 +180,7 @@ fn paginate(
         .iter()
         .skip((page - 1) * PAGE)
         .take(PAGE)
-        .map(|e| row(st, &e.state, now))
+        .map(|v| row(st, v, now))
         .collect();
     let pager = Pager {
         page,
@@ -208,14 +215,14 @@ pub async fn index(
         &headers,
         "incidents",
         input,
-        |st, _, view, page| {
-            let open: Vec<&Entry> = view
-                .incidents
-                .iter()
-                .rev()
-                .filter(|e| !e.state.is_closed())
-                .map(|e| e.as_ref())
+        |st, caller, view, page| {
+            let reader = ops::reader_of(caller);
+            let all = Snapshot(view.incidents.clone());
+            let mut open: Vec<Seen> = all
+                .seen(&reader)
+                .filter(|v| !v.state().is_closed())
                 .collect();
+            open.reverse();
             let (rows, pager) =
                 paginate(st, &open, page, st.clock.now(), |p| format!("/?page={p}"));
             let content = render::render(
@@ -286,16 +293,11 @@ pub async fn incident(
         "incidents",
         input,
         |st, caller, view, id| {
-            let entry = view
-                .incidents
-                .binary_search_by_key(&id, |e| e.state.id)
-                .map(|i| &view.incidents[i])
-                .map_err(|_| ApiError::not_found(format!("no incident {id}")))?;
-            let content = incident_body(st, caller, &entry.state)?;
-            Ok((
-                format!("{id} {}", ops::visible_title(&entry.state)),
-                content,
-            ))
+            let v = Snapshot(view.incidents.clone())
+                .get(id, &ops::reader_of(caller))
+                .ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?;
+            let content = incident_body(st, caller, &v)?;
+            Ok((format!("{id} {}", v.state().title), content))
         },
     )
     .await
@@ -308,9 +310,13 @@ fn web_link(u: &str) -> bool {
     l.starts_with("https://") || l.starts_with("http://")
 }
 
-fn incident_body(st: &AppState, caller: &Caller, s: &IncidentState) -> Result<String, ApiError> {
+fn incident_body(st: &AppState, caller: &Caller, v: &Seen) -> Result<String, ApiError> {
+    let s = v.state();
+    // The event lines say a security incident's details only to those who
+    // read it in full (the restricted view has placeholders anyway).
+    let hide = v.restricted();
     let now = st.clock.now();
-    let sum = ops::summary(st, s, now);
+    let sum = ops::summary(st, v, now);
     let steps = timeline(s, &st.cfg.policy, now);
     let scale = steps
         .iter()
@@ -361,7 +367,7 @@ fn incident_body(st: &AppState, caller: &Caller, s: &IncidentState) -> Result<St
         .events
         .iter()
         .filter(|e| is_deploy(&e.kind))
-        .map(|e| json!({"at": time(e.at), "type": words(e.kind.name()), "text": describe(&e.kind, s.security)}))
+        .map(|e| json!({"at": time(e.at), "type": words(e.kind.name()), "text": describe(&e.kind, hide)}))
         .collect();
     let pending: Vec<Value> = st
         .store
@@ -370,7 +376,7 @@ fn incident_body(st: &AppState, caller: &Caller, s: &IncidentState) -> Result<St
         .filter(|o| o.message.incident == s.id)
         .map(|o| {
             json!({"notifier": o.notifier, "step": o.message.step, "attempts": o.attempts,
-                   "last_error": o.last_error})
+                   "last_error": o.last_error.as_deref().map(|e| v.scrub(e))})
         })
         .collect();
     let notified: Vec<Value> = if st.notifiers.is_empty() {
@@ -396,7 +402,7 @@ fn incident_body(st: &AppState, caller: &Caller, s: &IncidentState) -> Result<St
         .rev()
         .map(|e| {
             json!({"seq": e.seq, "at": time(e.at), "actor": e.actor, "type": words(e.kind.name()),
-                   "text": describe(&e.kind, s.security)})
+                   "text": describe(&e.kind, hide)})
         })
         .collect();
     let notifiers: Vec<&str> = st.notifiers.iter().map(|n| n.name()).collect();
@@ -409,6 +415,7 @@ fn incident_body(st: &AppState, caller: &Caller, s: &IncidentState) -> Result<St
             "phase": words(&sum.phase),
             "customer_facing": s.customer_facing,
             "security": s.security,
+            "restricted": v.restricted(),
             "declared_at": time(s.declared_at),
             "declared_by": s.declared_by,
             "elapsed": clock(sum.elapsed_s),
@@ -462,16 +469,13 @@ pub async fn log(
             q.q.unwrap_or_default(),
         ))
     });
-    signed_in(st, c, &uri, &headers, "log", input, |st, _, view, (filter, page, text)| {
+    signed_in(st, c, &uri, &headers, "log", input, |st, caller, view, (filter, page, text)| {
         let now = st.clock.now();
-        let hits: Vec<&Entry> = view
-            .incidents
-            .iter()
-            .rev()
-            .filter(|e| filter.matches(e))
-            .map(|e| e.as_ref())
-            .collect();
-        let stats = compute(hits.iter().map(|e| &e.state), &st.cfg.policy, now);
+        let reader = ops::reader_of(caller);
+        let all = Snapshot(view.incidents.clone());
+        let mut hits: Vec<Seen> = all.seen(&reader).filter(|v| filter.matches(v)).collect();
+        hits.reverse();
+        let stats = compute(hits.iter().map(|v| v.state()), &st.cfg.policy, now);
         let severity = filter.severity.map(|s| s.as_str()).unwrap_or("");
         let (rows, pager) = paginate(st, &hits, page, now, |p| {
             format!(

@@ -17,8 +17,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::cache::Entry;
 use crate::auth::Caller;
+use crate::ops::{self, Seen};
 use crate::{ApiError, AppState};
 
 /// Time to restore: declared → production first healthy on the fix.
@@ -260,14 +260,16 @@ impl Filter {
         })
     }
 
-    pub fn matches(&self, e: &Entry) -> bool {
-        let s = &e.state;
+    /// Whether `v` matches, on what its reader sees: the restricted view
+    /// of a security incident is not found by a word it hides.
+    pub fn matches(&self, v: &Seen) -> bool {
+        let s = v.state();
         (match self.state.as_str() {
             "open" => !s.is_closed(),
             "closed" => s.is_closed(),
             _ => true,
         }) && self.severity.is_none_or(|v| v == s.severity)
-            && self.words.iter().all(|w| e.search.contains(w.as_str()))
+            && self.words.iter().all(|w| v.search().contains(w.as_str()))
     }
 
     pub fn as_json(&self) -> Value {
@@ -282,22 +284,17 @@ impl Filter {
 /// `GET /api/v1/stats[?q=&severity=&state=]`: the log page's figures as JSON.
 pub async fn api(
     State(st): State<AppState>,
-    _c: Caller,
+    caller: Caller,
     q: Result<Query<FilterQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let filter = Filter::parse(&q)?;
     st.blocking(move |st| {
-        let view = st.dashboard.cache.get(st)?;
+        let all = ops::all(st)?;
         let now = st.clock.now();
-        let stats = compute(
-            view.incidents
-                .iter()
-                .filter(|e| filter.matches(e))
-                .map(|e| &e.state),
-            &st.cfg.policy,
-            now,
-        );
+        let reader = ops::reader_of(&caller);
+        let hits: Vec<Seen> = all.seen(&reader).filter(|v| filter.matches(v)).collect();
+        let stats = compute(hits.iter().map(|v| v.state()), &st.cfg.policy, now);
         Ok(Json(json!({
             "filter": filter.as_json(),
             "generated_at": now,

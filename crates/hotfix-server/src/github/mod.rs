@@ -36,7 +36,7 @@ use crate::AppState;
 
 /// GitHub caps webhook payloads at 25 MB; axum's default limit (2 MB) would
 /// refuse a large push with a confusing 413 that GitHub retries forever.
-const MAX_PAYLOAD: usize = 25 * 1024 * 1024;
+pub const MAX_PAYLOAD: usize = 25 * 1024 * 1024;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route(

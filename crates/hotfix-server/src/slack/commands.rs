@@ -2,12 +2,12 @@
 //! store (synchronously, on a blocking thread), answered as a [`Reply`].
 
 use hotfix_core::Severity;
+use hotfix_core::access::Reader;
 use hotfix_core::admit::{Actor, Door};
 use hotfix_core::event::EventKind;
 use hotfix_core::guards::missing_approvals;
 use hotfix_core::id::IncidentId;
 use hotfix_core::severity::SeverityError;
-use hotfix_core::state::IncidentState;
 use hotfix_core::team::ApiRole;
 use hotfix_core::timeline::clock;
 
@@ -45,8 +45,12 @@ fn unescape(s: &str) -> String {
 
 /// Text people typed, echoed into Slack without becoming a mention or a
 /// link (`<!channel>` would page the whole channel).
+/// A value from the log inside a reply: on one line (controls and bidi
+/// made visible, so a title cannot forge a second list entry), with
+/// Slack's three mrkdwn escapes.
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
+    hotfix_core::display::line(s)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
@@ -204,7 +208,8 @@ fn declare(
         vec![],
         &|_, _| vec![],
     )?;
-    let sum = ops::summary(st, &s, st.clock.now());
+    // The channel reads what an outsider does (`hotfix_core::access`).
+    let sum = ops::summary(st, &ops::seen(s.clone(), &Reader::Outside)?, st.clock.now());
     Ok(Reply::in_channel(format!(
         ":rotating_light: *{}* declared by {who}: {} ({}{})\nNext: {}",
         s.id,
@@ -222,13 +227,18 @@ fn declare(
 fn list(st: &AppState) -> Result<Reply, ApiError> {
     let now = st.clock.now();
     let all = ops::all(st)?;
-    let open: Vec<&IncidentState> = all.iter().filter(|s| !s.is_closed()).collect();
+    // Slack is a channel: security incidents in their restricted view.
+    let open: Vec<ops::Seen> = all
+        .seen(&Reader::Outside)
+        .filter(|v| !v.state().is_closed())
+        .collect();
     if open.is_empty() {
         return Ok(Reply::ephemeral("No open incidents."));
     }
     let mut lines = vec![format!("*Open incidents* ({})", open.len())];
-    for s in open {
-        let sum = ops::summary(st, s, now);
+    for v in &open {
+        let s = v.state();
+        let sum = ops::summary(st, v, now);
         let mut line = format!(
             "• *{}* {} · {} · {} · {}",
             sum.id,
@@ -246,8 +256,9 @@ fn list(st: &AppState) -> Result<Reply, ApiError> {
 }
 
 fn show(st: &AppState, id: IncidentId) -> Result<Reply, ApiError> {
-    let s = ops::load(st, id)?;
-    let sum = ops::summary(st, &s, st.clock.now());
+    let v = ops::read(st, &Reader::Outside, id)?;
+    let s = v.state();
+    let sum = ops::summary(st, &v, st.clock.now());
     let head = format!(
         "*{}* {} · {} · {} elapsed · {}",
         sum.id,
@@ -280,7 +291,7 @@ fn show(st: &AppState, id: IncidentId) -> Result<Reply, ApiError> {
         .iter()
         .map(|a| format!("{} ({})", a.by, a.role.label()))
         .collect();
-    let missing = missing_approvals(&s, &st.cfg.policy);
+    let missing = missing_approvals(s, &st.cfg.policy);
     lines.push(format!(
         "Approvals: {}{}",
         if fresh.is_empty() {
@@ -313,7 +324,7 @@ fn approve(st: &AppState, who: &str, id: IncidentId) -> Result<Reply, ApiError> 
     let (s, recorded) = ops::approve(st, &caller, Door::Slack, id)?;
     let sha = s.head_sha.as_deref().unwrap_or("");
     let sha = sha.get(..7).unwrap_or(sha);
-    let sum = ops::summary(st, &s, st.clock.now());
+    let sum = ops::summary(st, &ops::seen(s.clone(), &Reader::Outside)?, st.clock.now());
     if !recorded {
         return Ok(Reply::ephemeral(format!(
             "You already approved {id} at {sha}. Phase: {}.",

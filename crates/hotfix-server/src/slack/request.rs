@@ -28,17 +28,26 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Every reply's text goes through [`hotfix_core::display::block`]:
+    /// names, titles and reasons in it came from outside.
     pub fn ephemeral(text: impl Into<String>) -> Reply {
         Reply {
             response_type: "ephemeral",
-            text: text.into(),
+            text: safe(text.into()),
         }
     }
     pub fn in_channel(text: impl Into<String>) -> Reply {
         Reply {
             response_type: "in_channel",
-            text: text.into(),
+            text: safe(text.into()),
         }
+    }
+}
+
+fn safe(text: String) -> String {
+    match hotfix_core::display::block(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(t) => t,
     }
 }
 

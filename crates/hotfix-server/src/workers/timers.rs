@@ -213,14 +213,14 @@ pub fn run(st: &AppState) -> usize {
         Ok(true) => {}
         Ok(false) => return 0,
         Err(e) => {
-            eprintln!("hotfix serve: timers: cannot take the lease: {e}");
+            crate::log::line(format_args!("timers: cannot take the lease: {e}"));
             return 0;
         }
     }
     let incidents = match ops::all(st) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("hotfix serve: timers: cannot read the incidents: {e}");
+            crate::log::line(format_args!("timers: cannot read the incidents: {e}"));
             return 0;
         }
     };
@@ -232,7 +232,7 @@ pub fn run(st: &AppState) -> usize {
             match fire(st, s.id, t) {
                 Ok(true) => n += 1,
                 Ok(false) => {}
-                Err(e) => eprintln!("hotfix serve: timers: {} on {}: {e}", t.what(), s.id),
+                Err(e) => crate::log::line(format_args!("timers: {} on {}: {e}", t.what(), s.id)),
             }
         }
     }

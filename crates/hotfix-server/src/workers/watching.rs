@@ -86,7 +86,7 @@ pub fn run(st: &AppState) -> usize {
     let incidents = match ops::all(st) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("hotfix serve: watch: cannot read the incidents: {e}");
+            crate::log::line(format_args!("watch: cannot read the incidents: {e}"));
             return 0;
         }
     };
@@ -133,7 +133,7 @@ pub fn run(st: &AppState) -> usize {
             Ok(true) => {}
             Ok(false) => continue, // another replica watches it
             Err(e) => {
-                eprintln!("hotfix serve: watch: cannot take {name}: {e}");
+                crate::log::line(format_args!("watch: cannot take {name}: {e}"));
                 continue;
             }
         }
@@ -169,7 +169,7 @@ pub fn run(st: &AppState) -> usize {
                 match append_verdict(st, s.id, &sha, v) {
                     Ok(true) => verdicts += 1,
                     Ok(false) => {}
-                    Err(e) => eprintln!("hotfix serve: watch: verdict on {}: {e}", s.id),
+                    Err(e) => crate::log::line(format_args!("watch: verdict on {}: {e}", s.id)),
                 }
                 let _ = st.store.lease_release(&name, &st.replica);
             }
