@@ -149,6 +149,9 @@ fn is_work(kind: &EventKind) -> bool {
         | EventKind::RollbackStep { .. }
         | EventKind::RolledBack { .. }
         | EventKind::PostmortemScheduled { .. }
+        | EventKind::Confirmed { .. }
+        | EventKind::Declined { .. }
+        | EventKind::MergedInto { .. }
         | EventKind::Closed => true,
         EventKind::PrOpened { .. }
         | EventKind::PreviewDeployed { .. }
@@ -164,7 +167,11 @@ fn is_work(kind: &EventKind) -> bool {
         | EventKind::AlertReceived { .. }
         | EventKind::HeadMoved { .. }
         | EventKind::Affects { .. }
-        | EventKind::ExternalUpdate { .. } => false,
+        | EventKind::ExternalUpdate { .. }
+        | EventKind::Absorbed { .. }
+        | EventKind::Escalated { .. }
+        | EventKind::TriageOverdue
+        | EventKind::ReportedBy { .. } => false,
     }
 }
 
@@ -447,7 +454,35 @@ fn redact_kind(kind: &EventKind, secrets: &mut Secrets) -> EventKind {
         | K::ChecklistDone { .. }
         | K::Closed
         | K::HeadMoved { .. }
-        | K::Affects { .. } => kind.clone(),
+        | K::Affects { .. }
+        | K::MergedInto { .. }
+        | K::Absorbed { .. }
+        | K::TriageOverdue => kind.clone(),
+        K::Confirmed {
+            severity,
+            public_text,
+        } => K::Confirmed {
+            severity: *severity,
+            public_text: public_text.as_deref().map(|t| hide(t, secrets)),
+        },
+        K::Declined {
+            reason,
+            duplicate_of,
+            note,
+        } => K::Declined {
+            reason: *reason,
+            duplicate_of: *duplicate_of,
+            note: hide(note, secrets),
+        },
+        K::Escalated { from, to, reason } => K::Escalated {
+            from: *from,
+            to: *to,
+            reason: hide(reason, secrets),
+        },
+        // A reporter from outside (a customer) is a detail, not one of us.
+        K::ReportedBy { who } => K::ReportedBy {
+            who: hide(who, secrets),
+        },
     }
 }
 

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::checklist::{check_tick, open_items};
 use crate::config::Config;
-use crate::event::{AntiPattern, EventKind, Role, RollbackStep};
+use crate::event::{AntiPattern, DeclineReason, EventKind, Role, RollbackStep};
 use crate::guards::{ApproveCheck, Refusal, check_approve, ship_refusals};
 use crate::id::IncidentId;
 use crate::name::valid_name;
@@ -114,7 +114,7 @@ pub struct Rules<'a> {
 /// step of a rollback that is not forced (a rollback under way was
 /// checked when it started).
 pub fn needs_others(s: &IncidentState, kinds: &[EventKind]) -> bool {
-    s.rollback.is_none()
+    let rollback = s.rollback.is_none()
         && s.rollback_progress.is_none()
         && kinds.iter().any(|k| {
             matches!(
@@ -122,7 +122,19 @@ pub fn needs_others(s: &IncidentState, kinds: &[EventKind]) -> bool {
                 EventKind::RollbackStep { forced: None, .. }
                     | EventKind::RolledBack { forced: None, .. }
             )
-        })
+        });
+    // A duplicate or a merge must point at an incident that exists.
+    let target = kinds.iter().any(|k| {
+        matches!(
+            k,
+            EventKind::MergedInto { .. }
+                | EventKind::Declined {
+                    duplicate_of: Some(_),
+                    ..
+                }
+        )
+    });
+    rollback || target
 }
 
 /// Codes of refusals that are about who acts rather than what state the
@@ -241,6 +253,24 @@ fn door_rule(kind: &EventKind, actor: &Actor<'_>, out: &mut Vec<Refusal>) {
                 "run `hotfix ship`",
             )
         }),
+        EventKind::Escalated { .. } => only(&[Door::Alert], "a more severe alert"),
+        EventKind::TriageOverdue => only(&[Door::Timer], "its triage timer"),
+        // Triage is a person's call: no webhook, alert or timer makes it.
+        EventKind::Confirmed { .. }
+        | EventKind::Declined { .. }
+        | EventKind::MergedInto { .. }
+        | EventKind::Absorbed { .. }
+        | EventKind::ReportedBy { .. } => (!d.is_client()).then(|| {
+            refusal(
+                "people_only",
+                format!(
+                    "`{}` is a person's decision; it cannot come through the {} door",
+                    kind.name(),
+                    d.as_str()
+                ),
+                "triage from the CLI, the API, the dashboard or Slack",
+            )
+        }),
         _ => None,
     };
     out.extend(r);
@@ -335,7 +365,50 @@ fn values_rule(kind: &EventKind, out: &mut Vec<Refusal>) {
             text(out, "reason", reason, MAX_SHORT, true);
             text(out, "source", source, 40, true);
         }
-        EventKind::PrClosed { .. } | EventKind::BackportAborted | EventKind::Closed => {}
+        EventKind::PrClosed { .. }
+        | EventKind::BackportAborted
+        | EventKind::Closed
+        | EventKind::MergedInto { .. }
+        | EventKind::Absorbed { .. }
+        | EventKind::TriageOverdue => {}
+        EventKind::Confirmed { public_text, .. } => {
+            if let Some(t) = public_text {
+                text(out, "public_text", t, MAX_TITLE, true);
+            }
+        }
+        EventKind::Declined {
+            reason,
+            duplicate_of,
+            note,
+        } => {
+            text(out, "note", note, MAX_SHORT, true);
+            match (reason, duplicate_of) {
+                (DeclineReason::Duplicate, None) => out.push(refusal(
+                    "bad_value",
+                    "a duplicate names the incident it duplicates",
+                    "decline with `--reason duplicate --of HF-N`",
+                )),
+                (DeclineReason::FalseAlarm | DeclineReason::NotUrgent, Some(_)) => {
+                    out.push(refusal(
+                        "bad_value",
+                        "only a duplicate names another incident",
+                        "decline with `--reason duplicate --of HF-N`",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        EventKind::Escalated { reason, .. } => text(out, "reason", reason, MAX_SHORT, true),
+        EventKind::ReportedBy { who } => {
+            if who.trim().is_empty() {
+                out.push(refusal(
+                    "bad_value",
+                    "an empty reporter",
+                    "say who reported it",
+                ));
+            }
+            text(out, "reported_by", who, MAX_SHORT, true);
+        }
         EventKind::AntiPatternRecorded { reason, .. } => {
             if reason.trim().is_empty() {
                 out.push(refusal(
@@ -556,6 +629,26 @@ fn state_rule(
     out: &mut Vec<Refusal>,
 ) {
     let cfg = rules.cfg;
+    // Declined or merged at triage: the one thing left is to close it (the
+    // same append does), never to work on it.
+    if let Some(d) = &s.declined
+        && !s.is_closed()
+        && !matches!(kind, EventKind::Closed)
+    {
+        out.push(refusal(
+            "declined",
+            format!(
+                "{} was {} at triage; it only closes",
+                s.id,
+                match d.merged_into {
+                    Some(into) => format!("merged into {into}"),
+                    None => format!("declined ({})", d.reason.label()),
+                }
+            ),
+            "open a new incident if it is real after all",
+        ));
+        return;
+    }
     let open_attempt = |out: &mut Vec<Refusal>| {
         if s.is_closed() {
             out.push(closed(s));
@@ -596,7 +689,10 @@ fn state_rule(
                 out.push(closed(s));
                 return;
             }
-            let want = if s.phase(&cfg.policy) == Phase::Reported {
+            let want = if s.in_triage() {
+                out.push(in_triage(s));
+                return;
+            } else if s.phase(&cfg.policy) == Phase::Reported {
                 s.attempt
             } else if s.rollback.is_some() {
                 s.attempt + 1
@@ -844,7 +940,13 @@ fn state_rule(
                 ));
                 return;
             }
-            let open = open_items(s);
+            // Declined or merged at triage: nothing shipped, so there is no
+            // post-hotfix checklist to finish.
+            let open = if s.declined.is_some() {
+                vec![]
+            } else {
+                open_items(s)
+            };
             if !open.is_empty() {
                 out.push(refusal(
                     "checklist_open",
@@ -865,6 +967,168 @@ fn state_rule(
         | EventKind::AlertReceived { .. }
         | EventKind::Affects { .. }
         | EventKind::ExternalUpdate { .. } => {}
+        EventKind::Confirmed { .. } => {
+            tech_lead_rule(cfg, actor, "confirming an incident", out);
+            if out.is_empty() && !s.in_triage() {
+                out.push(not_in_triage(s, cfg));
+            }
+        }
+        EventKind::Declined { duplicate_of, .. } => {
+            tech_lead_rule(cfg, actor, "declining an incident", out);
+            if out.is_empty() && !before_branch(s) {
+                out.push(not_in_triage(s, cfg));
+            }
+            if let Some(d) = duplicate_of {
+                target_rule(s, rules, *d, out);
+            }
+        }
+        EventKind::MergedInto { into } => {
+            tech_lead_rule(cfg, actor, "merging incidents", out);
+            if out.is_empty() && !before_branch(s) {
+                out.push(not_in_triage(s, cfg));
+            }
+            target_rule(s, rules, *into, out);
+        }
+        EventKind::Absorbed { from } => {
+            tech_lead_rule(cfg, actor, "merging incidents", out);
+            if s.is_closed() {
+                out.push(closed(s));
+            } else if *from == s.id {
+                out.push(refusal(
+                    "bad_value",
+                    format!("{} cannot be merged into itself", s.id),
+                    "name another incident",
+                ));
+            }
+        }
+        EventKind::Escalated { from, to, .. } => {
+            if s.is_closed() {
+                out.push(closed(s));
+            } else if *from != s.severity || to.rank() <= from.rank() {
+                out.push(refusal(
+                    "bad_value",
+                    format!(
+                        "{} is {}: an escalation goes from its severity to a higher one, not {from} to {to}",
+                        s.id, s.severity
+                    ),
+                    "re-read the incident",
+                ));
+            }
+        }
+        EventKind::TriageOverdue => {
+            if !s.in_triage() {
+                out.push(not_in_triage(s, cfg));
+            } else if s.triage_overdue {
+                out.push(refusal(
+                    "duplicate",
+                    format!("the tech leads were already paged about {}", s.id),
+                    "nothing to do",
+                ));
+            }
+        }
+        EventKind::ReportedBy { .. } => {
+            if s.is_closed() {
+                out.push(closed(s));
+            }
+        }
+    }
+}
+
+/// Triage decisions are the tech leads' (the process: "the Tech Lead
+/// confirms severity"): someone in `[team] tech_leads`, and on the server
+/// with a `tech_lead` token.
+fn tech_lead_rule(cfg: &Config, actor: &Actor<'_>, what: &str, out: &mut Vec<Refusal>) {
+    if !cfg.is_tech_lead(actor.who) {
+        out.push(refusal(
+            "not_an_approver",
+            format!(
+                "{what} is for the tech leads in hotfix.toml [team]; {} is not one",
+                actor.who
+            ),
+            "ask a tech lead",
+        ));
+    } else if let Some(r) = actor.token_role
+        && r < ApiRole::TechLead
+    {
+        out.push(refusal(
+            "role",
+            format!(
+                "{what} needs a tech_lead token; {} has a {} token",
+                actor.who,
+                r.as_str()
+            ),
+            "ask a tech lead",
+        ));
+    }
+}
+
+/// Triage ends when a branch is cut: before that, a confirmed incident can
+/// still be declined or merged (it turned out to be a duplicate).
+fn before_branch(s: &IncidentState) -> bool {
+    s.reported
+        && !s.is_closed()
+        && s.declined.is_none()
+        && s.attempt == 1
+        && s.base_sha.is_empty()
+        && s.head_sha.is_none()
+}
+
+fn in_triage(s: &IncidentState) -> Refusal {
+    refusal(
+        "in_triage",
+        format!(
+            "{} is in triage: a tech lead confirms it before anyone cuts its branch",
+            s.id
+        ),
+        format!(
+            "`hotfix triage {} confirm --severity {}` (as a tech lead), then take it",
+            s.id, s.severity
+        ),
+    )
+}
+
+fn not_in_triage(s: &IncidentState, cfg: &Config) -> Refusal {
+    refusal(
+        "not_in_triage",
+        format!(
+            "{} is {}: triage is over (it ends with a decision or when a branch is cut)",
+            s.id,
+            s.phase(&cfg.policy).as_str()
+        ),
+        "nothing to triage",
+    )
+}
+
+/// The incident a duplicate or a merge points at: another one, open.
+fn target_rule(s: &IncidentState, rules: &Rules<'_>, target: IncidentId, out: &mut Vec<Refusal>) {
+    if target == s.id {
+        out.push(refusal(
+            "bad_value",
+            format!("{} cannot duplicate itself", s.id),
+            "name another incident",
+        ));
+        return;
+    }
+    let Some(others) = rules.others else {
+        out.push(refusal(
+            "internal",
+            "the other incidents were not loaded",
+            "retry",
+        ));
+        return;
+    };
+    match others.iter().find(|o| o.id == target) {
+        None => out.push(refusal(
+            "bad_value",
+            format!("there is no incident {target}"),
+            "name an incident that exists",
+        )),
+        Some(o) if o.is_closed() => out.push(refusal(
+            "closed",
+            format!("{target} is closed: merge into or point at an open incident"),
+            "name an open incident",
+        )),
+        Some(_) => {}
     }
 }
 

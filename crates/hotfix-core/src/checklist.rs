@@ -13,6 +13,11 @@ pub struct Item {
     pub done: bool,
     /// Ticked by the tool from what it verified, not by a person.
     pub auto: bool,
+    /// What the tool saw that backs the item, when there is more than the
+    /// tick (the alert that reported it resolving after the deploy: the
+    /// process's "verify fix with original reporter").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 /// Keys in the process's order.
@@ -54,11 +59,21 @@ pub fn checklist(s: &IncidentState) -> Vec<Item> {
                 "status_page" if !s.customer_facing => (true, true),
                 _ => (s.checklist_done.contains(key), auto),
             };
+            let evidence = match key {
+                "fix_verified" => s.reporter_verified().map(|(source, at)| {
+                    format!(
+                        "the {source} alert that reported it resolved at {} UTC, after the deploy",
+                        at.strftime("%Y-%m-%d %H:%M:%S")
+                    )
+                }),
+                _ => None,
+            };
             Item {
                 key,
                 label,
                 done,
                 auto,
+                evidence,
             }
         })
         .collect()

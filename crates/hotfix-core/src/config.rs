@@ -141,12 +141,21 @@ pub struct AlertRule {
     pub components: Vec<String>,
 }
 
-/// `[status]`.
+/// `[status]`: the public status page (`/status`, `/status.json`) and
+/// what the Statuspage notifier may publish.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StatusConfig {
     pub title: String,
     pub components: Vec<String>,
+    /// Publish incidents still in triage (reported, nobody confirmed them
+    /// yet). Off by default: an alert can be a false alarm, and customers
+    /// should not read "Major outage" until a tech lead has confirmed it.
+    pub publish_unconfirmed: bool,
+    /// Let an alert-declared incident's own title (the alert's summary)
+    /// be its public text when nobody set one at triage. Off by default:
+    /// alert annotations are written for engineers, not customers.
+    pub publish_alert_text: bool,
 }
 
 impl Default for StatusConfig {
@@ -154,7 +163,32 @@ impl Default for StatusConfig {
         StatusConfig {
             title: "Service status".into(),
             components: vec![],
+            publish_unconfirmed: false,
+            publish_alert_text: false,
         }
+    }
+}
+
+impl StatusConfig {
+    /// A blank or repeated component would be a row nobody can tell apart
+    /// from another on the public page.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut seen: Vec<&str> = vec![];
+        for c in &self.components {
+            let name = c.trim();
+            if name.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "[status] components: a component name is empty".into(),
+                ));
+            }
+            if seen.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+                return Err(ConfigError::Invalid(format!(
+                    "[status] components: `{name}` is listed twice"
+                )));
+            }
+            seen.push(name);
+        }
+        Ok(())
     }
 }
 
@@ -419,6 +453,7 @@ impl Config {
             return inv("[deploy] unhealthy_after must be at least 1".into());
         }
         self.server.validate()?;
+        self.status.validate()?;
         Ok(())
     }
 
@@ -498,6 +533,27 @@ mod tests {
             .to_string();
         assert!(e.contains("idle_timeout_s"), "{e}");
         assert!(Config::parse("[server]\nidle_timeout_s = \"60s\"\n").is_err());
+    }
+
+    #[test]
+    fn the_status_page_publishes_only_confirmed_incidents_by_default() {
+        let d = Config::parse("").expect("defaults");
+        assert!(!d.status.publish_unconfirmed);
+        assert!(!d.status.publish_alert_text);
+        let on = Config::parse("[status]\npublish_unconfirmed = true\npublish_alert_text = true\n")
+            .expect("both on");
+        assert!(on.status.publish_unconfirmed && on.status.publish_alert_text);
+        for (bad, says) in [
+            ("publish_unconfirmd = true", "publish_unconfirmd"),
+            ("publish_unconfirmed = \"yes\"", "publish_unconfirmed"),
+            ("components = [\"API\", \" \"]", "empty"),
+            ("components = [\"API\", \"api\"]", "listed twice"),
+        ] {
+            let e = Config::parse(&format!("[status]\n{bad}\n"))
+                .expect_err(bad)
+                .to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

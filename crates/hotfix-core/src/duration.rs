@@ -12,8 +12,16 @@ use serde::{Deserialize, Serialize};
 pub struct HumanDuration(pub Duration);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("`{0}` is not a duration: write e.g. 250ms, 30s, 5m, 1h or 1h30m")]
+#[error(
+    "`{0}` is not a duration: write e.g. 250ms, 30s, 5m, 1h or 1h30m (at most 876000h, 100 years)"
+)]
 pub struct BadDuration(pub String);
+
+/// The longest duration accepted, 100 years: far beyond any real timeout,
+/// and short enough that every deadline made from one
+/// (`Instant::now() + timeout`) stays in the clock's range instead of
+/// panicking.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl FromStr for HumanDuration {
     type Err = BadDuration;
@@ -40,14 +48,20 @@ impl FromStr for HumanDuration {
                 .unwrap_or(rest.len());
             let unit = rest[..u_end].trim();
             rest = rest[u_end..].trim_start();
+            // Checked: a number too large for its unit is a bad value, not
+            // an overflow (found by the `config_toml` fuzz target).
+            let secs = |k: u64| n.checked_mul(k).map(Duration::from_secs).ok_or_else(bad);
             let d = match unit {
                 "ms" => Duration::from_millis(n),
-                "s" | "sec" | "secs" => Duration::from_secs(n),
-                "m" | "min" | "mins" => Duration::from_secs(n * 60),
-                "h" | "hr" | "hrs" => Duration::from_secs(n * 3600),
+                "s" | "sec" | "secs" => secs(1)?,
+                "m" | "min" | "mins" => secs(60)?,
+                "h" | "hr" | "hrs" => secs(3600)?,
                 _ => return Err(bad()),
             };
-            total += d;
+            total = total
+                .checked_add(d)
+                .filter(|t| *t <= MAX_DURATION)
+                .ok_or_else(bad)?;
         }
         Ok(HumanDuration(total))
     }

@@ -263,6 +263,92 @@ pub enum EventKind {
         what: String,
         detail: String,
     },
+    /// Triage: a tech lead says the reported incident is real, at this
+    /// severity (the decision matrix then applies). `public_text` is what
+    /// the public status page says about it (else a safe default).
+    Confirmed {
+        severity: Severity,
+        #[serde(default)]
+        public_text: Option<String>,
+    },
+    /// Triage: not a hotfix after all. Always followed by `closed` in the
+    /// same append (no post-hotfix checklist: nothing shipped).
+    Declined {
+        reason: DeclineReason,
+        /// The incident this one duplicates (`reason = duplicate`).
+        #[serde(default)]
+        duplicate_of: Option<IncidentId>,
+        #[serde(default)]
+        note: String,
+    },
+    /// Triage: this incident is the same as `into`, which takes its alerts
+    /// from now on. Followed by `closed` in the same append.
+    MergedInto {
+        into: IncidentId,
+    },
+    /// On the incident another was merged into (`merged_into`).
+    Absorbed {
+        from: IncidentId,
+    },
+    /// A more severe alert joined the incident: its severity goes up (never
+    /// down: lowering it is a person's call, at triage).
+    Escalated {
+        from: Severity,
+        to: Severity,
+        reason: String,
+    },
+    /// Triage took longer than its target: the tech leads were paged, once.
+    TriageOverdue,
+    /// Who reported it, when that is not who declared it (a customer, the
+    /// support desk): told on resolution, as the process's "verify fix with
+    /// original reporter" asks.
+    ReportedBy {
+        who: String,
+    },
+}
+
+/// Why a reported incident was declined at triage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeclineReason {
+    /// Nothing is wrong (a flapping check, a bad threshold).
+    FalseAlarm,
+    /// Real but not urgent: "use the normal release".
+    NotUrgent,
+    /// Another incident is about the same thing.
+    Duplicate,
+}
+
+impl DeclineReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeclineReason::FalseAlarm => "false_alarm",
+            DeclineReason::NotUrgent => "not_urgent",
+            DeclineReason::Duplicate => "duplicate",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            DeclineReason::FalseAlarm => "false alarm",
+            DeclineReason::NotUrgent => "not urgent: use the normal release",
+            DeclineReason::Duplicate => "duplicate",
+        }
+    }
+}
+
+impl std::str::FromStr for DeclineReason {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "false_alarm" => Ok(DeclineReason::FalseAlarm),
+            "not_urgent" => Ok(DeclineReason::NotUrgent),
+            "duplicate" | "duplicate_of" => Ok(DeclineReason::Duplicate),
+            other => Err(format!(
+                "unknown decline reason `{other}`: expected false_alarm, not_urgent or duplicate"
+            )),
+        }
+    }
 }
 
 /// A step of the rollback plan (previous deployment back, merge reverted on
@@ -345,6 +431,13 @@ impl EventKind {
             EventKind::HeadMoved { .. } => "head_moved",
             EventKind::ExternalUpdate { .. } => "external_update",
             EventKind::Affects { .. } => "affects",
+            EventKind::Confirmed { .. } => "confirmed",
+            EventKind::Declined { .. } => "declined",
+            EventKind::MergedInto { .. } => "merged_into",
+            EventKind::Absorbed { .. } => "absorbed",
+            EventKind::Escalated { .. } => "escalated",
+            EventKind::TriageOverdue => "triage_overdue",
+            EventKind::ReportedBy { .. } => "reported_by",
         }
     }
 }

@@ -20,8 +20,12 @@ pub fn next_action(s: &IncidentState, policy: &Policy) -> String {
         );
     }
     match phase {
+        Phase::Triage => format!(
+            "a tech lead triages it: `hotfix triage {id} confirm --severity {}` if it is real, else `hotfix triage {id} decline --reason false_alarm|not_urgent` or `hotfix triage {id} merge --into HF-N`",
+            s.severity.as_str()
+        ),
         Phase::Reported => format!(
-            "confirm the severity and cut the branch: `hotfix start {} --incident {id} --severity {}`",
+            "take it and cut the branch: `hotfix start {} --incident {id} --severity {}`",
             s.name,
             s.severity.as_str()
         ),
@@ -79,5 +83,9 @@ pub fn next_action(s: &IncidentState, policy: &Policy) -> String {
             s.severity
         ),
         Phase::Closed => "nothing: the incident is closed".to_string(),
+        Phase::Declined => match s.declined.as_ref().and_then(|d| d.merged_into) {
+            Some(into) => format!("nothing: merged into {into}"),
+            None => "nothing: declined at triage".to_string(),
+        },
     }
 }

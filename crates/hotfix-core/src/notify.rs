@@ -29,6 +29,15 @@ pub struct Message {
     /// The PR, when there is one (for links).
     #[serde(default)]
     pub pr_url: Option<String>,
+    /// The incident was still in triage (not confirmed by a person): the
+    /// public status page does not show it unless `[status]
+    /// publish_unconfirmed` says so.
+    #[serde(default)]
+    pub triage: bool,
+    /// What the public status page may say about the incident
+    /// ([`IncidentState::status_text`]); `None`: a generic text.
+    #[serde(default)]
+    pub public_text: Option<String>,
 }
 
 /// The message for an event, if that event is worth one.
@@ -39,13 +48,29 @@ pub fn message_for(
     channel: &str,
     tech_leads: &[String],
 ) -> Option<Message> {
+    // A confirmation or an escalation is told as it leaves the incident
+    // (the ledger asks with the state before the event): at the new
+    // severity, which the take command names, and (confirmed) out of triage.
+    let after;
+    let s = if let EventKind::Confirmed { .. } | EventKind::Escalated { .. } = kind {
+        after = {
+            let mut c = s.clone();
+            c.push(at, "", kind);
+            c
+        };
+        &after
+    } else {
+        s
+    };
     let id = s.id;
     let sev = s.severity.as_str().to_uppercase();
     let what = s.public_title();
     let text = match kind {
         // Declared from an alert or Slack: no branch yet, nobody on it yet.
         EventKind::Declared { base_sha, .. } if base_sha.is_empty() => format!(
-            ":rotating_light: {id} [{sev}] reported: {what}. No branch yet: the on-call developer takes it with `hotfix start --incident {id}`."
+            ":rotating_light: {id} [{sev}] reported: {what}. In triage: a tech lead confirms it (`hotfix triage {id} confirm --severity {}`) or declines it (`hotfix triage {id} decline --reason false_alarm`); then the on-call developer takes it with `{}`.",
+            s.severity.as_str(),
+            take_command(s)
         ),
         EventKind::Declared { branch, .. } => format!(
             ":rotating_light: {id} [{sev}] hotfix started: {what}. Branch `{}`.",
@@ -73,9 +98,38 @@ pub fn message_for(
         EventKind::Merged { .. } => {
             format!(":merged: {id} merged to main; deploying to production.")
         }
-        EventKind::HealthPassed { .. } => {
-            format!(":tada: {id} fix deployed; production healthy. {what} resolved.")
+        EventKind::HealthPassed { .. } => match s.reported_by.as_deref() {
+            Some(who) if !s.security => format!(
+                ":tada: {id} fix deployed; production healthy. {what} resolved. Reported by {who}: please verify the fix with them."
+            ),
+            _ => format!(":tada: {id} fix deployed; production healthy. {what} resolved."),
+        },
+        EventKind::Confirmed { .. } => format!(
+            ":white_check_mark: {id} [{sev}] confirmed at triage: {what}. On-call developer, take it: `{}`.",
+            take_command(s)
+        ),
+        EventKind::Declined {
+            reason,
+            duplicate_of,
+            ..
+        } => format!(
+            ":no_bell: {id} declined at triage: {}{}. Closed; nothing to ship.",
+            reason.label(),
+            duplicate_of.map(|d| format!(" of {d}")).unwrap_or_default()
+        ),
+        EventKind::MergedInto { into } => {
+            format!(":link: {id} merged into {into} at triage: its alerts land there from now on.")
         }
+        EventKind::Escalated { from, to, reason } => {
+            if s.security {
+                format!(":arrow_double_up: {id} escalated from {from} to {to}.")
+            } else {
+                format!(":arrow_double_up: {id} escalated from {from} to {to}: {reason}.")
+            }
+        }
+        EventKind::TriageOverdue => format!(
+            ":hourglass: {id} [{sev}] is still in triage past its target: a tech lead confirms (`hotfix triage {id} confirm`) or declines it."
+        ),
         EventKind::HealthFailed { reason, .. } => {
             if s.security {
                 format!(":warning: {id} production unhealthy after deploy.")
@@ -146,10 +200,14 @@ pub fn message_for(
         | EventKind::AlertReceived { .. }
         | EventKind::HeadMoved { .. }
         | EventKind::Affects { .. }
-        | EventKind::ExternalUpdate { .. } => return None,
+        | EventKind::ExternalUpdate { .. }
+        | EventKind::Absorbed { .. }
+        | EventKind::ReportedBy { .. } => return None,
     };
     let mentions = match kind {
         EventKind::Declared { .. }
+        | EventKind::Escalated { .. }
+        | EventKind::TriageOverdue
         | EventKind::AttemptStarted { .. }
         | EventKind::RolledBack { .. }
         | EventKind::RollbackStep { .. }
@@ -170,5 +228,18 @@ pub fn message_for(
         // A security fix's PR may live in a private fork whose address
         // names the advisory (`hotfix_core::access`).
         pr_url: if s.security { None } else { s.pr_url.clone() },
+        triage: s.in_triage(),
+        public_text: s.status_text(false),
     })
+}
+
+/// The command that takes a confirmed incident, as it runs when copied:
+/// name and severity filled in (a security incident's name stays `NAME`).
+pub fn take_command(s: &IncidentState) -> String {
+    format!(
+        "hotfix start {} --incident {} --severity {}",
+        if s.security { "NAME" } else { s.name.as_str() },
+        s.id,
+        s.severity.as_str()
+    )
 }

@@ -17,6 +17,14 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Higher is more severe (an escalation only goes up).
+    pub fn rank(self) -> u8 {
+        match self {
+            Severity::Critical => 2,
+            Severity::High => 1,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Critical => "critical",

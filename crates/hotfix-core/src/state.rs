@@ -6,7 +6,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::event::{
-    AntiPattern, CheckResult, CommitInfo, DiffStat, Event, EventKind, Role, RollbackStep,
+    AntiPattern, CheckResult, CommitInfo, DeclineReason, DiffStat, Event, EventKind, Role,
+    RollbackStep,
 };
 use crate::id::IncidentId;
 use crate::policy::Policy;
@@ -16,7 +17,10 @@ use crate::severity::Severity;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
-    /// Declared from an alert or a report: no branch cut yet.
+    /// Reported (an alert, Slack, the API) and not triaged yet: a tech lead
+    /// confirms, declines or merges it.
+    Triage,
+    /// Confirmed (or declared by a person) but no branch cut yet.
     Reported,
     /// Branch cut, nothing pushed yet.
     Fixing,
@@ -38,11 +42,15 @@ pub enum Phase {
     /// Production went back to the previous release and the merge was reverted.
     RolledBack,
     Closed,
+    /// Declined or merged into another incident at triage: closed without
+    /// the post-hotfix checklist (nothing shipped).
+    Declined,
 }
 
 impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
+            Phase::Triage => "triage",
             Phase::Reported => "reported",
             Phase::Fixing => "fixing",
             Phase::InReview => "in_review",
@@ -54,6 +62,7 @@ impl Phase {
             Phase::Backported => "backported",
             Phase::RolledBack => "rolled_back",
             Phase::Closed => "closed",
+            Phase::Declined => "declined",
         }
     }
 }
@@ -70,6 +79,18 @@ pub struct Approval {
     pub source: String,
     /// Why it no longer counts, once withdrawn (`approval_withdrawn`).
     pub withdrawn: Option<String>,
+}
+
+/// How triage ended other than by a confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decline {
+    pub reason: DeclineReason,
+    pub duplicate_of: Option<IncidentId>,
+    /// Set when it was merged into another incident (its alerts go there).
+    pub merged_into: Option<IncidentId>,
+    pub note: String,
+    pub by: String,
+    pub at: Timestamp,
 }
 
 /// A rollback under way: the steps recorded so far.
@@ -152,6 +173,22 @@ pub struct IncidentState {
     pub alert_status: Option<String>,
     /// Status page components affected.
     pub components: Vec<String>,
+    // --- triage ---
+    /// Declared without a branch (an alert, Slack, the API): it goes
+    /// through triage before anyone cuts a branch.
+    pub reported: bool,
+    /// Who confirmed it at triage, and when.
+    pub confirmed: Option<(String, Timestamp)>,
+    /// Declined or merged at triage.
+    pub declined: Option<Decline>,
+    /// Incidents merged into this one.
+    pub absorbed: Vec<IncidentId>,
+    /// What the public status page says about it (set on confirm).
+    pub public_text: Option<String>,
+    /// The tech leads were paged because triage ran over its target.
+    pub triage_overdue: bool,
+    /// Who reported it, when not the declarer (told on resolution).
+    pub reported_by: Option<String>,
     pub events: Vec<Event>,
 }
 
@@ -251,6 +288,13 @@ impl IncidentState {
             resolved_at: None,
             alert_status: None,
             components: vec![],
+            reported: base_sha.is_empty(),
+            confirmed: None,
+            declined: None,
+            absorbed: vec![],
+            public_text: None,
+            triage_overdue: false,
+            reported_by: None,
             events: Vec::with_capacity(events.len()),
         };
         for (i, e) in events.iter().enumerate() {
@@ -465,6 +509,52 @@ impl IncidentState {
                 }
             }
             EventKind::ExternalUpdate { .. } => {}
+            EventKind::Confirmed {
+                severity,
+                public_text,
+            } => {
+                self.severity = *severity;
+                self.confirmed = Some((e.actor.clone(), e.at));
+                if let Some(t) = public_text.as_ref().filter(|t| !t.trim().is_empty()) {
+                    self.public_text = Some(t.trim().to_string());
+                }
+            }
+            EventKind::Declined {
+                reason,
+                duplicate_of,
+                note,
+            } => {
+                self.declined = Some(Decline {
+                    reason: *reason,
+                    duplicate_of: *duplicate_of,
+                    merged_into: None,
+                    note: note.clone(),
+                    by: e.actor.clone(),
+                    at: e.at,
+                });
+            }
+            EventKind::MergedInto { into } => {
+                self.declined = Some(Decline {
+                    reason: DeclineReason::Duplicate,
+                    duplicate_of: Some(*into),
+                    merged_into: Some(*into),
+                    note: String::new(),
+                    by: e.actor.clone(),
+                    at: e.at,
+                });
+            }
+            EventKind::Absorbed { from } => {
+                if !self.absorbed.contains(from) {
+                    self.absorbed.push(*from);
+                }
+            }
+            EventKind::Escalated { to, .. } => {
+                if to.rank() > self.severity.rank() {
+                    self.severity = *to;
+                }
+            }
+            EventKind::TriageOverdue => self.triage_overdue = true,
+            EventKind::ReportedBy { who } => self.reported_by = Some(who.clone()),
             EventKind::Affects { components } => {
                 for c in components {
                     if !self.components.contains(c) {
@@ -564,9 +654,69 @@ impl IncidentState {
         self.closed_at.is_some()
     }
 
+    /// Reported and waiting for a person's triage: not confirmed, declined
+    /// or merged, no branch cut (a log from before triage existed that took
+    /// its incident with `start --incident` counts as triaged).
+    pub fn in_triage(&self) -> bool {
+        self.reported
+            && self.confirmed.is_none()
+            && self.declined.is_none()
+            && self.closed_at.is_none()
+            && self.attempt == 1
+            && self.base_sha.is_empty()
+    }
+
+    /// The alert that reported the incident resolving after the fix was
+    /// deployed: its source and when. The reporter's own verification.
+    pub fn reporter_verified(&self) -> Option<(String, Timestamp)> {
+        let deployed = self
+            .events
+            .iter()
+            .rposition(|e| matches!(e.kind, EventKind::Deployed { .. }))?;
+        self.events[deployed..].iter().find_map(|e| match &e.kind {
+            EventKind::AlertReceived { source, status, .. } if status == "resolved" => {
+                Some((source.clone(), e.at))
+            }
+            _ => None,
+        })
+    }
+
+    /// When triage ended: the confirmation, decline or merge, or the branch
+    /// being cut; the declaration itself for an incident a person declared
+    /// with its branch (they triaged it by declaring).
+    pub fn triaged_at(&self) -> Option<Timestamp> {
+        if !self.reported {
+            return Some(self.declared_at);
+        }
+        self.events.iter().find_map(|e| match e.kind {
+            EventKind::Confirmed { .. }
+            | EventKind::Declined { .. }
+            | EventKind::MergedInto { .. }
+            | EventKind::AttemptStarted { .. } => Some(e.at),
+            _ => None,
+        })
+    }
+
+    /// What the public status page may say about this incident: the text
+    /// set at triage, else the title of an incident a person declared; an
+    /// alert's own words (its summary is the title) only when
+    /// `alert_text` allows. Security incidents say nothing.
+    pub fn status_text(&self, alert_text: bool) -> Option<String> {
+        if self.security {
+            return None;
+        }
+        if let Some(t) = &self.public_text {
+            return Some(crate::display::line(t).into_owned());
+        }
+        let from_alert = self.declared_by.ends_with("(alert)");
+        (!from_alert || alert_text).then(|| self.public_title())
+    }
+
     /// The derived phase. Needs the policy to know whether the approvals suffice.
     pub fn phase(&self, policy: &Policy) -> Phase {
-        if self.closed_at.is_some() {
+        if self.closed_at.is_some() && self.declined.is_some() {
+            Phase::Declined
+        } else if self.closed_at.is_some() {
             Phase::Closed
         } else if self.rollback.is_some() {
             Phase::RolledBack
@@ -578,6 +728,8 @@ impl IncidentState {
             Phase::Deployed
         } else if self.merge_sha.is_some() {
             Phase::Merged
+        } else if self.in_triage() {
+            Phase::Triage
         } else if self.head_sha.is_none() && self.base_sha.is_empty() {
             Phase::Reported
         } else if self.head_sha.is_none() {

@@ -11,11 +11,17 @@ use serde::{Deserialize, Serialize};
 use crate::id::IncidentId;
 use crate::provider::{Store, StoreError};
 
-/// The roles an API token carries. Ordered: each role may do what the ones
-/// before it may.
+/// The roles an API token carries. Ordered: each role from `Developer` on
+/// may do what the ones before it may; `Intake` is the lowest and may
+/// only post alerts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiRole {
+    /// Only posts alerts (`POST /api/v1/alerts/{source}`): the credential
+    /// a monitoring tool keeps (Alertmanager's config file, a Sentry
+    /// integration) cannot read incidents, append steps or approve if it
+    /// leaks. Every other route refuses it (403).
+    Intake,
     /// Declares, pushes, ships, rolls back, ticks the checklist.
     Developer,
     /// Also approves (never their own hotfix) and closes.
@@ -27,6 +33,7 @@ pub enum ApiRole {
 impl ApiRole {
     pub fn as_str(self) -> &'static str {
         match self {
+            ApiRole::Intake => "intake",
             ApiRole::Developer => "developer",
             ApiRole::TechLead => "tech_lead",
             ApiRole::Admin => "admin",
@@ -35,6 +42,7 @@ impl ApiRole {
 
     pub fn parse(s: &str) -> Option<ApiRole> {
         match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "intake" => Some(ApiRole::Intake),
             "developer" | "dev" => Some(ApiRole::Developer),
             "tech_lead" | "techlead" | "lead" => Some(ApiRole::TechLead),
             "admin" => Some(ApiRole::Admin),
@@ -151,6 +159,10 @@ pub trait TeamStore: Send + Sync {
     fn inbox_defer(&self, id: i64, why: &str, due_at_s: i64) -> Result<(), StoreError>;
     /// The newest items first, for the dashboard and the API.
     fn inbox_recent(&self, limit: usize) -> Result<Vec<InboxRecord>, StoreError>;
+    /// The body of one item as received (`None`: no such item), so that a
+    /// listing can say what each item was (its source's alert key and
+    /// name) without [`InboxRecord`] carrying every body.
+    fn inbox_body(&self, id: i64) -> Result<Option<String>, StoreError>;
 
     /// The incident an alert (by source and dedup key) is linked to.
     fn alert_link_get(&self, source: &str, key: &str) -> Result<Option<IncidentId>, StoreError>;

@@ -44,7 +44,9 @@ pub fn timeline(s: &IncidentState, policy: &Policy, now: Timestamp) -> Vec<Step>
     };
     let head = s.head_sha.clone().unwrap_or_default();
 
-    let triage = Some(s.events.first().map(|e| e.at).unwrap_or(start));
+    // A reported incident is triaged when a person decides (or cuts its
+    // branch); one declared with its branch was triaged by declaring it.
+    let triage = s.triaged_at();
     let fix = last(&|k| matches!(k, EventKind::Pushed { .. }));
     let preview = last(&|k| matches!(k, EventKind::SmokePassed { sha, .. } if *sha == head));
     let approval = if s.head_sha.is_some() && missing_approvals(s, policy).is_empty() {

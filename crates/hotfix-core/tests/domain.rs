@@ -328,10 +328,27 @@ fn an_incident_reported_by_an_alert_has_no_branch_until_someone_takes_it() {
     );
     let c = cfg();
     let s = l.state();
-    assert_eq!(s.phase(&c.policy), Phase::Reported);
+    assert_eq!(s.phase(&c.policy), Phase::Triage);
     assert_eq!(s.components, vec!["API".to_string()]);
     assert_eq!(s.alert_status.as_deref(), Some("firing"));
-    assert!(hotfix_core::next::next_action(&s, &c.policy).contains("--incident HF-1"));
+    assert!(hotfix_core::next::next_action(&s, &c.policy).contains("hotfix triage HF-1 confirm"));
+    // A tech lead confirms it at triage; then it waits for someone to take it.
+    l.push(
+        30,
+        "lead",
+        EventKind::Confirmed {
+            severity: Severity::Critical,
+            public_text: Some("Errors on the API".into()),
+        },
+    );
+    let s = l.state();
+    assert_eq!(s.phase(&c.policy), Phase::Reported);
+    assert_eq!(s.triaged_at(), Some(s.events[3].at));
+    assert_eq!(s.status_text(false).as_deref(), Some("Errors on the API"));
+    assert!(
+        hotfix_core::next::next_action(&s, &c.policy)
+            .contains("hotfix start high-error-rate --incident HF-1 --severity critical")
+    );
     // Whoever takes it cuts the branch (attempt 1) and may not approve it.
     l.push(
         60,

@@ -9,7 +9,9 @@
 //!   nor authored a commit, not withdrawn), a preview of the head passed its
 //!   smoke checks, the diff was focused or the override recorded; or the
 //!   merge came from the forge with the bypass recorded;
-//! - closed ⇒ the checklist was complete;
+//! - closed ⇒ the checklist was complete, or it was declined or merged at
+//!   triage (and then it never shipped);
+//! - a reported incident gets no branch before a tech lead confirmed it;
 //! - no approval by an author or the declarer, none in another's name
 //!   except through the forge;
 //! - withdrawn approvals never count;
@@ -23,7 +25,8 @@ use hotfix_core::admit::{Actor, Door, Rules, admit};
 use hotfix_core::checklist::open_items;
 use hotfix_core::config::Config;
 use hotfix_core::event::{
-    AntiPattern, CheckResult, CommitInfo, DiffStat, Event, EventKind, Role, RollbackStep,
+    AntiPattern, CheckResult, CommitInfo, DeclineReason, DiffStat, Event, EventKind, Role,
+    RollbackStep,
 };
 use hotfix_core::id::IncidentId;
 use hotfix_core::severity::Severity;
@@ -104,7 +107,7 @@ fn action() -> impl Strategy<Value = Action> {
 /// How many kinds the interpreter builds (every `EventKind`, some twice
 /// with different shapes), plus the share of "the next step of the happy
 /// path" (indices from [`RANDOM_KINDS`] on), so runs get deep.
-const RANDOM_KINDS: usize = 29;
+const RANDOM_KINDS: usize = 36;
 const KINDS: usize = RANDOM_KINDS + 12;
 
 /// The step the process wants next, by a legitimate actor through the CLI
@@ -123,6 +126,27 @@ fn progress(s: &IncidentState, a: &Action) -> (EventKind, &'static str) {
                 severity: Severity::High,
             },
             "lead2",
+        );
+    }
+    if s.in_triage() {
+        return (
+            EventKind::Confirmed {
+                severity: Severity::High,
+                public_text: None,
+            },
+            "lead",
+        );
+    }
+    if s.base_sha.is_empty() && head.is_none() {
+        return (
+            EventKind::AttemptStarted {
+                attempt: s.attempt,
+                name: "x".into(),
+                branch: "hotfix/x".into(),
+                base_sha: oid('b'),
+                severity: s.severity,
+            },
+            dev,
         );
     }
     let Some(head) = head else {
@@ -471,10 +495,127 @@ fn build(s: &IncidentState, a: &Action) -> EventKind {
                 detail: String::new(),
             },
         },
+        29 => EventKind::Confirmed {
+            severity: [Severity::High, Severity::Critical][a.n % 2],
+            public_text: (a.n > 3).then(|| "Checkout is slow".into()),
+        },
+        30 => match a.n % 4 {
+            0 => EventKind::Declined {
+                reason: DeclineReason::FalseAlarm,
+                duplicate_of: None,
+                note: String::new(),
+            },
+            1 => EventKind::Declined {
+                reason: DeclineReason::NotUrgent,
+                duplicate_of: None,
+                note: "use the normal release".into(),
+            },
+            2 => EventKind::Declined {
+                reason: DeclineReason::Duplicate,
+                duplicate_of: Some([OPEN, CLOSED, IncidentId(9)][a.sha % 3]),
+                note: String::new(),
+            },
+            _ => EventKind::Declined {
+                reason: DeclineReason::Duplicate,
+                duplicate_of: None,
+                note: String::new(),
+            },
+        },
+        31 => EventKind::MergedInto {
+            into: [OPEN, IncidentId(1), CLOSED][a.sha % 3],
+        },
+        32 => EventKind::Absorbed {
+            from: [IncidentId(3), IncidentId(1)][a.n % 2],
+        },
+        33 => EventKind::Escalated {
+            from: s.severity,
+            to: [Severity::Critical, Severity::High][a.n % 2],
+            reason: "a critical alert joined".into(),
+        },
+        34 => EventKind::TriageOverdue,
+        35 => EventKind::ReportedBy {
+            who: "support desk".into(),
+        },
         _ => EventKind::Note {
             text: "\u{1b}[31mred".into(),
         },
     }
+}
+
+/// The other incidents admission sees: an open one and a closed one.
+const OPEN: IncidentId = IncidentId(2);
+const CLOSED: IncidentId = IncidentId(3);
+
+fn others() -> Vec<IncidentState> {
+    let one = |id: IncidentId, close: bool| {
+        let mut events = vec![Event {
+            incident: id,
+            seq: 1,
+            at: at(0),
+            actor: "dev".into(),
+            kind: EventKind::Declared {
+                name: format!("o{}", id.0),
+                title: "O".into(),
+                severity: Severity::High,
+                customer_facing: false,
+                security: false,
+                branch: format!("hotfix/o{}", id.0),
+                base_sha: String::new(),
+            },
+        }];
+        if close {
+            for (seq, kind) in [
+                EventKind::Declined {
+                    reason: DeclineReason::FalseAlarm,
+                    duplicate_of: None,
+                    note: String::new(),
+                },
+                EventKind::Closed,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                events.push(Event {
+                    incident: id,
+                    seq: seq as u64 + 2,
+                    at: at(1),
+                    actor: "lead".into(),
+                    kind,
+                });
+            }
+        }
+        IncidentState::fold(&events).unwrap()
+    };
+    vec![one(OPEN, false), one(CLOSED, true)]
+}
+
+/// Every other run starts from an incident reported without a branch (an
+/// alert, Slack), so triage is exercised as much as the branch path.
+fn declared_for(actions: &[Action]) -> IncidentState {
+    if actions.first().is_some_and(|a| a.n % 2 == 1) {
+        reported()
+    } else {
+        declared()
+    }
+}
+
+fn reported() -> IncidentState {
+    IncidentState::fold(&[Event {
+        incident: IncidentId(1),
+        seq: 1,
+        at: at(0),
+        actor: "alertmanager (alert)".into(),
+        kind: EventKind::Declared {
+            name: "x".into(),
+            title: "X".into(),
+            severity: Severity::High,
+            customer_facing: true,
+            security: false,
+            branch: "hotfix/x".into(),
+            base_sha: String::new(),
+        },
+    }])
+    .unwrap()
 }
 
 fn declared() -> IncidentState {
@@ -612,8 +753,25 @@ fn check_step(pre: &IncidentState, post: &IncidentState, c: &Config, actor: &Act
     );
     match k {
         EventKind::Closed => {
-            assert!(open_items(pre).is_empty(), "closed with the checklist open");
+            if pre.declined.is_some() {
+                assert!(pre.merge_sha.is_none(), "a declined incident had shipped");
+            } else {
+                assert!(open_items(pre).is_empty(), "closed with the checklist open");
+            }
             assert!(!pre.is_closed());
+        }
+        EventKind::Confirmed { .. } => {
+            assert!(pre.in_triage(), "confirmed outside triage");
+            assert!(c.is_tech_lead(actor.who), "confirmed by {}", actor.who);
+            assert!(actor.door.is_client());
+        }
+        EventKind::Declined { .. } | EventKind::MergedInto { .. } => {
+            assert!(c.is_tech_lead(actor.who), "declined by {}", actor.who);
+            assert!(pre.head_sha.is_none() && pre.base_sha.is_empty());
+        }
+        EventKind::Escalated { to, .. } => {
+            assert_eq!(actor.door, Door::Alert);
+            assert!(to.rank() > pre.severity.rank());
         }
         EventKind::Approved {
             by, sha, source, ..
@@ -640,6 +798,7 @@ fn check_step(pre: &IncidentState, post: &IncidentState, c: &Config, actor: &Act
         }
         EventKind::AttemptStarted { .. } => {
             assert!(pre.rollback.is_some() || pre.base_sha.is_empty());
+            assert!(!pre.in_triage(), "a branch was cut before triage");
         }
         EventKind::PostmortemScheduled { path, .. } => assert!(!path.contains("..")),
         EventKind::Note { text } => assert!(!text.contains('\u{1b}')),
@@ -660,7 +819,8 @@ fn check_step(pre: &IncidentState, post: &IncidentState, c: &Config, actor: &Act
 /// Runs `actions` and returns the final state and the kinds admitted.
 fn run(actions: &[Action]) -> (IncidentState, Vec<&'static str>) {
     let c = cfg();
-    let mut s = declared();
+    let mut s = declared_for(actions);
+    let others = others();
     let mut admitted = vec![];
     for (i, a) in actions.iter().enumerate() {
         let (k, who, door) = if a.kind >= RANDOM_KINDS {
@@ -678,7 +838,7 @@ fn run(actions: &[Action]) -> (IncidentState, Vec<&'static str>) {
         };
         let rules = Rules {
             cfg: &c,
-            others: Some(&[]),
+            others: Some(&others),
         };
         if admit(&s, &rules, &actor, &k).is_ok() {
             let next = s.with(at(i as u64 + 1), actor.who, &k);
@@ -733,7 +893,14 @@ fn kind_name(k: &EventKind) -> &'static str {
         | EventKind::AlertReceived { .. }
         | EventKind::HeadMoved { .. }
         | EventKind::Affects { .. }
-        | EventKind::ExternalUpdate { .. } => k.name(),
+        | EventKind::ExternalUpdate { .. }
+        | EventKind::Confirmed { .. }
+        | EventKind::Declined { .. }
+        | EventKind::MergedInto { .. }
+        | EventKind::Absorbed { .. }
+        | EventKind::Escalated { .. }
+        | EventKind::TriageOverdue
+        | EventKind::ReportedBy { .. } => k.name(),
     }
 }
 
@@ -748,7 +915,7 @@ fn the_model_covers_every_event_kind_and_reaches_the_end() {
     let c = cfg();
     for _ in 0..600 {
         let actions = strategy.new_tree(&mut runner).unwrap().current();
-        let s0 = declared();
+        let s0 = declared_for(&actions);
         for a in actions.iter().filter(|a| a.kind < RANDOM_KINDS) {
             proposed.insert(kind_name(&build(&s0, a)));
         }
@@ -786,6 +953,13 @@ fn the_model_covers_every_event_kind_and_reaches_the_end() {
         "head_moved",
         "affects",
         "external_update",
+        "confirmed",
+        "declined",
+        "merged_into",
+        "absorbed",
+        "escalated",
+        "triage_overdue",
+        "reported_by",
     ];
     for k in every {
         assert!(proposed.contains(k), "the strategy never proposes {k}");

@@ -19,6 +19,7 @@ mod rollback;
 mod ship;
 mod start;
 pub mod text;
+pub mod triage;
 
 use std::path::PathBuf;
 

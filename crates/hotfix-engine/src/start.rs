@@ -19,6 +19,10 @@ pub struct StartArgs {
     /// Cut the branch of this reported incident, or start a new attempt
     /// for this rolled-back one.
     pub incident: Option<IncidentId>,
+    /// Who reported it, when not the person starting it (a customer, the
+    /// support desk): recorded right after the declaration, and told on
+    /// resolution ("verify fix with original reporter").
+    pub reported_by: Option<String>,
 }
 
 impl Engine {
@@ -45,6 +49,11 @@ impl Engine {
             Some(s) if s.phase(&self.cfg.policy) == Phase::Reported && a.incident == Some(s.id) => {
                 None
             }
+            // Reported and not triaged yet: nobody takes it before a tech
+            // lead confirms it.
+            Some(s) if s.phase(&self.cfg.policy) == Phase::Triage => {
+                return Err(in_triage(&s, &a.name));
+            }
             Some(s) if s.phase(&self.cfg.policy) == Phase::Reported => {
                 return Err(EngineError::refused(
                     "reported",
@@ -63,6 +72,7 @@ impl Engine {
                     "{} already declared for {branch}; finishing the start",
                     s.id
                 ));
+                let s = self.record_reporter(s, a.reported_by.as_deref())?;
                 return self.finish_start(s, false);
             }
             return Err(EngineError::refused(
@@ -99,6 +109,9 @@ impl Engine {
                     EngineError::Usage(format!("no incident {id}: `hotfix log` lists them"))
                 })?;
                 let phase = s.phase(&self.cfg.policy);
+                if phase == Phase::Triage {
+                    return Err(in_triage(&s, &a.name));
+                }
                 if phase != Phase::RolledBack && phase != Phase::Reported {
                     return Err(EngineError::refused(
                         "not_rolled_back",
@@ -176,6 +189,7 @@ impl Engine {
                 self.load(prev.id)?
             }
         };
+        let s = self.record_reporter(s, a.reported_by.as_deref())?;
         self.failpoint("start.declared");
         self.ui.info(&format!(
             "{} {}: {} [{}], cut from {}/{main} at {}",
@@ -191,6 +205,26 @@ impl Engine {
             short(&base)
         ));
         self.finish_start(s, true)
+    }
+
+    /// Records who reported the incident (`--reported-by`) unless the log
+    /// says so already: a re-run after a crash appends it once.
+    fn record_reporter(&self, s: IncidentState, who: Option<&str>) -> Result<IncidentState> {
+        let Some(who) = who.map(str::trim).filter(|w| !w.is_empty()) else {
+            return Ok(s);
+        };
+        if s.reported_by.as_deref() == Some(who) {
+            return Ok(s);
+        }
+        self.append_fresh(s.id, |s| {
+            Ok(if s.reported_by.as_deref() == Some(who) {
+                vec![]
+            } else {
+                vec![EventKind::ReportedBy {
+                    who: who.to_string(),
+                }]
+            })
+        })
     }
 
     /// Refuses while tracked files have uncommitted changes (and touches none of them).
@@ -234,4 +268,21 @@ impl Engine {
         self.ui.info(&format!("on branch {}", s.branch));
         Ok(s)
     }
+}
+
+/// `hotfix start` on an incident still in triage: the rulebook's refusal
+/// (`in_triage`), said before anything is fetched or checked out.
+fn in_triage(s: &IncidentState, name: &str) -> EngineError {
+    EngineError::refused(
+        "in_triage",
+        format!(
+            "{} was reported for {} and is in triage: a tech lead confirms it before anyone cuts its branch",
+            s.id, s.branch
+        ),
+        format!(
+            "a tech lead runs `hotfix triage {id} confirm --severity {sev}`; then take it: `hotfix start {name} --incident {id} --severity {sev}`",
+            id = s.id,
+            sev = s.severity
+        ),
+    )
 }

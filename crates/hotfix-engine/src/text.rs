@@ -141,7 +141,9 @@ pub fn revert_message(s: &IncidentState, branch: &str, reason: &str) -> String {
     )
 }
 
-fn describe(k: &EventKind) -> String {
+/// One event in plain words (the CLI's log; the dashboard shares the
+/// triage kinds' wording).
+pub fn describe(k: &EventKind) -> String {
     match k {
         EventKind::Declared {
             severity,
@@ -256,6 +258,37 @@ fn describe(k: &EventKind) -> String {
                 format!("{source}: {what} ({detail})")
             }
         }
+        EventKind::Confirmed {
+            severity,
+            public_text,
+        } => format!(
+            "confirmed at triage as {severity}{}",
+            public_text
+                .as_deref()
+                .map(|t| format!("; status page: {t}"))
+                .unwrap_or_default()
+        ),
+        EventKind::Declined {
+            reason,
+            duplicate_of,
+            note,
+        } => format!(
+            "declined at triage: {}{}{}",
+            reason.label(),
+            duplicate_of.map(|d| format!(" of {d}")).unwrap_or_default(),
+            if note.is_empty() {
+                String::new()
+            } else {
+                format!(" ({note})")
+            }
+        ),
+        EventKind::MergedInto { into } => format!("merged into {into} at triage"),
+        EventKind::Absorbed { from } => format!("{from} merged into this incident"),
+        EventKind::Escalated { from, to, reason } => {
+            format!("escalated from {from} to {to}: {reason}")
+        }
+        EventKind::TriageOverdue => "still in triage past its target: tech leads paged".into(),
+        EventKind::ReportedBy { who } => format!("reported by {who}"),
     }
 }
 

@@ -221,7 +221,12 @@ pub fn default_state_dir(repo_root: &Path) -> Result<PathBuf, PlatformError> {
     Ok(PathBuf::from(dir).join("hotfix").join("platform"))
 }
 
-/// `250ms`, `30s`, `10m`, `1h`, `1h30m`, `0`.
+/// The longest duration accepted, 100 years (as `hotfix.toml`'s own
+/// parser): every deadline made from one (`Instant::now() + ready_timeout`)
+/// stays in the clock's range instead of panicking.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `250ms`, `30s`, `10m`, `1h`, `1h30m`, `0`; `None` past [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let t = s.trim();
     if t == "0" {
@@ -244,13 +249,16 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
             .unwrap_or(rest.len());
         let unit = rest[..u_end].trim();
         rest = rest[u_end..].trim_start();
-        total += match unit {
+        let d = match unit {
             "ms" => Duration::from_millis(n),
             "s" | "sec" | "secs" => Duration::from_secs(n),
             "m" | "min" | "mins" => Duration::from_secs(n.checked_mul(60)?),
             "h" | "hr" | "hrs" => Duration::from_secs(n.checked_mul(3600)?),
             _ => return None,
         };
+        // Checked: the sum overflowed `Duration` and panicked (found by the
+        // `config_toml` fuzz target).
+        total = total.checked_add(d).filter(|t| *t <= MAX_DURATION)?;
     }
     Some(total)
 }

@@ -29,6 +29,8 @@ fn msg(step: &str, n: i64) -> Message {
         at: jiff::Timestamp::from_second(1_700_000_000 + n).unwrap(),
         title: "Checkout down".into(),
         pr_url: Some("https://github.com/acme/shop/pull/55".into()),
+        triage: false,
+        public_text: None,
     }
 }
 

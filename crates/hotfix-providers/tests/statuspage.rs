@@ -30,7 +30,40 @@ fn msg(step: &str, minute: i64) -> Message {
         at: jiff::Timestamp::from_second(1_700_000_000 + minute * 60).unwrap(),
         title: "PDF export fails".into(),
         pr_url: Some("https://github.com/acme/shop/pull/9".into()),
+        triage: false,
+        // What the core gives for an incident a person declared: its title.
+        public_text: Some("PDF export fails".into()),
     }
+}
+
+/// The title an alert gave its incident: engineers' words, not customers'.
+const ALERT_TITLE: &str = "HighErrorRate: 5xx ratio 7.3% on api-gw-2 (pod api-7f9c)";
+
+/// A message about an incident an alert declared: no public text unless
+/// one was set at confirmation; `triage` while nobody confirmed it.
+fn alert_msg(step: &str, minute: i64, triage: bool, public_text: Option<&str>) -> Message {
+    let mut m = msg(step, minute);
+    m.title = ALERT_TITLE.into();
+    m.text = format!("HF-3 {step}: {ALERT_TITLE}");
+    m.triage = triage;
+    m.public_text = public_text.map(str::to_string);
+    m
+}
+
+/// The Statuspage notifier as `hotfix serve` builds it: from a whole
+/// `hotfix.toml` (its `[status]` table included) and the API key.
+fn configured(server: &FakeServer, status: &str) -> Box<dyn Notifier> {
+    let cfg = hotfix_core::config::Config::parse(&format!(
+        "[status]\n{status}\n\n[notify.statuspage]\npage_id = \"pg1\"\ncomponent_id = \"cmp7\"\napi_url = \"{}/v1\"\ntimeout = \"2s\"\n",
+        server.url()
+    ))
+    .unwrap();
+    let mut built = hotfix_providers::notify::from_config(&cfg, &|k| {
+        (k == "STATUSPAGE_API_KEY").then(|| KEY.to_string())
+    })
+    .unwrap();
+    assert_eq!(built.len(), 1);
+    built.remove(0)
 }
 
 /// Statuspage as documented: 201 with the incident on create, 200 on update.
@@ -357,4 +390,109 @@ fn config_is_validated() {
     }
     let e = StatuspageNotifier::new(c, " ".into()).unwrap_err();
     assert!(e.contains("STATUSPAGE_API_KEY"), "{e}");
+}
+
+#[test]
+fn an_unconfirmed_incident_is_posted_once_confirmed_under_its_public_text() {
+    let server = FakeServer::start(statuspage);
+    let n = configured(&server, "");
+    let mem = Mem::default();
+    // In triage: the alert's declaration and anything else before the
+    // confirmation reach no customer.
+    n.send(1, &alert_msg("declared", 0, true, None), &mem)
+        .unwrap();
+    n.send(2, &alert_msg("escalated", 1, true, None), &mem)
+        .unwrap();
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+    // Confirmed with a public text: created under that text.
+    let public = "Checkout fails for some card payments";
+    n.send(3, &alert_msg("confirmed", 2, false, Some(public)), &mem)
+        .unwrap();
+    n.send(4, &alert_msg("pr_opened", 3, false, Some(public)), &mem)
+        .unwrap();
+    n.send(5, &alert_msg("closed", 9, false, Some(public)), &mem)
+        .unwrap();
+    let reqs = server.requests();
+    assert_eq!(server.calls("POST", CREATE).len(), 1);
+    assert_eq!(reqs.len(), 3);
+    let create = reqs[0].json();
+    assert_eq!(create["incident"]["name"], public);
+    assert_eq!(
+        reqs.iter().map(states).collect::<Vec<_>>(),
+        vec![
+            pair("investigating", "major_outage"),
+            pair("identified", "major_outage"),
+            pair("resolved", "operational"),
+        ]
+    );
+    for r in &reqs {
+        assert!(!r.body_str().contains("HighErrorRate"), "{}", r.body_str());
+    }
+
+    // Confirmed without a public text: the generic name, never the
+    // alert's title; a step after the confirmation that comes first (the
+    // confirmation's own message lost) creates it just the same.
+    let server = FakeServer::start(statuspage);
+    let n = configured(&server, "");
+    let mem = Mem::default();
+    n.send(1, &alert_msg("declared", 0, true, None), &mem)
+        .unwrap();
+    n.send(2, &alert_msg("attempt_started", 4, false, None), &mem)
+        .unwrap();
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].json()["incident"]["name"], "Service disruption");
+    assert_eq!(states(&reqs[0]), pair("identified", "major_outage"));
+    assert!(!reqs[0].body_str().contains("HighErrorRate"));
+}
+
+#[test]
+fn a_declined_or_merged_incident_never_posted_posts_nothing() {
+    let server = FakeServer::start(statuspage);
+    let n = configured(&server, "publish_unconfirmed = false");
+    for (i, end) in ["declined", "merged_into"].iter().enumerate() {
+        let mem = Mem::default();
+        n.send(1, &alert_msg("declared", 0, true, None), &mem)
+            .unwrap();
+        n.send(2, &alert_msg(end, 3, false, None), &mem).unwrap();
+        n.send(3, &alert_msg("closed", 3, false, None), &mem)
+            .unwrap();
+        assert!(server.requests().is_empty(), "#{i} {end}");
+        assert!(mem.get(IncidentId(3), MEMORY_INCIDENT).is_none());
+    }
+}
+
+#[test]
+fn published_while_unconfirmed_a_decline_resolves_what_was_posted() {
+    let server = FakeServer::start(statuspage);
+    let n = configured(&server, "publish_unconfirmed = true");
+    let mem = Mem::default();
+    n.send(1, &alert_msg("declared", 0, true, None), &mem)
+        .unwrap();
+    n.send(2, &alert_msg("declined", 3, false, None), &mem)
+        .unwrap();
+    n.send(3, &alert_msg("closed", 3, false, None), &mem)
+        .unwrap();
+    let reqs = server.requests();
+    let seen: Vec<_> = reqs
+        .iter()
+        .map(|r| (r.method.as_str(), r.route()))
+        .collect();
+    assert_eq!(seen, vec![("POST", CREATE), ("PATCH", UPDATE)]);
+    assert_eq!(
+        reqs[0].json()["incident"]["name"],
+        "Service disruption",
+        "published early, still not in the alert's words"
+    );
+    assert_eq!(states(&reqs[1]), pair("resolved", "operational"));
+
+    // `publish_alert_text` lets the alert's title be the name.
+    let server = FakeServer::start(statuspage);
+    let n = configured(
+        &server,
+        "publish_unconfirmed = true\npublish_alert_text = true",
+    );
+    n.send(1, &alert_msg("declared", 0, true, None), &Mem::default())
+        .unwrap();
+    assert_eq!(server.requests()[0].json()["incident"]["name"], ALERT_TITLE);
 }

@@ -37,6 +37,8 @@ fn msg(step: &str) -> Message {
         at: "2026-03-01T10:00:00Z".parse().unwrap(),
         title: "PDF export crashes".into(),
         pr_url: Some("https://github.com/acme/shop/pull/9".into()),
+        triage: false,
+        public_text: None,
     }
 }
 

@@ -25,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/incidents/{id}/events", get(events).post(append))
         .route("/api/v1/incidents/{id}/approve", post(approve))
         .route("/api/v1/incidents/{id}/withdraw", post(withdraw))
+        .route("/api/v1/incidents/{id}/triage", post(triage))
         .route("/api/v1/incidents/{id}/checklist", post(tick))
         .route("/api/v1/incidents/{id}/notes", post(note))
         .route("/api/v1/incidents/{id}/close", post(close))
@@ -65,7 +66,8 @@ where
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
-    /// `open` (default), `closed` or `all`.
+    /// `open` (default), `closed`, `all`, or `triage` (open and waiting
+    /// for a tech lead's triage).
     #[serde(default)]
     state: Option<String>,
     /// Case-insensitive text in the id, title, branch, severity or phase.
@@ -88,9 +90,9 @@ async fn list(
     Params(q): Params<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let which = q.state.unwrap_or_else(|| "open".into());
-    if !["open", "closed", "all"].contains(&which.as_str()) {
+    if !["open", "closed", "all", "triage"].contains(&which.as_str()) {
         return Err(ApiError::bad_request(format!(
-            "state `{which}` is not open, closed or all"
+            "state `{which}` is not open, closed, all or triage"
         )));
     }
     let limit = q.limit.unwrap_or(100);
@@ -113,6 +115,7 @@ async fn list(
                 (match which.as_str() {
                     "open" => !s.is_closed(),
                     "closed" => s.is_closed(),
+                    "triage" => s.in_triage(),
                     _ => true,
                 }) && match &needle {
                     None => true,
@@ -329,6 +332,23 @@ async fn withdraw(
     .await
 }
 
+/// A tech lead's triage of a reported incident: `confirm` (optionally at
+/// another severity, with the public text), `decline` (a reason) or
+/// `merge` (into another open incident). Answers the incident in full and
+/// `recorded` (false: already decided so, nothing appended).
+async fn triage(
+    State(st): State<AppState>,
+    caller: Caller,
+    IncidentPath(id): IncidentPath,
+    Body(b): Body<ops::TriageFields>,
+) -> Result<Json<Value>, ApiError> {
+    let d = b.decision(id)?;
+    recorded_after(&st, caller.clone(), move |st| {
+        ops::triage(st, &caller, Door::Api, id, &d)
+    })
+    .await
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TickBody {
@@ -413,17 +433,28 @@ async fn outbox(State(st): State<AppState>, caller: Caller) -> Result<Json<Value
 /// scrubbed (`hotfix_core::access`).
 async fn inbox(State(st): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     st.blocking(move |st| {
-        let hidden = ops::all(st)?.secrets_hidden_from(&ops::reader_of(&caller));
-        let mut items = st.store.inbox_recent(100)?;
-        if !hidden.is_empty() {
-            for i in &mut items {
+        let all = ops::all(st)?;
+        let reader = ops::reader_of(&caller);
+        let hidden = all.secrets_hidden_from(&reader);
+        let restricted = |id| all.get(id, &reader).is_some_and(|v| v.restricted());
+        let items = st.store.inbox_recent(100)?;
+        let mut out = Vec::with_capacity(items.len());
+        for mut i in items {
+            // What it was (source, key, alert name), from its body.
+            let about = crate::alerts::describe(st, &i, &restricted)?;
+            if !hidden.is_empty() {
                 i.outcome = i
                     .outcome
                     .as_deref()
                     .map(|o| hotfix_core::access::scrub(o, &hidden));
             }
+            let mut v = serde_json::to_value(&i).map_err(|e| ApiError::internal(e.to_string()))?;
+            if let Value::Object(o) = &mut v {
+                o.extend(about);
+            }
+            out.push(v);
         }
-        Ok(Json(json!({ "items": items })))
+        Ok(Json(json!({ "items": out })))
     })
     .await
 }
@@ -450,7 +481,10 @@ async fn token_create(
     let role = ApiRole::parse(&b.role).ok_or_else(|| {
         ApiError::unprocessable(
             "role",
-            format!("role `{}` is not developer, tech_lead or admin", b.role),
+            format!(
+                "role `{}` is not intake, developer, tech_lead or admin",
+                b.role
+            ),
         )
     })?;
     st.blocking(move |st| {

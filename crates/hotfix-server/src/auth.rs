@@ -226,7 +226,24 @@ impl FromRequestParts<AppState> for Caller {
         authenticate(st, token)
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown or revoked API token"))
+            .and_then(not_intake)
     }
+}
+
+/// Every route that takes a [`Caller`] (all but the alert route, which
+/// authenticates on its own) refuses an `intake` token: it is the
+/// credential a monitoring tool keeps in its config, and must not read
+/// incidents, append steps, approve or sign in to the dashboard if it
+/// leaks.
+pub fn not_intake(c: Caller) -> Result<Caller, ApiError> {
+    if c.role == ApiRole::Intake {
+        return Err(ApiError::forbidden(format!(
+            "{} has an intake token, which may only post alerts (POST /api/v1/alerts/{{source}})",
+            c.user
+        ))
+        .with_hint("use a developer, tech_lead or admin token (`hotfix serve token create`)"));
+    }
+    Ok(c)
 }
 
 /// A caller if the request is signed in, without refusing anonymous ones
@@ -241,7 +258,9 @@ impl FromRequestParts<AppState> for MaybeCaller {
         // "signed out": the cookie is never the fallback for it.
         match request_token(&parts.headers)? {
             None => Ok(MaybeCaller(None)),
-            Some(t) => Ok(MaybeCaller(authenticate(st, t).await?)),
+            Some(t) => Ok(MaybeCaller(
+                authenticate(st, t).await?.map(not_intake).transpose()?,
+            )),
         }
     }
 }

@@ -2,7 +2,10 @@
 //!
 //! Counters are per replica (Prometheus sums them); gauges about incidents
 //! and the outbox are read from the shared store at scrape time, so every
-//! replica reports the same team-wide numbers. Scrapers are outside
+//! replica reports the same team-wide numbers. So is the one counter about
+//! incidents, `hotfix_incidents_declined_total{reason}` (a count of the
+//! log's declines, which only grows): take its `max` across replicas, not
+//! its sum. Scrapers are outside
 //! readers (`hotfix_core::access`): labels come from the restricted view of
 //! security incidents (only severity and phase, which it keeps), and never
 //! name an incident.
@@ -70,7 +73,7 @@ pub struct Metrics {
     pub latency_buckets: [Counter; 10],
     pub latency_count: Counter,
     pub latency_sum_us: Counter,
-    /// `source`.
+    /// `source`: deliveries stored in the inbox (duplicates not counted).
     pub alerts_received: Labeled,
     /// `source`, `reason`: rejected webhooks and alerts (bad signature, bad body).
     pub rejected: Labeled,
@@ -160,13 +163,27 @@ fn counter(out: &mut String, name: &str, help: &str, v: u64) {
     );
 }
 
+/// Every decline reason at zero: each series exists from the first
+/// scrape, so `rate()` and `increase()` see the first decline.
+fn declined_zero() -> BTreeMap<&'static str, u64> {
+    use hotfix_core::event::DeclineReason as R;
+    [R::FalseAlarm, R::NotUrgent, R::Duplicate]
+        .into_iter()
+        .map(|r| (r.as_str(), 0))
+        .collect()
+}
+
 async fn metrics(State(st): State<AppState>) -> Response {
     let gauges = st
         .blocking(|st| {
             let mut open: BTreeMap<(String, String), u64> = BTreeMap::new();
+            let mut declined = declined_zero();
             let all = ops::all(st)?;
             for v in all.seen(&Reader::Outside) {
                 let s = v.state();
+                if let Some(d) = &s.declined {
+                    *declined.entry(d.reason.as_str()).or_insert(0) += 1;
+                }
                 if !s.is_closed() {
                     *open
                         .entry((
@@ -177,7 +194,7 @@ async fn metrics(State(st): State<AppState>) -> Response {
                 }
             }
             let undelivered = st.store.undelivered()?.len();
-            Ok((open, undelivered))
+            Ok((open, declined, undelivered))
         })
         .await;
     let m = &st.metrics;
@@ -218,7 +235,7 @@ async fn metrics(State(st): State<AppState>) -> Response {
     labeled(
         &mut out,
         "hotfix_alerts_received_total",
-        "Alerts accepted into the inbox, by source.",
+        "Alert deliveries stored in the inbox, by source: one per notification (an Alertmanager group, a Sentry or PagerDuty event), not per alert in it; a retry of a stored delivery is not counted again.",
         &["source"],
         &m.alerts_received,
     );
@@ -260,7 +277,7 @@ async fn metrics(State(st): State<AppState>) -> Response {
         m.outbox_failed.get(),
     );
     let store_up = match gauges {
-        Ok((open, undelivered)) => {
+        Ok((open, declined, undelivered)) => {
             let _ = writeln!(
                 out,
                 "# HELP hotfix_incidents_open Open incidents by severity and phase.\n# TYPE hotfix_incidents_open gauge"
@@ -269,6 +286,16 @@ async fn metrics(State(st): State<AppState>) -> Response {
                 let _ = writeln!(
                     out,
                     "hotfix_incidents_open{{severity=\"{sev}\",phase=\"{phase}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP hotfix_incidents_declined_total Incidents declined or merged at triage, by reason (team-wide, from the log: the same on every replica).\n# TYPE hotfix_incidents_declined_total counter"
+            );
+            for (reason, n) in declined {
+                let _ = writeln!(
+                    out,
+                    "hotfix_incidents_declined_total{{reason=\"{reason}\"}} {n}"
                 );
             }
             let _ = writeln!(

@@ -226,6 +226,8 @@ pub fn custom_message(
         // As `hotfix_core::notify` does: a security fix's PR address may
         // name its advisory.
         pr_url: if s.security { None } else { s.pr_url.clone() },
+        triage: s.in_triage(),
+        public_text: s.status_text(false),
     };
     st.notifiers
         .iter()
@@ -436,6 +438,113 @@ pub fn close(
             e
         }
     })
+}
+
+/// `caller` decides about `id` at triage through `door` (tech leads; the
+/// rulebook checks): the same events as `hotfix triage`
+/// ([`hotfix_engine::triage::plan`]). A merge appends to `id` first, then
+/// `absorbed` to the incident it went into; run again after a failure in
+/// between, it appends only what is missing. `recorded`: anything appended.
+pub fn triage(
+    st: &AppState,
+    caller: &Caller,
+    door: Door,
+    id: IncidentId,
+    d: &hotfix_engine::triage::Decision,
+) -> Result<(IncidentState, bool), ApiError> {
+    use hotfix_engine::triage::{Decision, absorb, plan};
+    let actor = caller.actor(door);
+    let mut recorded = false;
+    let s = append_system(st, &actor, id, &mut |s| {
+        let kinds = plan(s, d);
+        recorded = !kinds.is_empty();
+        Ok(kinds)
+    })?;
+    if let Decision::Merge { into } = d {
+        let mut absorbed = false;
+        append_system(st, &actor, *into, &mut |t| {
+            let kinds = absorb(&s, t);
+            absorbed = !kinds.is_empty();
+            Ok(kinds)
+        })?;
+        recorded |= absorbed;
+    }
+    Ok((s, recorded))
+}
+
+/// A triage decision as a request or a form says it, every field text
+/// (the API's body, the dashboard's forms).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriageFields {
+    /// `confirm`, `decline` or `merge`.
+    pub action: String,
+    #[serde(default)]
+    pub severity: Option<String>,
+    #[serde(default)]
+    pub public_text: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub duplicate_of: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub into: Option<String>,
+}
+
+impl TriageFields {
+    /// The decision about `id`; what does not parse is a 422 saying why
+    /// (medium or low severity: decline it as not urgent instead).
+    pub fn decision(&self, id: IncidentId) -> Result<hotfix_engine::triage::Decision, ApiError> {
+        use hotfix_engine::triage::{Decision, parse_severity};
+        // An empty form field is a field not given.
+        let given = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(String::from)
+        };
+        let other = |field: &str, v: Option<String>| {
+            v.map(|v| {
+                v.parse::<IncidentId>()
+                    .map_err(|e| ApiError::unprocessable("bad_value", format!("{field}: {e}")))
+            })
+            .transpose()
+        };
+        match self.action.trim() {
+            "confirm" => Ok(Decision::Confirm {
+                severity: given(&self.severity)
+                    .map(|v| parse_severity(&v, id).map_err(|r| ApiError::from_refusals(vec![r])))
+                    .transpose()?,
+                public_text: given(&self.public_text),
+            }),
+            "decline" => {
+                let reason = given(&self.reason).ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "bad_value",
+                        "a decline needs a reason: false_alarm, not_urgent or duplicate",
+                    )
+                })?;
+                Ok(Decision::Decline {
+                    reason: reason
+                        .parse()
+                        .map_err(|e: String| ApiError::unprocessable("bad_value", e))?,
+                    duplicate_of: other("duplicate_of", given(&self.duplicate_of))?,
+                    note: given(&self.note).unwrap_or_default(),
+                })
+            }
+            "merge" => Ok(Decision::Merge {
+                into: other("into", given(&self.into))?.ok_or_else(|| {
+                    ApiError::unprocessable("bad_value", "a merge names the incident it goes into")
+                })?,
+            }),
+            other => Err(ApiError::unprocessable(
+                "bad_value",
+                format!("triage action `{other}` is not confirm, decline or merge"),
+            )),
+        }
+    }
 }
 
 /// One line of the incident list (API and dashboard).

@@ -5,7 +5,18 @@
 //! customer-facing incidents, current and of the last 30 days, in status
 //! words (investigating, identified, monitoring, resolved). What they see is
 //! built from an allow-list of fields ([`PublicIncident`]): never a person,
-//! a SHA, a branch, a PR link or a note. A `--security` incident shows at
+//! a SHA, a branch, a PR link or a note.
+//!
+//! Triage decides what is shown at all ([`shown`]): an incident still in
+//! triage is left out until a tech lead confirms it (unless `[status]
+//! publish_unconfirmed`), and one declined or merged at triage never shows,
+//! not even as resolved (nothing happened that customers need to read
+//! about). Components, the overall state and the lists are all computed from
+//! that one shown set, so a component never shows an outage that no listed
+//! incident explains, and `overall` is never better than a component. An
+//! incident is called by its public text ([`IncidentState::status_text`]),
+//! else [`GENERIC_TITLE`]: an alert's own words only with `[status]
+//! publish_alert_text`. A `--security` incident shows at
 //! most one generic line ("We are investigating an issue") and the state of
 //! the components it affects, nothing else, and is not listed once closed.
 //! The incidents it is built from are what an outside reader gets
@@ -46,6 +57,10 @@ pub const MAX_LISTED: usize = 50;
 
 /// What the generic line of a security incident says.
 pub const SECURITY_LINE: &str = "We are investigating an issue";
+
+/// What an incident without a public text is called (an alert-declared
+/// one nobody gave a public text at triage).
+pub const GENERIC_TITLE: &str = "Service disruption";
 
 /// A component's (or the whole service's) state, from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -91,12 +106,26 @@ fn impact(s: &IncidentState) -> ComponentState {
     }
 }
 
+/// Whether the public page shows `s` at all: customer-facing; not declined
+/// or merged at triage (never, not even as resolved); and confirmed by a
+/// person unless `publish_unconfirmed` lets triage show.
+pub fn shown(s: &IncidentState, cfg: &StatusConfig) -> bool {
+    s.customer_facing && s.declined.is_none() && (cfg.publish_unconfirmed || !s.in_triage())
+}
+
+/// What the public page calls `s`: see [`IncidentState::status_text`].
+fn public_title(s: &IncidentState, cfg: &StatusConfig) -> String {
+    s.status_text(cfg.publish_alert_text)
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| GENERIC_TITLE.to_string())
+}
+
 /// The status words customers know, from the phase.
 pub fn status_word(s: &IncidentState, policy: &Policy) -> &'static str {
     match s.phase(policy) {
-        Phase::Closed => "resolved",
+        Phase::Closed | Phase::Declined => "resolved",
         _ if s.resolved_at.is_some() => "monitoring",
-        Phase::Reported => "investigating",
+        Phase::Triage | Phase::Reported => "investigating",
         Phase::Deployed | Phase::Backported => "monitoring",
         Phase::Fixing
         | Phase::InReview
@@ -143,13 +172,17 @@ pub struct PublicIncident {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PublicStatus {
     pub title: String,
-    /// The worst state of any component or of the service as a whole.
+    /// The worst state of any component or of the service as a whole
+    /// (the same as `overall`).
     pub status: ComponentState,
     pub description: &'static str,
     pub components: Vec<PublicComponent>,
-    /// The state of the service as a whole, from incidents that name no
-    /// listed component.
+    /// The state of the service as a whole: the worst of every component
+    /// and of `unlisted`, so never better than any component.
     pub overall: ComponentState,
+    /// The state from the shown incidents that name none of the listed
+    /// components (they affect the service, no component in particular).
+    pub unlisted: ComponentState,
     pub current: Vec<PublicIncident>,
     /// Current incidents beyond the first [`MAX_LISTED`].
     pub more_current: usize,
@@ -171,13 +204,13 @@ pub fn public_status<'a>(
         .iter()
         .map(|c| (c.as_str(), ComponentState::Operational))
         .collect();
-    let mut overall = ComponentState::Operational;
+    let mut unlisted = ComponentState::Operational;
     let mut current = vec![];
     let mut security_line = false;
     let mut past: Vec<(Timestamp, PublicIncident)> = vec![];
     let cutoff = now.as_second() - PAST_DAYS * 86_400;
     for s in incidents {
-        if !s.customer_facing {
+        if !shown(s, cfg) {
             continue;
         }
         let listed: Vec<String> = s
@@ -192,7 +225,7 @@ pub fn public_status<'a>(
                     closed,
                     PublicIncident {
                         id: Some(s.id.to_string()),
-                        title: s.title.clone(),
+                        title: public_title(s, cfg),
                         status: "resolved",
                         message: message("resolved"),
                         impact: ComponentState::Operational,
@@ -206,7 +239,7 @@ pub fn public_status<'a>(
         }
         let effect = impact(s);
         if listed.is_empty() {
-            overall = overall.max(effect);
+            unlisted = unlisted.max(effect);
         }
         for c in &listed {
             if let Some(v) = comp.get_mut(c.as_str()) {
@@ -220,7 +253,7 @@ pub fn public_status<'a>(
         let word = status_word(s, policy);
         current.push(PublicIncident {
             id: Some(s.id.to_string()),
-            title: s.title.clone(),
+            title: public_title(s, cfg),
             status: word,
             message: message(word),
             impact: effect,
@@ -265,7 +298,7 @@ pub fn public_status<'a>(
     let worst = components
         .iter()
         .map(|c| c.status)
-        .fold(overall, ComponentState::max);
+        .fold(unlisted, ComponentState::max);
     PublicStatus {
         title: cfg.title.clone(),
         status: worst,
@@ -274,7 +307,8 @@ pub fn public_status<'a>(
             other => other.label(),
         },
         components,
-        overall,
+        overall: worst,
+        unlisted,
         current,
         more_current,
         past: past.into_iter().map(|(_, p)| p).collect(),

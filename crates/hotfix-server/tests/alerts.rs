@@ -168,7 +168,7 @@ fn scenario(
     let list = incidents(t, &tok);
     assert_eq!(list.len(), 1, "{list:?}");
     let inc = incident(t, &tok, &id);
-    assert_eq!(inc["incident"]["phase"], "reported", "{inc}");
+    assert_eq!(inc["incident"]["phase"], "triage", "{inc}");
     assert_eq!(inc["incident"]["severity"], severity);
     assert_eq!(inc["incident"]["declared_by"], format!("{source} (alert)"));
     assert_eq!(inc["state"]["alert_status"], "firing");
@@ -211,7 +211,7 @@ fn scenario(
     let inc = incident(t, &tok, &id);
     assert_eq!(inc["state"]["alert_status"], "resolved");
     assert_eq!(inc["incident"]["closed"], false, "a resolve never closes");
-    assert_eq!(inc["incident"]["phase"], "reported");
+    assert_eq!(inc["incident"]["phase"], "triage");
     assert_eq!(alert_events(&inc).len(), 2);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(pages(t).len(), 1, "paged once");
@@ -311,7 +311,7 @@ fn pagerduty_trigger_acknowledge_resolve() {
     assert_eq!(inc["incident"]["severity"], "high", "the pagerduty rule");
     assert_eq!(inc["state"]["alert_status"], "resolved");
     assert_eq!(inc["incident"]["closed"], false);
-    assert_eq!(inc["incident"]["phase"], "reported");
+    assert_eq!(inc["incident"]["phase"], "triage");
     assert!(
         inc["events"]
             .as_array()
@@ -466,6 +466,42 @@ severity = "medium"
     assert!(t.delivered().is_empty(), "nobody paged");
 }
 
+/// POSTs `body` with its `Content-Length` over a raw connection, writing
+/// from another thread: a body declared too large is answered before it is
+/// read, and the server closes the connection while the client is still
+/// writing (which an HTTP client reports as a broken pipe, not the 413).
+fn post_unread(t: &TestServer, path: &str, token: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(t.base.trim_start_matches("http://")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let body = body.to_vec();
+    let writer = std::thread::spawn(move || {
+        for c in body.chunks(64 * 1024) {
+            if w.write_all(c).is_err() {
+                return;
+            }
+        }
+    });
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    drop(s);
+    writer.join().unwrap();
+    let raw = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
+}
+
 #[test]
 fn bad_requests_are_refused_and_store_nothing() {
     let t = TestServer::start();
@@ -538,15 +574,20 @@ fn bad_requests_are_refused_and_store_nothing() {
     assert_eq!(r.status, 401, "{}", r.text);
     assert!(!r.text.contains("hf_0000"), "the token is not echoed");
 
-    // Too large (a valid-looking generic alert padded past 512 KB).
+    // Too large (a valid-looking generic alert padded past 4 MB).
     let big = serde_json::to_vec(&json!({
         "key": "k", "status": "firing", "title": "big",
-        "labels": {"pad": "x".repeat(600 * 1024)}
+        "labels": {"pad": "x".repeat(4 * 1024 * 1024 + 1)}
     }))
     .unwrap();
-    let r = post(&url("generic"), Some(&tok), &json_ct, &big);
-    assert_eq!(r.status, 413, "{}", r.text);
-    assert_eq!(r.json()["error"]["code"], "payload_too_large");
+    let (status, text) = post_unread(&t, "/api/v1/alerts/generic", &tok, &big);
+    assert_eq!(status, 413, "{text}");
+    let j: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(j["error"]["code"], "payload_too_large");
+    assert!(
+        j["error"]["message"].as_str().unwrap().contains("4096 KB"),
+        "{j}"
+    );
 
     // Unknown source.
     let r = post(&url("nagios"), Some(&tok), &json_ct, b"{}");
@@ -608,7 +649,7 @@ fn acknowledged_before_any_processing_and_durable_on_disk() {
     assert_eq!(workers::run_inbox(&t.st), 1);
     let list = incidents(&t, &tok);
     assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["phase"], "reported");
+    assert_eq!(list[0]["phase"], "triage");
     workers::run_outbox(&t.st);
     assert_eq!(pages(&t).len(), 1);
 }
@@ -870,6 +911,14 @@ fn postgres_main_scenario_and_concurrency() {
         "critical",
     );
     let tok = t.token(LEAD, ApiRole::TechLead);
+    // The inbox reads each item's body back to say what it was.
+    let items = inbox(&t, &tok);
+    assert!(
+        items
+            .iter()
+            .all(|i| i["key"] == GROUP_KEY && i["alertname"] == "HighErrorRate"),
+        "{items:?}"
+    );
     let body = fixture("pagerduty_trigger.json");
     let r1 = send(&t, "pagerduty", &tok, &body);
     let r2 = send(&t, "pagerduty", &tok, &body);
@@ -1080,4 +1129,717 @@ fn a_long_multi_line_summary_with_controls_still_declares() {
             .collect();
         assert_eq!(raw, Vec::<char>::new(), "{text:?}");
     }
+}
+
+// ------------------------------------------ Alertmanager as it really sends
+
+/// Alertmanager's fingerprint of a label set (FNV-1a 64 over the sorted
+/// `name 0xff value 0xff` pairs, as `model.LabelSet.Fingerprint`): checked
+/// against what Alertmanager 0.25 sent for these labels.
+fn fingerprint(labels: &std::collections::BTreeMap<String, String>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (k, v) in labels {
+        for b in k.bytes().chain([0xff]).chain(v.bytes()).chain([0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+#[test]
+fn the_fingerprint_is_alertmanagers() {
+    let l = [
+        ("alertname", "HighErrorRate"),
+        ("instance", "api-1:9090"),
+        ("service", "api"),
+        ("severity", "critical"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(fingerprint(&l), "b5449dc473925ed0");
+}
+
+/// One alert as Alertmanager lists it in a webhook.
+fn am_alert(name: &str, instance: &str, severity: &str, summary: &str, firing: bool) -> Value {
+    let labels: std::collections::BTreeMap<String, String> = [
+        ("alertname", name),
+        ("instance", instance),
+        ("job", "api"),
+        ("service", "api"),
+        ("severity", severity),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    json!({
+        "status": if firing { "firing" } else { "resolved" },
+        "labels": labels,
+        "annotations": {
+            "summary": summary,
+            "description": format!("{summary} on {instance}"),
+            "runbook_url": format!("https://runbooks.example.com/{name}"),
+        },
+        "startsAt": "2025-06-03T09:14:27.31Z",
+        "endsAt": if firing { "0001-01-01T00:00:00Z" } else { "2025-06-03T09:41:12.31Z" },
+        "generatorURL": format!("http://prometheus.example.com:9090/graph?g0.expr=ALERTS%7Balertname%3D%22{name}%22%7D&g0.tab=1"),
+        "fingerprint": fingerprint(&labels),
+    })
+}
+
+/// What every listed alert shares in `field` (Alertmanager's
+/// `commonLabels` / `commonAnnotations`).
+fn common(alerts: &[Value], field: &str) -> Value {
+    let Some(first) = alerts.first() else {
+        return json!({});
+    };
+    let mut m = first[field].as_object().unwrap().clone();
+    m.retain(|k, v| alerts.iter().all(|a| a[field].get(k) == Some(v)));
+    Value::Object(m)
+}
+
+/// A webhook body as Alertmanager 0.25 builds it (compact JSON): the
+/// whole group, firing if any of its alerts fires, `groupLabels` from the
+/// route's `group_by`, what the alerts share in `commonLabels` and
+/// `commonAnnotations`, and the alerts that `max_alerts` cut counted in
+/// `truncatedAlerts`.
+fn am_body(group_key: &str, group_by: &[&str], alerts: &[Value], truncated: u64) -> Vec<u8> {
+    let firing = alerts.iter().any(|a| a["status"] == "firing");
+    let group: serde_json::Map<String, Value> = group_by
+        .iter()
+        .filter_map(|k| {
+            alerts
+                .first()
+                .and_then(|a| a["labels"].get(*k))
+                .map(|v| (k.to_string(), v.clone()))
+        })
+        .collect();
+    serde_json::to_vec(&json!({
+        "receiver": "hotfix",
+        "status": if firing { "firing" } else { "resolved" },
+        "alerts": alerts,
+        "groupLabels": group,
+        "commonLabels": common(alerts, "labels"),
+        "commonAnnotations": common(alerts, "annotations"),
+        "externalURL": "http://alertmanager.example.com:9093",
+        "version": "4",
+        "groupKey": group_key,
+        "truncatedAlerts": truncated,
+    }))
+    .unwrap()
+}
+
+/// A route that groups by service only: unrelated alerts share a group.
+const BY_SERVICE: &str = "{}:{service=\"api\"}";
+
+fn disk_low(firing: bool) -> Value {
+    am_alert(
+        "DiskSpaceLow",
+        "db-0:9100",
+        "warning",
+        "Disk space low on db-0",
+        firing,
+    )
+}
+
+fn error_rate(instance: &str, firing: bool) -> Value {
+    am_alert(
+        "HighErrorRate",
+        instance,
+        "critical",
+        "API 5xx error rate above 5%",
+        firing,
+    )
+}
+
+fn latency(firing: bool) -> Value {
+    am_alert(
+        "HighLatency",
+        "api-1:9090",
+        "warning",
+        "API p99 latency above 2s",
+        firing,
+    )
+}
+
+/// The base rules, and `HighLatency` proposing `high`.
+fn latency_server() -> TestServer {
+    TestServer::with(Options {
+        config: config_with(
+            r#"
+[[alerts.rules]]
+match = { alertname = "HighLatency" }
+severity = "high"
+"#,
+        ),
+        ..Default::default()
+    })
+}
+
+/// Sends an Alertmanager body and waits for what the worker did.
+fn am(t: &TestServer, tok: &str, body: &[u8]) -> String {
+    outcome(t, tok, accepted(&send(t, "alertmanager", tok, body)))
+}
+
+fn events_named(inc: &Value, ty: &str) -> Vec<Value> {
+    inc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == ty)
+        .cloned()
+        .collect()
+}
+
+fn delivered_step(t: &TestServer, step: &str) -> Vec<Value> {
+    t.delivered()
+        .into_iter()
+        .filter(|m| m["step"] == step)
+        .collect()
+}
+
+fn triage(t: &TestServer, id: &str, body: Value) -> Resp {
+    let lead = t.token(LEAD, ApiRole::TechLead);
+    post_json(
+        &t.url(&format!("/api/v1/incidents/{id}/triage")),
+        Some(&lead),
+        &body,
+    )
+}
+
+#[test]
+fn a_group_is_named_titled_and_rated_after_the_alert_its_rule_matched() {
+    let t = TestServer::start();
+    let tok = t.token("alertmanager@example.com", ApiRole::Developer);
+    // Alertmanager happened to list the disk first; only the error rate
+    // matches a rule.
+    let body = am_body(
+        BY_SERVICE,
+        &["service"],
+        &[disk_low(true), error_rate("api-1:9090", true)],
+        0,
+    );
+    assert_eq!(am(&t, &tok, &body), "declared HF-1");
+    let inc = incident(&t, &tok, "HF-1");
+    let branch = inc["incident"]["branch"].as_str().unwrap();
+    assert!(branch.starts_with("hotfix/high-error-rate-"), "{branch}");
+    assert_eq!(
+        inc["incident"]["title"],
+        "API 5xx error rate above 5% (2 alerts)"
+    );
+    assert_eq!(inc["incident"]["severity"], "critical");
+    assert_eq!(
+        alert_events(&inc)[0]["summary"],
+        "API 5xx error rate above 5% (2 alerts)"
+    );
+    t.wait_for("the page", || !pages(&t).is_empty());
+    let page = pages(&t)[0]["text"].as_str().unwrap().to_string();
+    assert!(
+        page.contains("API 5xx error rate above 5% (2 alerts) (alertmanager says critical)"),
+        "{page}"
+    );
+    assert!(
+        page.contains("g0.expr=ALERTS%7Balertname%3D%22HighErrorRate"),
+        "{page}"
+    );
+    assert!(!page.to_lowercase().contains("disk"), "{page}");
+}
+
+#[test]
+fn a_more_severe_alert_joining_the_group_escalates_and_never_lowers() {
+    let t = latency_server();
+    let tok = t.token("alertmanager@example.com", ApiRole::Developer);
+    let slow = am_body(BY_SERVICE, &["service"], &[latency(true)], 0);
+    assert_eq!(am(&t, &tok, &slow), "declared HF-1");
+    assert_eq!(incident(&t, &tok, "HF-1")["incident"]["severity"], "high");
+
+    // The error rate joins the group: Alertmanager sends the group again.
+    let both = am_body(
+        BY_SERVICE,
+        &["service"],
+        &[latency(true), error_rate("api-1:9090", true)],
+        0,
+    );
+    assert_eq!(am(&t, &tok, &both), "escalated HF-1 from high to critical");
+    let inc = incident(&t, &tok, "HF-1");
+    assert_eq!(inc["incident"]["severity"], "critical");
+    let esc = events_named(&inc, "escalated");
+    assert_eq!(esc.len(), 1, "{inc}");
+    assert_eq!(esc[0]["from"], "high");
+    assert_eq!(esc[0]["to"], "critical");
+    assert_eq!(esc[0]["actor"], "alertmanager (alert)");
+    let reason = esc[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("HighErrorRate"), "{reason}");
+    // Paged again: the channel's escalation names the tech leads.
+    t.wait_for("the escalation is posted", || {
+        !delivered_step(&t, "escalated").is_empty()
+    });
+    let m = &delivered_step(&t, "escalated")[0];
+    assert_eq!(m["mentions"], json!([LEAD, LEAD2]), "{m}");
+    let text = m["text"].as_str().unwrap();
+    assert!(text.contains("escalated from high to critical"), "{text}");
+
+    // Repeats (repeat_interval) and the error rate resolving change nothing.
+    // (A byte-identical resend is the same delivery, processed once; the
+    // trailing space makes it another delivery that is processed.)
+    assert_eq!(am(&t, &tok, &[&both[..], b" "].concat()), "repeat of HF-1");
+    let calmer = am_body(
+        BY_SERVICE,
+        &["service"],
+        &[latency(true), error_rate("api-1:9090", false)],
+        0,
+    );
+    assert_eq!(am(&t, &tok, &calmer), "repeat of HF-1");
+    let inc = incident(&t, &tok, "HF-1");
+    assert_eq!(inc["incident"]["severity"], "critical", "never lowered");
+    assert_eq!(events_named(&inc, "escalated").len(), 1);
+
+    // A tech lead who sets a lower severity at triage is not overruled by
+    // the same alerts repeating.
+    let t = TestServer::start();
+    let tok = t.token("alertmanager@example.com", ApiRole::Developer);
+    assert_eq!(am(&t, &tok, &both), "declared HF-1");
+    let r = triage(&t, "HF-1", json!({"action": "confirm", "severity": "high"}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(am(&t, &tok, &[&both[..], b" "].concat()), "repeat of HF-1");
+    assert_eq!(incident(&t, &tok, "HF-1")["incident"]["severity"], "high");
+}
+
+/// The command an alert's page and the channel print, as words.
+fn command_in(text: &str) -> Vec<String> {
+    let start = text
+        .find("`hotfix start ")
+        .unwrap_or_else(|| panic!("no start command in {text}"));
+    let rest = &text[start + 1..];
+    rest[..rest.find('`').unwrap()]
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn the_page_says_to_confirm_first_and_prints_the_command_that_runs() {
+    let t = TestServer::start();
+    let tok = t.token("alertmanager@example.com", ApiRole::Developer);
+    let dev = t.token(DEV, ApiRole::Developer);
+    assert_eq!(
+        am(&t, &tok, &fixture("alertmanager_firing.json")),
+        "declared HF-1"
+    );
+    let inc = incident(&t, &tok, "HF-1");
+    let name = inc["events"][0]["name"].as_str().unwrap().to_string();
+    let expected: Vec<String> = [
+        "hotfix",
+        "start",
+        &name,
+        "--incident",
+        "HF-1",
+        "--severity",
+        "critical",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    t.wait_for("the page and the post", || {
+        !pages(&t).is_empty() && !delivered_step(&t, "declared").is_empty()
+    });
+    let page = pages(&t)[0]["text"].as_str().unwrap().to_string();
+    let post = delivered_step(&t, "declared")[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for text in [&page, &post] {
+        assert_eq!(command_in(text), expected, "{text}");
+        assert!(text.contains("hotfix triage HF-1 confirm"), "{text}");
+    }
+
+    // The command as printed, sent as `hotfix start` records it: refused
+    // in triage (the page says to confirm first), taken once confirmed.
+    let take = |t: &TestServer| {
+        append(
+            t,
+            &dev,
+            "HF-1",
+            json!([{"type": "attempt_started", "attempt": 1, "name": expected[2],
+                    "branch": format!("hotfix/{}", expected[2]), "base_sha": sha('a'),
+                    "severity": expected[6]}]),
+        )
+    };
+    let r = take(&t);
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.text.contains("in_triage"), "{}", r.text);
+    let r = triage(&t, "HF-1", json!({"action": "confirm"}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    t.wait_for("the confirmation is posted", || {
+        !delivered_step(&t, "confirmed").is_empty()
+    });
+    let confirmed = delivered_step(&t, "confirmed")[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(command_in(&confirmed), expected, "{confirmed}");
+    let r = take(&t);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(incident(&t, &tok, "HF-1")["incident"]["phase"], "fixing");
+}
+
+#[test]
+fn a_group_of_1500_alerts_is_accepted_and_counted_with_the_truncated_ones() {
+    let t = TestServer::start();
+    let tok = t.token("alertmanager@example.com", ApiRole::Developer);
+    let key = "{}:{alertname=\"HighErrorRate\", service=\"api\"}";
+    let all: Vec<Value> = (0..1500)
+        .map(|i| error_rate(&format!("api-7d9f8c6b5-{i:05}:9090"), true))
+        .collect();
+    // Without `max_alerts`: the whole group, as Alertmanager sends it.
+    let body = am_body(key, &["alertname", "service"], &all, 0);
+    assert!(body.len() > 700 * 1024, "{} bytes", body.len());
+    assert_eq!(am(&t, &tok, &body), "declared HF-1");
+    let inc = incident(&t, &tok, "HF-1");
+    assert_eq!(
+        inc["incident"]["title"],
+        "API 5xx error rate above 5% (1500 alerts)"
+    );
+    // The log keeps the summary, not the group.
+    let event = alert_events(&inc)[0].to_string();
+    assert!(event.len() < 2000, "{event}");
+    let resolved: Vec<Value> = (0..1500)
+        .map(|i| error_rate(&format!("api-7d9f8c6b5-{i:05}:9090"), false))
+        .collect();
+    assert_eq!(
+        am(
+            &t,
+            &tok,
+            &am_body(key, &["alertname", "service"], &resolved, 0)
+        ),
+        "resolved recorded on HF-1"
+    );
+
+    // With `max_alerts: 1000`: the rest is counted in `truncatedAlerts`.
+    let t = TestServer::start();
+    let tok = t.token("alertmanager@example.com", ApiRole::Developer);
+    let body = am_body(key, &["alertname", "service"], &all[..1000], 500);
+    assert_eq!(am(&t, &tok, &body), "declared HF-1");
+    let inc = incident(&t, &tok, "HF-1");
+    assert_eq!(
+        inc["incident"]["title"],
+        "API 5xx error rate above 5% (1500 alerts)"
+    );
+    assert_eq!(
+        alert_events(&inc)[0]["summary"],
+        "API 5xx error rate above 5% (1500 alerts)"
+    );
+    let item = &inbox(&t, &tok)[0];
+    assert_eq!(item["alerts"], 1500, "{item}");
+}
+
+#[test]
+fn a_route_change_gives_the_group_a_new_key_not_a_new_incident() {
+    let t = TestServer::start();
+    let tok = t.token("alertmanager@example.com", ApiRole::Developer);
+    let alerts = [
+        error_rate("api-1:9090", true),
+        error_rate("api-2:9090", true),
+    ];
+    let old_key = "{}:{alertname=\"HighErrorRate\", service=\"api\"}";
+    let by = ["alertname", "service"];
+    assert_eq!(
+        am(&t, &tok, &am_body(old_key, &by, &alerts, 0)),
+        "declared HF-1"
+    );
+    // A child route for critical alerts is added: the same alerts now come
+    // under another group key.
+    let new_key = "{}/{severity=\"critical\"}:{alertname=\"HighErrorRate\", service=\"api\"}";
+    let out = am(&t, &tok, &am_body(new_key, &by, &alerts, 0));
+    assert!(
+        out.starts_with("firing recorded on HF-1") && out.contains("new group key"),
+        "{out}"
+    );
+    assert_eq!(incidents(&t, &tok).len(), 1);
+    let resolved = [
+        error_rate("api-1:9090", false),
+        error_rate("api-2:9090", false),
+    ];
+    assert_eq!(
+        am(&t, &tok, &am_body(new_key, &by, &resolved, 0)),
+        "resolved recorded on HF-1"
+    );
+    assert_eq!(
+        incident(&t, &tok, "HF-1")["state"]["alert_status"],
+        "resolved"
+    );
+    // Another group whose alerts were never seen is another incident.
+    let other = [error_rate("api-9:9090", true)];
+    let other_key = "{}/{severity=\"critical\"}:{alertname=\"HighErrorRate\", service=\"web\"}";
+    assert_eq!(
+        am(&t, &tok, &am_body(other_key, &by, &other, 0)),
+        "declared HF-2"
+    );
+}
+
+#[test]
+fn resolving_and_firing_again_are_posted_to_the_channel() {
+    let t = TestServer::start();
+    let tok = t.token("alertmanager@example.com", ApiRole::Developer);
+    assert_eq!(
+        am(&t, &tok, &fixture("alertmanager_firing.json")),
+        "declared HF-1"
+    );
+    assert_eq!(
+        am(&t, &tok, &fixture("alertmanager_resolved.json")),
+        "resolved recorded on HF-1"
+    );
+    t.wait_for("the resolve is posted", || {
+        !delivered_step(&t, "alert_resolved").is_empty()
+    });
+    let m = &delivered_step(&t, "alert_resolved")[0];
+    assert_eq!(m["incident"], "HF-1");
+    let text = m["text"].as_str().unwrap();
+    assert!(
+        text.contains("HF-1") && text.contains("resolved") && text.contains("stays open"),
+        "{text}"
+    );
+    assert_eq!(
+        am(&t, &tok, &fixture("alertmanager_repeat.json")),
+        "firing again recorded on HF-1"
+    );
+    t.wait_for("the new firing is posted", || {
+        !delivered_step(&t, "alert_firing").is_empty()
+    });
+    let m = &delivered_step(&t, "alert_firing")[0];
+    assert!(m["text"].as_str().unwrap().contains("firing again"), "{m}");
+    assert_eq!(m["mentions"], json!([DEV]));
+    // A repeat posts nothing more.
+    let r = am(
+        &t,
+        &tok,
+        &with("alertmanager_repeat.json", |v| {
+            v["alerts"][0]["annotations"]["description"] = json!("5xx at 13%");
+        }),
+    );
+    assert_eq!(r, "repeat of HF-1");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(delivered_step(&t, "alert_firing").len(), 1);
+    assert_eq!(delivered_step(&t, "alert_resolved").len(), 1);
+}
+
+#[test]
+fn a_merged_incidents_alerts_land_on_the_one_it_was_merged_into() {
+    let t = TestServer::start();
+    let tok = t.token("alertmanager@example.com", ApiRole::Developer);
+    let by = ["alertname", "service"];
+    let a_key = "{}:{alertname=\"HighErrorRate\", service=\"api\"}";
+    let b_key = "{}:{alertname=\"HighErrorRate\", service=\"checkout\"}";
+    let b = |firing| {
+        let mut v = error_rate("checkout-1:9090", firing);
+        v["labels"]["service"] = json!("checkout");
+        v
+    };
+    assert_eq!(
+        am(
+            &t,
+            &tok,
+            &am_body(a_key, &by, &[error_rate("api-1:9090", true)], 0)
+        ),
+        "declared HF-1"
+    );
+    assert_eq!(
+        am(&t, &tok, &am_body(b_key, &by, &[b(true)], 0)),
+        "declared HF-2"
+    );
+    let r = triage(&t, "HF-2", json!({"action": "merge", "into": "HF-1"}));
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    assert_eq!(
+        am(&t, &tok, &am_body(b_key, &by, &[b(false)], 0)),
+        "resolved recorded on HF-1"
+    );
+    // It fires again (a new `startsAt`: another delivery).
+    let mut again = b(true);
+    again["startsAt"] = json!("2025-06-03T12:00:00Z");
+    assert_eq!(
+        am(&t, &tok, &am_body(b_key, &by, &[again], 0)),
+        "firing again recorded on HF-1"
+    );
+    assert_eq!(incidents(&t, &tok).len(), 2, "nothing new declared");
+    let inc = incident(&t, &tok, "HF-1");
+    let keys: Vec<String> = alert_events(&inc)
+        .iter()
+        .map(|e| e["key"].as_str().unwrap().to_string())
+        .collect();
+    assert!(keys.iter().any(|k| k == b_key), "{keys:?}");
+    assert_eq!(incident(&t, &tok, "HF-2")["incident"]["phase"], "declined");
+}
+
+#[test]
+fn a_declined_groups_repeats_are_ignored_until_it_resolves() {
+    let t = TestServer::start();
+    let tok = t.token("alertmanager@example.com", ApiRole::Developer);
+    let firing = fixture("alertmanager_firing.json");
+    assert_eq!(am(&t, &tok, &firing), "declared HF-1");
+    let r = triage(
+        &t,
+        "HF-1",
+        json!({"action": "decline", "reason": "false_alarm"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(incident(&t, &tok, "HF-1")["incident"]["phase"], "declined");
+
+    // Alertmanager repeats the group (repeat_interval): not a new incident.
+    let out = am(&t, &tok, &fixture("alertmanager_repeat.json"));
+    assert!(
+        out.starts_with("ignored: HF-1 was declined at triage (false alarm)"),
+        "{out}"
+    );
+    assert_eq!(incidents(&t, &tok).len(), 1);
+    let before = incident(&t, &tok, "HF-1")["incident"]["version"].clone();
+
+    // It resolves: recorded nowhere (HF-1 is closed), but the next firing
+    // is a new incident, as after a close.
+    let out = am(&t, &tok, &fixture("alertmanager_resolved.json"));
+    assert!(
+        out.starts_with("ignored: resolved alert for HF-1, which was declined at triage"),
+        "{out}"
+    );
+    assert_eq!(incident(&t, &tok, "HF-1")["incident"]["version"], before);
+    let again = with("alertmanager_firing.json", |v| {
+        v["alerts"][0]["startsAt"] = json!("2025-06-03T12:00:00Z");
+    });
+    assert_eq!(am(&t, &tok, &again), "declared HF-2");
+}
+
+#[test]
+fn inbox_items_say_what_they_were_and_the_counter_counts_deliveries() {
+    let t = TestServer::start();
+    let tok = t.token(LEAD, ApiRole::TechLead);
+    let body = am_body(
+        BY_SERVICE,
+        &["service"],
+        &[disk_low(true), error_rate("api-1:9090", true)],
+        0,
+    );
+    // Alertmanager retries the same delivery after a timeout.
+    let first = accepted(&send(&t, "alertmanager", &tok, &body));
+    assert_eq!(accepted(&send(&t, "alertmanager", &tok, &body)), first);
+    outcome(&t, &tok, first);
+    let generic = accepted(&send(&t, "generic", &tok, &fixture("generic_firing.json")));
+    outcome(&t, &tok, generic);
+    let items = inbox(&t, &tok);
+    let am_item = items.iter().find(|i| i["id"] == first).unwrap();
+    assert_eq!(am_item["source"], "alertmanager");
+    assert_eq!(am_item["key"], BY_SERVICE, "{am_item}");
+    assert_eq!(am_item["alertname"], "HighErrorRate", "{am_item}");
+    assert_eq!(am_item["status"], "firing");
+    assert_eq!(am_item["alerts"], 2);
+    let g = items.iter().find(|i| i["id"] == generic).unwrap();
+    assert_eq!(g["key"], "uptime-checkout-https", "{g}");
+    assert_eq!(g["source"], "generic");
+
+    let m = get(&t.url("/metrics"), None, &[]).text;
+    assert!(
+        m.contains("hotfix_alerts_received_total{source=\"alertmanager\"} 1"),
+        "one delivery, however often it was retried:\n{m}"
+    );
+    assert!(
+        m.contains("hotfix_alerts_received_total{source=\"generic\"} 1"),
+        "{m}"
+    );
+    let help = m
+        .lines()
+        .find(|l| l.starts_with("# HELP hotfix_alerts_received_total"))
+        .unwrap();
+    assert!(help.contains("deliveries"), "{help}");
+}
+
+#[test]
+fn an_intake_token_only_posts_alerts() {
+    let t = TestServer::start();
+    let admin = t.token("admin@example.com", ApiRole::Admin);
+    // Created over the API (and with `hotfix serve token create --role intake`).
+    let r = post_json(
+        &t.url("/api/v1/tokens"),
+        Some(&admin),
+        &json!({"user": "alertmanager@example.com", "role": "intake"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json()["role"], "intake");
+    let intake = r.json()["token"].as_str().unwrap().to_string();
+
+    // Bearer and basic auth both post alerts.
+    let id = accepted(&send(
+        &t,
+        "alertmanager",
+        &intake,
+        &fixture("alertmanager_firing.json"),
+    ));
+    let basic = format!("Basic {}", b64(&format!("alertmanager:{intake}")));
+    accepted(&post(
+        &t.url("/api/v1/alerts/alertmanager"),
+        None,
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &basic),
+        ],
+        &fixture("alertmanager_repeat.json"),
+    ));
+    assert_eq!(outcome(&t, &admin, id), "declared HF-1");
+
+    // Nothing else.
+    let forbidden = |r: Resp, what: &str| {
+        assert_eq!(r.status, 403, "{what}: {}", r.text);
+        assert!(r.text.contains("intake"), "{what}: {}", r.text);
+    };
+    forbidden(get(&t.url("/api/v1/incidents"), Some(&intake), &[]), "list");
+    forbidden(
+        get(&t.url("/api/v1/incidents/HF-1"), Some(&intake), &[]),
+        "show",
+    );
+    forbidden(get(&t.url("/api/v1/inbox"), Some(&intake), &[]), "inbox");
+    forbidden(get(&t.url("/api/v1/me"), Some(&intake), &[]), "me");
+    forbidden(
+        append(&t, &intake, "HF-1", json!([{"type": "note", "text": "x"}])),
+        "append",
+    );
+    forbidden(approve(&t, &intake, "HF-1"), "approve");
+    forbidden(
+        post_json(
+            &t.url("/api/v1/incidents/HF-1/triage"),
+            Some(&intake),
+            &json!({"action": "decline", "reason": "false_alarm"}),
+        ),
+        "triage",
+    );
+    forbidden(
+        try_declare(
+            &t,
+            &intake,
+            &json!({"name": "x", "severity": "critical", "base_sha": sha('a')}),
+        ),
+        "declare",
+    );
+    forbidden(
+        post_json(
+            &t.url("/api/v1/tokens"),
+            Some(&intake),
+            &json!({"user": "x@example.com", "role": "admin"}),
+        ),
+        "tokens",
+    );
+    // The dashboard neither shows it anything nor signs it in.
+    let r = get(&t.url("/"), Some(&intake), &[]);
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = post(
+        &t.url("/login"),
+        None,
+        &[
+            ("Origin", &t.base),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        format!("token={intake}&next=%2F").as_bytes(),
+    );
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.set_cookie.is_empty(), "{:?}", r.set_cookie);
+    let inc = incident(&t, &admin, "HF-1");
+    assert_eq!(inc["events"].as_array().unwrap().len(), 3, "{inc}");
 }

@@ -404,6 +404,15 @@ fn one_open_incident_per_name_however_many_declare_it_at_once() {
     let other = remote
         .declare(&declared("login-loop", "Login loop"), &|_| vec![])
         .unwrap();
+    // Reported without a branch: a tech lead confirms it at triage before
+    // anyone takes it.
+    let lead = t.token(LEAD, ApiRole::TechLead);
+    let r = post_json(
+        &t.url(&format!("/api/v1/incidents/{other}/triage")),
+        Some(&lead),
+        &json!({"action": "confirm"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
     // A new attempt under a held name is refused the same way, not as a
     // compare-and-set conflict (the version did not move).
     let attempt = event(hotfix_core::event::EventKind::AttemptStarted {
@@ -413,7 +422,7 @@ fn one_open_incident_per_name_however_many_declare_it_at_once() {
         base_sha: "a".repeat(40),
         severity: hotfix_core::severity::Severity::Critical,
     });
-    match remote.append(other, 1, &[attempt], &[]) {
+    match remote.append(other, 2, &[attempt], &[]) {
         Err(StoreError::NameInUse { name, incident }) => {
             assert_eq!((name.as_str(), incident.to_string()), ("pdf-crash", holder));
         }

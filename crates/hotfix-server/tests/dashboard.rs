@@ -634,21 +634,35 @@ fn the_status_page_shows_component_states_and_hides_security_incidents() {
     let t = TestServer::start();
     let dev = t.token(DEV, ApiRole::Developer);
     let lead = t.token(LEAD, ApiRole::TechLead);
-    declare(
+    // Reported without a branch: in triage until a tech lead confirms
+    // them, and not on the public page until then.
+    let confirm = |id: &str, severity: &str| {
+        let r = append(
+            &t,
+            &lead,
+            id,
+            json!([{"type": "confirmed", "severity": severity}]),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    };
+    let checkout = declare(
         &t,
         &dev,
         json!({"name": "checkout-down", "title": "Checkout fails for card payments", "severity": "critical", "customer_facing": true, "components": ["API"]}),
     );
-    declare(
+    confirm(&checkout, "critical");
+    let search = declare(
         &t,
         &dev,
         json!({"name": "slow-search", "title": "Search is slow", "severity": "high", "customer_facing": true}),
     );
+    confirm(&search, "high");
     let sec = declare(
         &t,
         &dev,
         json!({"name": "zeroday-session-forgery", "title": "Session forgery via CVE-2099-4321", "severity": "high", "customer_facing": true, "security": true, "branch": "hotfix/zeroday-session-forgery", "components": ["Web app"]}),
     );
+    confirm(&sec, "high");
     append(
         &t,
         &dev,
@@ -704,8 +718,12 @@ fn the_status_page_shows_component_states_and_hides_security_incidents() {
     // The security incident's state shows; nothing else about it does.
     assert_eq!(comp("Web app"), "partial_outage");
     assert_eq!(
-        j["overall"], "partial_outage",
+        j["unlisted"], "partial_outage",
         "an incident without components"
+    );
+    assert_eq!(
+        j["overall"], "major_outage",
+        "never better than a component"
     );
     assert_eq!(j["status"], "major_outage");
     let current: Vec<&str> = j["current"]
@@ -784,10 +802,32 @@ fn the_status_page_turns_an_alert_that_declared_an_incident_into_an_outage() {
         &body,
     );
     assert_eq!(r.status, 202, "{}", r.text);
+    let lead = t.token(LEAD, ApiRole::TechLead);
+    let mut id = String::new();
     t.wait_for("the alert to declare an incident", || {
-        get(&t.url("/status.json"), None, &[]).json()["status"] == "major_outage"
+        let list = get(&t.url("/api/v1/incidents"), Some(&lead), &[]).json();
+        match list["incidents"][0]["id"].as_str() {
+            Some(i) => {
+                id = i.to_string();
+                true
+            }
+            None => false,
+        }
     });
+    // In triage it is not public yet; a tech lead's confirmation makes it so.
+    assert_eq!(
+        get(&t.url("/status.json"), None, &[]).json()["status"],
+        "operational"
+    );
+    let r = append(
+        &t,
+        &lead,
+        &id,
+        json!([{"type": "confirmed", "severity": "critical"}]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
     let j = get(&t.url("/status.json"), None, &[]).json();
+    assert_eq!(j["status"], "major_outage");
     assert_eq!(j["components"][0]["name"], "API");
     assert_eq!(j["components"][0]["status"], "major_outage");
     assert_eq!(j["components"][1]["status"], "operational");
@@ -800,6 +840,7 @@ fn public_status_from_hand_built_logs() {
     let cfg = StatusConfig {
         title: "S".into(),
         components: vec!["API".into(), "Web".into()],
+        ..StatusConfig::default()
     };
     let policy = Policy::default();
     // Fixed: production healthy, still open: monitoring, operational again.

@@ -232,6 +232,9 @@ impl TeamStore for FreezingStore {
     fn inbox_recent(&self, limit: usize) -> Result<Vec<InboxRecord>, StoreError> {
         self.inner.inbox_recent(limit)
     }
+    fn inbox_body(&self, id: i64) -> Result<Option<String>, StoreError> {
+        self.inner.inbox_body(id)
+    }
     fn alert_link_get(&self, source: &str, key: &str) -> Result<Option<IncidentId>, StoreError> {
         self.inner.alert_link_get(source, key)
     }
@@ -499,6 +502,16 @@ fn fired(st: &AppState, id: IncidentId, what: &str) -> usize {
         .count()
 }
 
+/// How many times the triage timer paged the tech leads about `id`.
+fn triage_paged(st: &AppState, id: IncidentId) -> usize {
+    ops::load(st, id)
+        .unwrap()
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::TriageOverdue)
+        .count()
+}
+
 #[test]
 fn two_replicas_share_the_work_and_survive_one_being_killed() {
     if std::env::var(CHILD_ENV).is_ok() {
@@ -582,7 +595,8 @@ fn two_replicas_share_the_work_and_survive_one_being_killed() {
     );
 
     // B carries on: more alerts, and an incident reported 20 minutes ago
-    // that nobody took (its re-page is for the timers, now B's alone).
+    // that nobody triaged (paging the tech leads about it is for the
+    // timers, now B's alone).
     for i in ALERTS_BEFORE_KILL..ALERTS_BEFORE_KILL + ALERTS_AFTER_KILL {
         keys.push(post_alert(&b.base, &token, i));
     }
@@ -604,7 +618,7 @@ fn two_replicas_share_the_work_and_survive_one_being_killed() {
                 &mut db,
                 "SELECT count(*) FROM inbox WHERE processed_at IS NULL",
             ) == 0
-            && fired(&b.st, unclaimed, "on call paged again") == 1
+            && triage_paged(&b.st, unclaimed) == 1
     });
 
     // Every notification delivered exactly once, across both replicas.
@@ -667,15 +681,15 @@ fn two_replicas_share_the_work_and_survive_one_being_killed() {
         );
         assert_eq!(
             with_key[0].phase(&b.st.cfg.policy).as_str(),
-            "reported",
-            "declared from the alert"
+            "triage",
+            "declared from the alert, waiting for a tech lead"
         );
     }
     assert_eq!(incidents.len(), keys.len() + 2);
 
     // Timers fired once each, and their notifications went out once.
     assert_eq!(fired(&b.st, resolved, "post-mortem reminder"), 1);
-    assert_eq!(fired(&b.st, unclaimed, "on call paged again"), 1);
+    assert_eq!(triage_paged(&b.st, unclaimed), 1);
     let steps = |step: &str| {
         by_id
             .values()
@@ -684,7 +698,7 @@ fn two_replicas_share_the_work_and_survive_one_being_killed() {
             .count()
     };
     assert_eq!(steps("postmortem_reminder"), 1);
-    assert_eq!(steps("repaged"), 1);
+    assert_eq!(steps("triage_overdue"), 1);
     // Each alert's page once (declared message + page per incident).
     assert_eq!(steps("paged"), keys.len(), "one page per alert");
 

@@ -321,12 +321,10 @@ fn declare_status_approve(backend: Backend) {
     assert_eq!(v["response_type"], "in_channel", "{v}");
     let text = reply_text(&v);
     assert!(text.contains("HF-1"), "{text}");
-    assert!(
-        text.contains("hotfix start pdf-crash --incident HF-1"),
-        "{text}"
-    );
+    // Reported from Slack: in triage until a tech lead confirms it.
+    assert!(text.contains("hotfix triage HF-1 confirm"), "{text}");
     let d = incident(&t, "HF-1");
-    assert_eq!(d["incident"]["phase"], "reported");
+    assert_eq!(d["incident"]["phase"], "triage");
     assert_eq!(d["incident"]["severity"], "critical");
     assert_eq!(d["incident"]["declared_by"], LEAD2);
     assert_eq!(d["incident"]["title"], "PDF export crashes for everyone");
@@ -344,7 +342,7 @@ fn declare_status_approve(backend: Backend) {
     assert_eq!(v["response_type"], "ephemeral");
     let text = reply_text(&v);
     assert!(
-        text.contains("HF-1") && text.contains("critical") && text.contains("reported"),
+        text.contains("HF-1") && text.contains("critical") && text.contains("triage"),
         "{text}"
     );
     assert!(text.contains("PDF export crashes"), "{text}");
@@ -352,6 +350,16 @@ fn declare_status_approve(backend: Backend) {
     // Nothing to approve before the push.
     let v = slash(&t, "U0LEAD", "approve HF-1");
     assert!(reply_text(&v).contains("not been pushed"), "{v}");
+
+    // The other tech lead confirms it; the channel is told how to take it.
+    let v = slash(&t, "U0LEAD", "confirm HF-1");
+    assert_eq!(v["response_type"], "in_channel", "{v}");
+    let text = reply_text(&v);
+    assert!(
+        text.contains("hotfix start pdf-crash --incident HF-1 --severity critical"),
+        "{text}"
+    );
+    assert_eq!(incident(&t, "HF-1")["incident"]["phase"], "reported");
 
     pushed_and_smoke_passed(&t, "HF-1");
     assert_eq!(

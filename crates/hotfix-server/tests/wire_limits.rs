@@ -344,7 +344,7 @@ fn github_slack_and_alert_intake_answer_the_same_json_413() {
     let tok = t.token(DEV, ApiRole::Developer);
     let big = serde_json::to_vec(&json!({
         "key": "k", "status": "firing", "title": "big",
-        "labels": {"pad": "x".repeat(600 * 1024)}
+        "labels": {"pad": "x".repeat(4 * 1024 * 1024 + 1)}
     }))
     .unwrap();
     let r = send(
@@ -354,7 +354,7 @@ fn github_slack_and_alert_intake_answer_the_same_json_413() {
         ),
         chunked(&big),
     );
-    assert_413(&r, 512);
+    assert_413(&r, 4096);
     let m = get(&t.url("/metrics"), None, &[]).text;
     assert!(
         m.contains("hotfix_rejected_total{source=\"generic\",reason=\"too_large\"} 1"),

@@ -166,7 +166,17 @@ fn timers_fire_once_however_many_replicas_scan() {
             probes: 5,
         }],
     );
+    // Reported and confirmed at once (so no triage timer is due on it):
+    // waiting for the on-call developer to take it.
     let reported = declare_in(&past, "checkout-down", "");
+    seed(
+        &past,
+        reported,
+        vec![EventKind::Confirmed {
+            severity: hotfix_core::severity::Severity::Critical,
+            public_text: None,
+        }],
+    );
     assert_eq!(
         ops::load(&past, reported).unwrap().phase(&past.cfg.policy),
         hotfix_core::state::Phase::Reported
@@ -323,7 +333,8 @@ fn a_dead_timer_holder_is_taken_over_when_its_lease_lapses() {
         "b",
         2,
     );
-    // A scans (nothing due by its clock) and dies holding the lease.
+    // A scans (nothing due by its clock) and dies holding the lease; the
+    // incident reported meanwhile stays in triage past its target.
     assert_eq!(timers::run(&a), 0);
     let reported = declare_in(&a, "checkout-down", "");
     assert_eq!(timers::run(&b), 0, "a's lease still holds");
@@ -334,9 +345,16 @@ fn a_dead_timer_holder_is_taken_over_when_its_lease_lapses() {
         std::thread::sleep(Duration::from_millis(100));
         fired = timers::run(&b);
     }
-    assert_eq!(fired, 1, "b took the lease over and fired the re-page");
+    assert_eq!(
+        fired, 1,
+        "b took the lease over and paged the tech leads about triage"
+    );
+    assert!(ops::load(&b, reported).unwrap().triage_overdue);
     workers::run_outbox(&b);
-    assert_eq!(steps(&delivered(&[b_notes]), "repaged").len(), 1);
+    let msgs = delivered(&[b_notes]);
+    let paged = steps(&msgs, "triage_overdue");
+    assert_eq!(paged.len(), 1, "{msgs:#?}");
+    assert_eq!(mentions(paged[0]), vec![LEAD, LEAD2]);
 }
 
 /// A real HTTP health endpoint on 127.0.0.1: answers the statuses in turn

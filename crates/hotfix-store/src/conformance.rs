@@ -90,6 +90,8 @@ fn msg(id: IncidentId, step: &str) -> Message {
         at: at(0),
         title: "t".into(),
         pr_url: None,
+        triage: false,
+        public_text: None,
     }
 }
 

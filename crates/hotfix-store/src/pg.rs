@@ -713,6 +713,13 @@ impl TeamStore for PgStore {
             .collect())
     }
 
+    fn inbox_body(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let mut c = self.lock()?;
+        Ok(c.query_opt("SELECT body FROM inbox WHERE id = $1", &[&id])
+            .map_err(backend)?
+            .map(|r| r.get(0)))
+    }
+
     fn alert_link_get(&self, source: &str, key: &str) -> Result<Option<IncidentId>, StoreError> {
         let mut c = self.lock()?;
         Ok(c.query_opt(

@@ -1235,6 +1235,13 @@ impl TeamStore for SqliteStore {
         .map_err(backend)
     }
 
+    fn inbox_body(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let conn = self.lock()?;
+        conn.query_row("SELECT body FROM inbox WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(backend)
+    }
+
     fn alert_link_get(&self, source: &str, key: &str) -> Result<Option<IncidentId>, StoreError> {
         let conn = self.lock()?;
         let id: Option<i64> = conn

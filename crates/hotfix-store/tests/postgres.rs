@@ -125,6 +125,8 @@ fn a_slow_append_committed_last_still_moves_the_watermark() {
             at: jiff::Timestamp::now(),
             title: "t".into(),
             pr_url: None,
+            triage: false,
+            public_text: None,
         };
         std::thread::spawn(move || {
             let st = PgStore::open_in_schema(&u, Some(&s)).expect("connect");

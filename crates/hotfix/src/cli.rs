@@ -37,6 +37,10 @@ pub enum Cmd {
     },
     /// Declare an incident and cut hotfix/NAME from the remote's current main.
     Start(StartArgs),
+    /// Triage a reported incident (tech leads): confirm it, decline it or merge it.
+    ///
+    /// Without arguments: the incidents waiting for triage.
+    Triage(TriageArgs),
     /// State, next action, timeline against targets, checklist.
     Status(ReadArgs),
     /// Push the branch, open the [HOTFIX] PR, deploy the preview, run the smoke checks.
@@ -168,9 +172,56 @@ pub struct StartArgs {
     /// A security vulnerability: no details in PR, commits or messages.
     #[arg(long)]
     pub security: bool,
-    /// Start a new attempt for this rolled-back incident.
+    /// Take this reported incident (once confirmed at triage), or start a
+    /// new attempt for this rolled-back one.
     #[arg(long, value_name = "HF-N")]
     pub incident: Option<String>,
+    /// Who reported it, when not you (a customer, the support desk): they
+    /// are named when the fix is live, to verify it with them.
+    #[arg(long, value_name = "WHO")]
+    pub reported_by: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TriageArgs {
+    /// The incident (HF-N); without it, the incidents waiting for triage.
+    pub id: Option<String>,
+    #[command(subcommand)]
+    pub action: Option<TriageCmd>,
+    /// The list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TriageCmd {
+    /// It is real: post it and tell the on-call developer to take it.
+    Confirm {
+        /// critical or high (default: the incident's; medium/low: decline it as not_urgent).
+        #[arg(long)]
+        severity: Option<String>,
+        /// What the public status page says about it (default: a safe text from the title).
+        #[arg(long, value_name = "TEXT")]
+        public_text: Option<String>,
+    },
+    /// Not a hotfix: closed without the post-hotfix checklist, the reason in the log.
+    Decline {
+        /// false_alarm, not_urgent (use the normal release) or duplicate (with --of).
+        #[arg(long)]
+        reason: String,
+        /// The incident this one duplicates (with --reason duplicate).
+        #[arg(long, value_name = "HF-M")]
+        of: Option<String>,
+        /// A line for the log.
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// The same thing as another open incident, which takes its alerts from now on.
+    Merge {
+        /// The incident to merge it into.
+        #[arg(long, value_name = "HF-M")]
+        into: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -240,7 +291,8 @@ pub enum TokenCmd {
         /// The team identity it acts as, as in `[team]` (e.g. lead@example.com).
         #[arg(long, value_name = "ID")]
         user: String,
-        /// developer, tech_lead or admin.
+        /// developer, tech_lead or admin; or intake, for a monitoring tool
+        /// (Alertmanager): it may only post alerts.
         #[arg(long)]
         role: String,
     },

@@ -12,7 +12,7 @@ use hotfix_engine::backport::BackportMode;
 use hotfix_engine::{Engine, EngineError, StartArgs};
 
 use crate::app;
-use crate::cli::{Cli, Cmd, PlatformCmd};
+use crate::cli::{Cli, Cmd, PlatformCmd, TriageArgs, TriageCmd};
 use crate::render;
 
 /// An error at the edge, with its exit code.
@@ -108,11 +108,13 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                 customer_facing: a.customer_facing,
                 security: a.security,
                 incident,
+                reported_by: a.reported_by,
             })?;
             println!("{} started: {} ({})", s.id, s.branch, s.severity);
             print_next(&e, &s);
             Ok(0)
         }
+        Cmd::Triage(a) => triage(dir, as_, a),
         Cmd::Status(r) => {
             let e = app::engine(dir, as_, false)?;
             let id = e.resolve(parse_id(&r.id)?)?;
@@ -298,6 +300,124 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             Ok(0)
         }
     }
+}
+
+/// `hotfix triage`: the list, or one decision about one incident.
+fn triage(dir: Option<&std::path::Path>, as_: Option<&str>, a: TriageArgs) -> Result<u8, CliError> {
+    use hotfix_engine::triage::Decision;
+    let Some(raw) = a.id else {
+        if a.action.is_some() {
+            return Err(CliError::usage(
+                "name the incident first: `hotfix triage HF-N confirm|decline|merge`",
+            ));
+        }
+        let e = app::engine(dir, as_, false)?;
+        let list = e.in_triage()?;
+        if a.json {
+            println!("{}", render_triage_json(&e, &list));
+        } else {
+            print!("{}", render_triage_text(&e, &list));
+        }
+        return Ok(0);
+    };
+    let id: IncidentId = raw
+        .parse()
+        .map_err(|e: hotfix_core::id::BadIncidentId| CliError::usage(e.to_string()))?;
+    let parse_other = |v: &str| {
+        v.parse::<IncidentId>()
+            .map_err(|e| CliError::usage(e.to_string()))
+    };
+    let d = match a.action {
+        None => {
+            return Err(CliError::usage(format!(
+                "say what you decide about {id}: `hotfix triage {id} confirm`, `decline --reason false_alarm|not_urgent|duplicate` or `merge --into HF-M`"
+            )));
+        }
+        Some(TriageCmd::Confirm {
+            severity,
+            public_text,
+        }) => Decision::Confirm {
+            severity: severity
+                .as_deref()
+                .map(|s| {
+                    hotfix_engine::triage::parse_severity(s, id).map_err(|r| {
+                        let code = if r.code == "use_normal_release" { 1 } else { 2 };
+                        CliError {
+                            code,
+                            message: format!("{}\n  hint: {}", r.message, r.hint),
+                        }
+                    })
+                })
+                .transpose()?,
+            public_text,
+        },
+        Some(TriageCmd::Decline { reason, of, note }) => Decision::Decline {
+            reason: reason.parse().map_err(CliError::usage)?,
+            duplicate_of: of.as_deref().map(parse_other).transpose()?,
+            note: note.unwrap_or_default(),
+        },
+        Some(TriageCmd::Merge { into }) => Decision::Merge {
+            into: parse_other(&into)?,
+        },
+    };
+    let e = app::engine(dir, as_, true)?;
+    let t = e.triage(id, &d)?;
+    println!("{}", display::line(&hotfix_engine::triage::outcome(&t, &d)));
+    match &t.target {
+        Some(target) => print_next(&e, target),
+        None => print_next(&e, &t.incident),
+    }
+    Ok(0)
+}
+
+/// One row per incident waiting for triage: id, severity, age, alert, title.
+fn render_triage_text(e: &Engine, list: &[IncidentState]) -> String {
+    if list.is_empty() {
+        return "nothing waits for triage\n".to_string();
+    }
+    let now = e.clock.now();
+    let mut o = format!(
+        "{:<8} {:<9} {:>8}  {:<9} {}\n",
+        "ID", "SEVERITY", "AGE", "ALERT", "TITLE"
+    );
+    for s in list {
+        let age = hotfix_core::timeline::clock(now.as_second() - s.declared_at.as_second());
+        let line = format!(
+            "{:<8} {:<9} {:>8}  {:<9} {}",
+            s.id.to_string(),
+            s.severity.as_str(),
+            age,
+            s.alert_status.as_deref().unwrap_or("-"),
+            s.public_title()
+        );
+        o.push_str(&display::line(&line));
+        o.push('\n');
+    }
+    o.push_str(&format!(
+        "next: a tech lead decides: `hotfix triage {} confirm` if it is real, else `decline --reason false_alarm|not_urgent|duplicate --of HF-M` or `merge --into HF-M`\n",
+        list[0].id
+    ));
+    o
+}
+
+fn render_triage_json(e: &Engine, list: &[IncidentState]) -> String {
+    let now = e.clock.now();
+    let v: Vec<serde_json::Value> = list
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "id": s.id.to_string(),
+                "severity": s.severity,
+                "title": s.public_title(),
+                "declared_at": s.declared_at,
+                "declared_by": s.declared_by,
+                "age_s": now.as_second() - s.declared_at.as_second(),
+                "alert_status": s.alert_status,
+                "customer_facing": s.customer_facing,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
 fn short(s: &str) -> &str {

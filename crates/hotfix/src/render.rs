@@ -63,11 +63,56 @@ pub fn status_value(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -
         "checklist": checklist(s),
         "postmortem": s.postmortem.as_ref().map(|(p, d)| json!({"path": p, "due": d})),
         "closed_at": s.closed_at,
+        "triage": triage_value(s),
         "next_action": next_action(s, &e.cfg.policy),
         "undelivered_notifications": undelivered.iter().map(|i| json!({
             "notifier": i.notifier, "step": i.message.step, "attempts": i.attempts, "last_error": i.last_error,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// How triage went: who confirmed it, or why it was declined or merged;
+/// what was merged into it; who reported it.
+fn triage_value(s: &IncidentState) -> Value {
+    json!({
+        "in_triage": s.in_triage(),
+        "confirmed_by": s.confirmed.as_ref().map(|(by, _)| by),
+        "declined": s.declined.as_ref().map(|d| json!({
+            "reason": d.reason.as_str(),
+            "duplicate_of": d.duplicate_of.map(|i| i.to_string()),
+            "merged_into": d.merged_into.map(|i| i.to_string()),
+            "note": d.note,
+            "by": d.by,
+            "at": d.at,
+        })),
+        "absorbed": s.absorbed.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+        "reported_by": s.reported_by,
+    })
+}
+
+/// The triage line of `hotfix status`, if triage decided anything.
+fn triage_line(s: &IncidentState) -> Option<String> {
+    if let Some(d) = &s.declined {
+        return Some(match d.merged_into {
+            Some(into) => format!("merged into {into} by {}", d.by),
+            None => format!(
+                "declined ({}{}) by {}{}",
+                d.reason.label(),
+                d.duplicate_of
+                    .map(|i| format!(" of {i}"))
+                    .unwrap_or_default(),
+                d.by,
+                if d.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", d.note)
+                }
+            ),
+        });
+    }
+    s.confirmed
+        .as_ref()
+        .map(|(by, _)| format!("confirmed by {by}"))
 }
 
 pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -> String {
@@ -91,6 +136,16 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
             String::new()
         }
     );
+    if let Some(l) = triage_line(s) {
+        row!(o, "  triage:    {l}");
+    }
+    if !s.absorbed.is_empty() {
+        let ids: Vec<String> = s.absorbed.iter().map(|i| i.to_string()).collect();
+        row!(o, "  absorbed:  {}", ids.join(", "));
+    }
+    if let Some(who) = &s.reported_by {
+        row!(o, "  reported:  by {who}");
+    }
     row!(
         o,
         "  branch:    {}{}",
@@ -257,6 +312,11 @@ fn checklist_rows(o: &mut String, s: &IncidentState) {
             i.key,
             if i.auto { " (auto)" } else { "" }
         );
+        // What backs the tick ("verify fix with original reporter"): the
+        // alert that reported it resolving after the deploy.
+        if let Some(ev) = &i.evidence {
+            row!(o, "      {ev}");
+        }
     }
 }
 
@@ -363,4 +423,101 @@ pub fn platform_text(st: &hotfix_platform::PlatformStatus) -> String {
         );
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use hotfix_core::event::{Event, EventKind};
+    use hotfix_core::id::IncidentId;
+    use hotfix_core::severity::Severity;
+    use jiff::Timestamp;
+
+    use super::*;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    /// Reported by an alert, fixed and deployed at 600, healthy at 700;
+    /// the alert that reported it resolves at `resolved`.
+    fn fixed(resolved: i64) -> IncidentState {
+        let m = "m".repeat(40);
+        let kinds = vec![
+            (
+                0,
+                EventKind::Declared {
+                    name: "checkout".into(),
+                    title: "Checkout down".into(),
+                    severity: Severity::Critical,
+                    customer_facing: true,
+                    security: false,
+                    branch: "hotfix/checkout".into(),
+                    base_sha: String::new(),
+                },
+            ),
+            (
+                0,
+                EventKind::AlertReceived {
+                    source: "alertmanager".into(),
+                    status: "firing".into(),
+                    key: "{}:{alertname=\"HighErrorRate\"}".into(),
+                    summary: "5xx".into(),
+                },
+            ),
+            (
+                600,
+                EventKind::Deployed {
+                    sha: m.clone(),
+                    environment: "production".into(),
+                    deployment: None,
+                    previous_deployment: None,
+                },
+            ),
+            (
+                700,
+                EventKind::HealthPassed {
+                    sha: m.clone(),
+                    probes: 3,
+                },
+            ),
+            (
+                resolved,
+                EventKind::AlertReceived {
+                    source: "alertmanager".into(),
+                    status: "resolved".into(),
+                    key: "{}:{alertname=\"HighErrorRate\"}".into(),
+                    summary: "5xx".into(),
+                },
+            ),
+        ];
+        let events: Vec<Event> = kinds
+            .into_iter()
+            .enumerate()
+            .map(|(i, (t, kind))| Event {
+                incident: IncidentId(4),
+                seq: i as u64 + 1,
+                at: at(t),
+                actor: "alertmanager (alert)".into(),
+                kind,
+            })
+            .collect();
+        IncidentState::fold(&events).unwrap()
+    }
+
+    #[test]
+    fn the_checklist_shows_the_reporting_alert_resolving_after_the_deploy() {
+        let text = checklist_text(&fixed(900));
+        let evidence = format!(
+            "the alertmanager alert that reported it resolved at {} UTC, after the deploy",
+            at(900).strftime("%Y-%m-%d %H:%M:%S")
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        let i = lines
+            .iter()
+            .position(|l| l.contains("fix_verified"))
+            .unwrap();
+        assert!(lines[i + 1].contains(&evidence), "{text}");
+    }
 }

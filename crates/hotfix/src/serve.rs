@@ -309,7 +309,7 @@ fn token(base: &Path, action: TokenCmd, s: &ServerStoreArgs) -> Result<u8, CliEr
         TokenCmd::Create { user, role } => {
             let role = ApiRole::parse(&role).ok_or_else(|| {
                 CliError::usage(format!(
-                    "unknown role `{role}`: use developer, tech_lead or admin"
+                    "unknown role `{role}`: use developer, tech_lead or admin (or intake: a monitoring tool's token that may only post alerts)"
                 ))
             })?;
             let store = open()?;

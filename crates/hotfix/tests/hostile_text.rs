@@ -54,6 +54,8 @@ fn an_old_log_with_control_characters_prints_escaped() {
         at,
         title: EVIL.to_string(),
         pr_url: None,
+        triage: false,
+        public_text: None,
     };
     store
         .append(
@@ -141,6 +143,8 @@ fn the_console_notifier_escapes_each_message_onto_one_line() {
         at,
         title: String::new(),
         pr_url: None,
+        triage: false,
+        public_text: None,
     };
     store
         .append(

@@ -954,6 +954,21 @@ fn a_reported_incident_is_taken_with_start_incident() {
         )
         .unwrap();
     drop(store);
+    // Reported: in triage until a tech lead confirms it, and nobody takes
+    // it before (the refusal says how to go on).
+    assert_eq!(w.status(&id.to_string())["state"], "triage");
+    w.hf(&["start", "error-rate", "--severity", "critical"])
+        .fails(1, "hotfix triage HF-1 confirm");
+    w.hf(&[
+        "start",
+        "error-rate",
+        "--incident",
+        "HF-1",
+        "--severity",
+        "critical",
+    ])
+    .fails(1, "in triage");
+    w.hf_as(LEAD, &["triage", "HF-1", "confirm"]).ok();
     assert_eq!(w.status(&id.to_string())["state"], "reported");
     // Starting the same name without taking the incident is refused with the way to take it.
     w.hf(&["start", "error-rate", "--severity", "critical"])

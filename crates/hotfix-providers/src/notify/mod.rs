@@ -142,7 +142,7 @@ pub fn each_from_config(
                     statuspage::API_KEY_ENV
                 )
             })?;
-            statuspage::StatuspageNotifier::new(c, key)
+            statuspage::StatuspageNotifier::new(c, key).map(|n| n.with_status(&cfg.status))
         });
         out.push((
             "statuspage",

@@ -7,14 +7,22 @@
 //!
 //! | step                                    | incident     | component                        |
 //! |-----------------------------------------|--------------|----------------------------------|
-//! | `declared`                              | investigating | outage (*)                      |
+//! | `declared`, `confirmed`                 | investigating | outage (*)                      |
 //! | `pr_opened`, `smoke_passed`, `approved`, `attempt_started` | identified | outage        |
 //! | `merged` ("fix is being deployed")      | identified   | outage                           |
 //! | `health_failed`, `rolled_back`          | identified   | outage                           |
 //! | `health_passed`                         | monitoring   | `monitoring_component_status` (default `degraded_performance`) |
-//! | `closed`                                | resolved     | operational                      |
+//! | `closed`, `declined`, `merged_into`     | resolved     | operational                      |
 //!
 //! (*) `major_outage` for critical incidents, `partial_outage` for high.
+//!
+//! Triage (`[status] publish_unconfirmed`, off by default): a message sent
+//! while the incident was still unconfirmed (`Message::triage`) posts
+//! nothing, so an alert that turns out a false alarm never reaches
+//! customers; the first message after a tech lead confirmed it
+//! (`confirmed`, or any later step) creates the public incident. A decline
+//! or a merge resolves the public incident only if one was posted, and
+//! posts nothing otherwise.
 //!
 //! Monitoring keeps the component at `degraded_performance` by default: the
 //! fix is live but the team is still watching, and "operational" is only
@@ -22,8 +30,11 @@
 //! after the fix can set `monitoring_component_status = "operational"`.
 //!
 //! What customers read is written here, never the internal Slack text (which
-//! names branches and PRs); security incidents are called "Service
-//! disruption" and carry nothing else. Subscribers are notified on every
+//! names branches and PRs). The incident's name is its public text
+//! (`Message::public_text`: set at triage, or the title of an incident a
+//! person declared); an alert-declared incident without one, and every
+//! security incident, is called "Service disruption" (the alert's own title
+//! only with `[status] publish_alert_text`). Subscribers are notified on every
 //! update, so a step that would not change what the page says (the same
 //! phase again, e.g. `smoke_passed` after `pr_opened`, or a retry) sends
 //! nothing, and a step older than the last one applied is ignored.
@@ -110,11 +121,18 @@ impl StatuspageConfig {
     }
 }
 
+/// The name of a public incident that has no public text.
+pub const GENERIC_NAME: &str = "Service disruption";
+
 /// Keeps the customer-facing status page in step with the hotfix.
 pub struct StatuspageNotifier {
     config: StatuspageConfig,
     api_key: String,
     agent: ureq::Agent,
+    /// `[status] publish_unconfirmed`.
+    publish_unconfirmed: bool,
+    /// `[status] publish_alert_text`.
+    publish_alert_text: bool,
 }
 
 impl std::fmt::Debug for StatuspageNotifier {
@@ -149,7 +167,7 @@ fn target(step: &str) -> Option<Target> {
         })
     };
     match step {
-        "declared" => t(
+        "declared" | "confirmed" => t(
             "investigating",
             "investigating",
             None,
@@ -179,7 +197,7 @@ fn target(step: &str) -> Option<Target> {
             Some("monitoring"),
             "A fix has been deployed and we are monitoring the results.",
         ),
-        "closed" => t(
+        "closed" | "declined" | "merged_into" => t(
             "resolved",
             "resolved",
             Some("operational"),
@@ -203,7 +221,35 @@ impl StatuspageNotifier {
             config,
             api_key: key,
             agent,
+            publish_unconfirmed: false,
+            publish_alert_text: false,
         })
+    }
+
+    /// What `[status]` lets the page say: incidents still in triage
+    /// (`publish_unconfirmed`) and an alert's own title
+    /// (`publish_alert_text`). Both off unless this is called.
+    pub fn with_status(mut self, status: &hotfix_core::config::StatusConfig) -> Self {
+        self.publish_unconfirmed = status.publish_unconfirmed;
+        self.publish_alert_text = status.publish_alert_text;
+        self
+    }
+
+    /// The public incident's name: the public text, else (only when
+    /// allowed) the alert's title, else [`GENERIC_NAME`]; never anything
+    /// of a security incident.
+    fn public_name(&self, msg: &Message) -> String {
+        let text = if msg.security {
+            None
+        } else {
+            msg.public_text
+                .as_deref()
+                .or(self.publish_alert_text.then_some(msg.title.as_str()))
+        };
+        match text.map(|t| http::snippet(&hotfix_core::display::line(t), 255)) {
+            Some(t) if !t.trim().is_empty() => t,
+            _ => GENERIC_NAME.to_string(),
+        }
     }
 
     fn err(&self, message: String) -> NotifyError {
@@ -329,6 +375,11 @@ impl Notifier for StatuspageNotifier {
         let existing = memory
             .get(msg.incident, MEMORY_INCIDENT)
             .filter(|id| http::is_plain_id(id));
+        if existing.is_none() && msg.triage && !self.publish_unconfirmed {
+            // Not confirmed by a person yet: customers hear of it once a
+            // tech lead has (the `confirmed` message, or any later one).
+            return Ok(());
+        }
         match existing {
             Some(id) => {
                 let body = json!({ "incident": self.incident_body(&t, msg) });
@@ -340,15 +391,13 @@ impl Notifier for StatuspageNotifier {
                 .map_err(|e| self.err(format!("updating incident {id}: {e}")))?;
             }
             None if t.status == "resolved" => {
-                // Nothing was ever posted for this incident: nothing to resolve.
+                // Nothing was ever posted for this incident (declined or
+                // merged at triage, or never customer-visible): nothing to
+                // resolve, and nothing to announce.
                 return Ok(());
             }
             None => {
-                let name = if msg.security || msg.title.trim().is_empty() {
-                    "Service disruption".to_string()
-                } else {
-                    http::snippet(&hotfix_core::display::line(&msg.title), 255)
-                };
+                let name = self.public_name(msg);
                 let mut incident = self.incident_body(&t, msg);
                 if let Some(o) = incident.as_object_mut() {
                     o.insert("name".into(), name.into());

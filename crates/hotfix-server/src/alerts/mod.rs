@@ -17,22 +17,27 @@ pub mod rules;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
-use hotfix_core::team::InboxPut;
+use hotfix_core::id::IncidentId;
+use hotfix_core::team::{InboxPut, InboxRecord};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-pub use parse::{Alert, ParseError, Parsed, Source, Status, parse};
+pub use parse::{Alert, Member, ParseError, Parsed, Source, Status, parse};
 pub use process::{link_key, process};
 
 use crate::{ApiError, AppState, auth};
 
-/// Largest body accepted (PagerDuty's own limit; Alertmanager truncates
-/// to fit it).
-pub const MAX_BODY: usize = 512 * 1024;
+/// Largest body accepted. Alertmanager sends the whole group on every
+/// notification (firing and resolved alerts alike) and cuts it only at the
+/// receiver's `max_alerts`: a group of 1,500 alerts is about 735 KB, and a
+/// body refused for its size is refused again on every retry, its resolve
+/// included. 4 MB holds some 8,000 such alerts; past it the answer is 413
+/// and the README says to set `max_alerts`.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// Sentry signs its webhooks with the integration's client secret.
 pub const SENTRY_SIGNATURE: &str = "sentry-hook-signature";
@@ -40,9 +45,49 @@ pub const SENTRY_SIGNATURE: &str = "sentry-hook-signature";
 pub const SENTRY_REQUEST_ID: &str = "request-id";
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/api/v1/alerts/{source}",
-        post(receive).layer(DefaultBodyLimit::max(MAX_BODY)),
+    // The body is read by the handler itself, after the sender was checked
+    // (`crate::extract::body_limit` knows this route's limit).
+    Router::new().route("/api/v1/alerts/{source}", post(receive))
+}
+
+/// Why the body could not be read.
+enum BodyError {
+    TooLarge,
+    Broken(String),
+}
+
+/// The body, up to [`MAX_BODY`].
+async fn read_body(body: axum::body::Body) -> Result<Bytes, BodyError> {
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            // The limit here or the server-wide one (`extract::limit_bodies`),
+            // however deep it is wrapped.
+            let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&*e);
+            while let Some(x) = cur {
+                if x.is::<LengthLimitError>() {
+                    return Err(BodyError::TooLarge);
+                }
+                cur = x.source();
+            }
+            Err(BodyError::Broken(e.to_string()))
+        }
+    }
+}
+
+fn too_large(st: &AppState, source: &str) -> ApiError {
+    reject(
+        st,
+        source,
+        "too_large",
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {} KB", MAX_BODY / 1024),
+        )
+        .with_hint(
+            "Alertmanager: set `max_alerts` on the webhook receiver (the rest is counted in `truncatedAlerts`)",
+        ),
     )
 }
 
@@ -56,7 +101,7 @@ async fn receive(
     State(st): State<AppState>,
     Path(source): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Some(src) = Source::parse(&source) else {
         // Not labelled with what was asked for: that would let anyone grow
@@ -102,27 +147,26 @@ async fn receive(
         ));
     }
 
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            reject(
-                &st,
-                s,
-                "too_large",
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("the body is larger than {} KB", MAX_BODY / 1024),
-                ),
-            )
-        } else {
-            reject(
+    // A body declared too large is answered before any of it is read.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large(&st, s));
+    }
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return Err(too_large(&st, s)),
+        Err(BodyError::Broken(why)) => {
+            return Err(reject(
                 &st,
                 s,
                 "bad_body",
-                ApiError::bad_request(format!("the body could not be read: {}", e.body_text())),
-            )
+                ApiError::bad_request(format!("the body could not be read: {why}")),
+            ));
         }
-    })?;
+    };
 
     if let (false, Some(sig)) = (by_token, &signature) {
         let Some(secret) = st.secrets.sentry_client.as_deref() else {
@@ -183,9 +227,13 @@ async fn receive(
     let put = st
         .blocking(move |st| Ok(st.store.inbox_put(s, &key, &text, st.now_s())?))
         .await?;
-    st.metrics.alerts_received.inc(&[s]);
     let (id, duplicate) = match put {
-        InboxPut::Stored(id) => (id, false),
+        InboxPut::Stored(id) => {
+            // One per delivery stored: a sender's retry of the same
+            // delivery is answered 202 again but was already counted.
+            st.metrics.alerts_received.inc(&[s]);
+            (id, false)
+        }
         InboxPut::Duplicate(id) => (id, true),
     };
     Ok((
@@ -224,4 +272,49 @@ fn delivery_key(src: Source, headers: &HeaderMap, body: &[u8]) -> String {
         return format!("sentry-request:{id}");
     }
     format!("sha256:{}", hex::encode(Sha256::digest(body)))
+}
+
+/// What an inbox item was, for `GET /api/v1/inbox`: the alert's key (an
+/// Alertmanager group key, a PagerDuty dedup key, ...), the name of the
+/// alert it is about (for a group, the one its rule matched, as the
+/// incident is named), its status and how many alerts it stands for (with
+/// Alertmanager's `truncatedAlerts`). All `null` for an item that is not an
+/// alert (a GitHub delivery) or not readable as one. An item about a
+/// security incident `restricted` says the caller may not read shows no
+/// key or name either: they may tell what the incident is about.
+pub fn describe(
+    st: &AppState,
+    item: &InboxRecord,
+    restricted: &dyn Fn(IncidentId) -> bool,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let mut out = serde_json::Map::new();
+    for k in ["key", "alertname", "status", "alerts"] {
+        out.insert(k.into(), Value::Null);
+    }
+    let Some(src) = Source::parse(&item.source) else {
+        return Ok(out);
+    };
+    let Some(body) = st.store.inbox_body(item.id)? else {
+        return Ok(out);
+    };
+    let Ok(Parsed::Alert(a)) = parse(src, body.as_bytes(), &format!("inbox-{}", item.id)) else {
+        return Ok(out);
+    };
+    let m = rules::first_match(&st.cfg.alerts.rules, &a).and_then(|m| m.member);
+    let a = a.focus(m);
+    let mentioned = item
+        .outcome
+        .as_deref()
+        .unwrap_or_default()
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter_map(|w| w.parse::<IncidentId>().ok());
+    let linked = st.store.alert_link_get(src.as_str(), &a.key)?;
+    let hidden = mentioned.chain(linked).any(restricted);
+    if !hidden {
+        out.insert("key".into(), Value::String(a.key.clone()));
+        out.insert("alertname".into(), Value::String(a.name.clone()));
+    }
+    out.insert("status".into(), json!(a.status.as_str()));
+    out.insert("alerts".into(), json!(a.count()));
+    Ok(out)
 }

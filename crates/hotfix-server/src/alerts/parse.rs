@@ -83,16 +83,80 @@ pub struct Alert {
     pub summary: String,
     /// What rules match on.
     pub labels: BTreeMap<String, String>,
-    /// Alertmanager only: each firing alert of the group (its labels over
-    /// the group's common ones). A rule that matches any of them matches the
-    /// group, because the group is what Alertmanager deduplicates on and
-    /// `commonLabels` lacks whatever differs between its alerts.
-    pub members: Vec<BTreeMap<String, String>>,
+    /// Alertmanager only: each alert of the group as sent (Alertmanager
+    /// sends the whole group every time, firing and resolved alerts alike).
+    /// A rule that matches any firing one matches the group, because the
+    /// group is what Alertmanager deduplicates on and `commonLabels` lacks
+    /// whatever differs between its alerts; the incident is named after the
+    /// one that matched ([`Alert::focus`]).
+    pub members: Vec<Member>,
+    /// Alertmanager's `truncatedAlerts`: alerts of the group that the
+    /// receiver's `max_alerts` left out of `alerts[]`. Counted in the
+    /// summary's "(N alerts)".
+    pub truncated: u64,
     /// The sender's own severity word (`critical`, `error`, `warning`...),
     /// shown in the page; the rule decides the proposed severity.
     pub severity_hint: Option<String>,
     pub url: Option<String>,
 }
+
+/// One alert of an Alertmanager group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Its labels with the group's common ones.
+    pub labels: BTreeMap<String, String>,
+    /// `status` of this alert (a firing group also lists its resolved ones).
+    pub firing: bool,
+    /// Alertmanager's `fingerprint` (a hash of the labels): the same alert
+    /// under another group key when a route changes.
+    pub fingerprint: Option<String>,
+    /// Its `summary`, `description` or `title` annotation (each its own,
+    /// else the group's common one), clipped.
+    pub summary: Option<String>,
+    pub url: Option<String>,
+}
+
+impl Alert {
+    /// How many alerts this notification stands for: Alertmanager's group,
+    /// with the ones `max_alerts` cut; one for every other source.
+    pub fn count(&self) -> u64 {
+        (self.members.len() as u64)
+            .saturating_add(self.truncated)
+            .max(1)
+    }
+
+    /// The alert as told by its member `i` (the one a rule matched): its
+    /// name, labels, severity word, link, and summary (with the group's
+    /// count). `None`, or a member out of range, leaves it as parsed.
+    pub fn focus(mut self, i: Option<usize>) -> Alert {
+        let Some(m) = i.and_then(|i| self.members.get(i)) else {
+            return self;
+        };
+        if let Some(n) = m.labels.get("alertname").filter(|n| !n.trim().is_empty()) {
+            self.name = n.clone();
+        }
+        self.labels = m.labels.clone();
+        self.severity_hint = m.labels.get("severity").cloned();
+        if m.url.is_some() {
+            self.url = m.url.clone();
+        }
+        let summary = m.summary.clone().unwrap_or_else(|| self.name.clone());
+        self.summary = with_count(&summary, self.count());
+        self
+    }
+}
+
+/// `summary (N alerts)` for a group of more than one, clipped.
+fn with_count(summary: &str, n: u64) -> String {
+    if n > 1 {
+        clip(&format!("{} ({n} alerts)", summary.trim()), MAX_SUMMARY)
+    } else {
+        clip(summary, MAX_SUMMARY)
+    }
+}
+
+/// Longest fingerprint kept (Alertmanager's are 16 hex digits).
+const MAX_FINGERPRINT: usize = 64;
 
 /// A payload of the right shape that is, or is not, an alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,61 +308,79 @@ fn alertmanager(o: &Map<String, Value>) -> Result<Parsed, ParseError> {
     let mut common = labels_of(o.get("groupLabels"), "groupLabels")?;
     common.extend(labels_of(o.get("commonLabels"), "commonLabels")?);
     let annotations = labels_of(o.get("commonAnnotations"), "commonAnnotations")?;
-    let mut members = vec![];
-    let mut first: Option<&Map<String, Value>> = None;
+    // A count only adds to the summary: an odd value is read as none
+    // rather than losing the alert.
+    let truncated = o
+        .get("truncatedAlerts")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    // The summary of a member: its own annotation, else the group's common
+    // one, for each of these in turn (a `summary` says more than a
+    // `description`, wherever it is).
+    let pick = |own: &BTreeMap<String, String>| {
+        ["summary", "description", "title"].iter().find_map(|k| {
+            own.get(*k)
+                .or_else(|| annotations.get(*k))
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| clip(v, MAX_SUMMARY))
+        })
+    };
+    let mut members = Vec::with_capacity(alerts.len());
+    let mut first: Option<usize> = None;
     for (i, a) in alerts.iter().enumerate() {
         let Value::Object(a) = a else {
             return Err(shape(format!("alerts[{i}] is not an object")));
         };
-        let own = labels_of(a.get("labels"), &format!("alerts[{i}].labels"))?;
+        let mut labels = labels_of(a.get("labels"), &format!("alerts[{i}].labels"))?;
+        let own_ann = labels_of(a.get("annotations"), &format!("alerts[{i}].annotations"))?;
         let firing = text(a, "status") != Some("resolved");
         if first.is_none() && (firing || status == Status::Resolved) {
-            first = Some(a);
+            first = Some(i);
         }
-        if firing {
-            let mut m = own;
-            m.extend(common.clone());
-            members.push(m);
-        }
+        labels.extend(common.clone());
+        let fingerprint = text(a, "fingerprint")
+            .filter(|f| f.len() <= MAX_FINGERPRINT && f.chars().all(|c| c.is_ascii_alphanumeric()))
+            .map(String::from);
+        members.push(Member {
+            labels,
+            firing,
+            fingerprint,
+            summary: pick(&own_ann),
+            url: http_url(text(a, "generatorURL")),
+        });
     }
-    let first = first.or_else(|| alerts.first().and_then(Value::as_object));
-    let mut labels = match first {
-        Some(a) => labels_of(a.get("labels"), "alerts[].labels")?,
-        None => BTreeMap::new(),
-    };
-    labels.extend(common);
-    let first_ann = match first {
-        Some(a) => labels_of(a.get("annotations"), "alerts[].annotations")?,
-        None => BTreeMap::new(),
+    let first = first.or(if members.is_empty() { None } else { Some(0) });
+    let labels = match first {
+        Some(i) => members[i].labels.clone(),
+        None => common,
     };
     let name = labels
         .get("alertname")
         .cloned()
         .unwrap_or_else(|| "alertmanager-group".into());
-    let pick = |m: &BTreeMap<String, String>| {
-        ["summary", "description", "title"]
-            .iter()
-            .find_map(|k| m.get(*k).filter(|v| !v.trim().is_empty()).cloned())
-    };
-    let mut summary = pick(&annotations)
-        .or_else(|| pick(&first_ann))
+    let summary = ["summary", "description", "title"]
+        .iter()
+        .find_map(|k| annotations.get(*k).filter(|v| !v.trim().is_empty()))
+        .map(|v| clip(v, MAX_SUMMARY))
+        .or_else(|| first.and_then(|i| members[i].summary.clone()))
         .unwrap_or_else(|| name.clone());
-    if alerts.len() > 1 {
-        summary = format!("{} ({} alerts)", summary.trim(), alerts.len());
-    }
-    let url = http_url(first.and_then(|a| text(a, "generatorURL")))
+    let url = first
+        .and_then(|i| members[i].url.clone())
         .or_else(|| http_url(text(o, "externalURL")));
-    Ok(Parsed::Alert(Box::new(Alert {
+    let mut a = Alert {
         source: Source::Alertmanager,
         status,
         key,
         severity_hint: labels.get("severity").cloned(),
         name,
-        summary: clip(&summary, MAX_SUMMARY),
+        summary: String::new(),
         labels,
         members,
+        truncated,
         url,
-    })))
+    };
+    a.summary = with_count(&summary, a.count());
+    Ok(Parsed::Alert(Box::new(a)))
 }
 
 /// Sentry integration-platform webhooks: `metric_alert`, `issue`, `event_alert`.
@@ -354,6 +436,7 @@ fn sentry(o: &Map<String, Value>) -> Result<Parsed, ParseError> {
             severity_hint: (status == Status::Firing).then(|| action.clone()),
             labels,
             members: vec![],
+            truncated: 0,
             url: http_url(text(data, "web_url")),
         })));
     }
@@ -392,6 +475,7 @@ fn sentry(o: &Map<String, Value>) -> Result<Parsed, ParseError> {
             severity_hint: text(issue, "level").map(String::from),
             labels,
             members: vec![],
+            truncated: 0,
             url: http_url(text(issue, "permalink")).or_else(|| http_url(text(issue, "web_url"))),
         })));
     }
@@ -435,6 +519,7 @@ fn sentry(o: &Map<String, Value>) -> Result<Parsed, ParseError> {
             severity_hint: text(event, "level").map(String::from),
             labels,
             members: vec![],
+            truncated: 0,
             url: http_url(text(event, "web_url")).or_else(|| http_url(text(event, "issue_url"))),
         })));
     }
@@ -539,6 +624,7 @@ fn pagerduty(o: &Map<String, Value>, fallback_key: &str) -> Result<Parsed, Parse
         key,
         labels,
         members: vec![],
+        truncated: 0,
         url,
     })))
 }
@@ -584,6 +670,7 @@ fn generic(o: &Map<String, Value>) -> Result<Parsed, ParseError> {
         key,
         labels,
         members: vec![],
+        truncated: 0,
         severity_hint: severity,
         url: http_url(text(o, "url")),
     })))

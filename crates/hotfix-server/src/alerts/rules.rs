@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use hotfix_core::config::AlertRule;
+use hotfix_core::severity::{Severity, SeverityError};
 use sha2::{Digest, Sha256};
 
 use super::parse::Alert;
@@ -11,17 +12,67 @@ use super::parse::Alert;
 /// Longest generated hotfix name (the branch is `hotfix/NAME`).
 pub const MAX_NAME: usize = 48;
 
-/// The first rule whose `source` (when set) is the alert's and whose
-/// `match` labels are all equal in the alert's labels or in one alert of an
-/// Alertmanager group. Order matters: the first match wins, even if it
+/// The rule an alert matched, and on which alert of an Alertmanager group.
+#[derive(Debug, Clone, Copy)]
+pub struct Match<'a> {
+    pub rule: &'a AlertRule,
+    /// The index in [`Alert::members`] of the alert that matched; `None`
+    /// for a source without groups (the alert's own labels matched). The
+    /// incident is named and titled after that alert ([`Alert::focus`]).
+    pub member: Option<usize>,
+}
+
+/// What an alert matches: for each alert, the first rule whose `source`
+/// (when set) is the alert's and whose `match` labels all equal the
+/// alert's. Order matters: an alert's first match wins, even if it
 /// proposes `medium` (that is how a team says "not a hotfix").
-pub fn first_match<'a>(rules: &'a [AlertRule], a: &Alert) -> Option<&'a AlertRule> {
-    rules.iter().find(|r| {
-        r.source.as_deref().is_none_or(|s| s == a.source.as_str())
-            && std::iter::once(&a.labels)
-                .chain(a.members.iter())
-                .any(|set| matches(&r.labels, set))
-    })
+///
+/// An Alertmanager group is judged by its firing alerts (all of them when
+/// none fires: a resolve), each by that rule; the group takes the most
+/// severe of their matches, the earliest alert on a tie. A `DiskSpaceLow`
+/// that Alertmanager happens to list first does not name, title or rate a
+/// group that also holds a critical `HighErrorRate`, and a critical alert
+/// joining the group later raises what the group matches (an escalation).
+pub fn first_match<'a>(rules: &'a [AlertRule], a: &Alert) -> Option<Match<'a>> {
+    let rule_for = |labels: &BTreeMap<String, String>| {
+        rules.iter().find(|r| {
+            r.source.as_deref().is_none_or(|s| s == a.source.as_str()) && matches(&r.labels, labels)
+        })
+    };
+    if a.members.is_empty() {
+        return rule_for(&a.labels).map(|rule| Match { rule, member: None });
+    }
+    let any_firing = a.members.iter().any(|m| m.firing);
+    let mut best: Option<(u8, Match<'a>)> = None;
+    for (i, m) in a.members.iter().enumerate() {
+        if any_firing && !m.firing {
+            continue;
+        }
+        let Some(rule) = rule_for(&m.labels) else {
+            continue;
+        };
+        let w = weight(rule);
+        if best.as_ref().is_none_or(|(b, _)| w > *b) {
+            best = Some((
+                w,
+                Match {
+                    rule,
+                    member: Some(i),
+                },
+            ));
+        }
+    }
+    best.map(|(_, m)| m)
+}
+
+/// How severe a rule's proposal is: critical above high above a
+/// normal-release word (`medium`) above a word nobody knows.
+fn weight(rule: &AlertRule) -> u8 {
+    match rule.severity.parse::<Severity>() {
+        Ok(s) => 2 + s.rank(),
+        Err(SeverityError::UseNormalRelease(_)) => 1,
+        Err(_) => 0,
+    }
 }
 
 fn matches(want: &BTreeMap<String, String>, have: &BTreeMap<String, String>) -> bool {
@@ -80,8 +131,9 @@ pub fn incident_name(rule: &AlertRule, a: &Alert, link_key: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::alerts::parse::{Source, Status};
+    use crate::alerts::parse::{Member, Source, Status};
 
     fn alert(labels: &[(&str, &str)]) -> Alert {
         Alert {
@@ -95,7 +147,21 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             members: vec![],
+            truncated: 0,
             severity_hint: None,
+            url: None,
+        }
+    }
+
+    fn member(labels: &[(&str, &str)], firing: bool) -> Member {
+        Member {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            firing,
+            fingerprint: None,
+            summary: None,
             url: None,
         }
     }
@@ -124,12 +190,12 @@ mod tests {
         ];
         let a = alert(&[("alertname", "HighErrorRate")]);
         assert_eq!(
-            first_match(&rules, &a).map(|r| r.severity.as_str()),
+            first_match(&rules, &a).map(|m| m.rule.severity.as_str()),
             Some("critical")
         );
         let b = alert(&[("alertname", "Other")]);
         assert_eq!(
-            first_match(&rules, &b).map(|r| r.severity.as_str()),
+            first_match(&rules, &b).map(|m| m.rule.severity.as_str()),
             Some("medium")
         );
         assert!(first_match(&rules[..2], &b).is_none());
@@ -140,13 +206,46 @@ mod tests {
         let rules = vec![rule(None, &[("alertname", "HighErrorRate")], "critical")];
         let mut a = alert(&[("service", "api")]);
         assert!(first_match(&rules, &a).is_none());
-        a.members.push(
-            [("alertname", "HighErrorRate"), ("service", "api")]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
-        assert!(first_match(&rules, &a).is_some());
+        a.members.push(member(&[("service", "api")], true));
+        assert!(first_match(&rules, &a).is_none());
+        a.members.push(member(
+            &[("alertname", "HighErrorRate"), ("service", "api")],
+            true,
+        ));
+        assert_eq!(first_match(&rules, &a).and_then(|m| m.member), Some(1));
+        // A resolved alert of a firing group matches nothing; a group that
+        // is all resolved is judged by its resolved alerts.
+        a.members[1].firing = false;
+        assert!(first_match(&rules, &a).is_none());
+        a.members[0].firing = false;
+        assert_eq!(first_match(&rules, &a).and_then(|m| m.member), Some(1));
+    }
+
+    #[test]
+    fn a_group_takes_its_most_severe_alert_not_its_first() {
+        let rules = vec![
+            rule(None, &[("alertname", "DiskSpaceLow")], "medium"),
+            rule(None, &[("alertname", "HighLatency")], "high"),
+            rule(None, &[("alertname", "HighErrorRate")], "critical"),
+        ];
+        let mut a = alert(&[("service", "api")]);
+        a.members = vec![
+            member(&[("alertname", "DiskSpaceLow")], true),
+            member(&[("alertname", "HighLatency")], true),
+            member(&[("alertname", "HighLatency")], true),
+        ];
+        let m = first_match(&rules, &a).unwrap();
+        assert_eq!((m.rule.severity.as_str(), m.member), ("high", Some(1)));
+        a.members
+            .push(member(&[("alertname", "HighErrorRate")], true));
+        let m = first_match(&rules, &a).unwrap();
+        assert_eq!((m.rule.severity.as_str(), m.member), ("critical", Some(3)));
+        // Per alert, the first rule still wins: a catch-all before the
+        // critical rule decides for every alert.
+        let mut first_wins = vec![rule(None, &[], "medium")];
+        first_wins.extend(rules);
+        let m = first_match(&first_wins, &a).unwrap();
+        assert_eq!((m.rule.severity.as_str(), m.member), ("medium", Some(0)));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The dashboard's buttons: `POST /incidents/{id}/actions/{action}`.
 //!
 //! Each calls the same `ops` function as the JSON API, with the signed-in
-//! caller, so the server-side rules (who may approve, checklist before
-//! close) are exactly the API's. The answer is always a redirect back to
+//! caller, so the server-side rules (who may approve or triage, checklist
+//! before close) are exactly the API's. The answer is always a redirect back to
 //! the incident (post/redirect/get: reloading the page does not repeat the
 //! action) with the outcome, or the API's error message, shown once.
 
@@ -33,6 +33,49 @@ pub struct ActionForm {
     /// note: the text.
     #[serde(default)]
     text: Option<String>,
+    /// confirm: the severity (empty: the incident's) and the public text.
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    public_text: Option<String>,
+    /// decline: why, what it duplicates, a line for the log.
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    duplicate_of: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+    /// merge: the incident it goes into.
+    #[serde(default)]
+    into: Option<String>,
+}
+
+/// A triage decision from the incident page's forms: the API's
+/// [`ops::TriageFields`] and [`ops::triage`], so the rules are the API's.
+fn triage(
+    st: &AppState,
+    caller: &Caller,
+    id: IncidentId,
+    action: &str,
+    f: ActionForm,
+) -> Result<String, ApiError> {
+    let fields = ops::TriageFields {
+        action: action.to_string(),
+        severity: f.severity,
+        public_text: f.public_text,
+        reason: f.reason,
+        duplicate_of: f.duplicate_of,
+        note: f.note,
+        into: f.into,
+    };
+    let d = fields.decision(id)?;
+    let (s, recorded) = ops::triage(st, caller, Door::Dashboard, id, &d)?;
+    let t = hotfix_engine::triage::Triaged {
+        incident: s,
+        target: None,
+        recorded,
+    };
+    Ok(format!("{}.", hotfix_engine::triage::outcome(&t, &d)))
 }
 
 /// Approves the head the person saw, not whatever the head is when the
@@ -134,8 +177,9 @@ fn run(
                 "You have no approval of the current head to withdraw.".into()
             })
         }
+        "confirm" | "decline" | "merge" => triage(st, caller, id, action, f),
         other => Err(ApiError::not_found(format!(
-            "no action `{other}`: approve, withdraw, tick, note or close"
+            "no action `{other}`: approve, withdraw, tick, note, close, confirm, decline or merge"
         ))),
     }
 }

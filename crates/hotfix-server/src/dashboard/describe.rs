@@ -164,6 +164,13 @@ pub fn describe(kind: &EventKind, security: bool) -> String {
             what,
             detail,
         } => format!("{source}: {what} {detail}"),
+        EventKind::Confirmed { .. }
+        | EventKind::Declined { .. }
+        | EventKind::MergedInto { .. }
+        | EventKind::Absorbed { .. }
+        | EventKind::Escalated { .. }
+        | EventKind::TriageOverdue
+        | EventKind::ReportedBy { .. } => hotfix_engine::text::describe(kind),
     }
 }
 

@@ -139,7 +139,7 @@ fn row(st: &AppState, v: &Seen, now: jiff::Timestamp) -> Row {
         id: sum.id,
         title: sum.title,
         severity: s.severity.as_str(),
-        phase: words(&sum.phase),
+        phase: render::phase_label(s, &sum.phase),
         customer_facing: s.customer_facing,
         security: s.security,
         declared_at: time(s.declared_at),
@@ -223,11 +223,33 @@ pub async fn index(
                 .filter(|v| !v.state().is_closed())
                 .collect();
             open.reverse();
-            let (rows, pager) =
-                paginate(st, &open, page, st.clock.now(), |p| format!("/?page={p}"));
+            let now = st.clock.now();
+            // Waiting for a tech lead, oldest first: the one waiting longest
+            // is the first to decide.
+            let triage: Vec<Value> = open
+                .iter()
+                .rev()
+                .filter(|v| v.state().in_triage())
+                .map(|v| {
+                    let s = v.state();
+                    let age = now.as_second() - s.declared_at.as_second();
+                    json!({
+                        "id": s.id.to_string(),
+                        "title": s.title,
+                        "severity": s.severity.as_str(),
+                        "age": clock(age),
+                        "over": age > st.cfg.policy.targets.triage.0.as_secs() as i64,
+                        "alert": s.alert_status,
+                        "declared_by": s.declared_by,
+                    })
+                })
+                .collect();
+            let (rows, pager) = paginate(st, &open, page, now, |p| format!("/?page={p}"));
             let content = render::render(
                 "index.html",
                 json!({
+                    "triage": triage,
+                    "triage_target": clock(st.cfg.policy.targets.triage.0.as_secs() as i64),
                     "rows": rows,
                     "open": open.len(),
                     "target": clock(st.cfg.policy.targets.resolved.0.as_secs() as i64),
@@ -265,14 +287,71 @@ fn actions(st: &AppState, caller: &Caller, s: &IncidentState) -> Value {
         Err(_) => (None, None),
     };
     let lead = caller.role >= ApiRole::TechLead;
-    let open: Vec<&str> = open_items(s).iter().map(|i| i.key).collect();
+    // Declined or merged at triage: closed without the checklist.
+    let open: Vec<&str> = if s.declined.is_some() {
+        vec![]
+    } else {
+        open_items(s).iter().map(|i| i.key).collect()
+    };
     json!({
         "approve": approve,
         "approve_note": approve_note,
         "close": lead && !closed && open.is_empty(),
         "close_blocked": (lead && !closed && !open.is_empty())
             .then(|| format!("Close needs the checklist done: {}", open.join(", "))),
-        "tick": !closed,
+        "tick": !closed && s.declined.is_none(),
+        "triage": triage_actions(st, caller, s),
+    })
+}
+
+/// The triage forms `caller` gets on `s`: confirm while it is in triage,
+/// decline and merge until its branch is cut; only for a tech lead in
+/// `[team]` with a tech_lead token (the rulebook decides again on the
+/// click). Others see why there are none.
+fn triage_actions(st: &AppState, caller: &Caller, s: &IncidentState) -> Value {
+    let confirm = s.in_triage();
+    let decline = s.reported
+        && !s.is_closed()
+        && s.declined.is_none()
+        && s.attempt == 1
+        && s.base_sha.is_empty()
+        && s.head_sha.is_none();
+    if !decline {
+        return Value::Null;
+    }
+    let lead = caller.role >= ApiRole::TechLead && st.cfg.is_tech_lead(&caller.user);
+    if !lead {
+        return json!({
+            "note": if confirm {
+                "In triage: a tech lead (in hotfix.toml [team], with a tech_lead token) confirms, declines or merges it."
+            } else {
+                "Confirmed; a tech lead may still decline or merge it until its branch is cut."
+            },
+        });
+    }
+    json!({
+        "confirm": confirm,
+        "severity": s.severity.as_str(),
+        "public_text": s.status_text(false).unwrap_or_default(),
+    })
+}
+
+/// How triage went, for the incident page.
+fn triage_facts(s: &IncidentState) -> Value {
+    json!({
+        "in_triage": s.in_triage(),
+        "confirmed": s.confirmed.as_ref().map(|(by, at)| json!({"by": by, "at": time(*at)})),
+        "declined": s.declined.as_ref().map(|d| json!({
+            "reason": d.reason.label(),
+            "duplicate_of": d.duplicate_of.map(|i| i.to_string()),
+            "merged_into": d.merged_into.map(|i| i.to_string()),
+            "note": d.note,
+            "by": d.by,
+            "at": time(d.at),
+        })),
+        "absorbed": s.absorbed.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+        "reported_by": s.reported_by,
+        "public_text": s.public_text,
     })
 }
 
@@ -361,7 +440,7 @@ fn incident_body(st: &AppState, caller: &Caller, v: &Seen) -> Result<String, Api
         .collect();
     let items: Vec<Value> = checklist(s)
         .into_iter()
-        .map(|i| json!({"key": i.key, "label": i.label, "done": i.done, "auto": i.auto}))
+        .map(|i| json!({"key": i.key, "label": i.label, "done": i.done, "auto": i.auto, "evidence": i.evidence}))
         .collect();
     let deploys: Vec<Value> = s
         .events
@@ -412,7 +491,7 @@ fn incident_body(st: &AppState, caller: &Caller, v: &Seen) -> Result<String, Api
             "id": sum.id,
             "title": sum.title,
             "severity": sum.severity,
-            "phase": words(&sum.phase),
+            "phase": render::phase_label(s, &sum.phase),
             "customer_facing": s.customer_facing,
             "security": s.security,
             "restricted": v.restricted(),
@@ -448,6 +527,7 @@ fn incident_body(st: &AppState, caller: &Caller, v: &Seen) -> Result<String, Api
             "notified": notified,
             "notifiers": notifiers,
             "events": events,
+            "triage": triage_facts(s),
             "actions": actions(st, caller, s),
         }),
     )

@@ -194,6 +194,24 @@ pub fn words(snake: &str) -> String {
     snake.replace('_', " ")
 }
 
+/// The phase as the dashboard shows it: `words` of it, but "in triage"
+/// for an incident waiting for a tech lead, and how triage ended for one
+/// declined or merged ("declined: false alarm", "merged into HF-3").
+pub fn phase_label(s: &hotfix_core::state::IncidentState, phase: &str) -> String {
+    use hotfix_core::event::DeclineReason as R;
+    match (phase, &s.declined) {
+        ("triage", _) => "in triage".into(),
+        ("declined", Some(d)) => match (d.merged_into, d.duplicate_of, d.reason) {
+            (Some(into), _, _) => format!("merged into {into}"),
+            (None, Some(of), _) => format!("declined: duplicate of {of}"),
+            (None, None, R::FalseAlarm) => "declined: false alarm".into(),
+            (None, None, R::NotUrgent) => "declined: not urgent".into(),
+            (None, None, R::Duplicate) => "declined: duplicate".into(),
+        },
+        _ => words(phase),
+    }
+}
+
 /// The first 12 characters of a SHA (enough to be unambiguous to people).
 pub fn short(sha: &str) -> String {
     sha.chars().take(12).collect()

@@ -272,6 +272,15 @@ pub async fn login(
         );
     }
     match authenticate(&st, token.clone()).await {
+        // The monitoring tools' credential never signs in (`auth::not_intake`).
+        Ok(Some(c)) if c.role == hotfix_core::team::ApiRole::Intake => login_page(
+            StatusCode::FORBIDDEN,
+            &next,
+            Some(
+                "an intake token may only post alerts; sign in with a developer, tech_lead or admin token",
+            ),
+            None,
+        ),
         Ok(Some(_)) => {
             let mut r = see_other(&next);
             let v = format!("{COOKIE}={token}; {}", cookie_attrs(&headers));

@@ -3,6 +3,11 @@
 //! target is met, rollbacks per hotfix. Pure functions of folded incidents
 //! (tested with hand-built logs); the log page and `GET /api/v1/stats`
 //! show the same numbers.
+//!
+//! Incidents declined or merged at triage (phase `declined`) were never
+//! hotfixes: they are counted apart ([`Declined`], by reason) and left out
+//! of time to restore, the resolved target and every step but triage
+//! itself (how long the tech leads took to decide is a triage figure).
 
 use std::collections::BTreeMap;
 
@@ -65,11 +70,27 @@ pub struct Rollbacks {
     pub per_hotfix: Option<f64>,
 }
 
+/// Declined or merged at triage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Declined {
+    pub count: usize,
+    /// `false_alarm`, `not_urgent`, `duplicate` (merges included).
+    pub by_reason: BTreeMap<&'static str, usize>,
+    /// Of them, merged into another incident.
+    pub merged: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stats {
     pub incidents: usize,
     pub open: usize,
+    /// Open incidents still in triage (counted in `open` too).
+    pub triage: usize,
+    /// Closed ones, declined ones included.
     pub closed: usize,
+    /// Closed at triage without a hotfix; not in any figure below but the
+    /// triage step.
+    pub declined: Declined,
     pub by_severity: BTreeMap<&'static str, usize>,
     pub time_to_restore: Restore,
     pub resolved_target: Target,
@@ -100,6 +121,12 @@ pub fn compute<'a>(
     let target_s = i64::try_from(policy.targets.resolved.0.as_secs()).unwrap_or(i64::MAX);
     let mut count = 0;
     let mut open = 0;
+    let mut triage = 0;
+    let mut declined = Declined {
+        count: 0,
+        by_reason: BTreeMap::new(),
+        merged: 0,
+    };
     let mut by_severity: BTreeMap<&'static str, usize> = BTreeMap::new();
     // Not restored, still open and already past the "resolved" target.
     let mut overdue = 0;
@@ -117,10 +144,20 @@ pub fn compute<'a>(
         count += 1;
         if !s.is_closed() {
             open += 1;
+            if s.in_triage() {
+                triage += 1;
+            }
         }
         *by_severity.entry(s.severity.as_str()).or_insert(0) += 1;
+        if let Some(d) = &s.declined {
+            declined.count += 1;
+            *declined.by_reason.entry(d.reason.as_str()).or_insert(0) += 1;
+            if d.merged_into.is_some() {
+                declined.merged += 1;
+            }
+        }
         for row in timeline(s, policy, now) {
-            if row.step == "rolled_back" {
+            if row.step == "rolled_back" || (s.declined.is_some() && row.step != "triage") {
                 continue;
             }
             // Still open and past the target: missed whatever happens
@@ -149,6 +186,9 @@ pub fn compute<'a>(
                 }
             }
         }
+        if s.declined.is_some() {
+            continue;
+        }
         rollbacks += u64::from(s.rollbacks);
         if s.events
             .iter()
@@ -169,7 +209,9 @@ pub fn compute<'a>(
     Stats {
         incidents: count,
         open,
+        triage,
         closed: count - open,
+        declined,
         by_severity,
         time_to_restore: Restore {
             count: restore.len(),

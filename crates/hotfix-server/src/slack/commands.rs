@@ -11,6 +11,8 @@ use hotfix_core::severity::SeverityError;
 use hotfix_core::team::ApiRole;
 use hotfix_core::timeline::clock;
 
+use hotfix_engine::triage::{Decision, outcome, parse_severity};
+
 use super::Reply;
 use crate::auth::Caller;
 use crate::{ApiError, AppState, ops};
@@ -19,6 +21,9 @@ pub const USAGE: &str = "*/hotfix*: the emergency hotfix workflow\n\
 • `/hotfix declare <critical|high> <name> [title…] [--customer-facing] [--security]`: open an incident; the developer then cuts the branch with `hotfix start`\n\
 • `/hotfix status`: the open incidents; `/hotfix status HF-N`: one incident\n\
 • `/hotfix approve HF-N`: approve its current head (tech leads and reviewers in [team]; never your own hotfix)\n\
+• `/hotfix confirm HF-N [critical|high]`: triage (tech leads): it is real, at this severity; the on-call developer takes it\n\
+• `/hotfix decline HF-N <false_alarm|not_urgent|duplicate> [HF-M] [note…]`: triage (tech leads): not a hotfix, closed without the checklist\n\
+• `/hotfix merge HF-N HF-M`: triage (tech leads): HF-N is the same as the open HF-M, which takes its alerts\n\
 Medium and low severity bugs use the normal release.";
 
 /// What the person asked for.
@@ -34,6 +39,8 @@ pub enum Command {
     },
     Status(Option<IncidentId>),
     Approve(IncidentId),
+    /// A tech lead's triage decision about an incident.
+    Triage(IncidentId, Decision),
 }
 
 /// Slack sends `&`, `<` and `>` as entities in the text.
@@ -91,6 +98,86 @@ pub fn parse(text: &str) -> Result<Command, Reply> {
                 return Err(usage_error("`approve` takes one incident id"));
             }
             Ok(Command::Approve(id))
+        }
+        Some("confirm") => {
+            let id = incident_id(words.next(), "confirm")?;
+            let severity = match words.next() {
+                None => None,
+                Some(raw) => Some(parse_severity(raw, id).map_err(|r| {
+                    if r.code == "use_normal_release" {
+                        // Not a usage mistake: the process says so.
+                        Reply::ephemeral(format!(
+                            "{}\n{}",
+                            r.message,
+                            r.hint.replace(
+                                &format!("`hotfix triage {id} decline --reason not_urgent`"),
+                                &format!("`/hotfix decline {id} not_urgent`")
+                            )
+                        ))
+                    } else {
+                        usage_error(r.message)
+                    }
+                })?),
+            };
+            if words.next().is_some() {
+                return Err(usage_error(
+                    "`confirm` takes an incident id and at most a severity, e.g. `/hotfix confirm HF-3 high`",
+                ));
+            }
+            Ok(Command::Triage(
+                id,
+                Decision::Confirm {
+                    severity,
+                    public_text: None,
+                },
+            ))
+        }
+        Some("decline") => {
+            let id = incident_id(words.next(), "decline")?;
+            let Some(reason) = words.next() else {
+                return Err(usage_error(
+                    "`decline` needs a reason: `/hotfix decline HF-3 false_alarm`, `not_urgent` or `duplicate HF-2`",
+                ));
+            };
+            let reason = reason.parse().map_err(|e: String| usage_error(esc(&e)))?;
+            let mut rest: Vec<&str> = words.collect();
+            let duplicate_of = match rest.first().map(|w| w.parse::<IncidentId>()) {
+                Some(Ok(d)) => {
+                    rest.remove(0);
+                    Some(d)
+                }
+                _ => None,
+            };
+            let note = rest.join(" ");
+            if note.chars().count() > 2000 {
+                return Err(usage_error("the note is at most 2000 characters"));
+            }
+            Ok(Command::Triage(
+                id,
+                Decision::Decline {
+                    reason,
+                    duplicate_of,
+                    note,
+                },
+            ))
+        }
+        Some("merge") => {
+            let id = incident_id(words.next(), "merge")?;
+            // `merge HF-3 HF-2` or `merge HF-3 into HF-2`.
+            let mut next = words.next();
+            if next.is_some_and(|w| w.eq_ignore_ascii_case("into")) {
+                next = words.next();
+            }
+            let Some(into) = next else {
+                return Err(usage_error(
+                    "`merge` needs the incident it goes into, e.g. `/hotfix merge HF-3 HF-2`",
+                ));
+            };
+            let into = into.parse::<IncidentId>().map_err(usage_error)?;
+            if words.next().is_some() {
+                return Err(usage_error("`merge` takes two incident ids"));
+            }
+            Ok(Command::Triage(id, Decision::Merge { into }))
         }
         Some("declare") => {
             let (Some(mut sev), Some(mut name)) = (words.next(), words.next()) else {
@@ -163,6 +250,7 @@ pub fn run(st: &AppState, who: &str, cmd: Command) -> Reply {
         Command::Status(None) => list(st),
         Command::Status(Some(id)) => show(st, id),
         Command::Approve(id) => approve(st, who, id),
+        Command::Triage(id, d) => triage(st, who, id, &d),
     };
     r.unwrap_or_else(|e| {
         let hint = e.hint.map(|h| format!("\n{h}")).unwrap_or_default();
@@ -310,17 +398,51 @@ fn show(st: &AppState, id: IncidentId) -> Result<Reply, ApiError> {
 }
 
 /// The Slack-verified identity is the authentication, `[team]` the role:
-/// a tech lead in `[team]` fills the tech lead slot as a tech_lead token
-/// would, everything else is checked by [`ops::approve`] as for the API.
-fn approve(st: &AppState, who: &str, id: IncidentId) -> Result<Reply, ApiError> {
-    let caller = Caller {
+/// a tech lead in `[team]` acts as a tech_lead token would, everyone else
+/// as a developer's; the rest is checked by `ops` as for the API.
+fn caller_of(st: &AppState, who: &str) -> Caller {
+    Caller {
         user: who.to_string(),
         role: if st.cfg.is_tech_lead(who) {
             ApiRole::TechLead
         } else {
             ApiRole::Developer
         },
+    }
+}
+
+/// A triage decision from the channel, by the tech lead who typed it
+/// ([`ops::triage`], the rulebook deciding who may). The channel is told
+/// what was decided and the next step.
+fn triage(st: &AppState, who: &str, id: IncidentId, d: &Decision) -> Result<Reply, ApiError> {
+    let caller = caller_of(st, who);
+    let (s, recorded) = ops::triage(st, &caller, Door::Slack, id, d)?;
+    let t = hotfix_engine::triage::Triaged {
+        incident: s.clone(),
+        target: None,
+        recorded,
     };
+    let line = esc(&outcome(&t, d));
+    if !recorded {
+        return Ok(Reply::ephemeral(format!("{line}. Nothing to do.")));
+    }
+    // The channel reads what an outsider does (`hotfix_core::access`).
+    let next = match d {
+        Decision::Merge { into } => {
+            ops::summary(st, &ops::read(st, &Reader::Outside, *into)?, st.clock.now()).next
+        }
+        _ => ops::summary(st, &ops::seen(s, &Reader::Outside)?, st.clock.now()).next,
+    };
+    let icon = match d {
+        Decision::Confirm { .. } => ":white_check_mark:",
+        Decision::Decline { .. } => ":no_bell:",
+        Decision::Merge { .. } => ":link:",
+    };
+    Ok(Reply::in_channel(format!("{icon} {line}.\nNext: {next}")))
+}
+
+fn approve(st: &AppState, who: &str, id: IncidentId) -> Result<Reply, ApiError> {
+    let caller = caller_of(st, who);
     let (s, recorded) = ops::approve(st, &caller, Door::Slack, id)?;
     let sha = s.head_sha.as_deref().unwrap_or("");
     let sha = sha.get(..7).unwrap_or(sha);
@@ -357,6 +479,37 @@ mod tests {
         );
         assert_eq!(parse("approve HF-12"), Ok(Command::Approve(IncidentId(12))));
         assert_eq!(
+            parse("confirm HF-2 high"),
+            Ok(Command::Triage(
+                IncidentId(2),
+                Decision::Confirm {
+                    severity: Some(Severity::High),
+                    public_text: None
+                }
+            ))
+        );
+        assert_eq!(
+            parse("decline HF-3 duplicate HF-2 same alert"),
+            Ok(Command::Triage(
+                IncidentId(3),
+                Decision::Decline {
+                    reason: hotfix_core::event::DeclineReason::Duplicate,
+                    duplicate_of: Some(IncidentId(2)),
+                    note: "same alert".into()
+                }
+            ))
+        );
+        assert_eq!(parse("merge HF-3 into HF-2"), parse("merge hf-3 HF-2"));
+        assert_eq!(
+            parse("merge HF-3 HF-2"),
+            Ok(Command::Triage(
+                IncidentId(3),
+                Decision::Merge {
+                    into: IncidentId(2)
+                }
+            ))
+        );
+        assert_eq!(
             parse("declare pdf-crash high"),
             parse("declare high pdf-crash")
         );
@@ -376,6 +529,13 @@ mod tests {
     fn bad_commands_get_a_reason_and_the_usage() {
         let medium = parse("declare medium typo").unwrap_err();
         assert!(medium.text.contains("normal release"), "{}", medium.text);
+        let medium = parse("confirm HF-4 medium").unwrap_err();
+        assert!(
+            medium.text.contains("normal release")
+                && medium.text.contains("`/hotfix decline HF-4 not_urgent`"),
+            "{}",
+            medium.text
+        );
         let medium = parse("declare typo medium").unwrap_err();
         assert!(medium.text.contains("normal release"), "{}", medium.text);
         assert_eq!(medium.response_type, "ephemeral");
@@ -389,6 +549,14 @@ mod tests {
             "declare high bad/name",
             "declare high x --force",
             "deploy HF-1",
+            "confirm",
+            "confirm HF-1 urgent",
+            "confirm HF-1 high now",
+            "decline HF-1",
+            "decline HF-1 flaky",
+            "merge HF-1",
+            "merge HF-1 HF-x",
+            "merge HF-1 HF-2 HF-3",
         ] {
             let r = parse(bad).unwrap_err();
             assert!(r.text.contains("/hotfix status"), "{bad}: {}", r.text);

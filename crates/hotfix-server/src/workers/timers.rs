@@ -7,8 +7,15 @@
 //!   (`[policy.targets] postmortem_within`, 24 h by default) has passed
 //!   without one being scheduled, or the scheduled one is past due and the
 //!   incident is still open: the tech leads are paged;
-//! - **nobody took it**: an incident reported (by an alert, a person) has
-//!   had no branch for [`UNCLAIMED_AFTER_S`]: the on-call people are paged again.
+//! - **triage overdue**: an incident reported (by an alert, Slack, the API)
+//!   is still in triage (nobody confirmed, declined or merged it) past the
+//!   policy's target (`[policy.targets] triage`, 5 min by default): a
+//!   `triage_overdue` event, whose message pages the tech leads; once
+//!   (admission refuses a second);
+//! - **nobody took it**: a confirmed incident (phase `reported`) has had no
+//!   branch for [`UNCLAIMED_AFTER_S`] since its confirmation: the on-call
+//!   people are paged again. While it is in triage the decision is the
+//!   tech leads' (the timer above), not the on-call developer's.
 //!
 //! One replica scans at a time (the `timers` lease, which its holder renews
 //! each round and another replica takes over once it lapses), but the lease
@@ -30,7 +37,7 @@ use crate::{ApiError, AppState, ops};
 
 /// Production healthy this long without a post-mortem scheduled: remind.
 pub const REMINDER_AFTER_S: i64 = 60 * 60;
-/// Reported this long without a branch: page the on-call people again.
+/// Confirmed this long without a branch: page the on-call people again.
 pub const UNCLAIMED_AFTER_S: i64 = 15 * 60;
 /// The `source` of the events timers append (an `external_update`).
 pub const SOURCE: &str = "hotfix";
@@ -45,6 +52,8 @@ pub enum Timer {
     PostmortemReminder,
     PostmortemOverdue,
     Unclaimed,
+    /// Appended as `triage_overdue` (not an `external_update`).
+    TriageOverdue,
 }
 
 impl Timer {
@@ -54,6 +63,7 @@ impl Timer {
             Timer::PostmortemReminder => "post-mortem reminder",
             Timer::PostmortemOverdue => "post-mortem overdue",
             Timer::Unclaimed => "on call paged again",
+            Timer::TriageOverdue => "triage overdue",
         }
     }
 
@@ -63,12 +73,16 @@ impl Timer {
             Timer::PostmortemReminder => "postmortem_reminder",
             Timer::PostmortemOverdue => "postmortem_overdue",
             Timer::Unclaimed => "repaged",
+            Timer::TriageOverdue => "triage_overdue",
         }
     }
 }
 
 /// Has `t` fired on this incident already (its event is in the log)?
 pub fn fired(s: &IncidentState, t: Timer) -> bool {
+    if t == Timer::TriageOverdue {
+        return s.triage_overdue;
+    }
     s.events.iter().any(|e| {
         matches!(&e.kind, EventKind::ExternalUpdate { source, what, .. }
             if source == SOURCE && what == t.what())
@@ -77,6 +91,16 @@ pub fn fired(s: &IncidentState, t: Timer) -> bool {
 
 fn window_s(policy: &Policy) -> i64 {
     i64::try_from(policy.targets.postmortem_within.0.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn triage_s(policy: &Policy) -> i64 {
+    i64::try_from(policy.targets.triage.0.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Since when a confirmed incident has waited for someone to take it: its
+/// confirmation (the triage time is the tech leads', not the on-call's).
+fn waiting_since(s: &IncidentState) -> Timestamp {
+    s.triaged_at().unwrap_or(s.declared_at)
 }
 
 /// When the post-mortem is due: the scheduled due time, else the end of the
@@ -120,8 +144,14 @@ pub fn due(s: &IncidentState, policy: &Policy, now: Timestamp) -> Vec<Timer> {
     {
         v.push(Timer::PostmortemReminder);
     }
+    if s.in_triage()
+        && now_s - s.declared_at.as_second() >= triage_s(policy)
+        && !fired(s, Timer::TriageOverdue)
+    {
+        v.push(Timer::TriageOverdue);
+    }
     if s.phase(policy) == Phase::Reported
-        && now_s - s.declared_at.as_second() >= UNCLAIMED_AFTER_S
+        && now_s - waiting_since(s).as_second() >= UNCLAIMED_AFTER_S
         && !fired(s, Timer::Unclaimed)
     {
         v.push(Timer::Unclaimed);
@@ -129,19 +159,21 @@ pub fn due(s: &IncidentState, policy: &Policy, now: Timestamp) -> Vec<Timer> {
     v
 }
 
-/// What a timer says: the event's detail, the message and who it mentions.
+/// What a timer recorded as an `external_update` says: the event's detail,
+/// the message and who it mentions. `None` for [`Timer::TriageOverdue`],
+/// which has an event kind of its own and the core's message for it.
 fn describe(
     st: &AppState,
     s: &IncidentState,
     t: Timer,
     now: Timestamp,
-) -> (String, String, Vec<String>) {
+) -> Option<(String, String, Vec<String>)> {
     let id = s.id;
     let due = postmortem_due(s, &st.cfg.policy)
         .map(show)
         .unwrap_or_else(|| "now".into());
     let leads = st.cfg.team.tech_leads.clone();
-    match t {
+    Some(match t {
         Timer::PostmortemReminder => (
             format!("due by {due}"),
             format!(
@@ -160,25 +192,31 @@ fn describe(
             };
             (format!("was due by {due}"), text, leads)
         }
+        Timer::TriageOverdue => return None,
         Timer::Unclaimed => {
-            let mins = (now.as_second() - s.declared_at.as_second()) / 60;
+            let mins = (now.as_second() - waiting_since(s).as_second()) / 60;
+            // A log from before triage existed has no confirmation.
+            let since = if s.confirmed.is_some() {
+                "confirmed"
+            } else {
+                "reported"
+            };
             let on_call = if st.cfg.team.on_call.is_empty() {
                 leads
             } else {
                 st.cfg.team.on_call.clone()
             };
-            let name = if s.security { "NAME" } else { s.name.as_str() };
-            let sev = s.severity.as_str();
             (
-                format!("nobody took {id} yet (reported {mins} min ago)"),
+                format!("nobody took {id} yet ({since} {mins} min ago)"),
                 format!(
-                    ":pager: nobody took {id} [{}] yet (reported {mins} min ago). Take it: `hotfix start {name} --incident {id} --severity {sev}`.",
-                    sev.to_uppercase()
+                    ":pager: nobody took {id} [{}] yet ({since} {mins} min ago). Take it: `{}`.",
+                    s.severity.as_str().to_uppercase(),
+                    hotfix_core::notify::take_command(s)
                 ),
                 on_call,
             )
         }
-    }
+    })
 }
 
 /// Fires `t` on `id` if it is still due on the fresh log; true when this
@@ -192,7 +230,10 @@ pub fn fire(st: &AppState, id: IncidentId, t: Timer) -> Result<bool, ApiError> {
             return Ok((vec![], vec![]));
         }
         appended = true;
-        let (detail, text, mentions) = describe(st, s, t, now);
+        let Some((detail, text, mentions)) = describe(st, s, t, now) else {
+            // `triage_overdue`: the core's message for it pages the tech leads.
+            return Ok((vec![EventKind::TriageOverdue], vec![]));
+        };
         let event = EventKind::ExternalUpdate {
             source: SOURCE.into(),
             what: t.what().into(),
@@ -252,7 +293,27 @@ mod tests {
         Timestamp::from_second(1_700_000_000 + s).unwrap()
     }
 
+    /// Declared with its branch cut (on `a…a`), then `kinds`.
     fn state(kinds: Vec<(i64, EventKind)>) -> IncidentState {
+        declared("a".repeat(40), kinds)
+    }
+
+    /// Reported without a branch (in triage until confirmed), then `kinds`.
+    fn reported(kinds: Vec<(i64, EventKind)>) -> IncidentState {
+        declared(String::new(), kinds)
+    }
+
+    fn confirmed(t: i64) -> (i64, EventKind) {
+        (
+            t,
+            EventKind::Confirmed {
+                severity: Severity::Critical,
+                public_text: None,
+            },
+        )
+    }
+
+    fn declared(base_sha: String, kinds: Vec<(i64, EventKind)>) -> IncidentState {
         let mut events = vec![Event {
             incident: IncidentId(1),
             seq: 1,
@@ -265,7 +326,7 @@ mod tests {
                 customer_facing: true,
                 security: false,
                 branch: "hotfix/pdf".into(),
-                base_sha: String::new(),
+                base_sha,
             },
         }];
         for (i, (t, k)) in kinds.into_iter().enumerate() {
@@ -304,11 +365,58 @@ mod tests {
     #[test]
     fn a_reported_incident_nobody_takes_is_paged_again_once() {
         let p = Policy::default();
-        let s = state(vec![]);
-        assert!(due(&s, &p, at(UNCLAIMED_AFTER_S - 1)).is_empty());
-        assert_eq!(due(&s, &p, at(UNCLAIMED_AFTER_S)), vec![Timer::Unclaimed]);
-        let s = state(vec![timer_event(Timer::Unclaimed)]);
-        assert!(due(&s, &p, at(UNCLAIMED_AFTER_S * 3)).is_empty());
+        // Confirmed after 10 minutes of triage: the on-call's 15 minutes
+        // count from the confirmation.
+        let c = 600;
+        let s = reported(vec![confirmed(c)]);
+        assert_eq!(s.phase(&p), Phase::Reported);
+        assert!(due(&s, &p, at(c + UNCLAIMED_AFTER_S - 1)).is_empty());
+        assert_eq!(
+            due(&s, &p, at(c + UNCLAIMED_AFTER_S)),
+            vec![Timer::Unclaimed]
+        );
+        let s = reported(vec![confirmed(c), timer_event(Timer::Unclaimed)]);
+        assert!(due(&s, &p, at(c + UNCLAIMED_AFTER_S * 3)).is_empty());
+        // In triage it is the tech leads' call, not the on-call's.
+        let s = reported(vec![]);
+        assert!(!due(&s, &p, at(UNCLAIMED_AFTER_S * 3)).contains(&Timer::Unclaimed));
+        // A branch cut: taken.
+        assert!(due(&state(vec![]), &p, at(UNCLAIMED_AFTER_S * 3)).is_empty());
+    }
+
+    #[test]
+    fn an_incident_left_in_triage_past_its_target_pages_the_tech_leads_once() {
+        let mut p = Policy::default();
+        let target = 5 * 60;
+        let s = reported(vec![]);
+        assert_eq!(s.phase(&p), Phase::Triage);
+        assert!(due(&s, &p, at(target - 1)).is_empty());
+        assert_eq!(due(&s, &p, at(target)), vec![Timer::TriageOverdue]);
+        // Fired: never again, however long it stays in triage.
+        let s = reported(vec![(target, EventKind::TriageOverdue)]);
+        assert!(fired(&s, Timer::TriageOverdue));
+        assert!(due(&s, &p, at(target * 10)).is_empty());
+        // Triaged in time (confirmed, or declined and closed): nothing.
+        let s = reported(vec![confirmed(target - 1)]);
+        assert!(due(&s, &p, at(target * 2)).is_empty());
+        let declined = reported(vec![
+            (
+                60,
+                EventKind::Declined {
+                    reason: hotfix_core::event::DeclineReason::FalseAlarm,
+                    duplicate_of: None,
+                    note: String::new(),
+                },
+            ),
+            (60, EventKind::Closed),
+        ]);
+        assert!(due(&declined, &p, at(target * 10)).is_empty());
+        // The target is the policy's.
+        p.targets.triage = hotfix_core::duration::HumanDuration::mins(2);
+        assert_eq!(
+            due(&reported(vec![]), &p, at(120)),
+            vec![Timer::TriageOverdue]
+        );
     }
 
     #[test]
