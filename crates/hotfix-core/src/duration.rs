@@ -49,7 +49,7 @@ impl FromStr for HumanDuration {
             let unit = rest[..u_end].trim();
             rest = rest[u_end..].trim_start();
             // Checked: a number too large for its unit is a bad value, not
-            // an overflow (found by the `config_toml` fuzz target).
+            // an overflow (its regression test: tests/fuzz_regressions.rs).
             let secs = |k: u64| n.checked_mul(k).map(Duration::from_secs).ok_or_else(bad);
             let d = match unit {
                 "ms" => Duration::from_millis(n),

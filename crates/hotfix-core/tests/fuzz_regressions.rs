@@ -1,5 +1,6 @@
-//! `hotfix.toml` inputs the `config_toml` fuzz target (`fuzz/`, run with
-//! `fuzz/run.sh`) showed to panic, and what they must do instead: be a
+//! `hotfix.toml` inputs that panicked the duration parser the `config_toml`
+//! fuzz target exercises (`fuzz/`, run with `fuzz/run.sh`; found while
+//! writing it and replayed through it), and what they must do instead: be a
 //! configuration error that names the key, like any other bad value.
 
 #![allow(clippy::unwrap_used)]

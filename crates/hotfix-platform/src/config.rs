@@ -256,8 +256,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
             "h" | "hr" | "hrs" => Duration::from_secs(n.checked_mul(3600)?),
             _ => return None,
         };
-        // Checked: the sum overflowed `Duration` and panicked (found by the
-        // `config_toml` fuzz target).
+        // Checked: the sum overflowed `Duration` and panicked (its
+        // regression test: tests/fuzz_regressions.rs).
         total = total.checked_add(d).filter(|t| *t <= MAX_DURATION)?;
     }
     Some(total)

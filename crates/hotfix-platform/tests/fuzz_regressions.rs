@@ -1,5 +1,6 @@
-//! `[deploy]` tables the `config_toml` fuzz target (`fuzz/`, run with
-//! `fuzz/run.sh`) showed to panic the platform's own duration parser, and
+//! `[deploy]` tables that panicked the platform's own duration parser,
+//! which the `config_toml` fuzz target exercises (`fuzz/`, run with
+//! `fuzz/run.sh`; found while writing it and replayed through it), and
 //! what they must do instead: be a configuration error naming the key.
 
 use std::path::Path;
