@@ -760,16 +760,15 @@ fn a_firing_alert_opens_an_incident_in_triage_that_a_tech_lead_confirms() {
         first["key"], "{}:{alertname=\"HighErrorRate\", service=\"api\"}",
         "{first}"
     );
-    // The inbox says which delivery declared it, and what it was.
-    let inbox = c.inbox();
-    let item = inbox
-        .iter()
-        .find(|i| {
+    // The inbox says which delivery declared it, and what it was (its
+    // outcome is recorded just after the declaration: wait for it).
+    let item = c.wait("the inbox item that declared it", |c| {
+        c.inbox().into_iter().find(|i| {
             i["outcome"]
                 .as_str()
                 .is_some_and(|o| o.contains(&format!("declared {id}")))
         })
-        .unwrap_or_else(|| panic!("{inbox:#?}"));
+    });
     assert_eq!(item["source"], "alertmanager", "{item}");
     assert_eq!(item["key"], first["key"], "{item}");
     assert_eq!(item["alertname"], "HighErrorRate", "{item}");
