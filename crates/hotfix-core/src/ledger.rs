@@ -129,13 +129,14 @@ impl Ledger<'_> {
             others: others.as_deref(),
         };
         // One pass: each event is admitted on the state the events before
-        // it leave, and notified from that state.
+        // it leave, and notified from the state it leaves (as a declaration
+        // is): a confirmation or an escalation is told at its new severity.
         let mut cur = s.clone();
         let mut outbox = vec![];
         for k in kinds {
             admit(&cur, &rules, actor, k).map_err(AppendError::Refused)?;
-            outbox.extend(self.messages(&cur, k, now));
             cur.push(now, actor.who, k);
+            outbox.extend(self.messages(&cur, k, now));
         }
         outbox.extend(extra);
         let events: Vec<NewEvent> = kinds

@@ -40,7 +40,8 @@ pub struct Message {
     pub public_text: Option<String>,
 }
 
-/// The message for an event, if that event is worth one.
+/// The message for an event, if that event is worth one; `s` is the
+/// incident as the event leaves it.
 pub fn message_for(
     s: &IncidentState,
     kind: &EventKind,
@@ -48,20 +49,6 @@ pub fn message_for(
     channel: &str,
     tech_leads: &[String],
 ) -> Option<Message> {
-    // A confirmation or an escalation is told as it leaves the incident
-    // (the ledger asks with the state before the event): at the new
-    // severity, which the take command names, and (confirmed) out of triage.
-    let after;
-    let s = if let EventKind::Confirmed { .. } | EventKind::Escalated { .. } = kind {
-        after = {
-            let mut c = s.clone();
-            c.push(at, "", kind);
-            c
-        };
-        &after
-    } else {
-        s
-    };
     let id = s.id;
     let sev = s.severity.as_str().to_uppercase();
     let what = s.public_title();

@@ -395,12 +395,11 @@ fn link_fingerprints(st: &AppState, a: &Alert, id: IncidentId) -> Result<(), Api
 /// title and the alert lost.
 fn alert_title(summary: &str) -> Option<String> {
     let first = summary.lines().map(str::trim).find(|l| !l.is_empty())?;
-    let first = hotfix_core::display::line(first);
-    let max = hotfix_core::validate::MAX_TITLE;
-    Some(match first.char_indices().nth(max - 1) {
-        Some((i, _)) => format!("{}…", &first[..i]),
-        None => first.into_owned(),
-    })
+    // `clip` adds the ellipsis past its limit: 199 characters + "…" at most.
+    Some(parse::clip(
+        &hotfix_core::display::line(first),
+        hotfix_core::validate::MAX_TITLE - 1,
+    ))
 }
 
 /// The newest status this alert reported on `s`.
