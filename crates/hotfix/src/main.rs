@@ -5,6 +5,7 @@ mod app;
 mod cli;
 mod commands;
 mod demo;
+mod platform_cmd;
 mod render;
 mod serve;
 mod store;
