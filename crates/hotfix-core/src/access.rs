@@ -396,6 +396,18 @@ fn redact_kind(kind: &EventKind, secrets: &mut Secrets) -> EventKind {
                 RollbackStep::Stalled { what } => RollbackStep::Stalled {
                     what: hide(what, secrets),
                 },
+                RollbackStep::Production {
+                    previous_deployment,
+                    sha,
+                    health,
+                } => RollbackStep::Production {
+                    previous_deployment: previous_deployment.clone(),
+                    sha: sha.clone(),
+                    health: health.as_ref().map(|h| crate::event::RollbackHealth {
+                        detail: hide(&h.detail, secrets),
+                        ..h.clone()
+                    }),
+                },
                 other => other.clone(),
             },
             reason: hide(reason, secrets),

@@ -480,9 +480,17 @@ fn values_rule(kind: &EventKind, out: &mut Vec<Refusal>) {
             match step {
                 RollbackStep::Production {
                     previous_deployment,
+                    sha,
+                    health,
                 } => {
                     if let Some(p) = previous_deployment {
                         text(out, "previous_deployment", p, MAX_SHORT, true);
+                    }
+                    if let Some(sha) = sha {
+                        oid(out, "sha", sha);
+                    }
+                    if let Some(h) = health {
+                        text(out, "detail", &h.detail, MAX_TEXT, true);
                     }
                 }
                 RollbackStep::MainReverted { sha } | RollbackStep::DevelopReverted { sha } => {
@@ -600,10 +608,7 @@ fn rolled_back(s: &IncidentState) -> Refusal {
     refusal(
         "rolled_back",
         format!("{} was rolled back", s.id),
-        format!(
-            "start a new attempt with `hotfix start NAME --severity {} --incident {}`",
-            s.severity, s.id
-        ),
+        format!("start a new attempt with {}", crate::next::new_attempt(s)),
     )
 }
 
@@ -723,7 +728,10 @@ fn state_rule(
                 out.push(refusal(
                     "not_started",
                     format!("{} has no branch yet", s.id),
-                    format!("take it with `hotfix start NAME --incident {}`", s.id),
+                    format!(
+                        "take it with `hotfix start {} --incident {} --severity {}`",
+                        s.name, s.id, s.severity
+                    ),
                 ));
             }
         }

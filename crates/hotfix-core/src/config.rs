@@ -26,6 +26,27 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// `[status]`: the public status page.
     pub status: StatusConfig,
+    /// Where this config was read from (not a key of the file): `start`
+    /// compares the repository's own config with the one on the remote's
+    /// main, which the hotfix branch will carry.
+    #[serde(skip)]
+    pub source: ConfigSource,
+}
+
+/// Where the config in effect comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ConfigSource {
+    /// No file anywhere: the built-in defaults.
+    #[default]
+    Defaults,
+    /// `<repo>/hotfix.toml` in the work tree.
+    WorkTree,
+    /// The committed file of a revision (`git show REV:hotfix.toml`),
+    /// because the checked-out commit has none: the team's config on the
+    /// remote's main (or the local main) applies to a branch cut without it.
+    Revision(String),
+    /// A file named by `$HOTFIX_CONFIG`: the team keeps it outside the repository.
+    Named(String),
 }
 
 /// `[server]`. Secrets (API tokens, webhook secrets) come from the environment.
@@ -34,7 +55,8 @@ pub struct Config {
 pub struct ServerConfig {
     /// The server the CLI talks to in remote mode (`HOTFIX_SERVER` overrides).
     pub url: Option<String>,
-    /// Where `hotfix serve` listens.
+    /// Where `hotfix serve` listens. Default `127.0.0.1:8788`: not 8080,
+    /// which the embedded platform's production port (and most apps) take.
     pub listen: String,
     /// Slack user id → team identity, for `/hotfix` (`U024BE7LH = "lead@example.com"`).
     pub slack_users: std::collections::BTreeMap<String, String>,
@@ -58,7 +80,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             url: None,
-            listen: "127.0.0.1:8080".into(),
+            listen: "127.0.0.1:8788".into(),
             slack_users: Default::default(),
             slack_channel: None,
             header_read_timeout_s: 10,
@@ -390,7 +412,120 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
         cfg.validate()?;
+        // The same text parsed as a table: which keys the file states.
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        cfg.validate_stated(&table)?;
         Ok(cfg)
+    }
+
+    /// Refuses a policy the file states that its checks cannot meet.
+    ///
+    /// Why only what the file states: a file that writes
+    /// `area_checks = true` promises that high hotfixes are tested on the
+    /// affected areas, and a push that ran the smoke checks alone would
+    /// look like that promise kept. The built-in policy asks for them too,
+    /// but a config that never wrote a `[policy.high]` made no promise;
+    /// `push` then says that no area check ran.
+    fn validate_stated(&self, table: &toml::Table) -> Result<(), ConfigError> {
+        let stated = |sev: &str, key: &str| {
+            table
+                .get("policy")
+                .and_then(|p| p.get(sev))
+                .and_then(|t| t.get(key))
+                .and_then(toml::Value::as_bool)
+                == Some(true)
+        };
+        for sev in ["critical", "high"] {
+            if stated(sev, "area_checks") && self.area_checks.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "policy.{sev}.area_checks = true but no [[area_checks]] is configured: \
+                     list the affected areas ([[area_checks]] with name, path and status), \
+                     or set area_checks = false under [policy.{sev}]"
+                )));
+            }
+            if stated(sev, "smoke") && self.smoke.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "policy.{sev}.smoke = true but no [[smoke]] is configured: \
+                     add one ([[smoke]] with path = \"/health\"), or set smoke = false under [policy.{sev}]"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// What this config can be used with but probably should not: printed
+    /// as warnings by the commands that act, not errors, because the team
+    /// may fill them in later and reading the log must work meanwhile.
+    ///
+    /// A policy asking for more approvals than `[team]` has people for:
+    /// nobody could approve such a hotfix, and the team would find out at
+    /// 3 a.m. when `ship` is refused.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = vec![];
+        let leads = self.team.tech_leads.len();
+        let approvers = {
+            let mut all: Vec<String> = self
+                .team
+                .tech_leads
+                .iter()
+                .chain(&self.team.reviewers)
+                .map(|p| p.trim().to_ascii_lowercase())
+                .collect();
+            all.sort();
+            all.dedup();
+            all.len()
+        };
+        let people = |n: usize| match n {
+            0 => "nobody".to_string(),
+            1 => "1 person".to_string(),
+            n => format!("{n} people"),
+        };
+        for (sev, p) in [
+            ("critical", &self.policy.critical),
+            ("high", &self.policy.high),
+        ] {
+            let wanted = (p.tech_leads + p.reviewers) as usize;
+            if (p.tech_leads as usize) > leads {
+                out.push(format!(
+                    "policy.{sev}.tech_leads = {} but [team] tech_leads names {}: a {sev} hotfix could not be approved; add them to [team] tech_leads",
+                    p.tech_leads,
+                    people(leads)
+                ));
+            } else if wanted > approvers {
+                out.push(format!(
+                    "[policy.{sev}] asks for {wanted} approvals ({} from tech leads, {} from reviewers) but [team] names {} who may approve: a {sev} hotfix could not be approved; add reviewers to [team]",
+                    p.tech_leads,
+                    p.reviewers,
+                    people(approvers)
+                ));
+            }
+        }
+        out
+    }
+
+    /// The top-level sections in which two configs differ (`[team]`,
+    /// `[[area_checks]]`…), whatever their comments and layout; empty when
+    /// they mean the same.
+    pub fn differing_sections(&self, other: &Config) -> Vec<&'static str> {
+        let mut out = vec![];
+        let mut differ = |same: bool, name: &'static str| {
+            if !same {
+                out.push(name);
+            }
+        };
+        differ(self.git == other.git, "[git]");
+        differ(self.team == other.team, "[team]");
+        differ(self.policy == other.policy, "[policy]");
+        differ(self.forge == other.forge, "[forge]");
+        differ(self.deploy == other.deploy, "[deploy]");
+        differ(self.smoke == other.smoke, "[[smoke]]");
+        differ(self.area_checks == other.area_checks, "[[area_checks]]");
+        differ(self.notify == other.notify, "[notify]");
+        differ(self.server == other.server, "[server]");
+        differ(self.alerts == other.alerts, "[alerts]");
+        differ(self.status == other.status, "[status]");
+        out
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -449,6 +584,19 @@ impl Config {
                 ));
             }
         }
+        for (sev, p) in [
+            ("critical", &self.policy.critical),
+            ("high", &self.policy.high),
+        ] {
+            // The checks run against the preview: without one they never
+            // pass, and every hotfix of this severity would be refused at ship.
+            if !p.preview && (p.smoke || p.area_checks) {
+                let key = if p.smoke { "smoke" } else { "area_checks" };
+                return inv(format!(
+                    "policy.{sev}.{key} = true but policy.{sev}.preview = false: the checks run against the preview, so none could ever pass; set preview = true, or {key} = false"
+                ));
+            }
+        }
         if self.deploy.unhealthy_after == 0 {
             return inv("[deploy] unhealthy_after must be at least 1".into());
         }
@@ -480,14 +628,118 @@ pub const INIT_TEMPLATE: &str = include_str!("init_template.toml");
 mod tests {
     use super::*;
 
+    /// The template with its commented `[[area_checks]]` example taken in,
+    /// as a team does once it names its affected areas.
+    fn template_with_area_checks() -> String {
+        let start = INIT_TEMPLATE
+            .find("# [[area_checks]]")
+            .expect("the template has a commented [[area_checks]] example");
+        let rest = &INIT_TEMPLATE[start..];
+        // The example ends at the first blank line.
+        let end = rest.find("\n\n").map_or(rest.len(), |i| i + 1);
+        let mut out = INIT_TEMPLATE[..start].to_string();
+        for l in rest[..end].lines() {
+            out.push_str(l.strip_prefix("# ").unwrap_or(l));
+            out.push('\n');
+        }
+        out.push_str(&rest[end..]);
+        out
+    }
+
     #[test]
-    fn the_init_template_parses_to_the_defaults() {
-        let cfg = Config::parse(INIT_TEMPLATE).expect("template parses");
+    fn the_init_template_parses_to_the_defaults_once_its_area_checks_are_named() {
+        let cfg = Config::parse(&template_with_area_checks()).expect("template parses");
         let d = Config::default();
         assert_eq!(cfg.policy, d.policy);
         assert_eq!(cfg.git, d.git);
         assert_eq!(cfg.deploy.watch, d.deploy.watch);
         assert_eq!(cfg.smoke.len(), 1);
+        assert_eq!(cfg.area_checks.len(), 1);
+        // As written, it says what is missing instead of passing silently.
+        let e = Config::parse(INIT_TEMPLATE).expect_err("no area checks yet");
+        assert!(
+            e.to_string()
+                .contains("policy.high.area_checks = true but no [[area_checks]] is configured"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_stated_policy_that_its_checks_cannot_meet_is_an_error_naming_the_key() {
+        let high = |area: bool, smoke: bool, preview: bool| {
+            format!(
+                "[policy.high]\nresponse = \"1h\"\ntech_leads = 1\nreviewers = 1\npreview = {preview}\nsmoke = {smoke}\narea_checks = {area}\n"
+            )
+        };
+        let area = "[[area_checks]]\nname = \"billing\"\npath = \"/billing\"\n";
+        let smoke = "[[smoke]]\npath = \"/health\"\n";
+        for (text, says) in [
+            (
+                format!("{}{smoke}", high(true, true, true)),
+                "policy.high.area_checks = true but no [[area_checks]] is configured",
+            ),
+            (
+                format!("{}{area}", high(true, true, true)),
+                "policy.high.smoke = true but no [[smoke]] is configured",
+            ),
+            (
+                format!("{}{area}{smoke}", high(true, true, false)),
+                "policy.high.smoke = true but policy.high.preview = false",
+            ),
+            (
+                format!("{}{area}", high(true, false, false)),
+                "policy.high.area_checks = true but policy.high.preview = false",
+            ),
+        ] {
+            let e = Config::parse(&text).expect_err(&text).to_string();
+            assert!(e.contains(says), "{text}\n=> {e}");
+        }
+        assert!(Config::parse(&format!("{}{area}{smoke}", high(true, true, true))).is_ok());
+        assert!(Config::parse(&format!("{}{smoke}", high(false, true, true))).is_ok());
+        assert!(Config::parse(&high(false, false, false)).is_ok());
+        // The built-in policy (no [policy.high] written) promises nothing the
+        // file could break: a minimal config stays usable.
+        assert!(Config::parse("[team]\ntech_leads = [\"lead\"]\n").is_ok());
+    }
+
+    #[test]
+    fn approvals_the_team_cannot_give_are_warnings() {
+        let cfg = Config::parse("").expect("defaults");
+        let w = cfg.warnings();
+        assert!(
+            w.iter()
+                .any(|w| w
+                    .contains("policy.critical.tech_leads = 1 but [team] tech_leads names nobody")),
+            "{w:?}"
+        );
+        let cfg = Config::parse("[team]\ntech_leads = [\"lead\"]\n").expect("one lead");
+        let w = cfg.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("[policy.high] asks for 2 approvals (1 from tech leads, 1 from reviewers) but [team] names 1 person who may approve"), "{w:?}");
+        let cfg = Config::parse("[team]\ntech_leads = [\"lead\"]\nreviewers = [\"LEAD\"]\n")
+            .expect("the same person twice");
+        assert_eq!(cfg.warnings().len(), 1, "one person is one approver");
+        let cfg = Config::parse("[team]\ntech_leads = [\"lead\", \"lead2\"]\n").expect("two leads");
+        assert!(
+            cfg.warnings().is_empty(),
+            "a tech lead may fill the reviewer slot"
+        );
+    }
+
+    #[test]
+    fn differing_sections_ignore_comments_and_layout() {
+        let a = Config::parse("[team]\ntech_leads = [\"lead\"]\n").expect("a");
+        let b = Config::parse("# the team\n[team]\ntech_leads = [ \"lead\" ]\n").expect("b");
+        assert!(a.differing_sections(&b).is_empty());
+        let c = Config::parse("[team]\ntech_leads = [\"other\"]\n[[area_checks]]\npath = \"/x\"\n")
+            .expect("c");
+        assert_eq!(a.differing_sections(&c), vec!["[team]", "[[area_checks]]"]);
+        let mut d = a.clone();
+        d.source = ConfigSource::Revision("origin/main".into());
+        assert!(
+            a.differing_sections(&d).is_empty(),
+            "where it was read is not a setting"
+        );
     }
 
     #[test]

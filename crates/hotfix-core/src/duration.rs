@@ -1,4 +1,5 @@
-//! Human durations in config (`"30s"`, `"5m"`, `"1h30m"`, `"250ms"`).
+//! Human durations: in config (`"30s"`, `"5m"`, `"1h30m"`, `"250ms"`), and
+//! the one way every message says how long something took ([`span`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -106,9 +107,79 @@ impl HumanDuration {
     }
 }
 
+/// How long, for people: `0s`, `59s`, `1m`, `1m05s`, `20m`, `1h`,
+/// `1h05m`, `1d`, `2d3h`. The one formatter behind every elapsed time,
+/// target, age and time to restore that hotfix prints (CLI, dashboard,
+/// Slack, post-mortem), so that `20s` and `20m` can never be mistaken for
+/// each other the way `00:20` and `20:00` were.
+///
+/// Rules: under a minute, seconds; under an hour, minutes and seconds
+/// (seconds as two digits, left out when zero); under a day, hours and
+/// minutes (seconds dropped); from a day on, days and hours (minutes
+/// dropped). Parts are truncated, never rounded up, so a step shown at
+/// its target's value has not passed it by a whole unit. Negative values
+/// (a clock that went backwards) read `0s`. Every form but days parses
+/// back as a [`HumanDuration`].
+pub fn span(secs: i64) -> String {
+    let s = secs.max(0);
+    let (d, h, m, sec) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
+    match (d, h, m, sec) {
+        (0, 0, 0, sec) => format!("{sec}s"),
+        (0, 0, m, 0) => format!("{m}m"),
+        (0, 0, m, sec) => format!("{m}m{sec:02}s"),
+        (0, h, 0, _) => format!("{h}h"),
+        (0, h, m, _) => format!("{h}h{m:02}m"),
+        (d, 0, _, _) => format!("{d}d"),
+        (d, h, _, _) => format!("{d}d{h}h"),
+    }
+}
+
+/// [`span`] of a [`Duration`] (whole seconds).
+pub fn span_of(d: Duration) -> String {
+    span(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_read_unambiguously() {
+        let cases = [
+            (0, "0s"),
+            (-5, "0s"),
+            (4, "4s"),
+            (20, "20s"),
+            (59, "59s"),
+            (60, "1m"),
+            (65, "1m05s"),
+            (20 * 60, "20m"),
+            (59 * 60 + 59, "59m59s"),
+            (3600, "1h"),
+            (3600 + 5 * 60, "1h05m"),
+            (3600 + 5 * 60 + 59, "1h05m"),
+            (23 * 3600 + 59 * 60 + 59, "23h59m"),
+            (86_400, "1d"),
+            (86_400 + 59 * 60, "1d"),
+            (2 * 86_400 + 3 * 3600 + 7, "2d3h"),
+            (i64::MAX, "106751991167300d15h"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(span(secs), want, "{secs}s");
+        }
+        assert_eq!(span_of(Duration::from_millis(1999)), "1s");
+    }
+
+    #[test]
+    fn spans_under_a_day_parse_back() {
+        for secs in [0, 4, 59, 60, 65, 1200, 3599, 3600, 3900, 86_399 - 59] {
+            let shown = span(secs);
+            let back: HumanDuration = shown.parse().unwrap_or_else(|e| panic!("{e}"));
+            // Seconds are dropped from an hour on.
+            let want = if secs >= 3600 { secs / 60 * 60 } else { secs };
+            assert_eq!(back.0.as_secs() as i64, want, "{shown}");
+        }
+    }
 
     #[test]
     fn parses_common_forms() {

@@ -360,6 +360,15 @@ pub enum RollbackStep {
     Production {
         #[serde(default)]
         previous_deployment: Option<String>,
+        /// The code production runs again (the merge's first parent), so
+        /// that `status` can say what serves now. Absent in older logs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha: Option<String>,
+        /// Production's health probed right after it went back: a rollback
+        /// says the previous release serves only when a probe saw it.
+        /// Absent in older logs and when there is no health URL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        health: Option<RollbackHealth>,
     },
     /// The merge is reverted on main by this commit.
     MainReverted { sha: String },
@@ -367,6 +376,18 @@ pub enum RollbackStep {
     DevelopReverted { sha: String },
     /// A step failed; the rollback is incomplete until a re-run finishes it.
     Stalled { what: String },
+}
+
+/// Production's health right after a rollback put the previous release back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackHealth {
+    /// A probe answered 2xx.
+    pub healthy: bool,
+    /// How many probes it took to decide.
+    pub probes: u32,
+    /// What the last probe saw: its status, or why it failed.
+    #[serde(default)]
+    pub detail: String,
 }
 
 impl RollbackStep {

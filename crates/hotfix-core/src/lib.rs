@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod name;
 pub mod next;
 pub mod notify;
+pub mod plural;
 pub mod policy;
 pub mod provider;
 pub mod severity;

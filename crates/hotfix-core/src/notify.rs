@@ -135,14 +135,37 @@ pub fn message_for(
             } else {
                 "rolled back"
             };
+            // What production runs now, so nobody reads "rolled back" as "down".
+            let now = match s.rolled_back_to.as_ref() {
+                Some(r) => {
+                    let sha = r
+                        .sha
+                        .as_deref()
+                        .map(|x| format!(" ({})", x.get(..10).unwrap_or(x)))
+                        .unwrap_or_default();
+                    match &r.health {
+                        Some(h) if h.healthy => {
+                            format!(" Production runs the previous release{sha}, healthy.")
+                        }
+                        Some(_) => format!(
+                            " Production runs the previous release{sha} and is STILL UNHEALTHY."
+                        ),
+                        None => format!(" Production runs the previous release{sha}."),
+                    }
+                }
+                None => String::new(),
+            };
             if s.security {
-                format!(":rewind: {id} {how}; merge reverted.")
+                format!(":rewind: {id} {how}; merge reverted.{now}")
             } else {
-                format!(":rewind: {id} {how}: {reason}. Merge reverted on main.")
+                format!(":rewind: {id} {how}: {reason}. Merge reverted on main.{now}")
             }
         }
         EventKind::PostmortemScheduled { due, .. } => {
-            format!(":calendar: {id} post-mortem scheduled, due by {due}.")
+            format!(
+                ":calendar: {id} post-mortem scheduled, due by {}.",
+                crate::timeline::utc(*due)
+            )
         }
         EventKind::Closed => format!(":lock: {id} closed."),
         EventKind::ApprovalWithdrawn { by, reason, .. } => {

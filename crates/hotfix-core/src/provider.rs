@@ -154,6 +154,11 @@ pub trait Store: Send + Sync {
     /// the Statuspage incident id): `(incident, key) -> value`.
     fn memory_get(&self, incident: IncidentId, key: &str) -> Result<Option<String>, StoreError>;
     fn memory_set(&self, incident: IncidentId, key: &str, value: &str) -> Result<(), StoreError>;
+    /// The log lives on a team server (remote mode): the server's token says
+    /// who acts, so a command printed for a person never carries `--as`.
+    fn is_remote(&self) -> bool {
+        false
+    }
 }
 
 // ---------------------------------------------------------------- forge
@@ -317,7 +322,10 @@ pub enum DeployError {
     },
     #[error("deploy provider unreachable: {0}")]
     Unreachable(String),
-    #[error("deploy failed: {0}")]
+    /// The provider's own account of what failed, shown as it is: the
+    /// caller says which deploy it was ("production deploy failed: …"), so
+    /// no layer repeats "deploy failed".
+    #[error("{0}")]
     Failed(String),
 }
 
@@ -336,6 +344,20 @@ pub trait Deployer: Send + Sync {
     fn current_production(&self) -> Result<Option<String>, DeployError> {
         Ok(None)
     }
+    /// The file the output of `action` for `ctx` goes to, if the provider
+    /// keeps one on this machine: named while the step runs, so that a
+    /// person watching a slow build knows where to look (and can tail it).
+    fn log_path(&self, _ctx: &DeployCtx, _action: DeployAction) -> Option<std::path::PathBuf> {
+        None
+    }
+}
+
+/// Which deploy a [`Deployer::log_path`] is asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployAction {
+    Preview,
+    Production,
+    Rollback,
 }
 
 // ---------------------------------------------------------------- notify

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::event::{
     AntiPattern, CheckResult, CommitInfo, DeclineReason, DiffStat, Event, EventKind, Role,
-    RollbackStep,
+    RollbackHealth, RollbackStep,
 };
 use crate::id::IncidentId;
 use crate::policy::Policy;
@@ -118,6 +118,22 @@ pub struct Rollback {
     pub forced: Option<String>,
 }
 
+/// What production runs once a rollback put the previous release back:
+/// not the fix any more (whose deploy and health describe the past), but
+/// the code before it, and whether that serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RolledBackTo {
+    /// When production went back.
+    pub at: Timestamp,
+    /// The code it runs: as the rollback recorded it, else the main the
+    /// merge was made on (what the rollback deploys).
+    pub sha: Option<String>,
+    /// The provider's deployment it went back to, if it has ids.
+    pub deployment: Option<String>,
+    /// The rollback's own health probe; `None` when none was made.
+    pub health: Option<RollbackHealth>,
+}
+
 /// Everything known about one incident.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IncidentState {
@@ -161,6 +177,8 @@ pub struct IncidentState {
     pub backport_sha: Option<String>,
     pub rollback: Option<Rollback>,
     pub rollback_progress: Option<RollbackProgress>,
+    /// What production runs after this attempt's rollback went back.
+    pub rolled_back_to: Option<RolledBackTo>,
     // --- the whole incident ---
     pub rollbacks: u32,
     pub anti_patterns: Vec<(AntiPattern, String)>,
@@ -280,6 +298,7 @@ impl IncidentState {
             backport_sha: None,
             rollback: None,
             rollback_progress: None,
+            rolled_back_to: None,
             rollbacks: 0,
             anti_patterns: vec![],
             checklist_done: BTreeSet::new(),
@@ -454,9 +473,22 @@ impl IncidentState {
                     p.forced = forced.clone();
                 }
                 match step {
-                    RollbackStep::Production { .. } => {
+                    RollbackStep::Production {
+                        previous_deployment,
+                        sha,
+                        health,
+                    } => {
                         p.production = true;
                         p.stalled = None;
+                        self.rolled_back_to = Some(RolledBackTo {
+                            at: e.at,
+                            sha: sha
+                                .clone()
+                                .or_else(|| self.previous_main.clone())
+                                .filter(|s| !s.is_empty()),
+                            deployment: previous_deployment.clone(),
+                            health: health.clone(),
+                        });
                     }
                     RollbackStep::MainReverted { sha } => {
                         p.main_revert = Some(sha.clone());
@@ -590,6 +622,7 @@ impl IncidentState {
         self.backport_sha = None;
         self.rollback = None;
         self.rollback_progress = None;
+        self.rolled_back_to = None;
     }
 
     /// Approvals that still count: given on the current head, after the

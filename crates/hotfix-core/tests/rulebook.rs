@@ -444,6 +444,8 @@ fn build(s: &IncidentState, a: &Action) -> EventKind {
             step: match a.n % 4 {
                 0 => RollbackStep::Production {
                     previous_deployment: None,
+                    sha: None,
+                    health: None,
                 },
                 1 => RollbackStep::MainReverted { sha: oid('e') },
                 2 => RollbackStep::DevelopReverted { sha: oid('c') },

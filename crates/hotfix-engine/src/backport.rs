@@ -45,6 +45,11 @@ impl Engine {
             ));
         };
         if s.backport_sha.is_some() && mode != BackportMode::Abort {
+            // A crash between recording and removing left the worktree.
+            let wt = self.backport_worktree(id);
+            if wt.exists() {
+                self.remove_backport_worktree(&wt);
+            }
             self.ui
                 .info(&format!("{id} is already backported to {develop}"));
             return Ok(s);
@@ -57,8 +62,9 @@ impl Engine {
                     "nothing to abort",
                 ));
             };
-            self.abort_backport_worktree(Path::new(wt));
+            // Recorded first: the person may be running this from inside it.
             self.append(&s, vec![EventKind::BackportAborted])?;
+            self.remove_backport_worktree(Path::new(wt));
             self.ui
                 .info(&format!("backport aborted; {develop} is as it was"));
             return self.load(id);
@@ -199,7 +205,8 @@ impl Engine {
         let parent = w.rev_parse("HEAD^1")?.unwrap_or_default();
         self.push_develop(&commit, &parent)?;
         self.failpoint("backport.pushed");
-        self.abort_backport_worktree(&wt);
+        // Recorded first, the worktree removed after (by record_backport):
+        // the person may be running this from inside it.
         let now = self.remote_develop()?;
         let s = self.load(id)?;
         self.record_backport(&s, head, &now)
@@ -250,9 +257,6 @@ impl Engine {
             .git
             .find_merge_of(&range, head)?
             .unwrap_or_else(|| develop_sha.to_string());
-        if let Some((_, wt)) = &s.backport_conflict {
-            self.abort_backport_worktree(Path::new(wt));
-        }
         self.append(
             s,
             vec![EventKind::Backported {
@@ -264,7 +268,34 @@ impl Engine {
             short(head),
             self.remote()
         ));
+        if let Some((_, wt)) = &s.backport_conflict {
+            self.remove_backport_worktree(Path::new(wt));
+        }
         self.load(s.id)
+    }
+
+    /// Removes the finished backport's worktree and says so, with where to
+    /// go when the person's shell is in it (as the conflict hint asked).
+    fn remove_backport_worktree(&self, wt: &Path) {
+        let existed = wt.exists();
+        let inside = std::env::current_dir()
+            .ok()
+            .zip(wt.canonicalize().ok())
+            .is_some_and(|(cwd, wt)| cwd.canonicalize().unwrap_or(cwd).starts_with(wt));
+        self.abort_backport_worktree(wt);
+        if !existed {
+            return;
+        }
+        if inside {
+            self.ui.info(&format!(
+                "removed the backport worktree {}; your shell is still in it: `cd {}`",
+                wt.display(),
+                self.git.root().display()
+            ));
+        } else {
+            self.ui
+                .info(&format!("removed the backport worktree {}", wt.display()));
+        }
     }
 
     pub(crate) fn abort_backport_worktree(&self, wt: &Path) {

@@ -35,8 +35,11 @@ impl Engine {
         })
     }
 
-    /// Writes `postmortems/HF-N.md` and `postmortems/HF-N.ics` in the work
-    /// tree. An existing draft is never overwritten: people write in it.
+    /// Writes `postmortems/HF-N.md` and `postmortems/HF-N.ics` in the main
+    /// work tree (not a backport worktree hotfix made, nor a linked one the
+    /// command was run from: one place, where the team commits them to
+    /// develop; see [`crate::text::postmortem_hint`]). An existing draft is
+    /// never overwritten: people write in it.
     pub fn postmortem(&self, id: IncidentId) -> Result<(IncidentState, Vec<String>)> {
         let s = self.load(id)?;
         let now = self.clock.now();
@@ -55,7 +58,7 @@ impl Engine {
         } else {
             due
         };
-        let dir = self.git.root().join("postmortems");
+        let dir = self.main_worktree().join("postmortems");
         hotfix_fs::create_private_dir(&dir)
             .map_err(|e| EngineError::Failed(format!("cannot create {}: {e}", dir.display())))?;
         let md = dir.join(format!("{id}.md"));
@@ -69,7 +72,7 @@ impl Engine {
             write_atomic(&md, &text)?;
             written.push(md.display().to_string());
         }
-        let invite = crate::text::invite(&s, due, now);
+        let invite = crate::text::invite(&s, &self.cfg, &self.actor, due, now);
         write_atomic(&ics, &invite)?;
         written.push(ics.display().to_string());
         let rel = format!("postmortems/{id}.md");
@@ -115,6 +118,25 @@ impl Engine {
             }
             Ok(vec![EventKind::Closed])
         })
+    }
+}
+
+impl Engine {
+    /// The repository's main work tree: the first of `git worktree list`
+    /// unless it is bare; else the one this command runs in.
+    fn main_worktree(&self) -> std::path::PathBuf {
+        let listed = self
+            .git
+            .run(&["worktree", "list", "--porcelain"])
+            .ok()
+            .and_then(|out| {
+                let mut first = out.split("\n\n").next()?.lines();
+                let path = first.next()?.strip_prefix("worktree ")?.to_string();
+                let bare = first.any(|l| l.trim() == "bare");
+                (!bare).then(|| std::path::PathBuf::from(path))
+            })
+            .filter(|p| p.is_dir());
+        listed.unwrap_or_else(|| self.git.root().to_path_buf())
     }
 }
 

@@ -21,7 +21,7 @@ mod start;
 pub mod text;
 pub mod triage;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use hotfix_core::admit::{Actor, Door};
 use hotfix_core::config::Config;
@@ -62,12 +62,25 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    /// The process exit code of DESIGN.md.
+    /// The process exit code of DESIGN.md; the CLI's table is
+    /// `crates/hotfix/src/exit.rs` (pinned by tests/exit_codes.rs).
     pub fn exit_code(&self) -> i32 {
         match self {
-            EngineError::Usage(_) => 2,
+            e if e.is_usage() => 2,
             EngineError::Waiting(_) => 3,
             _ => 1,
+        }
+    }
+
+    /// Is it about what was typed, so that the same command can never
+    /// pass: bad usage, an id that names no incident, or a refusal of a
+    /// value (an invalid name, a bad value, an unknown checklist key)?
+    pub fn is_usage(&self) -> bool {
+        const INPUT: &[&str] = &["invalid_name", "bad_value", "bad_checklist_key"];
+        match self {
+            EngineError::Usage(_) | EngineError::Store(StoreError::NotFound(_)) => true,
+            EngineError::Refused(r) => r.iter().any(|r| INPUT.contains(&r.code)),
+            _ => false,
         }
     }
 
@@ -88,9 +101,15 @@ fn render_refusals(r: &[Refusal]) -> String {
     if r.len() == 1 {
         return format!("{}\n  hint: {}", r[0].message, r[0].hint);
     }
+    // Numbered: the guards list them in the order to fix them.
     let mut s = String::from("refused:");
-    for x in r {
-        s.push_str(&format!("\n  - {}\n    hint: {}", x.message, x.hint));
+    for (n, x) in r.iter().enumerate() {
+        s.push_str(&format!(
+            "\n  {}. {}\n     hint: {}",
+            n + 1,
+            x.message,
+            x.hint
+        ));
     }
     s
 }
@@ -129,6 +148,54 @@ pub trait Ui {
     fn info(&self, line: &str);
     /// Something the person should know but that does not stop the step.
     fn warn(&self, line: &str);
+    /// A step that may take minutes (a build, a deploy wait, a health
+    /// watch) begins: `what` says what it does, `log` where its output goes.
+    ///
+    /// Why a handle: a person watching a silent terminal for two minutes
+    /// cannot tell a slow build from a hung one; the handle lets a terminal
+    /// Ui show the step as alive (a spinner, "still …" lines) until the
+    /// engine ends it. The default shows the start and the end as plain
+    /// [`info`](Ui::info) / [`warn`](Ui::warn) lines, so a Ui that only
+    /// collects lines (tests, the team server) needs nothing more.
+    fn step(&self, what: &str, log: Option<&Path>) -> Box<dyn Step + '_> {
+        self.info(&match log {
+            Some(l) => format!("{what} (log: {})", l.display()),
+            None => what.to_string(),
+        });
+        Box::new(LineStep {
+            ui: self,
+            log: log.map(Path::to_path_buf),
+        })
+    }
+}
+
+/// A long step under way, shown by its [`Ui`] until ended. Dropping it
+/// without [`done`](Step::done) or [`fail`](Step::fail) (an early return,
+/// a panic) ends its display too, as failed.
+pub trait Step {
+    /// The step succeeded; `line` says what it achieved.
+    fn done(self: Box<Self>, line: &str);
+    /// The step failed; `line` says what failed (the error itself follows
+    /// as the command's error or a warning).
+    fn fail(self: Box<Self>, line: &str);
+}
+
+/// The default [`Step`]: its end as one more line.
+struct LineStep<'a, U: Ui + ?Sized> {
+    ui: &'a U,
+    log: Option<PathBuf>,
+}
+
+impl<U: Ui + ?Sized> Step for LineStep<'_, U> {
+    fn done(self: Box<Self>, line: &str) {
+        self.ui.info(line);
+    }
+    fn fail(self: Box<Self>, line: &str) {
+        self.ui.warn(&match &self.log {
+            Some(l) => format!("{line} (log: {})", l.display()),
+            None => line.to_string(),
+        });
+    }
 }
 
 /// The time source: fixed in tests (`HOTFIX_NOW`), the system clock otherwise.
@@ -228,7 +295,7 @@ impl Engine {
         if let Some(id) = id {
             self.store.events(id).map_err(|e| match e {
                 StoreError::NotFound(_) => {
-                    EngineError::Usage(format!("no incident {id}: `hotfix log` lists them"))
+                    EngineError::Usage(format!("no incident {id}\nhint: `hotfix log` lists them"))
                 }
                 e => e.into(),
             })?;
@@ -274,6 +341,14 @@ impl Engine {
     /// Who acts: the person running the command, through the CLI's door.
     pub fn actor(&self) -> Actor<'_> {
         Actor::new(&self.actor, Door::Cli)
+    }
+
+    /// The next step of `s` as a command for the person running this one:
+    /// their own command, or whom to ask and what that person runs (no
+    /// `--as` in remote mode, where the token says who acts).
+    pub fn next_step(&self, s: &IncidentState) -> String {
+        let viewer = hotfix_core::next::Viewer::new(Some(&self.actor), self.store.is_remote());
+        hotfix_core::next::next_for(s, &self.cfg, viewer)
     }
 
     /// Runs `f` with the one log service (the rulebook in front of the store).

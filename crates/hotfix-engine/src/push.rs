@@ -4,13 +4,24 @@
 
 use hotfix_core::event::EventKind;
 use hotfix_core::id::IncidentId;
-use hotfix_core::provider::NewPr;
+use hotfix_core::provider::{DeployAction, NewPr};
 use hotfix_core::state::IncidentState;
 
 use crate::{Engine, EngineError, Result, short};
 
+/// Ends a PR body that a person wrote (`hotfix push --impact`): invisible
+/// on the forge, it tells a later push to keep the body, not regenerate it.
+const IMPACT_GIVEN: &str = "<!-- hotfix: impact assessment given with --impact -->";
+
+/// GitHub refuses a PR body over 65536 characters; leave room for the marker.
+const MAX_IMPACT: usize = 60_000;
+
 impl Engine {
-    pub fn push(&self, id: IncidentId) -> Result<IncidentState> {
+    /// `impact`: the impact assessment a person wrote, as the PR body
+    /// instead of the generated one (`None`: keep one given earlier, else
+    /// generate it).
+    pub fn push(&self, id: IncidentId, impact: Option<&str>) -> Result<IncidentState> {
+        let impact = impact.map(checked_impact).transpose()?;
         let s = self.load(id)?;
         if s.is_closed() {
             return Err(EngineError::refused(
@@ -24,8 +35,8 @@ impl Engine {
                 "rolled_back",
                 format!("{id} was rolled back; its branch {} is done", s.branch),
                 format!(
-                    "start a new attempt: `hotfix start NAME --severity {} --incident {id}`",
-                    s.severity
+                    "start a new attempt: {}",
+                    hotfix_core::next::new_attempt(&s)
                 ),
             ));
         }
@@ -132,7 +143,7 @@ impl Engine {
 
         // 2. The PR.
         let title = crate::text::pr_title(&s);
-        let body = crate::text::impact_assessment(&s, &self.cfg, self.clock.now());
+        let body = self.pr_body(&s, impact.as_deref())?;
         // A PR closed on the forge without merging is replaced (or found
         // reopened) rather than updated.
         let s = match s.pr.filter(|_| !s.pr_closed) {
@@ -181,12 +192,22 @@ impl Engine {
             return Ok(s);
         }
         let s = if s.preview_sha.as_deref() != Some(sha.as_str()) {
-            self.ui
-                .info(&format!("deploying preview of {}", short(&sha)));
-            let d = self.deployer.deploy_preview(&self.deploy_ctx(&s, &sha))?;
+            let ctx = self.deploy_ctx(&s, &sha);
+            let log = self.deployer.log_path(&ctx, DeployAction::Preview);
+            let step = self.ui.step(
+                &format!("deploying preview of {}", short(&sha)),
+                log.as_deref(),
+            );
+            let d = match self.deployer.deploy_preview(&ctx) {
+                Ok(d) => d,
+                Err(e) => {
+                    step.fail(&format!("preview deploy of {} failed", short(&sha)));
+                    return Err(e.into());
+                }
+            };
             self.failpoint("push.preview_deployed");
             let url = d.url.unwrap_or_default();
-            self.ui.info(&format!("preview at {url}"));
+            step.done(&format!("preview at {url}"));
             self.append(
                 &s,
                 vec![EventKind::PreviewDeployed {
@@ -222,14 +243,23 @@ impl Engine {
             return Ok(s);
         }
         let url = s.preview_url.clone().unwrap_or_default();
-        self.ui
-            .info(&format!("running {} check(s) against {url}", checks.len()));
+        let step = self.ui.step(
+            &format!("running {} check(s) against {url}", checks.len()),
+            None,
+        );
         let results = hotfix_providers::health::run_checks(
             &url,
             &checks,
             self.cfg.deploy.probe_timeout.0,
             self.cfg.deploy.probe_timeout.0,
         );
+        let passed = results.iter().filter(|r| r.ok).count();
+        let tally = format!("{passed} of {} check(s) passed", results.len());
+        if passed == results.len() {
+            step.done(&tally);
+        } else {
+            step.fail(&tally);
+        }
         for r in &results {
             self.ui.info(&format!(
                 "  {} {} — {}",
@@ -238,6 +268,7 @@ impl Engine {
                 r.detail
             ));
         }
+        self.say_which_checks_ran(s.severity, &p, &results);
         let ok = results.iter().all(|r| r.ok);
         let failed: Vec<String> = results
             .iter()
@@ -268,6 +299,120 @@ impl Engine {
             ));
         }
         self.load(id)
+    }
+}
+
+impl Engine {
+    /// The text a person gave as the impact assessment, if `body` (a PR
+    /// body) is one: what `hotfix pr` shows as written by them.
+    pub fn given_impact(body: &str) -> Option<&str> {
+        body.trim_end()
+            .strip_suffix(IMPACT_GIVEN)
+            .map(str::trim_end)
+    }
+
+    /// The PR body: the assessment given now, else the one given on an
+    /// earlier push (a re-push must not overwrite what a person wrote),
+    /// else the generated one.
+    fn pr_body(&self, s: &IncidentState, given: Option<&str>) -> Result<String> {
+        if let Some(text) = given {
+            if s.security {
+                self.ui.warn(&format!(
+                    "{} is a security incident: everyone who can read the PR reads this assessment; keep the details out",
+                    s.id
+                ));
+            }
+            return Ok(format!("{text}\n\n{IMPACT_GIVEN}\n"));
+        }
+        if let Some(n) = s.pr {
+            match self.forge.get_pr(n) {
+                Ok(pr) if Engine::given_impact(&pr.body).is_some() => return Ok(pr.body),
+                Ok(_) => {}
+                // A PR closed on the forge is replaced: a lost body of it
+                // only means the new one is generated.
+                Err(_) if s.pr_closed => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(crate::text::impact_assessment(
+            s,
+            &self.cfg,
+            self.clock.now(),
+        ))
+    }
+}
+
+/// An impact assessment as given: one text a forge and a terminal can show
+/// (Windows line ends made plain), not empty, not huge.
+fn checked_impact(text: &str) -> Result<String> {
+    let text = text.replace("\r\n", "\n");
+    let text = text.trim_end();
+    if text.trim().is_empty() {
+        return Err(EngineError::Usage(
+            "the impact assessment is empty: give the text, or leave --impact out for the generated one".into(),
+        ));
+    }
+    if text.len() > MAX_IMPACT {
+        return Err(EngineError::Usage(format!(
+            "the impact assessment is {} bytes; at most {MAX_IMPACT} fit in a PR body",
+            text.len()
+        )));
+    }
+    if let Some((n, line)) = text.lines().enumerate().find(|(_, l)| {
+        l.chars()
+            .any(|c| c != '\t' && hotfix_core::display::is_unsafe(c))
+    }) {
+        let c = line
+            .chars()
+            .find(|c| *c != '\t' && hotfix_core::display::is_unsafe(*c))
+            .map(|c| format!("U+{:04X}", c as u32))
+            .unwrap_or_default();
+        return Err(EngineError::Usage(format!(
+            "the impact assessment has a control character ({c}) on line {}: plain text or Markdown only",
+            n + 1
+        )));
+    }
+    Ok(text.to_string())
+}
+
+impl Engine {
+    /// One line per kind of check, so the person sees that the affected
+    /// areas were tested (or that nothing tested them) and not only a count.
+    /// `results` are the smoke checks first, then the area checks, as run.
+    fn say_which_checks_ran(
+        &self,
+        severity: hotfix_core::severity::Severity,
+        p: &hotfix_core::policy::SeverityPolicy,
+        results: &[hotfix_core::event::CheckResult],
+    ) {
+        let smoke = if p.smoke { self.cfg.smoke.len() } else { 0 };
+        let list = |rs: &[hotfix_core::event::CheckResult]| {
+            rs.iter()
+                .map(|r| format!("{} {}", r.name, if r.ok { "✓" } else { "✗" }))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if p.smoke {
+            self.ui.info(&format!(
+                "smoke checks: {}",
+                list(results.get(..smoke).unwrap_or_default())
+            ));
+        }
+        match (p.area_checks, self.cfg.area_checks.is_empty()) {
+            (true, false) => self.ui.info(&format!(
+                "area checks: {}",
+                list(results.get(smoke..).unwrap_or_default())
+            )),
+            // A file that states it is refused when parsed: this is the
+            // built-in policy, which a minimal config did not write down.
+            (true, true) => self.ui.warn(&format!(
+                "policy.{severity}.area_checks is on (the built-in policy) but no [[area_checks]] is configured: no affected-area check ran; list the affected areas in hotfix.toml"
+            )),
+            (false, false) => self.ui.info(&format!(
+                "area checks: not run (policy.{severity}.area_checks = false)"
+            )),
+            (false, true) => {}
+        }
     }
 }
 

@@ -9,9 +9,11 @@
 //! a crash shows as such in `status`, and running it again finishes it.
 
 use hotfix_core::admit::rollback_refusals;
-use hotfix_core::event::{EventKind, RollbackStep};
+use hotfix_core::event::{EventKind, RollbackHealth, RollbackStep};
 use hotfix_core::id::IncidentId;
+use hotfix_core::provider::DeployAction;
 use hotfix_core::state::IncidentState;
+use hotfix_providers::health::{Watch, watch};
 
 use crate::{Engine, EngineError, Result, short};
 
@@ -87,22 +89,35 @@ impl Engine {
         // 1. Production back on the previous release.
         let deployed = s.deployed_sha.is_some() || s.health_failure.is_some();
         if deployed && !done.as_ref().is_some_and(|p| p.production) {
-            self.ui.info(&format!(
-                "rolling production back to {}",
-                short(&previous_main)
-            ));
-            self.deployer
-                .rollback(
-                    &self.deploy_ctx(&s, &previous_main),
-                    s.previous_deployment.as_deref(),
-                )
-                .map_err(|e| self.stalled(id, &plan, format!("production rollback failed: {e}")))?;
+            let ctx = self.deploy_ctx(&s, &previous_main);
+            let log = self.deployer.log_path(&ctx, DeployAction::Rollback);
+            let step = self.ui.step(
+                &format!("rolling production back to {}", short(&previous_main)),
+                log.as_deref(),
+            );
+            match self
+                .deployer
+                .rollback(&ctx, s.previous_deployment.as_deref())
+            {
+                Ok(()) => step.done(&format!("production is back on {}", short(&previous_main))),
+                Err(e) => {
+                    step.fail("the production rollback failed");
+                    return Err(self.stalled(
+                        id,
+                        &plan,
+                        format!("production rollback failed: {e}"),
+                    ));
+                }
+            }
             self.failpoint("rollback.deployed");
+            let health = self.probe_restored(&previous_main);
             self.step(
                 id,
                 &plan,
                 RollbackStep::Production {
                     previous_deployment: s.previous_deployment.clone(),
+                    sha: Some(previous_main.clone()).filter(|p| !p.is_empty()),
+                    health,
                 },
             )?;
         }
@@ -238,6 +253,63 @@ impl Engine {
         EngineError::Failed(format!(
             "{what}\n  the rollback of {id} is incomplete; run `hotfix rollback {id} --reason TEXT` again to finish it"
         ))
+    }
+
+    /// The rollback's own health check: production's health URL probed
+    /// until one probe answers 2xx, or `unhealthy_after` fail in a row
+    /// (the watch's settings, without its window: the previous release
+    /// served before, so one good answer says it serves again). `None`
+    /// when there is no health URL to probe.
+    fn probe_restored(&self, sha: &str) -> Option<RollbackHealth> {
+        let url = self.deployer.health_url()?;
+        let d = &self.cfg.deploy;
+        let w = Watch {
+            url,
+            window: std::time::Duration::ZERO,
+            interval: d.probe_interval.0,
+            unhealthy_after: d.unhealthy_after.max(1),
+            timeout: d.probe_timeout.0,
+        };
+        // One line, no secrets, short: it goes into the log and on screens.
+        let clean = |t: &str| -> String {
+            hotfix_core::display::line(&hotfix_providers::redact::redact(t))
+                .chars()
+                .take(300)
+                .collect()
+        };
+        let mut last = String::new();
+        let outcome = watch(&w, |_, r| {
+            last = match r {
+                Ok(status) => format!("status {status}"),
+                Err(e) => clean(e),
+            };
+        });
+        let health = match outcome {
+            Ok(probes) => {
+                self.ui.info(&format!(
+                    "production healthy on {} ({})",
+                    short(sha),
+                    hotfix_core::plural::count(probes, "probe")
+                ));
+                RollbackHealth {
+                    healthy: true,
+                    probes,
+                    detail: last,
+                }
+            }
+            Err(reason) => {
+                self.ui.warn(&format!(
+                    "production is back on {} but still unhealthy: {reason}",
+                    short(sha)
+                ));
+                RollbackHealth {
+                    healthy: false,
+                    probes: d.unhealthy_after.max(1),
+                    detail: clean(&reason),
+                }
+            }
+        };
+        Some(health)
     }
 
     /// `sha^1`, fetching when a hosted forge made the commit.

@@ -2,9 +2,10 @@
 //! health watch, and the automatic rollback when production gets worse.
 
 use hotfix_core::event::{AntiPattern, EventKind};
-use hotfix_core::guards::ship_refusals;
+use hotfix_core::guards::{LocalBranch, Refusal, ShipFacts, ship_refusals, ship_refusals_with};
 use hotfix_core::id::IncidentId;
-use hotfix_core::provider::{CheckState, ForgeError};
+use hotfix_core::next::Viewer;
+use hotfix_core::provider::{CheckState, DeployAction, ForgeError};
 use hotfix_core::state::IncidentState;
 use hotfix_providers::health::{Watch, watch};
 
@@ -36,13 +37,15 @@ impl Engine {
 
         // Production deploy of the merge commit.
         if s.deployed_sha.as_deref() != Some(merge_sha.as_str()) {
-            self.ui
-                .info(&format!("deploying {} to production", short(&merge_sha)));
-            match self
-                .deployer
-                .deploy_production(&self.deploy_ctx(&s, &merge_sha))
-            {
+            let ctx = self.deploy_ctx(&s, &merge_sha);
+            let log = self.deployer.log_path(&ctx, DeployAction::Production);
+            let step = self.ui.step(
+                &format!("deploying {} to production", short(&merge_sha)),
+                log.as_deref(),
+            );
+            match self.deployer.deploy_production(&ctx) {
                 Ok(d) => {
+                    step.done(&format!("production runs {}", short(&merge_sha)));
                     self.failpoint("ship.deployed");
                     self.append(
                         &s,
@@ -62,6 +65,10 @@ impl Engine {
                         "production deploy failed: {}",
                         full.lines().next().unwrap_or("")
                     );
+                    step.fail(&format!(
+                        "production deploy of {} failed",
+                        short(&merge_sha)
+                    ));
                     self.ui.warn(&full);
                     self.append(
                         &s,
@@ -79,7 +86,9 @@ impl Engine {
         if s.healthy_sha.as_deref() != Some(merge_sha.as_str()) {
             let url = self.deployer.health_url().unwrap_or_default();
             let d = &self.cfg.deploy;
-            self.ui.info(&format!("watching {url} for {}", d.watch));
+            let step = self
+                .ui
+                .step(&format!("watching {url} for {}", d.watch), None);
             let w = Watch {
                 url,
                 window: d.watch.0,
@@ -93,6 +102,10 @@ impl Engine {
                     self.ui.warn(&format!("probe {n}: {e}"));
                 }
             });
+            match &outcome {
+                Ok(probes) => step.done(&format!("production healthy after {probes} probe(s)")),
+                Err(reason) => step.fail(&format!("production unhealthy: {reason}")),
+            }
             let verdict = match &outcome {
                 Ok(probes) => EventKind::HealthPassed {
                     sha: merge_sha.clone(),
@@ -126,10 +139,11 @@ impl Engine {
                 return Err(moved_on(&s));
             }
             if s.healthy_sha.as_deref() == Some(merge_sha.as_str()) {
-                self.ui.info(&match outcome {
-                    Ok(probes) => format!("production healthy after {probes} probe(s)"),
-                    Err(_) => "production healthy: the team server's watch passed it first".into(),
-                });
+                // The watch's own verdict was shown as its step ended.
+                if outcome.is_err() {
+                    self.ui
+                        .info("production healthy: the team server's watch passed it first");
+                }
                 if backport && s.backport_sha.is_none() {
                     s = self.backport(id, crate::backport::BackportMode::Start)?;
                 }
@@ -151,8 +165,12 @@ impl Engine {
         }
         self.ui.warn("rolling back");
         self.rollback_inner(id, reason, true, None)?;
+        let again = match self.load(id) {
+            Ok(s) => hotfix_core::next::new_attempt(&s),
+            Err(_) => format!("`hotfix start` and `--incident {id}`"),
+        };
         Err(EngineError::Failed(format!(
-            "{id} was rolled back automatically: {reason}\n  production is back on the previous release and the merge is reverted on {}; reassess and start a new attempt with `hotfix start NAME --severity ... --incident {id}`",
+            "{id} was rolled back automatically: {reason}\n  production is back on the previous release and the merge is reverted on {}; reassess and start a new attempt with {again}",
             self.cfg.git.main
         )))
     }
@@ -237,45 +255,86 @@ impl Engine {
         Ok(s)
     }
 
-    /// The forge's required checks on the head: failing ones refuse (exit 1),
-    /// pending ones wait (exit 3).
-    fn required_checks(&self, s: &IncidentState) -> Result<()> {
+    /// The forge's required checks on the head: the failing ones
+    /// (`name (detail)`) and the ones still running.
+    fn required_checks(&self, s: &IncidentState) -> Result<(Vec<String>, Vec<String>)> {
         let head = s.head_sha.clone().unwrap_or_default();
         let checks = self.forge.required_checks(&head)?;
-        let failing: Vec<String> = checks
+        let failing = checks
             .iter()
             .filter(|c| c.state == CheckState::Failure)
             .map(|c| format!("{} ({})", c.name, c.detail))
             .collect();
-        if !failing.is_empty() {
-            return Err(EngineError::refused(
-                "checks_failed",
-                format!(
-                    "required checks failed on {}: {}",
-                    short(&head),
-                    failing.join(", ")
-                ),
-                "fix them and push again",
-            ));
-        }
-        let pending: Vec<String> = checks
+        let pending = checks
             .iter()
             .filter(|c| c.state == CheckState::Pending)
             .map(|c| c.name.clone())
             .collect();
-        if !pending.is_empty() {
-            return Err(EngineError::Waiting(format!(
-                "required checks still running on {}: {}; run `hotfix ship` again when they finish",
-                short(&head),
-                pending.join(", ")
-            )));
+        Ok((failing, pending))
+    }
+
+    /// Where the person's branch stands against the pushed head: what was
+    /// tested must be what is on the branch now. A clone without the branch,
+    /// one behind the head, or one that lacks the head (pushed elsewhere)
+    /// has nothing of its own to push.
+    fn local_branch(&self, s: &IncidentState) -> Result<LocalBranch> {
+        let Some(head) = s.head_sha.as_deref() else {
+            return Ok(LocalBranch::InStep);
+        };
+        let Some(local) = self.git.local_branch_sha(&s.branch)? else {
+            return Ok(LocalBranch::InStep);
+        };
+        if local == head
+            || self.git.rev_parse(head)?.is_none()
+            || self.git.is_ancestor(&local, head)?
+        {
+            return Ok(LocalBranch::InStep);
         }
-        Ok(())
+        Ok(if self.git.is_ancestor(head, &local)? {
+            let commits = self.git.commits(head, &local)?.len().max(1);
+            LocalBranch::Ahead { local, commits }
+        } else {
+            LocalBranch::Rewritten { local }
+        })
+    }
+
+    /// Every reason not to ship, at once and in the order to fix them (a
+    /// pending push first, approvals of the head it makes last); required
+    /// checks that are only still running, and nothing else, wait (exit 3).
+    fn ship_refusals(&self, s: &IncidentState) -> Result<Vec<Refusal>> {
+        let local = self.local_branch(s)?;
+        let (checks_failed, checks_pending) =
+            if local == LocalBranch::InStep && s.head_sha.is_some() {
+                match self.required_checks(s) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Not knowing the forge's checks must not hide the
+                        // rest; with nothing else in the way it stops ship.
+                        let known = ship_refusals(s, &self.cfg);
+                        if known.is_empty() {
+                            return Err(e);
+                        }
+                        self.ui
+                            .warn(&format!("cannot read the required checks: {e}"));
+                        (vec![], vec![])
+                    }
+                }
+            } else {
+                (vec![], vec![])
+            };
+        let remote = self.store.is_remote();
+        let facts = ShipFacts {
+            viewer: Viewer::new(Some(&self.actor), remote),
+            local,
+            checks_failed,
+            checks_pending,
+        };
+        Ok(ship_refusals_with(s, &self.cfg, &facts))
     }
 
     fn ship_guards(&self, s: IncidentState, allow_wide: Option<&str>) -> Result<IncidentState> {
         let mut s = self.sync_forge_approvals(s.id)?;
-        let mut refusals = ship_refusals(&s, &self.cfg);
+        let mut refusals = self.ship_refusals(&s)?;
         let wide = |c: &str| c == "wide_diff" || c == "conflict_markers";
         if let Some(reason) = allow_wide
             && refusals.iter().any(|r| wide(r.code))
@@ -300,28 +359,18 @@ impl Engine {
             self.ui
                 .warn("wide diff allowed; recorded as an anti-pattern on the incident");
             s = self.load(s.id)?;
-            refusals = ship_refusals(&s, &self.cfg);
+            refusals = self.ship_refusals(&s)?;
+        }
+        if let [only] = refusals.as_slice()
+            && only.code == "checks_pending"
+        {
+            return Err(EngineError::Waiting(format!(
+                "{}; {}",
+                only.message, only.hint
+            )));
         }
         if !refusals.is_empty() {
             return Err(EngineError::Refused(refusals));
-        }
-        self.required_checks(&s)?;
-        // What was tested must be what is on the branch now.
-        let head = s.head_sha.clone().unwrap_or_default();
-        if let Some(local) = self.git.local_branch_sha(&s.branch)?
-            && local != head
-            && !self.git.is_ancestor(&local, &head)?
-        {
-            return Err(EngineError::refused(
-                "unpushed",
-                format!(
-                    "your {} is at {}, but the tested head is {}",
-                    s.branch,
-                    short(&local),
-                    short(&head)
-                ),
-                "push it through the preview first: `hotfix push`",
-            ));
         }
         Ok(s)
     }

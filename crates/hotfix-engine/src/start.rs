@@ -1,6 +1,7 @@
 //! `hotfix start`: declare the incident and cut `hotfix/NAME` from the
 //! remote's current main.
 
+use hotfix_core::config::{Config, ConfigSource};
 use hotfix_core::event::EventKind;
 use hotfix_core::id::IncidentId;
 use hotfix_core::severity::Severity;
@@ -9,6 +10,9 @@ use hotfix_core::state::{IncidentState, Phase};
 use hotfix_core::name::{title_from, valid_name};
 
 use crate::{Engine, EngineError, Result, short};
+
+/// The config's name in a repository.
+const CONFIG_FILE: &str = "hotfix.toml";
 
 pub struct StartArgs {
     pub name: String,
@@ -150,6 +154,7 @@ impl Engine {
         let base = self.git.rev_parse(&self.tracking(main))?.ok_or_else(|| {
             EngineError::Failed(format!("{} has no branch {main}", self.remote()))
         })?;
+        self.refuse_config_not_on_main(&branch)?;
 
         let now = self.clock.now();
         let title = a.title.clone().unwrap_or_else(|| title_from(&a.name));
@@ -205,6 +210,96 @@ impl Engine {
             short(&base)
         ));
         self.finish_start(s, true)
+    }
+
+    /// Refuses to cut the branch when the repository's config is not the
+    /// one on the remote's main, which is the one the branch will carry.
+    ///
+    /// Why before anything is created: the branch is cut from the remote's
+    /// main. A `hotfix.toml` committed on main but not pushed is not on it,
+    /// so every later command on the branch would run without the team's
+    /// config, and `hotfix init` there would write a default one into the
+    /// hotfix. When both exist but differ, the remote's is the team's (a
+    /// local main is often just behind): the branch carries it, and the
+    /// person is told which sections differ.
+    fn refuse_config_not_on_main(&self, branch: &str) -> Result<()> {
+        // Only the repository's own file is compared: a `$HOTFIX_CONFIG`
+        // file lives outside it, and the defaults come from no file.
+        if !matches!(
+            self.cfg.source,
+            ConfigSource::WorkTree | ConfigSource::Revision(_)
+        ) {
+            return Ok(());
+        }
+        let remote = self.remote();
+        let main = &self.cfg.git.main;
+        let on_remote = self.git.show_file(&self.tracking(main), CONFIG_FILE)?;
+        let push = format!("git push {remote} {main}");
+        let Some(theirs) = on_remote else {
+            let committed = self
+                .git
+                .show_file(&format!("refs/heads/{main}"), CONFIG_FILE)?
+                .is_some();
+            return Err(if committed {
+                EngineError::refused(
+                    "config_not_pushed",
+                    format!(
+                        "hotfix.toml is committed on {main} but not pushed: {branch} is cut from {remote}/{main}, which has no hotfix.toml, so the team's config would not be in effect on it"
+                    ),
+                    format!("run `{push}` first, then start again"),
+                )
+            } else {
+                EngineError::refused(
+                    "config_not_pushed",
+                    format!(
+                        "hotfix.toml is not on {remote}/{main}: {branch} is cut from there, so the team's config would not be in effect on it"
+                    ),
+                    format!(
+                        "commit it on {main} and push it (`git checkout {main}`, `git add hotfix.toml`, `git commit -m \"hotfix.toml\"`, `{push}`), then start again"
+                    ),
+                )
+            });
+        };
+        let team = Config::parse(&theirs).map_err(|e| {
+            EngineError::Usage(format!(
+                "{e} ({remote}/{main}:hotfix.toml): fix it on {main} and push it; {branch} would carry it"
+            ))
+        })?;
+        if self.cfg.source == ConfigSource::WorkTree && !self.git.is_tracked(CONFIG_FILE)? {
+            // An untracked file of the same name stops the checkout of a
+            // branch that has one, after the incident is declared.
+            return Err(EngineError::refused(
+                "config_untracked",
+                format!(
+                    "hotfix.toml in this work tree is not committed, and {remote}/{main} has one (the team's): checking out {branch} would overwrite it"
+                ),
+                format!(
+                    "move yours away (or delete it if {remote}/{main}'s is the one to use), then start again"
+                ),
+            ));
+        }
+        let differs = self.cfg.differing_sections(&team);
+        if differs.is_empty() {
+            return Ok(());
+        }
+        if differs.contains(&"[git]") {
+            // The branch name, remote and main come from [git]: cut under
+            // one config and worked under the other, they would not match.
+            return Err(EngineError::refused(
+                "config_differs",
+                format!(
+                    "your hotfix.toml's [git] differs from {remote}/{main}'s (the team's): the branch would be named and cut under one and worked on under the other"
+                ),
+                format!(
+                    "use the team's (`git checkout {main} && git pull --ff-only`), or push yours (`{push}`), then start again"
+                ),
+            ));
+        }
+        self.ui.warn(&format!(
+            "your hotfix.toml differs from {remote}/{main}'s in {}: {branch} is cut from {remote}/{main}, so from the next command on its hotfix.toml (the team's) is in effect; if yours is the newer one, push it (`{push}`)",
+            differs.join(", ")
+        ));
+        Ok(())
     }
 
     /// Records who reported the incident (`--reported-by`) unless the log

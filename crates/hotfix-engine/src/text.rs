@@ -2,9 +2,11 @@
 //! the post-mortem draft and its calendar invite.
 
 use hotfix_core::config::Config;
+use hotfix_core::duration::{span, span_of};
 use hotfix_core::event::EventKind;
+use hotfix_core::plural::count;
 use hotfix_core::state::IncidentState;
-use hotfix_core::timeline::{clock, timeline};
+use hotfix_core::timeline::{StepState, timeline, utc};
 use jiff::Timestamp;
 use minijinja::{Environment, context};
 use serde::Serialize;
@@ -43,6 +45,8 @@ struct Row {
     target: String,
     done: bool,
     over: bool,
+    /// `ok`, `over target`, `not done`, `not done, over target`, `rolled back`.
+    verdict: &'static str,
 }
 
 fn rows(s: &IncidentState, cfg: &Config, now: Timestamp) -> Vec<Row> {
@@ -50,16 +54,43 @@ fn rows(s: &IncidentState, cfg: &Config, now: Timestamp) -> Vec<Row> {
         .into_iter()
         .map(|t| Row {
             label: t.label,
-            at: t
-                .at
-                .map(|a| a.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
-                .unwrap_or_else(|| "—".into()),
-            elapsed: clock(t.elapsed_s),
-            target: t.target_s.map(clock).unwrap_or_else(|| "—".into()),
+            at: t.at.map(utc).unwrap_or_else(|| "—".into()),
+            elapsed: span(t.elapsed_s),
+            target: t.target_s.map(span).unwrap_or_else(|| "—".into()),
             done: t.done,
             over: t.over,
+            verdict: match t.state {
+                StepState::Done => "ok",
+                StepState::Late => "over target",
+                StepState::Pending => "not done",
+                StepState::Overdue => "not done, over target",
+                StepState::RolledBack => "rolled back",
+            },
         })
         .collect()
+}
+
+/// What production runs after a rollback, in words: `the previous
+/// release (0123456789), healthy (1 probe)`. `None` before a rollback put
+/// it back. Security incidents keep the probe's detail to themselves.
+pub fn rolled_back_to_line(s: &IncidentState) -> Option<String> {
+    let r = s.rolled_back_to.as_ref()?;
+    let what = match (&r.sha, &r.deployment) {
+        (Some(sha), Some(d)) => format!(
+            "the previous release {} (deployment {d})",
+            crate::short(sha)
+        ),
+        (Some(sha), None) => format!("the previous release {}", crate::short(sha)),
+        (None, Some(d)) => format!("the previous release (deployment {d})"),
+        (None, None) => "the previous release".to_string(),
+    };
+    let health = match &r.health {
+        Some(h) if h.healthy => format!("healthy ({})", count(h.probes, "probe")),
+        Some(h) if s.security || h.detail.is_empty() => "still UNHEALTHY".to_string(),
+        Some(h) => format!("still UNHEALTHY: {}", h.detail),
+        None => "health not checked after the rollback".to_string(),
+    };
+    Some(format!("{what}, {health}"))
 }
 
 pub fn impact_assessment(s: &IncidentState, cfg: &Config, now: Timestamp) -> String {
@@ -85,7 +116,7 @@ pub fn impact_assessment(s: &IncidentState, cfg: &Config, now: Timestamp) -> Str
             develop => cfg.git.develop,
             title => s.title,
             commits => s.commits,
-            diff_files => s.diff.files.len(),
+            diff_files => count(s.diff.files.len(), "file"),
             lines_added => s.diff.lines_added,
             lines_removed => s.diff.lines_removed,
             wide => wide,
@@ -161,14 +192,16 @@ pub fn describe(k: &EventKind) -> String {
             attempt, branch, ..
         } => format!("attempt {attempt} started on {branch}"),
         EventKind::Pushed { sha, diff, .. } => format!(
-            "pushed {} ({} files, {} lines)",
+            "pushed {} ({}, {})",
             crate::short(sha),
-            diff.files.len(),
-            diff.lines_changed()
+            count(diff.files.len(), "file"),
+            count(diff.lines_changed(), "line")
         ),
         EventKind::PrOpened { number, .. } => format!("PR #{number} opened"),
         EventKind::PreviewDeployed { url, .. } => format!("preview deployed at {url}"),
-        EventKind::SmokePassed { checks, .. } => format!("smoke checks passed ({})", checks.len()),
+        EventKind::SmokePassed { checks, .. } => {
+            format!("smoke checks passed ({})", count(checks.len(), "check"))
+        }
         EventKind::SmokeFailed { checks, .. } => format!(
             "smoke checks failed ({} failing)",
             checks.iter().filter(|c| !c.ok).count()
@@ -195,7 +228,9 @@ pub fn describe(k: &EventKind) -> String {
         EventKind::Deployed {
             sha, environment, ..
         } => format!("deployed {} to {environment}", crate::short(sha)),
-        EventKind::HealthPassed { probes, .. } => format!("production healthy ({probes} probes)"),
+        EventKind::HealthPassed { probes, .. } => {
+            format!("production healthy ({})", count(*probes, "probe"))
+        }
         EventKind::HealthFailed { reason, .. } => format!("production unhealthy: {reason}"),
         EventKind::BackportConflict { files, .. } => {
             format!("backport conflicted in {}", files.join(", "))
@@ -203,9 +238,19 @@ pub fn describe(k: &EventKind) -> String {
         EventKind::BackportAborted => "backport aborted".into(),
         EventKind::Backported { .. } => "backported to develop".into(),
         EventKind::RollbackStep { step, .. } => match step {
-            hotfix_core::event::RollbackStep::Production { .. } => {
-                "rollback: production back on the previous release".into()
-            }
+            hotfix_core::event::RollbackStep::Production { sha, health, .. } => format!(
+                "rollback: production back on the previous release{}{}",
+                sha.as_deref()
+                    .map(|s| format!(" {}", crate::short(s)))
+                    .unwrap_or_default(),
+                match health {
+                    Some(h) if h.healthy => {
+                        format!(", healthy ({})", count(h.probes, "probe"))
+                    }
+                    Some(h) => format!(", still unhealthy: {}", h.detail),
+                    None => String::new(),
+                }
+            ),
             hotfix_core::event::RollbackStep::MainReverted { sha } => {
                 format!("rollback: merge reverted on main ({})", crate::short(sha))
             }
@@ -303,6 +348,18 @@ pub fn event_line(e: &hotfix_core::event::Event, security: bool) -> String {
             },
             true,
         ) => "rollback incomplete".to_string(),
+        (
+            EventKind::RollbackStep {
+                step:
+                    hotfix_core::event::RollbackStep::Production {
+                        health: Some(h), ..
+                    },
+                ..
+            },
+            true,
+        ) if !h.healthy => {
+            "rollback: production back on the previous release, still unhealthy".to_string()
+        }
         (EventKind::RolledBack { automatic, .. }, true) => format!(
             "{} rollback",
             if *automatic { "automatic" } else { "manual" }
@@ -315,7 +372,7 @@ pub fn event_line(e: &hotfix_core::event::Event, security: bool) -> String {
 pub fn postmortem(s: &IncidentState, cfg: &Config, now: Timestamp, due: Timestamp) -> String {
     let ttr = s
         .resolved_at
-        .map(|r| clock(r.as_second() - s.declared_at.as_second()))
+        .map(|r| span(r.as_second() - s.declared_at.as_second()))
         .unwrap_or_else(|| "not restored".into());
     let fmt = |t: Timestamp| t.strftime("%Y-%m-%d %H:%M UTC").to_string();
     render(
@@ -331,7 +388,8 @@ pub fn postmortem(s: &IncidentState, cfg: &Config, now: Timestamp, due: Timestam
             declared_by => s.declared_by,
             resolved_at => s.resolved_at.map(fmt).unwrap_or_else(|| "not yet".into()),
             time_to_restore => ttr,
-            resolved_target => cfg.policy.targets.resolved.to_string(),
+            resolved_target => span_of(cfg.policy.targets.resolved.0),
+            rolled_back_to => rolled_back_to_line(s),
             due => fmt(due),
             attempt => s.attempt,
             rollbacks => s.rollbacks,
@@ -342,15 +400,41 @@ pub fn postmortem(s: &IncidentState, cfg: &Config, now: Timestamp, due: Timestam
     )
 }
 
-/// Escapes text for an iCalendar TEXT value (RFC 5545 §3.3.11).
-fn ics_text(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace(';', "\\;")
-        .replace(',', "\\,")
-        .replace('\n', "\\n")
+/// Where the post-mortem files go once written: the draft is the team's
+/// document, committed to develop like any other doc (main takes hotfixes
+/// and releases only, and a commit there would skip the process); the
+/// invite is sent from a calendar, not committed.
+pub fn postmortem_hint(s: &IncidentState, cfg: &Config) -> String {
+    format!(
+        "commit postmortems/{id}.md to {develop} with the incident's docs (`git add postmortems/{id}.md` on {develop}; not to {main}, which takes hotfixes and releases only); open postmortems/{id}.ics in your calendar to send the invite",
+        id = s.id,
+        develop = cfg.git.develop,
+        main = cfg.git.main,
+    )
 }
 
-/// Folds content lines longer than 75 octets (RFC 5545 §3.1).
+/// Escapes text for an iCalendar TEXT value (RFC 5545 §3.3.11). A TEXT
+/// value may hold no control character but a tab: a newline becomes `\n`,
+/// a CR is dropped, any other control character a space.
+fn ics_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            ';' => out.push_str("\\;"),
+            ',' => out.push_str("\\,"),
+            '\n' => out.push_str("\\n"),
+            '\r' => {}
+            '\t' => out.push('\t'),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Folds content lines longer than 75 octets (RFC 5545 §3.1), never inside
+/// a UTF-8 character.
 fn ics_fold(line: &str) -> String {
     let mut out = String::new();
     let mut len = 0;
@@ -366,13 +450,111 @@ fn ics_fold(line: &str) -> String {
     out
 }
 
+/// The mail address of a team identity, if it is one: hotfix names people
+/// by the identity they act as (`lead@example.com` in `[team]`, a git
+/// email, `HOTFIX_USER`), and only an address-shaped one can be invited.
+/// Strict on purpose: the value goes into a `mailto:` URI and a quoted
+/// parameter, so nothing that could end either (`"`, `;`, `:`, `,`,
+/// spaces, controls) passes.
+pub fn mail_address(identity: &str) -> Option<String> {
+    let id = identity.trim();
+    let (local, domain) = id.split_once('@')?;
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && domain.len() <= 253
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    (local_ok && domain_ok).then(|| id.to_ascii_lowercase())
+}
+
+/// Whether an actor is a person (not an alert source, a timer or the
+/// server's watch, which act as `alertmanager (alert)`, `hotfix (timer)`).
+fn is_person(actor: &str) -> bool {
+    let a = actor.trim();
+    !a.is_empty() && !a.ends_with(')')
+}
+
+/// Who the post-mortem invite goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitees {
+    /// Who sends it: the person running `hotfix postmortem` when they have
+    /// an address, else the first tech lead in `[team]` who has one.
+    pub organizer: Option<String>,
+    /// The tech leads of `[team]` and the people on the incident (who
+    /// declared it, pushed, approved, shipped, rolled back), by address,
+    /// once each, without the organizer.
+    pub attendees: Vec<String>,
+    /// The same people without a mail address: named in the description
+    /// so that whoever sends the invite adds them by hand.
+    pub unreachable: Vec<String>,
+}
+
+/// The invitees of `s`'s post-mortem, `runner` running the command.
+pub fn invitees(s: &IncidentState, cfg: &Config, runner: &str) -> Invitees {
+    let leads = cfg.team.tech_leads.iter().map(|l| l.trim().to_string());
+    let on_it = hotfix_core::access::people(s).into_iter();
+    let mut everyone: Vec<String> = vec![];
+    for p in leads
+        .chain(on_it)
+        .chain(std::iter::once(runner.trim().to_string()))
+    {
+        if is_person(&p) && !everyone.iter().any(|e| e.eq_ignore_ascii_case(&p)) {
+            everyone.push(p);
+        }
+    }
+    let organizer =
+        mail_address(runner).or_else(|| cfg.team.tech_leads.iter().find_map(|l| mail_address(l)));
+    let mut attendees: Vec<String> = vec![];
+    let mut unreachable = vec![];
+    for p in everyone {
+        match mail_address(&p) {
+            Some(a) if organizer.as_deref() == Some(a.as_str()) => {}
+            Some(a) => {
+                if !attendees.contains(&a) {
+                    attendees.push(a);
+                }
+            }
+            None => unreachable.push(p),
+        }
+    }
+    Invitees {
+        organizer,
+        attendees,
+        unreachable,
+    }
+}
+
 /// A one-hour post-mortem invite, starting at the due time minus one hour so
-/// it is held within the 24 hours.
-pub fn invite(s: &IncidentState, due: Timestamp, now: Timestamp) -> String {
+/// it is held within the 24 hours, from `runner` (who runs `hotfix
+/// postmortem`) to the tech leads and the people on the incident.
+///
+/// RFC 5545 (CRLF line ends, lines folded at 75 octets, TEXT escaped) with
+/// RFC 5546's rule for `METHOD:REQUEST`: it names an ORGANIZER and
+/// ATTENDEEs. When nobody involved has a mail address there is no one to
+/// request anything of, and the invite is a `METHOD:PUBLISH` event to
+/// import instead; people without an address are named in DESCRIPTION.
+pub fn invite(
+    s: &IncidentState,
+    cfg: &Config,
+    runner: &str,
+    due: Timestamp,
+    now: Timestamp,
+) -> String {
     let f = |t: Timestamp| t.strftime("%Y%m%dT%H%M%SZ").to_string();
     let start = due
         .checked_sub(jiff::SignedDuration::from_hours(1))
         .unwrap_or(due);
+    let who = invitees(s, cfg, runner);
     let summary = format!(
         "Post-mortem {}: {}",
         s.id,
@@ -382,30 +564,385 @@ pub fn invite(s: &IncidentState, due: Timestamp, now: Timestamp) -> String {
             s.title.as_str()
         }
     );
-    let desc = format!(
-        "Post-mortem for hotfix {} ({}). Draft: postmortems/{}.md. Due within 24 hours of resolution.",
-        s.id, s.severity, s.id
+    let mut desc = format!(
+        "Post-mortem for hotfix {} ({}). Draft: postmortems/{}.md (commit it to {}). Due within {} of resolution.",
+        s.id,
+        s.severity,
+        s.id,
+        cfg.git.develop,
+        span_of(cfg.policy.targets.postmortem_within.0)
     );
-    let lines = [
+    if !who.unreachable.is_empty() {
+        desc.push_str(&format!(
+            "\nAlso invite (no mail address in hotfix.toml [team]): {}.",
+            who.unreachable
+                .iter()
+                .map(|p| hotfix_core::display::line(p).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let request = who.organizer.is_some();
+    let mut lines = vec![
         "BEGIN:VCALENDAR".to_string(),
         "VERSION:2.0".to_string(),
         "PRODID:-//hotfix//post-mortem//EN".to_string(),
         "CALSCALE:GREGORIAN".to_string(),
-        "METHOD:REQUEST".to_string(),
+        format!("METHOD:{}", if request { "REQUEST" } else { "PUBLISH" }),
         "BEGIN:VEVENT".to_string(),
         format!("UID:{}-postmortem@hotfix", s.id),
         format!("DTSTAMP:{}", f(now)),
         format!("DTSTART:{}", f(start)),
         format!("DTEND:{}", f(due)),
+        "SEQUENCE:0".to_string(),
+        "STATUS:CONFIRMED".to_string(),
         format!("SUMMARY:{}", ics_text(&summary)),
         format!("DESCRIPTION:{}", ics_text(&desc)),
-        "END:VEVENT".to_string(),
-        "END:VCALENDAR".to_string(),
     ];
+    if let Some(o) = &who.organizer {
+        lines.push(format!("ORGANIZER;CN=\"{o}\":mailto:{o}"));
+        for a in &who.attendees {
+            lines.push(format!(
+                "ATTENDEE;CN=\"{a}\";ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{a}"
+            ));
+        }
+    }
+    lines.push("END:VEVENT".to_string());
+    lines.push("END:VCALENDAR".to_string());
     lines
         .iter()
         .map(|l| ics_fold(l))
         .collect::<Vec<_>>()
         .join("\r\n")
         + "\r\n"
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use hotfix_core::event::{Event, Role};
+    use hotfix_core::id::IncidentId;
+    use hotfix_core::severity::Severity;
+
+    use super::*;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    /// An incident declared by `declarer`, approved by `approver`, merged
+    /// by `shipper`.
+    fn incident(title: &str, declarer: &str, approver: &str, shipper: &str) -> IncidentState {
+        let head = "b".repeat(40);
+        let kinds = vec![
+            (
+                declarer,
+                EventKind::Declared {
+                    name: "pdf".into(),
+                    title: title.into(),
+                    severity: Severity::High,
+                    customer_facing: true,
+                    security: false,
+                    branch: "hotfix/pdf".into(),
+                    base_sha: "a".repeat(40),
+                },
+            ),
+            (
+                approver,
+                EventKind::Approved {
+                    by: approver.into(),
+                    role: Role::TechLead,
+                    sha: head.clone(),
+                    source: "cli".into(),
+                },
+            ),
+            (
+                shipper,
+                EventKind::Merged {
+                    merge_sha: "c".repeat(40),
+                    head_sha: head,
+                    previous_main: "a".repeat(40),
+                    previous_deployment: None,
+                    source: "cli".into(),
+                },
+            ),
+        ];
+        let events: Vec<Event> = kinds
+            .into_iter()
+            .enumerate()
+            .map(|(i, (who, kind))| Event {
+                incident: IncidentId(7),
+                seq: i as u64 + 1,
+                at: at(i as i64 * 60),
+                actor: who.into(),
+                kind,
+            })
+            .collect();
+        IncidentState::fold(&events).unwrap()
+    }
+
+    fn team(leads: &[&str]) -> Config {
+        let list: Vec<String> = leads.iter().map(|l| format!("{l:?}")).collect();
+        Config::parse(&format!("[team]\ntech_leads = [{}]\n", list.join(", "))).unwrap()
+    }
+
+    /// One unfolded content line: name, parameters, value.
+    #[derive(Debug)]
+    struct Prop {
+        name: String,
+        params: Vec<(String, String)>,
+        value: String,
+    }
+
+    /// Parses an iCalendar object strictly (RFC 5545 §3.1, §3.3.11; RFC
+    /// 5546 §3.2.2 for REQUEST) and panics on the first violation.
+    fn parse_strict(ics: &str) -> Vec<Prop> {
+        assert!(ics.ends_with("\r\n"), "ends with CRLF");
+        let body = &ics[..ics.len() - 2];
+        let physical: Vec<&str> = body.split("\r\n").collect();
+        let mut logical: Vec<String> = vec![];
+        for l in physical {
+            assert!(
+                !l.contains('\r') && !l.contains('\n'),
+                "bare CR/LF in {l:?}"
+            );
+            assert!(l.len() <= 75, "{} octets: {l:?}", l.len());
+            match l.strip_prefix(' ').or_else(|| l.strip_prefix('\t')) {
+                Some(rest) => logical
+                    .last_mut()
+                    .expect("continuation first")
+                    .push_str(rest),
+                None => logical.push(l.to_string()),
+            }
+        }
+        let token =
+            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        let props: Vec<Prop> = logical
+            .iter()
+            .map(|l| {
+                // The name and parameters end at the first ':' outside quotes.
+                let mut quoted = false;
+                let colon = l
+                    .char_indices()
+                    .find(|(_, c)| {
+                        if *c == '"' {
+                            quoted = !quoted;
+                        }
+                        *c == ':' && !quoted
+                    })
+                    .map(|(i, _)| i)
+                    .unwrap_or_else(|| panic!("no value in {l:?}"));
+                let (head, value) = (&l[..colon], &l[colon + 1..]);
+                assert!(
+                    value.chars().all(|c| c == '\t' || !c.is_control()),
+                    "control character in {l:?}"
+                );
+                let mut parts = head.split(';');
+                let name = parts.next().unwrap().to_string();
+                assert!(token(&name), "bad name in {l:?}");
+                let params = parts
+                    .map(|p| {
+                        let (k, v) = p
+                            .split_once('=')
+                            .unwrap_or_else(|| panic!("bad param {p:?}"));
+                        assert!(token(k), "bad param name {k:?}");
+                        let ok = match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+                            Some(inner) => !inner.contains('"'),
+                            None => !v.contains([',', ';', ':', '"']),
+                        };
+                        assert!(ok, "bad param value {v:?}");
+                        (k.to_string(), v.trim_matches('"').to_string())
+                    })
+                    .collect();
+                Prop {
+                    name,
+                    params,
+                    value: value.to_string(),
+                }
+            })
+            .collect();
+        // Components nest: VCALENDAR around one VEVENT.
+        let names: Vec<String> = props
+            .iter()
+            .filter(|p| p.name == "BEGIN" || p.name == "END")
+            .map(|p| format!("{}:{}", p.name, p.value))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "BEGIN:VCALENDAR",
+                "BEGIN:VEVENT",
+                "END:VEVENT",
+                "END:VCALENDAR"
+            ]
+        );
+        let n = |name: &str| props.iter().filter(|p| p.name == name).count();
+        for once in [
+            "VERSION", "PRODID", "UID", "DTSTAMP", "DTSTART", "DTEND", "SUMMARY", "METHOD",
+        ] {
+            assert_eq!(n(once), 1, "{once} once");
+        }
+        // TEXT escapes: a backslash only before \ ; , n N; no bare ; or ,.
+        for p in props
+            .iter()
+            .filter(|p| p.name == "SUMMARY" || p.name == "DESCRIPTION")
+        {
+            let mut chars = p.value.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => assert!(
+                        matches!(chars.next(), Some('\\' | ';' | ',' | 'n' | 'N')),
+                        "bad escape in {:?}",
+                        p.value
+                    ),
+                    ';' | ',' => panic!("unescaped {c} in {:?}", p.value),
+                    _ => {}
+                }
+            }
+        }
+        for p in props
+            .iter()
+            .filter(|p| p.name == "ORGANIZER" || p.name == "ATTENDEE")
+        {
+            let addr = p
+                .value
+                .strip_prefix("mailto:")
+                .unwrap_or_else(|| panic!("{} is not a mailto: {:?}", p.name, p.value));
+            assert_eq!(mail_address(addr).as_deref(), Some(addr), "{addr}");
+        }
+        let method = props.iter().find(|p| p.name == "METHOD").unwrap();
+        if method.value == "REQUEST" {
+            assert_eq!(n("ORGANIZER"), 1, "a REQUEST names its organizer");
+            assert!(n("ATTENDEE") >= 1, "a REQUEST has attendees");
+        }
+        props
+    }
+
+    fn values<'a>(props: &'a [Prop], name: &str) -> Vec<&'a str> {
+        props
+            .iter()
+            .filter(|p| p.name == name)
+            .map(|p| p.value.as_str())
+            .collect()
+    }
+
+    /// RFC 5545 TEXT, unescaped.
+    fn unescape(v: &str) -> String {
+        v.replace("\\n", "\n")
+            .replace("\\,", ",")
+            .replace("\\;", ";")
+            .replace("\\\\", "\\")
+    }
+
+    #[test]
+    fn the_invite_goes_from_the_runner_to_the_leads_and_the_people_on_it() {
+        let title = "Exports; CSV, PDF \\ ünïcødé — ".repeat(4);
+        let s = incident(&title, "dev@example.com", "lead@example.com", "alice");
+        let cfg = team(&["Lead@Example.com", "lead2@example.com", "carol"]);
+        let ics = invite(&s, &cfg, "lead@example.com", at(86_400), at(3600));
+        let props = parse_strict(&ics);
+        assert_eq!(values(&props, "METHOD"), ["REQUEST"]);
+        assert_eq!(
+            values(&props, "ORGANIZER"),
+            ["mailto:lead@example.com"],
+            "{ics}"
+        );
+        let mut attendees = values(&props, "ATTENDEE");
+        attendees.sort();
+        assert_eq!(
+            attendees,
+            ["mailto:dev@example.com", "mailto:lead2@example.com"],
+            "the organizer once, as organizer; everyone else by address"
+        );
+        let att = props.iter().find(|p| p.name == "ATTENDEE").unwrap();
+        assert!(att.params.iter().any(|(k, v)| k == "RSVP" && v == "TRUE"));
+        // The title survives escaping and folding byte for byte.
+        let summary = unescape(values(&props, "SUMMARY")[0]);
+        assert_eq!(summary, format!("Post-mortem HF-7: {title}"));
+        // People without an address are named for the sender to add.
+        let desc = unescape(values(&props, "DESCRIPTION")[0]);
+        assert!(
+            desc.contains("no mail address in hotfix.toml [team]): carol, alice."),
+            "{desc}"
+        );
+        assert!(desc.contains("commit it to develop"), "{desc}");
+    }
+
+    #[test]
+    fn without_a_single_address_the_invite_is_published_not_requested() {
+        let s = incident("PDF export crashes", "bob", "carol", "bob");
+        let cfg = team(&["carol"]);
+        let ics = invite(&s, &cfg, "bob", at(86_400), at(3600));
+        let props = parse_strict(&ics);
+        assert_eq!(values(&props, "METHOD"), ["PUBLISH"]);
+        assert!(values(&props, "ORGANIZER").is_empty() && values(&props, "ATTENDEE").is_empty());
+        let desc = unescape(values(&props, "DESCRIPTION")[0]);
+        assert!(desc.contains("carol, bob."), "{desc}");
+    }
+
+    #[test]
+    fn the_organizer_falls_back_to_a_tech_lead_with_an_address() {
+        let s = incident(
+            "PDF export crashes",
+            "dev@example.com",
+            "lead@example.com",
+            "dev@example.com",
+        );
+        let cfg = team(&["lead@example.com"]);
+        let who = invitees(&s, &cfg, "runner-without-address");
+        assert_eq!(who.organizer.as_deref(), Some("lead@example.com"));
+        assert_eq!(who.attendees, ["dev@example.com"]);
+        assert_eq!(who.unreachable, ["runner-without-address"]);
+        // Automated actors are nobody to invite.
+        let s = incident(
+            "x",
+            "alertmanager (alert)",
+            "lead@example.com",
+            "dev@example.com",
+        );
+        assert!(
+            !invitees(&s, &cfg, "lead@example.com")
+                .unreachable
+                .iter()
+                .any(|p| p.contains("alert"))
+        );
+    }
+
+    #[test]
+    fn only_address_shaped_identities_are_mail_addresses() {
+        assert_eq!(
+            mail_address(" Lead@Example.COM "),
+            Some("lead@example.com".into())
+        );
+        for bad in [
+            "lead",
+            "lead@localhost",
+            "a\"b@example.com",
+            "a;b@example.com",
+            "a b@example.com",
+            "a@exa:mple.com",
+            "a@-example.com",
+            "@example.com",
+            "a@example.com\r\nATTENDEE:mailto:x@y.z",
+        ] {
+            assert_eq!(mail_address(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn counts_read_in_the_singular_for_one() {
+        let diff = hotfix_core::event::DiffStat {
+            files: vec!["app/pdf.py".into()],
+            lines_added: 1,
+            lines_removed: 0,
+            ..Default::default()
+        };
+        let line = describe(&EventKind::Pushed {
+            sha: "b".repeat(40),
+            commits: vec![],
+            diff,
+        });
+        assert!(line.ends_with("(1 file, 1 line)"), "{line}");
+    }
 }

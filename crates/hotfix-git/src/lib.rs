@@ -371,6 +371,52 @@ impl Git {
         self.run(&["worktree", "prune"]).map(drop)
     }
 
+    /// The content of `path` in the commit `rev`, `None` when the commit or
+    /// the file does not exist: the committed config of a branch can be read
+    /// without touching the work tree (a branch checked out elsewhere, the
+    /// remote's main as last fetched).
+    pub fn show_file(&self, rev: &str, path: &str) -> Result<Option<String>, GitError> {
+        // `rev:path` is one argument and git never runs it through a shell;
+        // `--end-of-options` keeps a rev that starts with `-` from being an option.
+        let spec = format!("{rev}:{path}");
+        let exists = self
+            .output(&["cat-file", "-e", "--end-of-options", &spec])?
+            .status
+            .success();
+        if !exists {
+            return Ok(None);
+        }
+        let out = self.output(&["cat-file", "blob", "--end-of-options", &spec])?;
+        if !out.status.success() {
+            // A tree (a directory named like the file), not a blob.
+            return Ok(None);
+        }
+        Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
+    }
+
+    /// Is `path` (relative to the work tree root) tracked in the index?
+    pub fn is_tracked(&self, path: &str) -> Result<bool, GitError> {
+        let s = self.run(&["ls-files", "--", path])?;
+        Ok(!s.trim().is_empty())
+    }
+
+    /// The repository's main work tree (the clone itself, not a linked
+    /// worktree), `None` for a bare repository. A command run from inside a
+    /// worktree that hotfix is about to remove works from here instead, so
+    /// that no git command runs in a directory that no longer exists.
+    pub fn main_worktree(&self) -> Result<Option<PathBuf>, GitError> {
+        let s = self.run(&["worktree", "list", "--porcelain"])?;
+        // The first record is the main work tree; "bare" marks a bare one.
+        let mut first = s.split("\n\n").next().unwrap_or("").lines();
+        let Some(path) = first.next().and_then(|l| l.strip_prefix("worktree ")) else {
+            return Err(GitError::Parse("worktree list --porcelain".into()));
+        };
+        if first.any(|l| l == "bare") {
+            return Ok(None);
+        }
+        Ok(Some(PathBuf::from(path)))
+    }
+
     /// Files with unresolved conflicts in this work tree.
     pub fn unmerged_files(&self) -> Result<Vec<String>, GitError> {
         let s = self.run(&["diff", "--name-only", "--diff-filter=U"])?;
@@ -409,4 +455,74 @@ fn failed<S: AsRef<OsStr>>(args: &[S], out: &Output) -> GitError {
         stderr = String::from_utf8_lossy(&out.stdout).trim().to_string();
     }
     GitError::Failed { args, stderr }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn repo() -> (tempfile::TempDir, Git) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("r");
+        std::fs::create_dir_all(&dir).unwrap();
+        let git = |args: &[&str]| {
+            let out = Command::new("git")
+                .args(args)
+                .current_dir(&dir)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{args:?}: {out:?}");
+        };
+        git(&["init", "--quiet", "-b", "main"]);
+        std::fs::write(dir.join("hotfix.toml"), "[team]\n").unwrap();
+        git(&["add", "hotfix.toml"]);
+        git(&[
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "user.name=T",
+            "commit",
+            "--quiet",
+            "-m",
+            "config",
+        ]);
+        let g = Git::open(&dir).unwrap();
+        (tmp, g)
+    }
+
+    #[test]
+    fn show_file_reads_a_committed_file_and_says_none_for_what_is_not_there() {
+        let (_tmp, g) = repo();
+        assert_eq!(
+            g.show_file("main", "hotfix.toml").unwrap().as_deref(),
+            Some("[team]\n")
+        );
+        assert_eq!(g.show_file("main", "missing.toml").unwrap(), None);
+        assert_eq!(
+            g.show_file("refs/remotes/origin/main", "hotfix.toml")
+                .unwrap(),
+            None
+        );
+        assert_eq!(g.show_file("--help", "hotfix.toml").unwrap(), None);
+        assert!(g.is_tracked("hotfix.toml").unwrap());
+        assert!(!g.is_tracked("missing.toml").unwrap());
+    }
+
+    #[test]
+    fn main_worktree_is_the_clone_from_a_linked_worktree_too() {
+        let (tmp, g) = repo();
+        let wt = tmp.path().join("linked");
+        let head = g.rev_parse("HEAD").unwrap().unwrap();
+        g.worktree_add_detached(&wt, &head).unwrap();
+        let main = g.main_worktree().unwrap().unwrap();
+        let from_linked = g.at(&wt).main_worktree().unwrap().unwrap();
+        assert_eq!(from_linked, main);
+        assert_eq!(
+            main.canonicalize().unwrap(),
+            g.root().canonicalize().unwrap()
+        );
+    }
 }

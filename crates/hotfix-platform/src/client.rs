@@ -136,43 +136,79 @@ impl Client {
                 detail: e.to_string(),
             });
         }
-        let message = serde_json::from_str::<ApiError>(&text)
-            .map(|a| a.error)
-            .unwrap_or(text);
+        let Ok(api) = serde_json::from_str::<ApiError>(&text) else {
+            // Not the platform's own error shape: say what answered.
+            return Err(PlatformError::Api {
+                status,
+                message: text,
+            });
+        };
+        let message = api.error;
         Err(match status {
             401 => PlatformError::Unauthorized(message),
             400 => PlatformError::Invalid(message),
             404 => PlatformError::NotFound(message),
             409 => PlatformError::Conflict(message),
-            _ => PlatformError::Api { status, message },
+            // The platform's message is whole already (what failed, the
+            // log tail): passed on as it is, with no prefix of ours.
+            _ => PlatformError::Remote {
+                status,
+                kind: api.kind,
+                message,
+            },
         })
     }
 
     /// Deploys `sha` to production; returns once it serves (or failed, in
     /// which case production is untouched).
     pub fn deploy_production(&self, sha: &str) -> Result<DeployOutcome, PlatformError> {
-        let body = serde_json::to_value(DeployRequest {
+        self.deploy_production_with(&DeployRequest {
             sha: sha.to_string(),
+            ..DeployRequest::default()
         })
-        .unwrap_or_default();
+    }
+
+    /// [`Client::deploy_production`] with settings and who/why.
+    pub fn deploy_production_with(
+        &self,
+        req: &DeployRequest,
+    ) -> Result<DeployOutcome, PlatformError> {
+        let body = serde_json::to_value(req).unwrap_or_default();
         self.call("POST", "/v1/production/deploy", Some(body), true)
     }
 
     /// Switches production back to the previous release, or to `to_sha`.
     pub fn rollback(&self, to_sha: Option<&str>) -> Result<DeployOutcome, PlatformError> {
-        let body = serde_json::to_value(RollbackRequest {
+        self.rollback_with(&RollbackRequest {
             to_sha: to_sha.map(str::to_string),
+            ..RollbackRequest::default()
         })
-        .unwrap_or_default();
+    }
+
+    /// [`Client::rollback`] with settings and who/why.
+    pub fn rollback_with(&self, req: &RollbackRequest) -> Result<DeployOutcome, PlatformError> {
+        let body = serde_json::to_value(req).unwrap_or_default();
         self.call("POST", "/v1/production/rollback", Some(body), true)
     }
 
     /// Deploys (or replaces) the preview `key` at `sha`.
     pub fn deploy_preview(&self, key: &str, sha: &str) -> Result<PreviewInfo, PlatformError> {
-        let body = serde_json::to_value(DeployRequest {
-            sha: sha.to_string(),
-        })
-        .unwrap_or_default();
+        self.deploy_preview_with(
+            key,
+            &DeployRequest {
+                sha: sha.to_string(),
+                ..DeployRequest::default()
+            },
+        )
+    }
+
+    /// [`Client::deploy_preview`] with settings and who/why.
+    pub fn deploy_preview_with(
+        &self,
+        key: &str,
+        req: &DeployRequest,
+    ) -> Result<PreviewInfo, PlatformError> {
+        let body = serde_json::to_value(req).unwrap_or_default();
         self.call("PUT", &format!("/v1/previews/{key}"), Some(body), true)
     }
 

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::PlatformError;
+use crate::types::ReleaseSettings;
 
 /// Everything the platform needs to run releases of one repository.
 ///
@@ -169,6 +170,56 @@ impl PlatformConfig {
         Self::from_deploy_table(repo_root, None, deploy)
     }
 
+    /// The settings a client sends with each request (see [`ReleaseSettings`]).
+    pub fn settings(&self) -> ReleaseSettings {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        ReleaseSettings {
+            build: self.build.clone(),
+            run: self.run.clone(),
+            health_path: self.health_path.clone(),
+            ready_timeout_ms: ms(self.ready_timeout),
+            build_timeout_ms: ms(self.build_timeout),
+            warm_ms: ms(self.warm),
+            drain_ms: ms(self.drain),
+            stop_timeout_ms: ms(self.stop_timeout),
+        }
+    }
+
+    /// This config with `s` applied (everything but where the platform
+    /// listens and what it deploys from), checked as a config file is.
+    pub fn with_settings(&self, s: &ReleaseSettings) -> Result<PlatformConfig, PlatformError> {
+        let dur = |what: &str, ms: u64| {
+            let d = Duration::from_millis(ms);
+            if d > MAX_DURATION {
+                Err(PlatformError::Invalid(format!(
+                    "{what} of {ms} ms is longer than the 100 years allowed"
+                )))
+            } else {
+                Ok(d)
+            }
+        };
+        let cfg = PlatformConfig {
+            build: s.build.clone(),
+            run: s.run.clone(),
+            health_path: s.health_path.clone(),
+            ready_timeout: dur("ready_timeout", s.ready_timeout_ms)?,
+            build_timeout: dur("build_timeout", s.build_timeout_ms)?,
+            warm: dur("warm", s.warm_ms)?,
+            drain: dur("drain", s.drain_ms)?,
+            stop_timeout: dur("stop_timeout", s.stop_timeout_ms)?,
+            ..self.clone()
+        };
+        cfg.validate()
+            .map_err(|e| PlatformError::Invalid(format!("settings sent with the request: {e}")))?;
+        Ok(cfg)
+    }
+
+    /// The production URL this config asks for (`None` with `port = 0`,
+    /// which the platform picks).
+    pub fn production_url(&self) -> Option<String> {
+        (self.port != 0).then(|| url_of(self.host, self.port))
+    }
+
     pub(crate) fn validate(&self) -> Result<(), PlatformError> {
         if self.run.is_empty() {
             return Err(PlatformError::Config("the run command is empty".into()));
@@ -183,6 +234,21 @@ impl PlatformConfig {
             )));
         }
         Ok(())
+    }
+}
+
+/// `http://host:port` of a listening address; an unspecified host (`0.0.0.0`)
+/// is reached on 127.0.0.1.
+pub(crate) fn url_of(host: IpAddr, port: u16) -> String {
+    let host = if host.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        host.to_string()
+    };
+    if host.contains(':') {
+        format!("http://[{host}]:{port}")
+    } else {
+        format!("http://{host}:{port}")
     }
 }
 

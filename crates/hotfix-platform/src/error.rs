@@ -67,9 +67,20 @@ pub enum PlatformError {
     )]
     Unauthorized(String),
 
-    /// The control API answered with an error we do not classify further.
+    /// Something answered the control API's address with an error that is
+    /// not the platform's own (no JSON error body).
     #[error("platform API error (HTTP {status}): {message}")]
     Api { status: u16, message: String },
+
+    /// The platform failed a request and said why, in a message that is
+    /// whole already (what failed, a release's log tail): shown as it is,
+    /// so the layers above add their context once.
+    #[error("{message}")]
+    Remote {
+        status: u16,
+        kind: String,
+        message: String,
+    },
 
     /// Could not talk HTTP to the platform.
     #[error("cannot reach the platform control API at {url}: {detail}")]
@@ -114,6 +125,7 @@ impl PlatformError {
             PlatformError::Build { .. } | PlatformError::NotHealthy { .. } => 422,
             PlatformError::ShuttingDown => 503,
             PlatformError::Timeout(_) => 504,
+            PlatformError::Remote { status, .. } => *status,
             _ => 500,
         }
     }
@@ -132,6 +144,7 @@ impl PlatformError {
             PlatformError::AlreadyRunning { .. } => "already_running",
             PlatformError::Unauthorized(_) => "unauthorized",
             PlatformError::Api { .. } => "api",
+            PlatformError::Remote { .. } => "remote",
             PlatformError::Http { .. } => "http",
             PlatformError::Io { .. } => "io",
             PlatformError::Json { .. } => "json",

@@ -34,6 +34,25 @@
 //!   It is **not restarted**: a crash loop in production should reach a person,
 //!   and rollback is one command away. While production is crashed the proxy
 //!   answers 503 with that explanation.
+//! - **Settings per request**: the release settings of `[deploy]` (`build`,
+//!   `run`, `health_path`, the timeouts, `warm`, `drain`) travel with each
+//!   deploy request ([`ReleaseSettings`]), so an edit of `hotfix.toml`
+//!   applies to the next deploy of a platform that runs in the background
+//!   since long before. A release keeps the settings it was deployed with
+//!   (a rollback to it restarts the command that matched its code); the
+//!   last successful request's become the current ones (`/v1/status`
+//!   shows them). Where production listens (`port`, `host`) changes only
+//!   with a restart; the `local` deployer restarts an idle platform by
+//!   itself and refuses a production deploy to a busy one with the command.
+//! - **History**: every change of production (deploy or rollback) is
+//!   recorded with when, the release and sha, what it replaced, and what
+//!   the request said about itself ([`DeployMeta`]: `manual` by whom of
+//!   which ref, or the incident), most recent first in `/v1/status`, kept
+//!   across restarts.
+//! - **Logs**: a release's output goes to a log named by target and commit
+//!   ([`release_log`]), known before the deploy starts, so a client can
+//!   name it while it waits; `/v1/status` lists the releases `starting`
+//!   with their step (checkout, build, health).
 //! - **Restarts**: the platform records production, previous and previews in
 //!   `state.json` (written atomically). Started again — even after `kill -9` —
 //!   it brings production back on the same port without a deploy (re-running
@@ -54,17 +73,22 @@
 //!
 //! | request | body | answer |
 //! |---|---|---|
-//! | `POST /v1/production/deploy` | `{"sha": "..."}` | [`DeployOutcome`] once live (`{release, previous, url, built, elapsed_ms}`); redeploying the live sha is a no-op |
-//! | `POST /v1/production/rollback` | `{}` or `{"to_sha": "..."}` | [`DeployOutcome`]; 409 if there is no previous release |
-//! | `PUT /v1/previews/{key}` | `{"sha": "..."}` | [`PreviewInfo`] (`{key, url, release}`) once live |
+//! | `POST /v1/production/deploy` | [`DeployRequest`]: `{"sha": "...", "settings"?: {...}, "meta"?: {"via", "by", "reference", "incident"}}` | [`DeployOutcome`] once live (`{release, previous, url, built, elapsed_ms}`); redeploying the live sha is a no-op (and not recorded) |
+//! | `POST /v1/production/rollback` | `{}` or [`RollbackRequest`] `{"to_sha"?, "settings"?, "meta"?}` | [`DeployOutcome`]; 409 if there is no previous release |
+//! | `PUT /v1/previews/{key}` | [`DeployRequest`] | [`PreviewInfo`] (`{key, url, release}`) once live |
 //! | `GET /v1/previews/{key}` | | [`PreviewInfo`]; 404 if none |
 //! | `DELETE /v1/previews/{key}` | | `{"removed": true}`; 404 if none |
-//! | `GET /v1/status` | | [`PlatformStatus`]: production, previous (`warm`/`cold`), previews, crashed |
+//! | `GET /v1/status` | | [`PlatformStatus`]: production, previous (`warm`/`cold`), previews, crashed, starting, history, settings |
 //! | `POST /v1/shutdown` | | 202 `{"stopping": true}`; the platform stops its releases and exits |
 //!
 //! Errors answer `{"error": "<message for a person>", "kind": "<machine kind>"}`
 //! with 400 (bad input), 401, 404, 409, 422 (build failed / not healthy: the
-//! message has the log tail), 500, 503 (shutting down).
+//! message has the log tail), 500, 503 (shutting down). The [`Client`] passes
+//! that message on as it is ([`PlatformError::Remote`]), with no prefix.
+//!
+//! The token is as strong as the user's shell: a request may carry the
+//! `run` and `build` commands. That is why it is 256 random bits in a file
+//! only the user can read, and the API listens on 127.0.0.1 only.
 //!
 //! ## Configuration (`hotfix.toml`)
 //! ```toml
@@ -86,7 +110,8 @@
 //! ## State directory
 //! Default `<git-common-dir>/hotfix/platform` (see [`default_state_dir`]); its
 //! layout: `control.json`, `token`, `platform.pid`, `platform.lock`,
-//! `platform.log`, `state.json`, `releases/<id>/`, `logs/<id>.log`, `data/`.
+//! `platform.log`, `state.json`, `releases/<id>/`, `logs/` (one log per
+//! commit and target, see [`release_log`]), `data/`.
 
 mod client;
 mod config;
@@ -107,9 +132,11 @@ mod util;
 pub use client::{Client, is_running, read_control, start_background, stop};
 pub use config::{PlatformConfig, default_state_dir, parse_duration, split_command};
 pub use error::PlatformError;
+pub use paths::release_log;
 pub use server::run_foreground;
 pub use types::{
-    ApiError, ControlInfo, CrashReport, DeployOutcome, DeployRequest, PlatformStatus, PreviewInfo,
-    ReleaseInfo, ReleaseKind, ReleaseState, RollbackRequest,
+    ApiError, ControlInfo, CrashReport, DeployMeta, DeployOutcome, DeployRequest, DeployVia,
+    HistoryAction, HistoryEntry, LaunchStep, PlatformStatus, PreviewInfo, ReleaseInfo, ReleaseKind,
+    ReleaseSettings, ReleaseState, RollbackRequest,
 };
 pub use util::{free_port, log_tail};

@@ -9,12 +9,32 @@
 //!   platform.log      stdout+stderr of a background platform
 //!   state.json        production, previous, previews (atomic writes)
 //!   releases/<id>/    one git worktree per release
-//!   logs/<id>.log     build and run output of each release
+//!   logs/production-<sha12>.log   build and run output of production
+//!                     releases of that commit (named before the deploy
+//!                     starts, so a client can show it: [`release_log`])
+//!   logs/preview-<key>-<sha12>.log  the same for a preview
 //!   data/production/  DATA_DIR of production releases (kept across deploys)
 //!   data/previews/<id>/  DATA_DIR of one preview (deleted with it)
 //! ```
 
 use std::path::{Path, PathBuf};
+
+use crate::types::ReleaseKind;
+
+/// The log file of a release of `sha` (a full sha) in the platform kept in
+/// `state_dir`: production releases `logs/production-<sha12>.log`, previews
+/// `logs/preview-<key>-<sha12>.log`. A name known before the platform
+/// creates the release, so the client waiting on a deploy can name the
+/// file to watch while it builds; deploys of the same commit append to it.
+pub fn release_log(state_dir: &Path, kind: ReleaseKind, key: Option<&str>, sha: &str) -> PathBuf {
+    let short = &sha[..sha.len().min(12)];
+    let name = match (kind, key) {
+        (ReleaseKind::Preview, Some(k)) => format!("preview-{k}-{short}.log"),
+        (ReleaseKind::Preview, None) => format!("preview-{short}.log"),
+        (ReleaseKind::Production, _) => format!("production-{short}.log"),
+    };
+    Paths::new(state_dir).logs().join(name)
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct Paths {

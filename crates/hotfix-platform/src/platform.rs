@@ -23,13 +23,15 @@ use crate::paths::Paths;
 use crate::procs::{SpawnSpec, Spawner, describe_exit, run_to_end};
 use crate::proxy::{HttpClient, Proxy, Upstream};
 use crate::types::{
-    CrashReport, DeployOutcome, PlatformStatus, PreviewInfo, ReleaseInfo, ReleaseKind, ReleaseState,
+    CrashReport, DeployMeta, DeployOutcome, HistoryAction, HistoryEntry, LaunchStep,
+    PlatformStatus, PreviewInfo, ReleaseInfo, ReleaseKind, ReleaseSettings, ReleaseState,
 };
 use crate::util::{self, log_line, log_tail};
 use crate::{PlatformError, git, sys};
 
 const LOG_TAIL_LINES: usize = 30;
 const MAX_CRASH_REPORTS: usize = 20;
+const MAX_HISTORY: usize = 50;
 
 /// A running process of a release.
 struct Proc {
@@ -43,6 +45,9 @@ struct Proc {
 pub(crate) struct Release {
     info: Mutex<ReleaseInfo>,
     proc_: Mutex<Option<Proc>>,
+    /// The settings it was deployed with: a restart of it (a rollback to
+    /// it when cold) runs the command that matched its code.
+    cfg: Arc<PlatformConfig>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -52,10 +57,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Release {
-    fn new(info: ReleaseInfo) -> Arc<Release> {
+    fn new(info: ReleaseInfo, cfg: Arc<PlatformConfig>) -> Arc<Release> {
         Arc::new(Release {
             info: Mutex::new(info),
             proc_: Mutex::new(None),
+            cfg,
         })
     }
     pub fn info(&self) -> ReleaseInfo {
@@ -103,6 +109,8 @@ pub(crate) struct StateFile {
     pub previews: BTreeMap<String, Persisted>,
     #[serde(default)]
     pub crashed: Vec<CrashReport>,
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,10 +128,20 @@ struct State {
     previous: Option<Arc<Release>>,
     previews: BTreeMap<String, Arc<Release>>,
     crashed: VecDeque<CrashReport>,
+    history: VecDeque<HistoryEntry>,
+    /// Releases inside [`Inner::launch`] right now.
+    starting: Vec<Arc<Release>>,
 }
 
 pub(crate) struct Inner {
+    /// The config the platform started with: its repository, state
+    /// directory and production address never change while it runs.
     pub cfg: PlatformConfig,
+    /// The release settings of the last successful request (they are sent
+    /// with each one; before the first, those of `cfg`): what requests
+    /// without settings and the releases brought back after a restart run
+    /// with, and the `drain` and `stop_timeout` every stop goes by.
+    current: Mutex<Arc<PlatformConfig>>,
     pub paths: Paths,
     pub proxy: Arc<Proxy>,
     pub proxy_port: u16,
@@ -153,6 +171,7 @@ impl Inner {
         shutdown_tx: watch::Sender<bool>,
     ) -> Arc<Inner> {
         Arc::new(Inner {
+            current: Mutex::new(Arc::new(cfg.clone())),
             cfg,
             paths,
             proxy,
@@ -166,6 +185,8 @@ impl Inner {
                 previous: None,
                 previews: BTreeMap::new(),
                 crashed: saved.crashed.iter().cloned().collect(),
+                history: saved.history.iter().take(MAX_HISTORY).cloned().collect(),
+                starting: Vec::new(),
             }),
             prod_lock: tokio::sync::Mutex::new(()),
             preview_lock: tokio::sync::Mutex::new(()),
@@ -177,16 +198,53 @@ impl Inner {
     }
 
     pub fn proxy_url(&self) -> String {
-        let host = if self.cfg.host.is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            self.cfg.host.to_string()
-        };
-        if host.contains(':') {
-            format!("http://[{host}]:{}", self.proxy_port)
-        } else {
-            format!("http://{host}:{}", self.proxy_port)
+        crate::config::url_of(self.cfg.host, self.proxy_port)
+    }
+
+    /// The settings in effect now (see [`Inner::current`]).
+    fn current(&self) -> Arc<PlatformConfig> {
+        lock(&self.current).clone()
+    }
+
+    /// The config a request runs with: its own settings on top of the
+    /// fixed parts, or the current ones.
+    fn config_for(
+        &self,
+        settings: Option<&ReleaseSettings>,
+    ) -> Result<Arc<PlatformConfig>, PlatformError> {
+        match settings {
+            Some(s) => Ok(Arc::new(self.cfg.with_settings(s)?)),
+            None => Ok(self.current()),
         }
+    }
+
+    /// After a request that sent settings succeeded, they are the current ones.
+    fn adopt(&self, cfg: &Arc<PlatformConfig>) {
+        let mut cur = lock(&self.current);
+        if !Arc::ptr_eq(&cur, cfg) {
+            *cur = cfg.clone();
+        }
+    }
+
+    /// Records a change of production (the caller holds the state lock and
+    /// persists).
+    fn record(
+        st: &mut State,
+        action: HistoryAction,
+        rel: &Release,
+        replaced: Option<String>,
+        meta: DeployMeta,
+    ) {
+        let i = rel.info();
+        st.history.push_front(HistoryEntry {
+            at: util::now_string(),
+            action,
+            release: i.id,
+            sha: i.sha,
+            replaced,
+            meta,
+        });
+        st.history.truncate(MAX_HISTORY);
     }
 
     fn check_running(&self) -> Result<(), PlatformError> {
@@ -211,6 +269,7 @@ impl Inner {
             previous: st.previous.as_ref().map(p),
             previews: st.previews.iter().map(|(k, r)| (k.clone(), p(r))).collect(),
             crashed: st.crashed.iter().cloned().collect(),
+            history: st.history.iter().cloned().collect(),
         };
         let res = serde_json::to_vec_pretty(&file)
             .map_err(|e| PlatformError::Json {
@@ -230,7 +289,14 @@ impl Inner {
 
     // ---------------------------------------------------------------- releases
 
-    fn new_release(&self, kind: ReleaseKind, key: Option<&str>, sha: &str) -> Arc<Release> {
+    fn new_release(
+        &self,
+        kind: ReleaseKind,
+        key: Option<&str>,
+        sha: &str,
+        cfg: Arc<PlatformConfig>,
+        meta: DeployMeta,
+    ) -> Arc<Release> {
         // Recorded at once: an id reused after a kill -9 would find the
         // half-built worktree of its namesake and skip the build.
         let n = {
@@ -244,34 +310,54 @@ impl Inner {
             ReleaseKind::Production => self.paths.data().join("production"),
             ReleaseKind::Preview => self.paths.data().join("previews").join(&id),
         };
-        Release::new(ReleaseInfo {
-            worktree: self.paths.releases().join(&id),
-            log_path: self.paths.logs().join(format!("{id}.log")),
-            id,
-            sha: sha.to_string(),
-            kind,
-            key: key.map(str::to_string),
-            port: 0,
-            started_at: util::now_string(),
-            state: ReleaseState::Starting,
-            data_dir,
-            warm_until: None,
-            exit_status: None,
-        })
+        Release::new(
+            ReleaseInfo {
+                worktree: self.paths.releases().join(&id),
+                log_path: crate::paths::release_log(&self.paths.root, kind, key, sha),
+                id,
+                sha: sha.to_string(),
+                kind,
+                key: key.map(str::to_string),
+                port: 0,
+                started_at: util::now_string(),
+                state: ReleaseState::Starting,
+                data_dir,
+                warm_until: None,
+                exit_status: None,
+                step: None,
+                origin: Some(meta),
+            },
+            cfg,
+        )
     }
 
     /// Makes `rel` serve on its own port: checks its sha out and builds it if
     /// its worktree is missing, starts `run`, waits for the health check.
     /// Returns whether it built. On failure nothing of it is left running.
     async fn launch(self: &Arc<Self>, rel: &Arc<Release>) -> Result<bool, PlatformError> {
+        lock(&self.state).starting.push(rel.clone());
+        let res = self.launch_steps(rel).await;
+        lock(&self.state).starting.retain(|r| !Arc::ptr_eq(r, rel));
+        rel.set(|i| i.step = None);
+        res
+    }
+
+    async fn launch_steps(self: &Arc<Self>, rel: &Arc<Release>) -> Result<bool, PlatformError> {
         self.check_running()?;
         rel.set(|i| {
             i.state = ReleaseState::Starting;
             i.exit_status = None;
             i.warm_until = None;
+            i.step = Some(LaunchStep::Checkout);
         });
+        let cfg = rel.cfg.clone();
         let info = rel.info();
         let log = info.log_path.clone();
+        // Deploys of one commit share its log: each starts with a header.
+        log_line(
+            &log,
+            &format!("---- release {} ({:?}) of {}", info.id, info.kind, info.sha),
+        );
         let mut built = false;
         if !info.worktree.join(".git").exists() {
             log_line(
@@ -287,7 +373,8 @@ impl Inner {
                     return Err(e);
                 }
             }
-            if let Some(build) = &self.cfg.build {
+            if let Some(build) = &cfg.build {
+                rel.set(|i| i.step = Some(LaunchStep::Build));
                 log_line(&log, &format!("building: {}", build.join(" ")));
                 let spec = SpawnSpec {
                     argv: build.clone(),
@@ -295,7 +382,7 @@ impl Inner {
                     env: self.release_env(&info, None),
                     log: log.clone(),
                 };
-                if let Err(detail) = run_to_end(&self.spawner, spec, self.cfg.build_timeout).await {
+                if let Err(detail) = run_to_end(&self.spawner, spec, cfg.build_timeout).await {
                     log_line(&log, &format!("build failed: {detail}"));
                     return Err(PlatformError::Build {
                         release: info.id.clone(),
@@ -314,12 +401,13 @@ impl Inner {
         } else {
             util::free_port()?
         };
+        rel.set(|i| i.step = Some(LaunchStep::Health));
         log_line(
             &log,
-            &format!("starting `{}` with PORT={port}", self.cfg.run.join(" ")),
+            &format!("starting `{}` with PORT={port}", cfg.run.join(" ")),
         );
         let spec = SpawnSpec {
-            argv: self.cfg.run.clone(),
+            argv: cfg.run.clone(),
             cwd: info.worktree.clone(),
             env: self.release_env(&info, Some(port)),
             log: log.clone(),
@@ -355,7 +443,7 @@ impl Inner {
             let _ = tx.send(Some(how.clone()));
             me.on_exit(&watched, &stopping, how);
         });
-        match self.wait_healthy(&info, port, rx).await {
+        match self.wait_healthy(&cfg, &info, port, rx).await {
             Ok(()) => {
                 log_line(&log, &format!("healthy on port {port}"));
                 Ok(built)
@@ -383,8 +471,8 @@ impl Inner {
         env
     }
 
-    async fn probe(&self, port: u16, limit: Duration) -> Result<u16, String> {
-        let uri = format!("http://127.0.0.1:{port}{}", self.cfg.health_path);
+    async fn probe(&self, path: &str, port: u16, limit: Duration) -> Result<u16, String> {
+        let uri = format!("http://127.0.0.1:{port}{path}");
         let req = Request::get(uri)
             .header("user-agent", "hotfix-platform-health")
             .body(
@@ -407,12 +495,13 @@ impl Inner {
 
     async fn wait_healthy(
         &self,
+        cfg: &PlatformConfig,
         info: &ReleaseInfo,
         port: u16,
         mut exited: watch::Receiver<Option<String>>,
     ) -> Result<(), PlatformError> {
-        let path = &self.cfg.health_path;
-        let deadline = Instant::now() + self.cfg.ready_timeout;
+        let path = &cfg.health_path;
+        let deadline = Instant::now() + cfg.ready_timeout;
         let fail = |detail: String| PlatformError::NotHealthy {
             release: info.id.clone(),
             detail,
@@ -444,10 +533,13 @@ impl Inner {
                 let last = last(last_answer, &last_error);
                 return Err(fail(format!(
                     "GET {path} on port {port} did not answer 2xx within {:?} (last probe: {last}); raise ready_timeout if it is just slow",
-                    self.cfg.ready_timeout
+                    cfg.ready_timeout
                 )));
             }
-            match self.probe(port, left.min(Duration::from_secs(2))).await {
+            match self
+                .probe(path, port, left.min(Duration::from_secs(2)))
+                .await
+            {
                 Ok(s) if (200..300).contains(&s) => return Ok(()),
                 Ok(s) => {
                     last_answer = Some(s);
@@ -505,7 +597,7 @@ impl Inner {
                 port: None,
                 release: info.id.clone(),
                 note: format!(
-                    "production release {} ({}) crashed ({how}); roll back with `hotfix rollback`, details in `hotfix platform status`",
+                    "production release {} ({}) crashed ({how}); roll the hotfix back with `hotfix rollback` or deploy a good commit with `hotfix platform deploy REF`; details in `hotfix platform status`",
                     info.id,
                     short(&info.sha)
                 ),
@@ -526,7 +618,7 @@ impl Inner {
         if rx.borrow().is_none() {
             sys::kill_group(p.pgid, libc::SIGTERM);
             let timed_out =
-                tokio::time::timeout(self.cfg.stop_timeout, rx.wait_for(|v| v.is_some()))
+                tokio::time::timeout(self.current().stop_timeout, rx.wait_for(|v| v.is_some()))
                     .await
                     .is_err();
             if timed_out {
@@ -554,7 +646,7 @@ impl Inner {
 
     /// Waits until no request is in flight to `up` any more (or `drain` passed).
     async fn drain(&self, up: Arc<Upstream>) {
-        let deadline = Instant::now() + self.cfg.drain;
+        let deadline = Instant::now() + self.current().drain;
         while Arc::strong_count(&up) > 1 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -581,9 +673,12 @@ impl Inner {
     pub async fn deploy_production(
         self: &Arc<Self>,
         rev: &str,
+        settings: Option<&ReleaseSettings>,
+        meta: DeployMeta,
     ) -> Result<DeployOutcome, PlatformError> {
         let t0 = Instant::now();
         self.check_running()?;
+        let cfg = self.config_for(settings)?;
         let sha = git::resolve_commit(&self.cfg.repo_root, rev).await?;
         let _g = self.prod_lock.lock().await;
         self.check_running()?;
@@ -592,9 +687,16 @@ impl Inner {
             i.sha == sha && i.state == ReleaseState::Live && p.running()
         });
         if already {
+            self.adopt(&cfg);
             return self.outcome(false, t0); // already live: a re-run is a no-op
         }
-        let rel = self.new_release(ReleaseKind::Production, None, &sha);
+        let rel = self.new_release(
+            ReleaseKind::Production,
+            None,
+            &sha,
+            cfg.clone(),
+            meta.clone(),
+        );
         let built = match self.launch(&rel).await {
             Ok(b) => b,
             Err(e) => {
@@ -606,18 +708,21 @@ impl Inner {
         // The old production becomes the previous release (warm), unless it
         // had crashed: then rollback keeps pointing at the last release that
         // served well, and the crashed one is discarded.
+        self.adopt(&cfg);
         let (discarded, old_up, warm_prev) = {
             let mut st = lock(&self.state);
             rel.set(|i| i.state = ReleaseState::Live);
             let old_up = self.proxy.switch(rel.upstream());
             let old_prod = st.production.replace(rel.clone());
+            let replaced = old_prod.as_ref().map(|p| p.info().sha);
+            Self::record(&mut st, HistoryAction::Deploy, &rel, replaced, meta);
             match old_prod {
                 Some(p) if p.info().state != ReleaseState::Crashed => {
                     let discarded = st.previous.replace(p.clone());
                     if p.running() {
                         let until = util::now()
                             .checked_add(
-                                jiff::SignedDuration::try_from(self.cfg.warm)
+                                jiff::SignedDuration::try_from(cfg.warm)
                                     .unwrap_or(jiff::SignedDuration::MAX),
                             )
                             .unwrap_or(util::now());
@@ -646,7 +751,7 @@ impl Inner {
             tokio::spawn(async move { me.discard(&d).await });
         }
         if let Some(p) = warm_prev {
-            self.schedule_cool(p, old_up, self.cfg.warm);
+            self.schedule_cool(p, old_up, cfg.warm);
         }
         self.outcome(built, t0)
     }
@@ -680,9 +785,12 @@ impl Inner {
     pub async fn rollback(
         self: &Arc<Self>,
         to: Option<&str>,
+        settings: Option<&ReleaseSettings>,
+        meta: DeployMeta,
     ) -> Result<DeployOutcome, PlatformError> {
         let t0 = Instant::now();
         self.check_running()?;
+        let cfg = self.config_for(settings)?;
         let to_sha = match to {
             Some(r) => Some(git::resolve_commit(&self.cfg.repo_root, r).await?),
             None => None,
@@ -696,7 +804,7 @@ impl Inner {
                 (None, Some(p)) => (p, false),
                 (None, None) => {
                     return Err(PlatformError::Conflict(
-                        "there is no previous release to roll back to; deploy the sha you want with `hotfix deploy`".into(),
+                        "there is no previous release to roll back to; deploy the commit you want with `hotfix platform deploy REF`".into(),
                     ));
                 }
                 (Some(s), Some(p)) if p.info().sha == *s => (p, false),
@@ -710,7 +818,14 @@ impl Inner {
                         return self.outcome(false, t0);
                     }
                     drop(st);
-                    (self.new_release(ReleaseKind::Production, None, s), true)
+                    let rel = self.new_release(
+                        ReleaseKind::Production,
+                        None,
+                        s,
+                        cfg.clone(),
+                        meta.clone(),
+                    );
+                    (rel, true)
                 }
             }
         };
@@ -737,6 +852,8 @@ impl Inner {
             });
             let old_up = self.proxy.switch(target.upstream());
             let bad = st.production.replace(target.clone());
+            let replaced = bad.as_ref().map(|b| b.info().sha);
+            Self::record(&mut st, HistoryAction::Rollback, &target, replaced, meta);
             if st
                 .previous
                 .as_ref()
@@ -747,6 +864,7 @@ impl Inner {
             self.persist(&st);
             (bad, old_up)
         };
+        self.adopt(&cfg);
         eprintln!(
             "hotfix platform: rolled production back to {}",
             target.info().id
@@ -767,9 +885,12 @@ impl Inner {
         self: &Arc<Self>,
         key: &str,
         rev: &str,
+        settings: Option<&ReleaseSettings>,
+        meta: DeployMeta,
     ) -> Result<PreviewInfo, PlatformError> {
         check_key(key)?;
         self.check_running()?;
+        let cfg = self.config_for(settings)?;
         let sha = git::resolve_commit(&self.cfg.repo_root, rev).await?;
         let _g = self.preview_lock.lock().await;
         self.check_running()?;
@@ -778,15 +899,17 @@ impl Inner {
             && p.running()
             && p.info().state == ReleaseState::Live
         {
+            self.adopt(&cfg);
             return Ok(preview_info(key, p));
         }
-        let rel = self.new_release(ReleaseKind::Preview, Some(key), &sha);
+        let rel = self.new_release(ReleaseKind::Preview, Some(key), &sha, cfg.clone(), meta);
         if let Err(e) = self.launch(&rel).await {
             self.discard(&rel).await;
             self.persist_now();
             return Err(e);
         }
         rel.set(|i| i.state = ReleaseState::Live);
+        self.adopt(&cfg);
         let old = {
             let mut st = lock(&self.state);
             let old = st.previews.insert(key.to_string(), rel.clone());
@@ -838,6 +961,9 @@ impl Inner {
                 .map(|(k, r)| preview_info(k, r))
                 .collect(),
             crashed: st.crashed.iter().cloned().collect(),
+            starting: st.starting.iter().map(|r| r.info()).collect(),
+            history: st.history.iter().cloned().collect(),
+            settings: Some(self.current().settings()),
         }
     }
 
@@ -863,10 +989,14 @@ impl Inner {
                 sys::kill_group(pgid, libc::SIGKILL);
             }
         }
+        // What `hotfix.toml` says now: the settings a release was deployed
+        // with lived in the memory of the platform that stopped.
+        let cfg = self.current();
         let restore = |p: &Persisted| {
             let mut info = p.info.clone();
             info.state = ReleaseState::Starting;
-            Release::new(info)
+            info.step = None;
+            Release::new(info, cfg.clone())
         };
         if let Some(p) = &saved.production {
             let rel = restore(p);
@@ -954,7 +1084,7 @@ impl Inner {
         self.shutting_down.store(true, Ordering::SeqCst);
         let _ = self.shutdown_tx.send(true);
         self.persist_now();
-        self.spawner.stop_all(self.cfg.stop_timeout).await;
+        self.spawner.stop_all(self.current().stop_timeout).await;
     }
 }
 
@@ -962,7 +1092,7 @@ pub(crate) fn no_production() -> Upstream {
     Upstream {
         port: None,
         release: "-".into(),
-        note: "no production release yet; deploy one with `hotfix deploy`".into(),
+        note: "no production release yet; deploy one with `hotfix platform deploy` (the remote's main)".into(),
     }
 }
 

@@ -346,7 +346,11 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ProxyBody
                 Err(e) => return error(&e),
             };
             let i = inner.clone();
-            match detached(async move { i.deploy_production(&body.sha).await }).await {
+            let deploy = async move {
+                i.deploy_production(&body.sha, body.settings.as_ref(), body.meta)
+                    .await
+            };
+            match detached(deploy).await {
                 Ok(o) => json(StatusCode::OK, &o),
                 Err(e) => error(&e),
             }
@@ -357,7 +361,11 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ProxyBody
                 Err(e) => return error(&e),
             };
             let i = inner.clone();
-            match detached(async move { i.rollback(body.to_sha.as_deref()).await }).await {
+            let rollback = async move {
+                i.rollback(body.to_sha.as_deref(), body.settings.as_ref(), body.meta)
+                    .await
+            };
+            match detached(rollback).await {
                 Ok(o) => json(StatusCode::OK, &o),
                 Err(e) => error(&e),
             }
@@ -369,7 +377,11 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ProxyBody
                 Err(e) => return error(&e),
             };
             let i = inner.clone();
-            match detached(async move { i.deploy_preview(&key, &body.sha).await }).await {
+            let deploy = async move {
+                i.deploy_preview(&key, &body.sha, body.settings.as_ref(), body.meta)
+                    .await
+            };
+            match detached(deploy).await {
                 Ok(o) => json(StatusCode::OK, &o),
                 Err(e) => error(&e),
             }

@@ -55,6 +55,101 @@ pub struct ReleaseInfo {
     /// How its process ended, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_status: Option<String>,
+    /// While it is `starting`: the step it is at, so a waiting person knows
+    /// whether the build or the health check takes the time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<LaunchStep>,
+    /// Who asked for it and why, as the deploy request said (releases
+    /// brought back after a restart keep theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<DeployMeta>,
+}
+
+/// Where a starting release is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LaunchStep {
+    /// `git worktree add` of its sha.
+    Checkout,
+    /// The `build` command runs (its output goes to the release's log).
+    Build,
+    /// `run` started; waiting for the health path to answer 2xx.
+    Health,
+}
+
+/// Why production (or a preview) changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeployVia {
+    /// A person put a ref into production by hand (`hotfix platform deploy`).
+    Manual,
+    /// The hotfix workflow of an incident (`push`, `ship`, `rollback`).
+    Incident,
+    /// A client of the control API that did not say.
+    #[default]
+    Api,
+}
+
+/// What a deploy request says about itself; kept with the release and in
+/// the platform's history, so "who put this into production, and from
+/// what" has an answer without reading shell history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployMeta {
+    #[serde(default)]
+    pub via: DeployVia,
+    /// Who asked (a team identity), if the client said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// What the person named (`origin/main`, a tag), when not a bare sha.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The incident (`HF-3`) for deploys of the hotfix workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+}
+
+/// The release settings of `[deploy]` that may change while the platform
+/// runs. A client sends them with each request, so an edit of `hotfix.toml`
+/// applies to the next deploy instead of waiting for a platform restart.
+/// (The production `port` and `host` cannot change without one: the proxy
+/// listens there.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseSettings {
+    /// Build command (argv), `None`: no build.
+    #[serde(default)]
+    pub build: Option<Vec<String>>,
+    /// Run command (argv).
+    pub run: Vec<String>,
+    pub health_path: String,
+    pub ready_timeout_ms: u64,
+    pub build_timeout_ms: u64,
+    pub warm_ms: u64,
+    pub drain_ms: u64,
+    pub stop_timeout_ms: u64,
+}
+
+/// One change of production, most recent first in [`PlatformStatus::history`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// When production switched, RFC 3339.
+    pub at: String,
+    pub action: HistoryAction,
+    /// The release that serves since then, and its sha.
+    pub release: String,
+    pub sha: String,
+    /// The sha production served before, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
+    #[serde(flatten)]
+    pub meta: DeployMeta,
+}
+
+/// What changed production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryAction {
+    Deploy,
+    Rollback,
 }
 
 /// Answer of a production deploy or rollback.
@@ -107,6 +202,18 @@ pub struct PlatformStatus {
     pub previews: Vec<PreviewInfo>,
     /// Most recent first, at most 20.
     pub crashed: Vec<CrashReport>,
+    /// Releases being checked out, built or started right now (with their
+    /// log), so a client waiting on a deploy can show where it is.
+    #[serde(default)]
+    pub starting: Vec<ReleaseInfo>,
+    /// Every change of production (deploys and rollbacks), most recent
+    /// first, at most 50.
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+    /// The release settings of the last successful deploy (or of the
+    /// platform's start), which requests that send none use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<ReleaseSettings>,
 }
 
 /// What `control.json` holds: how to reach a running platform.
@@ -131,6 +238,12 @@ impl ControlInfo {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DeployRequest {
     pub sha: String,
+    /// The settings to build and run this release with (and to keep for
+    /// later requests); none: the platform's current ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<ReleaseSettings>,
+    #[serde(default)]
+    pub meta: DeployMeta,
 }
 
 /// Body of `POST /v1/production/rollback` (optional).
@@ -138,6 +251,11 @@ pub struct DeployRequest {
 pub struct RollbackRequest {
     #[serde(default)]
     pub to_sha: Option<String>,
+    /// As in [`DeployRequest`]: used if the rollback has to start a release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<ReleaseSettings>,
+    #[serde(default)]
+    pub meta: DeployMeta,
 }
 
 /// Error body of every non-2xx answer.

@@ -324,6 +324,10 @@ fn name_in_use(message: &str) -> Option<StoreError> {
 }
 
 impl Store for RemoteStore {
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     /// `POST /api/v1/incidents` with the `declared` event's fields. The
     /// outbox is the server's business: it notifies with its own notifiers.
     fn declare(

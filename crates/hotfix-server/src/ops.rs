@@ -32,7 +32,7 @@ use hotfix_core::event::EventKind;
 use hotfix_core::guards::{ApproveCheck, check_approve};
 use hotfix_core::id::IncidentId;
 use hotfix_core::ledger::Ledger;
-use hotfix_core::next::next_action;
+use hotfix_core::next::{Viewer, next_for};
 use hotfix_core::notify::Message;
 use hotfix_core::provider::StoreError;
 use hotfix_core::state::IncidentState;
@@ -589,7 +589,9 @@ pub fn summary(st: &AppState, v: &Seen, now: Timestamp) -> Summary {
         next: if s.is_closed() {
             "nothing: closed".into()
         } else {
-            next_action(s, &st.cfg.policy)
+            // Whoever reads the list: the team by name, the commands
+            // without `--as` (the reader's token says who acts).
+            next_for(s, &st.cfg, Viewer::new(None, true))
         },
         branch: s.branch.clone(),
         attempt: s.attempt,

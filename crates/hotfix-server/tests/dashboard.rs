@@ -317,7 +317,7 @@ fn the_home_page_lists_open_incidents_newest_first_with_their_next_action() {
     assert!(r.text.contains("pdf crash"));
     assert!(
         text(&r).contains(&format!(
-            "needs 1 tech lead approval: `hotfix approve {first} --as PERSON`"
+            "needs 1 tech lead approval: ask a tech lead ({LEAD} or {LEAD2}) to approve it: they run `hotfix approve {first}`"
         )),
         "the next action: {}",
         r.text
@@ -409,6 +409,91 @@ fn the_incident_page_shows_the_timeline_and_the_buttons_each_role_may_use() {
     assert!(missing.text.contains("no incident HF-999"));
     let bad = page(&t, "/incidents/nope", &cookie(&lead));
     assert_eq!(bad.status, 400);
+}
+
+/// The part of `html` from `start` to the next `end`.
+fn section<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let from = html.find(start).unwrap_or_else(|| panic!("no {start}"));
+    let rest = &html[from..];
+    &rest[..rest.find(end).unwrap_or(rest.len())]
+}
+
+#[test]
+fn after_a_rollback_the_deploys_box_shows_what_production_runs_and_the_fix_rolled_back() {
+    let t = TestServer::start();
+    let dev = t.token(DEV, ApiRole::Developer);
+    let lead = t.token(LEAD, ApiRole::TechLead);
+    let id = pushed(&t, &dev, "pdf-crash", "critical");
+    let r = approve(&t, &lead, &id);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (main, merge, revert) = (sha('a'), sha('c'), sha('e'));
+    let why = "production unhealthy after deploy: db pool exhausted";
+    let r = append(
+        &t,
+        &dev,
+        &id,
+        json!([
+            {"type": "merged", "merge_sha": merge, "head_sha": head(), "previous_main": main},
+            {"type": "deployed", "sha": merge, "environment": "production"},
+            {"type": "health_failed", "sha": merge, "reason": "db pool exhausted"},
+            {"type": "rollback_step", "reason": why, "automatic": true,
+             "step": {"step": "production", "previous_deployment": null, "sha": main,
+                      "health": {"healthy": true, "probes": 1, "detail": "status 200"}}},
+            {"type": "rollback_step", "reason": why, "automatic": true,
+             "step": {"step": "main_reverted", "sha": revert}},
+            {"type": "rolled_back", "reason": why, "automatic": true,
+             "main_revert": revert, "develop_revert": null}
+        ]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let page = incident_page(&t, &id, &cookie(&dev));
+    assert_eq!(page.status, 200, "{}", page.text);
+    let html = text(&page);
+    let deploys = section(&html, r#"id="deploys""#, "</dl>");
+    // Production: the previous release, healthy by the rollback's own probe.
+    let now = section(deploys, r#"id="production-now""#, "</dd>");
+    assert!(
+        now.contains(&format!(
+            "<code>{}</code> the previous release",
+            &main[..12]
+        )) && now.contains(r#"<span class="st st-done">healthy</span>"#)
+            && now.contains("1 probe after the rollback"),
+        "{now}"
+    );
+    // The fix's deploy: rolled back, not "checking", not "unhealthy" now.
+    let fix = section(deploys, r#"id="fix-deploy""#, "</dd>");
+    assert!(
+        fix.contains(&format!(
+            r#"<code>{}</code> <span class="st st-rolled_back">rolled back</span>"#,
+            &merge[..12]
+        )),
+        "{fix}"
+    );
+    assert!(!deploys.contains("checking"), "{deploys}");
+    assert!(!now.contains(&merge[..12]), "{now}");
+    // The timeline marks the deploy and the rollback row "rolled back", never done.
+    let timeline = section(&html, r#"id="timeline""#, "</table>");
+    for label in ["Production deploy", "Rolled back"] {
+        let row = section(
+            timeline,
+            &format!(r#"<th scope="row">{label}</th>"#),
+            "</tr>",
+        );
+        assert!(
+            row.contains(r#"<span class="st st-rolled_back">rolled back</span>"#),
+            "{label}: {row}"
+        );
+        assert!(!row.contains(">done<"), "{label}: {row}");
+    }
+    // And the deploys table says where production went and how it was.
+    assert!(
+        html.contains(&format!(
+            "rollback: production back on the previous release {}, healthy (1 probe)",
+            &main[..12]
+        )),
+        "{html}"
+    );
 }
 
 #[test]

@@ -270,7 +270,7 @@ fn timers_fire_once_however_many_replicas_scan() {
         EventKind::ExternalUpdate {
             source: "hotfix".into(),
             what: "post-mortem reminder".into(),
-            detail: format!("due by {due}"),
+            detail: format!("due by {}", hotfix_core::timeline::utc(due)),
         }
     );
     assert_eq!(reminder.at, later, "stamped by the server's clock");

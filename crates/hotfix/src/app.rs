@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hotfix_core::config::Config;
+use hotfix_core::config::{Config, ConfigSource};
 use hotfix_core::provider::{Deployer, Forge, Notifier, Store};
 use hotfix_engine::{Clock, Engine, Ui};
 use hotfix_git::Git;
@@ -15,6 +15,7 @@ use hotfix_server::client::RemoteStore;
 use hotfix_store::StoreUrl;
 
 use crate::commands::CliError;
+use crate::progress::Console;
 
 /// The environment variables hotfix reads.
 pub mod env {
@@ -35,25 +36,42 @@ pub mod env {
     pub const TOKEN: &str = hotfix_server::client::TOKEN_ENV;
 }
 
-/// Prints progress on stderr (stdout is for results and `--json`).
-pub struct Console;
-
-impl Ui for Console {
-    fn info(&self, line: &str) {
-        eprintln!("  {}", hotfix_core::display::block(line));
-    }
-    fn warn(&self, line: &str) {
-        eprintln!("  warning: {}", hotfix_core::display::block(line));
-    }
-}
-
 pub fn open_git(dir: Option<&Path>) -> Result<Git, CliError> {
     let cwd = match dir {
         Some(d) => d.to_path_buf(),
         None => std::env::current_dir()
             .map_err(|e| CliError::usage(format!("no current directory: {e}")))?,
     };
-    Git::open(&cwd).map_err(|e| CliError::usage(e.to_string()))
+    let git = Git::open(&cwd).map_err(|e| CliError::usage(e.to_string()))?;
+    Ok(out_of_hotfix_worktree(git))
+}
+
+/// A command run from inside one of hotfix's own worktrees (the conflicted
+/// backport's, which the conflict hint sends the person into) works from
+/// the repository's main work tree instead.
+///
+/// Why: hotfix removes that worktree when the backport is done or
+/// aborted; every git command run there afterwards would start in a
+/// directory that no longer exists ("could not run git: No such file or
+/// directory"), and that worktree's `hotfix.toml` is develop's, not the
+/// one the person works with.
+fn out_of_hotfix_worktree(git: Git) -> Git {
+    let Ok(common) = git.common_dir() else {
+        return git;
+    };
+    let ours = real(&common.join("hotfix").join("worktrees"));
+    if !real(git.root()).starts_with(&ours) {
+        return git;
+    }
+    match git.main_worktree() {
+        Ok(Some(main)) => Git::open(&main).unwrap_or(git),
+        _ => git,
+    }
+}
+
+/// The path with symlinks resolved, or as given when it cannot be.
+fn real(p: &Path) -> PathBuf {
+    p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
 }
 
 pub fn config_path(git: &Git) -> PathBuf {
@@ -86,28 +104,146 @@ pub fn refuse_missing_named_config() -> Result<(), CliError> {
     }
 }
 
+/// The config's name in a repository.
+const CONFIG_FILE: &str = "hotfix.toml";
+
+/// Where the team's committed config is looked for when the checked-out
+/// commit has none: the remote's main as last fetched, the remote's default
+/// branch, then the local main (committed, maybe not pushed yet). The
+/// built-in branch names: the config that would rename them is what is
+/// being looked for.
+const TEAM_REVISIONS: [(&str, &str); 3] = [
+    ("refs/remotes/origin/main", "origin/main"),
+    ("refs/remotes/origin/HEAD", "origin/HEAD"),
+    ("refs/heads/main", "main"),
+];
+
 /// Loads hotfix.toml; `required` makes its absence an error (a file named
 /// by `$HOTFIX_CONFIG` is always required).
+///
+/// Where it comes from: `$HOTFIX_CONFIG`, else `<repo>/hotfix.toml`, else,
+/// when the checked-out commit has no `hotfix.toml` at all (a branch cut
+/// before the team committed it), the team's committed one, said on
+/// stderr: `origin/main`'s as last fetched, else the local `main`'s.
+/// Why not the built-in defaults: they name no team and another deploy
+/// target, so a `status` or a `push` on such a branch would answer about
+/// the wrong setup while looking right, and `hotfix init` there would put
+/// a second, default config on the branch.
 pub fn load_config(git: &Git, required: bool) -> Result<Config, CliError> {
-    let required = required || named_config().is_some();
+    if let Some(path) = named_config() {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
+        return parse_config(
+            &text,
+            &path.display().to_string(),
+            ConfigSource::Named(path.display().to_string()),
+        );
+    }
     let path = config_path(git);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            Config::parse(&text).map_err(|e| CliError::usage(format!("{} ({})", e, path.display())))
+            return parse_config(&text, &path.display().to_string(), ConfigSource::WorkTree);
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Config::default()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CliError::usage(format!(
-            "no hotfix.toml at {}: run `hotfix init` first",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(CliError::usage(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    let git_err = |e: hotfix_git::GitError| CliError::usage(e.to_string());
+    // Deleted in the work tree but committed: the person removed it.
+    if let Some(text) = git.show_file("HEAD", CONFIG_FILE).map_err(git_err)? {
+        if required {
+            return Err(CliError::usage(format!(
+                "no hotfix.toml at {}: it is deleted in this work tree but committed; restore it (`git checkout -- hotfix.toml`) or run `hotfix init` for a new one",
+                path.display()
+            )));
+        }
+        Console.warn(
+            "hotfix.toml is deleted in this work tree: reading the committed one (`git show HEAD:hotfix.toml`); `git checkout -- hotfix.toml` restores it",
+        );
+        return parse_config(
+            &text,
+            "HEAD:hotfix.toml",
+            ConfigSource::Revision("HEAD".into()),
+        );
+    }
+    if let Some((rev, shown, text)) = team_config(git)? {
+        let here = git
+            .current_branch()
+            .ok()
+            .flatten()
+            .map(|b| format!("{b} has"))
+            .unwrap_or_else(|| "this commit has".into());
+        let unpushed = if shown == "main" {
+            " (it is not on origin/main yet: `git push origin main`)"
+        } else {
+            ""
+        };
+        Console.warn(&format!(
+            "{here} no hotfix.toml: using the team's, committed on {shown}{unpushed} (`git show {shown}:hotfix.toml`)"
+        ));
+        return parse_config(
+            &text,
+            &format!("{shown}:hotfix.toml"),
+            ConfigSource::Revision(rev.to_string()),
+        );
+    }
+    if required {
+        return Err(CliError::usage(format!(
+            "no hotfix.toml at {}, nor on origin/main: run `hotfix init` first, then commit it and push it to main (`git push origin main`)",
             path.display()
+        )));
+    }
+    Ok(Config::default())
+}
+
+/// The team's committed config when the checked-out commit has none:
+/// `(revision, its short name, text)`.
+fn team_config(git: &Git) -> Result<Option<(&'static str, &'static str, String)>, CliError> {
+    for (rev, shown) in TEAM_REVISIONS {
+        if let Some(text) = git
+            .show_file(rev, CONFIG_FILE)
+            .map_err(|e| CliError::usage(e.to_string()))?
+        {
+            return Ok(Some((rev, shown, text)));
+        }
+    }
+    Ok(None)
+}
+
+fn parse_config(text: &str, from: &str, source: ConfigSource) -> Result<Config, CliError> {
+    let mut cfg = Config::parse(text).map_err(|e| CliError::usage(format!("{e} ({from})")))?;
+    cfg.source = source;
+    Ok(cfg)
+}
+
+/// Refuses `hotfix init` on a branch that has no hotfix.toml while the
+/// team's is committed on main: it would write a second, default config
+/// into this branch (and, pushed, into the hotfix), when every command
+/// reads the team's already.
+pub fn refuse_init_over_team_config(git: &Git) -> Result<(), CliError> {
+    if named_config().is_some() || config_path(git).exists() {
+        return Ok(());
+    }
+    if git
+        .show_file("HEAD", CONFIG_FILE)
+        .map_err(|e| CliError::usage(e.to_string()))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    match team_config(git)? {
+        Some((_, shown, _)) => Err(CliError::failed(format!(
+            "the team's hotfix.toml is committed on {shown}, and hotfix reads it on this branch already (`git show {shown}:hotfix.toml`): change it on main rather than writing a default one here; `hotfix init --force` writes one here anyway"
         ))),
-        Err(e) => Err(CliError::usage(format!(
-            "cannot read {}: {e}",
-            path.display()
-        ))),
+        None => Ok(()),
     }
 }
 
-fn actor(git: &Git, as_: Option<&str>) -> Result<String, CliError> {
+pub fn actor(git: &Git, as_: Option<&str>) -> Result<String, CliError> {
     if let Some(a) = as_.filter(|a| !a.trim().is_empty()) {
         return Ok(a.trim().to_string());
     }
@@ -140,6 +276,12 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
     let config_required = writes;
     let git = open_git(dir)?;
     let cfg = load_config(&git, config_required)?;
+    // Said by the commands that act (a read stays quiet about the team).
+    if writes {
+        for w in cfg.warnings() {
+            Console.warn(&w);
+        }
+    }
     let common = git
         .common_dir()
         .map_err(|e| CliError::usage(e.to_string()))?;

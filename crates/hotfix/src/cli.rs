@@ -1,4 +1,9 @@
 //! The command-line interface, generated from these definitions.
+//!
+//! Every argument and flag has a description (a unit test below walks the
+//! whole tree and fails on one without), because `--help`, the completions
+//! and the man page are all generated from here: a flag without a line of
+//! help is a flag nobody at 3 a.m. knows the meaning of.
 
 use clap::{Args, Parser, Subcommand};
 
@@ -9,22 +14,42 @@ use clap::{Args, Parser, Subcommand};
     name = "hotfix",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = "Exit codes: 0 ok, 1 refused or failed, 2 bad usage or configuration, \
+3 waiting on something outside. `hotfix man` prints the manual."
 )]
 pub struct Cli {
-    /// Act as this person (default: $HOTFIX_USER, else `git config user.email`).
-    #[arg(long = "as", global = true, value_name = "PERSON")]
+    /// Act as this person; kept before the verb for compatibility, hidden
+    /// because it belongs after the verbs that act as someone.
+    #[arg(long = "as", value_name = "PERSON", hide = true)]
     pub as_: Option<String>,
     /// Run as if started in this directory.
-    #[arg(short = 'C', global = true, value_name = "DIR")]
+    #[arg(short = 'C', global = true, value_name = "DIR", help_heading = GLOBAL)]
     pub dir: Option<std::path::PathBuf>,
     /// Only if the incident store's file is empty or holds no incident log
     /// (an error says so): move it aside to NAME.broken-<time> (kept) and
     /// start a new, empty log. A healthy store is left as it is.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub reinit: bool,
+    /// Only warnings and errors on stderr: no progress lines, no spinner
+    /// (long steps show only when they fail).
+    #[arg(long, short = 'q', global = true, help_heading = GLOBAL)]
+    pub quiet: bool,
     #[command(subcommand)]
     pub cmd: Cmd,
+}
+
+/// Where every verb's `--help` lists the flags that every verb takes, apart
+/// from the verb's own.
+const GLOBAL: &str = "Global options";
+
+/// `--as PERSON`, on the verbs that act as someone (the acting person is
+/// recorded on every event they append and checked against the roles).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ActAs {
+    /// Act as this person (default: $HOTFIX_USER, else `git config user.email`).
+    #[arg(long = "as", value_name = "PERSON")]
+    pub as_: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,15 +61,23 @@ pub enum Cmd {
         force: bool,
     },
     /// Declare an incident and cut hotfix/NAME from the remote's current main.
+    #[command(after_help = START_EXAMPLES)]
     Start(StartArgs),
     /// Triage a reported incident (tech leads): confirm it, decline it or merge it.
     ///
     /// Without arguments: the incidents waiting for triage.
     Triage(TriageArgs),
     /// State, next action, timeline against targets, checklist.
+    ///
+    /// Without an id: the incident of the current hotfix/* branch; elsewhere,
+    /// "no open incident" (exit 0) when there is none, else name one.
     Status(ReadArgs),
     /// Push the branch, open the [HOTFIX] PR, deploy the preview, run the smoke checks.
-    Push(IdArg),
+    #[command(after_help = PUSH_EXAMPLES)]
+    Push(PushArgs),
+    /// The incident's pull request: number, title, state, URL, head and its
+    /// impact assessment (the PR body).
+    Pr(ReadArgs),
     /// Record an approval of the current head (role-checked; nobody approves their own hotfix).
     Approve {
         /// The incident (HF-N).
@@ -55,9 +88,13 @@ pub enum Cmd {
         /// Why (with --withdraw).
         #[arg(long)]
         reason: Option<String>,
+        #[command(flatten)]
+        act: ActAs,
     },
     /// Check the guards, merge to main, deploy production, watch health, roll back if worse.
+    #[command(after_help = SHIP_EXAMPLES)]
     Ship {
+        /// The incident (HF-N); default: the one of the current hotfix/* branch.
         id: Option<String>,
         /// Ship a diff wider than the policy allows (recorded as an anti-pattern).
         #[arg(long, requires = "reason")]
@@ -69,9 +106,12 @@ pub enum Cmd {
         /// finish does); falls back to a separate backport if develop conflicts.
         #[arg(long)]
         backport: bool,
+        #[command(flatten)]
+        act: ActAs,
     },
     /// Merge the hotfix into develop ("Don't forget this step!").
     Backport {
+        /// The incident (HF-N); default: the one of the current hotfix/* branch.
         id: Option<String>,
         /// Finish after resolving conflicts in the worktree.
         #[arg(long, conflicts_with = "abort")]
@@ -79,9 +119,12 @@ pub enum Cmd {
         /// Give up the backport in progress and leave everything as before.
         #[arg(long)]
         abort: bool,
+        #[command(flatten)]
+        act: ActAs,
     },
     /// Roll production back to the previous deployment and revert the merge.
     Rollback {
+        /// The incident (HF-N); default: the one of the current hotfix/* branch.
         id: Option<String>,
         /// Why (kept in the incident log and the post-mortem).
         #[arg(long)]
@@ -90,15 +133,22 @@ pub enum Cmd {
         /// shipped on top of it (their fixes are undone too); recorded.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        act: ActAs,
     },
     /// The post-hotfix checklist; tick items with --done KEY.
     Checklist {
+        /// The incident (HF-N); default: the one of the current hotfix/* branch.
         id: Option<String>,
         /// Items to tick (keys as listed by `hotfix checklist`).
         #[arg(long, num_args = 1..)]
         done: Vec<String>,
+        /// The checklist as JSON: one object per item (key, label, done, by hotfix).
         #[arg(long)]
         json: bool,
+        /// With --done: tick as this person (default: $HOTFIX_USER, else `git config user.email`).
+        #[arg(long = "as", value_name = "PERSON")]
+        as_: Option<String>,
     },
     /// Write the post-mortem draft and a calendar invite, due within 24 h.
     Postmortem(IdArg),
@@ -106,6 +156,7 @@ pub enum Cmd {
     Close(IdArg),
     /// The incident log: every incident with its state and events.
     Log {
+        /// Every incident with its events as JSON (a stable, documented shape).
         #[arg(long)]
         json: bool,
     },
@@ -133,13 +184,58 @@ pub enum Cmd {
     /// needs no git repository. The CLI uses it when HOTFIX_SERVER (or
     /// `[server] url`) and HOTFIX_TOKEN are set.
     Serve(ServeArgs),
+    /// Print a shell completion script on stdout.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout: `hotfix man | man -l -`.
+    #[command(after_help = MAN_EXAMPLES)]
+    Man {
+        /// A verb's own page (e.g. `start`, `platform`) instead of hotfix(1).
+        #[arg(conflicts_with = "dir")]
+        verb: Option<String>,
+        /// Write every page instead (hotfix.1, hotfix-start.1 and so on, for
+        /// packagers) into DIR, and list them.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
     /// The demo's sample service: routes from service/routes.toml in the current directory.
     #[command(hide = true)]
     SampleService {
+        /// The port to listen on, on 127.0.0.1.
         #[arg(long, env = "PORT")]
         port: u16,
     },
 }
+
+const START_EXAMPLES: &str = "Examples:
+  hotfix start pdf-crash --severity critical --title \"PDF export crashes\"
+  hotfix start login-loop --severity high --customer-facing
+  hotfix start token-leak --severity critical --security
+  hotfix start pdf-crash --incident HF-7 --severity high   # take a confirmed report";
+
+const PUSH_EXAMPLES: &str = "Examples:
+  hotfix push                                  # the incident of the current hotfix/* branch
+  hotfix push HF-3
+  hotfix push --impact-file impact.md          # your own impact assessment as the PR body
+  hotfix push --impact \"Only EU tenants; no data loss; rollback is instant.\"";
+
+const SHIP_EXAMPLES: &str = "Examples:
+  hotfix ship                                  # guards, merge, deploy, health watch
+  hotfix ship HF-3 --backport                  # and merge develop in the same push
+  hotfix ship --allow-wide --reason \"generated lockfile\"
+A refusal (exit 1) lists every reason, in the order to fix them; `hotfix status` shows the next step.";
+
+const COMPLETIONS_EXAMPLES: &str = "Install:
+  bash: hotfix completions bash > ~/.local/share/bash-completion/completions/hotfix
+  zsh:  hotfix completions zsh > ~/.zfunc/_hotfix    # with fpath+=(~/.zfunc) before compinit
+  fish: hotfix completions fish > ~/.config/fish/completions/hotfix.fish";
+
+const MAN_EXAMPLES: &str = "Install:
+  hotfix man --dir ~/.local/share/man/man1      # then `man hotfix`, `man hotfix-ship`
+  hotfix man ship | man -l -                    # read one page without installing";
 
 #[derive(Debug, Subcommand)]
 pub enum PlatformCmd {
@@ -149,8 +245,31 @@ pub enum PlatformCmd {
     Start,
     /// Stop the background platform and every process it started.
     Stop,
+    /// Put a commit into production by hand (e.g. main, before the first hotfix).
+    ///
+    /// Built, started and health-checked exactly like a hotfix's deploy:
+    /// production switches only once the new release answers, and stays
+    /// where it was if it does not. Recorded in the platform's history (who,
+    /// when, REF, sha, "manual"), shown by `hotfix platform status`. Starts
+    /// the platform if it is not running. Refuses to take a shipped hotfix
+    /// out of production (REF does not contain what production runs)
+    /// unless --force.
+    Deploy {
+        /// What to deploy: a branch, tag or sha (default: the remote's main,
+        /// `origin/main` per `[git]`, fetched first).
+        #[arg(value_name = "REF")]
+        reference: Option<String>,
+        /// Deploy even if production runs a hotfix that REF does not contain.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        act: ActAs,
+    },
     /// What runs where: production, the warm previous release, previews, crashes.
+    ///
+    /// Exits 3 when the platform is not running.
     Status {
+        /// What runs where as JSON (`{"running": false}` when it is not running).
         #[arg(long)]
         json: bool,
     },
@@ -180,6 +299,8 @@ pub struct StartArgs {
     /// are named when the fix is live, to verify it with them.
     #[arg(long, value_name = "WHO")]
     pub reported_by: Option<String>,
+    #[command(flatten)]
+    pub act: ActAs,
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +312,9 @@ pub struct TriageArgs {
     /// The list as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Decide as this person, a tech lead (default: $HOTFIX_USER, else `git config user.email`).
+    #[arg(long = "as", value_name = "PERSON", global = true)]
+    pub as_: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,14 +359,34 @@ pub struct BackupArgs {
     pub database_url: Option<String>,
 }
 
+/// An incident to act on, as someone.
 #[derive(Debug, Args)]
 pub struct IdArg {
     /// The incident (HF-N); default: the one of the current hotfix/* branch.
     pub id: Option<String>,
+    #[command(flatten)]
+    pub act: ActAs,
 }
 
 #[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The incident (HF-N); default: the one of the current hotfix/* branch.
+    pub id: Option<String>,
+    /// The PR's impact assessment (Markdown) instead of the one hotfix
+    /// writes; kept on later pushes until you give another.
+    #[arg(long, value_name = "TEXT", conflicts_with = "impact_file")]
+    pub impact: Option<String>,
+    /// Read the impact assessment from FILE (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub impact_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub act: ActAs,
+}
+
+/// An incident to read; nobody acts.
+#[derive(Debug, Args)]
 pub struct ReadArgs {
+    /// The incident (HF-N); default: the one of the current hotfix/* branch.
     pub id: Option<String>,
     /// Machine-readable output (a stable, documented shape).
     #[arg(long)]
@@ -251,7 +395,7 @@ pub struct ReadArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Where to listen (default: `[server] listen`, else 127.0.0.1:8080; port 0 picks a free one).
+    /// Where to listen (default: `[server] listen`, else 127.0.0.1:8788; port 0 picks a free one).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
     /// The configuration (default: $HOTFIX_CONFIG, else ./hotfix.toml; missing: defaults).
@@ -298,9 +442,145 @@ pub enum TokenCmd {
     },
     /// Every token: id, user, role, created, revoked (never the tokens themselves).
     List {
+        /// The tokens as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token by its id (as `list` shows it).
-    Revoke { id: i64 },
+    Revoke {
+        /// The token's id (a number, as `list` shows it).
+        id: i64,
+    },
+}
+
+impl Cli {
+    /// The verb's own `--json`, where it has one: machine-readable output
+    /// wants no progress decoration mixed into the terminal either.
+    pub fn json(&self) -> bool {
+        match &self.cmd {
+            Cmd::Status(r) | Cmd::Pr(r) => r.json,
+            Cmd::Triage(t) => t.json,
+            Cmd::Checklist { json, .. } | Cmd::Log { json } => *json,
+            Cmd::Platform {
+                action: Some(PlatformCmd::Status { json }),
+            } => *json,
+            Cmd::Serve(ServeArgs {
+                action:
+                    Some(ServeCmd::Token {
+                        action: TokenCmd::List { json },
+                    }),
+                ..
+            }) => *json,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every argument, flag and verb of every (sub)command, hidden ones
+    /// included, as `path: --flag` for the ones without a description.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        if cmd.get_about().is_none() && path != "hotfix" {
+            out.push(format!("{path}: the verb itself"));
+        }
+        for a in cmd.get_arguments() {
+            if a.get_help().is_none() && a.get_long_help().is_none() {
+                out.push(format!("{path}: {}", a.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            undocumented(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_argument_and_flag_has_a_description() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = vec![];
+        undocumented(&cmd, "hotfix", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "without help text:\n{}",
+            missing.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn as_is_where_someone_acts_and_nowhere_else() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let visible_as = |c: &clap::Command| {
+            c.get_arguments()
+                .any(|a| a.get_long() == Some("as") && !a.is_hide_set())
+        };
+        for verb in [
+            "start",
+            "triage",
+            "push",
+            "approve",
+            "ship",
+            "backport",
+            "rollback",
+            "checklist",
+            "postmortem",
+            "close",
+        ] {
+            let c = cmd.find_subcommand(verb).expect(verb);
+            assert!(visible_as(c), "`hotfix {verb}` should take --as");
+        }
+        for verb in [
+            "init",
+            "status",
+            "pr",
+            "log",
+            "backup",
+            "demo",
+            "serve",
+            "completions",
+            "man",
+        ] {
+            let c = cmd.find_subcommand(verb).expect(verb);
+            assert!(!visible_as(c), "`hotfix {verb}` should not offer --as");
+        }
+        assert!(!visible_as(&cmd), "a global --as would show on every verb");
+    }
+
+    #[test]
+    fn as_parses_before_and_after_the_verb() {
+        let after =
+            Cli::try_parse_from(["hotfix", "approve", "HF-1", "--as", "a@x"]).expect("after");
+        let Cmd::Approve { act, .. } = after.cmd else {
+            panic!("approve")
+        };
+        assert_eq!(act.as_.as_deref(), Some("a@x"));
+        let before =
+            Cli::try_parse_from(["hotfix", "--as", "b@x", "approve", "HF-1"]).expect("before");
+        assert_eq!(before.as_.as_deref(), Some("b@x"));
+        let t = Cli::try_parse_from([
+            "hotfix",
+            "triage",
+            "HF-7",
+            "confirm",
+            "--severity",
+            "high",
+            "--as",
+            "c@x",
+        ])
+        .expect("triage");
+        let Cmd::Triage(t) = t.cmd else {
+            panic!("triage")
+        };
+        assert_eq!(t.as_.as_deref(), Some("c@x"));
+        assert!(Cli::try_parse_from(["hotfix", "status", "--as", "d@x"]).is_err());
+    }
 }

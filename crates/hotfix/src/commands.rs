@@ -5,46 +5,19 @@ use hotfix_core::checklist::checklist;
 use hotfix_core::config::INIT_TEMPLATE;
 use hotfix_core::display;
 use hotfix_core::id::IncidentId;
-use hotfix_core::next::next_action;
 use hotfix_core::severity::{Severity, SeverityError};
 use hotfix_core::state::IncidentState;
 use hotfix_engine::backport::BackportMode;
-use hotfix_engine::{Engine, EngineError, StartArgs};
+use hotfix_engine::{Engine, StartArgs};
 
 use crate::app;
-use crate::cli::{Cli, Cmd, PlatformCmd, TriageArgs, TriageCmd};
+use crate::cli::{Cli, Cmd, PlatformCmd, PushArgs, ReadArgs, TriageArgs, TriageCmd};
 use crate::render;
 
-/// An error at the edge, with its exit code.
-#[derive(Debug)]
-pub struct CliError {
-    pub code: u8,
-    pub message: String,
-}
-
-impl CliError {
-    pub fn usage(m: impl Into<String>) -> CliError {
-        CliError {
-            code: 2,
-            message: m.into(),
-        }
-    }
-    pub fn failed(m: impl Into<String>) -> CliError {
-        CliError {
-            code: 1,
-            message: m.into(),
-        }
-    }
-}
-
-impl From<EngineError> for CliError {
-    fn from(e: EngineError) -> Self {
-        CliError {
-            code: e.exit_code() as u8,
-            message: hotfix_providers::redact::redact(&e.to_string()),
-        }
-    }
-}
+/// The error every command returns; its kind decides the exit code
+/// (`crate::exit` has the one table).
+pub use crate::exit::CliError;
+use crate::exit::{Kind, OK};
 
 fn parse_id(s: &Option<String>) -> Result<Option<IncidentId>, CliError> {
     s.as_deref()
@@ -55,23 +28,106 @@ fn parse_id(s: &Option<String>) -> Result<Option<IncidentId>, CliError> {
         .transpose()
 }
 
+/// The incident a read command (`status`, `pr`) is about, or `None` once
+/// it has printed the empty answer.
+///
+/// Why an empty answer and not an error: "is anything on fire?" answered
+/// by `hotfix status` on main with "no open incident" is the good news, and
+/// exits 0 so a script or a shell prompt can ask it. Off a hotfix branch
+/// with incidents open, which one is meant is unclear: that stays a usage
+/// error (2) that lists them.
+pub(crate) fn resolve_for_reading(
+    e: &Engine,
+    r: &ReadArgs,
+) -> Result<Option<IncidentId>, CliError> {
+    if r.id.is_none() {
+        let on_hotfix_branch = e
+            .git
+            .current_branch()
+            .map_err(hotfix_engine::EngineError::from)?
+            .is_some_and(|b| b.starts_with(e.cfg.git.prefix.as_str()));
+        if !on_hotfix_branch && e.open()?.is_empty() {
+            if r.json {
+                println!("null");
+            } else {
+                println!("no open incident");
+                println!(
+                    "next: `hotfix start NAME --severity critical|high` declares one; `hotfix log` lists the past ones"
+                );
+            }
+            return Ok(None);
+        }
+    }
+    Ok(Some(e.resolve(parse_id(&r.id)?)?))
+}
+
+/// The impact assessment given with `push --impact TEXT` or
+/// `--impact-file FILE` (`-`: standard input), if any. Its content is
+/// checked by the engine; here only that it can be read.
+fn impact_text(a: &PushArgs) -> Result<Option<String>, CliError> {
+    if let Some(t) = &a.impact {
+        return Ok(Some(t.clone()));
+    }
+    let Some(path) = &a.impact_file else {
+        return Ok(None);
+    };
+    let bytes = if path.as_os_str() == "-" {
+        let mut b = vec![];
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).map_err(|e| {
+            CliError::usage(format!(
+                "cannot read the impact assessment from standard input: {e}"
+            ))
+        })?;
+        b
+    } else {
+        std::fs::read(path).map_err(|e| {
+            CliError::usage(format!("cannot read --impact-file {}: {e}", path.display()))
+        })?
+    };
+    String::from_utf8(bytes).map(Some).map_err(|_| {
+        CliError::usage(format!(
+            "--impact-file {} is not UTF-8 text",
+            path.display()
+        ))
+    })
+}
+
 fn print_next(e: &Engine, s: &IncidentState) {
-    println!(
-        "next: {}",
-        hotfix_core::display::line(&next_action(s, &e.cfg.policy))
-    );
+    println!("next: {}", hotfix_core::display::line(&e.next_step(s)));
+}
+
+/// Who acts: `--as` after the verb, else the (hidden, kept for
+/// compatibility) `--as` before it. Both, naming two people, is a mistake
+/// worth stopping at rather than guessing which one was meant.
+pub(crate) fn acting<'a>(
+    before: Option<&'a str>,
+    after: Option<&'a str>,
+) -> Result<Option<&'a str>, CliError> {
+    match (before, after) {
+        (Some(b), Some(a)) if !b.trim().eq_ignore_ascii_case(a.trim()) => Err(CliError::usage(
+            format!("--as is given twice, as {b} and as {a}"),
+        )
+        .hint("give it once, after the verb: `hotfix VERB ... --as PERSON`")),
+        (b, a) => Ok(a.or(b)),
+    }
 }
 
 pub fn run(cli: Cli) -> Result<u8, CliError> {
+    crate::progress::configure(cli.quiet, cli.json());
     let dir = cli.dir.as_deref();
-    let as_ = cli.as_.as_deref();
+    let before = cli.as_.as_deref();
     crate::store::set_reinit(cli.reinit);
     // `init` writes the file `$HOTFIX_CONFIG` names; the demo and the sample
     // service run on their own sample setup and read no config; `serve`
     // resolves the name against `-C` itself and refuses a missing one there.
     if !matches!(
         cli.cmd,
-        Cmd::Init { .. } | Cmd::Demo { .. } | Cmd::SampleService { .. } | Cmd::Serve(_)
+        Cmd::Init { .. }
+            | Cmd::Demo { .. }
+            | Cmd::SampleService { .. }
+            | Cmd::Serve(_)
+            | Cmd::Completions { .. }
+            | Cmd::Man { .. }
     ) {
         app::refuse_missing_named_config()?;
     }
@@ -85,22 +141,25 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                     path.display()
                 )));
             }
+            if !force {
+                app::refuse_init_over_team_config(&git)?;
+            }
             std::fs::write(&path, INIT_TEMPLATE)
                 .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))?;
             println!("wrote {}", path.display());
             println!(
-                "next: add your tech leads and reviewers under [team], configure [deploy], commit it to main"
+                "next: add your tech leads and reviewers under [team], configure [deploy], list the affected areas under [[area_checks]] (high severity tests them), then commit it and push it to main (git push origin main)"
             );
-            Ok(0)
+            Ok(OK)
         }
         Cmd::Start(a) => {
             // Severity first: a medium incident creates nothing at all.
             let severity: Severity = a.severity.parse().map_err(|e| match e {
-                SeverityError::UseNormalRelease(_) => CliError::failed(e.to_string()),
+                SeverityError::UseNormalRelease(_) => CliError::refused(e.to_string()),
                 SeverityError::Unknown(_) => CliError::usage(e.to_string()),
             })?;
             let incident = parse_id(&a.incident)?;
-            let e = app::engine(dir, as_, true)?;
+            let e = app::engine(dir, acting(before, a.act.as_.as_deref())?, true)?;
             let s = e.start(&StartArgs {
                 name: a.name,
                 severity,
@@ -112,12 +171,18 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             })?;
             println!("{} started: {} ({})", s.id, s.branch, s.severity);
             print_next(&e, &s);
-            Ok(0)
+            Ok(OK)
         }
-        Cmd::Triage(a) => triage(dir, as_, a),
+        Cmd::Triage(a) => {
+            let as_ = acting(before, a.as_.as_deref())?.map(str::to_string);
+            triage(dir, as_.as_deref(), a)
+        }
+        Cmd::Pr(r) => crate::pr::show(dir, before, r),
         Cmd::Status(r) => {
-            let e = app::engine(dir, as_, false)?;
-            let id = e.resolve(parse_id(&r.id)?)?;
+            let e = app::engine(dir, before, false)?;
+            let Some(id) = resolve_for_reading(&e, &r)? else {
+                return Ok(OK);
+            };
             let s = e.load(id)?;
             let undelivered = e
                 .store
@@ -153,12 +218,13 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                     print!("\n{}", render::platform_text(p));
                 }
             }
-            Ok(0)
+            Ok(OK)
         }
         Cmd::Push(a) => {
-            let e = app::engine(dir, as_, true)?;
+            let impact = impact_text(&a)?;
+            let e = app::engine(dir, acting(before, a.act.as_.as_deref())?, true)?;
             let id = e.resolve(parse_id(&a.id)?)?;
-            let s = e.push(id)?;
+            let s = e.push(id, impact.as_deref())?;
             println!(
                 "{} pushed: PR #{} — preview {}",
                 s.id,
@@ -166,17 +232,20 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                 display::line(s.preview_url.as_deref().unwrap_or("(none)"))
             );
             print_next(&e, &s);
-            Ok(0)
+            Ok(OK)
         }
         Cmd::Approve {
             id,
             withdraw,
             reason,
+            act,
         } => {
             let id: IncidentId = id
                 .parse()
                 .map_err(|e: hotfix_core::id::BadIncidentId| CliError::usage(e.to_string()))?;
-            let e = app::engine(dir, as_, true)?;
+            let e = app::engine(dir, acting(before, act.as_.as_deref())?, true)?;
+            // An id that names no incident is the same mistake everywhere.
+            let id = e.resolve(Some(id))?;
             let who = e.actor.clone();
             let (s, _) = if withdraw {
                 e.withdraw(id, &who, reason.as_deref().unwrap_or(""), "cli")?
@@ -184,15 +253,16 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                 e.approve(id, &who, "cli")?
             };
             print_next(&e, &s);
-            Ok(0)
+            Ok(OK)
         }
         Cmd::Ship {
             id,
             allow_wide,
             reason,
             backport,
+            act,
         } => {
-            let e = app::engine(dir, as_, true)?;
+            let e = app::engine(dir, acting(before, act.as_.as_deref())?, true)?;
             let id = e.resolve(parse_id(&id)?)?;
             let wide = if allow_wide {
                 Some(reason.as_deref().unwrap_or(""))
@@ -206,14 +276,15 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                 s.merge_sha.as_deref().map(short).unwrap_or("")
             );
             print_next(&e, &s);
-            Ok(0)
+            Ok(OK)
         }
         Cmd::Backport {
             id,
             r#continue,
             abort,
+            act,
         } => {
-            let e = app::engine(dir, as_, true)?;
+            let e = app::engine(dir, acting(before, act.as_.as_deref())?, true)?;
             let id = e.resolve(parse_id(&id)?)?;
             let mode = if r#continue {
                 BackportMode::Continue
@@ -227,18 +298,28 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                 println!("{} backported to {}", s.id, e.cfg.git.develop);
             }
             print_next(&e, &s);
-            Ok(0)
+            Ok(OK)
         }
-        Cmd::Rollback { id, reason, force } => {
-            let e = app::engine(dir, as_, true)?;
+        Cmd::Rollback {
+            id,
+            reason,
+            force,
+            act,
+        } => {
+            let e = app::engine(dir, acting(before, act.as_.as_deref())?, true)?;
             let id = e.resolve(parse_id(&id)?)?;
             let s = e.rollback(id, &reason, force)?;
             println!("{} rolled back", s.id);
             print_next(&e, &s);
-            Ok(0)
+            Ok(OK)
         }
-        Cmd::Checklist { id, done, json } => {
-            let e = app::engine(dir, as_, !done.is_empty())?;
+        Cmd::Checklist {
+            id,
+            done,
+            json,
+            as_,
+        } => {
+            let e = app::engine(dir, acting(before, as_.as_deref())?, !done.is_empty())?;
             let id = e.resolve(parse_id(&id)?)?;
             let s = if done.is_empty() {
                 e.load(id)?
@@ -254,30 +335,31 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                 print!("{}", render::checklist_text(&s));
                 print_next(&e, &s);
             }
-            Ok(0)
+            Ok(OK)
         }
         Cmd::Postmortem(a) => {
-            let e = app::engine(dir, as_, true)?;
+            let e = app::engine(dir, acting(before, a.act.as_.as_deref())?, true)?;
             let id = e.resolve(parse_id(&a.id)?)?;
             let (s, written) = e.postmortem(id)?;
             for w in written {
                 println!("wrote {w}");
             }
+            println!("{}", hotfix_engine::text::postmortem_hint(&s, &e.cfg));
             if let Some((_, due)) = &s.postmortem {
                 println!("post-mortem due by {}", due.strftime("%Y-%m-%d %H:%M UTC"));
             }
             print_next(&e, &s);
-            Ok(0)
+            Ok(OK)
         }
         Cmd::Close(a) => {
-            let e = app::engine(dir, as_, true)?;
+            let e = app::engine(dir, acting(before, a.act.as_.as_deref())?, true)?;
             let id = e.resolve(parse_id(&a.id)?)?;
             let s = e.close(id)?;
             println!("{} closed", s.id);
-            Ok(0)
+            Ok(OK)
         }
         Cmd::Platform { action } => {
-            crate::platform_cmd::run(dir, action.unwrap_or(PlatformCmd::Run))
+            crate::platform_cmd::run(dir, before, action.unwrap_or(PlatformCmd::Run))
         }
         Cmd::Serve(a) => crate::serve::run(dir, a),
         Cmd::Backup(a) => crate::store::backup(dir, a),
@@ -285,21 +367,27 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             let cwd = std::env::current_dir().map_err(|e| CliError::failed(e.to_string()))?;
             hotfix_platform::sample_service::serve(port, &cwd)
                 .map_err(|e| CliError::failed(e.to_string()))?;
-            Ok(0)
+            Ok(OK)
         }
         Cmd::Demo {
             dir: keep,
             with_rollback,
         } => crate::demo::run(keep, with_rollback),
+        Cmd::Completions { shell } => {
+            crate::manual::completions(shell);
+            Ok(OK)
+        }
+        Cmd::Man { verb, dir: None } => crate::manual::man(verb.as_deref()),
+        Cmd::Man { dir: Some(d), .. } => crate::manual::man_pages(&d),
         Cmd::Log { json } => {
-            let e = app::engine(dir, as_, false)?;
+            let e = app::engine(dir, before, false)?;
             let all = e.all()?;
             if json {
                 println!("{}", render::log_json(&e, &all));
             } else {
                 print!("{}", render::log_text(&e, &all));
             }
-            Ok(0)
+            Ok(OK)
         }
     }
 }
@@ -320,7 +408,7 @@ fn triage(dir: Option<&std::path::Path>, as_: Option<&str>, a: TriageArgs) -> Re
         } else {
             print!("{}", render_triage_text(&e, &list));
         }
-        return Ok(0);
+        return Ok(OK);
     };
     let id: IncidentId = raw
         .parse()
@@ -343,11 +431,14 @@ fn triage(dir: Option<&std::path::Path>, as_: Option<&str>, a: TriageArgs) -> Re
                 .as_deref()
                 .map(|s| {
                     hotfix_engine::triage::parse_severity(s, id).map_err(|r| {
-                        let code = if r.code == "use_normal_release" { 1 } else { 2 };
-                        CliError {
-                            code,
-                            message: format!("{}\n  hint: {}", r.message, r.hint),
-                        }
+                        // medium/low is understood and refused by the
+                        // process; anything else is not a severity at all.
+                        let kind = if r.code == "use_normal_release" {
+                            Kind::Refused
+                        } else {
+                            Kind::Usage
+                        };
+                        CliError::new(kind, r.message).hint(r.hint)
                     })
                 })
                 .transpose()?,
@@ -369,7 +460,7 @@ fn triage(dir: Option<&std::path::Path>, as_: Option<&str>, a: TriageArgs) -> Re
         Some(target) => print_next(&e, target),
         None => print_next(&e, &t.incident),
     }
-    Ok(0)
+    Ok(OK)
 }
 
 /// One row per incident waiting for triage: id, severity, age, alert, title.
@@ -383,7 +474,7 @@ fn render_triage_text(e: &Engine, list: &[IncidentState]) -> String {
         "ID", "SEVERITY", "AGE", "ALERT", "TITLE"
     );
     for s in list {
-        let age = hotfix_core::timeline::clock(now.as_second() - s.declared_at.as_second());
+        let age = hotfix_core::duration::span(now.as_second() - s.declared_at.as_second());
         let line = format!(
             "{:<8} {:<9} {:>8}  {:<9} {}",
             s.id.to_string(),

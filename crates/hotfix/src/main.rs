@@ -1,11 +1,16 @@
 //! `hotfix`: the command line. One function per verb in `commands`; this file
-//! only parses, dispatches and maps errors to exit codes.
+//! only parses, dispatches and prints the error (`exit` maps its kind to the
+//! exit code).
 
 mod app;
 mod cli;
 mod commands;
 mod demo;
+mod exit;
+mod manual;
 mod platform_cmd;
+mod pr;
+mod progress;
 mod render;
 mod serve;
 mod store;
@@ -19,8 +24,8 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {}", hotfix_core::display::block(&e.message));
-            ExitCode::from(e.code)
+            eprintln!("{}", e.render());
+            ExitCode::from(e.code())
         }
     }
 }

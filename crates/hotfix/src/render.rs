@@ -4,11 +4,11 @@
 use hotfix_core::display;
 
 use hotfix_core::checklist::checklist;
+use hotfix_core::duration::{span, span_of};
 use hotfix_core::guards::missing_approvals;
-use hotfix_core::next::next_action;
 use hotfix_core::provider::OutboxItem;
 use hotfix_core::state::IncidentState;
-use hotfix_core::timeline::{clock, timeline};
+use hotfix_core::timeline::{StepState, timeline};
 use hotfix_engine::Engine;
 use serde_json::{Value, json};
 
@@ -55,6 +55,12 @@ pub fn status_value(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -
         "backported": s.backport_sha.is_some(),
         "backport_conflict": s.backport_conflict.as_ref().map(|(f, w)| json!({"files": f, "worktree": w})),
         "rolled_back": s.rollback.as_ref().map(|r| json!({"at": r.at, "reason": r.reason, "automatic": r.automatic, "forced": r.forced})),
+        "rolled_back_to": s.rolled_back_to.as_ref().map(|r| json!({
+            "at": r.at, "sha": r.sha, "deployment": r.deployment,
+            "healthy": r.health.as_ref().map(|h| h.healthy),
+            "probes": r.health.as_ref().map(|h| h.probes),
+            "detail": r.health.as_ref().map(|h| h.detail.clone()),
+        })),
         "rollback_in_progress": s.rollback_progress,
         "pr_closed": s.pr_closed,
         "rollbacks": s.rollbacks,
@@ -64,7 +70,7 @@ pub fn status_value(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -
         "postmortem": s.postmortem.as_ref().map(|(p, d)| json!({"path": p, "due": d})),
         "closed_at": s.closed_at,
         "triage": triage_value(s),
-        "next_action": next_action(s, &e.cfg.policy),
+        "next_action": e.next_step(s),
         "undelivered_notifications": undelivered.iter().map(|i| json!({
             "notifier": i.notifier, "step": i.message.step, "attempts": i.attempts, "last_error": i.last_error,
         })).collect::<Vec<_>>(),
@@ -195,18 +201,35 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
         row!(o, "  needs:     {}", missing.join(" and "));
     }
     if let Some(m) = &s.merge_sha {
-        row!(
-            o,
-            "  merged:    {}{}",
-            short(m),
-            if s.healthy_sha.is_some() {
-                " — production healthy"
-            } else {
-                ""
-            }
-        );
+        let after = if s.healthy_sha.is_some() {
+            " — production healthy".to_string()
+        } else if let Some(r) = s.rollback.as_ref().and_then(|r| r.main_revert.as_deref()) {
+            format!(
+                " — rolled back, reverted on {} by {}",
+                e.cfg.git.main,
+                short(r)
+            )
+        } else if s.rolled_back_to.is_some() {
+            " — rolled back".to_string()
+        } else {
+            String::new()
+        };
+        row!(o, "  merged:    {}{after}", short(m));
     }
-    if let Some(f) = &s.health_failure {
+    // After a rollback production runs the previous release: say what and
+    // how it is, and keep the fix's failure in the past tense.
+    if let Some(now) = hotfix_engine::text::rolled_back_to_line(s) {
+        row!(o, "  production: {now}");
+        // Unless the rollback's reason says it already.
+        if let Some(f) = &s.health_failure
+            && !s
+                .rollback
+                .as_ref()
+                .is_some_and(|r| r.reason.contains(f.as_str()))
+        {
+            row!(o, "  the fix:   failed in production — {f}");
+        }
+    } else if let Some(f) = &s.health_failure {
         row!(o, "  health:    FAILING — {f}");
     }
     if let Some(r) = &s.rollback {
@@ -261,19 +284,23 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
     row!(
         o,
         "  timeline (target: resolved within {})",
-        e.cfg.policy.targets.resolved
+        span_of(e.cfg.policy.targets.resolved.0)
     );
     for t in timeline(s, &e.cfg.policy, now) {
-        let mark = if t.done { "✓" } else { "·" };
-        let target = t.target_s.map(clock).unwrap_or_else(|| "  —  ".into());
-        let late = if t.over { "  OVER TARGET" } else { "" };
-        let so_far = if t.done { "" } else { " so far" };
-        row!(
-            o,
-            "  {mark} {:<22} {:>8} / {target}{so_far}{late}",
+        let (mark, note) = match t.state {
+            StepState::Done => ("✓", ""),
+            StepState::Late => ("✓", "OVER TARGET"),
+            StepState::Pending => ("·", "so far"),
+            StepState::Overdue => ("·", "so far, OVER TARGET"),
+            StepState::RolledBack => ("↩", "rolled back"),
+        };
+        let target = t.target_s.map(span).unwrap_or_else(|| "—".into());
+        let line = format!(
+            "  {mark} {:<22} {:>7} / {target:<6}  {note}",
             t.label,
-            clock(t.elapsed_s)
+            span(t.elapsed_s)
         );
+        row!(o, "{}", line.trim_end());
     }
     row!(o, "");
     row!(o, "  checklist");
@@ -293,7 +320,7 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
         }
     }
     row!(o, "");
-    row!(o, "next: {}", next_action(s, &e.cfg.policy));
+    row!(o, "next: {}", e.next_step(s));
     o
 }
 
@@ -370,6 +397,15 @@ pub fn log_text(e: &Engine, all: &[IncidentState]) -> String {
     o
 }
 
+/// A timestamp the platform reports (RFC 3339, nanoseconds and all) the
+/// way people read one: `2026-12-03 11:42:07 UTC`.
+fn when(rfc3339: &str) -> String {
+    rfc3339
+        .parse::<jiff::Timestamp>()
+        .map(hotfix_core::timeline::utc)
+        .unwrap_or_else(|_| rfc3339.to_string())
+}
+
 fn short(s: &str) -> &str {
     s.get(..10).unwrap_or(s)
 }
@@ -385,12 +421,12 @@ pub fn platform_text(st: &hotfix_platform::PlatformStatus) -> String {
     );
     let rel = |r: &hotfix_platform::ReleaseInfo| {
         format!(
-            "{} {} on port {} ({:?}, since {})",
+            "{} {} on port {} ({}, since {})",
             r.id,
             short(&r.sha),
             r.port,
-            r.state,
-            r.started_at
+            format!("{:?}", r.state).to_ascii_lowercase(),
+            when(&r.started_at)
         )
     };
     match &st.production {
@@ -408,7 +444,7 @@ pub fn platform_text(st: &hotfix_platform::PlatformStatus) -> String {
             rel(r),
             r.warm_until
                 .as_deref()
-                .map(|w| format!(", warm until {w}"))
+                .map(|w| format!(", warm until {}", when(w)))
                 .unwrap_or_default()
         );
     }

@@ -30,8 +30,10 @@ pub mod env {
     pub const REPLICA: &str = "HOTFIX_REPLICA";
 }
 
-/// The default listen address when neither `--listen` nor `[server] listen` says.
-const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default listen address when neither `--listen` nor `[server] listen`
+/// says: not 8080, the embedded platform's default production port (and a
+/// typical app's), so the team server and production never fight over it.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8788";
 
 /// How long in-flight requests get to finish on SIGINT/SIGTERM.
 const GRACE: std::time::Duration = std::time::Duration::from_secs(10);

@@ -145,10 +145,9 @@ pub fn backup(dir: Option<&Path>, a: BackupArgs) -> Result<u8, CliError> {
     let dest: PathBuf = base.join(&a.path);
     let sum = hotfix_store::backup(&url, &dest).map_err(|e| CliError::failed(e.to_string()))?;
     println!(
-        "backed up {} incident{} ({} events) to {}",
-        sum.incidents,
-        if sum.incidents == 1 { "" } else { "s" },
-        sum.events,
+        "backed up {} ({}) to {}",
+        hotfix_core::plural::count(sum.incidents, "incident"),
+        hotfix_core::plural::count(sum.events, "event"),
         sum.path.display()
     );
     Ok(0)

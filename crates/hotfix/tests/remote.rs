@@ -283,8 +283,16 @@ fn a_whole_hotfix_in_remote_mode_lives_on_the_server() {
     );
     w.repo.write("app/pdf", "pdf ok\n");
     let fix = w.repo.commit_as(DEV, "Fix PDF export crash");
-    remote(&w, &s, DEV, &dev, &["push"]).ok();
+    let r = remote(&w, &s, DEV, &dev, &["push"]).ok();
     assert_eq!(w.origin_sha("hotfix/pdf-crash"), fix);
+    // The next step names who approves; their token says who acts (no --as).
+    assert!(
+        r.stdout.contains(
+            "next: needs 1 tech lead approval: ask a tech lead (lead@example.com or lead2@example.com) to approve it: they run `hotfix approve HF-1`"
+        ),
+        "{}",
+        r.all()
+    );
 
     // The server refuses, and says why; nothing is recorded.
     remote(&w, &s, LEAD, &lead_dev, &["approve", "HF-1"])
@@ -316,7 +324,16 @@ fn a_whole_hotfix_in_remote_mode_lives_on_the_server() {
         ],
     )
     .ok();
-    // Closing is for tech leads; the server says so to a developer token.
+    // Closing is for tech leads: the developer is told who closes it, and
+    // the server says so to a developer token.
+    let st = remote(&w, &s, DEV, &dev, &["status", "HF-1"]).ok();
+    assert!(
+        st.stdout.contains(
+            "next: ask a tech lead (lead@example.com or lead2@example.com) to close it: they run `hotfix close HF-1`"
+        ),
+        "{}",
+        st.all()
+    );
     remote(&w, &s, DEV, &dev, &["close", "HF-1"])
         .fails(1, "closing an incident needs a tech_lead token");
     remote(&w, &s, LEAD, &lead, &["close", "HF-1"]).ok();

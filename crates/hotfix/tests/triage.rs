@@ -193,7 +193,7 @@ fn a_false_alarm_is_declined_and_closed_without_the_checklist() {
         LEAD,
         &["triage", "HF-1", "decline", "--reason", "duplicate"],
     )
-    .fails(1, "a duplicate names the incident it duplicates");
+    .fails(2, "a duplicate names the incident it duplicates");
     w.hf_as(
         LEAD,
         &[
@@ -206,7 +206,7 @@ fn a_false_alarm_is_declined_and_closed_without_the_checklist() {
             "HF-9",
         ],
     )
-    .fails(1, "there is no incident HF-9");
+    .fails(2, "there is no incident HF-9");
     let r = w
         .hf_as(
             LEAD,
@@ -280,7 +280,7 @@ fn a_duplicate_is_merged_into_the_open_incident_and_a_crash_in_between_is_finish
     w.hf(&["triage", "HF-2", "merge", "--into", "HF-1"])
         .fails(1, "tech leads");
     w.hf_as(LEAD, &["triage", "HF-2", "merge", "--into", "HF-2"])
-        .fails(1, "cannot duplicate itself");
+        .fails(2, "cannot duplicate itself");
     let r = w
         .hf_as(LEAD, &["triage", "HF-2", "merge", "--into", "HF-1"])
         .ok();

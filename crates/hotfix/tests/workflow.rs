@@ -282,7 +282,7 @@ fn existing_branches_and_bad_names_are_refused() {
         ".hidden",
     ] {
         w.hf(&["start", bad, "--severity", "critical"])
-            .fails(1, "not a valid hotfix name");
+            .fails(2, "not a valid hotfix name");
     }
     assert!(!w.repo.work.join("pwned").exists());
     assert_eq!(w.log().as_array().unwrap().len(), 0);
@@ -786,6 +786,13 @@ fn a_named_config_that_is_missing_is_refused_by_every_command() {
     // `init` creates the named file, and then every command reads it.
     std::fs::create_dir_all(w.repo.work.join("team")).unwrap();
     w.hf_env(DEV, &["init"], &env).ok();
+    // The template's high policy asks for area checks: until the team
+    // lists them, the file is read and refused, naming the key.
+    w.hf_env(DEV, &["status", "HF-1"], &env)
+        .fails(2, "policy.high.area_checks = true");
+    let mut named = std::fs::read_to_string(missing).unwrap();
+    named.push_str("\n[[area_checks]]\npath = \"/export/pdf\"\n");
+    std::fs::write(missing, named).unwrap();
     w.hf_env(DEV, &["status", "HF-1"], &env).ok();
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hotfix_core::config::DeployConfig;
-use hotfix_core::provider::{DeployCtx, DeployError, Deployer, Deployment};
+use hotfix_core::provider::{DeployAction, DeployCtx, DeployError, Deployer, Deployment};
 
 use super::process::run;
 
@@ -46,8 +46,12 @@ impl CommandDeployer {
             ),
             ("HOTFIX_ENV".to_string(), env_name.to_string()),
         ];
-        let log = self.log_dir.join(format!("{}.log", ctx.incident));
-        Ok(run(command, &self.root, &env, self.timeout(), &log)?.stdout)
+        Ok(run(command, &self.root, &env, self.timeout(), &self.log(ctx))?.stdout)
+    }
+
+    /// One log per incident: its previews, deploys and rollbacks in order.
+    fn log(&self, ctx: &DeployCtx) -> PathBuf {
+        self.log_dir.join(format!("{}.log", ctx.incident))
     }
 }
 
@@ -112,5 +116,9 @@ impl Deployer for CommandDeployer {
 
     fn health_url(&self) -> Option<String> {
         self.cfg.health_url.clone()
+    }
+
+    fn log_path(&self, ctx: &DeployCtx, _action: DeployAction) -> Option<PathBuf> {
+        Some(self.log(ctx))
     }
 }

@@ -115,9 +115,22 @@ pub fn describe(kind: &EventKind, security: bool) -> String {
             format!("backported to develop ({})", short(merge_sha))
         }
         EventKind::RollbackStep { step, .. } => match step {
-            RollbackStep::Production { .. } => {
-                "rollback: production back on the previous release".into()
-            }
+            RollbackStep::Production { sha, health, .. } => format!(
+                "rollback: production back on the previous release{}{}",
+                sha.as_deref()
+                    .map(|s| format!(" {}", short(s)))
+                    .unwrap_or_default(),
+                match health {
+                    Some(h) if h.healthy => format!(
+                        ", healthy ({} probe{})",
+                        h.probes,
+                        if h.probes == 1 { "" } else { "s" }
+                    ),
+                    Some(_) if security => ", still unhealthy".into(),
+                    Some(h) => format!(", still unhealthy: {}", h.detail),
+                    None => String::new(),
+                }
+            ),
             RollbackStep::MainReverted { sha } => {
                 format!("rollback: merge reverted on main ({})", short(sha))
             }

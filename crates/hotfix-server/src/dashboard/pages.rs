@@ -17,13 +17,13 @@ use hotfix_core::guards::{ApproveCheck, check_approve, missing_approvals};
 use hotfix_core::notify::message_for;
 use hotfix_core::state::IncidentState;
 use hotfix_core::team::ApiRole;
-use hotfix_core::timeline::timeline;
+use hotfix_core::timeline::{StepState, timeline};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::cache::View;
 use super::describe::{describe, is_deploy};
-use super::render::{self, Layout, clock, short, time, words};
+use super::render::{self, Layout, short, span, time, words};
 use super::session::{self, encode};
 use super::stats::{Filter, FilterQuery, compute};
 use crate::auth::{Caller, MaybeCaller};
@@ -143,13 +143,13 @@ fn row(st: &AppState, v: &Seen, now: jiff::Timestamp) -> Row {
         customer_facing: s.customer_facing,
         security: s.security,
         declared_at: time(s.declared_at),
-        elapsed: clock(sum.elapsed_s),
+        elapsed: span(sum.elapsed_s),
         over: match ttr {
             Some(t) => t > target,
             None => !s.is_closed() && sum.elapsed_s > target,
         },
         restored: ttr.is_some(),
-        ttr: ttr.map(clock),
+        ttr: ttr.map(span),
         next: sum.next,
         rollbacks: s.rollbacks,
     }
@@ -237,7 +237,7 @@ pub async fn index(
                         "id": s.id.to_string(),
                         "title": s.title,
                         "severity": s.severity.as_str(),
-                        "age": clock(age),
+                        "age": span(age),
                         "over": age > st.cfg.policy.targets.triage.0.as_secs() as i64,
                         "alert": s.alert_status,
                         "declared_by": s.declared_by,
@@ -249,10 +249,10 @@ pub async fn index(
                 "index.html",
                 json!({
                     "triage": triage,
-                    "triage_target": clock(st.cfg.policy.targets.triage.0.as_secs() as i64),
+                    "triage_target": span(st.cfg.policy.targets.triage.0.as_secs() as i64),
                     "rows": rows,
                     "open": open.len(),
-                    "target": clock(st.cfg.policy.targets.resolved.0.as_secs() as i64),
+                    "target": span(st.cfg.policy.targets.resolved.0.as_secs() as i64),
                     "pager": pager,
                 }),
             )?;
@@ -407,17 +407,18 @@ fn incident_body(st: &AppState, caller: &Caller, v: &Seen) -> Result<String, Api
     let timeline: Vec<Value> = steps
         .iter()
         .map(|r| {
-            let state = match (r.done, r.over) {
-                (true, false) => "done",
-                (true, true) => "late",
-                (false, false) => "running",
-                (false, true) => "overdue",
+            let state = match r.state {
+                StepState::Done => "done",
+                StepState::Late => "late",
+                StepState::Pending => "running",
+                StepState::Overdue => "overdue",
+                StepState::RolledBack => "rolled_back",
             };
             json!({
                 "label": r.label,
                 "state": state,
-                "elapsed": clock(r.elapsed_s),
-                "target": r.target_s.map(clock),
+                "elapsed": span(r.elapsed_s),
+                "target": r.target_s.map(span),
                 "w": pct(r.elapsed_s),
                 "t": r.target_s.map(pct),
             })
@@ -497,8 +498,8 @@ fn incident_body(st: &AppState, caller: &Caller, v: &Seen) -> Result<String, Api
             "restricted": v.restricted(),
             "declared_at": time(s.declared_at),
             "declared_by": s.declared_by,
-            "elapsed": clock(sum.elapsed_s),
-            "restored_after": time_to_restore(s).map(clock),
+            "elapsed": span(sum.elapsed_s),
+            "restored_after": time_to_restore(s).map(span),
             "next": sum.next,
             "branch": s.branch,
             "attempt": s.attempt,
@@ -517,6 +518,16 @@ fn incident_body(st: &AppState, caller: &Caller, v: &Seen) -> Result<String, Api
                 "smoke": s.smoke.as_ref().map(|(sha, ok, _)| json!({"sha": short(sha), "ok": ok})),
                 "merge": s.merge_sha.as_deref().map(short),
                 "deployed": s.deployed_sha.as_deref().map(short),
+                // After a rollback production runs the previous release:
+                // that is what the Production row shows, the fix's deploy
+                // a row of its own, rolled back.
+                "rolled_back_to": s.rolled_back_to.as_ref().map(|r| json!({
+                    "sha": r.sha.as_deref().map(short),
+                    "deployment": r.deployment,
+                    "healthy": r.health.as_ref().map(|h| h.healthy),
+                    "probes": r.health.as_ref().map(|h| hotfix_core::plural::count(h.probes, "probe")),
+                    "detail": r.health.as_ref().map(|h| h.detail.clone()).filter(|d| !d.is_empty()),
+                })),
                 "healthy": s.healthy_sha.as_deref().map(short),
                 "health_failure": s.health_failure,
                 "backport": s.backport_sha.as_deref().map(short),
@@ -564,7 +575,7 @@ pub async fn log(
                 filter.state
             )
         });
-        let fmt = |v: Option<i64>| v.map(clock).unwrap_or_else(|| "—".into());
+        let fmt = |v: Option<i64>| v.map(span).unwrap_or_else(|| "—".into());
         let steps: Vec<Value> = stats
             .steps
             .iter()
@@ -588,7 +599,7 @@ pub async fn log(
                 "figures": {
                     "ttr_median": fmt(stats.time_to_restore.median_s),
                     "ttr_p90": fmt(stats.time_to_restore.p90_s),
-                    "target": clock(stats.resolved_target.target_s),
+                    "target": span(stats.resolved_target.target_s),
                     "share": stats.resolved_target.share.map(|v| format!("{:.0}%", v * 100.0)).unwrap_or_else(|| "—".into()),
                     "per_hotfix": stats.rollbacks.per_hotfix.map(|v| format!("{v:.2}")).unwrap_or_else(|| "—".into()),
                 },

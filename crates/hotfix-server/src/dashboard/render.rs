@@ -181,12 +181,13 @@ pub fn error_page(e: &ApiError, user: Option<&Caller>) -> Response {
 
 /// `2025-11-27 03:30:12 UTC`: the server's clock, one time zone for everyone.
 pub fn time(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
+    hotfix_core::timeline::utc(t)
 }
 
-/// `mm:ss` or `h:mm:ss`.
-pub fn clock(secs: i64) -> String {
-    hotfix_core::timeline::clock(secs)
+/// `20s`, `20m`, `1h05m`: the core's one way of saying how long
+/// ([`hotfix_core::duration::span`]).
+pub fn span(secs: i64) -> String {
+    hotfix_core::duration::span(secs)
 }
 
 /// `awaiting_approval` → `awaiting approval`.

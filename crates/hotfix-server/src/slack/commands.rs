@@ -4,12 +4,12 @@
 use hotfix_core::Severity;
 use hotfix_core::access::Reader;
 use hotfix_core::admit::{Actor, Door};
+use hotfix_core::duration::span;
 use hotfix_core::event::EventKind;
 use hotfix_core::guards::missing_approvals;
 use hotfix_core::id::IncidentId;
 use hotfix_core::severity::SeverityError;
 use hotfix_core::team::ApiRole;
-use hotfix_core::timeline::clock;
 
 use hotfix_engine::triage::{Decision, outcome, parse_severity};
 
@@ -332,7 +332,7 @@ fn list(st: &AppState) -> Result<Reply, ApiError> {
             sum.id,
             sum.severity,
             sum.phase,
-            clock(sum.elapsed_s),
+            span(sum.elapsed_s),
             esc(&sum.title)
         );
         if !s.security {
@@ -352,7 +352,7 @@ fn show(st: &AppState, id: IncidentId) -> Result<Reply, ApiError> {
         sum.id,
         sum.severity,
         sum.phase,
-        clock(sum.elapsed_s),
+        span(sum.elapsed_s),
         esc(&sum.title)
     );
     if s.security {

@@ -115,9 +115,7 @@ pub fn postmortem_due(s: &IncidentState, policy: &Policy) -> Option<Timestamp> {
 
 /// A time as messages show it: to the second.
 fn show(t: Timestamp) -> String {
-    Timestamp::from_second(t.as_second())
-        .unwrap_or(t)
-        .to_string()
+    hotfix_core::timeline::utc(t)
 }
 
 /// The timers due on `s` at `now` that have not fired yet. Pure: the same
@@ -194,7 +192,7 @@ fn describe(
         }
         Timer::TriageOverdue => return None,
         Timer::Unclaimed => {
-            let mins = (now.as_second() - waiting_since(s).as_second()) / 60;
+            let ago = hotfix_core::duration::span(now.as_second() - waiting_since(s).as_second());
             // A log from before triage existed has no confirmation.
             let since = if s.confirmed.is_some() {
                 "confirmed"
@@ -207,9 +205,9 @@ fn describe(
                 st.cfg.team.on_call.clone()
             };
             (
-                format!("nobody took {id} yet ({since} {mins} min ago)"),
+                format!("nobody took {id} yet ({since} {ago} ago)"),
                 format!(
-                    ":pager: nobody took {id} [{}] yet ({since} {mins} min ago). Take it: `{}`.",
+                    ":pager: nobody took {id} [{}] yet ({since} {ago} ago). Take it: `{}`.",
                     s.severity.as_str().to_uppercase(),
                     hotfix_core::notify::take_command(s)
                 ),
