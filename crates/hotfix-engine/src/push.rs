@@ -244,7 +244,10 @@ impl Engine {
         }
         let url = s.preview_url.clone().unwrap_or_default();
         let step = self.ui.step(
-            &format!("running {} check(s) against {url}", checks.len()),
+            &format!(
+                "running {} against {url}",
+                hotfix_core::plural::count(checks.len(), "check")
+            ),
             None,
         );
         let results = hotfix_providers::health::run_checks(
@@ -254,7 +257,10 @@ impl Engine {
             self.cfg.deploy.probe_timeout.0,
         );
         let passed = results.iter().filter(|r| r.ok).count();
-        let tally = format!("{passed} of {} check(s) passed", results.len());
+        let tally = format!(
+            "{passed} of {} passed",
+            hotfix_core::plural::count(results.len(), "check")
+        );
         if passed == results.len() {
             step.done(&tally);
         } else {

@@ -103,7 +103,10 @@ impl Engine {
                 }
             });
             match &outcome {
-                Ok(probes) => step.done(&format!("production healthy after {probes} probe(s)")),
+                Ok(probes) => step.done(&format!(
+                    "production healthy after {}",
+                    hotfix_core::plural::count(*probes, "probe")
+                )),
                 Err(reason) => step.fail(&format!("production unhealthy: {reason}")),
             }
             let verdict = match &outcome {

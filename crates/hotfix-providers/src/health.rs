@@ -112,12 +112,7 @@ pub fn watch(
             Ok((s, body)) => Err(format!(
                 "{} answered {s}: {}",
                 w.url,
-                body.lines()
-                    .next()
-                    .unwrap_or("")
-                    .chars()
-                    .take(200)
-                    .collect::<String>()
+                excerpt(body.lines().next().unwrap_or(""), 160)
             )),
             Err(e) => Err(format!("{} did not answer: {e}", w.url)),
         };
@@ -138,5 +133,30 @@ pub fn watch(
             }
         }
         std::thread::sleep(w.interval);
+    }
+}
+
+/// The start of a body for a message: at most `max` characters, with `…`
+/// where it was cut (so a cut reason never reads as if it ended there).
+fn excerpt(line: &str, max: usize) -> String {
+    if line.chars().count() <= max {
+        return line.to_string();
+    }
+    let mut out: String = line.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod excerpt_tests {
+    use super::excerpt;
+
+    #[test]
+    fn a_cut_body_says_it_was_cut() {
+        assert_eq!(excerpt("short", 160), "short");
+        let long = "x".repeat(300);
+        let e = excerpt(&long, 160);
+        assert_eq!(e.chars().count(), 160);
+        assert!(e.ends_with('…'));
     }
 }

@@ -451,14 +451,40 @@ pub fn platform_text(st: &hotfix_platform::PlatformStatus) -> String {
     for p in &st.previews {
         row!(o, "  preview {}: {} — {}", p.key, p.url, rel(&p.release));
     }
+    // A crash is said in words: which release, when, how it ended, the
+    // log to read and its last lines (the JSON is in `--json`). One that no
+    // longer serves anything is history, marked so.
     for c in &st.crashed {
+        let serving = st.production.as_ref().is_some_and(|p| p.id == c.release.id)
+            || st.previews.iter().any(|p| p.release.id == c.release.id);
         row!(
             o,
-            "  CRASHED: {}",
-            serde_json::to_string(c).unwrap_or_default()
+            "  crashed:    {} {} ({}) at {}: {}{}",
+            c.release.id,
+            short(&c.release.sha),
+            format!("{:?}", c.release.kind).to_ascii_lowercase(),
+            when(&c.at),
+            c.exit_status,
+            if serving { "" } else { " (replaced since)" }
         );
+        row!(o, "              log: {}", c.log_path.display());
+        if serving {
+            for l in crash_tail(&c.log_tail, 3) {
+                row!(o, "              | {l}");
+            }
+        }
     }
     o
+}
+
+/// The last `n` lines the release itself wrote (the platform's own
+/// `[hotfix-platform …]` bookkeeping lines and blank lines left out).
+fn crash_tail(tail: &str, n: usize) -> Vec<&str> {
+    let lines: Vec<&str> = tail
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("[hotfix-platform "))
+        .collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
 #[cfg(test)]
