@@ -139,4 +139,5 @@ pub use types::{
     HistoryAction, HistoryEntry, LaunchStep, PlatformStatus, PreviewInfo, ReleaseInfo, ReleaseKind,
     ReleaseSettings, ReleaseState, RollbackRequest,
 };
+pub use sys::default_sigpipe;
 pub use util::{free_port, log_tail};

@@ -115,3 +115,17 @@ pub(crate) fn detach(cmd: &mut std::process::Command) {
         });
     }
 }
+
+/// Puts SIGPIPE back to its default action (end the process quietly), as
+/// every Unix filter expects: `hotfix log | head` then stops when `head`
+/// has read enough, instead of panicking on a failed `println!` (Rust
+/// ignores SIGPIPE by default). Only for commands that print and exit: a
+/// process that serves sockets or feeds children keeps the default.
+#[allow(unsafe_code)]
+pub fn default_sigpipe() {
+    // SAFETY: signal(2) with SIG_DFL installs no handler of ours and is
+    // called before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -21,6 +21,23 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // Commands that print and exit end quietly when their reader goes away
+    // (`hotfix log | head`); the platform, the server and the demo keep
+    // Rust's ignored SIGPIPE (they write to sockets and children).
+    if matches!(
+        cli.cmd,
+        cli::Cmd::Status(_)
+            | cli::Cmd::Pr(_)
+            | cli::Cmd::Log { .. }
+            | cli::Cmd::Checklist { .. }
+            | cli::Cmd::Completions { .. }
+            | cli::Cmd::Man { .. }
+            | cli::Cmd::Platform {
+                action: Some(cli::PlatformCmd::Status { .. })
+            }
+    ) {
+        hotfix_platform::default_sigpipe();
+    }
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -260,10 +260,10 @@ fn deploy(
     println!("recorded: manual deploy by {by} (`hotfix platform status` shows the history)");
     if let Some(p) = &o.previous {
         println!(
-            "previous: {} ({}), {:?}; to go back: `hotfix platform deploy {}`",
+            "previous: {} ({}), {}; to go back: `hotfix platform deploy {}`",
             p.id,
             short(&p.sha),
-            p.state,
+            format!("{:?}", p.state).to_ascii_lowercase(),
             short(&p.sha)
         );
     }

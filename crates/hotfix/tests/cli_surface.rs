@@ -258,3 +258,37 @@ fn every_flag_in_every_verbs_help_has_a_description() {
         }
     }
 }
+
+/// `hotfix man | head -1`: the reader goes away before hotfix writes. A
+/// print-and-exit command then ends as every Unix filter does (quietly, by
+/// SIGPIPE), never with a "failed printing to stdout" panic.
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [&["man"][..], &["completions", "bash"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(bin())
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("HOTFIX_CONFIG")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(
+            out.status.signal(),
+            Some(libc_sigpipe()),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+    }
+}
+
+/// SIGPIPE's number on Linux (13), without a libc dependency in the tests.
+fn libc_sigpipe() -> i32 {
+    13
+}
