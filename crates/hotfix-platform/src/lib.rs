@@ -134,10 +134,10 @@ pub use config::{PlatformConfig, default_state_dir, parse_duration, split_comman
 pub use error::PlatformError;
 pub use paths::release_log;
 pub use server::run_foreground;
+pub use sys::default_sigpipe;
 pub use types::{
     ApiError, ControlInfo, CrashReport, DeployMeta, DeployOutcome, DeployRequest, DeployVia,
     HistoryAction, HistoryEntry, LaunchStep, PlatformStatus, PreviewInfo, ReleaseInfo, ReleaseKind,
     ReleaseSettings, ReleaseState, RollbackRequest,
 };
-pub use sys::default_sigpipe;
 pub use util::{free_port, log_tail};
