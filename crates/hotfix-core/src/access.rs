@@ -171,7 +171,11 @@ fn is_work(kind: &EventKind) -> bool {
         | EventKind::Absorbed { .. }
         | EventKind::Escalated { .. }
         | EventKind::TriageOverdue
-        | EventKind::ReportedBy { .. } => false,
+        | EventKind::ReportedBy { .. }
+        | EventKind::AnalysisMeasured { .. }
+        | EventKind::AnalysisFailed { .. }
+        | EventKind::CanaryStep { .. }
+        | EventKind::CanaryAborted { .. } => false,
     }
 }
 
@@ -494,6 +498,41 @@ fn redact_kind(kind: &EventKind, secrets: &mut Secrets) -> EventKind {
         // A reporter from outside (a customer) is a detail, not one of us.
         K::ReportedBy { who } => K::ReportedBy {
             who: hide(who, secrets),
+        },
+        // The numbers and the analysis's name (team configuration) stay;
+        // what was queried may name the broken route.
+        K::AnalysisMeasured {
+            name,
+            sha,
+            samples,
+            baseline,
+            verdict,
+            query,
+        } => K::AnalysisMeasured {
+            name: name.clone(),
+            sha: sha.clone(),
+            samples: samples.clone(),
+            baseline: *baseline,
+            verdict: verdict.clone(),
+            query: hide(query, secrets),
+        },
+        K::AnalysisFailed {
+            name,
+            sha,
+            values,
+            threshold,
+            query,
+        } => K::AnalysisFailed {
+            name: name.clone(),
+            sha: sha.clone(),
+            values: values.clone(),
+            threshold: threshold.clone(),
+            query: hide(query, secrets),
+        },
+        K::CanaryStep { .. } => kind.clone(),
+        K::CanaryAborted { sha, reason } => K::CanaryAborted {
+            sha: sha.clone(),
+            reason: hide(reason, secrets),
         },
     }
 }

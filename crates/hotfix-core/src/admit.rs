@@ -139,12 +139,13 @@ pub fn needs_others(s: &IncidentState, kinds: &[EventKind]) -> bool {
 
 /// Codes of refusals that are about who acts rather than what state the
 /// incident is in (the server answers them 403, the others 422).
-pub const FORBIDDEN_CODES: [&str; 5] = [
+pub const FORBIDDEN_CODES: [&str; 6] = [
     "self_approval",
     "not_an_approver",
     "not_yours",
     "role",
     "server_only",
+    "watch_only",
 ];
 
 fn refusal(code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Refusal {
@@ -255,6 +256,26 @@ fn door_rule(kind: &EventKind, actor: &Actor<'_>, out: &mut Vec<Refusal>) {
         }),
         EventKind::Escalated { .. } => only(&[Door::Alert], "a more severe alert"),
         EventKind::TriageOverdue => only(&[Door::Timer], "its triage timer"),
+        // What hotfix measured itself during a watch, and the canary it
+        // drove: only the engine (`hotfix ship`, on a local store or through
+        // the API in remote mode) and the server's own watch record them;
+        // a person's dashboard or Slack, a webhook or an alert never does.
+        EventKind::AnalysisMeasured { .. }
+        | EventKind::AnalysisFailed { .. }
+        | EventKind::CanaryStep { .. }
+        | EventKind::CanaryAborted { .. } => {
+            (!matches!(d, Door::Cli | Door::Api | Door::Watch)).then(|| {
+                refusal(
+                    "watch_only",
+                    format!(
+                        "`{}` is recorded by hotfix's own production watch; it cannot come through the {} door",
+                        kind.name(),
+                        d.as_str()
+                    ),
+                    "`hotfix ship` and the team server's watch record it",
+                )
+            })
+        }
         // Triage is a person's call: no webhook, alert or timer makes it.
         EventKind::Confirmed { .. }
         | EventKind::Declined { .. }
@@ -561,6 +582,85 @@ fn values_rule(kind: &EventKind, out: &mut Vec<Refusal>) {
             text(out, "what", what, MAX_SHORT, true);
             text(out, "detail", detail, MAX_TEXT, false);
         }
+        EventKind::AnalysisMeasured {
+            name,
+            sha,
+            samples,
+            baseline,
+            verdict,
+            query,
+        } => {
+            analysis_rule(out, name, sha, query);
+            list(out, "samples", samples);
+            finite(
+                out,
+                samples
+                    .iter()
+                    .filter_map(|(_, v)| *v)
+                    .chain(baseline.iter().copied()),
+            );
+            if !matches!(verdict.as_str(), "pass" | "fail" | "inconclusive") {
+                out.push(refusal(
+                    "bad_value",
+                    format!(
+                        "verdict `{}`: expected pass, fail or inconclusive",
+                        verdict.chars().take(40).collect::<String>()
+                    ),
+                    "send the analysis's verdict",
+                ));
+            }
+        }
+        EventKind::AnalysisFailed {
+            name,
+            sha,
+            values,
+            threshold,
+            query,
+        } => {
+            analysis_rule(out, name, sha, query);
+            list(out, "values", values);
+            finite(out, values.iter().copied());
+            text(out, "threshold", threshold, MAX_SHORT, true);
+        }
+        EventKind::CanaryStep { sha, weight } => {
+            oid(out, "sha", sha);
+            if !(weight.is_finite() && *weight > 0.0 && *weight <= 100.0) {
+                out.push(refusal(
+                    "bad_value",
+                    format!("canary weight {weight}%: a step sends more than 0% and at most 100%"),
+                    "an abort is `canary_aborted`",
+                ));
+            }
+        }
+        EventKind::CanaryAborted { sha, reason } => {
+            oid(out, "sha", sha);
+            text(out, "reason", reason, MAX_SHORT, false);
+        }
+    }
+}
+
+fn analysis_rule(out: &mut Vec<Refusal>, name: &str, sha: &str, query: &str) {
+    if name.trim().is_empty() {
+        out.push(refusal(
+            "bad_value",
+            "an analysis without a name",
+            "name it in [[analysis]]",
+        ));
+    }
+    text(out, "name", name, 200, true);
+    oid(out, "sha", sha);
+    text(out, "query", query, MAX_TEXT, false);
+}
+
+/// Measurements are numbers JSON can carry back: NaN or infinity would not
+/// read back from the log.
+fn finite(out: &mut Vec<Refusal>, mut values: impl Iterator<Item = f64>) {
+    if values.any(|v| !v.is_finite()) {
+        out.push(refusal(
+            "bad_value",
+            "a measurement is not a finite number",
+            "record no data (null) instead",
+        ));
     }
 }
 
@@ -916,6 +1016,15 @@ fn state_rule(
         EventKind::ChecklistDone { key } => {
             if s.is_closed() {
                 out.push(closed(s));
+            } else if key == "fix_verified"
+                && s.watch_verified()
+                && s.from_alert()
+                && s.reporter_verified().is_none()
+                && !s.checklist_done.contains(key.as_str())
+            {
+                // Hotfix saw the fix work; the alert that opened it stays
+                // silent (silenced, or its source never sends `resolved`):
+                // a person who verified with the reporter vouches for it.
             } else if let Err(e) = check_tick(key) {
                 out.push(refusal(
                     "bad_checklist_key",
@@ -1037,6 +1146,99 @@ fn state_rule(
         EventKind::ReportedBy { .. } => {
             if s.is_closed() {
                 out.push(closed(s));
+            }
+        }
+        EventKind::AnalysisMeasured { sha, name, .. }
+        | EventKind::AnalysisFailed { sha, name, .. } => {
+            merged(out);
+            let canary = s
+                .canary
+                .as_ref()
+                .is_some_and(|c| c.sha == *sha && s.merge_sha.as_deref() == Some(sha.as_str()));
+            if out.is_empty() && s.deployed_sha.as_deref() != Some(sha.as_str()) && !canary {
+                out.push(not_deployed(s, sha));
+            } else if out.is_empty() && s.healthy_sha.as_deref() == Some(sha.as_str()) {
+                out.push(refusal(
+                    "verified",
+                    format!(
+                        "{} passed its watch on {}: its analysis `{name}` is over",
+                        s.id,
+                        short(sha)
+                    ),
+                    "a new deploy is watched afresh",
+                ));
+            } else if out.is_empty()
+                && let EventKind::AnalysisFailed { .. } = kind
+                && s.analyses
+                    .iter()
+                    .any(|a| a.sha == *sha && a.name == *name && a.failed.is_some())
+            {
+                out.push(refusal(
+                    "duplicate",
+                    format!("the failure of `{name}` on {} is recorded", short(sha)),
+                    "nothing to do",
+                ));
+            }
+        }
+        EventKind::CanaryStep { sha, weight } => {
+            merged(out);
+            if !out.is_empty() {
+                return;
+            }
+            if s.merge_sha.as_deref() != Some(sha.as_str()) {
+                out.push(refusal(
+                    "not_merge",
+                    format!("{} is not the merge of {}", short(sha), s.id),
+                    "a canary runs the merge commit",
+                ));
+            } else if s.deployed_sha.as_deref() == Some(sha.as_str()) {
+                out.push(refusal(
+                    "deployed",
+                    format!("production already runs {} in full", short(sha)),
+                    "nothing to do",
+                ));
+            } else if let Some(c) = s.canary.as_ref().filter(|c| c.sha == *sha) {
+                if c.aborted.is_some() {
+                    out.push(refusal(
+                        "canary_aborted",
+                        format!("the canary of {} was aborted", short(sha)),
+                        "roll back, then start a new attempt",
+                    ));
+                } else if *weight <= c.weight {
+                    out.push(refusal(
+                        "duplicate",
+                        format!(
+                            "the canary of {} is at {}% already: a step goes up",
+                            short(sha),
+                            c.weight
+                        ),
+                        "nothing to do",
+                    ));
+                }
+            }
+        }
+        EventKind::CanaryAborted { sha, .. } => {
+            // An abort is always allowed while a canary runs, even mid-rollback.
+            match s.canary.as_ref().filter(|c| c.sha == *sha) {
+                None => out.push(refusal(
+                    "no_canary",
+                    format!("{} has no canary of {}", s.id, short(sha)),
+                    "nothing to abort",
+                )),
+                Some(c) if c.aborted.is_some() => out.push(refusal(
+                    "duplicate",
+                    format!("the canary of {} is aborted already", short(sha)),
+                    "nothing to do",
+                )),
+                Some(c) if c.weight >= 100.0 => out.push(refusal(
+                    "promoted",
+                    format!(
+                        "the canary of {} was promoted: it is production",
+                        short(sha)
+                    ),
+                    format!("roll back instead: `hotfix rollback {}`", s.id),
+                )),
+                Some(_) => {}
             }
         }
     }
@@ -1459,4 +1661,166 @@ pub fn admit_declared(cfg: &Config, kind: &EventKind) -> Result<(), Vec<Refusal>
     }
     text(&mut out, "title", title, MAX_TITLE, true);
     if out.is_empty() { Ok(()) } else { Err(out) }
+}
+
+#[cfg(test)]
+mod analysis_rules {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::event::Event;
+    use crate::severity::Severity;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    fn merged(deployed: bool) -> IncidentState {
+        let mut kinds = vec![
+            EventKind::Declared {
+                name: "pdf".into(),
+                title: "PDF".into(),
+                severity: Severity::High,
+                customer_facing: false,
+                security: false,
+                branch: "hotfix/pdf".into(),
+                base_sha: "a".repeat(40),
+            },
+            EventKind::Merged {
+                merge_sha: "c".repeat(40),
+                head_sha: "b".repeat(40),
+                previous_main: "a".repeat(40),
+                previous_deployment: None,
+                source: "cli".into(),
+            },
+        ];
+        if deployed {
+            kinds.push(EventKind::Deployed {
+                sha: "c".repeat(40),
+                environment: "production".into(),
+                deployment: None,
+                previous_deployment: None,
+            });
+        }
+        let events: Vec<Event> = kinds
+            .into_iter()
+            .enumerate()
+            .map(|(i, kind)| Event {
+                incident: IncidentId(1),
+                seq: i as u64 + 1,
+                at: at(i as i64),
+                actor: "dev".into(),
+                kind,
+            })
+            .collect();
+        IncidentState::fold(&events).unwrap()
+    }
+
+    fn codes(s: &IncidentState, door: Door, kind: &EventKind) -> Vec<&'static str> {
+        let cfg = Config::parse("").unwrap();
+        let rules = Rules {
+            cfg: &cfg,
+            others: Some(&[]),
+        };
+        match admit(s, &rules, &Actor::new("dev", door), kind) {
+            Ok(()) => vec![],
+            Err(r) => r.iter().map(|r| r.code).collect(),
+        }
+    }
+
+    fn failed(v: f64) -> EventKind {
+        EventKind::AnalysisFailed {
+            name: "5xx".into(),
+            sha: "c".repeat(40),
+            values: vec![v],
+            threshold: "max 0.01".into(),
+            query: "q".into(),
+        }
+    }
+
+    #[test]
+    fn only_the_engine_and_the_watch_record_measurements_and_canaries() {
+        let s = merged(true);
+        for door in [Door::Cli, Door::Api, Door::Watch] {
+            assert_eq!(
+                codes(&s, door, &failed(0.2)),
+                Vec::<&str>::new(),
+                "{door:?}"
+            );
+        }
+        for door in [
+            Door::Dashboard,
+            Door::Slack,
+            Door::GitHub,
+            Door::Alert,
+            Door::Timer,
+        ] {
+            assert_eq!(
+                codes(&s, door, &failed(0.2)),
+                vec!["watch_only"],
+                "{door:?}"
+            );
+            let step = EventKind::CanaryStep {
+                sha: "c".repeat(40),
+                weight: 10.0,
+            };
+            assert_eq!(codes(&merged(false), door, &step), vec!["watch_only"]);
+        }
+        assert!(FORBIDDEN_CODES.contains(&"watch_only"));
+    }
+
+    #[test]
+    fn measurements_are_finite_numbers_of_the_deployed_release_recorded_once() {
+        let s = merged(true);
+        assert_eq!(codes(&s, Door::Cli, &failed(f64::NAN)), vec!["bad_value"]);
+        assert_eq!(
+            codes(&merged(false), Door::Cli, &failed(0.2)),
+            vec!["not_deployed"]
+        );
+        let s = s.with(at(9), "dev", &failed(0.2));
+        assert_eq!(codes(&s, Door::Cli, &failed(0.2)), vec!["duplicate"]);
+        let healthy = merged(true).with(
+            at(9),
+            "dev",
+            &EventKind::HealthPassed {
+                sha: "c".repeat(40),
+                probes: 3,
+            },
+        );
+        assert_eq!(codes(&healthy, Door::Watch, &failed(0.2)), vec!["verified"]);
+    }
+
+    #[test]
+    fn a_canary_goes_up_until_promoted_and_aborts_once() {
+        let c = "c".repeat(40);
+        let step = |w: f64| EventKind::CanaryStep {
+            sha: c.clone(),
+            weight: w,
+        };
+        let abort = EventKind::CanaryAborted {
+            sha: c.clone(),
+            reason: "5xx".into(),
+        };
+        let s = merged(false);
+        assert_eq!(codes(&s, Door::Cli, &abort), vec!["no_canary"]);
+        assert_eq!(codes(&s, Door::Cli, &step(0.0)), vec!["bad_value"]);
+        let s = s.with(at(9), "dev", &step(10.0));
+        // During the canary its analyses are recorded on the merge.
+        assert_eq!(codes(&s, Door::Cli, &failed(0.2)), Vec::<&str>::new());
+        assert_eq!(codes(&s, Door::Cli, &step(10.0)), vec!["duplicate"]);
+        assert_eq!(codes(&s, Door::Cli, &step(50.0)), Vec::<&str>::new());
+        let aborted = s.with(at(10), "dev", &abort);
+        assert_eq!(codes(&aborted, Door::Cli, &abort), vec!["duplicate"]);
+        assert_eq!(
+            codes(&aborted, Door::Cli, &step(50.0)),
+            vec!["canary_aborted"]
+        );
+        let promoted = s.with(at(10), "dev", &step(100.0));
+        assert_eq!(codes(&promoted, Door::Cli, &abort), vec!["promoted"]);
+        // Once production runs it in full, there is no canary step left.
+        assert_eq!(
+            codes(&merged(true), Door::Cli, &step(10.0)),
+            vec!["deployed"]
+        );
+    }
 }

@@ -44,15 +44,66 @@ pub const KEYS: [(&str, &str, bool); 8] = [
     ("team_notified", "Team notified of resolution", false),
 ];
 
+/// Whether the fix is verified in production, and on what evidence: the
+/// health watch passed on the deployed release, every analysis of that
+/// watch passed, and, for an incident an alert opened, that alert resolved
+/// after the deploy (or a person ticked it, having verified with whoever
+/// reported it, when the alert stays silent).
+pub fn fix_verified(s: &IncidentState) -> (bool, Option<String>) {
+    let watched = s.healthy_sha.is_some() && s.healthy_sha == s.deployed_sha;
+    let analyses = s.deployed_analyses();
+    let analyses_ok = analyses.iter().all(|a| a.passed());
+    let alert = s.reporter_verified();
+    let vouched = s.checklist_done.contains("fix_verified");
+    let alert_ok = !s.from_alert() || alert.is_some() || vouched;
+    let done = watched && analyses_ok && alert_ok;
+    if !watched && analyses.is_empty() && alert.is_none() {
+        return (false, None);
+    }
+    let mut parts = vec![];
+    parts.push(if watched {
+        "health watch passed ✓".to_string()
+    } else {
+        "health watch not passed ✗".to_string()
+    });
+    if !analyses.is_empty() {
+        let bad: Vec<String> = analyses
+            .iter()
+            .filter(|a| !a.passed())
+            .map(|a| format!("{} {}", a.name, a.verdict))
+            .collect();
+        parts.push(if bad.is_empty() {
+            format!(
+                "{} passed ✓",
+                crate::plural::count_as(analyses.len(), "analysis", "analyses")
+            )
+        } else {
+            format!("{} ✗", bad.join(", "))
+        });
+    }
+    match alert {
+        Some((source, at)) => parts.push(format!(
+            "the {source} alert that reported it resolved at {} UTC, after the deploy ✓",
+            at.strftime("%Y-%m-%d %H:%M:%S")
+        )),
+        None if s.from_alert() && vouched => {
+            parts.push("the alert has not resolved; verified by hand ✓".into())
+        }
+        None if s.from_alert() => parts.push(
+            "waiting for the alert that opened it to resolve (or tick it once verified with the reporter) ✗"
+                .into(),
+        ),
+        None => {}
+    }
+    (done, Some(parts.join("; ")))
+}
+
 /// The checklist of an incident as it stands.
 pub fn checklist(s: &IncidentState) -> Vec<Item> {
     KEYS.iter()
         .map(|&(key, label, auto)| {
             let (done, auto) = match key {
-                "fix_verified" => (
-                    s.healthy_sha.is_some() && s.healthy_sha == s.deployed_sha,
-                    true,
-                ),
+                "fix_verified" => (fix_verified(s).0, true),
                 "backported" => (s.backport_sha.is_some(), true),
                 "postmortem_scheduled" => (s.postmortem.is_some(), true),
                 // Not customer-facing: there is nothing to update.
@@ -60,12 +111,7 @@ pub fn checklist(s: &IncidentState) -> Vec<Item> {
                 _ => (s.checklist_done.contains(key), auto),
             };
             let evidence = match key {
-                "fix_verified" => s.reporter_verified().map(|(source, at)| {
-                    format!(
-                        "the {source} alert that reported it resolved at {} UTC, after the deploy",
-                        at.strftime("%Y-%m-%d %H:%M:%S")
-                    )
-                }),
+                "fix_verified" => fix_verified(s).1,
                 _ => None,
             };
             Item {
@@ -101,7 +147,9 @@ pub fn check_tick(key: &str) -> Result<(), TickError> {
         Some((k, _, true)) => Err(TickError::Automatic(
             k.to_string(),
             match *k {
-                "fix_verified" => "production passed its health watch after the last deploy",
+                "fix_verified" => {
+                    "production passed its health watch and every analysis after the last deploy (an incident an alert opened may be ticked once that is so, when the alert does not resolve)"
+                }
                 "backported" => {
                     "the hotfix is reachable from the remote's develop: run `hotfix backport`"
                 }
@@ -117,4 +165,155 @@ pub fn open_items(s: &IncidentState) -> Vec<Item> {
     let mut open: Vec<Item> = checklist(s).into_iter().filter(|i| !i.done).collect();
     open.sort_by_key(|i| if i.key == "backported" { 0 } else { 1 });
     open
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use jiff::Timestamp;
+
+    use super::*;
+    use crate::event::{Event, EventKind};
+    use crate::id::IncidentId;
+    use crate::severity::Severity;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    /// Declared by `declarer`, merged and deployed as `m`, with `more` after.
+    fn deployed(declarer: &str, more: Vec<EventKind>) -> IncidentState {
+        let m = "c".repeat(40);
+        let mut kinds = vec![
+            EventKind::Declared {
+                name: "pdf".into(),
+                title: "PDF".into(),
+                severity: Severity::High,
+                customer_facing: false,
+                security: false,
+                branch: "hotfix/pdf".into(),
+                base_sha: "a".repeat(40),
+            },
+            EventKind::Merged {
+                merge_sha: m.clone(),
+                head_sha: "b".repeat(40),
+                previous_main: "a".repeat(40),
+                previous_deployment: None,
+                source: "cli".into(),
+            },
+            EventKind::Deployed {
+                sha: m,
+                environment: "production".into(),
+                deployment: None,
+                previous_deployment: None,
+            },
+        ];
+        kinds.extend(more);
+        let events: Vec<Event> = kinds
+            .into_iter()
+            .enumerate()
+            .map(|(i, kind)| Event {
+                incident: IncidentId(1),
+                seq: i as u64 + 1,
+                at: at(i as i64 * 10),
+                actor: declarer.into(),
+                kind,
+            })
+            .collect();
+        IncidentState::fold(&events).unwrap()
+    }
+
+    fn measured(name: &str, verdict: &str) -> EventKind {
+        EventKind::AnalysisMeasured {
+            name: name.into(),
+            sha: "c".repeat(40),
+            samples: vec![(0, Some(0.001)), (5, Some(0.002))],
+            baseline: None,
+            verdict: verdict.into(),
+            query: "q".into(),
+        }
+    }
+
+    fn passed() -> EventKind {
+        EventKind::HealthPassed {
+            sha: "c".repeat(40),
+            probes: 6,
+        }
+    }
+
+    #[test]
+    fn verified_needs_the_watch_and_every_analysis_and_says_so() {
+        let s = deployed(
+            "dev",
+            vec![measured("5xx", "pass"), measured("p99", "pass"), passed()],
+        );
+        let (done, evidence) = fix_verified(&s);
+        assert!(done);
+        assert_eq!(
+            evidence.as_deref(),
+            Some("health watch passed ✓; 2 analyses passed ✓")
+        );
+        // One analysis inconclusive: not verified, and which one says so.
+        let s = deployed(
+            "dev",
+            vec![
+                measured("5xx", "pass"),
+                measured("p99", "inconclusive"),
+                passed(),
+            ],
+        );
+        let (done, evidence) = fix_verified(&s);
+        assert!(!done);
+        assert!(evidence.unwrap().contains("p99 inconclusive ✗"));
+        // A later watch of the same release replaces the earlier measurement.
+        let s = deployed(
+            "dev",
+            vec![
+                measured("5xx", "inconclusive"),
+                measured("5xx", "pass"),
+                passed(),
+            ],
+        );
+        assert!(fix_verified(&s).0);
+        assert_eq!(s.deployed_analyses().len(), 1);
+    }
+
+    #[test]
+    fn an_incident_an_alert_opened_waits_for_that_alert_to_resolve() {
+        let alert = "alertmanager (alert)";
+        let s = deployed(alert, vec![measured("5xx", "pass"), passed()]);
+        let (done, evidence) = fix_verified(&s);
+        assert!(!done);
+        assert!(evidence.unwrap().contains("waiting for the alert"));
+        let resolved = EventKind::AlertReceived {
+            source: "alertmanager".into(),
+            status: "resolved".into(),
+            key: "k".into(),
+            summary: "s".into(),
+        };
+        let s = deployed(alert, vec![measured("5xx", "pass"), passed(), resolved]);
+        let (done, evidence) = fix_verified(&s);
+        assert!(done);
+        let evidence = evidence.unwrap();
+        assert!(
+            evidence
+                .starts_with("health watch passed ✓; 1 analysis passed ✓; the alertmanager alert"),
+            "{evidence}"
+        );
+        // The alert stays silent: a person who verified vouches for it.
+        let s = deployed(
+            alert,
+            vec![
+                measured("5xx", "pass"),
+                passed(),
+                EventKind::ChecklistDone {
+                    key: "fix_verified".into(),
+                },
+            ],
+        );
+        assert!(fix_verified(&s).0);
+        // A person declared it: the watch and the analyses are enough.
+        assert!(fix_verified(&deployed("dev", vec![passed()])).0);
+    }
 }

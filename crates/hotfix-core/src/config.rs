@@ -26,6 +26,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// `[status]`: the public status page.
     pub status: StatusConfig,
+    /// `[[analysis]]`: metrics every deploy's watch must pass.
+    pub analysis: Vec<crate::analysis::AnalysisConfig>,
     /// Where this config was read from (not a key of the file): `start`
     /// compares the repository's own config with the one on the remote's
     /// main, which the hotfix branch will carry.
@@ -298,6 +300,11 @@ pub struct DeployConfig {
     pub drain: Option<HumanDuration>,
     pub build_timeout: Option<HumanDuration>,
     pub stop_timeout: Option<HumanDuration>,
+    /// Canary steps (`["10%", "50%"]`): the share of requests the new
+    /// release gets before it takes them all. Empty: a plain switch.
+    pub canary: Vec<String>,
+    /// How long each canary step lasts (analysis runs meanwhile).
+    pub canary_pause: Option<HumanDuration>,
     // --- production health, every provider ---
     pub health_url: Option<String>,
     /// Keep probing production this long after a deploy.
@@ -311,6 +318,34 @@ pub struct DeployConfig {
     pub auto_rollback: bool,
     /// `[deploy.railway]`: the Railway provider's settings (validated by it).
     pub railway: Option<toml::Table>,
+}
+
+impl DeployConfig {
+    /// The canary steps as percentages (`"10%"` → 10.0), each above the one
+    /// before and below 100 (the last step, promotion, is implied).
+    pub fn canary_steps(&self) -> Result<Vec<f64>, String> {
+        let mut out: Vec<f64> = Vec::new();
+        for step in &self.canary {
+            let n = step
+                .trim()
+                .strip_suffix('%')
+                .and_then(|n| n.trim().parse::<f64>().ok())
+                .filter(|n| n.is_finite() && *n > 0.0 && *n < 100.0)
+                .ok_or_else(|| {
+                    format!(
+                        "[deploy] canary step `{step}` must be a percentage between 0% and 100%, e.g. \"10%\""
+                    )
+                })?;
+            if out.last().is_some_and(|last| n <= *last) {
+                return Err(format!(
+                    "[deploy] canary steps must grow: `{step}` comes after {}%",
+                    out.last().copied().unwrap_or_default()
+                ));
+            }
+            out.push(n);
+        }
+        Ok(out)
+    }
 }
 
 impl Default for DeployConfig {
@@ -332,6 +367,8 @@ impl Default for DeployConfig {
             drain: None,
             build_timeout: None,
             stop_timeout: None,
+            canary: Vec::new(),
+            canary_pause: None,
             health_url: None,
             watch: HumanDuration::secs(30),
             probe_interval: HumanDuration::secs(1),
@@ -525,6 +562,7 @@ impl Config {
         differ(self.server == other.server, "[server]");
         differ(self.alerts == other.alerts, "[alerts]");
         differ(self.status == other.status, "[status]");
+        differ(self.analysis == other.analysis, "[[analysis]]");
         out
     }
 
@@ -600,8 +638,10 @@ impl Config {
         if self.deploy.unhealthy_after == 0 {
             return inv("[deploy] unhealthy_after must be at least 1".into());
         }
+        self.deploy.canary_steps().map_err(ConfigError::Invalid)?;
         self.server.validate()?;
         self.status.validate()?;
+        crate::analysis::validate_names(&self.analysis).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -817,5 +857,241 @@ mod tests {
         let ok = Config::parse("[team]\ntech_leads = [\"Lead@Example.com\"]\n").expect("ok");
         assert!(ok.is_tech_lead("lead@example.com"));
         assert!(!ok.is_reviewer("lead@example.com"));
+    }
+
+    #[test]
+    fn analysis_tables_parse_with_defaults() {
+        use crate::analysis::{Baseline, Inconclusive, PlatformMetric, Source};
+        let cfg = Config::parse(
+            r#"
+[[analysis]]
+name = "5xx ratio"
+provider = "prometheus"
+address = "http://127.0.0.1:9090/"
+query = 'sum(rate(http_requests_total{code=~"5.."}[1m]))'
+max = 0.01
+baseline = "before"
+max_increase = "50%"
+interval = "2s"
+failure_limit = 3
+inconclusive = "fail"
+
+[[analysis]]
+name = "checkout errors"
+provider = "platform"
+metric = "error_ratio"
+route = "/checkout"
+baseline = "previous"
+max_increase = "1.5x"
+
+[[analysis]]
+name = "queue depth"
+provider = "command"
+command = "./scripts/measure.sh 'queue depth'"
+min = 0
+
+[[analysis]]
+name = "orders"
+provider = "http-json"
+url = "http://127.0.0.1:1/stats"
+pointer = "/data/orders"
+min = 1
+"#,
+        )
+        .expect("valid analyses");
+        assert_eq!(cfg.analysis.len(), 4);
+        let a = &cfg.analysis[0];
+        assert_eq!(
+            a.source,
+            Source::Prometheus {
+                address: "http://127.0.0.1:9090".into(),
+                query: r#"sum(rate(http_requests_total{code=~"5.."}[1m]))"#.into()
+            }
+        );
+        assert_eq!(
+            (
+                a.max,
+                a.baseline,
+                a.max_increase,
+                a.failure_limit,
+                a.inconclusive
+            ),
+            (
+                Some(0.01),
+                Some(Baseline::Before),
+                Some(0.5),
+                3,
+                Inconclusive::Fail
+            )
+        );
+        assert_eq!(a.interval, std::time::Duration::from_secs(2));
+        let p = &cfg.analysis[1];
+        assert_eq!(
+            p.source,
+            Source::Platform {
+                metric: PlatformMetric::ErrorRatio,
+                route: Some("/checkout".into())
+            }
+        );
+        // The defaults: every 5s, 2 consecutive failures, pause on no data.
+        assert_eq!(
+            (p.interval, p.failure_limit, p.inconclusive, p.max_increase),
+            (
+                std::time::Duration::from_secs(5),
+                2,
+                Inconclusive::Pause,
+                Some(0.5)
+            )
+        );
+        assert_eq!(p.threshold(), "<= previous + 50%");
+        assert_eq!(
+            cfg.analysis[3].query(),
+            "http://127.0.0.1:1/stats /data/orders"
+        );
+        // Written back and read again, it means the same.
+        let again: Config =
+            toml::from_str(&toml::to_string(&cfg).expect("serialises")).expect("reads back");
+        assert_eq!(again.analysis, cfg.analysis);
+        assert_eq!(Config::default().analysis, vec![]);
+        assert!(
+            cfg.differing_sections(&Config::default())
+                .contains(&"[[analysis]]")
+        );
+    }
+
+    #[test]
+    fn a_bad_analysis_is_an_error_naming_the_key() {
+        let prom = "name = \"a\"\nprovider = \"prometheus\"\naddress = \"http://127.0.0.1:9090\"\nquery = \"up\"\n";
+        for (body, says) in [
+            (
+                "name = \"a\"\nprovider = \"datadog\"\nmax = 1\n",
+                "provider `datadog` is not known",
+            ),
+            (
+                "name = \"a\"\nprovider = \"prometheus\"\nquery = \"up\"\nmax = 1\n",
+                "provider prometheus needs `address`",
+            ),
+            (
+                "name = \"a\"\nprovider = \"prometheus\"\naddress = \"http://x\"\nmax = 1\n",
+                "provider prometheus needs `query`",
+            ),
+            (
+                "name = \"a\"\nprovider = \"prometheus\"\naddress = \"127.0.0.1:9090\"\nquery = \"up\"\nmax = 1\n",
+                "address `127.0.0.1:9090` must be an http:// or https:// URL",
+            ),
+            (
+                "name = \"a\"\nprovider = \"http-json\"\npointer = \"/v\"\nmax = 1\n",
+                "provider http-json needs `url`",
+            ),
+            (
+                "name = \"a\"\nprovider = \"http-json\"\nurl = \"http://x\"\nmax = 1\n",
+                "provider http-json needs `pointer`",
+            ),
+            (
+                "name = \"a\"\nprovider = \"http-json\"\nurl = \"http://x\"\npointer = \"v\"\nmax = 1\n",
+                "pointer `v` must start with `/`",
+            ),
+            (
+                "name = \"a\"\nprovider = \"command\"\nmax = 1\n",
+                "provider command needs `command`",
+            ),
+            (
+                "name = \"a\"\nprovider = \"command\"\ncommand = \"./m 'x\"\nmax = 1\n",
+                "unclosed quote",
+            ),
+            (
+                "name = \"a\"\nprovider = \"platform\"\nmetric = \"errors\"\nmax = 1\n",
+                "metric `errors` is not known: use error_ratio",
+            ),
+            (
+                "name = \"a\"\nprovider = \"platform\"\nmax = 1\n",
+                "provider platform needs `metric`",
+            ),
+            (
+                "name = \"a\"\nprovider = \"platform\"\nmetric = \"error_ratio\"\nquery = \"up\"\nmax = 1\n",
+                "`query` is not a setting of the platform provider",
+            ),
+            (
+                "name = \"a\"\nprovider = \"platform\"\nmetric = \"error_ratio\"\nroute = \"x\"\nmax = 1\n",
+                "route `x` must be a path",
+            ),
+            (
+                "name = \"a\"\nprovider = \"platform\"\nmetric = \"latency_p99\"\nroute = \"/x\"\nmax = 1\n",
+                "the platform keeps no latency per route",
+            ),
+            (
+                prom,
+                "no threshold: set max and/or min, or baseline with max_increase",
+            ),
+            (
+                &format!("{prom}max = 1\nfailure_limit = 0\n"),
+                "failure_limit must be at least 1",
+            ),
+            (
+                &format!("{prom}max = 1\nfailure_limit = 1001\n"),
+                "failure_limit = 1001 is out of range: use 1 to 1000",
+            ),
+            (
+                &format!("{prom}baseline = \"previous\"\nmax_increase = \"50%\"\n"),
+                "baseline = \"previous\" needs provider platform",
+            ),
+            (
+                "name = \"a\"\nprovider = \"platform\"\nmetric = \"error_ratio\"\nbaseline = \"before\"\nmax_increase = \"50%\"\n",
+                "baseline = \"before\" needs provider prometheus",
+            ),
+            (
+                &format!("{prom}baseline = \"before\"\n"),
+                "baseline needs max_increase",
+            ),
+            (
+                &format!("{prom}max_increase = \"50%\"\n"),
+                "max_increase needs baseline",
+            ),
+            (
+                &format!("{prom}baseline = \"before\"\nmax_increase = \"lots\"\n"),
+                "max_increase `lots` is not an increase",
+            ),
+            (
+                &format!("{prom}baseline = \"yesterday\"\nmax_increase = \"50%\"\n"),
+                "baseline `yesterday` is not known",
+            ),
+            (
+                &format!("{prom}max = 1\ninconclusive = \"ignore\"\n"),
+                "inconclusive `ignore` is not known",
+            ),
+            (&format!("{prom}max = 1\nmin = 2\n"), "min 2 is above max 1"),
+            (
+                &format!("{prom}max = 1\ninterval = \"10ms\"\n"),
+                "interval 10ms is too short",
+            ),
+            (
+                &format!("{prom}max = 1\ninterval = \"often\"\n"),
+                "`often` is not a duration",
+            ),
+            (
+                &format!("{prom}max = 1\nthreshold = 2\n"),
+                "unknown field `threshold`",
+            ),
+            (
+                "name = \" \"\nprovider = \"prometheus\"\n",
+                "[[analysis]] name is empty",
+            ),
+        ] {
+            let text = format!("[[analysis]]\n{body}");
+            let e = Config::parse(&text).expect_err(&text).to_string();
+            assert!(e.contains(says), "{text}\n=> {e}");
+            if !says.contains("name is empty")
+                && !says.contains("unknown field")
+                && !says.contains("duration")
+            {
+                assert!(e.contains("[[analysis]] `a`"), "names the analysis: {e}");
+            }
+        }
+        let twice = format!(
+            "[[analysis]]\n{prom}max = 1\n[[analysis]]\n{}max = 1\n",
+            prom.replace("\"a\"", "\"A\"")
+        );
+        let e = Config::parse(&twice).expect_err("same name").to_string();
+        assert!(e.contains("[[analysis]] name `A` is used twice"), "{e}");
     }
 }

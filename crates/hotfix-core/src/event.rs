@@ -305,6 +305,41 @@ pub enum EventKind {
     ReportedBy {
         who: String,
     },
+    /// One configured analysis over one production watch: its samples
+    /// (seconds since the deploy, `None` where the source had no data) and
+    /// the verdict, once per analysis per watch so the log stays compact.
+    AnalysisMeasured {
+        name: String,
+        sha: String,
+        samples: Vec<(u32, Option<f64>)>,
+        #[serde(default)]
+        baseline: Option<f64>,
+        /// `pass`, `fail` or `inconclusive`.
+        verdict: String,
+        /// What was measured (the PromQL, the command, the URL and pointer).
+        query: String,
+    },
+    /// An analysis failed its threshold `failure_limit` times in a row:
+    /// the numbers that failed it, for the rollback reason and the post-mortem.
+    AnalysisFailed {
+        name: String,
+        sha: String,
+        values: Vec<f64>,
+        /// What they were held against (`max 0.01`, `≤ baseline 0.2 +50%`).
+        threshold: String,
+        query: String,
+    },
+    /// A canary step: `weight`% of production's requests go to `sha`
+    /// (100 = promoted: it is production).
+    CanaryStep {
+        sha: String,
+        weight: f64,
+    },
+    /// The canary went back to 0% at once.
+    CanaryAborted {
+        sha: String,
+        reason: String,
+    },
 }
 
 /// Why a reported incident was declined at triage.
@@ -459,6 +494,10 @@ impl EventKind {
             EventKind::Escalated { .. } => "escalated",
             EventKind::TriageOverdue => "triage_overdue",
             EventKind::ReportedBy { .. } => "reported_by",
+            EventKind::AnalysisMeasured { .. } => "analysis_measured",
+            EventKind::AnalysisFailed { .. } => "analysis_failed",
+            EventKind::CanaryStep { .. } => "canary_step",
+            EventKind::CanaryAborted { .. } => "canary_aborted",
         }
     }
 }
@@ -507,5 +546,22 @@ mod tests {
         let back: Event = serde_json::from_value(v).expect("deserialize");
         assert_eq!(back, e);
         assert_eq!(e.kind.name(), "pr_opened");
+    }
+
+    #[test]
+    fn an_analysis_keeps_its_gaps_as_null() {
+        let k = EventKind::AnalysisMeasured {
+            name: "5xx ratio".into(),
+            sha: "a".repeat(40),
+            samples: vec![(0, Some(0.5)), (5, None)],
+            baseline: None,
+            verdict: "inconclusive".into(),
+            query: "q".into(),
+        };
+        let v = serde_json::to_value(&k).expect("serialize");
+        assert_eq!(v["type"], "analysis_measured");
+        assert_eq!(v["samples"][1], serde_json::json!([5, null]));
+        let back: EventKind = serde_json::from_value(v).expect("deserialize");
+        assert_eq!(back, k);
     }
 }

@@ -429,11 +429,11 @@ pub fn ship_refusals_with(s: &IncidentState, cfg: &Config, facts: &ShipFacts<'_>
             out.push(refusal(
                 "wide_diff",
                 format!(
-                    "the diff is not focused{on}: {} files and {} changed lines (policy: at most {} files, {} lines)",
-                    d.files.len(),
-                    d.lines_changed(),
-                    policy.diff.max_files,
-                    policy.diff.max_lines
+                    "the diff is not focused{on}: {} and {} (policy: at most {}, {})",
+                    crate::plural::count(d.files.len(), "file"),
+                    crate::plural::count(d.lines_changed(), "changed line"),
+                    crate::plural::count(policy.diff.max_files, "file"),
+                    crate::plural::count(policy.diff.max_lines, "line")
                 ),
                 "keep hotfixes focused; if this really is one fix, `hotfix ship --allow-wide --reason TEXT` records it as an anti-pattern",
             ));

@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod admit;
+pub mod analysis;
 pub mod checklist;
 pub mod config;
 pub mod display;

@@ -131,6 +131,16 @@ pub fn next_step(s: &IncidentState, cx: &NextContext<'_>) -> String {
         Phase::ReadyToShip => format!("ship it: `hotfix ship {id}`"),
         Phase::Merged => match &s.health_failure {
             Some(_) => format!("production is unhealthy: `hotfix rollback {id} --reason TEXT`"),
+            // Issue 12: the watch stopped on an analysis without data.
+            None if s
+                .analyses
+                .iter()
+                .any(|a| a.verdict == "inconclusive" && s.merge_sha.as_ref() == Some(&a.sha)) =>
+            {
+                format!(
+                    "an analysis had no data: check its metric source, then watch again with `hotfix ship {id}`, or `hotfix rollback {id} --reason TEXT`"
+                )
+            }
             None => format!("finish the production deploy: `hotfix ship {id}`"),
         },
         Phase::Deployed => {

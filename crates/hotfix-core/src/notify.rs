@@ -212,7 +212,13 @@ pub fn message_for(
         | EventKind::Affects { .. }
         | EventKind::ExternalUpdate { .. }
         | EventKind::Absorbed { .. }
-        | EventKind::ReportedBy { .. } => return None,
+        | EventKind::ReportedBy { .. }
+        // The watch's verdict (`health_failed` with the numbers) and the
+        // rollback after it say what an analysis or an aborted canary found.
+        | EventKind::AnalysisMeasured { .. }
+        | EventKind::AnalysisFailed { .. }
+        | EventKind::CanaryStep { .. }
+        | EventKind::CanaryAborted { .. } => return None,
     };
     let mentions = match kind {
         EventKind::Declared { .. }

@@ -350,7 +350,28 @@ pub trait Deployer: Send + Sync {
     fn log_path(&self, _ctx: &DeployCtx, _action: DeployAction) -> Option<std::path::PathBuf> {
         None
     }
+    /// Starts `ctx.sha` beside production and sends it `weight` percent
+    /// (0-100) of the requests; returns once it serves. Splitting traffic
+    /// needs a proxy of our own: only the embedded platform has one.
+    fn canary_start(&self, _ctx: &DeployCtx, _weight: f64) -> Result<Deployment, DeployError> {
+        Err(DeployError::NotConfigured(NO_CANARY))
+    }
+    /// Sends `weight` percent of the requests to the canary from now on.
+    fn canary_weight(&self, _weight: f64) -> Result<(), DeployError> {
+        Err(DeployError::NotConfigured(NO_CANARY))
+    }
+    /// The canary takes every request and becomes production.
+    fn canary_promote(&self) -> Result<Deployment, DeployError> {
+        Err(DeployError::NotConfigured(NO_CANARY))
+    }
+    /// 0% to the canary at once (requests in flight finish); a no-op without one.
+    fn canary_abort(&self) -> Result<(), DeployError> {
+        Err(DeployError::NotConfigured(NO_CANARY))
+    }
 }
+
+/// What a deployer without a traffic-splitting proxy says to a canary request.
+const NO_CANARY: &str = "canary needs the embedded platform";
 
 /// Which deploy a [`Deployer::log_path`] is asked about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -134,6 +134,45 @@ pub struct RolledBackTo {
     pub health: Option<RollbackHealth>,
 }
 
+/// One analysis of the current attempt, as its last watch recorded it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnalysisResult {
+    pub name: String,
+    /// The release it measured.
+    pub sha: String,
+    pub at: Timestamp,
+    /// Seconds since the deploy (or the canary step), `None` = no data.
+    pub samples: Vec<(u32, Option<f64>)>,
+    pub baseline: Option<f64>,
+    /// `pass`, `fail` or `inconclusive`.
+    pub verdict: String,
+    pub query: String,
+    /// The values that failed it and what they were held against.
+    pub failed: Option<(Vec<f64>, String)>,
+}
+
+impl AnalysisResult {
+    pub fn passed(&self) -> bool {
+        self.verdict == "pass" && self.failed.is_none()
+    }
+
+    /// The last measured value, if any sample had data.
+    pub fn last_value(&self) -> Option<f64> {
+        self.samples.iter().rev().find_map(|(_, v)| *v)
+    }
+}
+
+/// A canary of the current attempt's merge on the embedded platform.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Canary {
+    pub sha: String,
+    /// The share of requests it got last (100 = promoted).
+    pub weight: f64,
+    /// Why it went back to 0%, once aborted.
+    pub aborted: Option<String>,
+    pub at: Timestamp,
+}
+
 /// Everything known about one incident.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IncidentState {
@@ -179,6 +218,10 @@ pub struct IncidentState {
     pub rollback_progress: Option<RollbackProgress>,
     /// What production runs after this attempt's rollback went back.
     pub rolled_back_to: Option<RolledBackTo>,
+    /// The analyses of this attempt's watches, the last one per name and release.
+    pub analyses: Vec<AnalysisResult>,
+    /// This attempt's canary, if it had one.
+    pub canary: Option<Canary>,
     // --- the whole incident ---
     pub rollbacks: u32,
     pub anti_patterns: Vec<(AntiPattern, String)>,
@@ -299,6 +342,8 @@ impl IncidentState {
             rollback: None,
             rollback_progress: None,
             rolled_back_to: None,
+            analyses: vec![],
+            canary: None,
             rollbacks: 0,
             anti_patterns: vec![],
             checklist_done: BTreeSet::new(),
@@ -587,6 +632,72 @@ impl IncidentState {
             }
             EventKind::TriageOverdue => self.triage_overdue = true,
             EventKind::ReportedBy { who } => self.reported_by = Some(who.clone()),
+            EventKind::AnalysisMeasured {
+                name,
+                sha,
+                samples,
+                baseline,
+                verdict,
+                query,
+            } => {
+                // A new watch of the same release measures afresh.
+                self.analyses
+                    .retain(|a| !(a.name == *name && a.sha == *sha));
+                self.analyses.push(AnalysisResult {
+                    name: name.clone(),
+                    sha: sha.clone(),
+                    at: e.at,
+                    samples: samples.clone(),
+                    baseline: *baseline,
+                    verdict: verdict.clone(),
+                    query: query.clone(),
+                    failed: None,
+                });
+            }
+            EventKind::AnalysisFailed {
+                name,
+                sha,
+                values,
+                threshold,
+                query,
+            } => {
+                let failed = Some((values.clone(), threshold.clone()));
+                match self
+                    .analyses
+                    .iter_mut()
+                    .find(|a| a.name == *name && a.sha == *sha)
+                {
+                    Some(a) => {
+                        a.failed = failed;
+                        a.verdict = "fail".into();
+                    }
+                    None => self.analyses.push(AnalysisResult {
+                        name: name.clone(),
+                        sha: sha.clone(),
+                        at: e.at,
+                        samples: values.iter().map(|v| (0, Some(*v))).collect(),
+                        baseline: None,
+                        verdict: "fail".into(),
+                        query: query.clone(),
+                        failed,
+                    }),
+                }
+            }
+            EventKind::CanaryStep { sha, weight } => {
+                self.canary = Some(Canary {
+                    sha: sha.clone(),
+                    weight: *weight,
+                    aborted: None,
+                    at: e.at,
+                });
+            }
+            EventKind::CanaryAborted { sha, reason } => {
+                if let Some(c) = self.canary.as_mut().filter(|c| c.sha == *sha) {
+                    c.aborted = Some(reason.clone());
+                    c.weight = 0.0;
+                    c.at = e.at;
+                }
+            }
             EventKind::Affects { components } => {
                 for c in components {
                     if !self.components.contains(c) {
@@ -623,6 +734,8 @@ impl IncidentState {
         self.rollback = None;
         self.rollback_progress = None;
         self.rolled_back_to = None;
+        self.analyses.clear();
+        self.canary = None;
     }
 
     /// Approvals that still count: given on the current head, after the
@@ -712,6 +825,27 @@ impl IncidentState {
             }
             _ => None,
         })
+    }
+
+    /// The analyses recorded on the release production runs now.
+    pub fn deployed_analyses(&self) -> Vec<&AnalysisResult> {
+        let Some(sha) = self.deployed_sha.as_deref() else {
+            return vec![];
+        };
+        self.analyses.iter().filter(|a| a.sha == sha).collect()
+    }
+
+    /// The incident was opened by a monitoring alert (its declarer is the alert source).
+    pub fn from_alert(&self) -> bool {
+        self.declared_by.ends_with("(alert)")
+    }
+
+    /// Production runs the fix, its health watch passed and every analysis
+    /// of that watch passed: what hotfix itself saw of the fix.
+    pub fn watch_verified(&self) -> bool {
+        self.healthy_sha.is_some()
+            && self.healthy_sha == self.deployed_sha
+            && self.deployed_analyses().iter().all(|a| a.passed())
     }
 
     /// When triage ended: the confirmation, decline or merge, or the branch

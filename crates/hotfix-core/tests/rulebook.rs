@@ -107,7 +107,7 @@ fn action() -> impl Strategy<Value = Action> {
 /// How many kinds the interpreter builds (every `EventKind`, some twice
 /// with different shapes), plus the share of "the next step of the happy
 /// path" (indices from [`RANDOM_KINDS`] on), so runs get deep.
-const RANDOM_KINDS: usize = 36;
+const RANDOM_KINDS: usize = 38;
 const KINDS: usize = RANDOM_KINDS + 12;
 
 /// The step the process wants next, by a legitimate actor through the CLI
@@ -225,6 +225,34 @@ fn progress(s: &IncidentState, a: &Action) -> (EventKind, &'static str) {
             },
             dev,
         );
+    }
+    // Now and then a canary before the full deploy, sometimes aborted.
+    if let Some(m) = s
+        .merge_sha
+        .clone()
+        .filter(|m| s.deployed_sha.as_ref() != Some(m))
+    {
+        match (&s.canary, a.n) {
+            (None, 2 | 3) => {
+                return (
+                    EventKind::CanaryStep {
+                        sha: m,
+                        weight: 10.0,
+                    },
+                    dev,
+                );
+            }
+            (Some(c), 3) if c.aborted.is_none() && c.weight < 100.0 => {
+                return (
+                    EventKind::CanaryAborted {
+                        sha: m,
+                        reason: "5xx ratio 0.2 > max 0.01".into(),
+                    },
+                    dev,
+                );
+            }
+            _ => {}
+        }
     }
     let merge = s.merge_sha.clone().unwrap_or_default();
     if s.deployed_sha.as_ref() != Some(&merge) {
@@ -538,6 +566,45 @@ fn build(s: &IncidentState, a: &Action) -> EventKind {
         35 => EventKind::ReportedBy {
             who: "support desk".into(),
         },
+        36 => match a.n % 3 {
+            0 => EventKind::AnalysisMeasured {
+                name: "5xx ratio".into(),
+                sha,
+                samples: vec![(0, Some(0.001)), (5, None)],
+                baseline: None,
+                verdict: ["pass", "fail", "inconclusive"][a.who % 3].into(),
+                query: "sum(rate(x[1m]))".into(),
+            },
+            1 => EventKind::AnalysisFailed {
+                name: "5xx ratio".into(),
+                sha,
+                values: vec![0.2, 0.3],
+                threshold: "max 0.01".into(),
+                query: "sum(rate(x[1m]))".into(),
+            },
+            _ => EventKind::AnalysisMeasured {
+                name: "nan".into(),
+                sha,
+                samples: vec![(0, Some(f64::NAN))],
+                baseline: None,
+                verdict: "pass".into(),
+                query: "q".into(),
+            },
+        },
+        37 => match a.n % 3 {
+            0 | 1 => EventKind::CanaryStep {
+                sha,
+                weight: [10.0, 50.0, 100.0, 0.0][a.who % 4],
+            },
+            _ => EventKind::CanaryAborted {
+                sha: if a.sha < 5 {
+                    s.merge_sha.clone().unwrap_or(sha)
+                } else {
+                    sha
+                },
+                reason: "5xx ratio 0.2 > max 0.01".into(),
+            },
+        },
         _ => EventKind::Note {
             text: "\u{1b}[31mred".into(),
         },
@@ -803,6 +870,36 @@ fn check_step(pre: &IncidentState, post: &IncidentState, c: &Config, actor: &Act
             assert!(!pre.in_triage(), "a branch was cut before triage");
         }
         EventKind::PostmortemScheduled { path, .. } => assert!(!path.contains("..")),
+        EventKind::AnalysisMeasured { sha, .. } | EventKind::AnalysisFailed { sha, .. } => {
+            assert!(
+                matches!(actor.door, Door::Cli | Door::Api | Door::Watch),
+                "an analysis came through the {:?} door",
+                actor.door
+            );
+            let canary = pre.canary.as_ref().is_some_and(|c| &c.sha == sha);
+            assert!(pre.deployed_sha.as_deref() == Some(sha.as_str()) || canary);
+            assert_ne!(pre.healthy_sha.as_deref(), Some(sha.as_str()));
+            if let EventKind::AnalysisMeasured { samples, .. } = k {
+                assert!(samples_finite(samples), "a NaN was recorded");
+            }
+        }
+        EventKind::CanaryStep { sha, weight } => {
+            assert!(matches!(actor.door, Door::Cli | Door::Api | Door::Watch));
+            assert_eq!(pre.merge_sha.as_deref(), Some(sha.as_str()));
+            assert!(*weight > 0.0 && *weight <= 100.0);
+            if let Some(c) = pre.canary.as_ref().filter(|c| &c.sha == sha) {
+                assert!(
+                    c.aborted.is_none() && *weight > c.weight,
+                    "a canary went back down"
+                );
+            }
+        }
+        EventKind::CanaryAborted { sha, .. } => {
+            assert!(matches!(actor.door, Door::Cli | Door::Api | Door::Watch));
+            let c = pre.canary.as_ref().unwrap();
+            assert_eq!(&c.sha, sha);
+            assert!(c.aborted.is_none() && c.weight < 100.0);
+        }
         EventKind::Note { text } => assert!(!text.contains('\u{1b}')),
         _ => {}
     }
@@ -816,6 +913,10 @@ fn check_step(pre: &IncidentState, post: &IncidentState, c: &Config, actor: &Act
         approvals_met(post, c),
         "missing_approvals disagrees with the policy count"
     );
+}
+
+fn samples_finite(samples: &[(u32, Option<f64>)]) -> bool {
+    samples.iter().all(|(_, v)| v.is_none_or(f64::is_finite))
 }
 
 /// Runs `actions` and returns the final state and the kinds admitted.
@@ -902,7 +1003,11 @@ fn kind_name(k: &EventKind) -> &'static str {
         | EventKind::Absorbed { .. }
         | EventKind::Escalated { .. }
         | EventKind::TriageOverdue
-        | EventKind::ReportedBy { .. } => k.name(),
+        | EventKind::ReportedBy { .. }
+        | EventKind::AnalysisMeasured { .. }
+        | EventKind::AnalysisFailed { .. }
+        | EventKind::CanaryStep { .. }
+        | EventKind::CanaryAborted { .. } => k.name(),
     }
 }
 
@@ -962,6 +1067,10 @@ fn the_model_covers_every_event_kind_and_reaches_the_end() {
         "escalated",
         "triage_overdue",
         "reported_by",
+        "analysis_measured",
+        "analysis_failed",
+        "canary_step",
+        "canary_aborted",
     ];
     for k in every {
         assert!(proposed.contains(k), "the strategy never proposes {k}");

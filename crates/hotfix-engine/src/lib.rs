@@ -20,6 +20,7 @@ mod ship;
 mod start;
 pub mod text;
 pub mod triage;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 

@@ -86,6 +86,29 @@ impl Engine {
             None => self.first_parent(&merge_sha)?,
         };
 
+        // 0. A canary still taking a share of requests goes to 0% first
+        // (issue 12: a rollback during a paused canary step).
+        let s = match s
+            .canary
+            .as_ref()
+            .filter(|c| c.aborted.is_none() && c.weight < 100.0 && c.sha == merge_sha)
+        {
+            Some(c) => {
+                if let Err(e) = self.deployer.canary_abort() {
+                    self.ui.warn(&format!("the canary abort failed: {e}"));
+                }
+                self.append(
+                    &s,
+                    vec![hotfix_core::event::EventKind::CanaryAborted {
+                        sha: c.sha.clone(),
+                        reason: plan.reason.clone(),
+                    }],
+                )?;
+                self.load(id)?
+            }
+            None => s,
+        };
+
         // 1. Production back on the previous release.
         let deployed = s.deployed_sha.is_some() || s.health_failure.is_some();
         if deployed && !done.as_ref().is_some_and(|p| p.production) {

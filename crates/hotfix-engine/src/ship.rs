@@ -35,6 +35,13 @@ impl Engine {
             ));
         }
 
+        // A canary first, where configured and the deployer splits traffic.
+        if s.deployed_sha.as_deref() != Some(merge_sha.as_str())
+            && !self.cfg.deploy.canary.is_empty()
+        {
+            s = self.canary(id, s, &merge_sha)?;
+        }
+
         // Production deploy of the merge commit.
         if s.deployed_sha.as_deref() != Some(merge_sha.as_str()) {
             let ctx = self.deploy_ctx(&s, &merge_sha);
@@ -82,82 +89,351 @@ impl Engine {
             }
         }
 
-        // Health, then the watch window.
+        // Health and every analysis, over the watch window.
         if s.healthy_sha.as_deref() != Some(merge_sha.as_str()) {
-            let url = self.deployer.health_url().unwrap_or_default();
-            let d = &self.cfg.deploy;
-            let step = self
-                .ui
-                .step(&format!("watching {url} for {}", d.watch), None);
-            let w = Watch {
-                url,
-                window: d.watch.0,
-                interval: d.probe_interval.0,
-                unhealthy_after: d.unhealthy_after,
-                timeout: d.probe_timeout.0,
-            };
-            let watched_from = s.events.len();
+            s = self.watch_deploy(id, s, &merge_sha)?;
+            if backport && s.backport_sha.is_none() {
+                s = self.backport(id, crate::backport::BackportMode::Start)?;
+            }
+        }
+        Ok(s)
+    }
+
+    /// The watch window after a deploy of `merge_sha`: the health URL and
+    /// every `[[analysis]]`. Unhealthy → the automatic rollback with the
+    /// numbers; no data under `inconclusive = "pause"` → stop without a
+    /// verdict (exit 3): a re-run of `hotfix ship` watches again.
+    fn watch_deploy(
+        &self,
+        id: IncidentId,
+        s: IncidentState,
+        merge_sha: &str,
+    ) -> Result<IncidentState> {
+        let watched_from = s.events.len();
+        let (result, _) = self.watch_for(&s, merge_sha, self.cfg.deploy.watch.0, "production")?;
+        use crate::watch::Outcome;
+        let mut batch = result.events(merge_sha);
+        match &result.outcome {
+            Outcome::Healthy { probes } => batch.push(EventKind::HealthPassed {
+                sha: merge_sha.to_string(),
+                probes: *probes,
+            }),
+            Outcome::Unhealthy(reason) => batch.push(EventKind::HealthFailed {
+                sha: merge_sha.to_string(),
+                reason: reason.clone(),
+            }),
+            Outcome::Inconclusive(_) => {}
+        }
+        // The team server watches the deploy too: a verdict it appended
+        // while this watch ran wins (as the server keeps one of ours),
+        // decided on the fresh log.
+        let s = self.append_fresh(id, |st| {
+            let meanwhile = st.events.get(watched_from..).unwrap_or_default();
+            Ok(
+                if meanwhile.iter().any(|e| e.kind.settles_deploy(merge_sha)) {
+                    vec![]
+                } else {
+                    batch.clone()
+                },
+            )
+        })?;
+        let moved_on = |s: &IncidentState| {
+            EngineError::Failed(format!(
+                "{id} moved on while production was watched ({}): `hotfix status {id}` shows where it stands",
+                s.phase(&self.cfg.policy).as_str()
+            ))
+        };
+        if s.rollback.is_some() || s.is_closed() {
+            return Err(moved_on(&s));
+        }
+        if s.healthy_sha.as_deref() == Some(merge_sha) {
+            // The watch's own verdict was shown as its step ended.
+            if !matches!(result.outcome, Outcome::Healthy { .. }) {
+                self.ui
+                    .info("production healthy: the team server's watch passed it first");
+            }
+            Ok(s)
+        } else if let Some(reason) = s.health_failure.clone() {
+            self.auto_rollback(id, &format!("production unhealthy after deploy: {reason}"))
+        } else if let Outcome::Inconclusive(why) = &result.outcome {
+            Err(EngineError::Waiting(format!(
+                "{id} is not verified: production is healthy but the analysis had no data ({why})\n  check that the metric source answers and that the new release gets traffic, then re-run `hotfix ship {id}` (it watches again), or roll back with `hotfix rollback {id} --reason TEXT`"
+            )))
+        } else {
+            Err(moved_on(&s))
+        }
+    }
+
+    /// Watches health and every analysis for `window` (a step shown as
+    /// watching `what`), and shows how it ended.
+    fn watch_for(
+        &self,
+        s: &IncidentState,
+        merge_sha: &str,
+        window: std::time::Duration,
+        what: &str,
+    ) -> Result<(crate::watch::WatchResult, ())> {
+        let url = self.deployer.health_url().unwrap_or_default();
+        let d = &self.cfg.deploy;
+        let analyses = &self.cfg.analysis;
+        let shown = match d.canary_pause {
+            _ if window == d.watch.0 => d.watch.to_string(),
+            Some(p) if p.0 == window => p.to_string(),
+            _ => hotfix_core::duration::span_of(window),
+        };
+        let title = if analyses.is_empty() {
+            format!("watching {url} for {shown}")
+        } else {
+            format!(
+                "watching {what}: {url} and {} for {shown}",
+                hotfix_core::plural::count_as(analyses.len(), "analysis", "analyses"),
+            )
+        };
+        let step = self.ui.step(&title, None);
+        let w = Watch {
+            url,
+            window,
+            interval: d.probe_interval.0,
+            unhealthy_after: d.unhealthy_after,
+            timeout: d.probe_timeout.0,
+        };
+        let result = if analyses.is_empty() {
             let outcome = watch(&w, |n, r| {
                 if let Err(e) = r {
                     self.ui.warn(&format!("probe {n}: {e}"));
                 }
             });
-            match &outcome {
-                Ok(probes) => step.done(&format!(
-                    "production healthy after {}",
-                    hotfix_core::plural::count(*probes, "probe")
-                )),
-                Err(reason) => step.fail(&format!("production unhealthy: {reason}")),
-            }
-            let verdict = match &outcome {
-                Ok(probes) => EventKind::HealthPassed {
-                    sha: merge_sha.clone(),
-                    probes: *probes,
+            crate::watch::WatchResult {
+                outcome: match outcome {
+                    Ok(probes) => crate::watch::Outcome::Healthy { probes },
+                    Err(reason) => crate::watch::Outcome::Unhealthy(reason),
                 },
-                Err(reason) => EventKind::HealthFailed {
-                    sha: merge_sha.clone(),
-                    reason: reason.clone(),
-                },
-            };
-            // The team server watches the deploy too: a verdict it appended
-            // while this watch ran wins (as the server keeps one of ours),
-            // decided on the fresh log.
-            s = self.append_fresh(id, |st| {
-                let meanwhile = st.events.get(watched_from..).unwrap_or_default();
-                Ok(
-                    if meanwhile.iter().any(|e| e.kind.settles_deploy(&merge_sha)) {
-                        vec![]
-                    } else {
-                        vec![verdict.clone()]
-                    },
-                )
-            })?;
-            let moved_on = |s: &IncidentState| {
-                EngineError::Failed(format!(
-                    "{id} moved on while production was watched ({}): `hotfix status {id}` shows where it stands",
-                    s.phase(&self.cfg.policy).as_str()
-                ))
-            };
-            if s.rollback.is_some() || s.is_closed() {
-                return Err(moved_on(&s));
+                analyses: vec![],
             }
-            if s.healthy_sha.as_deref() == Some(merge_sha.as_str()) {
-                // The watch's own verdict was shown as its step ended.
-                if outcome.is_err() {
-                    self.ui
-                        .info("production healthy: the team server's watch passed it first");
+        } else {
+            let mut m = crate::watch::Measurer::new(
+                analyses,
+                self.git.root(),
+                self.platform_dir(),
+                w.window,
+                merge_sha,
+                s.previous_main.clone().filter(|p| !p.is_empty()),
+            );
+            crate::watch::watch_with_analysis(
+                &w,
+                analyses,
+                |i| m.measure(i),
+                |seen| match seen {
+                    crate::watch::Seen::Probe(n, Err(e)) => {
+                        self.ui.warn(&format!("probe {n}: {e}"))
+                    }
+                    crate::watch::Seen::Measured {
+                        name,
+                        error: Some(e),
+                        ..
+                    } => self.ui.warn(&format!("analysis {name}: {e}")),
+                    _ => {}
+                },
+            )
+        };
+        use crate::watch::Outcome;
+        match &result.outcome {
+            Outcome::Healthy { probes } => step.done(&format!(
+                "{what} healthy after {}{}",
+                hotfix_core::plural::count(*probes, "probe"),
+                if result.analyses.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", {} passed",
+                        hotfix_core::plural::count_as(
+                            result.analyses.len(),
+                            "analysis",
+                            "analyses"
+                        )
+                    )
                 }
-                if backport && s.backport_sha.is_none() {
-                    s = self.backport(id, crate::backport::BackportMode::Start)?;
+            )),
+            Outcome::Unhealthy(reason) => step.fail(&format!("{what} unhealthy: {reason}")),
+            Outcome::Inconclusive(why) => step.fail(&format!("analysis inconclusive: {why}")),
+        }
+        Ok((result, ()))
+    }
+
+    /// The canary steps of `[deploy] canary`: start the merge beside
+    /// production at the first weight, watch health and every analysis for
+    /// `canary_pause`, raise the weight, and promote at the end (recorded
+    /// as `canary_step`s, then `deployed`). Any unhealthy signal aborts it
+    /// at once (0% to the new release) and rolls the merge back; production
+    /// never ran it in full, so there is no release to put back. A re-run
+    /// after a crash or a pause resumes at the step recorded last.
+    fn canary(&self, id: IncidentId, s: IncidentState, merge_sha: &str) -> Result<IncidentState> {
+        let steps = self.cfg.deploy.canary_steps().map_err(EngineError::Usage)?;
+        let pause = self
+            .cfg
+            .deploy
+            .canary_pause
+            .map(|p| p.0)
+            .unwrap_or(self.cfg.deploy.watch.0);
+        let ctx = self.deploy_ctx(&s, merge_sha);
+        let mut s = s;
+        for (i, &weight) in steps.iter().enumerate() {
+            let current = s
+                .canary
+                .as_ref()
+                .filter(|c| c.sha == merge_sha && c.aborted.is_none())
+                .map(|c| c.weight);
+            if current.is_some_and(|c| c > weight) {
+                continue;
+            }
+            if current.is_none_or(|c| c < weight) {
+                let step = self.ui.step(
+                    &format!(
+                        "canary: {}% of requests to {}",
+                        hotfix_core::analysis::num(weight),
+                        short(merge_sha)
+                    ),
+                    None,
+                );
+                let r = if i == 0 && current.is_none() {
+                    self.deployer.canary_start(&ctx, weight).map(drop)
+                } else {
+                    self.deployer.canary_weight(weight)
+                };
+                match r {
+                    Ok(()) => step.done(&format!(
+                        "{} takes {}% of requests",
+                        short(merge_sha),
+                        hotfix_core::analysis::num(weight)
+                    )),
+                    Err(hotfix_core::provider::DeployError::NotConfigured(why))
+                        if current.is_none() && i == 0 =>
+                    {
+                        step.fail(why);
+                        self.ui.warn(&format!(
+                            "[deploy] canary is set but {why}: switching production in full"
+                        ));
+                        return Ok(s);
+                    }
+                    Err(e) => {
+                        step.fail("the canary step failed");
+                        let reason = format!(
+                            "canary step to {}% failed: {}",
+                            hotfix_core::analysis::num(weight),
+                            e.to_string().lines().next().unwrap_or("")
+                        );
+                        return self.abort_canary(id, merge_sha, &reason, vec![]);
+                    }
                 }
-            } else if let Some(reason) = s.health_failure.clone() {
-                return self
-                    .auto_rollback(id, &format!("production unhealthy after deploy: {reason}"));
-            } else {
-                return Err(moved_on(&s));
+                s = self.append_fresh(id, |st| {
+                    Ok(
+                        if st
+                            .canary
+                            .as_ref()
+                            .is_some_and(|c| c.sha == merge_sha && c.weight >= weight)
+                        {
+                            vec![]
+                        } else {
+                            vec![EventKind::CanaryStep {
+                                sha: merge_sha.to_string(),
+                                weight,
+                            }]
+                        },
+                    )
+                })?;
+                self.failpoint("ship.canary_step");
+            }
+            let (result, _) = self.watch_for(&s, merge_sha, pause, "the canary")?;
+            let events = result.events(merge_sha);
+            use crate::watch::Outcome;
+            match result.outcome {
+                Outcome::Healthy { .. } => {
+                    if !events.is_empty() {
+                        self.append(&s, events)?;
+                        s = self.load(id)?;
+                    }
+                }
+                Outcome::Unhealthy(reason) => {
+                    return self.abort_canary(id, merge_sha, &reason, events);
+                }
+                Outcome::Inconclusive(why) => {
+                    if !events.is_empty() {
+                        self.append(&s, events)?;
+                    }
+                    return Err(EngineError::Waiting(format!(
+                        "{id} is not verified: the canary of {} at {}% is healthy but the analysis had no data ({why})\n  check that the metric source answers and that the canary gets traffic, then re-run `hotfix ship {id}` (it watches this step again), or roll back with `hotfix rollback {id} --reason TEXT` (the canary is aborted)",
+                        short(merge_sha),
+                        hotfix_core::analysis::num(weight)
+                    )));
+                }
             }
         }
-        Ok(s)
+        let step = self
+            .ui
+            .step(&format!("promoting the canary {}", short(merge_sha)), None);
+        let d = match self.deployer.canary_promote() {
+            Ok(d) => d,
+            Err(e) => {
+                step.fail("the promotion failed");
+                let reason = format!(
+                    "promoting the canary failed: {}",
+                    e.to_string().lines().next().unwrap_or("")
+                );
+                return self.abort_canary(id, merge_sha, &reason, vec![]);
+            }
+        };
+        step.done(&format!("production runs {}", short(merge_sha)));
+        self.append(
+            &s,
+            vec![
+                EventKind::CanaryStep {
+                    sha: merge_sha.to_string(),
+                    weight: 100.0,
+                },
+                EventKind::Deployed {
+                    sha: merge_sha.to_string(),
+                    environment: "production".into(),
+                    deployment: d.id,
+                    previous_deployment: None,
+                },
+            ],
+        )?;
+        self.load(id)
+    }
+
+    /// The canary back to 0% at once, recorded with the numbers, then the
+    /// automatic rollback of the merge (production never ran it in full).
+    fn abort_canary(
+        &self,
+        id: IncidentId,
+        merge_sha: &str,
+        reason: &str,
+        analysis_events: Vec<EventKind>,
+    ) -> Result<IncidentState> {
+        self.ui.warn(&format!("aborting the canary: {reason}"));
+        if let Err(e) = self.deployer.canary_abort() {
+            self.ui.warn(&format!("the canary abort failed: {e}"));
+        }
+        let mut batch = analysis_events;
+        batch.push(EventKind::CanaryAborted {
+            sha: merge_sha.to_string(),
+            reason: reason.to_string(),
+        });
+        let s = self.load(id)?;
+        self.append(&s, batch)?;
+        self.auto_rollback(
+            id,
+            &format!("canary {} aborted: {reason}", short(merge_sha)),
+        )
+    }
+
+    /// The embedded platform's state directory, where it keeps its stats
+    /// (`[deploy] provider = "local"`; as the CLI opens it).
+    fn platform_dir(&self) -> Option<std::path::PathBuf> {
+        (self.cfg.deploy.provider == "local")
+            .then(|| self.git.common_dir().ok())
+            .flatten()
+            .map(|d| d.join("hotfix").join("platform"))
     }
 
     fn auto_rollback(&self, id: IncidentId, reason: &str) -> Result<IncidentState> {
@@ -167,13 +443,20 @@ impl Engine {
             )));
         }
         self.ui.warn("rolling back");
+        // An aborted canary: production never ran the merge in full.
+        let never_deployed = self.load(id).is_ok_and(|s| s.deployed_sha.is_none());
         self.rollback_inner(id, reason, true, None)?;
         let again = match self.load(id) {
             Ok(s) => hotfix_core::next::new_attempt(&s),
             Err(_) => format!("`hotfix start` and `--incident {id}`"),
         };
+        let where_now = if never_deployed {
+            "production never ran it in full (it stayed on the previous release)"
+        } else {
+            "production is back on the previous release"
+        };
         Err(EngineError::Failed(format!(
-            "{id} was rolled back automatically: {reason}\n  production is back on the previous release and the merge is reverted on {}; reassess and start a new attempt with {again}",
+            "{id} was rolled back automatically: {reason}\n  {where_now} and the merge is reverted on {}; reassess and start a new attempt with {again}",
             self.cfg.git.main
         )))
     }

@@ -334,7 +334,71 @@ pub fn describe(k: &EventKind) -> String {
         }
         EventKind::TriageOverdue => "still in triage past its target: tech leads paged".into(),
         EventKind::ReportedBy { who } => format!("reported by {who}"),
+        EventKind::AnalysisMeasured {
+            name,
+            samples,
+            baseline,
+            verdict,
+            ..
+        } => analysis_line(name, samples, *baseline, verdict),
+        EventKind::AnalysisFailed {
+            name,
+            values,
+            threshold,
+            ..
+        } => format!(
+            "analysis {name} failed: {} against {threshold}",
+            values
+                .iter()
+                .map(|v| number(*v))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        EventKind::CanaryStep { sha, weight } if *weight >= 100.0 => {
+            format!("canary {} promoted: it is production", crate::short(sha))
+        }
+        EventKind::CanaryStep { sha, weight } => {
+            format!(
+                "canary: {}% of requests to {}",
+                number(*weight),
+                crate::short(sha)
+            )
+        }
+        EventKind::CanaryAborted { sha, reason } => format!(
+            "canary {} aborted (0% at once): {reason}",
+            crate::short(sha)
+        ),
     }
+}
+
+/// A measured value as people read it (the analysis's own formatting).
+pub fn number(v: f64) -> String {
+    hotfix_core::analysis::num(v)
+}
+
+/// `analysis 5xx ratio pass: 12 samples, last 0.002 (baseline 0.001)`.
+pub fn analysis_line(
+    name: &str,
+    samples: &[(u32, Option<f64>)],
+    baseline: Option<f64>,
+    verdict: &str,
+) -> String {
+    let with_data = samples.iter().filter(|(_, v)| v.is_some()).count();
+    let last = samples.iter().rev().find_map(|(_, v)| *v);
+    format!(
+        "analysis {name} {verdict}: {}{}{}{}",
+        count(samples.len(), "sample"),
+        if with_data < samples.len() {
+            format!(" ({} without data)", samples.len() - with_data)
+        } else {
+            String::new()
+        },
+        last.map(|v| format!(", last {}", number(v)))
+            .unwrap_or_default(),
+        baseline
+            .map(|b| format!(" (baseline {})", number(b)))
+            .unwrap_or_default()
+    )
 }
 
 /// One line per event, for people (`hotfix log`, post-mortem).
@@ -396,8 +460,103 @@ pub fn postmortem(s: &IncidentState, cfg: &Config, now: Timestamp, due: Timestam
             timeline => rows(s, cfg, now),
             log => s.events.iter().map(|e| event_line(e, s.security)).collect::<Vec<_>>(),
             anti_patterns => s.anti_patterns.iter().map(|(p, r)| format!("{}: {r}", p.label())).collect::<Vec<_>>(),
+            analyses => analysis_rows(s, cfg),
+            verified => hotfix_core::checklist::fix_verified(s).1,
         },
     )
+}
+
+/// One analysis of one watch, for the post-mortem's table.
+#[derive(Debug, Serialize)]
+pub struct AnalysisRow {
+    pub name: String,
+    pub release: String,
+    pub at: String,
+    pub verdict: String,
+    pub samples: String,
+    pub values: String,
+    pub threshold: String,
+    pub query: String,
+}
+
+/// Every analysis every watch of the incident recorded, every attempt
+/// included (a rolled-back attempt's numbers are why it was rolled back).
+pub fn analysis_rows(s: &IncidentState, cfg: &Config) -> Vec<AnalysisRow> {
+    let mut rows: Vec<AnalysisRow> = vec![];
+    for e in &s.events {
+        match &e.kind {
+            EventKind::AnalysisMeasured {
+                name,
+                sha,
+                samples,
+                baseline,
+                verdict,
+                query,
+            } => {
+                let vals: Vec<f64> = samples.iter().filter_map(|(_, v)| *v).collect();
+                let values = if vals.is_empty() {
+                    "no data".to_string()
+                } else {
+                    let min = vals.iter().copied().fold(f64::INFINITY, f64::min);
+                    let max = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    format!(
+                        "min {} · max {} · last {}{}",
+                        number(min),
+                        number(max),
+                        number(vals[vals.len() - 1]),
+                        baseline
+                            .map(|b| format!(" · baseline {}", number(b)))
+                            .unwrap_or_default()
+                    )
+                };
+                rows.push(AnalysisRow {
+                    name: name.clone(),
+                    release: crate::short(sha).to_string(),
+                    at: e.at.strftime("%H:%M:%S").to_string(),
+                    verdict: verdict.clone(),
+                    samples: format!("{} ({} with data)", samples.len(), vals.len()),
+                    values,
+                    threshold: cfg
+                        .analysis
+                        .iter()
+                        .find(|c| c.name == *name)
+                        .map(|c| c.threshold())
+                        .unwrap_or_default(),
+                    query: if s.security {
+                        "restricted".into()
+                    } else {
+                        query.replace('|', "\\|")
+                    },
+                });
+            }
+            EventKind::AnalysisFailed {
+                name,
+                sha,
+                values,
+                threshold,
+                ..
+            } => {
+                let short = crate::short(sha);
+                if let Some(r) = rows
+                    .iter_mut()
+                    .rev()
+                    .find(|r| r.name == *name && r.release == short)
+                {
+                    r.verdict = format!(
+                        "fail: {} against {threshold}",
+                        values
+                            .iter()
+                            .map(|v| number(*v))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    r.threshold = threshold.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+    rows
 }
 
 /// Where the post-mortem files go once written: the draft is the team's
@@ -928,6 +1087,55 @@ mod tests {
         ] {
             assert_eq!(mail_address(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_post_mortem_lists_every_analysis_with_its_numbers() {
+        let mut s = incident("PDF export crashes", "dev@x", "lead@x", "dev@x");
+        let m = "c".repeat(40);
+        for kind in [
+            EventKind::Deployed {
+                sha: m.clone(),
+                environment: "production".into(),
+                deployment: None,
+                previous_deployment: None,
+            },
+            EventKind::AnalysisMeasured {
+                name: "5xx ratio".into(),
+                sha: m.clone(),
+                samples: vec![
+                    (0, Some(0.001)),
+                    (5, None),
+                    (10, Some(0.2)),
+                    (15, Some(0.3)),
+                ],
+                baseline: None,
+                verdict: "fail".into(),
+                query: "sum(rate(errors[1m])) | x".into(),
+            },
+            EventKind::AnalysisFailed {
+                name: "5xx ratio".into(),
+                sha: m.clone(),
+                values: vec![0.2, 0.3],
+                threshold: "max 0.01".into(),
+                query: "q".into(),
+            },
+        ] {
+            s.push(at(600), "dev@x", &kind);
+        }
+        let cfg = Config::parse("").unwrap();
+        let text = postmortem(&s, &cfg, at(900), at(90_000));
+        assert!(text.contains("## Verification in production"), "{text}");
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("| 5xx ratio |"))
+            .unwrap_or_else(|| panic!("no analysis row in:\n{text}"));
+        assert!(row.contains("| cccccccccc |"), "{row}");
+        assert!(row.contains("fail: 0.2, 0.3 against max 0.01"), "{row}");
+        assert!(row.contains("4 (3 with data)"), "{row}");
+        assert!(row.contains("min 0.001 · max 0.3 · last 0.3"), "{row}");
+        // A `|` in the query does not break the table.
+        assert!(row.contains("errors[1m])) \\| x"), "{row}");
     }
 
     #[test]

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 
 use crate::paths::Paths;
 use crate::types::{
-    ApiError, ControlInfo, DeployOutcome, DeployRequest, PlatformStatus, PreviewInfo,
-    RollbackRequest,
+    ApiError, CanaryOutcome, CanaryRequest, CanaryWeight, ControlInfo, DeployMeta, DeployOutcome,
+    DeployRequest, PlatformStats, PlatformStatus, PreviewInfo, PromoteRequest, RollbackRequest,
 };
 use crate::util::log_tail;
 use crate::{PlatformConfig, PlatformError, sys};
@@ -217,6 +217,36 @@ impl Client {
         let _: serde_json::Value =
             self.call("DELETE", &format!("/v1/previews/{key}"), None, false)?;
         Ok(())
+    }
+
+    /// Starts `req.sha` beside production with `req.weight` percent of the
+    /// requests; returns once it is healthy and routed.
+    pub fn canary_start(&self, req: &CanaryRequest) -> Result<CanaryOutcome, PlatformError> {
+        let body = serde_json::to_value(req).unwrap_or_default();
+        self.call("POST", "/v1/canary", Some(body), true)
+    }
+
+    /// Sends `weight` percent of the requests to the canary from now on.
+    pub fn canary_weight(&self, weight: f64) -> Result<CanaryOutcome, PlatformError> {
+        let body = serde_json::to_value(CanaryWeight { weight }).unwrap_or_default();
+        self.call("POST", "/v1/canary/weight", Some(body), false)
+    }
+
+    /// The canary becomes production; the old production the warm previous.
+    pub fn canary_promote(&self, meta: Option<DeployMeta>) -> Result<DeployOutcome, PlatformError> {
+        let body = serde_json::to_value(PromoteRequest { meta }).unwrap_or_default();
+        self.call("POST", "/v1/canary/promote", Some(body), true)
+    }
+
+    /// 0% to the canary at once; it stops once drained. A no-op without one.
+    pub fn canary_abort(&self) -> Result<CanaryOutcome, PlatformError> {
+        self.call("POST", "/v1/canary/abort", None, false)
+    }
+
+    /// What the production proxy counted per release (cumulative since each
+    /// release started serving; difference two snapshots for a window).
+    pub fn stats(&self) -> Result<PlatformStats, PlatformError> {
+        self.call("GET", "/v1/stats", None, false)
     }
 
     pub fn status(&self) -> Result<PlatformStatus, PlatformError> {

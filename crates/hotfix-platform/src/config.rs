@@ -47,6 +47,12 @@ pub struct PlatformConfig {
     pub build_timeout: Duration,
     /// Grace between SIGTERM and SIGKILL when a release is stopped. Default 2s.
     pub stop_timeout: Duration,
+    /// `[deploy] canary`: the shares (percent) a new production release
+    /// gets step by step before it is promoted. Empty: a plain switch.
+    /// The platform only routes; the deploy client drives the steps.
+    pub canary: Vec<f64>,
+    /// `[deploy] canary_pause`: how long each canary step lasts. Default 30s.
+    pub canary_pause: Duration,
 }
 
 impl PlatformConfig {
@@ -69,6 +75,8 @@ impl PlatformConfig {
             drain: Duration::from_secs(2),
             build_timeout: Duration::from_secs(20 * 60),
             stop_timeout: Duration::from_secs(2),
+            canary: Vec::new(),
+            canary_pause: Duration::from_secs(30),
         }
     }
 
@@ -132,12 +140,14 @@ impl PlatformConfig {
                 PlatformError::Config(format!("[deploy] host `{h}` is not an IP address"))
             })?;
         }
+        cfg.canary = canary_steps(deploy.get("canary"))?;
         for (key, slot) in [
             ("warm", &mut cfg.warm),
             ("ready_timeout", &mut cfg.ready_timeout),
             ("drain", &mut cfg.drain),
             ("build_timeout", &mut cfg.build_timeout),
             ("stop_timeout", &mut cfg.stop_timeout),
+            ("canary_pause", &mut cfg.canary_pause),
         ] {
             if let Some(v) = str_key(key)? {
                 *slot = parse_duration(v).ok_or_else(|| {
@@ -235,6 +245,44 @@ impl PlatformConfig {
         }
         Ok(())
     }
+}
+
+/// `[deploy] canary = ["10%", "50%"]` as percentages: each step above the
+/// one before, all between 0% and 100% (promotion is the implied last step).
+fn canary_steps(v: Option<&toml::Value>) -> Result<Vec<f64>, PlatformError> {
+    let bad = |what: String| {
+        PlatformError::Config(format!(
+            "[deploy] canary {what}: write the steps as percentages, e.g. canary = [\"10%\", \"50%\"]"
+        ))
+    };
+    let items = match v {
+        None => return Ok(Vec::new()),
+        Some(toml::Value::Array(a)) => a,
+        Some(_) => return Err(bad("must be a list".into())),
+    };
+    let mut out: Vec<f64> = Vec::new();
+    for item in items {
+        let Some(text) = item.as_str() else {
+            return Err(bad(format!("step {item} is not a string")));
+        };
+        let n = text
+            .trim()
+            .strip_suffix('%')
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .filter(|n| n.is_finite() && *n > 0.0 && *n < 100.0)
+            .ok_or_else(|| {
+                bad(format!(
+                    "step `{text}` is not a percentage between 0% and 100%"
+                ))
+            })?;
+        if out.last().is_some_and(|last| n <= *last) {
+            return Err(bad(format!(
+                "step `{text}` must be above the step before it"
+            )));
+        }
+        out.push(n);
+    }
+    Ok(out)
 }
 
 /// `http://host:port` of a listening address; an unspecified host (`0.0.0.0`)
@@ -367,6 +415,31 @@ mod tests {
         assert_eq!(c.port, 9000);
         assert_eq!(c.warm, Duration::from_secs(60));
         assert_eq!(c.ready_timeout, Duration::from_secs(30));
+        assert!(c.canary.is_empty());
+        assert_eq!(c.canary_pause, Duration::from_secs(30));
+        let t: toml::Table = "run = \"x\"\ncanary = [\"10%\", \"50 %\"]\ncanary_pause = \"5s\""
+            .parse()
+            .expect("toml");
+        let c =
+            PlatformConfig::from_deploy_table(Path::new("/r"), Some("/s".into()), &t).expect("cfg");
+        assert_eq!(c.canary, vec![10.0, 50.0]);
+        assert_eq!(c.canary_pause, Duration::from_secs(5));
+        for bad in [
+            "[\"10\"]",
+            "[\"50%\", \"10%\"]",
+            "[\"100%\"]",
+            "\"10%\"",
+            "[10]",
+        ] {
+            let t: toml::Table = format!("run = \"x\"\ncanary = {bad}")
+                .parse()
+                .expect("toml");
+            let e = PlatformConfig::from_deploy_table(Path::new("/r"), Some("/s".into()), &t);
+            assert!(
+                e.is_err_and(|e| e.to_string().contains("[deploy] canary")),
+                "{bad}"
+            );
+        }
         let bad: toml::Table = "run = \"x\"\nwarm = \"soon\"".parse().expect("toml");
         let e = PlatformConfig::from_deploy_table(Path::new("/r"), Some("/s".into()), &bad);
         assert!(e.is_err_and(|e| e.to_string().contains("warm")));

@@ -80,6 +80,32 @@
 //! | `DELETE /v1/previews/{key}` | | `{"removed": true}`; 404 if none |
 //! | `GET /v1/status` | | [`PlatformStatus`]: production, previous (`warm`/`cold`), previews, crashed, starting, history, settings |
 //! | `POST /v1/shutdown` | | 202 `{"stopping": true}`; the platform stops its releases and exits |
+//! | `GET /v1/stats` | | [`PlatformStats`]: per release (`production`, `canary`, `previous`) requests, 5xx, latency histogram, busiest paths |
+//! | `POST /v1/canary` | [`CanaryRequest`] `{"sha", "weight", "settings"?, "meta"?}` | [`CanaryOutcome`] once the canary is healthy and gets `weight`% of the requests; 409 without a serving production |
+//! | `POST /v1/canary/weight` | [`CanaryWeight`] `{"weight"}` | [`CanaryOutcome`]; 409 if no canary runs |
+//! | `POST /v1/canary/promote` | `{}` or [`PromoteRequest`] `{"meta"?}` | [`DeployOutcome`]: the canary is production, the old production the warm previous |
+//! | `POST /v1/canary/abort` | | [`CanaryOutcome`]: 0% to the canary at once, stopped once drained; a no-op without one |
+//!
+//! `GET /metrics` (no token: read-only counters, and the API listens on
+//! 127.0.0.1 only) is the Prometheus text exposition of `/v1/stats`:
+//! `hotfix_platform_requests_total{release,sha,role,code_class}`,
+//! `hotfix_platform_request_duration_seconds` (histogram),
+//! `hotfix_platform_route_requests_total{...,path}` and
+//! `hotfix_platform_route_errors_5xx_total{...,path}`.
+//!
+//! ## Canary
+//! A canary is a new production release started beside production (same
+//! `DATA_DIR`) that gets `weight`% of the proxy's requests — exactly that
+//! share of every 10 000 requests routed by weight, not a coin toss. Its
+//! answers set the cookie `hotfix_release=<release id>`; a request whose
+//! cookie or `X-Hotfix-Release` header names the canary (or production)
+//! gets that release. Promote makes the same process production (nothing
+//! restarts); abort sends it nothing from that moment, then stops it once
+//! its requests in flight finished (`drain`). A canary that crashes is
+//! unrouted at once. While a canary runs, another production deploy is
+//! refused (promote or abort first) and a rollback aborts it first. The
+//! canary and its weight are in `state.json`: a restarted platform routes
+//! the same share to it again, and completes an abort that was draining.
 //!
 //! Errors answer `{"error": "<message for a person>", "kind": "<machine kind>"}`
 //! with 400 (bad input), 401, 404, 409, 422 (build failed / not healthy: the
@@ -104,6 +130,8 @@
 //! drain         = "2s"                     # in-flight requests of a leaving release
 //! build_timeout = "20m"
 //! stop_timeout  = "2s"                     # SIGTERM → SIGKILL grace
+//! canary        = ["10%", "50%"]           # canary steps (driven by the deploy client)
+//! canary_pause  = "30s"                    # per step
 //! ```
 //! Commands are split with `shell-words`; no shell ever runs them.
 //!
@@ -125,6 +153,7 @@ mod procs;
 mod proxy;
 pub mod sample_service;
 mod server;
+mod stats;
 mod sys;
 mod types;
 mod util;
@@ -136,8 +165,9 @@ pub use paths::release_log;
 pub use server::run_foreground;
 pub use sys::default_sigpipe;
 pub use types::{
-    ApiError, ControlInfo, CrashReport, DeployMeta, DeployOutcome, DeployRequest, DeployVia,
-    HistoryAction, HistoryEntry, LaunchStep, PlatformStatus, PreviewInfo, ReleaseInfo, ReleaseKind,
-    ReleaseSettings, ReleaseState, RollbackRequest,
+    ApiError, CanaryInfo, CanaryOutcome, CanaryRequest, CanaryWeight, ControlInfo, CrashReport,
+    DeployMeta, DeployOutcome, DeployRequest, DeployVia, HistoryAction, HistoryEntry, LaunchStep,
+    PlatformStats, PlatformStatus, PreviewInfo, PromoteRequest, ReleaseInfo, ReleaseKind,
+    ReleaseSettings, ReleaseState, ReleaseStats, RollbackRequest, RouteStats,
 };
 pub use util::{free_port, log_tail};

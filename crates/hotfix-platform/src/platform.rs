@@ -22,9 +22,11 @@ use crate::config::PlatformConfig;
 use crate::paths::Paths;
 use crate::procs::{SpawnSpec, Spawner, describe_exit, run_to_end};
 use crate::proxy::{HttpClient, Proxy, Upstream};
+use crate::stats::Counters;
 use crate::types::{
-    CrashReport, DeployMeta, DeployOutcome, HistoryAction, HistoryEntry, LaunchStep,
-    PlatformStatus, PreviewInfo, ReleaseInfo, ReleaseKind, ReleaseSettings, ReleaseState,
+    CanaryInfo, CanaryOutcome, CrashReport, DeployMeta, DeployOutcome, HistoryAction, HistoryEntry,
+    LaunchStep, PlatformStatus, PreviewInfo, ReleaseInfo, ReleaseKind, ReleaseSettings,
+    ReleaseState, ReleaseStats,
 };
 use crate::util::{self, log_line, log_tail};
 use crate::{PlatformError, git, sys};
@@ -48,6 +50,8 @@ pub(crate) struct Release {
     /// The settings it was deployed with: a restart of it (a rollback to
     /// it when cold) runs the command that matched its code.
     cfg: Arc<PlatformConfig>,
+    /// What the proxy counted of its answers (`GET /v1/stats`).
+    stats: Arc<Counters>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -62,6 +66,7 @@ impl Release {
             info: Mutex::new(info),
             proc_: Mutex::new(None),
             cfg,
+            stats: Arc::new(Counters::default()),
         })
     }
     pub fn info(&self) -> ReleaseInfo {
@@ -84,6 +89,8 @@ impl Release {
             port: Some(i.port),
             release: format!("{} ({})", i.id, short(&i.sha)),
             note: String::new(),
+            id: i.id,
+            stats: Some(self.stats.clone()),
         }
     }
 }
@@ -111,6 +118,19 @@ pub(crate) struct StateFile {
     pub crashed: Vec<CrashReport>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// The canary and its weight: a restarted platform routes the same share to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<PersistedCanary>,
+    /// Aborted canaries not yet discarded: a restart completes the abort.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aborting: Vec<Persisted>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PersistedCanary {
+    pub release: Persisted,
+    pub weight: f64,
+    pub since: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,6 +151,27 @@ struct State {
     history: VecDeque<HistoryEntry>,
     /// Releases inside [`Inner::launch`] right now.
     starting: Vec<Arc<Release>>,
+    /// The canary served beside production, if one runs.
+    canary: Option<Canary>,
+    /// Aborted canaries still draining: a restart discards them.
+    aborting: Vec<Arc<Release>>,
+}
+
+/// A release that gets `weight` percent of production's requests.
+struct Canary {
+    rel: Arc<Release>,
+    weight: f64,
+    since: String,
+}
+
+impl Canary {
+    fn info(&self) -> CanaryInfo {
+        CanaryInfo {
+            release: self.rel.info(),
+            weight: self.weight,
+            since: self.since.clone(),
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -187,6 +228,8 @@ impl Inner {
                 crashed: saved.crashed.iter().cloned().collect(),
                 history: saved.history.iter().take(MAX_HISTORY).cloned().collect(),
                 starting: Vec::new(),
+                canary: None,
+                aborting: Vec::new(),
             }),
             prod_lock: tokio::sync::Mutex::new(()),
             preview_lock: tokio::sync::Mutex::new(()),
@@ -270,6 +313,12 @@ impl Inner {
             previews: st.previews.iter().map(|(k, r)| (k.clone(), p(r))).collect(),
             crashed: st.crashed.iter().cloned().collect(),
             history: st.history.iter().cloned().collect(),
+            canary: st.canary.as_ref().map(|c| PersistedCanary {
+                release: p(&c.rel),
+                weight: c.weight,
+                since: c.since.clone(),
+            }),
+            aborting: st.aborting.iter().map(p).collect(),
         };
         let res = serde_json::to_vec_pretty(&file)
             .map_err(|e| PlatformError::Json {
@@ -592,9 +641,22 @@ impl Inner {
             log_tail: log_tail(&info.log_path, LOG_TAIL_LINES),
         };
         let mut st = lock(&self.state);
+        if st.canary.as_ref().is_some_and(|c| Arc::ptr_eq(&c.rel, rel)) {
+            // Its share goes back to production at once; the requests it
+            // dropped are the evidence (they count against it).
+            self.proxy.clear_canary();
+            st.canary = None;
+            eprintln!(
+                "hotfix platform: canary {} crashed; production gets all requests again",
+                info.id
+            );
+        }
         if st.production.as_ref().is_some_and(|p| Arc::ptr_eq(p, rel)) {
             self.proxy.switch(Upstream {
                 port: None,
+                // Its users now get 503s: they count against it.
+                id: info.id.clone(),
+                stats: Some(rel.stats.clone()),
                 release: info.id.clone(),
                 note: format!(
                     "production release {} ({}) crashed ({how}); roll the hotfix back with `hotfix rollback` or deploy a good commit with `hotfix platform deploy REF`; details in `hotfix platform status`",
@@ -682,6 +744,14 @@ impl Inner {
         let sha = git::resolve_commit(&self.cfg.repo_root, rev).await?;
         let _g = self.prod_lock.lock().await;
         self.check_running()?;
+        if let Some(c) = &lock(&self.state).canary {
+            return Err(PlatformError::Conflict(format!(
+                "canary {} ({}) gets {}% of production's requests: promote it (POST /v1/canary/promote) or abort it (POST /v1/canary/abort) before another production deploy",
+                c.rel.info().id,
+                short(&c.rel.info().sha),
+                c.weight
+            )));
+        }
         let already = lock(&self.state).production.as_ref().is_some_and(|p| {
             let i = p.info();
             i.sha == sha && i.state == ReleaseState::Live && p.running()
@@ -716,31 +786,9 @@ impl Inner {
             let old_prod = st.production.replace(rel.clone());
             let replaced = old_prod.as_ref().map(|p| p.info().sha);
             Self::record(&mut st, HistoryAction::Deploy, &rel, replaced, meta);
-            match old_prod {
-                Some(p) if p.info().state != ReleaseState::Crashed => {
-                    let discarded = st.previous.replace(p.clone());
-                    if p.running() {
-                        let until = util::now()
-                            .checked_add(
-                                jiff::SignedDuration::try_from(cfg.warm)
-                                    .unwrap_or(jiff::SignedDuration::MAX),
-                            )
-                            .unwrap_or(util::now());
-                        p.set(|i| {
-                            i.state = ReleaseState::Warm;
-                            i.warm_until = Some(until.to_string());
-                        });
-                    } else {
-                        p.set(|i| i.state = ReleaseState::Cold);
-                    }
-                    self.persist(&st);
-                    (discarded, old_up, Some(p))
-                }
-                crashed => {
-                    self.persist(&st);
-                    (crashed, old_up, None)
-                }
-            }
+            let (discarded, warm_prev) = Self::retire(&mut st, old_prod, cfg.warm);
+            self.persist(&st);
+            (discarded, old_up, warm_prev)
         };
         eprintln!(
             "hotfix platform: production is now {} ({sha})",
@@ -754,6 +802,223 @@ impl Inner {
             self.schedule_cool(p, old_up, cfg.warm);
         }
         self.outcome(built, t0)
+    }
+
+    /// The production release replaced by a deploy becomes the previous one
+    /// (warm for `warm`), unless it had crashed: then rollback keeps pointing
+    /// at the last release that served well. Returns the release to discard
+    /// and the one to cool down later.
+    fn retire(
+        st: &mut State,
+        old_prod: Option<Arc<Release>>,
+        warm: Duration,
+    ) -> (Option<Arc<Release>>, Option<Arc<Release>>) {
+        match old_prod {
+            Some(p) if p.info().state != ReleaseState::Crashed => {
+                let discarded = st.previous.replace(p.clone());
+                if p.running() {
+                    let until = util::now()
+                        .checked_add(
+                            jiff::SignedDuration::try_from(warm)
+                                .unwrap_or(jiff::SignedDuration::MAX),
+                        )
+                        .unwrap_or(util::now());
+                    p.set(|i| {
+                        i.state = ReleaseState::Warm;
+                        i.warm_until = Some(until.to_string());
+                    });
+                } else {
+                    p.set(|i| i.state = ReleaseState::Cold);
+                }
+                (discarded, Some(p))
+            }
+            crashed => (crashed, None),
+        }
+    }
+
+    // ---------------------------------------------------------------- canary
+
+    fn canary_outcome(&self, built: bool, t0: Instant) -> CanaryOutcome {
+        let st = lock(&self.state);
+        CanaryOutcome {
+            canary: st.canary.as_ref().map(Canary::info),
+            production: st.production.as_ref().map(|p| p.info()),
+            url: self.proxy_url(),
+            built,
+            elapsed_ms: u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Starts `rev` beside production and sends it `weight` percent of the
+    /// requests once it is healthy. A canary of another sha is aborted
+    /// first (its requests in flight finish); one of the same sha is only
+    /// re-weighted.
+    pub async fn canary_start(
+        self: &Arc<Self>,
+        rev: &str,
+        weight: f64,
+        settings: Option<&ReleaseSettings>,
+        meta: DeployMeta,
+    ) -> Result<CanaryOutcome, PlatformError> {
+        let t0 = Instant::now();
+        self.check_running()?;
+        let bp = weight_bp(weight)?;
+        let cfg = self.config_for(settings)?;
+        let sha = git::resolve_commit(&self.cfg.repo_root, rev).await?;
+        let _g = self.prod_lock.lock().await;
+        self.check_running()?;
+        {
+            let st = lock(&self.state);
+            match &st.production {
+                Some(p) if p.info().state == ReleaseState::Live && p.running() => {
+                    if p.info().sha == sha {
+                        return Err(PlatformError::Conflict(format!(
+                            "{} already serves production: a canary of it would compare it with itself",
+                            short(&sha)
+                        )));
+                    }
+                }
+                _ => {
+                    return Err(PlatformError::Conflict(
+                        "a canary runs beside a serving production release, and there is none: deploy one first (`hotfix platform deploy REF`)".into(),
+                    ));
+                }
+            }
+            if st.canary.as_ref().is_some_and(|c| c.rel.info().sha == sha) {
+                drop(st);
+                self.adopt(&cfg);
+                return self.canary_weight(weight);
+            }
+        }
+        let rel = self.new_release(ReleaseKind::Production, None, &sha, cfg.clone(), meta);
+        let built = match self.launch(&rel).await {
+            Ok(b) => b,
+            Err(e) => {
+                self.discard(&rel).await;
+                self.persist_now();
+                return Err(e);
+            }
+        };
+        self.adopt(&cfg);
+        let replaced = {
+            let mut st = lock(&self.state);
+            rel.set(|i| i.state = ReleaseState::Live);
+            let old_up = self.proxy.set_canary(Some(rel.upstream()), bp);
+            let old = st.canary.replace(Canary {
+                rel: rel.clone(),
+                weight,
+                since: util::now_string(),
+            });
+            if let Some(o) = &old {
+                st.aborting.push(o.rel.clone());
+            }
+            self.persist(&st);
+            old.map(|o| (o.rel, old_up))
+        };
+        eprintln!(
+            "hotfix platform: canary {} ({sha}) gets {weight}% of production's requests",
+            rel.info().id
+        );
+        if let Some((old, up)) = replaced {
+            self.finish_abort(old, up);
+        }
+        Ok(self.canary_outcome(built, t0))
+    }
+
+    /// Sends `weight` percent of the requests to the canary from now on.
+    /// Needs no deploy lock: it is one routing change, never delayed by a build.
+    pub fn canary_weight(self: &Arc<Self>, weight: f64) -> Result<CanaryOutcome, PlatformError> {
+        let t0 = Instant::now();
+        let bp = weight_bp(weight)?;
+        {
+            let mut st = lock(&self.state);
+            let Some(c) = st.canary.as_mut() else {
+                return Err(PlatformError::Conflict(
+                    "no canary runs; start one with POST /v1/canary".into(),
+                ));
+            };
+            c.weight = weight;
+            self.proxy.set_canary(None, bp);
+            self.persist(&st);
+        }
+        Ok(self.canary_outcome(false, t0))
+    }
+
+    /// Stops routing to the canary at once (0%); it is stopped and discarded
+    /// once its requests in flight finished (up to `drain`). Without a
+    /// canary it is a no-op: an abort re-run after a crash must not fail.
+    pub fn canary_abort(self: &Arc<Self>) -> CanaryOutcome {
+        let t0 = Instant::now();
+        let aborted = {
+            let mut st = lock(&self.state);
+            let c = st.canary.take();
+            let up = self.proxy.clear_canary();
+            if let Some(c) = &c {
+                st.aborting.push(c.rel.clone());
+            }
+            self.persist(&st);
+            c.map(|c| (c.rel, up))
+        };
+        if let Some((rel, up)) = aborted {
+            eprintln!("hotfix platform: canary {} aborted", rel.info().id);
+            self.finish_abort(rel, up);
+        }
+        self.canary_outcome(false, t0)
+    }
+
+    /// Drains, stops and discards an aborted canary in the background, then
+    /// forgets it in the state file (a restart before that completes it).
+    fn finish_abort(self: &Arc<Self>, rel: Arc<Release>, up: Option<Arc<Upstream>>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Some(up) = up {
+                me.drain(up).await;
+            }
+            me.discard(&rel).await;
+            let mut st = lock(&me.state);
+            st.aborting.retain(|r| !Arc::ptr_eq(r, &rel));
+            me.persist(&st);
+        });
+    }
+
+    /// The canary takes all the requests and becomes production (the same
+    /// process: nothing restarts, sticky clients carry on); the old
+    /// production becomes the warm previous release, as after a deploy.
+    pub async fn canary_promote(
+        self: &Arc<Self>,
+        meta: Option<DeployMeta>,
+    ) -> Result<DeployOutcome, PlatformError> {
+        let t0 = Instant::now();
+        self.check_running()?;
+        let _g = self.prod_lock.lock().await;
+        let (rel, discarded, old_up, warm_prev) = {
+            let mut st = lock(&self.state);
+            let Some(c) = st.canary.take() else {
+                return Err(PlatformError::Conflict(
+                    "no canary runs to promote; start one with POST /v1/canary".into(),
+                ));
+            };
+            let old_up = self.proxy.promote_canary();
+            let old_prod = st.production.replace(c.rel.clone());
+            let replaced = old_prod.as_ref().map(|p| p.info().sha);
+            let meta = meta.or_else(|| c.rel.info().origin).unwrap_or_default();
+            Self::record(&mut st, HistoryAction::Deploy, &c.rel, replaced, meta);
+            let (discarded, warm_prev) = Self::retire(&mut st, old_prod, c.rel.cfg.warm);
+            self.persist(&st);
+            (c.rel, discarded, old_up, warm_prev)
+        };
+        eprintln!(
+            "hotfix platform: canary {} promoted to production",
+            rel.info().id
+        );
+        if let Some(d) = discarded {
+            let me = self.clone();
+            tokio::spawn(async move { me.discard(&d).await });
+        }
+        if let (Some(p), Some(up)) = (warm_prev, old_up) {
+            self.schedule_cool(p, up, rel.cfg.warm);
+        }
+        self.outcome(false, t0)
     }
 
     /// After `after`, stops the previous release if it is still the warm
@@ -795,8 +1060,18 @@ impl Inner {
             Some(r) => Some(git::resolve_commit(&self.cfg.repo_root, r).await?),
             None => None,
         };
+        // A rollback means "back to what served before": a canary goes first
+        // (0% at once), and with no previous release that is all it does.
+        let had_canary = lock(&self.state).canary.is_some();
+        if had_canary {
+            self.canary_abort();
+        }
         let _g = self.prod_lock.lock().await;
         self.check_running()?;
+        if had_canary && to_sha.is_none() && lock(&self.state).previous.is_none() {
+            drop(_g);
+            return self.outcome(false, t0);
+        }
         let (target, fresh) = {
             let st = lock(&self.state);
             let prev = st.previous.clone();
@@ -964,7 +1239,28 @@ impl Inner {
             starting: st.starting.iter().map(|r| r.info()).collect(),
             history: st.history.iter().cloned().collect(),
             settings: Some(self.current().settings()),
+            canary: st.canary.as_ref().map(Canary::info),
         }
+    }
+
+    /// What the proxy counted, per release serving (or kept warm for) production.
+    pub fn stats(&self) -> Vec<(ReleaseStats, [u64; 6])> {
+        let st = lock(&self.state);
+        let mut out = Vec::new();
+        let mut add = |rel: &Release, role: &str| {
+            let i = rel.info();
+            out.push(rel.stats.snapshot(&i.id, &i.sha, role));
+        };
+        if let Some(p) = &st.production {
+            add(p, "production");
+        }
+        if let Some(c) = &st.canary {
+            add(&c.rel, "canary");
+        }
+        if let Some(p) = &st.previous {
+            add(p, "previous");
+        }
+        out
     }
 
     // ---------------------------------------------------------------- restart
@@ -981,7 +1277,9 @@ impl Inner {
             .production
             .iter()
             .chain(saved.previous.iter())
-            .chain(saved.previews.values());
+            .chain(saved.previews.values())
+            .chain(saved.canary.iter().map(|c| &c.release))
+            .chain(saved.aborting.iter());
         for r in all {
             if let Some(pgid) = r.pgid
                 && group_is_ours(pgid, &self.paths.releases())
@@ -1018,6 +1316,8 @@ impl Inner {
                     });
                     self.proxy.switch(Upstream {
                         port: None,
+                        id: rel.info().id,
+                        stats: Some(rel.stats.clone()),
                         release: rel.info().id,
                         note: format!(
                             "production release {} did not come back after a platform restart; see `hotfix platform status`",
@@ -1029,6 +1329,50 @@ impl Inner {
             }
         } else {
             self.proxy.switch(no_production());
+        }
+        // An abort in progress is completed: nothing of it runs any more.
+        for p in &saved.aborting {
+            self.discard(&restore(p)).await;
+        }
+        if let Some(c) = &saved.canary {
+            let rel = restore(&c.release);
+            let prod_live = lock(&self.state)
+                .production
+                .as_ref()
+                .is_some_and(|p| p.info().state == ReleaseState::Live);
+            let back = if prod_live {
+                self.launch(&rel).await.map_err(|e| e.to_string())
+            } else {
+                Err("production did not come back".to_string())
+            };
+            match back {
+                Ok(_) => {
+                    let mut st = lock(&self.state);
+                    rel.set(|i| i.state = ReleaseState::Live);
+                    self.proxy
+                        .set_canary(Some(rel.upstream()), weight_bp(c.weight).unwrap_or(0));
+                    st.canary = Some(Canary {
+                        rel: rel.clone(),
+                        weight: c.weight,
+                        since: c.since.clone(),
+                    });
+                    self.persist(&st);
+                    eprintln!(
+                        "hotfix platform: canary {} is back with {}% of the requests",
+                        rel.info().id,
+                        c.weight
+                    );
+                }
+                Err(e) => {
+                    // Safe side: production gets everything; the abort is recorded.
+                    eprintln!(
+                        "hotfix platform: canary {} did not come back ({e}); production gets all requests",
+                        rel.info().id
+                    );
+                    self.discard(&rel).await;
+                    self.persist_now();
+                }
+            }
         }
         if let Some(p) = &saved.previous {
             let rel = restore(p);
@@ -1091,6 +1435,8 @@ impl Inner {
 pub(crate) fn no_production() -> Upstream {
     Upstream {
         port: None,
+        id: String::new(),
+        stats: None,
         release: "-".into(),
         note: "no production release yet; deploy one with `hotfix platform deploy` (the remote's main)".into(),
     }
@@ -1103,6 +1449,16 @@ fn preview_info(key: &str, rel: &Release) -> PreviewInfo {
         url: format!("http://127.0.0.1:{}", release.port),
         release,
     }
+}
+
+/// A canary weight in percent (0-100, e.g. 12.5) as basis points.
+fn weight_bp(weight: f64) -> Result<u32, PlatformError> {
+    if !weight.is_finite() || !(0.0..=100.0).contains(&weight) {
+        return Err(PlatformError::Invalid(format!(
+            "canary weight {weight} must be a percentage from 0 to 100"
+        )));
+    }
+    Ok((weight * 100.0).round() as u32)
 }
 
 /// Preview keys name directories and URLs: `HF-3`, `pr-12`, `hotfix_pdf`.

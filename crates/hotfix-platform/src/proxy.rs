@@ -1,16 +1,22 @@
 //! The reverse proxy on the stable production port.
 //!
-//! The target is an `Arc<Upstream>` behind a `RwLock`, read once per request:
-//! switching production is one pointer swap, so every request goes wholly to
-//! the old or wholly to the new release. Each request keeps its `Arc` until
-//! its response body has been sent, so the reference count of an upstream *is*
-//! its number of requests in flight — which is how a release is drained before
-//! it is stopped.
+//! The routes (production, and a canary with its weight) are an `Arc` behind
+//! a `RwLock`, read once per request: switching production, starting,
+//! re-weighting or aborting a canary is one pointer swap, so every request
+//! goes wholly to one release. Each request keeps its upstream's `Arc` until
+//! its response body has been sent, so the reference count of an upstream
+//! *is* its number of requests in flight — which is how a release is
+//! drained before it is stopped.
+//!
+//! Every answer given for a release is counted in that release's
+//! [`Counters`] (status, latency until the body is sent, path) once the
+//! body is done: that is what `GET /v1/stats` and `GET /metrics` report.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::{Body, Bytes, Incoming};
@@ -22,23 +28,52 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::stats::Counters;
+
 pub(crate) type ProxyBody = BoxBody<Bytes, hyper::Error>;
 pub(crate) type HttpClient = Client<HttpConnector, ProxyBody>;
+
+/// The cookie that keeps a client on the canary it was given.
+pub(crate) const STICKY_COOKIE: &str = "hotfix_release";
+/// The request header that asks for a release by id (tests, load generators).
+pub(crate) const STICKY_HEADER: &str = "x-hotfix-release";
 
 /// Where production traffic goes right now.
 #[derive(Debug)]
 pub(crate) struct Upstream {
     /// `None`: nothing to send traffic to; answer 503 with `note`.
     pub port: Option<u16>,
+    /// For messages: `r3-abc1234 (abc1234567)`.
     pub release: String,
     pub note: String,
+    /// The release id (`r3-abc1234`), which sticky clients name; empty if none.
+    pub id: String,
+    /// Where its answers are counted (none: nothing to count).
+    pub stats: Option<Arc<Counters>>,
+}
+
+/// The canary route: a second upstream and the share of requests it gets.
+#[derive(Debug)]
+pub(crate) struct CanaryRoute {
+    pub up: Arc<Upstream>,
+    /// Share of requests in basis points (0-10000).
+    pub weight_bp: u32,
+}
+
+#[derive(Debug)]
+struct Routes {
+    production: Arc<Upstream>,
+    canary: Option<CanaryRoute>,
 }
 
 pub(crate) struct Proxy {
-    current: RwLock<Arc<Upstream>>,
+    routes: RwLock<Arc<Routes>>,
+    /// Requests that were routed by weight: the deterministic spread
+    /// `floor((n+1)·w) > floor(n·w)` sends exactly `w` of every 10000 of
+    /// them to the canary, so a 10% step means 10%, not 10% on average.
+    spread: AtomicU64,
     client: HttpClient,
 }
-
 pub(crate) fn http_client() -> HttpClient {
     let mut conn = HttpConnector::new();
     conn.set_nodelay(true);
@@ -61,24 +96,126 @@ pub(crate) fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<Proxy
 impl Proxy {
     pub fn new(client: HttpClient, initial: Upstream) -> Proxy {
         Proxy {
-            current: RwLock::new(Arc::new(initial)),
+            routes: RwLock::new(Arc::new(Routes {
+                production: Arc::new(initial),
+                canary: None,
+            })),
+            spread: AtomicU64::new(0),
             client,
         }
     }
 
-    pub fn current(&self) -> Arc<Upstream> {
-        match self.current.read() {
+    fn routes(&self) -> Arc<Routes> {
+        match self.routes.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
         }
     }
 
-    /// Atomically points production at `next`; returns the upstream it replaced.
+    fn update<T>(&self, f: impl FnOnce(&Routes) -> (Routes, T)) -> T {
+        let mut g = match self.routes.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let (next, out) = f(&g);
+        *g = Arc::new(next);
+        out
+    }
+
+    /// Atomically points production at `next`; returns the upstream it
+    /// replaced. A canary route stays as it is.
     pub fn switch(&self, next: Upstream) -> Arc<Upstream> {
         let next = Arc::new(next);
-        match self.current.write() {
-            Ok(mut g) => std::mem::replace(&mut *g, next),
-            Err(p) => std::mem::replace(&mut *p.into_inner(), next),
+        self.update(|r| {
+            (
+                Routes {
+                    production: next,
+                    canary: r.canary.as_ref().map(|c| CanaryRoute {
+                        up: c.up.clone(),
+                        weight_bp: c.weight_bp,
+                    }),
+                },
+                r.production.clone(),
+            )
+        })
+    }
+
+    /// Routes `weight_bp` of the requests to `up` (a new canary upstream, or
+    /// `None`: the one routed now with a new weight). Returns the canary
+    /// upstream it replaced, if it is another one.
+    pub fn set_canary(&self, up: Option<Upstream>, weight_bp: u32) -> Option<Arc<Upstream>> {
+        let weight_bp = weight_bp.min(10_000);
+        self.update(|r| {
+            let (up, old) = match (up, &r.canary) {
+                (Some(u), old) => (Some(Arc::new(u)), old.as_ref().map(|c| c.up.clone())),
+                (None, Some(c)) => (Some(c.up.clone()), None),
+                (None, None) => (None, None),
+            };
+            (
+                Routes {
+                    production: r.production.clone(),
+                    canary: up.map(|up| CanaryRoute { up, weight_bp }),
+                },
+                old,
+            )
+        })
+    }
+
+    /// Stops routing to the canary at once; returns its upstream (to drain).
+    pub fn clear_canary(&self) -> Option<Arc<Upstream>> {
+        self.update(|r| {
+            (
+                Routes {
+                    production: r.production.clone(),
+                    canary: None,
+                },
+                r.canary.as_ref().map(|c| c.up.clone()),
+            )
+        })
+    }
+
+    /// The canary becomes production (same upstream: its requests in flight
+    /// and sticky clients carry on); returns the production it replaced.
+    pub fn promote_canary(&self) -> Option<Arc<Upstream>> {
+        self.update(|r| match &r.canary {
+            Some(c) => (
+                Routes {
+                    production: c.up.clone(),
+                    canary: None,
+                },
+                Some(r.production.clone()),
+            ),
+            None => (
+                Routes {
+                    production: r.production.clone(),
+                    canary: None,
+                },
+                None,
+            ),
+        })
+    }
+
+    /// The upstream of one request, and whether it is the canary.
+    fn pick(&self, headers: &hyper::HeaderMap) -> (Arc<Upstream>, bool) {
+        let r = self.routes();
+        let Some(c) = &r.canary else {
+            return (r.production.clone(), false);
+        };
+        if let Some(want) = sticky(headers) {
+            if want == c.up.id {
+                return (c.up.clone(), true);
+            }
+            if want == r.production.id {
+                return (r.production.clone(), false);
+            }
+        }
+        let w = u64::from(c.weight_bp);
+        let n = self.spread.fetch_add(1, Ordering::Relaxed);
+        let canary = ((n % 10_000) + 1) * w / 10_000 > (n % 10_000) * w / 10_000;
+        if canary {
+            (c.up.clone(), true)
+        } else {
+            (r.production.clone(), false)
         }
     }
 
@@ -87,20 +224,24 @@ impl Proxy {
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<ProxyBody> {
+        let t0 = Instant::now();
         let (parts, body) = req.into_parts();
         // Only bodiless requests can be replayed if the upstream refuses the
         // connection (it may be crashing; a retry sees the newest upstream).
         let replayable = body.is_end_stream();
         let mut body = Some(body.boxed());
         let mut attempt = 0;
+        let (first, mut is_canary) = self.pick(&parts.headers);
+        let mut up = first;
         loop {
             attempt += 1;
-            let up = self.current();
             let Some(port) = up.port else {
-                return full(
+                let r = full(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("hotfix platform: {}\n", up.note),
                 );
+                count(&up, parts.uri.path(), 503, t0);
+                return r;
             };
             let b = match body.take() {
                 Some(b) => b,
@@ -113,8 +254,22 @@ impl Proxy {
                 Ok(resp) => {
                     let (mut rparts, rbody) = resp.into_parts();
                     strip_hop_headers(&mut rparts.headers);
-                    // The closure owns `up` until the body is done or dropped.
-                    let guard = up;
+                    if is_canary
+                        && let Ok(v) = HeaderValue::from_str(&format!(
+                            "{STICKY_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax",
+                            up.id
+                        ))
+                    {
+                        rparts.headers.append(hyper::header::SET_COOKIE, v);
+                    }
+                    // The closure owns the guard (and with it `up`) until the
+                    // body is done or dropped: then the answer is counted.
+                    let guard = Answered {
+                        up,
+                        path: parts.uri.path().to_string(),
+                        status: rparts.status.as_u16(),
+                        t0,
+                    };
                     let rbody = rbody.map_frame(move |f| {
                         let _in_flight = &guard;
                         f
@@ -123,9 +278,12 @@ impl Proxy {
                 }
                 Err(e) if e.is_connect() && replayable && attempt < 3 => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
+                    // The newest routes: a crashed canary is unrouted at once.
+                    (up, is_canary) = self.pick(&parts.headers);
                     continue;
                 }
                 Err(e) => {
+                    count(&up, parts.uri.path(), 502, t0);
                     return full(
                         StatusCode::BAD_GATEWAY,
                         format!(
@@ -137,6 +295,43 @@ impl Proxy {
             }
         }
     }
+}
+
+fn count(up: &Upstream, path: &str, status: u16, t0: Instant) {
+    if let Some(s) = &up.stats {
+        s.record(path, status, t0.elapsed());
+    }
+}
+
+/// Counts an answer when its body has been sent (or the client went away).
+struct Answered {
+    up: Arc<Upstream>,
+    path: String,
+    status: u16,
+    t0: Instant,
+}
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        count(&self.up, &self.path, self.status, self.t0);
+    }
+}
+
+/// The release id a request asks for: header `X-Hotfix-Release`, else the
+/// `hotfix_release` cookie.
+fn sticky(headers: &hyper::HeaderMap) -> Option<String> {
+    if let Some(v) = headers.get(STICKY_HEADER).and_then(|v| v.to_str().ok()) {
+        return Some(v.trim().to_string());
+    }
+    headers
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == STICKY_COOKIE).then(|| v.trim().to_string())
+        })
 }
 
 fn build_upstream_request(

@@ -23,8 +23,11 @@ use crate::paths::Paths;
 use crate::platform::{Inner, StateFile, no_production};
 use crate::procs::Spawner;
 use crate::proxy::{self, Proxy, ProxyBody, full};
-use crate::types::{ApiError, ControlInfo, DeployRequest, RollbackRequest};
-use crate::util;
+use crate::types::{
+    ApiError, CanaryRequest, CanaryWeight, ControlInfo, DeployRequest, PlatformStats,
+    PromoteRequest, RollbackRequest,
+};
+use crate::{stats, util};
 
 /// Runs the platform in the calling thread until `POST /v1/shutdown`, SIGINT,
 /// SIGTERM or SIGHUP; then stops every release it started. Builds its own
@@ -128,6 +131,8 @@ async fn serve(mut cfg: PlatformConfig) -> Result<(), PlatformError> {
     if saved.production.is_some() {
         proxy.switch(crate::proxy::Upstream {
             port: None,
+            id: String::new(),
+            stats: None,
             release: "-".into(),
             note: "the platform is restarting production; retry in a few seconds".into(),
         });
@@ -330,6 +335,16 @@ async fn detached<T: Send + 'static>(
 }
 
 async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ProxyBody> {
+    // Read-only counters for a Prometheus scraper, which carries no token;
+    // the control API listens on 127.0.0.1 only.
+    if req.method() == Method::GET && req.uri().path() == "/metrics" {
+        let mut r = full(StatusCode::OK, stats::exposition(&inner.stats()));
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return r;
+    }
     if !authorized(&inner, &req) {
         return error(&PlatformError::Unauthorized(
             "missing or wrong `Authorization: Bearer <token>`".into(),
@@ -340,6 +355,13 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ProxyBody
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, segs.as_slice()) {
         (Method::GET, ["v1", "status"]) => json(StatusCode::OK, &inner.status()),
+        (Method::GET, ["v1", "stats"]) => json(
+            StatusCode::OK,
+            &PlatformStats {
+                at: util::now_string(),
+                releases: inner.stats().into_iter().map(|(r, _)| r).collect(),
+            },
+        ),
         (Method::POST, ["v1", "production", "deploy"]) => {
             let body: DeployRequest = match body_json(req, true).await {
                 Ok(b) => b,
@@ -403,6 +425,43 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ProxyBody
                 Err(e) => error(&e),
             }
         }
+        (Method::POST, ["v1", "canary"]) => {
+            let body: CanaryRequest = match body_json(req, true).await {
+                Ok(b) => b,
+                Err(e) => return error(&e),
+            };
+            let i = inner.clone();
+            let start = async move {
+                i.canary_start(&body.sha, body.weight, body.settings.as_ref(), body.meta)
+                    .await
+            };
+            match detached(start).await {
+                Ok(o) => json(StatusCode::OK, &o),
+                Err(e) => error(&e),
+            }
+        }
+        (Method::POST, ["v1", "canary", "weight"]) => {
+            let body: CanaryWeight = match body_json(req, true).await {
+                Ok(b) => b,
+                Err(e) => return error(&e),
+            };
+            match inner.canary_weight(body.weight) {
+                Ok(o) => json(StatusCode::OK, &o),
+                Err(e) => error(&e),
+            }
+        }
+        (Method::POST, ["v1", "canary", "promote"]) => {
+            let body: PromoteRequest = match body_json(req, false).await {
+                Ok(b) => b,
+                Err(e) => return error(&e),
+            };
+            let i = inner.clone();
+            match detached(async move { i.canary_promote(body.meta).await }).await {
+                Ok(o) => json(StatusCode::OK, &o),
+                Err(e) => error(&e),
+            }
+        }
+        (Method::POST, ["v1", "canary", "abort"]) => json(StatusCode::OK, &inner.canary_abort()),
         (Method::POST, ["v1", "shutdown"]) => {
             inner.shutting_down.store(true, Ordering::SeqCst);
             let _ = inner.shutdown_tx.send(true);

@@ -214,6 +214,9 @@ pub struct PlatformStatus {
     /// platform's start), which requests that send none use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<ReleaseSettings>,
+    /// The canary served beside production, if one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryInfo>,
 }
 
 /// What `control.json` holds: how to reach a running platform.
@@ -263,4 +266,114 @@ pub struct RollbackRequest {
 pub struct ApiError {
     pub error: String,
     pub kind: String,
+}
+
+/// `GET /v1/stats`: what the production proxy counted, per release.
+/// Counters are cumulative since the release started serving in this
+/// platform process: a client computes a window by differencing two
+/// snapshots (a smaller count than before means the platform restarted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformStats {
+    /// When the snapshot was taken, RFC 3339.
+    pub at: String,
+    pub releases: Vec<ReleaseStats>,
+}
+
+/// The traffic of one release through the production proxy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseStats {
+    pub id: String,
+    pub sha: String,
+    /// `production`, `previous`, `canary` (or `preview`).
+    pub role: String,
+    /// Answers sent (any status, including the proxy's own 502).
+    pub requests: u64,
+    pub errors_5xx: u64,
+    /// Sum of the latencies of `requests` (request in → answer body sent).
+    pub latency_sum_ms: f64,
+    /// Cumulative histogram: `(le, count)` = answers that took at most `le`
+    /// ms. The last bound is `+inf` (`null` in JSON); its count equals `requests`.
+    #[serde(with = "le_buckets")]
+    pub latency_buckets_ms: Vec<(f64, u64)>,
+    /// The 50 busiest paths (without the query), busiest first.
+    pub routes: Vec<RouteStats>,
+}
+
+/// The traffic of one path of a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteStats {
+    pub path: String,
+    pub requests: u64,
+    pub errors_5xx: u64,
+}
+
+/// JSON has no infinity: `+inf` travels as `null`.
+mod le_buckets {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[(f64, u64)], s: S) -> Result<S::Ok, S::Error> {
+        let out: Vec<(Option<f64>, u64)> = v
+            .iter()
+            .map(|(le, n)| (le.is_finite().then_some(*le), *n))
+            .collect();
+        out.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(f64, u64)>, D::Error> {
+        let v: Vec<(Option<f64>, u64)> = Vec::deserialize(d)?;
+        Ok(v.into_iter()
+            .map(|(le, n)| (le.unwrap_or(f64::INFINITY), n))
+            .collect())
+    }
+}
+
+/// A canary: a new release served beside production to a share of requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanaryInfo {
+    pub release: ReleaseInfo,
+    /// Percent of requests (0-100) sent to it; clients whose cookie
+    /// `hotfix_release` or header `X-Hotfix-Release` names it always get it.
+    pub weight: f64,
+    /// When it started serving, RFC 3339.
+    pub since: String,
+}
+
+/// Body of `POST /v1/canary`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CanaryRequest {
+    pub sha: String,
+    /// Percent of requests (0-100).
+    pub weight: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<ReleaseSettings>,
+    #[serde(default)]
+    pub meta: DeployMeta,
+}
+
+/// Body of `POST /v1/canary/weight`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CanaryWeight {
+    pub weight: f64,
+}
+
+/// Answer of `POST /v1/canary`, `/v1/canary/weight` and `/v1/canary/abort`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanaryOutcome {
+    /// The canary now (`None` after an abort).
+    pub canary: Option<CanaryInfo>,
+    /// The release that serves the rest of the requests.
+    pub production: Option<ReleaseInfo>,
+    /// The stable production URL.
+    pub url: String,
+    /// Whether this operation ran the build command.
+    pub built: bool,
+    pub elapsed_ms: u64,
+}
+
+/// Body of `POST /v1/canary/promote` (optional): who/why for the history;
+/// none: what the canary request said.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PromoteRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<DeployMeta>,
 }

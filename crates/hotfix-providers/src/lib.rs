@@ -3,6 +3,7 @@
 //! Each provider lives in its own module so that adding GitHub, Railway or
 //! Slack never touches the workflow.
 
+pub mod analysis;
 pub mod deploy;
 pub mod forge;
 pub mod health;

@@ -1544,3 +1544,52 @@ fn an_approver_withdraws_their_approval_with_the_button() {
     );
     assert!(!shown.text.contains(r#"id="withdraw""#));
 }
+
+#[test]
+fn each_analysis_gets_a_small_chart_with_its_samples_and_the_deploy_moment() {
+    let t = TestServer::start();
+    let dev = t.token(DEV, ApiRole::Developer);
+    let lead = t.token(LEAD, ApiRole::TechLead);
+    let id = pushed(&t, &dev, "pdf-crash", "critical");
+    let r = approve(&t, &lead, &id);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let merge = sha('c');
+    // What `hotfix ship` in remote mode records after its watch.
+    let r = append(
+        &t,
+        &dev,
+        &id,
+        json!([
+            {"type": "merged", "merge_sha": merge, "head_sha": head(), "previous_main": sha('a')},
+            {"type": "deployed", "sha": merge, "environment": "production"},
+            {"type": "analysis_measured", "name": "<b>5xx</b> ratio", "sha": merge,
+             "samples": [[0, 0.001], [5, null], [10, 0.2], [15, 0.3]], "baseline": null,
+             "verdict": "fail", "query": "sum(rate(x[1m]))"},
+            {"type": "analysis_failed", "name": "<b>5xx</b> ratio", "sha": merge,
+             "values": [0.2, 0.3], "threshold": "max 0.01", "query": "sum(rate(x[1m]))"},
+            {"type": "health_failed", "sha": merge, "reason": "analysis 5xx ratio: 0.3 > max 0.01"}
+        ]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let page = incident_page(&t, &id, &cookie(&dev));
+    assert_eq!(page.status, 200, "{}", page.text);
+    // The name is text, never markup.
+    assert!(!page.text.contains("<b>5xx</b>"), "{}", page.text);
+    let html = text(&page);
+    let charts = section(&html, r#"id="analyses""#, "</div>");
+    assert!(charts.contains("<b>5xx</b> ratio"), "{charts}");
+    assert!(charts.contains(r#"<svg class="metric""#), "{charts}");
+    assert!(charts.contains(r#"<line class="deploy""#), "{charts}");
+    assert_eq!(
+        charts.matches(r#"<circle class="dot""#).count(),
+        3,
+        "{charts}"
+    );
+    assert_eq!(
+        charts.matches(r#"<line class="gap""#).count(),
+        1,
+        "{charts}"
+    );
+    assert!(charts.contains("st-overdue\">fail"), "{charts}");
+    assert!(charts.contains("last 0.3"), "{charts}");
+}

@@ -708,3 +708,86 @@ fn a_replica_that_dies_mid_round_leaves_its_items_to_the_others() {
 fn merge_of(sha: &str) -> String {
     format!("e{}", sha.get(1..).unwrap_or(""))
 }
+
+/// A watch config with one `command` analysis that prints `value`.
+fn analysis_watch_config(url: &str, window: &str, value: &str) -> String {
+    format!(
+        "{}\n[[analysis]]\nname = \"5xx ratio\"\nprovider = \"command\"\ncommand = \"echo {value}\"\nmax = 0.01\ninterval = \"100ms\"\nfailure_limit = 2\n",
+        watch_config(url, window)
+    )
+}
+
+fn kinds<'a>(s: &'a IncidentState, name: &str) -> Vec<&'a EventKind> {
+    s.events
+        .iter()
+        .filter(|e| e.kind.name() == name)
+        .map(|e| &e.kind)
+        .collect()
+}
+
+#[test]
+fn the_server_watch_runs_the_same_analysis_and_fails_a_bad_metric_with_health_green() {
+    let health = health_server(&[200]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = analysis_watch_config(&health.url, "10s", "0.3");
+    let (st, _notes) = noted(dir.path(), &cfg, Clock::System, "r1", 30);
+    let id = declare_in(&st, "pdf-crash", &"b".repeat(40));
+    shipped(&st, id, &"c".repeat(40));
+    let started = Instant::now();
+    assert!(until(6, || {
+        watching::run(&st);
+        !verdicts(&ops::load(&st, id).unwrap()).is_empty()
+    }));
+    // Two intervals, not the 10 s window.
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let s = ops::load(&st, id).unwrap();
+    match verdicts(&s).as_slice() {
+        [EventKind::HealthFailed { reason, .. }] => {
+            assert!(reason.contains("0.3 > max 0.01"), "{reason}")
+        }
+        other => panic!("expected one health_failed, got {other:?}"),
+    }
+    match kinds(&s, "analysis_failed").as_slice() {
+        [
+            EventKind::AnalysisFailed {
+                values, threshold, ..
+            },
+        ] => {
+            assert_eq!(values, &vec![0.3, 0.3]);
+            assert_eq!(threshold, "max 0.01");
+        }
+        other => panic!("expected one analysis_failed, got {other:?}"),
+    }
+    assert_eq!(kinds(&s, "analysis_measured").len(), 1);
+}
+
+#[test]
+fn the_server_watch_passes_a_good_metric_with_its_measurements_recorded() {
+    let health = health_server(&[200]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = analysis_watch_config(&health.url, "1s", "0.001");
+    let (st, _notes) = noted(dir.path(), &cfg, Clock::System, "r1", 30);
+    let id = declare_in(&st, "pdf-crash", &"b".repeat(40));
+    shipped(&st, id, &"c".repeat(40));
+    assert!(until(6, || {
+        watching::run(&st);
+        !verdicts(&ops::load(&st, id).unwrap()).is_empty()
+    }));
+    let s = ops::load(&st, id).unwrap();
+    assert!(matches!(
+        verdicts(&s).as_slice(),
+        [EventKind::HealthPassed { .. }]
+    ));
+    match kinds(&s, "analysis_measured").as_slice() {
+        [
+            EventKind::AnalysisMeasured {
+                verdict, samples, ..
+            },
+        ] => {
+            assert_eq!(verdict, "pass");
+            assert!(samples.len() >= 3, "{samples:?}");
+        }
+        other => panic!("expected one analysis_measured, got {other:?}"),
+    }
+    assert!(hotfix_core::checklist::fix_verified(&s).0);
+}

@@ -27,7 +27,24 @@ macro_rules! row {
 pub fn status_value(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -> Value {
     let now = e.clock.now();
     let fresh: Vec<u64> = s.fresh_approvals().iter().map(|a| a.seq).collect();
-    json!({
+    let analyses: Vec<Value> = s
+        .analyses
+        .iter()
+        .map(|a| {
+            json!({
+                "name": a.name, "sha": a.sha, "at": a.at, "verdict": a.verdict,
+                "last_value": a.last_value(), "baseline": a.baseline, "samples": a.samples,
+                "query": if s.security { None } else { Some(&a.query) },
+                "threshold": threshold_of(e, a),
+                "failed_values": a.failed.as_ref().map(|(v, _)| v),
+            })
+        })
+        .collect();
+    let canary = s
+        .canary
+        .as_ref()
+        .map(|c| json!({"sha": c.sha, "weight": c.weight, "aborted": c.aborted, "at": c.at}));
+    let mut v = json!({
         "id": s.id.to_string(),
         "title": if s.security { format!("{} security incident", s.id) } else { s.title.clone() },
         "severity": s.severity,
@@ -74,7 +91,12 @@ pub fn status_value(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -
         "undelivered_notifications": undelivered.iter().map(|i| json!({
             "notifier": i.notifier, "step": i.message.step, "attempts": i.attempts, "last_error": i.last_error,
         })).collect::<Vec<_>>(),
-    })
+    });
+    // Beyond what one `json!` expands: what verified the fix.
+    v["analyses"] = Value::Array(analyses);
+    v["canary"] = canary.unwrap_or(Value::Null);
+    v["fix_verified_evidence"] = json!(hotfix_core::checklist::fix_verified(s).1);
+    v
 }
 
 /// How triage went: who confirmed it, or why it was declined or merged;
@@ -216,6 +238,21 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
         };
         row!(o, "  merged:    {}{after}", short(m));
     }
+    if let Some(c) = &s.canary {
+        match &c.aborted {
+            Some(why) => row!(o, "  canary:    {} aborted (0%): {why}", short(&c.sha)),
+            None if c.weight >= 100.0 => row!(o, "  canary:    {} promoted", short(&c.sha)),
+            None => row!(
+                o,
+                "  canary:    {} at {}%",
+                short(&c.sha),
+                hotfix_core::analysis::num(c.weight)
+            ),
+        }
+    }
+    for a in &s.analyses {
+        row!(o, "  analysis:  {}", analysis_row(e, a));
+    }
     // After a rollback production runs the previous release: say what and
     // how it is, and keep the fix's failure in the past tense.
     if let Some(now) = hotfix_engine::text::rolled_back_to_line(s) {
@@ -325,6 +362,55 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
 }
 
 /// The title as it may be shown: nothing of a security incident.
+/// What an analysis is held against: the failure's own words, else the
+/// configured threshold of the analysis by that name.
+fn threshold_of(e: &Engine, a: &hotfix_core::state::AnalysisResult) -> Option<String> {
+    a.failed.as_ref().map(|(_, t)| t.clone()).or_else(|| {
+        e.cfg
+            .analysis
+            .iter()
+            .find(|c| c.name == a.name)
+            .map(|c| c.threshold())
+    })
+}
+
+/// `5xx ratio ✓ pass — last 0.002 (max 0.01), 7 samples on 3fa4dbfedf`.
+fn analysis_row(e: &Engine, a: &hotfix_core::state::AnalysisResult) -> String {
+    use hotfix_core::analysis::num;
+    let mark = match a.verdict.as_str() {
+        "pass" => "✓",
+        "fail" => "✗",
+        _ => "?",
+    };
+    let value = match &a.failed {
+        Some((values, _)) => format!(
+            "failed with {}",
+            values
+                .iter()
+                .map(|v| num(*v))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => match a.last_value() {
+            Some(v) => format!("last {}", num(v)),
+            None => "no data".to_string(),
+        },
+    };
+    format!(
+        "{} {mark} {} — {value}{}{}, {} on {}",
+        a.name,
+        a.verdict,
+        threshold_of(e, a)
+            .map(|t| format!(" ({t})"))
+            .unwrap_or_default(),
+        a.baseline
+            .map(|b| format!(", baseline {}", num(b)))
+            .unwrap_or_default(),
+        hotfix_core::plural::count(a.samples.len(), "sample"),
+        short(&a.sha)
+    )
+}
+
 fn display_title(s: &IncidentState) -> String {
     s.public_title()
 }

@@ -1066,10 +1066,18 @@ fn the_reporting_alert_resolving_after_the_deploy_is_the_fix_verified_evidence()
             .cloned()
             .unwrap()
     };
+    // Issue 12: an incident an alert opened is verified once that alert
+    // resolves after the deploy; until then the item says what it waits for.
     let before = fix_verified(&c);
+    assert_eq!(
+        before["done"], false,
+        "verified before the alert resolved: {before}"
+    );
     assert!(
-        before["evidence"].is_null(),
-        "no evidence before the alert resolved: {before}"
+        before["evidence"].as_str().is_some_and(
+            |e| e.contains("health watch passed") && e.contains("waiting for the alert")
+        ),
+        "{before}"
     );
 
     // Alertmanager resolves the alert that reported it: the evidence.
@@ -1086,6 +1094,7 @@ fn the_reporting_alert_resolving_after_the_deploy_is_the_fix_verified_evidence()
         evidence.contains("alertmanager") && evidence.contains("after the deploy"),
         "{evidence}"
     );
+    assert_eq!(item["done"], true, "{item}");
 }
 
 #[test]

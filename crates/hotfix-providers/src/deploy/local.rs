@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use hotfix_core::config::DeployConfig;
 use hotfix_core::provider::{DeployAction, DeployCtx, DeployError, Deployer, Deployment};
 use hotfix_platform::{
-    Client, DeployMeta, DeployOutcome, DeployRequest, DeployVia, PlatformConfig, PlatformError,
-    PlatformStatus, ReleaseKind, RollbackRequest,
+    CanaryRequest, Client, DeployMeta, DeployOutcome, DeployRequest, DeployVia, PlatformConfig,
+    PlatformError, PlatformStatus, ReleaseKind, RollbackRequest,
 };
 
 pub struct LocalDeployer {
@@ -36,6 +36,7 @@ fn err(e: PlatformError) -> DeployError {
 /// Whether the platform runs nothing a restart would interrupt.
 fn idle(st: &PlatformStatus) -> bool {
     st.production.is_none()
+        && st.canary.is_none()
         && st.previous.is_none()
         && st.previews.is_empty()
         && st.starting.is_empty()
@@ -222,9 +223,17 @@ impl Deployer for LocalDeployer {
     fn rollback(&self, ctx: &DeployCtx, _previous: Option<&str>) -> Result<(), DeployError> {
         // Never refused over a moved port: getting production back comes first.
         let c = self.running()?;
+        // A canary of the code rolled back is stopped first (0% at once),
+        // even when production already runs the code to go back to.
+        let st = c.status().ok();
+        if st.as_ref().is_some_and(|s| s.canary.is_some()) {
+            c.canary_abort().map_err(err)?;
+        }
         // Idempotent: already serving the code to roll back to?
-        if let Ok(st) = c.status()
-            && st.production.as_ref().is_some_and(|r| r.sha == ctx.sha)
+        if st
+            .as_ref()
+            .and_then(|s| s.production.as_ref())
+            .is_some_and(|r| r.sha == ctx.sha)
         {
             return Ok(());
         }
@@ -236,6 +245,40 @@ impl Deployer for LocalDeployer {
         })
         .map_err(err)
         .map(drop)
+    }
+
+    fn canary_start(&self, ctx: &DeployCtx, weight: f64) -> Result<Deployment, DeployError> {
+        let req = self.request(ctx);
+        let o = self
+            .client()?
+            .canary_start(&CanaryRequest {
+                sha: req.sha,
+                weight,
+                settings: req.settings,
+                meta: req.meta,
+            })
+            .map_err(err)?;
+        Ok(Deployment {
+            id: o.canary.map(|c| c.release.id),
+            url: Some(o.url),
+        })
+    }
+
+    fn canary_weight(&self, weight: f64) -> Result<(), DeployError> {
+        self.running()?.canary_weight(weight).map_err(err).map(drop)
+    }
+
+    fn canary_promote(&self) -> Result<Deployment, DeployError> {
+        let o = self.running()?.canary_promote(None).map_err(err)?;
+        Ok(Deployment {
+            id: Some(o.release.id),
+            url: Some(o.url),
+        })
+    }
+
+    fn canary_abort(&self) -> Result<(), DeployError> {
+        // Never refused over a moved port, like a rollback.
+        self.running()?.canary_abort().map_err(err).map(drop)
     }
 
     fn health_url(&self) -> Option<String> {

@@ -183,7 +183,11 @@ pub fn describe(kind: &EventKind, security: bool) -> String {
         | EventKind::Absorbed { .. }
         | EventKind::Escalated { .. }
         | EventKind::TriageOverdue
-        | EventKind::ReportedBy { .. } => hotfix_engine::text::describe(kind),
+        | EventKind::ReportedBy { .. }
+        | EventKind::AnalysisMeasured { .. }
+        | EventKind::AnalysisFailed { .. }
+        | EventKind::CanaryStep { .. }
+        | EventKind::CanaryAborted { .. } => hotfix_engine::text::describe(kind),
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod actions;
 pub mod cache;
+pub mod chart;
 pub mod describe;
 pub mod pages;
 pub mod render;

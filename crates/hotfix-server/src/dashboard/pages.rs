@@ -534,6 +534,12 @@ fn incident_body(st: &AppState, caller: &Caller, v: &Seen) -> Result<String, Api
                 "rollbacks": s.rollbacks,
             },
             "deploys": deploys,
+            "charts": super::chart::charts(&s.analyses, &st.cfg.analysis),
+            "canary": s.canary.as_ref().map(|c| json!({
+                "sha": short(&c.sha),
+                "weight": hotfix_core::analysis::num(c.weight),
+                "aborted": c.aborted,
+            })),
             "pending": pending,
             "notified": notified,
             "notifiers": notifiers,

@@ -23,8 +23,10 @@ use std::time::{Duration, Instant};
 use hotfix_core::event::EventKind;
 use hotfix_core::id::IncidentId;
 use hotfix_core::state::IncidentState;
+use hotfix_engine::watch::{Analyses, Measurer};
 use hotfix_providers::health::{Watch, watch};
 use jiff::Timestamp;
+use std::sync::Arc;
 
 use crate::{ApiError, AppState, ops};
 
@@ -45,6 +47,10 @@ struct Probes {
     failures: u32,
     last_at: Option<Instant>,
     last_error: String,
+    /// The `[[analysis]]` of this watch, stepped as the CLI's watch steps
+    /// them (the same code: `hotfix_engine::watch::Analyses`).
+    analyses: Option<Analyses>,
+    measurer: Option<Arc<Mutex<Measurer>>>,
 }
 
 /// This replica's probe counts, by incident (kept in [`crate::Inner`]):
@@ -74,6 +80,10 @@ pub fn awaiting_verdict(s: &IncidentState) -> Option<(String, Timestamp)> {
 enum Verdict {
     Passed(u32),
     Failed(String),
+    /// Healthy, but an analysis had no data under `inconclusive = "pause"`:
+    /// its measurements are recorded and a person decides (`hotfix ship`
+    /// watches again, or `hotfix rollback`).
+    Inconclusive(String),
 }
 
 /// One round: probes every deploy in its watch window that this replica
@@ -151,11 +161,44 @@ pub fn run(st: &AppState) -> usize {
                 }
             }
         }
-        let verdict = if mine.failures >= d.unhealthy_after {
+        // The analyses, due on their own intervals.
+        let mut analysis_failed = None;
+        if !st.cfg.analysis.is_empty() {
+            let a = mine
+                .analyses
+                .get_or_insert_with(|| Analyses::new(&st.cfg.analysis));
+            let m = mine.measurer.get_or_insert_with(|| {
+                Arc::new(Mutex::new(
+                    Measurer::new(
+                        &st.cfg.analysis,
+                        &std::env::current_dir().unwrap_or_default(),
+                        None,
+                        d.watch.0,
+                        &sha,
+                        s.previous_main.clone().filter(|p| !p.is_empty()),
+                    )
+                    .deployed_at(deployed_at),
+                ))
+            });
+            let at_s = u32::try_from((now.as_second() - deployed_at.as_second()).max(0))
+                .unwrap_or(u32::MAX);
+            let mut m = m.lock().unwrap_or_else(PoisonError::into_inner);
+            analysis_failed = a.measure_due(at_s, &mut |i| m.measure(i), &mut |_| {});
+        }
+        let waiting = mine
+            .analyses
+            .as_ref()
+            .map(|a| a.waiting())
+            .unwrap_or_default();
+        let verdict = if let Some(why) = analysis_failed {
+            Some(Verdict::Failed(format!("server watch: {why}")))
+        } else if mine.failures >= d.unhealthy_after {
             Some(Verdict::Failed(format!(
                 "server watch: {} consecutive probes failed; last: {}",
                 mine.failures, mine.last_error
             )))
+        } else if !in_window && mine.failures == 0 && !waiting.is_empty() {
+            Some(Verdict::Inconclusive(waiting.join("; ")))
         } else if !in_window && mine.failures == 0 {
             Some(Verdict::Passed(mine.probes))
         } else {
@@ -166,7 +209,18 @@ pub fn run(st: &AppState) -> usize {
                 kept.insert(s.id, mine);
             }
             Some(v) => {
-                match append_verdict(st, s.id, &sha, v) {
+                let analysis_events: Vec<EventKind> = mine
+                    .analyses
+                    .as_ref()
+                    .map(|a| a.reports().iter().flat_map(|r| r.events(&sha)).collect())
+                    .unwrap_or_default();
+                if let Verdict::Inconclusive(why) = &v {
+                    crate::log::line(format_args!(
+                        "watch: {} is healthy but not verified, an analysis had no data: {why}",
+                        s.id
+                    ));
+                }
+                match append_verdict(st, s.id, &sha, v, analysis_events) {
                     Ok(true) => verdicts += 1,
                     Ok(false) => {}
                     Err(e) => crate::log::line(format_args!("watch: verdict on {}: {e}", s.id)),
@@ -181,7 +235,13 @@ pub fn run(st: &AppState) -> usize {
 
 /// Appends the verdict on `sha` unless the fresh log already has one (or
 /// moved on); true when this call appended it.
-fn append_verdict(st: &AppState, id: IncidentId, sha: &str, v: Verdict) -> Result<bool, ApiError> {
+fn append_verdict(
+    st: &AppState,
+    id: IncidentId,
+    sha: &str,
+    v: Verdict,
+    analysis_events: Vec<EventKind>,
+) -> Result<bool, ApiError> {
     let mut appended = false;
     ops::append_with(st, &Actor::new(ACTOR, Door::Watch), id, &mut |s| {
         appended = false;
@@ -189,7 +249,7 @@ fn append_verdict(st: &AppState, id: IncidentId, sha: &str, v: Verdict) -> Resul
             return Ok((vec![], vec![]));
         }
         appended = true;
-        Ok(match &v {
+        let (mut events, messages) = match &v {
             Verdict::Passed(probes) => (
                 vec![EventKind::HealthPassed {
                     sha: sha.to_string(),
@@ -197,6 +257,7 @@ fn append_verdict(st: &AppState, id: IncidentId, sha: &str, v: Verdict) -> Resul
                 }],
                 vec![],
             ),
+            Verdict::Inconclusive(_) => (vec![], vec![]),
             Verdict::Failed(reason) => {
                 let short: String = sha.chars().take(10).collect();
                 let detail = if s.security {
@@ -221,7 +282,11 @@ fn append_verdict(st: &AppState, id: IncidentId, sha: &str, v: Verdict) -> Resul
                     ops::custom_message(st, s, "health_page", text, mentions, st.clock.now()),
                 )
             }
-        })
+        };
+        // The analyses' numbers first, then the verdict they led to.
+        let mut all = analysis_events.clone();
+        all.append(&mut events);
+        Ok((all, messages))
     })?;
     Ok(appended)
 }
