@@ -239,7 +239,7 @@ impl Engine {
         use crate::watch::Outcome;
         match &result.outcome {
             Outcome::Healthy { probes } => step.done(&format!(
-                "{what} healthy after {}{}",
+                "{what} is healthy after {}{}",
                 hotfix_core::plural::count(*probes, "probe"),
                 if result.analyses.is_empty() {
                     String::new()

@@ -209,10 +209,8 @@ impl Proxy {
                 return (r.production.clone(), false);
             }
         }
-        let w = u64::from(c.weight_bp);
         let n = self.spread.fetch_add(1, Ordering::Relaxed);
-        let canary = ((n % 10_000) + 1) * w / 10_000 > (n % 10_000) * w / 10_000;
-        if canary {
+        if to_canary(n, c.weight_bp.into()) {
             (c.up.clone(), true)
         } else {
             (r.production.clone(), false)
@@ -409,5 +407,42 @@ pub(crate) async fn serve(
                 }
             }
         });
+    }
+}
+
+/// Whether request number `n` goes to a canary that takes `weight_bp`
+/// basis points (1/100 %) of the traffic.
+///
+/// Exactly `weight_bp` of every 10,000 requests go to it, but not evenly
+/// spaced: the request number is scrambled by a multiplication that
+/// permutes each block of 10,000 (7919 is prime to 10,000). An evenly
+/// spaced split (every 10th request at 10 %) lines up with periodic
+/// clients (a monitor or batch job walking 10 routes round-robin would send
+/// the canary one route only, and a route it breaks would go unseen).
+fn to_canary(n: u64, weight_bp: u64) -> bool {
+    (n % 10_000) * 7_919 % 10_000 < weight_bp
+}
+
+#[cfg(test)]
+mod canary_split_tests {
+    use super::to_canary;
+
+    #[test]
+    fn the_share_is_exact_and_periodic_clients_reach_the_canary_on_every_route() {
+        for w in [0u64, 1, 1_000, 2_500, 5_000, 10_000] {
+            let got = (0..10_000u64).filter(|&n| to_canary(n, w)).count() as u64;
+            assert_eq!(got, w, "weight {w}");
+        }
+        // A client walking 10 routes in turn: each route sends its share.
+        let mut per_route = [0u32; 10];
+        for n in 0..10_000u64 {
+            if to_canary(n, 1_000) {
+                per_route[(n % 10) as usize] += 1;
+            }
+        }
+        assert!(per_route.iter().all(|&c| c == 100), "{per_route:?}");
+        // And short windows stay close to the share.
+        let first_500 = (0..500u64).filter(|&n| to_canary(n, 1_000)).count();
+        assert!((45..=55).contains(&first_500), "{first_500}");
     }
 }

@@ -523,6 +523,15 @@ pub fn platform_text(st: &hotfix_platform::PlatformStatus) -> String {
             row!(o, "  production: none yet");
         }
     }
+    if let Some(c) = &st.canary {
+        row!(
+            o,
+            "  canary:     {} at {}% of requests (since {}; sticky: cookie hotfix_release / header X-Hotfix-Release)",
+            rel(&c.release),
+            hotfix_core::analysis::num(c.weight),
+            when(&c.since)
+        );
+    }
     if let Some(r) = &st.previous {
         row!(
             o,

@@ -159,7 +159,7 @@ fn ship_shows_the_production_deploy_and_the_health_watch() {
         line(&lines, "watching ", &r.stderr),
         format!("watching {health} for 600ms")
     );
-    let healthy = line(&lines, "✓ production healthy after ", &r.stderr);
+    let healthy = line(&lines, "✓ production is healthy after ", &r.stderr);
     assert!(
         took(healthy) >= 0.6,
         "the watch lasts its window: {healthy}"
