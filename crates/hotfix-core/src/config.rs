@@ -671,19 +671,37 @@ mod tests {
     /// The template with its commented `[[area_checks]]` example taken in,
     /// as a team does once it names its affected areas.
     fn template_with_area_checks() -> String {
-        let start = INIT_TEMPLATE
-            .find("# [[area_checks]]")
-            .expect("the template has a commented [[area_checks]] example");
-        let rest = &INIT_TEMPLATE[start..];
+        uncomment(INIT_TEMPLATE, "# [[area_checks]]")
+    }
+
+    /// `text` with the commented example that starts at `marker` taken in
+    /// (the `# ` taken off its lines, up to the first blank line).
+    fn uncomment(text: &str, marker: &str) -> String {
+        let start = text
+            .find(marker)
+            .expect("the template has the commented example");
+        let rest = &text[start..];
         // The example ends at the first blank line.
         let end = rest.find("\n\n").map_or(rest.len(), |i| i + 1);
-        let mut out = INIT_TEMPLATE[..start].to_string();
+        let mut out = text[..start].to_string();
         for l in rest[..end].lines() {
             out.push_str(l.strip_prefix("# ").unwrap_or(l));
             out.push('\n');
         }
         out.push_str(&rest[end..]);
         out
+    }
+
+    #[test]
+    fn the_init_templates_analysis_and_canary_examples_parse_as_written() {
+        let with = uncomment(&template_with_area_checks(), "# [[analysis]]");
+        let with = with
+            .replace("# canary = ", "canary = ")
+            .replace("# canary_pause = ", "canary_pause = ");
+        let cfg = Config::parse(&with).expect("the examples parse");
+        assert_eq!(cfg.analysis.len(), 1);
+        assert_eq!(cfg.analysis[0].name, "5xx ratio");
+        assert_eq!(cfg.deploy.canary_steps().map_or(0, |s| s.len()), 2);
     }
 
     #[test]

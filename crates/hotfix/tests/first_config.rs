@@ -166,7 +166,7 @@ fn init_writes_an_area_check_example_and_says_to_push_it() {
     // Taking the example in (as the comment says) makes it usable.
     let taken = written
         .replace("# [[area_checks]]\n", "[[area_checks]]\n")
-        .replace("# name = ", "name = ")
+        .replacen("# name = ", "name = ", 1)
         .replace("# path = \"/export", "path = \"/export")
         .replace("# status = 200\n# contains", "status = 200\n# contains");
     w.repo.write("hotfix.toml", &taken);
