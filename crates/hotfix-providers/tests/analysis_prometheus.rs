@@ -16,6 +16,8 @@ use hotfix_core::analysis::{
 };
 use hotfix_providers::analysis::{AnalysisError, MeasureContext, source_for};
 
+mod common;
+
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 /// The metrics the test serves, as Prometheus text; changeable mid-test.
@@ -340,126 +342,23 @@ fn prometheus_down_is_unreachable_with_a_clear_message() {
 
 // --- Prometheus scraping the embedded platform's /metrics -------------------
 
-const SERVE_ENV: &str = "HOTFIX_ANALYSIS_TEST_SERVE";
-
 /// Not a test of its own: the platform runs this test binary as a release
-/// (with `HOTFIX_ANALYSIS_TEST_SERVE=1`), and it serves the sample service.
+/// (see `common::start_platform`), and it serves the sample service.
 #[test]
 fn serve_as_a_release_when_the_platform_runs_this_binary() {
-    if std::env::var(SERVE_ENV).is_err() {
-        return;
-    }
-    let port: u16 = std::env::var("PORT")
-        .expect("PORT")
-        .parse()
-        .expect("a port");
-    let dir = std::env::current_dir().expect("cwd");
-    hotfix_platform::sample_service::serve(port, &dir).expect("serve");
-}
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    common::serve_if_release();
 }
 
 /// Commits routes where `/ok` answers `ok_status` and `/fine` always 200.
 fn commit(repo: &Path, ok_status: u16) -> String {
-    std::fs::create_dir_all(repo.join("service")).expect("mkdir");
-    std::fs::write(
-        repo.join("service/routes.toml"),
-        format!(
+    common::commit_routes(
+        repo,
+        &format!(
             "log_requests = false\n[[route]]\npath = \"/health\"\nbody = \"ok\"\n\
              [[route]]\npath = \"/fine\"\nbody = \"fine\"\n\
              [[route]]\npath = \"/ok\"\nstatus = {ok_status}\nbody = \"ok\"\n"
         ),
     )
-    .expect("routes");
-    git(repo, &["add", "-A"]);
-    git(repo, &["commit", "-q", "-m", "routes"]);
-    git(repo, &["rev-parse", "HEAD"])
-}
-
-struct Platform {
-    client: hotfix_platform::Client,
-    proxy: u16,
-    thread: Option<std::thread::JoinHandle<Result<(), hotfix_platform::PlatformError>>>,
-}
-
-impl Drop for Platform {
-    fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = self.client.shutdown();
-            let _ = t.join();
-        }
-    }
-}
-
-fn start_platform(repo: &Path, state: &Path) -> Platform {
-    let exe = std::env::current_exe().expect("exe");
-    let mut c = hotfix_platform::PlatformConfig::new(
-        repo,
-        state,
-        vec![
-            "env".into(),
-            format!("{SERVE_ENV}=1"),
-            exe.display().to_string(),
-            "serve_as_a_release_when_the_platform_runs_this_binary".into(),
-            "--exact".into(),
-            "--nocapture".into(),
-        ],
-    );
-    c.port = hotfix_platform::free_port().expect("port");
-    c.warm = Duration::from_secs(60);
-    c.ready_timeout = Duration::from_secs(10);
-    c.drain = Duration::from_secs(1);
-    c.stop_timeout = Duration::from_secs(1);
-    let proxy = c.port;
-    let thread = std::thread::spawn(move || hotfix_platform::run_foreground(c));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(client) = hotfix_platform::Client::connect(state)
-            && client.status().is_ok_and(|s| !s.recovering)
-        {
-            return Platform {
-                client,
-                proxy,
-                thread: Some(thread),
-            };
-        }
-        assert!(!thread.is_finished(), "the platform ended early");
-        assert!(Instant::now() < deadline, "the platform did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn traffic(port: u16, path: &str, n: usize) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    for _ in 0..n {
-        agent
-            .get(&format!("http://127.0.0.1:{port}{path}"))
-            .call()
-            .expect("the proxy answers");
-    }
 }
 
 #[test]
@@ -467,10 +366,10 @@ fn prometheus_scraping_the_platform_metrics_sees_the_bad_release() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (repo, state) = (tmp.path().join("repo"), tmp.path().join("state"));
     std::fs::create_dir_all(&repo).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
+    common::git(&repo, &["init", "-q", "-b", "main"]);
     let good = commit(&repo, 200);
     let bad = commit(&repo, 500);
-    let p = start_platform(&repo, &state);
+    let p = common::start_platform(&repo, &state);
     // Prometheus scrapes the control port's /metrics (no token needed).
     let Some(prom) = prometheus_scraping(p.client.info().port) else {
         return;
@@ -485,8 +384,8 @@ fn prometheus_scraping_the_platform_metrics_sees_the_bad_release() {
         )
     };
     p.client.deploy_production(&good).expect("deploy good");
-    traffic(p.proxy, "/ok", 10);
-    traffic(p.proxy, "/fine", 10);
+    common::traffic(p.port, "/ok", 10);
+    common::traffic(p.port, "/fine", 10);
     let good_cfg = ratio(&good);
     let src = source_for(&good_cfg);
     wait_for("the good release's 20 answers to be scraped", || {
@@ -499,8 +398,8 @@ fn prometheus_scraping_the_platform_metrics_sees_the_bad_release() {
     let src = source_for(&bad_cfg);
     // Before it served anything: 0/0, no data.
     assert_eq!(src.measure(&cx(ts_now())), Ok(Measurement::no_data()));
-    traffic(p.proxy, "/ok", 10);
-    traffic(p.proxy, "/fine", 10);
+    common::traffic(p.port, "/ok", 10);
+    common::traffic(p.port, "/fine", 10);
     wait_for("the bad release's 20 answers to be scraped", || {
         src.measure(&cx(ts_now())).ok() == Some(Measurement::of(0.5))
     });

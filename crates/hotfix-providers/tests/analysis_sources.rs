@@ -2,7 +2,6 @@
 //! real things on 127.0.0.1: a JSON endpoint, scripts in a temp directory,
 //! and the embedded platform serving real releases to real requests.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hotfix_core::analysis::{
@@ -10,6 +9,8 @@ use hotfix_core::analysis::{
 };
 use hotfix_providers::analysis::{AnalysisError, MeasureContext, source_for, source_in};
 use hotfix_testkit::{FileServer, script};
+
+mod common;
 
 fn cfg(source: Source) -> AnalysisConfig {
     AnalysisConfig {
@@ -199,50 +200,11 @@ fn a_command_runs_from_the_root_with_the_deploy_in_its_environment() {
 
 // --- the embedded platform ---------------------------------------------
 
-const SERVE_ENV: &str = "HOTFIX_ANALYSIS_TEST_SERVE";
-
 /// Not a test of its own: the platform runs this test binary as a release
-/// (with `HOTFIX_ANALYSIS_TEST_SERVE=1`), and it serves the sample service.
+/// (see `common::start_platform`), and it serves the sample service.
 #[test]
 fn serve_as_a_release_when_the_platform_runs_this_binary() {
-    if std::env::var(SERVE_ENV).is_err() {
-        return;
-    }
-    let port: u16 = std::env::var("PORT")
-        .expect("PORT")
-        .parse()
-        .expect("a port");
-    let dir = std::env::current_dir().expect("cwd");
-    hotfix_platform::sample_service::serve(port, &dir).expect("serve");
-}
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn commit(repo: &Path, routes: &str) -> String {
-    std::fs::create_dir_all(repo.join("service")).expect("mkdir");
-    std::fs::write(repo.join("service/routes.toml"), routes).expect("w");
-    git(repo, &["add", "-A"]);
-    git(repo, &["commit", "-q", "-m", "routes"]);
-    git(repo, &["rev-parse", "HEAD"])
+    common::serve_if_release();
 }
 
 /// `/ok` answers `ok_status` after `delay_ms`; `/fine` always answers 200 at once.
@@ -255,77 +217,8 @@ fn routes(ok_status: u16, delay_ms: u64) -> String {
     )
 }
 
-struct Platform {
-    client: hotfix_platform::Client,
-    thread: Option<std::thread::JoinHandle<Result<(), hotfix_platform::PlatformError>>>,
-}
-
-impl Drop for Platform {
-    fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = self.client.shutdown();
-            let _ = t.join();
-        }
-    }
-}
-
-fn start_platform(repo: &Path, state: &Path) -> (Platform, u16) {
-    let exe = std::env::current_exe().expect("exe");
-    let mut c = hotfix_platform::PlatformConfig::new(
-        repo,
-        state,
-        vec![
-            "env".into(),
-            format!("{SERVE_ENV}=1"),
-            exe.display().to_string(),
-            "serve_as_a_release_when_the_platform_runs_this_binary".into(),
-            "--exact".into(),
-            "--nocapture".into(),
-        ],
-    );
-    c.port = hotfix_platform::free_port().expect("port");
-    c.warm = Duration::from_secs(60);
-    c.ready_timeout = Duration::from_secs(10);
-    c.drain = Duration::from_secs(1);
-    c.stop_timeout = Duration::from_secs(1);
-    let port = c.port;
-    let thread = std::thread::spawn(move || hotfix_platform::run_foreground(c));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(client) = hotfix_platform::Client::connect(state)
-            && client.status().is_ok_and(|s| !s.recovering)
-        {
-            return (
-                Platform {
-                    client,
-                    thread: Some(thread),
-                },
-                port,
-            );
-        }
-        assert!(!thread.is_finished(), "the platform ended early");
-        assert!(Instant::now() < deadline, "the platform did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Sends `n` GETs of `path` through the production proxy.
-fn traffic(port: u16, path: &str, n: usize) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    for _ in 0..n {
-        agent
-            .get(&format!("http://127.0.0.1:{port}{path}"))
-            .call()
-            .expect("the proxy answers");
-    }
-}
-
 /// The proxy counts an answer once its body is sent: wait until it has.
-fn counted(p: &Platform, sha: &str, n: u64) {
+fn counted(p: &common::Platform, sha: &str, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let s = p.client.stats().expect("stats");
@@ -352,12 +245,13 @@ fn the_platform_provider_measures_the_new_release_over_each_window() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (repo, state) = (tmp.path().join("repo"), tmp.path().join("state"));
     std::fs::create_dir_all(&repo).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
-    let v1 = commit(&repo, &routes(200, 0));
-    let v2 = commit(&repo, &routes(500, 120));
-    let (p, port) = start_platform(&repo, &state);
+    common::git(&repo, &["init", "-q", "-b", "main"]);
+    let v1 = common::commit_routes(&repo, &routes(200, 0));
+    let v2 = common::commit_routes(&repo, &routes(500, 120));
+    let p = common::start_platform(&repo, &state);
+    let port = p.port;
     p.client.deploy_production(&v1).expect("deploy v1");
-    traffic(port, "/ok", 20);
+    common::traffic(port, "/ok", 20);
     counted(&p, &v1, 20);
 
     p.client.deploy_production(&v2).expect("deploy v2");
@@ -379,8 +273,8 @@ fn the_platform_provider_measures_the_new_release_over_each_window() {
     assert_eq!(ratio.measure(&cx), Ok(Measurement::no_data()));
 
     // Half the requests of the window fail.
-    traffic(port, "/ok", 10);
-    traffic(port, "/fine", 10);
+    common::traffic(port, "/ok", 10);
+    common::traffic(port, "/fine", 10);
     counted(&p, &v2, 20);
     let m = ratio.measure(&cx).expect("measured");
     assert_eq!(m, Measurement::of(0.5));
@@ -389,7 +283,7 @@ fn the_platform_provider_measures_the_new_release_over_each_window() {
         Verdict::Fail("0.5 > max 0.01".into())
     );
     // The next window has only good requests: the ratio is of the window.
-    traffic(port, "/fine", 10);
+    common::traffic(port, "/fine", 10);
     counted(&p, &v2, 30);
     assert_eq!(ratio.measure(&cx), Ok(Measurement::of(0.0)));
 
