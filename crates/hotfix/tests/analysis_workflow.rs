@@ -270,6 +270,21 @@ inconclusive = "pause"
     w
 }
 
+/// Production runs main on the platform; HF-1's fix (a good one) is
+/// pushed, previewed and approved: ready to ship.
+fn approved_fix_on_the_platform(w: &World) {
+    w.hf(&["platform", "start"]).ok();
+    w.hf(&["platform", "deploy"]).ok();
+    w.hf(&["start", "pdf-crash", "--severity", "critical"]).ok();
+    w.repo.write(
+        "service/routes.toml",
+        &ROUTES_GOOD.replace("%PDF", "%PDF-fixed"),
+    );
+    w.repo.commit_as(DEV, "fix pdf");
+    w.hf(&["push"]).ok();
+    w.hf_as(LEAD, &["approve", "HF-1"]).ok();
+}
+
 fn platform_sha(w: &World) -> Value {
     let st: Value =
         serde_json::from_str(&w.hf(&["platform", "status", "--json"]).ok().stdout).unwrap();
@@ -330,17 +345,7 @@ fn a_healthy_canary_is_promoted_and_verified_by_the_platform_analysis() {
     let port = hotfix_platform::free_port().unwrap();
     let w = canary_world(port);
     let _guard = Platform(&w);
-    w.hf(&["platform", "start"]).ok();
-    w.hf(&["platform", "deploy"]).ok();
-
-    w.hf(&["start", "pdf-crash", "--severity", "critical"]).ok();
-    w.repo.write(
-        "service/routes.toml",
-        &ROUTES_GOOD.replace("%PDF", "%PDF-fixed"),
-    );
-    w.repo.commit_as(DEV, "fix pdf");
-    w.hf(&["push"]).ok();
-    w.hf_as(LEAD, &["approve", "HF-1"]).ok();
+    approved_fix_on_the_platform(&w);
 
     let load = Load::start(port);
     let r = w.hf(&["ship"]);
@@ -371,18 +376,9 @@ fn a_canary_without_traffic_pauses_at_its_step_and_a_rollback_aborts_it() {
     let port = hotfix_platform::free_port().unwrap();
     let w = canary_world(port);
     let _guard = Platform(&w);
-    w.hf(&["platform", "start"]).ok();
-    w.hf(&["platform", "deploy"]).ok();
+    approved_fix_on_the_platform(&w);
+    // main does not move before the ship.
     let main = w.origin_sha("main");
-
-    w.hf(&["start", "pdf-crash", "--severity", "critical"]).ok();
-    w.repo.write(
-        "service/routes.toml",
-        &ROUTES_GOOD.replace("%PDF", "%PDF-fixed"),
-    );
-    w.repo.commit_as(DEV, "fix pdf");
-    w.hf(&["push"]).ok();
-    w.hf_as(LEAD, &["approve", "HF-1"]).ok();
 
     // Nobody calls /checkout: the canary's analysis has no data.
     let r = w.hf(&["ship"]).fails(3, "not verified");
@@ -419,17 +415,7 @@ fn a_ship_killed_during_the_canary_resumes_at_its_step_when_rerun() {
     let port = hotfix_platform::free_port().unwrap();
     let w = canary_world(port);
     let _guard = Platform(&w);
-    w.hf(&["platform", "start"]).ok();
-    w.hf(&["platform", "deploy"]).ok();
-
-    w.hf(&["start", "pdf-crash", "--severity", "critical"]).ok();
-    w.repo.write(
-        "service/routes.toml",
-        &ROUTES_GOOD.replace("%PDF", "%PDF-fixed"),
-    );
-    w.repo.commit_as(DEV, "fix pdf");
-    w.hf(&["push"]).ok();
-    w.hf_as(LEAD, &["approve", "HF-1"]).ok();
+    approved_fix_on_the_platform(&w);
 
     let load = Load::start(port);
     let r = w.hf_env(DEV, &["ship"], &[("HOTFIX_FAILPOINTS", "ship.canary_step")]);
