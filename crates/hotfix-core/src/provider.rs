@@ -294,6 +294,21 @@ pub struct DeployCtx {
     pub sha: String,
     pub branch: String,
     pub pr: Option<u64>,
+    /// The git tree id of `sha`, when the engine knows it (issue 13: a
+    /// deployer compares trees, not shas, to reuse a tested build).
+    pub tree: Option<String>,
+    /// The build the preview made and smoke-tested, for a production
+    /// deploy: a deployer may promote it when its tree equals `tree`.
+    pub previewed: Option<PreviewedBuild>,
+}
+
+/// What the preview of an incident built and smoke-tested.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PreviewedBuild {
+    /// The sha the preview ran (the hotfix branch head).
+    pub sha: String,
+    /// Its tree id: equal to the merge's tree when `main` did not move.
+    pub tree: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -302,6 +317,22 @@ pub struct Deployment {
     pub id: Option<String>,
     /// Where it serves.
     pub url: Option<String>,
+    /// How the deploy got its build, when the provider says (issue 13).
+    pub build: Option<BuildReport>,
+}
+
+/// How a deploy got the build it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BuildReport {
+    /// The sha whose tested build was promoted (no build ran).
+    pub promoted_from: Option<String>,
+    /// Whether a build ran for this deploy.
+    pub built: bool,
+    /// How long the build (or the promotion) took.
+    pub build_ms: Option<u64>,
+    /// Why it built rather than promoted, or what the provider could say
+    /// (Railway: "the tree equals the PR environment's; Railway builds main itself").
+    pub note: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

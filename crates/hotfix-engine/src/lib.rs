@@ -427,6 +427,8 @@ impl Engine {
             sha: sha.to_string(),
             branch: s.branch.clone(),
             pr: s.pr,
+            tree: None,
+            previewed: None,
         }
     }
 }

@@ -79,6 +79,8 @@ fn ctx(sha: &str) -> DeployCtx {
         sha: sha.to_string(),
         branch: "hotfix/HF-7".into(),
         pr: None,
+        tree: None,
+        previewed: None,
     }
 }
 

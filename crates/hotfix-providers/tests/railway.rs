@@ -48,6 +48,8 @@ fn ctx(sha: &str) -> DeployCtx {
         sha: sha.into(),
         branch: "hotfix/pdf-crash".into(),
         pr: Some(7),
+        tree: None,
+        previewed: None,
     }
 }
 

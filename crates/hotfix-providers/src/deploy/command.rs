@@ -79,6 +79,7 @@ impl Deployer for CommandDeployer {
         Ok(Deployment {
             id: None,
             url: Some(url),
+            build: None,
         })
     }
 
@@ -101,6 +102,7 @@ impl Deployer for CommandDeployer {
         Ok(Deployment {
             id: None,
             url: self.cfg.health_url.clone(),
+            build: None,
         })
     }
 

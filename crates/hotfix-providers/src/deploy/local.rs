@@ -199,6 +199,7 @@ impl Deployer for LocalDeployer {
         Ok(Deployment {
             id: Some(p.release.id.clone()),
             url: Some(p.url),
+            build: None,
         })
     }
 
@@ -217,6 +218,7 @@ impl Deployer for LocalDeployer {
         Ok(Deployment {
             id: Some(o.release.id.clone()),
             url: Some(o.url),
+            build: None,
         })
     }
 
@@ -261,6 +263,7 @@ impl Deployer for LocalDeployer {
         Ok(Deployment {
             id: o.canary.map(|c| c.release.id),
             url: Some(o.url),
+            build: None,
         })
     }
 
@@ -273,6 +276,7 @@ impl Deployer for LocalDeployer {
         Ok(Deployment {
             id: Some(o.release.id),
             url: Some(o.url),
+            build: None,
         })
     }
 

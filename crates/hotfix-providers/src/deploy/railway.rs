@@ -1087,6 +1087,7 @@ impl Deployer for RailwayDeployer {
         Ok(Deployment {
             id: Some(d.id),
             url: Some(url),
+            build: None,
         })
     }
 
@@ -1111,6 +1112,7 @@ impl Deployer for RailwayDeployer {
         Ok(Deployment {
             id: Some(d.id),
             url,
+            build: None,
         })
     }
 
