@@ -139,6 +139,102 @@ impl Inconclusive {
 pub struct Measurement {
     pub value: Option<f64>,
     pub baseline: Option<f64>,
+    /// The error counts of the measured release and of a control serving
+    /// the same traffic in the same window (production beside a canary),
+    /// where the source has them: see [`Controlled`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controlled: Option<Controlled>,
+}
+
+/// The same window's errors of a canary and of production, which served
+/// the same mix of requests at the same time.
+///
+/// Why it exists: `failure_limit` consecutive failures guard a time series
+/// without a control against noise and against blips that hit everything
+/// (a database hiccup). Beside a canary, production is that control: a
+/// canary significantly worse than production in the same window is the
+/// release's fault, so waiting for more windows only sends more users to
+/// it. [`Controlled::p_value`] says how sure that is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Controlled {
+    pub errors: u64,
+    pub requests: u64,
+    pub control_errors: u64,
+    pub control_requests: u64,
+}
+
+/// A canary's failed measurement aborts at once when its errors are
+/// this unlikely under "the canary is no worse than production".
+pub const CONTROLLED_ALPHA: f64 = 0.01;
+
+/// A control with fewer requests in the window says too little.
+pub const MIN_CONTROL_REQUESTS: u64 = 20;
+
+impl Controlled {
+    /// One-sided Fisher exact test: the probability that, if the canary
+    /// were no worse than production, at least `errors` of the window's
+    /// errors would have landed on the canary's `requests` (hypergeometric
+    /// tail). `1.0` when there is nothing to test (no errors, no control).
+    pub fn p_value(&self) -> f64 {
+        let c = self;
+        if c.requests == 0 || c.control_requests < MIN_CONTROL_REQUESTS {
+            return 1.0;
+        }
+        let (k, n) = (c.errors.min(c.requests), c.requests);
+        let total_errors = k + c.control_errors.min(c.control_requests);
+        let total = n + c.control_requests;
+        if k == 0 {
+            return 1.0;
+        }
+        // At or below the expected count the tail is about one half or
+        // more: never significant, and no long sum is needed.
+        if (k as f64) <= (total_errors as f64) * (n as f64) / (total as f64) {
+            return 1.0;
+        }
+        let hi = total_errors.min(n);
+        let ln_pmf = |x: u64| {
+            ln_choose(total_errors, x) + ln_choose(total - total_errors, n - x)
+                - ln_choose(total, n)
+        };
+        // Above the mode the terms only fall: stop once they vanish.
+        let mut p = 0.0_f64;
+        for x in k..=hi {
+            let term = ln_pmf(x).exp();
+            p += term;
+            if term < p * 1e-12 {
+                break;
+            }
+        }
+        p.clamp(0.0, 1.0)
+    }
+
+    /// The canary's error ratio over the window.
+    fn ratio(errors: u64, requests: u64) -> String {
+        if requests == 0 {
+            "-".into()
+        } else {
+            num(errors as f64 / requests as f64)
+        }
+    }
+}
+
+/// `ln(n choose k)` through `ln Γ`.
+fn ln_choose(n: u64, k: u64) -> f64 {
+    if k > n {
+        return f64::NEG_INFINITY;
+    }
+    ln_factorial(n) - ln_factorial(k) - ln_factorial(n - k)
+}
+
+/// `ln(n!)`: exact sums below 256, Stirling's series above (error below
+/// 1e-12 there).
+fn ln_factorial(n: u64) -> f64 {
+    if n < 256 {
+        return (2..=n).map(|i| (i as f64).ln()).sum();
+    }
+    let x = n as f64;
+    x * x.ln() - x + 0.5 * (2.0 * std::f64::consts::PI * x).ln() + 1.0 / (12.0 * x)
+        - 1.0 / (360.0 * x * x * x)
 }
 
 impl Measurement {
@@ -146,6 +242,7 @@ impl Measurement {
         Measurement {
             value: Some(value),
             baseline: None,
+            controlled: None,
         }
     }
     pub fn no_data() -> Measurement {
@@ -153,6 +250,9 @@ impl Measurement {
     }
     pub fn with_baseline(self, baseline: Option<f64>) -> Measurement {
         Measurement { baseline, ..self }
+    }
+    pub fn with_control(self, controlled: Option<Controlled>) -> Measurement {
+        Measurement { controlled, ..self }
     }
 }
 
@@ -299,6 +399,30 @@ impl Tracker {
             self.baseline = Some(b);
         }
         let verdict = judge(&self.cfg, m);
+        if let (Verdict::Fail(why), Some(c)) = (&verdict, m.controlled)
+            && self.unhealthy.is_none()
+        {
+            let p = c.p_value();
+            if p < CONTROLLED_ALPHA {
+                self.last = Some(verdict.clone());
+                self.streak.push((m.value, why.clone()));
+                let why = format!(
+                    "{}: {why}, and the canary is worse than production in the same window: {} of {} requests failed ({}) against production's {} of {} ({}); one-sided Fisher exact test p = {} < {}, so it did not wait for {} consecutive failures",
+                    self.cfg.name,
+                    c.errors,
+                    c.requests,
+                    Controlled::ratio(c.errors, c.requests),
+                    c.control_errors,
+                    c.control_requests,
+                    Controlled::ratio(c.control_errors, c.control_requests),
+                    num(p),
+                    num(CONTROLLED_ALPHA),
+                    self.cfg.failure_limit,
+                );
+                self.unhealthy = Some(why.clone());
+                return Status::Unhealthy(why);
+            }
+        }
         self.apply(at_s, m.value, verdict)
     }
 
@@ -868,6 +992,91 @@ mod tests {
             failure_limit: 2,
             inconclusive: Inconclusive::Pause,
         }
+    }
+
+    fn controlled(errors: u64, requests: u64, ce: u64, cr: u64) -> Controlled {
+        Controlled {
+            errors,
+            requests,
+            control_errors: ce,
+            control_requests: cr,
+        }
+    }
+
+    #[test]
+    fn the_fisher_test_gives_the_hypergeometric_tail() {
+        // 2 errors, both on the canary's 20 of 200 requests:
+        // C(20,2) / C(200,2) = 190 / 19900.
+        let p = controlled(2, 20, 0, 180).p_value();
+        assert!((p - 190.0 / 19900.0).abs() < 1e-12, "{p}");
+        // One error on the canary: its share of the requests, 0.1.
+        let p = controlled(1, 20, 0, 180).p_value();
+        assert!((p - 0.1).abs() < 1e-12, "{p}");
+        // 3 of 20 against 0 of 180: C(20,3)/C(200,3).
+        let p = controlled(3, 20, 0, 180).p_value();
+        assert!((p - 1140.0 / 1_313_400.0).abs() < 1e-12, "{p}");
+        // No worse than production (or no control): nothing to test.
+        assert_eq!(controlled(2, 20, 18, 180).p_value(), 1.0);
+        assert_eq!(controlled(0, 20, 0, 180).p_value(), 1.0);
+        assert_eq!(controlled(5, 20, 0, 5).p_value(), 1.0, "a control of 5");
+        // Large counts stay finite and tiny.
+        let p = controlled(10_000, 100_000, 1_000, 900_000).p_value();
+        assert!(p.is_finite() && p < 1e-100, "{p}");
+        let p = controlled(1_010, 100_000, 9_000, 900_000).p_value();
+        assert!(p > 0.3 && p < 0.7, "about the mean: {p}");
+    }
+
+    #[test]
+    fn a_canary_significantly_worse_than_production_is_unhealthy_at_once() {
+        let mut t = Tracker::new(&cfg());
+        let m = Measurement::of(0.15).with_control(Some(controlled(3, 20, 0, 180)));
+        match t.record(1, &m) {
+            Status::Unhealthy(why) => {
+                assert!(why.contains("0.15 > max 0.01"), "{why}");
+                assert!(
+                    why.contains(
+                        "3 of 20 requests failed (0.15) against production's 0 of 180 (0)"
+                    ),
+                    "{why}"
+                );
+                assert!(why.contains("Fisher exact test p = 0.000868"), "{why}");
+                assert!(
+                    why.contains("did not wait for 2 consecutive failures"),
+                    "{why}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(t.verdict(), "fail");
+        assert_eq!(t.failed_values(), vec![0.15]);
+    }
+
+    #[test]
+    fn a_canary_failure_that_production_shares_or_that_is_not_significant_waits_for_the_limit() {
+        // One error in 20: over the max, but production's share of luck.
+        let mut t = Tracker::new(&cfg());
+        let one = Measurement::of(0.05).with_control(Some(controlled(1, 20, 0, 180)));
+        assert_eq!(t.record(1, &one), Status::Ok);
+        // A blip that hits production as hard: no early verdict either.
+        let mut blip = Tracker::new(&cfg());
+        let both = Measurement::of(0.2).with_control(Some(controlled(4, 20, 40, 180)));
+        assert_eq!(blip.record(1, &both), Status::Ok);
+        assert!(matches!(blip.record(2, &both), Status::Unhealthy(_)));
+        // Significant but within the thresholds: healthy.
+        let mut ok = Tracker::new(&AnalysisConfig {
+            max: Some(0.5),
+            ..cfg()
+        });
+        let m = Measurement::of(0.15).with_control(Some(controlled(3, 20, 0, 180)));
+        assert_eq!(ok.record(1, &m), Status::Ok);
+    }
+
+    #[test]
+    fn a_measurement_without_a_control_reads_and_writes_as_before() {
+        let m: Measurement = serde_json::from_str(r#"{"value":0.5,"baseline":null}"#).expect("old");
+        assert_eq!(m, Measurement::of(0.5));
+        let s = serde_json::to_string(&Measurement::of(0.5)).expect("json");
+        assert!(!s.contains("controlled"), "{s}");
     }
 
     #[test]

@@ -98,6 +98,7 @@ impl MetricSource for CommandSource {
         Ok(Measurement {
             value: (!v.is_nan()).then_some(v),
             baseline: None,
+            controlled: None,
         })
     }
 }

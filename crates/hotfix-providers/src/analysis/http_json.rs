@@ -50,6 +50,7 @@ impl MetricSource for HttpJson {
         Ok(Measurement {
             value,
             baseline: None,
+            controlled: None,
         })
     }
 }

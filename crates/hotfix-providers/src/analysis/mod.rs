@@ -98,12 +98,7 @@ pub fn source_in(cfg: &AnalysisConfig, root: &Path) -> Box<dyn MetricSource> {
 /// The one HTTP client of the analysis providers: a global timeout, and
 /// every status readable (an error answer carries the reason).
 pub(crate) fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .user_agent(concat!("hotfix/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
+    crate::http::agent(timeout, crate::http::Redirects::Follow)
 }
 
 /// Bodies larger than this are not an answer to one query.

@@ -20,7 +20,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hotfix_core::analysis::{Measurement, PlatformMetric};
+use hotfix_core::analysis::{Controlled, Measurement, PlatformMetric};
 use hotfix_platform::{PlatformStats, ReleaseStats};
 
 use super::{AnalysisError, MeasureContext, MetricSource};
@@ -111,7 +111,44 @@ impl PlatformSource {
         } else {
             None
         };
-        Ok(Measurement { value, baseline })
+        let controlled = self.controlled(now, before, measured, &w);
+        Ok(Measurement {
+            value,
+            baseline,
+            controlled,
+        })
+    }
+
+    /// A canary's errors beside production's over the same window (both
+    /// differenced from the same two snapshots), for the error ratio: the
+    /// tracker aborts at once when the canary is significantly worse. No
+    /// control on the first measurement (no common window yet) or after a
+    /// restart.
+    fn controlled(
+        &self,
+        now: &PlatformStats,
+        before: Option<&PlatformStats>,
+        measured: &ReleaseStats,
+        w: &Window,
+    ) -> Option<Controlled> {
+        if self.metric != PlatformMetric::ErrorRatio || measured.role != "canary" {
+            return None;
+        }
+        let before = before?;
+        // The canary's own window must be a difference too.
+        find(before, &measured.id).filter(|p| !is_reset(measured, p))?;
+        let control = now
+            .releases
+            .iter()
+            .find(|r| r.role == "production" && r.id != measured.id)?;
+        let control_before = find(before, &control.id).filter(|p| !is_reset(control, p))?;
+        let c = Counts::delta(control, control_before, self.route.as_deref());
+        Some(Controlled {
+            errors: w.counts.errors,
+            requests: w.counts.requests,
+            control_errors: c.errors,
+            control_requests: c.requests,
+        })
     }
 
     fn value_of(&self, w: &Window) -> Option<f64> {
@@ -133,7 +170,7 @@ impl MetricSource for PlatformSource {
     fn measure(&self, cx: &MeasureContext) -> Result<Measurement, AnalysisError> {
         let dir = cx.platform_dir.as_deref().ok_or_else(|| {
             AnalysisError::Unreachable(
-                "provider platform needs the embedded platform ([deploy] provider = \"local\")"
+                "provider platform needs the embedded platform's state directory ([deploy] provider = \"local\"; for the team server: HOTFIX_PLATFORM_DIR on the platform's host)"
                     .into(),
             )
         })?;
@@ -530,5 +567,98 @@ mod tests {
             .from_snapshots(&gone, None, &cx())
             .expect_err("not served");
         assert!(e.to_string().contains("serves no production or canary release of aaaaaaaaaaaa (it serves: production bbbbbbbbbbbb)"), "{e}");
+    }
+
+    #[test]
+    fn a_canarys_error_window_comes_with_productions_over_the_same_window() {
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let ratio = PlatformSource::new(
+            PlatformMetric::ErrorRatio,
+            None,
+            false,
+            Duration::from_secs(1),
+        );
+        let s1 = snap(
+            "2026-01-01T00:00:01Z",
+            vec![
+                release("r1", &b, "production", 1_000, 3, &[]),
+                release("r2", &a, "canary", 10, 0, &[]),
+            ],
+        );
+        let s2 = snap(
+            "2026-01-01T00:00:02Z",
+            vec![
+                release("r1", &b, "production", 1_180, 3, &[]),
+                release("r2", &a, "canary", 30, 3, &[]),
+            ],
+        );
+        // The first measurement has no common window: no control.
+        assert_eq!(
+            ratio
+                .from_snapshots(&s1, None, &cx())
+                .expect("m")
+                .controlled,
+            None
+        );
+        let m = ratio.from_snapshots(&s2, Some(&s1), &cx()).expect("m");
+        assert_eq!(m.value, Some(0.15));
+        assert_eq!(
+            m.controlled,
+            Some(Controlled {
+                errors: 3,
+                requests: 20,
+                control_errors: 0,
+                control_requests: 180,
+            })
+        );
+        // A full switch has no control, nor does a latency analysis.
+        let full = snap(
+            "2026-01-01T00:00:02Z",
+            vec![
+                release("r1", &b, "previous", 1_000, 3, &[]),
+                release("r2", &a, "production", 30, 3, &[]),
+            ],
+        );
+        let before = snap(
+            "2026-01-01T00:00:01Z",
+            vec![
+                release("r1", &b, "previous", 1_000, 3, &[]),
+                release("r2", &a, "production", 10, 0, &[]),
+            ],
+        );
+        assert_eq!(
+            ratio
+                .from_snapshots(&full, Some(&before), &cx())
+                .expect("m")
+                .controlled,
+            None
+        );
+        let p99 = PlatformSource::new(
+            PlatformMetric::LatencyP99,
+            None,
+            false,
+            Duration::from_secs(1),
+        );
+        assert_eq!(
+            p99.from_snapshots(&s2, Some(&s1), &cx())
+                .expect("m")
+                .controlled,
+            None
+        );
+    }
+
+    #[test]
+    fn without_the_platforms_directory_the_error_says_where_to_set_it() {
+        let src = PlatformSource::new(
+            PlatformMetric::ErrorRatio,
+            None,
+            false,
+            Duration::from_secs(1),
+        );
+        let e = src.measure(&cx()).expect_err("no platform");
+        assert!(
+            matches!(&e, AnalysisError::Unreachable(m) if m.contains("HOTFIX_PLATFORM_DIR")),
+            "{e}"
+        );
     }
 }

@@ -161,6 +161,10 @@ impl MetricSource for Prometheus {
         } else {
             None
         };
-        Ok(Measurement { value, baseline })
+        Ok(Measurement {
+            value,
+            baseline,
+            controlled: None,
+        })
     }
 }

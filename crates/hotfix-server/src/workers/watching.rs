@@ -96,7 +96,7 @@ pub fn run(st: &AppState) -> usize {
     let incidents = match ops::all(st) {
         Ok(v) => v,
         Err(e) => {
-            crate::log::line(format_args!("watch: cannot read the incidents: {e}"));
+            tracing::error!(error = %e, "watch: cannot read the incidents");
             return 0;
         }
     };
@@ -143,7 +143,7 @@ pub fn run(st: &AppState) -> usize {
             Ok(true) => {}
             Ok(false) => continue, // another replica watches it
             Err(e) => {
-                crate::log::line(format_args!("watch: cannot take {name}: {e}"));
+                tracing::error!(lease = %name, error = %e, "watch: cannot take the lease");
                 continue;
             }
         }
@@ -172,7 +172,7 @@ pub fn run(st: &AppState) -> usize {
                     Measurer::new(
                         &st.cfg.analysis,
                         &std::env::current_dir().unwrap_or_default(),
-                        None,
+                        st.workers.platform_dir.clone(),
                         d.watch.0,
                         &sha,
                         s.previous_main.clone().filter(|p| !p.is_empty()),
@@ -215,15 +215,18 @@ pub fn run(st: &AppState) -> usize {
                     .map(|a| a.reports().iter().flat_map(|r| r.events(&sha)).collect())
                     .unwrap_or_default();
                 if let Verdict::Inconclusive(why) = &v {
-                    crate::log::line(format_args!(
-                        "watch: {} is healthy but not verified, an analysis had no data: {why}",
-                        s.id
-                    ));
+                    tracing::warn!(
+                        incident = %s.id,
+                        reason = %why,
+                        "watch: healthy but not verified, an analysis had no data"
+                    );
                 }
                 match append_verdict(st, s.id, &sha, v, analysis_events) {
                     Ok(true) => verdicts += 1,
                     Ok(false) => {}
-                    Err(e) => crate::log::line(format_args!("watch: verdict on {}: {e}", s.id)),
+                    Err(e) => {
+                        tracing::error!(incident = %s.id, error = %e, "watch: cannot record the verdict")
+                    }
                 }
                 let _ = st.store.lease_release(&name, &st.replica);
             }
@@ -332,6 +335,7 @@ mod tests {
             environment: "production".into(),
             deployment: None,
             previous_deployment: None,
+            build: None,
         }
     }
 
