@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::checklist::{check_tick, open_items};
 use crate::config::Config;
-use crate::event::{AntiPattern, DeclineReason, EventKind, Role, RollbackStep};
+use crate::event::{AntiPattern, DeclineReason, DeployBuild, EventKind, Role, RollbackStep};
 use crate::guards::{ApproveCheck, Refusal, check_approve, ship_refusals};
 use crate::id::IncidentId;
 use crate::name::valid_name;
@@ -462,8 +462,12 @@ fn values_rule(kind: &EventKind, out: &mut Vec<Refusal>) {
             environment,
             deployment,
             previous_deployment,
+            build,
         } => {
             oid(out, "sha", sha);
+            if let Some(b) = build {
+                build_values(out, b);
+            }
             if environment != "production" {
                 out.push(refusal(
                     "bad_value",
@@ -662,6 +666,46 @@ fn finite(out: &mut Vec<Refusal>, mut values: impl Iterator<Item = f64>) {
             "record no data (null) instead",
         ));
     }
+}
+
+/// The values of a deploy's build record: a tested build names the
+/// preview it came from and did not build again.
+fn build_values(out: &mut Vec<Refusal>, b: &DeployBuild) {
+    if let Some(f) = &b.from_sha {
+        oid(out, "build from_sha", f);
+    }
+    if let Some(n) = &b.note {
+        text(out, "build note", n, MAX_SHORT, false);
+    }
+    if b.tested && b.from_sha.is_none() {
+        out.push(refusal(
+            "bad_value",
+            "a tested build names the preview it was tested as (from_sha)",
+            "send the previewed sha whose build was promoted",
+        ));
+    }
+    if b.tested && b.built {
+        out.push(refusal(
+            "bad_value",
+            "a build that ran for production is not the one the preview tested",
+            "send tested = false with the reason it built",
+        ));
+    }
+}
+
+/// Whether the last smoke verdict on `sha` in the current attempt passed:
+/// a production build may be called *the tested build* only then.
+fn smoke_passed_in_attempt(s: &IncidentState, sha: &str) -> bool {
+    s.events
+        .iter()
+        .rev()
+        .take_while(|e| !matches!(e.kind, EventKind::AttemptStarted { .. }))
+        .find_map(|e| match &e.kind {
+            EventKind::SmokePassed { sha: x, .. } if x == sha => Some(true),
+            EventKind::SmokeFailed { sha: x, .. } if x == sha => Some(false),
+            _ => None,
+        })
+        .unwrap_or(false)
 }
 
 fn reason_rule(out: &mut Vec<Refusal>, reason: &str) {
@@ -960,7 +1004,7 @@ fn state_rule(
                 out.extend(ship_refusals(s, cfg));
             }
         }
-        EventKind::Deployed { sha, .. } => {
+        EventKind::Deployed { sha, build, .. } => {
             merged(out);
             if out.is_empty() && s.merge_sha.as_deref() != Some(sha.as_str()) {
                 out.push(refusal(
@@ -972,6 +1016,26 @@ fn state_rule(
                         s.merge_sha.as_deref().map(short).unwrap_or("")
                     ),
                     "production deploys the merge commit",
+                ));
+            }
+            // "Production runs the tested build" is post-mortem evidence:
+            // only a build whose preview passed its smoke checks is one.
+            if let Some(DeployBuild {
+                tested: true,
+                from_sha: Some(from),
+                ..
+            }) = build
+                && out.is_empty()
+                && !smoke_passed_in_attempt(s, from)
+            {
+                out.push(refusal(
+                    "untested_build",
+                    format!(
+                        "{} passed no smoke checks on a preview of {}: its build is not a tested one",
+                        short(from),
+                        s.id
+                    ),
+                    "record the deploy with tested = false (it built, or says why)",
                 ));
             }
         }
@@ -1700,6 +1764,7 @@ mod analysis_rules {
                 environment: "production".into(),
                 deployment: None,
                 previous_deployment: None,
+                build: None,
             });
         }
         let events: Vec<Event> = kinds
@@ -1788,6 +1853,139 @@ mod analysis_rules {
             },
         );
         assert_eq!(codes(&healthy, Door::Watch, &failed(0.2)), vec!["verified"]);
+    }
+
+    fn deployed_with(build: DeployBuild) -> EventKind {
+        EventKind::Deployed {
+            sha: "c".repeat(40),
+            environment: "production".into(),
+            deployment: None,
+            previous_deployment: None,
+            build: Some(build),
+        }
+    }
+
+    fn tested_from(sha: &str) -> DeployBuild {
+        DeployBuild {
+            tested: true,
+            built: false,
+            from_sha: Some(sha.to_string()),
+            build_ms: Some(35),
+            note: None,
+        }
+    }
+
+    fn smoke(passed: bool, sha: &str) -> EventKind {
+        let checks = vec![];
+        if passed {
+            EventKind::SmokePassed {
+                sha: sha.to_string(),
+                checks,
+            }
+        } else {
+            EventKind::SmokeFailed {
+                sha: sha.to_string(),
+                checks,
+            }
+        }
+    }
+
+    #[test]
+    fn a_tested_build_needs_a_passed_smoke_of_the_preview_it_came_from() {
+        let b = "b".repeat(40);
+        // Forged: no smoke passed on b in this incident.
+        assert_eq!(
+            codes(&merged(false), Door::Cli, &deployed_with(tested_from(&b))),
+            vec!["untested_build"]
+        );
+        let smoked = merged(false).with(at(5), "dev", &smoke(true, &b));
+        assert_eq!(
+            codes(&smoked, Door::Cli, &deployed_with(tested_from(&b))),
+            Vec::<&str>::new()
+        );
+        // Another sha's smoke does not vouch for b.
+        let other = merged(false).with(at(5), "dev", &smoke(true, &"d".repeat(40)));
+        assert_eq!(
+            codes(&other, Door::Cli, &deployed_with(tested_from(&b))),
+            vec!["untested_build"]
+        );
+        // The last verdict on b counts: a failed re-run takes it back.
+        let failed_since = smoked.with(at(6), "dev", &smoke(false, &b));
+        assert_eq!(
+            codes(&failed_since, Door::Cli, &deployed_with(tested_from(&b))),
+            vec!["untested_build"]
+        );
+        // A smoke of an earlier attempt does not count for this one.
+        let again = smoked
+            .with(
+                at(7),
+                "dev",
+                &EventKind::AttemptStarted {
+                    attempt: 2,
+                    name: "pdf-2".into(),
+                    branch: "hotfix/pdf-2".into(),
+                    base_sha: "a".repeat(40),
+                    severity: Severity::High,
+                },
+            )
+            .with(
+                at(8),
+                "dev",
+                &EventKind::Merged {
+                    merge_sha: "c".repeat(40),
+                    head_sha: "e".repeat(40),
+                    previous_main: "a".repeat(40),
+                    previous_deployment: None,
+                    source: "cli".into(),
+                },
+            );
+        assert_eq!(
+            codes(&again, Door::Cli, &deployed_with(tested_from(&b))),
+            vec!["untested_build"]
+        );
+        // A build that says it built is never the tested one, needs no smoke.
+        let built = DeployBuild {
+            tested: false,
+            built: true,
+            from_sha: Some(b.clone()),
+            build_ms: Some(65_000),
+            note: Some("main moved since the preview".into()),
+        };
+        assert_eq!(
+            codes(&merged(false), Door::Cli, &deployed_with(built.clone())),
+            Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn a_build_record_holds_together() {
+        let b = "b".repeat(40);
+        let smoked = merged(false).with(at(5), "dev", &smoke(true, &b));
+        let mut no_from = tested_from(&b);
+        no_from.from_sha = None;
+        assert_eq!(
+            codes(&smoked, Door::Cli, &deployed_with(no_from)),
+            vec!["bad_value"]
+        );
+        let mut both = tested_from(&b);
+        both.built = true;
+        assert_eq!(
+            codes(&smoked, Door::Cli, &deployed_with(both)),
+            vec!["bad_value"]
+        );
+        let bad_sha = tested_from("main");
+        assert_eq!(
+            codes(&smoked, Door::Cli, &deployed_with(bad_sha)),
+            vec!["bad_value"]
+        );
+        let long = DeployBuild {
+            note: Some("x".repeat(MAX_SHORT + 1)),
+            ..DeployBuild::default()
+        };
+        assert_eq!(
+            codes(&smoked, Door::Cli, &deployed_with(long)),
+            vec!["bad_value"]
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::state::IncidentState;
 
 /// One checklist item (`checklist --json`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ChecklistItem))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Item {
     pub key: &'static str,
@@ -66,6 +67,10 @@ pub fn fix_verified(s: &IncidentState) -> (bool, Option<String>) {
     } else {
         "health watch not passed ✗".to_string()
     });
+    // What was verified is what the preview tested, when it was promoted.
+    if let Some(e) = s.deployed_build.as_ref().and_then(|b| b.evidence()) {
+        parts.push(format!("{e} ✓"));
+    }
     if !analyses.is_empty() {
         let bad: Vec<String> = analyses
             .iter()
@@ -207,6 +212,7 @@ mod tests {
                 environment: "production".into(),
                 deployment: None,
                 previous_deployment: None,
+                build: None,
             },
         ];
         kinds.extend(more);
@@ -277,6 +283,23 @@ mod tests {
         );
         assert!(fix_verified(&s).0);
         assert_eq!(s.deployed_analyses().len(), 1);
+    }
+
+    #[test]
+    fn a_promoted_tested_build_is_part_of_the_evidence() {
+        let mut s = deployed("dev", vec![passed()]);
+        assert_eq!(fix_verified(&s).1.as_deref(), Some("health watch passed ✓"));
+        s.deployed_build = Some(crate::event::DeployBuild {
+            tested: true,
+            from_sha: Some("b".repeat(40)),
+            ..Default::default()
+        });
+        assert_eq!(
+            fix_verified(&s).1.as_deref(),
+            Some(
+                "health watch passed ✓; production ran the build the preview smoke-tested (promoted from bbbbbbbbbb) ✓"
+            )
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::id::IncidentId;
 use crate::severity::Severity;
 
 /// One commit of the hotfix, with the identities that may not approve it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitInfo {
     pub sha: String,
@@ -21,6 +22,7 @@ pub struct CommitInfo {
 }
 
 /// Size of the hotfix diff against the main it was cut from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiffStat {
     pub files: Vec<String>,
@@ -38,6 +40,7 @@ impl DiffStat {
 }
 
 /// The result of one smoke check against a preview.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {
     pub name: String,
@@ -47,6 +50,7 @@ pub struct CheckResult {
 }
 
 /// Approver roles named by the policy.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -64,6 +68,7 @@ impl Role {
 }
 
 /// The kinds of anti-pattern the process names, recorded when a guard is overridden.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AntiPattern {
@@ -94,6 +99,7 @@ impl AntiPattern {
 
 /// What happened. Serialized with a `type` tag; the names are the stable
 /// vocabulary of the incident log (`hotfix log --json`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
@@ -186,6 +192,11 @@ pub enum EventKind {
         deployment: Option<String>,
         #[serde(default)]
         previous_deployment: Option<String>,
+        /// How production got the build it runs: the preview's tested
+        /// build promoted, or built and why (issue 13). Absent in older
+        /// logs and when neither the engine nor the provider could say.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        build: Option<DeployBuild>,
     },
     HealthPassed {
         sha: String,
@@ -342,7 +353,106 @@ pub enum EventKind {
     },
 }
 
+/// How a production deploy got its build (the `build` of `deployed`).
+///
+/// Why it is recorded: "production runs what the preview smoke-tested" is
+/// evidence for the post-mortem only when the log says so, and a deploy
+/// that built again (main moved) must say why its build is not the tested one.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployBuild {
+    /// Production runs the very build the preview smoke-tested: the merge's
+    /// tree equals the previewed tree and the provider promoted that build
+    /// (no second build). The rulebook admits it only with a passed smoke
+    /// of `from_sha`.
+    #[serde(default)]
+    pub tested: bool,
+    /// A build ran for this deploy (as the provider reports it).
+    #[serde(default)]
+    pub built: bool,
+    /// The previewed sha this deploy was held against: the one whose build
+    /// was promoted when `tested`, else the preview whose tree it compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_sha: Option<String>,
+    /// How long the build (or the promotion) took, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_ms: Option<u64>,
+    /// Why it built rather than promoted ("main moved since the preview: …"),
+    /// or what the provider could say about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl DeployBuild {
+    /// In words, for the timeline, `status`, the log and the post-mortem:
+    /// `the tested build of 3fa4dbfedf promoted (no build, 40ms)`,
+    /// `built in 1m05s: main moved since the preview: …`.
+    pub fn summary(&self) -> String {
+        let took = self.build_ms.map(build_time);
+        let note = self
+            .note
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty());
+        let mut s = if self.tested {
+            format!(
+                "the tested build{} promoted (no build{})",
+                self.from_sha
+                    .as_deref()
+                    .map(|f| format!(" of {}", f.get(..10).unwrap_or(f)))
+                    .unwrap_or_default(),
+                took.map(|t| format!(", {t}")).unwrap_or_default()
+            )
+        } else if self.built {
+            match took {
+                Some(t) => format!("built in {t}"),
+                None => "built".to_string(),
+            }
+        } else {
+            match took {
+                Some(t) => format!("deployed in {t}"),
+                None => String::new(),
+            }
+        };
+        // A promotion says all in its first words; the provider's own
+        // account of it stays in the record (`note`).
+        if let Some(n) = note.filter(|_| !self.tested) {
+            if s.is_empty() {
+                s = n.to_string();
+            } else {
+                s = format!("{s}: {n}");
+            }
+        }
+        s
+    }
+}
+
+impl DeployBuild {
+    /// The post-mortem's and the checklist's evidence line, for a deploy
+    /// that ran the tested build: `production ran the build the preview
+    /// smoke-tested (promoted from 3fa4dbfedf)`. `None` otherwise (what a
+    /// rebuilt deploy ran is not what the preview tested).
+    pub fn evidence(&self) -> Option<String> {
+        let from = self.from_sha.as_deref().filter(|_| self.tested)?;
+        Some(format!(
+            "production ran the build the preview smoke-tested (promoted from {})",
+            from.get(..10).unwrap_or(from)
+        ))
+    }
+}
+
+/// A build's duration: `40ms`, `12.3s`, `1m05s` (a promotion takes
+/// milliseconds; whole seconds would say `0s` of it).
+fn build_time(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1_000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
+        _ => crate::duration::span(i64::try_from(ms / 1000).unwrap_or(i64::MAX)),
+    }
+}
+
 /// Why a reported incident was declined at triage.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeclineReason {
@@ -388,6 +498,7 @@ impl std::str::FromStr for DeclineReason {
 
 /// A step of the rollback plan (previous deployment back, merge reverted on
 /// main, and on develop when it was backported).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum RollbackStep {
@@ -414,6 +525,7 @@ pub enum RollbackStep {
 }
 
 /// Production's health right after a rollback put the previous release back.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollbackHealth {
     /// A probe answered 2xx.
@@ -504,6 +616,7 @@ impl EventKind {
 
 /// An event as stored: numbered within its incident (the version used for
 /// compare-and-set appends), stamped and attributed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub incident: IncidentId,
@@ -546,6 +659,86 @@ mod tests {
         let back: Event = serde_json::from_value(v).expect("deserialize");
         assert_eq!(back, e);
         assert_eq!(e.kind.name(), "pr_opened");
+    }
+
+    #[test]
+    fn a_deployed_event_of_an_older_log_parses_without_its_build() {
+        let old = serde_json::json!({
+            "incident": "HF-3",
+            "seq": 9,
+            "at": "2026-01-01T00:00:00Z",
+            "actor": "dev@example.com",
+            "type": "deployed",
+            "sha": "c".repeat(40),
+            "environment": "production",
+            "deployment": "d1"
+        });
+        let e: Event = serde_json::from_value(old).expect("an old deployed event parses");
+        let EventKind::Deployed { build, .. } = &e.kind else {
+            panic!("not deployed: {e:?}")
+        };
+        assert_eq!(build, &None);
+        // And none is written back: the old shape round-trips.
+        let v = serde_json::to_value(&e).expect("serialize");
+        assert!(v.get("build").is_none(), "{v}");
+        // A new one keeps what it says.
+        let k = EventKind::Deployed {
+            sha: "c".repeat(40),
+            environment: "production".into(),
+            deployment: None,
+            previous_deployment: None,
+            build: Some(DeployBuild {
+                tested: true,
+                built: false,
+                from_sha: Some("b".repeat(40)),
+                build_ms: Some(40),
+                note: None,
+            }),
+        };
+        let v = serde_json::to_value(&k).expect("serialize");
+        assert_eq!(v["build"]["tested"], true);
+        assert_eq!(v["build"]["from_sha"], "b".repeat(40));
+        assert!(v["build"].get("note").is_none());
+        let back: EventKind = serde_json::from_value(v).expect("deserialize");
+        assert_eq!(back, k);
+    }
+
+    #[test]
+    fn a_build_says_whether_it_is_the_tested_one_and_how_long_it_took() {
+        let tested = DeployBuild {
+            tested: true,
+            built: false,
+            from_sha: Some("3fa4dbfedf".repeat(4)),
+            build_ms: Some(40),
+            note: Some("promoted from r3".into()),
+        };
+        assert_eq!(
+            tested.summary(),
+            "the tested build of 3fa4dbfedf promoted (no build, 40ms)"
+        );
+        let built = DeployBuild {
+            tested: false,
+            built: true,
+            from_sha: None,
+            build_ms: Some(65_000),
+            note: Some("main moved since the preview".into()),
+        };
+        assert_eq!(
+            built.summary(),
+            "built in 1m05s: main moved since the preview"
+        );
+        let quick = DeployBuild {
+            built: true,
+            build_ms: Some(12_340),
+            ..DeployBuild::default()
+        };
+        assert_eq!(quick.summary(), "built in 12.3s");
+        assert_eq!(DeployBuild::default().summary(), "");
+        assert_eq!(
+            tested.evidence().as_deref(),
+            Some("production ran the build the preview smoke-tested (promoted from 3fa4dbfedf)")
+        );
+        assert_eq!(built.evidence(), None);
     }
 
     #[test]

@@ -209,6 +209,9 @@ pub struct IncidentState {
     pub merged_by: Option<String>,
     pub previous_main: Option<String>,
     pub deployed_sha: Option<String>,
+    /// How production got the build of `deployed_sha` (issue 13), when the
+    /// deploy recorded it: the preview's tested build promoted, or built and why.
+    pub deployed_build: Option<crate::event::DeployBuild>,
     pub previous_deployment: Option<String>,
     pub healthy_sha: Option<String>,
     pub health_failure: Option<String>,
@@ -334,6 +337,7 @@ impl IncidentState {
             merged_by: None,
             previous_main: None,
             deployed_sha: None,
+            deployed_build: None,
             previous_deployment: None,
             healthy_sha: None,
             health_failure: None,
@@ -463,9 +467,11 @@ impl IncidentState {
             EventKind::Deployed {
                 sha,
                 previous_deployment,
+                build,
                 ..
             } => {
                 self.deployed_sha = Some(sha.clone());
+                self.deployed_build = build.clone();
                 if previous_deployment.is_some() {
                     self.previous_deployment = previous_deployment.clone();
                 }
@@ -726,6 +732,7 @@ impl IncidentState {
         self.merged_by = None;
         self.previous_main = None;
         self.deployed_sha = None;
+        self.deployed_build = None;
         self.previous_deployment = None;
         self.healthy_sha = None;
         self.health_failure = None;

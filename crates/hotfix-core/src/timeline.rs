@@ -11,6 +11,7 @@ use crate::state::IncidentState;
 
 /// How a step stands: what `status` marks it with, the dashboard colours
 /// it by and the post-mortem says of it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {
@@ -42,6 +43,7 @@ impl StepState {
 }
 
 /// One row of the timeline (`status --json` `timeline[]`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = TimelineStep))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
     pub step: &'static str,
@@ -56,6 +58,10 @@ pub struct Step {
     pub over: bool,
     /// `done`, `over` and a rollback in one word.
     pub state: StepState,
+    /// What else the row says: for the production deploy, how it got its
+    /// build (the tested build promoted, or built in how long and why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 fn secs(d: std::time::Duration) -> i64 {
@@ -141,6 +147,7 @@ pub fn timeline(s: &IncidentState, policy: &Policy, now: Timestamp) -> Vec<Step>
             done,
             over,
             state,
+            detail: None,
         });
     };
     push("triage", "Alert & triage", triage, Some(t.triage.0), None);
@@ -166,6 +173,16 @@ pub fn timeline(s: &IncidentState, policy: &Policy, now: Timestamp) -> Vec<Step>
         Some(t.deploy.0),
         undone(deploy),
     );
+    // How production got its build, once it runs the merge.
+    let build = current.iter().rev().find_map(|e| match &e.kind {
+        EventKind::Deployed {
+            build: Some(b),
+            sha,
+            ..
+        } if s.merge_sha.as_deref() == Some(sha.as_str()) => Some(b.summary()),
+        _ => None,
+    });
+
     // A backport the rollback reverted is undone; one never made stays to do.
     let backport_undone = backport.and_then(|b| undone(Some(b)));
     push(
@@ -182,6 +199,9 @@ pub fn timeline(s: &IncidentState, policy: &Policy, now: Timestamp) -> Vec<Step>
         Some(t.resolved.0),
         None,
     );
+    if let Some(row) = rows.iter_mut().find(|r| r.step == "deploy") {
+        row.detail = build.filter(|b| !b.is_empty());
+    }
     for e in &s.events {
         if let EventKind::RolledBack { .. } = e.kind {
             rows.push(Step {
@@ -193,6 +213,7 @@ pub fn timeline(s: &IncidentState, policy: &Policy, now: Timestamp) -> Vec<Step>
                 done: true,
                 over: false,
                 state: StepState::RolledBack,
+                detail: None,
             });
         }
     }
@@ -259,6 +280,7 @@ mod tests {
                     environment: "production".into(),
                     deployment: None,
                     previous_deployment: None,
+                    build: None,
                 },
             ),
             (
@@ -352,6 +374,38 @@ mod tests {
         let now = s.rolled_back_to.as_ref().unwrap_or_else(|| panic!("none"));
         assert_eq!(now.sha.as_deref(), Some("a".repeat(40).as_str()));
         assert_eq!(now.health.as_ref().map(|h| h.healthy), Some(true));
+    }
+
+    #[test]
+    fn the_deploy_row_says_how_production_got_its_build() {
+        let with_build = |b: Option<crate::event::DeployBuild>| {
+            let mut events = shipped(false).events;
+            for e in &mut events {
+                if let EventKind::Deployed { build, .. } = &mut e.kind {
+                    *build = b.clone();
+                }
+            }
+            IncidentState::fold(&events).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let old = timeline(&with_build(None), &Policy::default(), at(1500));
+        assert_eq!(row(&old, "deploy").detail, None);
+        let tested = with_build(Some(crate::event::DeployBuild {
+            tested: true,
+            built: false,
+            from_sha: Some("b".repeat(40)),
+            build_ms: Some(35),
+            note: None,
+        }));
+        let rows = timeline(&tested, &Policy::default(), at(1500));
+        assert_eq!(
+            row(&rows, "deploy").detail.as_deref(),
+            Some("the tested build of bbbbbbbbbb promoted (no build, 35ms)")
+        );
+        assert_eq!(row(&rows, "preview").detail, None);
+        let v = serde_json::to_value(row(&rows, "deploy")).unwrap_or_default();
+        assert!(v["detail"].as_str().is_some_and(|d| d.contains("no build")));
+        let v = serde_json::to_value(row(&old, "deploy")).unwrap_or_default();
+        assert!(v.get("detail").is_none(), "{v}");
     }
 
     #[test]

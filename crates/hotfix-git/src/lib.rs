@@ -129,6 +129,26 @@ impl Git {
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()))
     }
 
+    /// The tree id of `rev` (`git rev-parse REV^{tree}`), `None` when it
+    /// names no commit here. Why trees: a merge commit and the hotfix head
+    /// it merged have different shas but, when main did not move, the same
+    /// tree: the same files, so the same build (issue 13 compares trees).
+    pub fn tree_of(&self, rev: &str) -> Result<Option<String>, GitError> {
+        let spec = format!("{rev}^{{tree}}");
+        let out = self.output(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ])?;
+        Ok(out
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .filter(|t| !t.is_empty()))
+    }
+
     /// The sha of a branch on the remote right now (asks the remote).
     pub fn remote_branch_sha(
         &self,
@@ -509,6 +529,35 @@ mod tests {
         assert_eq!(g.show_file("--help", "hotfix.toml").unwrap(), None);
         assert!(g.is_tracked("hotfix.toml").unwrap());
         assert!(!g.is_tracked("missing.toml").unwrap());
+    }
+
+    #[test]
+    fn tree_of_is_equal_for_two_commits_of_the_same_files() {
+        let (_tmp, g) = repo();
+        let head = g.rev_parse("HEAD").unwrap().unwrap();
+        let tree = g.tree_of("HEAD").unwrap().unwrap();
+        assert_eq!(tree.len(), 40);
+        assert_ne!(tree, head);
+        // Another commit of the same tree (what a merge is when main did not move).
+        let twin = g
+            .run(&[
+                "-c",
+                "user.email=t@example.com",
+                "-c",
+                "user.name=T",
+                "commit-tree",
+                &tree,
+                "-p",
+                &head,
+                "-m",
+                "twin",
+            ])
+            .unwrap();
+        let twin = twin.trim();
+        assert_ne!(twin, head);
+        assert_eq!(g.tree_of(twin).unwrap().as_deref(), Some(tree.as_str()));
+        assert_eq!(g.tree_of(&"0".repeat(40)).unwrap(), None);
+        assert_eq!(g.tree_of("--help").unwrap(), None);
     }
 
     #[test]

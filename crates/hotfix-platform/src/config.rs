@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use hotfix_core::duration::{HumanDuration, MAX_DURATION};
+
 use crate::PlatformError;
 use crate::types::ReleaseSettings;
 
@@ -51,8 +53,31 @@ pub struct PlatformConfig {
     /// gets step by step before it is promoted. Empty: a plain switch.
     /// The platform only routes; the deploy client drives the steps.
     pub canary: Vec<f64>,
-    /// `[deploy] canary_pause`: how long each canary step lasts. Default 30s.
+    /// `[deploy] canary_pause`, parsed (and validated) with the rest of
+    /// `[deploy]` but not used by the platform: the deploy client drives
+    /// the steps and watches each for `canary_pause`, defaulting to its
+    /// watch window (`hotfix ship`). Kept so a platform started on its own
+    /// reports the value the team wrote; the 30s default here is only the
+    /// platform's own.
     pub canary_pause: Duration,
+    /// `[deploy] cache`: build-state paths (relative to the repository
+    /// root, e.g. `target`, `node_modules`) copied into a new release from
+    /// the newest build with the same lockfiles, so `build` is incremental.
+    /// Each release builds in its own copy: concurrent builds never share
+    /// a writable directory.
+    pub cache: Vec<String>,
+    /// `[deploy] artifacts`: what a promotion links from the tested build
+    /// into production (paths relative to the root). Empty: every
+    /// untracked or ignored file of the tested build's worktree.
+    pub artifacts: Vec<String>,
+    /// `[deploy] cache_key`: files (relative to the root) that key the
+    /// cache besides the known lockfiles.
+    pub cache_key: Vec<String>,
+    /// Whether a production deploy may promote a built release of the same
+    /// tree instead of building. Always on from `hotfix.toml`; off only
+    /// for the benchmark's baseline (every release builds, as before
+    /// issue 13).
+    pub promote: bool,
 }
 
 impl PlatformConfig {
@@ -77,6 +102,10 @@ impl PlatformConfig {
             stop_timeout: Duration::from_secs(2),
             canary: Vec::new(),
             canary_pause: Duration::from_secs(30),
+            cache: Vec::new(),
+            artifacts: Vec::new(),
+            cache_key: Vec::new(),
+            promote: true,
         }
     }
 
@@ -141,6 +170,9 @@ impl PlatformConfig {
             })?;
         }
         cfg.canary = canary_steps(deploy.get("canary"))?;
+        cfg.cache = repo_paths(deploy.get("cache"), "cache")?;
+        cfg.artifacts = repo_paths(deploy.get("artifacts"), "artifacts")?;
+        cfg.cache_key = repo_paths(deploy.get("cache_key"), "cache_key")?;
         for (key, slot) in [
             ("warm", &mut cfg.warm),
             ("ready_timeout", &mut cfg.ready_timeout),
@@ -150,11 +182,10 @@ impl PlatformConfig {
             ("canary_pause", &mut cfg.canary_pause),
         ] {
             if let Some(v) = str_key(key)? {
-                *slot = parse_duration(v).ok_or_else(|| {
-                    PlatformError::Config(format!(
-                        "[deploy] {key} = `{v}` is not a duration: write e.g. 250ms, 30s, 10m or 1h"
-                    ))
-                })?;
+                *slot = v
+                    .parse::<HumanDuration>()
+                    .map_err(|e| PlatformError::Config(format!("[deploy] {key}: {e}")))?
+                    .0;
             }
         }
         Ok(cfg)
@@ -192,6 +223,9 @@ impl PlatformConfig {
             warm_ms: ms(self.warm),
             drain_ms: ms(self.drain),
             stop_timeout_ms: ms(self.stop_timeout),
+            cache: self.cache.clone(),
+            artifacts: self.artifacts.clone(),
+            cache_key: self.cache_key.clone(),
         }
     }
 
@@ -217,6 +251,9 @@ impl PlatformConfig {
             warm: dur("warm", s.warm_ms)?,
             drain: dur("drain", s.drain_ms)?,
             stop_timeout: dur("stop_timeout", s.stop_timeout_ms)?,
+            cache: s.cache.clone(),
+            artifacts: s.artifacts.clone(),
+            cache_key: s.cache_key.clone(),
             ..self.clone()
         };
         cfg.validate()
@@ -242,6 +279,15 @@ impl PlatformConfig {
                 "health_path `{}` must start with `/`",
                 self.health_path
             )));
+        }
+        for (key, list) in [
+            ("cache", &self.cache),
+            ("artifacts", &self.artifacts),
+            ("cache_key", &self.cache_key),
+        ] {
+            for p in list {
+                check_repo_path(p, key)?;
+            }
         }
         Ok(())
     }
@@ -283,6 +329,57 @@ fn canary_steps(v: Option<&toml::Value>) -> Result<Vec<f64>, PlatformError> {
         out.push(n);
     }
     Ok(out)
+}
+
+/// `[deploy] cache = ["target", "node_modules"]` (and `artifacts`,
+/// `cache_key`): a list of paths inside the repository.
+fn repo_paths(v: Option<&toml::Value>, key: &str) -> Result<Vec<String>, PlatformError> {
+    let items = match v {
+        None => return Ok(Vec::new()),
+        Some(toml::Value::Array(a)) => a,
+        Some(_) => {
+            return Err(PlatformError::Config(format!(
+                "[deploy] {key} must be a list of paths, e.g. {key} = [\"target\"]"
+            )));
+        }
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Some(p) = item.as_str() else {
+            return Err(PlatformError::Config(format!(
+                "[deploy] {key}: {item} is not a string; write paths as strings, e.g. {key} = [\"target\"]"
+            )));
+        };
+        check_repo_path(p, key)?;
+        out.push(p.trim_end_matches('/').to_string());
+    }
+    Ok(out)
+}
+
+/// A path the platform copies or links inside a release worktree: relative,
+/// inside it (no `..`), not the worktree itself nor git's own files.
+pub(crate) fn check_repo_path(p: &str, key: &str) -> Result<(), PlatformError> {
+    let path = Path::new(p);
+    let trimmed = p.trim_end_matches('/');
+    let bad = trimmed.is_empty()
+        || trimmed == "."
+        || path.is_absolute()
+        || path.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
+        || path
+            .components()
+            .next()
+            .is_some_and(|c| c.as_os_str() == ".git");
+    if bad {
+        return Err(PlatformError::Config(format!(
+            "[deploy] {key}: `{p}` must be a path inside the repository, relative to its root (e.g. \"target\"), without `..` and not `.git`"
+        )));
+    }
+    Ok(())
 }
 
 /// `http://host:port` of a listening address; an unspecified host (`0.0.0.0`)
@@ -335,46 +432,12 @@ pub fn default_state_dir(repo_root: &Path) -> Result<PathBuf, PlatformError> {
     Ok(PathBuf::from(dir).join("hotfix").join("platform"))
 }
 
-/// The longest duration accepted, 100 years (as `hotfix.toml`'s own
-/// parser): every deadline made from one (`Instant::now() + ready_timeout`)
-/// stays in the clock's range instead of panicking.
-const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// `250ms`, `30s`, `10m`, `1h`, `1h30m`, `0`; `None` past [`MAX_DURATION`].
+/// `250ms`, `30s`, `10m`, `1h`, `1h30m`, `0`; `None` for anything else and
+/// past [`MAX_DURATION`] (100 years). The same parser as `hotfix.toml`'s
+/// ([`HumanDuration`]): a value the CLI accepts is never refused here, and
+/// a value too large for either is a configuration error, never a panic.
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let t = s.trim();
-    if t == "0" {
-        return Some(Duration::ZERO);
-    }
-    if t.is_empty() {
-        return None;
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let n_end = rest.find(|c: char| !c.is_ascii_digit())?;
-        if n_end == 0 {
-            return None;
-        }
-        let n: u64 = rest[..n_end].parse().ok()?;
-        rest = &rest[n_end..];
-        let u_end = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = rest[..u_end].trim();
-        rest = rest[u_end..].trim_start();
-        let d = match unit {
-            "ms" => Duration::from_millis(n),
-            "s" | "sec" | "secs" => Duration::from_secs(n),
-            "m" | "min" | "mins" => Duration::from_secs(n.checked_mul(60)?),
-            "h" | "hr" | "hrs" => Duration::from_secs(n.checked_mul(3600)?),
-            _ => return None,
-        };
-        // Checked: the sum overflowed `Duration` and panicked (its
-        // regression test: tests/fuzz_regressions.rs).
-        total = total.checked_add(d).filter(|t| *t <= MAX_DURATION)?;
-    }
-    Some(total)
+    s.parse::<HumanDuration>().ok().map(|d| d.0)
 }
 
 #[cfg(test)]
@@ -437,6 +500,33 @@ mod tests {
             let e = PlatformConfig::from_deploy_table(Path::new("/r"), Some("/s".into()), &t);
             assert!(
                 e.is_err_and(|e| e.to_string().contains("[deploy] canary")),
+                "{bad}"
+            );
+        }
+        let t: toml::Table =
+            "run = \"x\"\ncache = [\"target/\", \"web/node_modules\"]\nartifacts = [\"target/release/app\"]\ncache_key = [\"rust-toolchain.toml\"]"
+                .parse()
+                .expect("toml");
+        let c =
+            PlatformConfig::from_deploy_table(Path::new("/r"), Some("/s".into()), &t).expect("cfg");
+        assert_eq!(c.cache, vec!["target", "web/node_modules"]);
+        assert_eq!(c.artifacts, vec!["target/release/app"]);
+        assert_eq!(c.cache_key, vec!["rust-toolchain.toml"]);
+        let back = c.with_settings(&c.settings()).expect("settings");
+        assert_eq!(back.cache, c.cache);
+        for bad in [
+            "[\"/abs\"]",
+            "[\"../up\"]",
+            "[\".git\"]",
+            "[\"\"]",
+            "[\".\"]",
+            "\"target\"",
+            "[1]",
+        ] {
+            let t: toml::Table = format!("run = \"x\"\ncache = {bad}").parse().expect("toml");
+            let e = PlatformConfig::from_deploy_table(Path::new("/r"), Some("/s".into()), &t);
+            assert!(
+                e.is_err_and(|e| e.to_string().contains("[deploy] cache")),
                 "{bad}"
             );
         }

@@ -1,13 +1,19 @@
 //! The git commands the platform needs: resolve a sha, add and remove a
 //! release worktree. System `git` with argument vectors, never a shell.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
 
 use crate::PlatformError;
 
 async fn git(repo: &Path, args: &[&std::ffi::OsStr]) -> Result<String, PlatformError> {
+    let out = git_raw(repo, args).await?;
+    Ok(String::from_utf8_lossy(&out).trim().to_string())
+}
+
+/// stdout of a git command as it is (no trimming: NUL-separated lists).
+async fn git_raw(repo: &Path, args: &[&std::ffi::OsStr]) -> Result<Vec<u8>, PlatformError> {
     let shown = args
         .iter()
         .map(|a| a.to_string_lossy())
@@ -27,7 +33,7 @@ async fn git(repo: &Path, args: &[&std::ffi::OsStr]) -> Result<String, PlatformE
             detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    Ok(out.stdout)
 }
 
 /// Full sha of the commit `rev` names. Refuses anything that looks like an
@@ -103,4 +109,73 @@ pub(crate) async fn worktree_remove(repo: &Path, dir: &Path) {
         let _ = tokio::fs::remove_dir_all(dir).await;
         let _ = git(repo, &["worktree".as_ref(), "prune".as_ref()]).await;
     }
+}
+
+/// The tree id of commit `sha` (`git rev-parse <sha>^{tree}`): two commits
+/// with the same tree have byte-identical tracked files, which is what
+/// makes a tested build reusable for a merge commit whose main did not move.
+pub(crate) async fn tree_of(repo: &Path, sha: &str) -> Result<String, PlatformError> {
+    let spec = format!("{sha}^{{tree}}");
+    git(
+        repo,
+        &[
+            "rev-parse".as_ref(),
+            "--verify".as_ref(),
+            "--quiet".as_ref(),
+            "--end-of-options".as_ref(),
+            spec.as_ref(),
+        ],
+    )
+    .await
+}
+
+/// NUL-separated output of git, split (paths may hold any byte but NUL).
+async fn git_z(repo: &Path, args: &[&std::ffi::OsStr]) -> Result<Vec<PathBuf>, PlatformError> {
+    use std::os::unix::ffi::OsStrExt;
+    let out = git_raw(repo, args).await?;
+    Ok(out
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| PathBuf::from(std::ffi::OsStr::from_bytes(s)))
+        .collect())
+}
+
+/// What a build left in a worktree: every untracked file, ignored ones
+/// included (no `--exclude-standard`), with wholly untracked directories
+/// as one entry (`target/`), relative to the worktree.
+pub(crate) async fn untracked(worktree: &Path) -> Result<Vec<PathBuf>, PlatformError> {
+    git_z(
+        worktree,
+        &[
+            "ls-files".as_ref(),
+            "--others".as_ref(),
+            "--directory".as_ref(),
+            "-z".as_ref(),
+        ],
+    )
+    .await
+}
+
+/// The tracked files of a worktree, relative to it.
+pub(crate) async fn tracked(worktree: &Path) -> Result<Vec<PathBuf>, PlatformError> {
+    git_z(worktree, &["ls-files".as_ref(), "-z".as_ref()]).await
+}
+
+/// The paths whose content differs between commits `a` and `b` (both
+/// sides of a rename).
+pub(crate) async fn changed(repo: &Path, a: &str, b: &str) -> Result<Vec<PathBuf>, PlatformError> {
+    git_z(
+        repo,
+        &[
+            "diff".as_ref(),
+            "--name-only".as_ref(),
+            "--no-renames".as_ref(),
+            "-z".as_ref(),
+            "--end-of-options".as_ref(),
+            a.as_ref(),
+            b.as_ref(),
+            "--".as_ref(),
+        ],
+    )
+    .await
 }

@@ -131,7 +131,7 @@
 //! build_timeout = "20m"
 //! stop_timeout  = "2s"                     # SIGTERM → SIGKILL grace
 //! canary        = ["10%", "50%"]           # canary steps (driven by the deploy client)
-//! canary_pause  = "30s"                    # per step
+//! canary_pause  = "30s"                    # per step (`hotfix ship` watches each; default: its watch)
 //! ```
 //! Commands are split with `shell-words`; no shell ever runs them.
 //!
@@ -141,6 +141,7 @@
 //! `platform.log`, `state.json`, `releases/<id>/`, `logs/` (one log per
 //! commit and target, see [`release_log`]), `data/`.
 
+mod buildcache;
 mod client;
 mod config;
 mod error;
@@ -165,9 +166,10 @@ pub use paths::release_log;
 pub use server::run_foreground;
 pub use sys::default_sigpipe;
 pub use types::{
-    ApiError, CanaryInfo, CanaryOutcome, CanaryRequest, CanaryWeight, ControlInfo, CrashReport,
-    DeployMeta, DeployOutcome, DeployRequest, DeployVia, HistoryAction, HistoryEntry, LaunchStep,
-    PlatformStats, PlatformStatus, PreviewInfo, PromoteRequest, ReleaseInfo, ReleaseKind,
-    ReleaseSettings, ReleaseState, ReleaseStats, RollbackRequest, RouteStats,
+    ApiError, BuildHow, BuildInfo, CanaryInfo, CanaryOutcome, CanaryRequest, CanaryWeight,
+    ControlInfo, CrashReport, DeployMeta, DeployOutcome, DeployRequest, DeployVia, HistoryAction,
+    HistoryEntry, LaunchStep, PlatformStats, PlatformStatus, PreviewInfo, PreviewedHint,
+    PromoteRequest, ReleaseInfo, ReleaseKind, ReleaseSettings, ReleaseState, ReleaseStats,
+    RollbackRequest, RouteStats,
 };
 pub use util::{free_port, log_tail};

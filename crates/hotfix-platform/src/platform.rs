@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -18,15 +18,16 @@ use hyper::Request;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::buildcache::{self, Mode};
 use crate::config::PlatformConfig;
 use crate::paths::Paths;
 use crate::procs::{SpawnSpec, Spawner, describe_exit, run_to_end};
 use crate::proxy::{HttpClient, Proxy, Upstream};
 use crate::stats::Counters;
 use crate::types::{
-    CanaryInfo, CanaryOutcome, CrashReport, DeployMeta, DeployOutcome, HistoryAction, HistoryEntry,
-    LaunchStep, PlatformStatus, PreviewInfo, ReleaseInfo, ReleaseKind, ReleaseSettings,
-    ReleaseState, ReleaseStats,
+    BuildHow, BuildInfo, CanaryInfo, CanaryOutcome, CrashReport, DeployMeta, DeployOutcome,
+    HistoryAction, HistoryEntry, LaunchStep, PlatformStatus, PreviewInfo, PreviewedHint,
+    ReleaseInfo, ReleaseKind, ReleaseSettings, ReleaseState, ReleaseStats,
 };
 use crate::util::{self, log_line, log_tail};
 use crate::{PlatformError, git, sys};
@@ -34,6 +35,12 @@ use crate::{PlatformError, git, sys};
 const LOG_TAIL_LINES: usize = 30;
 const MAX_CRASH_REPORTS: usize = 20;
 const MAX_HISTORY: usize = 50;
+/// Builds of removed previews kept for promotion and as cache sources.
+/// A few: a ship promotes the newest; more would only cost disk.
+const KEEP_BUILDS: usize = 3;
+/// How long a discard waits for a promotion or cache copy reading the
+/// release's worktree to finish before deleting it anyway.
+const PIN_WAIT: Duration = Duration::from_secs(300);
 
 /// A running process of a release.
 struct Proc {
@@ -52,6 +59,36 @@ pub(crate) struct Release {
     cfg: Arc<PlatformConfig>,
     /// What the proxy counted of its answers (`GET /v1/stats`).
     stats: Arc<Counters>,
+    /// For a production deploy: the build the engine's preview tested.
+    hint: Mutex<Option<PreviewedHint>>,
+    /// Promotions and cache copies reading its worktree right now: a
+    /// discard waits for them (see [`Pin`]).
+    pins: AtomicUsize,
+}
+
+/// A promotion or a cache copy reads `0`'s worktree: it is not deleted
+/// until the pin is dropped.
+struct Pin(Arc<Release>);
+
+impl Pin {
+    fn new(rel: &Arc<Release>) -> Pin {
+        rel.pins.fetch_add(1, Ordering::SeqCst);
+        Pin(rel.clone())
+    }
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        self.0.pins.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The release number of `r12-1a2b3c4` (newest = largest).
+fn release_no(id: &str) -> u64 {
+    id.strip_prefix('r')
+        .and_then(|r| r.split('-').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -67,6 +104,8 @@ impl Release {
             proc_: Mutex::new(None),
             cfg,
             stats: Arc::new(Counters::default()),
+            hint: Mutex::new(None),
+            pins: AtomicUsize::new(0),
         })
     }
     pub fn info(&self) -> ReleaseInfo {
@@ -99,6 +138,23 @@ fn short(sha: &str) -> &str {
     &sha[..sha.len().min(10)]
 }
 
+fn ms_since(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+fn join_notes(notes: &[String]) -> Option<String> {
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
 /// What `state.json` holds.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct StateFile {
@@ -124,6 +180,9 @@ pub(crate) struct StateFile {
     /// Aborted canaries not yet discarded: a restart completes the abort.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aborting: Vec<Persisted>,
+    /// Builds of removed previews, newest first (see [`KEEP_BUILDS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<Persisted>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -155,6 +214,8 @@ struct State {
     canary: Option<Canary>,
     /// Aborted canaries still draining: a restart discards them.
     aborting: Vec<Arc<Release>>,
+    /// Builds of removed previews (not running), newest first.
+    kept: VecDeque<Arc<Release>>,
 }
 
 /// A release that gets `weight` percent of production's requests.
@@ -230,6 +291,7 @@ impl Inner {
                 starting: Vec::new(),
                 canary: None,
                 aborting: Vec::new(),
+                kept: VecDeque::new(),
             }),
             prod_lock: tokio::sync::Mutex::new(()),
             preview_lock: tokio::sync::Mutex::new(()),
@@ -319,6 +381,7 @@ impl Inner {
                 since: c.since.clone(),
             }),
             aborting: st.aborting.iter().map(p).collect(),
+            kept: st.kept.iter().map(p).collect(),
         };
         let res = serde_json::to_vec_pretty(&file)
             .map_err(|e| PlatformError::Json {
@@ -375,6 +438,7 @@ impl Inner {
                 exit_status: None,
                 step: None,
                 origin: Some(meta),
+                build: None,
             },
             cfg,
         )
@@ -407,42 +471,13 @@ impl Inner {
             &log,
             &format!("---- release {} ({:?}) of {}", info.id, info.kind, info.sha),
         );
-        let mut built = false;
-        if !info.worktree.join(".git").exists() {
-            log_line(
-                &log,
-                &format!("checking out {} into {}", info.sha, info.worktree.display()),
-            );
-            {
-                let _g = self.git_lock.lock().await;
-                if let Err(e) =
-                    git::worktree_add(&self.cfg.repo_root, &info.worktree, &info.sha).await
-                {
-                    log_line(&log, &format!("checkout failed: {e}"));
-                    return Err(e);
-                }
-            }
-            if let Some(build) = &cfg.build {
-                rel.set(|i| i.step = Some(LaunchStep::Build));
-                log_line(&log, &format!("building: {}", build.join(" ")));
-                let spec = SpawnSpec {
-                    argv: build.clone(),
-                    cwd: info.worktree.clone(),
-                    env: self.release_env(&info, None),
-                    log: log.clone(),
-                };
-                if let Err(detail) = run_to_end(&self.spawner, spec, cfg.build_timeout).await {
-                    log_line(&log, &format!("build failed: {detail}"));
-                    return Err(PlatformError::Build {
-                        release: info.id.clone(),
-                        detail,
-                        tail: log_tail(&log, LOG_TAIL_LINES),
-                        log,
-                    });
-                }
-                built = true;
-            }
-        }
+        // A worktree that exists (a restart, a cold rollback target) holds
+        // its build already: only a new one is prepared.
+        let built = if info.worktree.join(".git").exists() {
+            false
+        } else {
+            self.prepare(rel, &cfg, &info).await?
+        };
         util::private_dir(&info.data_dir)?;
         // Keep the port a release had before a restart: preview URLs stay valid.
         let port = if util::port_free(info.port) {
@@ -503,6 +538,409 @@ impl Inner {
                 Err(e)
             }
         }
+    }
+
+    // ---------------------------------------------------------------- build once
+
+    /// Checks `info.sha` out into the release's new worktree and gets it its
+    /// build: promoted from a built release of the same tree (production
+    /// and canary releases; the engine's previewed build preferred), else
+    /// `build` on top of the `[deploy] cache` of an earlier build with the
+    /// same lockfiles, else `build` from nothing. Records how, and how long
+    /// it took, in the release's [`BuildInfo`]. Returns whether `build` ran.
+    async fn prepare(
+        self: &Arc<Self>,
+        rel: &Arc<Release>,
+        cfg: &Arc<PlatformConfig>,
+        info: &ReleaseInfo,
+    ) -> Result<bool, PlatformError> {
+        let t0 = Instant::now();
+        let log = &info.log_path;
+        let tree = match git::tree_of(&self.cfg.repo_root, &info.sha).await {
+            Ok(t) => t,
+            Err(e) => {
+                log_line(log, &format!("cannot read the tree of {}: {e}", info.sha));
+                return Err(e);
+            }
+        };
+        // Decided before the checkout, so a source found is pinned while
+        // the worktree is being made.
+        let promotion = (info.kind == ReleaseKind::Production && cfg.promote)
+            .then(|| self.promotion_source(rel, cfg, &tree));
+        self.checkout(info).await?;
+        let mut notes: Vec<String> = Vec::new();
+        match promotion {
+            Some(Ok(src)) => {
+                rel.set(|i| i.step = Some(LaunchStep::Promote));
+                let from = src.0.info();
+                log_line(
+                    log,
+                    &format!(
+                        "promoting the build of {} ({}): same tree {}, so no build runs",
+                        from.id,
+                        short(&from.sha),
+                        short(&tree)
+                    ),
+                );
+                match self.promote(&src, cfg, info).await {
+                    Ok(n) => {
+                        let ms = ms_since(t0);
+                        log_line(
+                            log,
+                            &format!(
+                                "promoted from {}: {} files ({}) linked, ready in {ms} ms: this release runs the tested build",
+                                from.id,
+                                n.files,
+                                human_bytes(n.bytes)
+                            ),
+                        );
+                        let cache_key = from.build.and_then(|b| b.cache_key);
+                        rel.set(|i| {
+                            i.build = Some(BuildInfo {
+                                how: BuildHow::Promoted,
+                                tree,
+                                from: Some(from.id),
+                                from_sha: Some(from.sha),
+                                cache_key,
+                                ms,
+                                build_ms: None,
+                                note: None,
+                            })
+                        });
+                        return Ok(false);
+                    }
+                    Err(e) => {
+                        drop(src);
+                        let why =
+                            format!("the build of {} could not be carried over ({e})", from.id);
+                        log_line(log, &format!("{why}; building in a fresh checkout instead"));
+                        // Files linked so far are the tested build's own:
+                        // a build must never write into them.
+                        self.checkout(info).await?;
+                        notes.push(why);
+                    }
+                }
+            }
+            Some(Err(why)) => {
+                log_line(log, &format!("not promoted: {why}; building"));
+                notes.push(why);
+            }
+            None => {}
+        }
+        let key = {
+            let (wt, extra) = (info.worktree.clone(), cfg.cache_key.clone());
+            tokio::task::spawn_blocking(move || buildcache::cache_key(&wt, &extra))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        let Some(build) = &cfg.build else {
+            let ms = ms_since(t0);
+            rel.set(|i| {
+                i.build = Some(BuildInfo {
+                    how: BuildHow::None,
+                    tree,
+                    from: None,
+                    from_sha: None,
+                    cache_key: key,
+                    ms,
+                    build_ms: None,
+                    note: join_notes(&notes),
+                })
+            });
+            return Ok(false);
+        };
+        let mut how = BuildHow::Cold;
+        let mut from = None;
+        if !cfg.cache.is_empty() {
+            rel.set(|i| i.step = Some(LaunchStep::Cache));
+            match self.restore_cache(rel, cfg, info, key.as_deref()).await {
+                Ok(src) => {
+                    how = BuildHow::Cached;
+                    from = Some(src);
+                }
+                Err(why) => {
+                    log_line(log, &format!("cache: {why}; building cold"));
+                    notes.push(format!("cold: {why}"));
+                }
+            }
+        }
+        rel.set(|i| i.step = Some(LaunchStep::Build));
+        log_line(log, &format!("building: {}", build.join(" ")));
+        let spec = SpawnSpec {
+            argv: build.clone(),
+            cwd: info.worktree.clone(),
+            env: self.release_env(info, None),
+            log: log.clone(),
+        };
+        let tb = Instant::now();
+        if let Err(detail) = run_to_end(&self.spawner, spec, cfg.build_timeout).await {
+            log_line(log, &format!("build failed: {detail}"));
+            return Err(PlatformError::Build {
+                release: info.id.clone(),
+                detail,
+                tail: log_tail(log, LOG_TAIL_LINES),
+                log: log.clone(),
+            });
+        }
+        let build_ms = ms_since(tb);
+        let (from, from_sha) = from.unzip();
+        let bi = BuildInfo {
+            how,
+            tree,
+            from,
+            from_sha,
+            cache_key: key,
+            ms: ms_since(t0),
+            build_ms: Some(build_ms),
+            note: join_notes(&notes),
+        };
+        log_line(
+            log,
+            &format!(
+                "built ({}) in {build_ms} ms; ready to start after {} ms",
+                bi.describe(),
+                bi.ms
+            ),
+        );
+        rel.set(|i| i.build = Some(bi));
+        Ok(true)
+    }
+
+    /// `git worktree add` of the release's sha (a leftover directory of a
+    /// crash, or of a promotion given up, is removed first).
+    async fn checkout(&self, info: &ReleaseInfo) -> Result<(), PlatformError> {
+        log_line(
+            &info.log_path,
+            &format!("checking out {} into {}", info.sha, info.worktree.display()),
+        );
+        let _g = self.git_lock.lock().await;
+        if let Err(e) = git::worktree_add(&self.cfg.repo_root, &info.worktree, &info.sha).await {
+            log_line(&info.log_path, &format!("checkout failed: {e}"));
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Every release whose worktree holds a finished build: production,
+    /// previous, canary, previews and the kept builds of removed previews
+    /// (never one still starting). Newest first.
+    fn built_releases(st: &State, except: &Arc<Release>) -> Vec<Arc<Release>> {
+        let mut out: Vec<Arc<Release>> = st
+            .production
+            .iter()
+            .chain(st.previous.iter())
+            .chain(st.canary.iter().map(|c| &c.rel))
+            .chain(st.previews.values())
+            .chain(st.kept.iter())
+            .filter(|r| !Arc::ptr_eq(r, except))
+            .filter(|r| {
+                let i = r.info();
+                i.build.is_some()
+                    && !matches!(i.state, ReleaseState::Stopped | ReleaseState::Starting)
+                    && i.worktree.join(".git").exists()
+            })
+            .cloned()
+            .collect();
+        out.sort_by_key(|r| std::cmp::Reverse(release_no(&r.info().id)));
+        out.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        out
+    }
+
+    /// The built release `rel` can be promoted from: one of the same tree,
+    /// built with the same command and not crashed, the engine's previewed
+    /// sha first. Otherwise why not, in words for the log and the answer.
+    fn promotion_source(
+        &self,
+        rel: &Arc<Release>,
+        cfg: &PlatformConfig,
+        tree: &str,
+    ) -> Result<Pin, String> {
+        let hint = lock(&rel.hint).clone();
+        let st = lock(&self.state);
+        let same_tree: Vec<Arc<Release>> = Self::built_releases(&st, rel)
+            .into_iter()
+            .filter(|r| {
+                let i = r.info();
+                i.state != ReleaseState::Crashed && i.build.as_ref().is_some_and(|b| b.tree == tree)
+            })
+            .collect();
+        let (usable, other_build): (Vec<_>, Vec<_>) = same_tree
+            .into_iter()
+            .partition(|r| r.cfg.build == cfg.build);
+        if let Some(h) = &hint
+            && let Some(r) = usable.iter().find(|r| r.info().sha == h.sha)
+        {
+            return Ok(Pin::new(r));
+        }
+        if let Some(r) = usable.first() {
+            return Ok(Pin::new(r));
+        }
+        Err(match (&hint, other_build.first()) {
+            (_, Some(r)) => format!(
+                "the build command changed since {} built this tree",
+                r.info().id
+            ),
+            (Some(h), None) if h.tree != tree => format!(
+                "main moved: tree {} differs from the previewed {} (preview {})",
+                short(tree),
+                short(&h.tree),
+                short(&h.sha)
+            ),
+            (Some(h), None) => format!(
+                "the preview's build is gone (no release of {} is kept)",
+                short(&h.sha)
+            ),
+            (None, None) => format!("no built release of this tree ({})", short(tree)),
+        })
+    }
+
+    /// Links the build outputs of `src` into `info`'s fresh worktree: the
+    /// `[deploy] artifacts` paths, or every untracked and ignored file of
+    /// `src`'s worktree. Tracked files get `src`'s mtimes too, so the
+    /// promoted worktree is indistinguishable from the tested one (and a
+    /// later cache copy from it is as incremental as one from `src`).
+    async fn promote(
+        &self,
+        src: &Pin,
+        cfg: &PlatformConfig,
+        info: &ReleaseInfo,
+    ) -> Result<buildcache::Carried, String> {
+        let from = src.0.info();
+        let configured = !cfg.artifacts.is_empty();
+        let paths: Vec<PathBuf> = if configured {
+            cfg.artifacts.iter().map(PathBuf::from).collect()
+        } else {
+            git::untracked(&from.worktree)
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        let tracked = git::tracked(&info.worktree)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (sw, dw) = (from.worktree.clone(), info.worktree.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut total = buildcache::Carried::default();
+            for p in &paths {
+                // `git ls-files --directory` writes `target/`: one path.
+                let p: PathBuf = p.components().collect();
+                let src = sw.join(&p);
+                if std::fs::symlink_metadata(&src).is_err() {
+                    if configured {
+                        return Err(format!("it has no `{}`", p.display()));
+                    }
+                    continue;
+                }
+                let n = buildcache::restore(&src, &dw.join(&p), Mode::Link)
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
+                total.files += n.files;
+                total.bytes += n.bytes;
+            }
+            buildcache::sync_mtimes(&sw, &dw, &tracked);
+            Ok(total)
+        })
+        .await
+        .map_err(|e| format!("the copy stopped: {e}"))?
+    }
+
+    /// Copies each `[deploy] cache` path from the newest built release with
+    /// the same cache key into `info`'s fresh worktree, and gives tracked
+    /// files unchanged since that release its mtimes. Returns the release
+    /// it copied from (id, sha), or why there was none to copy from.
+    async fn restore_cache(
+        &self,
+        rel: &Arc<Release>,
+        cfg: &PlatformConfig,
+        info: &ReleaseInfo,
+        key: Option<&str>,
+    ) -> Result<(String, String), String> {
+        let Some(key) = key else {
+            return Err("the lockfiles could not be read to key the cache".into());
+        };
+        let src = {
+            let st = lock(&self.state);
+            let built = Self::built_releases(&st, rel);
+            let same = built
+                .iter()
+                .find(|r| r.info().build.and_then(|b| b.cache_key).as_deref() == Some(key));
+            match (same, built.first()) {
+                (Some(r), _) => Pin::new(r),
+                (None, Some(newest)) => {
+                    let i = newest.info();
+                    let old = i.build.and_then(|b| b.cache_key).unwrap_or_default();
+                    return Err(format!(
+                        "the lockfiles differ from every kept build's (newest {}: cache key {} here {}), so its dependencies are rebuilt",
+                        i.id,
+                        short(&old),
+                        short(key)
+                    ));
+                }
+                (None, None) => return Err("no earlier build to take it from".into()),
+            }
+        };
+        let from = src.0.info();
+        // Unchanged tracked files get the source's mtimes; without the
+        // list (a git error) they keep the checkout's, which only costs
+        // rebuilding more than needed.
+        let unchanged: Vec<PathBuf> =
+            match git::changed(&self.cfg.repo_root, &from.sha, &info.sha).await {
+                Ok(c) => {
+                    let changed: std::collections::HashSet<PathBuf> = c.into_iter().collect();
+                    git::tracked(&info.worktree)
+                        .await
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|p| !changed.contains(p))
+                        .collect()
+                }
+                Err(_) => Vec::new(),
+            };
+        let (sw, dw, log) = (
+            from.worktree.clone(),
+            info.worktree.clone(),
+            info.log_path.clone(),
+        );
+        let (paths, id) = (cfg.cache.clone(), from.id.clone());
+        let copied = tokio::task::spawn_blocking(move || {
+            let _pin = src;
+            let mut copied = 0;
+            for p in &paths {
+                let t = Instant::now();
+                let s = sw.join(p);
+                if std::fs::symlink_metadata(&s).is_err() {
+                    log_line(&log, &format!("cache: {id} has no `{p}`; it starts empty"));
+                    continue;
+                }
+                match buildcache::restore(&s, &dw.join(p), Mode::Copy) {
+                    Ok(n) => {
+                        copied += 1;
+                        log_line(
+                            &log,
+                            &format!(
+                                "cache: `{p}` copied from {id} (same lockfiles): {} files, {} in {} ms",
+                                n.files,
+                                human_bytes(n.bytes),
+                                ms_since(t)
+                            ),
+                        );
+                    }
+                    Err(e) => log_line(
+                        &log,
+                        &format!("cache: `{p}` could not be copied from {id} ({e}); it starts empty"),
+                    ),
+                }
+            }
+            if copied > 0 {
+                buildcache::sync_mtimes(&sw, &dw, &unchanged);
+            }
+            copied
+        })
+        .await
+        .unwrap_or(0);
+        if copied == 0 {
+            return Err(format!("nothing could be copied from {}", from.id));
+        }
+        Ok((from.id, from.sha))
     }
 
     fn release_env(&self, info: &ReleaseInfo, port: Option<u16>) -> Vec<(String, String)> {
@@ -695,6 +1133,11 @@ impl Inner {
     /// Stops a release for good and deletes its worktree (and a preview's data).
     async fn discard(&self, rel: &Release) {
         self.stop_process(rel).await;
+        // A promotion or cache copy reading its worktree finishes first.
+        let deadline = Instant::now() + PIN_WAIT;
+        while rel.pins.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let info = rel.info();
         {
             let _g = self.git_lock.lock().await;
@@ -737,6 +1180,7 @@ impl Inner {
         rev: &str,
         settings: Option<&ReleaseSettings>,
         meta: DeployMeta,
+        previewed: Option<PreviewedHint>,
     ) -> Result<DeployOutcome, PlatformError> {
         let t0 = Instant::now();
         self.check_running()?;
@@ -767,6 +1211,7 @@ impl Inner {
             cfg.clone(),
             meta.clone(),
         );
+        *lock(&rel.hint) = previewed;
         let built = match self.launch(&rel).await {
             Ok(b) => b,
             Err(e) => {
@@ -859,6 +1304,7 @@ impl Inner {
         weight: f64,
         settings: Option<&ReleaseSettings>,
         meta: DeployMeta,
+        previewed: Option<PreviewedHint>,
     ) -> Result<CanaryOutcome, PlatformError> {
         let t0 = Instant::now();
         self.check_running()?;
@@ -891,6 +1337,7 @@ impl Inner {
             }
         }
         let rel = self.new_release(ReleaseKind::Production, None, &sha, cfg.clone(), meta);
+        *lock(&rel.hint) = previewed;
         let built = match self.launch(&rel).await {
             Ok(b) => b,
             Err(e) => {
@@ -1212,12 +1659,42 @@ impl Inner {
         };
         match old {
             Some(old) => {
-                self.discard(&old).await;
+                self.keep_build(old).await;
                 Ok(())
             }
             None => Err(PlatformError::NotFound(format!(
                 "there is no preview `{key}`"
             ))),
+        }
+    }
+
+    /// A removed preview: its process stops and its data goes, but a
+    /// finished build stays (not running) among the kept builds, so the
+    /// production deploy of the merge that follows can promote it; the
+    /// oldest beyond [`KEEP_BUILDS`] are discarded.
+    async fn keep_build(self: &Arc<Self>, rel: Arc<Release>) {
+        let keep = rel.info().build.is_some_and(|b| b.how != BuildHow::None)
+            && rel.info().state != ReleaseState::Crashed;
+        if !keep {
+            self.discard(&rel).await;
+            return;
+        }
+        self.stop_process(&rel).await;
+        let _ = tokio::fs::remove_dir_all(&rel.info().data_dir).await;
+        rel.set(|i| {
+            i.state = ReleaseState::Cold;
+            i.warm_until = None;
+        });
+        let evicted: Vec<Arc<Release>> = {
+            let mut st = lock(&self.state);
+            st.kept.push_front(rel);
+            let at = KEEP_BUILDS.min(st.kept.len());
+            let out = st.kept.split_off(at);
+            self.persist(&st);
+            out.into_iter().collect()
+        };
+        for old in evicted {
+            self.discard(&old).await;
         }
     }
 
@@ -1240,6 +1717,7 @@ impl Inner {
             history: st.history.iter().cloned().collect(),
             settings: Some(self.current().settings()),
             canary: st.canary.as_ref().map(Canary::info),
+            builds: st.kept.iter().map(|r| r.info()).collect(),
         }
     }
 
@@ -1296,6 +1774,16 @@ impl Inner {
             info.step = None;
             Release::new(info, cfg.clone())
         };
+        // Kept builds come back as they were (not running); one whose
+        // worktree is gone is forgotten.
+        for p in &saved.kept {
+            if p.info.worktree.join(".git").exists() {
+                let rel = restore(p);
+                rel.set(|i| i.state = ReleaseState::Cold);
+                lock(&self.state).kept.push_back(rel);
+            }
+        }
+        self.remove_leftovers(&saved).await;
         if let Some(p) = &saved.production {
             let rel = restore(p);
             lock(&self.state).production = Some(rel.clone());
@@ -1420,6 +1908,41 @@ impl Inner {
         }
         self.recovering.store(false, Ordering::SeqCst);
         self.persist_now();
+    }
+
+    /// Worktrees under `releases/` that no recorded release owns: what a
+    /// platform killed in the middle of a checkout, a cache copy, a build
+    /// or a promotion left (temporaries included). Its re-run makes a new
+    /// release, so they are only disk to give back.
+    async fn remove_leftovers(&self, saved: &StateFile) {
+        let owned: std::collections::HashSet<PathBuf> = saved
+            .production
+            .iter()
+            .chain(saved.previous.iter())
+            .chain(saved.previews.values())
+            .chain(saved.canary.iter().map(|c| &c.release))
+            .chain(saved.aborting.iter())
+            .chain(saved.kept.iter())
+            .map(|p| p.info.worktree.clone())
+            .collect();
+        let Ok(mut dir) = tokio::fs::read_dir(self.paths.releases()).await else {
+            return;
+        };
+        let mut stale = Vec::new();
+        while let Ok(Some(e)) = dir.next_entry().await {
+            let path = e.path();
+            if !owned.contains(&path) {
+                stale.push(path);
+            }
+        }
+        let _g = self.git_lock.lock().await;
+        for path in stale {
+            eprintln!(
+                "hotfix platform: removing {} (left by an interrupted release)",
+                path.display()
+            );
+            git::worktree_remove(&self.cfg.repo_root, &path).await;
+        }
     }
 
     /// Stops every process the platform started; the state file keeps what

@@ -321,15 +321,53 @@ fn sticky(headers: &hyper::HeaderMap) -> Option<String> {
     if let Some(v) = headers.get(STICKY_HEADER).and_then(|v| v.to_str().ok()) {
         return Some(v.trim().to_string());
     }
+    // As browsers send them (RFC 6265, the `cookie` crate, as the team
+    // server's dashboard reads its own): several headers, spaces around
+    // `=`, a quoted value, another app's broken cookie beside ours.
     headers
         .get_all(hyper::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| {
-            let (k, v) = kv.trim().split_once('=')?;
-            (k == STICKY_COOKIE).then(|| v.trim().to_string())
-        })
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == STICKY_COOKIE)
+        .map(|c| c.value_trimmed().to_string())
+}
+
+#[cfg(test)]
+mod sticky_tests {
+    use super::*;
+
+    fn with(cookies: &[&str]) -> hyper::HeaderMap {
+        let mut h = hyper::HeaderMap::new();
+        for c in cookies {
+            h.append(
+                hyper::header::COOKIE,
+                hyper::header::HeaderValue::from_str(c).expect("header"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn the_sticky_cookie_is_read_as_browsers_send_it() {
+        let name = STICKY_COOKIE;
+        assert_eq!(
+            sticky(&with(&[&format!("{name}=r3-abc")])).as_deref(),
+            Some("r3-abc")
+        );
+        assert_eq!(
+            sticky(&with(&[&format!("a=1; {name}=\"r3-abc\"")])).as_deref(),
+            Some("r3-abc"),
+            "quoted"
+        );
+        assert_eq!(
+            sticky(&with(&["broken", &format!("x=y; {name} = r4-def")])).as_deref(),
+            Some("r4-def"),
+            "another header, spaces around ="
+        );
+        assert_eq!(sticky(&with(&["other=1"])), None);
+    }
 }
 
 fn build_upstream_request(

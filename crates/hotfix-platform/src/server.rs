@@ -369,7 +369,7 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ProxyBody
             };
             let i = inner.clone();
             let deploy = async move {
-                i.deploy_production(&body.sha, body.settings.as_ref(), body.meta)
+                i.deploy_production(&body.sha, body.settings.as_ref(), body.meta, body.previewed)
                     .await
             };
             match detached(deploy).await {
@@ -432,8 +432,14 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Response<ProxyBody
             };
             let i = inner.clone();
             let start = async move {
-                i.canary_start(&body.sha, body.weight, body.settings.as_ref(), body.meta)
-                    .await
+                i.canary_start(
+                    &body.sha,
+                    body.weight,
+                    body.settings.as_ref(),
+                    body.meta,
+                    body.previewed,
+                )
+                .await
             };
             match detached(start).await {
                 Ok(o) => json(StatusCode::OK, &o),

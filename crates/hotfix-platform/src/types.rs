@@ -63,6 +63,73 @@ pub struct ReleaseInfo {
     /// brought back after a restart keep theirs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<DeployMeta>,
+    /// How it got its build (cold, from a cache, promoted from a tested
+    /// build) and how long that took; `None` until its worktree is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildInfo>,
+}
+
+/// How a release got the build it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildHow {
+    /// `build` ran from nothing: no cache was configured or none matched.
+    Cold,
+    /// `build` ran on top of the `[deploy] cache` paths copied from an
+    /// earlier release with the same lockfiles.
+    Cached,
+    /// No build ran: the outputs of a release of the same tree (the
+    /// smoke-tested preview) were linked into this one.
+    Promoted,
+    /// There is no `build` command: the checkout is all there is.
+    None,
+}
+
+/// The build of one release, kept with it (`/v1/status`, `state.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildInfo {
+    pub how: BuildHow,
+    /// The git tree id of the release's sha: what promotion compares.
+    pub tree: String,
+    /// The release it was cached or promoted from (`r12-1a2b3c4`), and its sha.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_sha: Option<String>,
+    /// sha256 of the lockfiles (and `[deploy] cache_key` files): releases
+    /// with the same key may share a build cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_key: Option<String>,
+    /// Checkout, cache copy or promotion, and build: everything before `run`.
+    pub ms: u64,
+    /// The `build` command alone (none when promoted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_ms: Option<u64>,
+    /// Why it built rather than promoted, or why the cache was not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl BuildInfo {
+    /// `cold`, `cached from r12-1a2b3c4`, `promoted from r12-1a2b3c4`, `no build`.
+    pub fn describe(&self) -> String {
+        let from = self.from.as_deref().unwrap_or("?");
+        match self.how {
+            BuildHow::Cold => "cold".into(),
+            BuildHow::Cached => format!("cached from {from}"),
+            BuildHow::Promoted => format!("promoted from {from}"),
+            BuildHow::None => "no build".into(),
+        }
+    }
+}
+
+/// The engine's hint for a production deploy: the build its preview made
+/// and smoke-tested. The platform checks the tree itself; the hint only
+/// says which release to prefer and lets the answer say "main moved".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewedHint {
+    pub sha: String,
+    pub tree: String,
 }
 
 /// Where a starting release is.
@@ -71,6 +138,10 @@ pub struct ReleaseInfo {
 pub enum LaunchStep {
     /// `git worktree add` of its sha.
     Checkout,
+    /// Linking the outputs of a tested build of the same tree (no build).
+    Promote,
+    /// Copying the `[deploy] cache` paths of an earlier build.
+    Cache,
     /// The `build` command runs (its output goes to the release's log).
     Build,
     /// `run` started; waiting for the health path to answer 2xx.
@@ -126,6 +197,17 @@ pub struct ReleaseSettings {
     pub warm_ms: u64,
     pub drain_ms: u64,
     pub stop_timeout_ms: u64,
+    /// `[deploy] cache`: paths (relative to the repository root) copied
+    /// from the newest build with the same lockfiles before `build`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache: Vec<String>,
+    /// `[deploy] artifacts`: what a promotion carries over; empty: every
+    /// untracked or ignored file of the tested build's worktree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<String>,
+    /// `[deploy] cache_key`: more files whose content keys the cache.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_key: Vec<String>,
 }
 
 /// One change of production, most recent first in [`PlatformStatus::history`].
@@ -217,6 +299,11 @@ pub struct PlatformStatus {
     /// The canary served beside production, if one runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryInfo>,
+    /// Builds kept after their preview was removed (not running): a
+    /// production deploy of the same tree promotes one instead of
+    /// building, and they seed the build cache. Newest first, a few.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub builds: Vec<ReleaseInfo>,
 }
 
 /// What `control.json` holds: how to reach a running platform.
@@ -247,6 +334,10 @@ pub struct DeployRequest {
     pub settings: Option<ReleaseSettings>,
     #[serde(default)]
     pub meta: DeployMeta,
+    /// Production: the build the preview made and smoke-tested, to promote
+    /// when its tree equals this sha's (the platform checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previewed: Option<PreviewedHint>,
 }
 
 /// Body of `POST /v1/production/rollback` (optional).
@@ -348,6 +439,9 @@ pub struct CanaryRequest {
     pub settings: Option<ReleaseSettings>,
     #[serde(default)]
     pub meta: DeployMeta,
+    /// As in [`DeployRequest::previewed`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previewed: Option<PreviewedHint>,
 }
 
 /// Body of `POST /v1/canary/weight`.

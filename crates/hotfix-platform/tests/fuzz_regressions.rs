@@ -36,3 +36,54 @@ fn every_accepted_duration_can_be_added_to_now() {
     assert_eq!(max, Duration::from_secs(100 * 365 * 24 * 3600));
     assert!(Instant::now().checked_add(max).is_some());
 }
+
+/// The issue's example, `99999999999999999h` (its hours overflow a
+/// `Duration`'s seconds): a configuration error naming the key, with the
+/// words and the limit of `hotfix.toml`'s own parser, which is this one.
+#[test]
+fn a_huge_duration_is_the_same_clear_error_as_in_hotfix_toml() {
+    let d = "99999999999999999h";
+    assert_eq!(parse_duration(d), None);
+    let core = d
+        .parse::<hotfix_core::duration::HumanDuration>()
+        .expect_err("too long")
+        .to_string();
+    for key in [
+        "warm",
+        "ready_timeout",
+        "drain",
+        "build_timeout",
+        "stop_timeout",
+        "canary_pause",
+    ] {
+        let t: toml::Table = format!("run = \"x\"\n{key} = \"{d}\"")
+            .parse()
+            .expect("toml");
+        let e = PlatformConfig::from_deploy_table(Path::new("/r"), Some("/s".into()), &t)
+            .expect_err(key)
+            .to_string();
+        assert!(
+            e.contains(&format!("[deploy] {key}")) && e.ends_with(&core),
+            "{e}"
+        );
+    }
+    // Both accept the same syntax: every form of the README's table.
+    for ok in [
+        "0",
+        "250ms",
+        "30s",
+        "5m",
+        "1h30m",
+        "2 h 5 min",
+        "10secs",
+        "876000h",
+    ] {
+        assert_eq!(
+            parse_duration(ok),
+            ok.parse::<hotfix_core::duration::HumanDuration>()
+                .ok()
+                .map(|d| d.0),
+            "{ok}"
+        );
+    }
+}

@@ -125,12 +125,17 @@ fn previews_have_their_own_port_and_data_and_are_replaced_and_removed() {
     let st = p.client.status().expect("status");
     assert_eq!(st.previews.len(), 2);
 
-    // Removal stops it and deletes worktree and data.
+    // Removal stops it and deletes its data; its build stays, not running,
+    // among the kept builds (a production deploy of its tree promotes it).
     let pid_a2 = service_pid(&a2.url);
     p.client.remove_preview("HF-3").expect("remove");
     assert!(!pid_alive(pid_a2));
     assert!(!a2.release.data_dir.exists());
-    assert!(!a2.release.worktree.exists());
+    let kept = p.client.status().expect("status").builds;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].id, a2.release.id);
+    assert_eq!(kept[0].state, hotfix_platform::ReleaseState::Cold);
+    assert!(a2.release.worktree.join(".git").exists());
     assert_eq!(
         get(&format!("{}/version", a2.url)).0,
         0,

@@ -19,6 +19,7 @@ fn deploy(sha: &str, settings: Option<ReleaseSettings>, meta: DeployMeta) -> Dep
         sha: sha.to_string(),
         settings,
         meta,
+        ..DeployRequest::default()
     }
 }
 

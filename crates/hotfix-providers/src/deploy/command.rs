@@ -4,12 +4,24 @@
 //! `HOTFIX_PR` and `HOTFIX_ENV` (`preview`/`production`) in its environment
 //! and runs from the repository root. Scripts should be idempotent by sha: a
 //! re-run after a crash calls them again with the same values.
+//!
+//! Build once (issue 13): every script also gets `HOTFIX_TREE`, the git tree
+//! of `HOTFIX_SHA`; a production deploy gets `HOTFIX_PREVIEW_SHA`, the
+//! preview that passed its smoke checks, and `HOTFIX_PREVIEWED` = `1` when
+//! the merge's tree equals that preview's tree (main did not move: the
+//! preview's artifact is the one to ship), `0` otherwise. A script that
+//! promoted the preview's artifact instead of building says so with a line
+//! `HOTFIX_PROMOTED=<the previewed sha>` on its output: the deploy is then
+//! recorded as running *the tested build*. Nothing is inferred from a
+//! script's silence.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hotfix_core::config::DeployConfig;
-use hotfix_core::provider::{DeployAction, DeployCtx, DeployError, Deployer, Deployment};
+use hotfix_core::provider::{
+    BuildReport, DeployAction, DeployCtx, DeployError, Deployer, Deployment,
+};
 
 use super::process::run;
 
@@ -46,6 +58,7 @@ impl CommandDeployer {
             ),
             ("HOTFIX_ENV".to_string(), env_name.to_string()),
         ];
+        let env = [env, build_env(ctx)].concat();
         Ok(run(command, &self.root, &env, self.timeout(), &self.log(ctx))?.stdout)
     }
 
@@ -53,6 +66,44 @@ impl CommandDeployer {
     fn log(&self, ctx: &DeployCtx) -> PathBuf {
         self.log_dir.join(format!("{}.log", ctx.incident))
     }
+}
+
+/// The build-once variables: the tree of the sha, and for a production
+/// deploy the previewed sha and whether its tree is the one deployed. Always
+/// set (empty or `0` when unknown), so a value in hotfix's own environment
+/// never leaks into a script as if it were about this deploy.
+fn build_env(ctx: &DeployCtx) -> Vec<(String, String)> {
+    let tree = ctx.tree.clone().unwrap_or_default();
+    let previewed = ctx
+        .previewed
+        .as_ref()
+        .is_some_and(|p| !tree.is_empty() && p.tree == tree);
+    vec![
+        ("HOTFIX_TREE".to_string(), tree),
+        (
+            "HOTFIX_PREVIEW_SHA".to_string(),
+            ctx.previewed
+                .as_ref()
+                .map(|p| p.sha.clone())
+                .unwrap_or_default(),
+        ),
+        (
+            "HOTFIX_PREVIEWED".to_string(),
+            if previewed { "1" } else { "0" }.to_string(),
+        ),
+    ]
+}
+
+/// The sha a production script says it promoted (`HOTFIX_PROMOTED=<sha>`
+/// on a line of its output, the last one wins), if any.
+fn promoted(out: &str) -> Option<String> {
+    out.lines().rev().find_map(|l| {
+        l.trim()
+            .strip_prefix("HOTFIX_PROMOTED=")
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_ascii_lowercase)
+    })
 }
 
 impl Deployer for CommandDeployer {
@@ -93,7 +144,8 @@ impl Deployer for CommandDeployer {
     }
 
     fn deploy_production(&self, ctx: &DeployCtx) -> Result<Deployment, DeployError> {
-        self.exec(
+        let started = Instant::now();
+        let out = self.exec(
             "[deploy] production",
             self.cfg.production.as_ref(),
             ctx,
@@ -102,7 +154,12 @@ impl Deployer for CommandDeployer {
         Ok(Deployment {
             id: None,
             url: self.cfg.health_url.clone(),
-            build: None,
+            build: promoted(&out).map(|sha| BuildReport {
+                promoted_from: Some(sha),
+                built: false,
+                build_ms: Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)),
+                note: None,
+            }),
         })
     }
 

@@ -12,10 +12,13 @@
 use std::path::{Path, PathBuf};
 
 use hotfix_core::config::DeployConfig;
-use hotfix_core::provider::{DeployAction, DeployCtx, DeployError, Deployer, Deployment};
+use hotfix_core::provider::{
+    BuildReport, DeployAction, DeployCtx, DeployError, Deployer, Deployment,
+};
 use hotfix_platform::{
-    CanaryRequest, Client, DeployMeta, DeployOutcome, DeployRequest, DeployVia, PlatformConfig,
-    PlatformError, PlatformStatus, ReleaseKind, RollbackRequest,
+    BuildHow, CanaryRequest, Client, DeployMeta, DeployOutcome, DeployRequest, DeployVia,
+    PlatformConfig, PlatformError, PlatformStatus, PreviewedHint, ReleaseInfo, ReleaseKind,
+    RollbackRequest,
 };
 
 pub struct LocalDeployer {
@@ -31,6 +34,25 @@ fn err(e: PlatformError) -> DeployError {
         PlatformError::NotRunning { .. } => DeployError::Unreachable(e.to_string()),
         other => DeployError::Failed(other.to_string()),
     }
+}
+
+/// How the platform says a release got its build, as the engine records
+/// it (`deployed` event, status, post-mortem): promoted from the tested
+/// build (no build ran), or built (cold or on a cache), and why it was not
+/// promoted.
+pub fn build_report(release: &ReleaseInfo) -> Option<BuildReport> {
+    let b = release.build.as_ref()?;
+    let promoted = b.how == BuildHow::Promoted;
+    Some(BuildReport {
+        promoted_from: if promoted { b.from_sha.clone() } else { None },
+        built: matches!(b.how, BuildHow::Cold | BuildHow::Cached),
+        build_ms: Some(b.ms),
+        note: Some(match &b.note {
+            Some(n) => format!("{}: {n}", b.describe()),
+            None if promoted => format!("{}: the tested build, no build ran", b.describe()),
+            None => b.describe(),
+        }),
+    })
 }
 
 /// Whether the platform runs nothing a restart would interrupt.
@@ -133,7 +155,9 @@ impl LocalDeployer {
         )
     }
 
-    /// The settings and provenance a request of the hotfix workflow carries.
+    /// The settings and provenance a request of the hotfix workflow
+    /// carries, and the build the preview tested (the platform compares
+    /// trees itself, so `ctx.tree` is not sent: it reads `sha^{tree}`).
     fn request(&self, ctx: &DeployCtx) -> DeployRequest {
         DeployRequest {
             sha: ctx.sha.clone(),
@@ -143,6 +167,10 @@ impl LocalDeployer {
                 incident: Some(ctx.incident.to_string()),
                 ..DeployMeta::default()
             },
+            previewed: ctx.previewed.as_ref().map(|p| PreviewedHint {
+                sha: p.sha.clone(),
+                tree: p.tree.clone(),
+            }),
         }
     }
 
@@ -165,6 +193,7 @@ impl LocalDeployer {
                 reference: reference.map(str::to_string),
                 incident: None,
             },
+            previewed: None,
         };
         self.client()?.deploy_production_with(&req).map_err(err)
     }
@@ -198,8 +227,8 @@ impl Deployer for LocalDeployer {
             .map_err(err)?;
         Ok(Deployment {
             id: Some(p.release.id.clone()),
+            build: build_report(&p.release),
             url: Some(p.url),
-            build: None,
         })
     }
 
@@ -217,8 +246,8 @@ impl Deployer for LocalDeployer {
             .map_err(err)?;
         Ok(Deployment {
             id: Some(o.release.id.clone()),
+            build: build_report(&o.release),
             url: Some(o.url),
-            build: None,
         })
     }
 
@@ -258,12 +287,13 @@ impl Deployer for LocalDeployer {
                 weight,
                 settings: req.settings,
                 meta: req.meta,
+                previewed: req.previewed,
             })
             .map_err(err)?;
         Ok(Deployment {
+            build: o.canary.as_ref().and_then(|c| build_report(&c.release)),
             id: o.canary.map(|c| c.release.id),
             url: Some(o.url),
-            build: None,
         })
     }
 
@@ -274,9 +304,9 @@ impl Deployer for LocalDeployer {
     fn canary_promote(&self) -> Result<Deployment, DeployError> {
         let o = self.running()?.canary_promote(None).map_err(err)?;
         Ok(Deployment {
+            build: build_report(&o.release),
             id: Some(o.release.id),
             url: Some(o.url),
-            build: None,
         })
     }
 
