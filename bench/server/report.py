@@ -18,7 +18,9 @@ for line in open(path):
 print(f"wrk: 2 threads, {conns} connections, {duration} per run; dashboard with {incidents} incidents.\n")
 print("| store | endpoint | p50 ms | p99 ms | req/s | p50 / healthz p50 | non-2xx |")
 print("|---|---|---|---|---|---|---|")
-for backend in ("sqlite", "postgres"):
+# Stores in the order they ran (sqlite, postgres-single, postgres-poolN).
+backends = list(dict.fromkeys(name.split(".", 1)[0] for name in rows))
+for backend in backends:
     base = rows.get(f"{backend}.healthz")
     if not base:
         continue

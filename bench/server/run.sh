@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Load benchmark of the team server (`hotfix serve`), 127.0.0.1 only.
 #
-# For each store (SQLite file; PostgreSQL when a URL is given) it starts the
-# release binary, then measures with wrk:
+# For each store (SQLite file; PostgreSQL when a URL is given, twice: with a
+# single connection, `--db-pool 1`, then with the pool, `--db-pool N`, each
+# on a fresh database) it starts the release binary, then measures with wrk:
 #   1. the baseline: GET /healthz (routing + one store read), same run;
 #   2. Alertmanager webhook ingestion: POST /api/v1/alerts/alertmanager, each
 #      request a new group (durably stored before the 202), p50/p99 and the
@@ -13,6 +14,7 @@
 #
 # Usage: bench/server/run.sh [--duration 10s] [--connections 16] [--incidents 10000]
 #                            [--pg postgres://postgres@127.0.0.1:5432/test | --no-pg]
+#                            [--pool 8]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -20,6 +22,7 @@ DURATION=10s
 CONNS=16
 INCIDENTS=10000
 PG_URL=${HOTFIX_TEST_DATABASE_URL:-}
+POOL=8
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -27,6 +30,7 @@ while [ $# -gt 0 ]; do
     --incidents) INCIDENTS=$2; shift 2 ;;
     --pg) PG_URL=$2; shift 2 ;;
     --no-pg) PG_URL=; shift ;;
+    --pool) POOL=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -36,12 +40,12 @@ cargo build --release -q -p hotfix
 BIN=$ROOT/target/release/hotfix
 WORK=$(mktemp -d)
 SERVER_PID=
-PG_DB=
+PG_DBS=()
 cleanup() {
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
-  if [ -n "$PG_DB" ]; then
-    psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $PG_DB" >/dev/null 2>&1 || true
-  fi
+  for db in "${PG_DBS[@]}"; do
+    psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -81,12 +85,17 @@ metric() {
   curl -s "$BASE/metrics" | awk -v m="$1" '$1 == m { print $2 }'
 }
 
+# run_backend NAME URL [serve options...]
 run_backend() {
   local backend=$1 url=$2
+  shift 2
   local data=$WORK/data-$backend
   mkdir -p "$data"
   TOKEN=$("$BIN" serve token create --user bench@example.com --role admin --database-url "$url" 2>/dev/null)
-  "$BIN" serve --listen 127.0.0.1:0 --database-url "$url" \
+  # One info line per request would put the log's cost in every number:
+  # keep only the start-up lines (the address is read from them) and warnings.
+  HOTFIX_LOG="${HOTFIX_LOG:-warn,hotfix::serve=info}" \
+    "$BIN" serve --listen 127.0.0.1:0 --database-url "$url" "$@" \
     --data-dir "$data" --config "$WORK/hotfix.toml" 2> "$data/server.log" &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
@@ -128,9 +137,21 @@ run_backend() {
 
 run_backend sqlite "sqlite:$WORK/bench.db"
 if [ -n "$PG_URL" ]; then
-  PG_DB=hf_bench_$$
-  psql "$PG_URL" -qc "CREATE DATABASE $PG_DB" >/dev/null
-  run_backend postgres "${PG_URL%/*}/$PG_DB"
+  # The database name is the URL's last path segment; its parameters
+  # (sslmode, sslrootcert) are kept for the bench databases.
+  pg_base=${PG_URL%%\?*}
+  pg_query=
+  [ "$pg_base" != "$PG_URL" ] && pg_query="?${PG_URL#*\?}"
+  for mode in single pool; do
+    db=hf_bench_${mode}_$$
+    psql "$PG_URL" -qc "CREATE DATABASE $db" >/dev/null
+    PG_DBS+=("$db")
+    if [ "$mode" = single ]; then
+      run_backend postgres-single "${pg_base%/*}/$db$pg_query" --db-pool 1
+    else
+      run_backend "postgres-pool$POOL" "${pg_base%/*}/$db$pg_query" --db-pool "$POOL"
+    fi
+  done
 else
   echo "no PostgreSQL URL (--pg or HOTFIX_TEST_DATABASE_URL): PostgreSQL run skipped" >&2
 fi

@@ -717,6 +717,7 @@ mod tests {
                     environment: "production".into(),
                     deployment: Some("dep-2".into()),
                     previous_deployment: Some("dep-1".into()),
+                    build: None,
                 },
             ),
             (

@@ -305,6 +305,15 @@ pub struct DeployConfig {
     pub canary: Vec<String>,
     /// How long each canary step lasts (analysis runs meanwhile).
     pub canary_pause: Option<HumanDuration>,
+    /// Build-state paths (`["target", "node_modules"]`, relative to the
+    /// repo root) a new release copies from the newest build with the same
+    /// lockfiles before `build` (embedded platform).
+    pub cache: Vec<String>,
+    /// What a production deploy of a previewed tree takes from the tested
+    /// build (default: every untracked or ignored file of its worktree).
+    pub artifacts: Vec<String>,
+    /// Files that key the cache besides the known lockfiles.
+    pub cache_key: Vec<String>,
     // --- production health, every provider ---
     pub health_url: Option<String>,
     /// Keep probing production this long after a deploy.
@@ -346,6 +355,40 @@ impl DeployConfig {
         }
         Ok(out)
     }
+
+    /// `cache`, `artifacts` and `cache_key` name paths inside the
+    /// repository: relative, without `..`, not `.git`.
+    pub fn check_build_paths(&self) -> Result<(), String> {
+        for (key, list) in [
+            ("cache", &self.cache),
+            ("artifacts", &self.artifacts),
+            ("cache_key", &self.cache_key),
+        ] {
+            for p in list {
+                let path = std::path::Path::new(p);
+                let t = p.trim_end_matches('/');
+                let bad = t.is_empty()
+                    || t == "."
+                    || path.is_absolute()
+                    || path.components().any(|c| {
+                        !matches!(
+                            c,
+                            std::path::Component::Normal(_) | std::path::Component::CurDir
+                        )
+                    })
+                    || path
+                        .components()
+                        .next()
+                        .is_some_and(|c| c.as_os_str() == ".git");
+                if bad {
+                    return Err(format!(
+                        "[deploy] {key}: `{p}` must be a path inside the repository, relative to its root (e.g. \"target\"), without `..` and not `.git`"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for DeployConfig {
@@ -369,6 +412,9 @@ impl Default for DeployConfig {
             stop_timeout: None,
             canary: Vec::new(),
             canary_pause: None,
+            cache: Vec::new(),
+            artifacts: Vec::new(),
+            cache_key: Vec::new(),
             health_url: None,
             watch: HumanDuration::secs(30),
             probe_interval: HumanDuration::secs(1),
@@ -639,6 +685,9 @@ impl Config {
             return inv("[deploy] unhealthy_after must be at least 1".into());
         }
         self.deploy.canary_steps().map_err(ConfigError::Invalid)?;
+        self.deploy
+            .check_build_paths()
+            .map_err(ConfigError::Invalid)?;
         self.server.validate()?;
         self.status.validate()?;
         crate::analysis::validate_names(&self.analysis).map_err(ConfigError::Invalid)?;
@@ -693,12 +742,41 @@ mod tests {
     }
 
     #[test]
+    fn deploy_cache_artifacts_and_cache_key_are_paths_inside_the_repo() {
+        let ok: Config = toml::from_str(
+            "[deploy]\nprovider = \"local\"\nrun = \"./app\"\ncache = [\"target\", \"web/node_modules\"]\nartifacts = [\"target/release/app\"]\ncache_key = [\"rust-toolchain.toml\"]\n",
+        )
+        .expect("parses");
+        ok.validate().expect("valid");
+        assert_eq!(ok.deploy.cache, vec!["target", "web/node_modules"]);
+        assert_eq!(ok.deploy.artifacts, vec!["target/release/app"]);
+        assert_eq!(ok.deploy.cache_key, vec!["rust-toolchain.toml"]);
+        for bad in ["/abs", "../up", ".git/x", "", "a/../../b"] {
+            let cfg: Config = toml::from_str(&format!(
+                "[deploy]\nprovider = \"local\"\nrun = \"./app\"\ncache = [\"{bad}\"]\n"
+            ))
+            .expect("parses");
+            let e = cfg.validate().expect_err(bad).to_string();
+            assert!(
+                e.contains("[deploy] cache") && e.contains(bad),
+                "{bad}: {e}"
+            );
+        }
+        let e = toml::from_str::<Config>("[deploy]\ncache = \"target\"\n");
+        assert!(e.is_err(), "a string is not a list");
+    }
+
+    #[test]
     fn the_init_templates_analysis_and_canary_examples_parse_as_written() {
         let with = uncomment(&template_with_area_checks(), "# [[analysis]]");
         let with = with
             .replace("# canary = ", "canary = ")
-            .replace("# canary_pause = ", "canary_pause = ");
+            .replace("# canary_pause = ", "canary_pause = ")
+            .replace("# cache = ", "cache = ")
+            .replace("# artifacts = ", "artifacts = ");
         let cfg = Config::parse(&with).expect("the examples parse");
+        assert_eq!(cfg.deploy.cache, vec!["target".to_string()]);
+        assert_eq!(cfg.deploy.artifacts, vec!["target/release/app".to_string()]);
         assert_eq!(cfg.analysis.len(), 1);
         assert_eq!(cfg.analysis[0].name, "5xx ratio");
         assert_eq!(cfg.deploy.canary_steps().map_or(0, |s| s.len()), 2);

@@ -61,6 +61,22 @@ fn escape(s: &str, keep_lines: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Hides the password of a URL (`postgres://user:secret@host` → `postgres://user:***@host`).
+pub fn redact_url(u: &str) -> String {
+    let Some(scheme_end) = u.find("://") else {
+        return u.to_string();
+    };
+    let rest = &u[scheme_end + 3..];
+    let Some(at) = rest.find('@') else {
+        return u.to_string();
+    };
+    let creds = &rest[..at];
+    match creds.find(':') {
+        Some(c) => format!("{}{}:***{}", &u[..scheme_end + 3], &creds[..c], &rest[at..]),
+        None => u.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,6 +49,21 @@ impl TryFrom<String> for IncidentId {
     }
 }
 
+/// In the server's OpenAPI document: the `HF-<n>` string it is on the wire.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for IncidentId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("an incident id, `HF-<n>`"))
+            .examples(["HF-1"])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for IncidentId {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

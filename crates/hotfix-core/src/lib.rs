@@ -16,6 +16,7 @@ pub mod checklist;
 pub mod config;
 pub mod display;
 pub mod duration;
+pub mod env_vars;
 pub mod event;
 pub mod guards;
 pub mod id;

@@ -478,6 +478,7 @@ pub(crate) mod tests {
                     environment: "production".into(),
                     deployment: None,
                     previous_deployment: None,
+                    build: None,
                 },
             )
             .add(

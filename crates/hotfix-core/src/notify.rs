@@ -9,6 +9,7 @@ use crate::event::EventKind;
 use crate::id::IncidentId;
 use crate::state::IncidentState;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub incident: IncidentId,

@@ -94,6 +94,7 @@ impl std::fmt::Display for BrokenStore {
 }
 
 /// A notification waiting in the outbox for one notifier.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxItem {
     pub id: i64,

@@ -14,6 +14,7 @@ use crate::provider::{Store, StoreError};
 /// The roles an API token carries. Ordered: each role from `Developer` on
 /// may do what the ones before it may; `Intake` is the lowest and may
 /// only post alerts.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiRole {
@@ -52,6 +53,7 @@ impl ApiRole {
 }
 
 /// A stored API token. The secret itself is never stored, only its hash.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     pub id: i64,
@@ -104,6 +106,7 @@ pub enum InboxPut {
 }
 
 /// An inbox item's fate, shown on the dashboard and returned by the API.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboxRecord {
     pub id: i64,
@@ -206,3 +209,8 @@ pub trait TeamStore: Send + Sync {
 pub trait ServerStore: Store + TeamStore {}
 
 impl<T: Store + TeamStore> ServerStore for T {}
+
+/// The API error code of a 409 for `StoreError::NameInUse`: the team
+/// server writes it, the CLI's remote store reads it back as the same
+/// store error (one word on both ends of the wire).
+pub const NAME_IN_USE_CODE: &str = "name_in_use";

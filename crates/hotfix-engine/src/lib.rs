@@ -11,6 +11,7 @@
 
 mod approve;
 pub mod backport;
+mod build;
 
 mod closeout;
 pub mod deliver;
@@ -231,6 +232,8 @@ pub struct Engine {
     /// Names of failpoints at which to die (crash-safety tests).
     pub failpoints: Vec<String>,
     pub ui: Box<dyn Ui>,
+    /// How production's health is probed (HTTP; scripted in engine tests).
+    pub probe: Box<dyn hotfix_providers::health::Probe>,
 }
 
 impl Engine {
@@ -417,6 +420,9 @@ impl Engine {
         ))
     }
 
+    /// The context of a deploy of `sha`, with its tree (a preview keyed by
+    /// tree can be found again by the production deploy of the same files).
+    /// A production deploy adds the previewed build: [`Engine::production_ctx`].
     pub(crate) fn deploy_ctx(
         &self,
         s: &IncidentState,
@@ -427,7 +433,7 @@ impl Engine {
             sha: sha.to_string(),
             branch: s.branch.clone(),
             pr: s.pr,
-            tree: None,
+            tree: self.tree_of(sha),
             previewed: None,
         }
     }

@@ -207,7 +207,20 @@ impl Engine {
             };
             self.failpoint("push.preview_deployed");
             let url = d.url.unwrap_or_default();
-            step.done(&format!("preview at {url}"));
+            // The build time per release, where the deployer reports it.
+            let took = d
+                .build
+                .as_ref()
+                .map(|b| hotfix_core::event::DeployBuild {
+                    built: b.built,
+                    build_ms: b.build_ms,
+                    ..Default::default()
+                })
+                .map(|b| b.summary())
+                .filter(|b| !b.is_empty())
+                .map(|b| format!(" ({b})"))
+                .unwrap_or_default();
+            step.done(&format!("preview at {url}{took}"));
             self.append(
                 &s,
                 vec![EventKind::PreviewDeployed {

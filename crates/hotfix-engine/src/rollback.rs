@@ -13,7 +13,7 @@ use hotfix_core::event::{EventKind, RollbackHealth, RollbackStep};
 use hotfix_core::id::IncidentId;
 use hotfix_core::provider::DeployAction;
 use hotfix_core::state::IncidentState;
-use hotfix_providers::health::{Watch, watch};
+use hotfix_providers::health::{Watch, watch_with};
 
 use crate::{Engine, EngineError, Result, short};
 
@@ -301,7 +301,7 @@ impl Engine {
                 .collect()
         };
         let mut last = String::new();
-        let outcome = watch(&w, |_, r| {
+        let outcome = watch_with(&w, self.probe.as_ref(), |_, r| {
             last = match r {
                 Ok(status) => format!("status {status}"),
                 Err(e) => clean(e),

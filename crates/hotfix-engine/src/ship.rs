@@ -7,7 +7,7 @@ use hotfix_core::id::IncidentId;
 use hotfix_core::next::Viewer;
 use hotfix_core::provider::{CheckState, DeployAction, ForgeError};
 use hotfix_core::state::IncidentState;
-use hotfix_providers::health::{Watch, watch};
+use hotfix_providers::health::{Watch, watch_with};
 
 use crate::{Engine, EngineError, Result, short};
 
@@ -44,15 +44,13 @@ impl Engine {
 
         // Production deploy of the merge commit.
         if s.deployed_sha.as_deref() != Some(merge_sha.as_str()) {
-            let ctx = self.deploy_ctx(&s, &merge_sha);
+            let (ctx, plan) = self.production_ctx(&s, &merge_sha);
             let log = self.deployer.log_path(&ctx, DeployAction::Production);
-            let step = self.ui.step(
-                &format!("deploying {} to production", short(&merge_sha)),
-                log.as_deref(),
-            );
+            let step = self.ui.step(&plan.step_title(&merge_sha), log.as_deref());
             match self.deployer.deploy_production(&ctx) {
                 Ok(d) => {
-                    step.done(&format!("production runs {}", short(&merge_sha)));
+                    let build = crate::build::record(&plan, d.build.as_ref());
+                    step.done(&crate::build::done_line(&merge_sha, build.as_ref()));
                     self.failpoint("ship.deployed");
                     self.append(
                         &s,
@@ -61,6 +59,7 @@ impl Engine {
                             environment: "production".into(),
                             deployment: d.id,
                             previous_deployment: None,
+                            build,
                         }],
                     )?;
                     s = self.load(id)?;
@@ -198,7 +197,7 @@ impl Engine {
             timeout: d.probe_timeout.0,
         };
         let result = if analyses.is_empty() {
-            let outcome = watch(&w, |n, r| {
+            let outcome = watch_with(&w, self.probe.as_ref(), |n, r| {
                 if let Err(e) = r {
                     self.ui.warn(&format!("probe {n}: {e}"));
                 }
@@ -221,6 +220,7 @@ impl Engine {
             );
             crate::watch::watch_with_analysis(
                 &w,
+                self.probe.as_ref(),
                 analyses,
                 |i| m.measure(i),
                 |seen| match seen {
@@ -275,7 +275,10 @@ impl Engine {
             .canary_pause
             .map(|p| p.0)
             .unwrap_or(self.cfg.deploy.watch.0);
-        let ctx = self.deploy_ctx(&s, merge_sha);
+        let (ctx, plan) = self.production_ctx(&s, merge_sha);
+        // How the canary got its build (its start says; the promotion may
+        // repeat it). A re-run that resumes past the start has only the plan.
+        let mut started: Option<hotfix_core::provider::BuildReport> = None;
         let mut s = s;
         for (i, &weight) in steps.iter().enumerate() {
             let current = s
@@ -287,6 +290,14 @@ impl Engine {
                 continue;
             }
             if current.is_none_or(|c| c < weight) {
+                // What the canary starts from, said before it starts.
+                if i == 0
+                    && current.is_none()
+                    && let Some(n) = plan.note()
+                {
+                    self.ui
+                        .info(&format!("canary of {}: {n}", short(merge_sha)));
+                }
                 let step = self.ui.step(
                     &format!(
                         "canary: {}% of requests to {}",
@@ -296,7 +307,9 @@ impl Engine {
                     None,
                 );
                 let r = if i == 0 && current.is_none() {
-                    self.deployer.canary_start(&ctx, weight).map(drop)
+                    self.deployer
+                        .canary_start(&ctx, weight)
+                        .map(|d| started = d.build)
                 } else {
                     self.deployer.canary_weight(weight)
                 };
@@ -382,7 +395,8 @@ impl Engine {
                 return self.abort_canary(id, merge_sha, &reason, vec![]);
             }
         };
-        step.done(&format!("production runs {}", short(merge_sha)));
+        let build = crate::build::record(&plan, d.build.as_ref().or(started.as_ref()));
+        step.done(&crate::build::done_line(merge_sha, build.as_ref()));
         self.append(
             &s,
             vec![
@@ -395,6 +409,7 @@ impl Engine {
                     environment: "production".into(),
                     deployment: d.id,
                     previous_deployment: None,
+                    build,
                 },
             ],
         )?;

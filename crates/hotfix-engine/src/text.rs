@@ -47,6 +47,8 @@ struct Row {
     over: bool,
     /// `ok`, `over target`, `not done`, `not done, over target`, `rolled back`.
     verdict: &'static str,
+    /// What else the row says (the deploy: how production got its build).
+    detail: String,
 }
 
 fn rows(s: &IncidentState, cfg: &Config, now: Timestamp) -> Vec<Row> {
@@ -66,6 +68,7 @@ fn rows(s: &IncidentState, cfg: &Config, now: Timestamp) -> Vec<Row> {
                 StepState::Overdue => "not done, over target",
                 StepState::RolledBack => "rolled back",
             },
+            detail: t.detail.unwrap_or_default(),
         })
         .collect()
 }
@@ -226,8 +229,20 @@ pub fn describe(k: &EventKind) -> String {
             }
         ),
         EventKind::Deployed {
-            sha, environment, ..
-        } => format!("deployed {} to {environment}", crate::short(sha)),
+            sha,
+            environment,
+            build,
+            ..
+        } => format!(
+            "deployed {} to {environment}{}",
+            crate::short(sha),
+            build
+                .as_ref()
+                .map(|b| b.summary())
+                .filter(|b| !b.is_empty())
+                .map(|b| format!(" — {b}"))
+                .unwrap_or_default()
+        ),
         EventKind::HealthPassed { probes, .. } => {
             format!("production healthy ({})", count(*probes, "probe"))
         }
@@ -454,6 +469,7 @@ pub fn postmortem(s: &IncidentState, cfg: &Config, now: Timestamp, due: Timestam
             time_to_restore => ttr,
             resolved_target => span_of(cfg.policy.targets.resolved.0),
             rolled_back_to => rolled_back_to_line(s),
+            build => s.deployed_build.as_ref().map(|b| b.summary()).filter(|b| !b.is_empty()),
             due => fmt(due),
             attempt => s.attempt,
             rollbacks => s.rollbacks,
@@ -1099,6 +1115,7 @@ mod tests {
                 environment: "production".into(),
                 deployment: None,
                 previous_deployment: None,
+                build: None,
             },
             EventKind::AnalysisMeasured {
                 name: "5xx ratio".into(),
@@ -1136,6 +1153,86 @@ mod tests {
         assert!(row.contains("min 0.001 · max 0.3 · last 0.3"), "{row}");
         // A `|` in the query does not break the table.
         assert!(row.contains("errors[1m])) \\| x"), "{row}");
+    }
+
+    #[test]
+    fn the_post_mortem_shows_production_ran_the_tested_build_as_evidence() {
+        let mut s = incident("PDF export crashes", "dev@x", "lead@x", "dev@x");
+        let m = "c".repeat(40);
+        for kind in [
+            EventKind::Deployed {
+                sha: m.clone(),
+                environment: "production".into(),
+                deployment: None,
+                previous_deployment: None,
+                build: Some(hotfix_core::event::DeployBuild {
+                    tested: true,
+                    built: false,
+                    from_sha: Some("b".repeat(40)),
+                    build_ms: Some(42),
+                    note: None,
+                }),
+            },
+            EventKind::HealthPassed {
+                sha: m.clone(),
+                probes: 3,
+            },
+        ] {
+            s.push(at(600), "dev@x", &kind);
+        }
+        let cfg = Config::parse("").unwrap();
+        let text = postmortem(&s, &cfg, at(900), at(90_000));
+        assert!(
+            text.contains(
+                "- **Production build:** the tested build of bbbbbbbbbb promoted (no build, 42ms)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "production ran the build the preview smoke-tested (promoted from bbbbbbbbbb)"
+            ),
+            "{text}"
+        );
+        let deploy = text
+            .lines()
+            .find(|l| l.starts_with("| Production deploy |"))
+            .unwrap_or_else(|| panic!("no deploy row in:\n{text}"));
+        assert!(
+            deploy.contains("— the tested build of bbbbbbbbbb promoted"),
+            "{deploy}"
+        );
+        assert!(
+            text.contains("deployed cccccccccc to production — the tested build"),
+            "{text}"
+        );
+        // A deploy that built says why, and claims no tested build.
+        let mut s = incident("PDF export crashes", "dev@x", "lead@x", "dev@x");
+        s.push(
+            at(600),
+            "dev@x",
+            &EventKind::Deployed {
+                sha: m,
+                environment: "production".into(),
+                deployment: None,
+                previous_deployment: None,
+                build: Some(hotfix_core::event::DeployBuild {
+                    tested: false,
+                    built: true,
+                    from_sha: Some("b".repeat(40)),
+                    build_ms: Some(65_000),
+                    note: Some("main moved since the preview of bbbbbbbbbb".into()),
+                }),
+            },
+        );
+        let text = postmortem(&s, &cfg, at(900), at(90_000));
+        assert!(
+            text.contains(
+                "- **Production build:** built in 1m05s: main moved since the preview of bbbbbbbbbb"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("smoke-tested"), "{text}");
     }
 
     #[test]

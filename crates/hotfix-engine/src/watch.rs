@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use hotfix_core::analysis::{AnalysisConfig, Measurement, Status, Tracker};
 use hotfix_core::event::EventKind;
-use hotfix_providers::health::{Watch, get};
+use hotfix_providers::health::Watch;
 
 /// What one analysis saw over the watch.
 #[derive(Debug, Clone)]
@@ -199,6 +199,7 @@ impl Analyses {
 /// (the deploy moment).
 pub fn watch_with_analysis(
     w: &Watch,
+    prober: &dyn hotfix_providers::health::Probe,
     analyses: &[AnalysisConfig],
     mut measure: impl FnMut(usize) -> Result<Measurement, String>,
     mut seen: impl FnMut(Seen<'_>),
@@ -215,7 +216,7 @@ pub fn watch_with_analysis(
     loop {
         if Instant::now() >= next_probe {
             probes += 1;
-            let r = probe(w);
+            let r = prober.probe(w);
             seen(Seen::Probe(probes, &r));
             match r {
                 Ok(_) => failures = 0,
@@ -248,24 +249,6 @@ pub fn watch_with_analysis(
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(5));
         std::thread::sleep(wait);
-    }
-}
-
-/// One health probe: 2xx is healthy; otherwise why not, with the URL.
-pub fn probe(w: &Watch) -> Result<u16, String> {
-    match get(&w.url, w.timeout) {
-        Ok((s, _)) if (200..300).contains(&s) => Ok(s),
-        Ok((s, body)) => Err(format!(
-            "{} answered {s}: {}",
-            w.url,
-            body.lines()
-                .next()
-                .unwrap_or("")
-                .chars()
-                .take(160)
-                .collect::<String>()
-        )),
-        Err(e) => Err(format!("{} did not answer: {e}", w.url)),
     }
 }
 
@@ -326,5 +309,131 @@ impl std::fmt::Debug for Measurer {
             .field("sources", &self.sources.len())
             .field("sha", &self.cx.sha)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hotfix_core::analysis::{Inconclusive, Source};
+    use std::sync::Mutex;
+
+    /// Production as a script: one answer per probe, the last one repeated.
+    struct Scripted(Mutex<Vec<Result<u16, String>>>);
+
+    impl Scripted {
+        fn new(answers: &[Result<u16, &str>]) -> Scripted {
+            let v = answers
+                .iter()
+                .rev()
+                .map(|r| r.map_err(str::to_string))
+                .collect();
+            Scripted(Mutex::new(v))
+        }
+    }
+
+    impl hotfix_providers::health::Probe for Scripted {
+        fn probe(&self, _w: &Watch) -> Result<u16, String> {
+            let mut v = self.0.lock().expect("lock");
+            if v.len() > 1 {
+                v.pop().expect("answer")
+            } else {
+                v.last().cloned().expect("answer")
+            }
+        }
+    }
+
+    fn watch(window_ms: u64, unhealthy_after: u32) -> Watch {
+        Watch {
+            url: "http://production.invalid/health".into(),
+            window: Duration::from_millis(window_ms),
+            interval: Duration::from_millis(5),
+            unhealthy_after,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn ratio(max: f64) -> AnalysisConfig {
+        AnalysisConfig {
+            name: "5xx ratio".into(),
+            source: Source::Command {
+                command: "unused".into(),
+            },
+            max: Some(max),
+            min: None,
+            baseline: None,
+            max_increase: None,
+            interval: Duration::from_millis(10),
+            failure_limit: 2,
+            inconclusive: Inconclusive::Pause,
+        }
+    }
+
+    #[test]
+    fn consecutive_failed_probes_make_production_unhealthy_with_the_last_reason() {
+        let p = Scripted::new(&[Ok(200), Err("answered 502: bad gateway")]);
+        let r = watch_with_analysis(&watch(10_000, 3), &p, &[], |_| unreachable!(), |_| {});
+        assert_eq!(
+            r.outcome,
+            Outcome::Unhealthy("answered 502: bad gateway".into())
+        );
+    }
+
+    #[test]
+    fn a_failure_that_recovers_passes_and_the_window_waits_for_a_healthy_probe() {
+        let p = Scripted::new(&[Err("503"), Err("503"), Ok(200)]);
+        let mut seen = 0;
+        let r = watch_with_analysis(
+            &watch(30, 3),
+            &p,
+            &[],
+            |_| unreachable!(),
+            |s| {
+                if let Seen::Probe(..) = s {
+                    seen += 1
+                }
+            },
+        );
+        match r.outcome {
+            Outcome::Healthy { probes } => assert!(probes >= 3 && probes == seen, "{probes}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_analysis_fails_the_watch_while_health_stays_green() {
+        let p = Scripted::new(&[Ok(200)]);
+        let r = watch_with_analysis(
+            &watch(10_000, 3),
+            &p,
+            &[ratio(0.01)],
+            |_| Ok(Measurement::of(0.2)),
+            |_| {},
+        );
+        match &r.outcome {
+            Outcome::Unhealthy(why) => {
+                assert!(why.contains("2 consecutive failed measurements"), "{why}");
+                assert!(why.contains("0.2 > max 0.01"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(r.analyses.len(), 1);
+    }
+
+    #[test]
+    fn no_data_at_the_end_of_the_window_is_inconclusive_not_healthy() {
+        let p = Scripted::new(&[Ok(200)]);
+        let r = watch_with_analysis(
+            &watch(40, 3),
+            &p,
+            &[ratio(0.01)],
+            |_| Ok(Measurement::no_data()),
+            |_| {},
+        );
+        assert!(
+            matches!(&r.outcome, Outcome::Inconclusive(w) if w.contains("5xx ratio")),
+            "{:?}",
+            r.outcome
+        );
     }
 }

@@ -6,12 +6,7 @@ use hotfix_core::config::HttpCheck;
 use hotfix_core::event::CheckResult;
 
 fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .user_agent(concat!("hotfix/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
+    crate::http::agent(timeout, crate::http::Redirects::Follow)
 }
 
 /// One GET: the status and up to 64 KiB of the body, or why there is none.
@@ -95,19 +90,22 @@ pub struct Watch {
     pub timeout: Duration,
 }
 
-/// Probes `url` for the whole window. Healthy = 2xx. Returns the number of
-/// probes, or the reason production is unhealthy (after `unhealthy_after`
-/// consecutive failures).
-pub fn watch(
-    w: &Watch,
-    mut on_probe: impl FnMut(u32, &Result<u16, String>),
-) -> Result<u32, String> {
-    let start = Instant::now();
-    let mut probes = 0u32;
-    let mut failures = 0u32;
-    loop {
-        probes += 1;
-        let r = match get(&w.url, w.timeout) {
+/// One probe of a watch: the status of a healthy answer, or why it is not
+/// healthy. A trait so that the engine's watch logic (failure counts, the
+/// window, the verdict) is tested against a scripted production without
+/// HTTP; [`HttpProbe`] is the real one.
+pub trait Probe: Send + Sync {
+    fn probe(&self, w: &Watch) -> Result<u16, String>;
+}
+
+/// `GET w.url`: 2xx is healthy; otherwise why not, with the URL and the
+/// start of the body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpProbe;
+
+impl Probe for HttpProbe {
+    fn probe(&self, w: &Watch) -> Result<u16, String> {
+        match get(&w.url, w.timeout) {
             Ok((s, _)) if (200..300).contains(&s) => Ok(s),
             Ok((s, body)) => Err(format!(
                 "{} answered {s}: {}",
@@ -115,7 +113,29 @@ pub fn watch(
                 excerpt(body.lines().next().unwrap_or(""), 160)
             )),
             Err(e) => Err(format!("{} did not answer: {e}", w.url)),
-        };
+        }
+    }
+}
+
+/// Probes `url` for the whole window. Healthy = 2xx. Returns the number of
+/// probes, or the reason production is unhealthy (after `unhealthy_after`
+/// consecutive failures).
+pub fn watch(w: &Watch, on_probe: impl FnMut(u32, &Result<u16, String>)) -> Result<u32, String> {
+    watch_with(w, &HttpProbe, on_probe)
+}
+
+/// [`watch`] with the probe given.
+pub fn watch_with(
+    w: &Watch,
+    probe: &dyn Probe,
+    mut on_probe: impl FnMut(u32, &Result<u16, String>),
+) -> Result<u32, String> {
+    let start = Instant::now();
+    let mut probes = 0u32;
+    let mut failures = 0u32;
+    loop {
+        probes += 1;
+        let r = probe.probe(w);
         on_probe(probes, &r);
         match r {
             Ok(_) => failures = 0,

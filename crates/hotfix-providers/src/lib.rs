@@ -7,6 +7,7 @@ pub mod analysis;
 pub mod deploy;
 pub mod forge;
 pub mod health;
+pub mod http;
 pub mod notify;
 pub mod redact;
 pub mod signature;

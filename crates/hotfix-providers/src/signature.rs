@@ -3,7 +3,7 @@
 //! hex-encoded; both are compared in constant time so a forger cannot learn
 //! the expected value byte by byte from response timings.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -34,7 +34,7 @@ fn mac(secret: &[u8], parts: &[&[u8]]) -> HmacSha256 {
     // keeps the function total without an unwrap.
     let mut m = match HmacSha256::new_from_slice(secret) {
         Ok(m) => m,
-        Err(_) => <HmacSha256 as Mac>::new(&Default::default()),
+        Err(_) => <HmacSha256 as KeyInit>::new(&Default::default()),
     };
     for p in parts {
         m.update(p);

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use hotfix_core::id::IncidentId;
-use hotfix_core::provider::{DeployCtx, DeployError, Deployer};
+use hotfix_core::provider::{DeployCtx, DeployError, Deployer, PreviewedBuild};
 use hotfix_providers::deploy::railway::{RailwayAuth, RailwayConfig, RailwayDeployer};
 use hotfix_testkit::fake::{FakeServer, Reply};
 use hotfix_testkit::railway::{Dep, FakeRailway, Model, PATH, TOKEN, handle, statuses};
@@ -282,6 +282,46 @@ fn production_waits_for_railway_to_deploy_the_merge_sha() {
     let ops = f.ops();
     let (_, v) = ops.iter().find(|(n, _)| n == "ServiceDeployments").unwrap();
     assert_eq!(v["input"]["environmentId"], "prod");
+}
+
+#[test]
+fn production_of_the_previewed_tree_says_railway_still_builds_main_itself() {
+    let f = FakeRailway::start(production(&["BUILDING", "SUCCESS"]));
+    let d = deployer(&f);
+    let tree = "7".repeat(40);
+    let mut c = ctx(SHA);
+    c.tree = Some(tree.clone());
+    c.previewed = Some(PreviewedBuild {
+        sha: OTHER.into(),
+        tree: tree.clone(),
+    });
+    let b = d.deploy_production(&c).unwrap().build.unwrap();
+    // Railway cannot promote the PR environment's image: it built, honestly.
+    assert!(b.built, "{b:?}");
+    assert_eq!(b.promoted_from, None);
+    assert_eq!(
+        b.note.as_deref(),
+        Some(
+            "the tree equals the PR environment's deployed tree (9999999999): Railway still builds main itself"
+        )
+    );
+}
+
+#[test]
+fn production_of_another_tree_builds_without_a_note() {
+    let f = FakeRailway::start(production(&["SUCCESS"]));
+    let d = deployer(&f);
+    let mut c = ctx(SHA);
+    c.tree = Some("7".repeat(40));
+    c.previewed = Some(PreviewedBuild {
+        sha: OTHER.into(),
+        tree: "8".repeat(40),
+    });
+    let b = d.deploy_production(&c).unwrap().build.unwrap();
+    assert!(
+        b.built && b.note.is_none() && b.promoted_from.is_none(),
+        "{b:?}"
+    );
 }
 
 /// Production with auto-deploy off: hotfix has to trigger the deploy.

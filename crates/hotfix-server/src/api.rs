@@ -1,6 +1,7 @@
 //! The versioned JSON API, `/api/v1/…`: everything the CLI does that is not
 //! git work (the CLI's remote mode uses exactly these routes), described in
-//! `/api/openapi.json`.
+//! `/api/openapi.json`: each handler's `#[utoipa::path]` and the types of its
+//! bodies are that document ([`crate::openapi`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,14 +9,87 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hotfix_core::IncidentState;
 use hotfix_core::admit::Door;
+use hotfix_core::event::Event;
 use hotfix_core::event::EventKind;
+use hotfix_core::provider::OutboxItem;
+use hotfix_core::team::TokenRecord;
 use hotfix_core::team::{AdminGuard, ApiRole, Revoke};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, create_token};
 use crate::extract::{Body, IncidentPath, Params, PathParam};
+use crate::openapi::{
+    ApproveResult, BadRequest, Conflict, Forbidden, Inbox, IncidentDetail, NotFound, Outbox,
+    PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
+};
 use crate::{ApiError, AppState, ops};
+
+/// Who a token acts as.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub user: String,
+    pub role: ApiRole,
+}
+
+/// The version an incident's log is at after a write.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Version {
+    /// The number of events in the log (the next `expected_version`).
+    pub version: u64,
+}
+
+/// A page of incidents, or with `ids_only=true` every matching id.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum IncidentList {
+    Page {
+        /// Every match, not only this page.
+        total: usize,
+        offset: usize,
+        limit: usize,
+        incidents: Vec<ops::Summary>,
+    },
+    Ids {
+        total: usize,
+        /// Oldest first.
+        #[schema(examples(json!(["HF-1"])))]
+        ids: Vec<String>,
+    },
+}
+
+/// An incident's log as the caller may see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventLog {
+    pub version: u64,
+    pub events: Vec<Event>,
+    /// The restricted view of a security incident (`hotfix_core::access`):
+    /// details are placeholders.
+    pub restricted: bool,
+}
+
+/// The live and revoked tokens (never the tokens themselves).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    pub tokens: Vec<TokenRecord>,
+}
+
+/// A new token: the secret is in this answer only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenCreated {
+    pub id: i64,
+    pub user: String,
+    pub role: ApiRole,
+    /// `hf_` + 64 hex digits.
+    pub token: String,
+}
+
+/// The id of the token revoked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    pub revoked: i64,
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -35,8 +109,27 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tokens/{id}", axum::routing::delete(token_revoke))
 }
 
-async fn me(caller: Caller) -> Json<Value> {
-    Json(json!({ "user": caller.user, "role": caller.role }))
+/// Who the token acts as
+///
+/// The CLI's remote mode calls this first: the token's user is the actor of
+/// every event it sends.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    operation_id = "me",
+    tag = "auth",
+    responses(
+        (status = 200, description = "the token's user and role", body = Me),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    ),
+)]
+async fn me(caller: Caller) -> Json<Me> {
+    Json(Me {
+        user: caller.user,
+        role: caller.role,
+    })
 }
 
 /// Runs `step` off the async threads and answers with the incident it
@@ -55,26 +148,30 @@ where
 
 /// Runs `step` off the async threads and answers with the version it leaves
 /// the incident at.
-async fn version_after<F>(st: &AppState, step: F) -> Result<Json<Value>, ApiError>
+async fn version_after<F>(st: &AppState, step: F) -> Result<Json<Version>, ApiError>
 where
     F: FnOnce(&AppState) -> Result<IncidentState, ApiError> + Send + 'static,
 {
-    st.blocking(move |st| step(st).map(|s| Json(json!({ "version": s.version }))))
+    st.blocking(move |st| step(st).map(|s| Json(Version { version: s.version })))
         .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
-    /// `open` (default), `closed`, `all`, or `triage` (open and waiting
-    /// for a tech lead's triage).
+    /// `open` (default), `closed`, `all`, or `triage`: the open incidents
+    /// waiting for a tech lead's triage (reported, not yet confirmed,
+    /// declined or merged).
     #[serde(default)]
+    #[param(pattern = "^(open|closed|all|triage)$")]
     state: Option<String>,
     /// Case-insensitive text in the id, title, branch, severity or phase.
     #[serde(default)]
     q: Option<String>,
     /// Newest first, `limit` per page (default 100, at most 1000) from `offset`.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     #[serde(default)]
     offset: Option<usize>,
@@ -84,11 +181,31 @@ struct ListQuery {
     ids_only: Option<bool>,
 }
 
+/// List incidents
+///
+/// Newest first, one page (`limit`, `offset`); `total` counts every match.
+/// With `ids_only=true`: every matching id, oldest first, and no summaries
+/// (what the CLI's remote mode uses).
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    operation_id = "listIncidents",
+    tag = "incidents",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "the incidents", body = IncidentList),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    ),
+)]
+
 async fn list(
     State(st): State<AppState>,
     caller: Caller,
     Params(q): Params<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IncidentList>, ApiError> {
     let which = q.state.unwrap_or_else(|| "open".into());
     if !["open", "closed", "all", "triage"].contains(&which.as_str()) {
         return Err(ApiError::bad_request(format!(
@@ -133,7 +250,10 @@ async fn list(
             .collect();
         if ids_only {
             let ids: Vec<String> = matching.iter().map(|v| v.state().id.to_string()).collect();
-            return Ok(Json(json!({ "total": ids.len(), "ids": ids })));
+            return Ok(Json(IncidentList::Ids {
+                total: ids.len(),
+                ids,
+            }));
         }
         let total = matching.len();
         // Only the page is summarised (next action, elapsed): a list of
@@ -145,20 +265,29 @@ async fn list(
             .take(limit)
             .map(|v| ops::summary(st, v, now))
             .collect();
-        Ok(Json(
-            json!({ "total": total, "offset": offset, "limit": limit, "incidents": page }),
-        ))
+        Ok(Json(IncidentList::Page {
+            total,
+            offset,
+            limit,
+            incidents: page,
+        }))
     })
     .await
 }
 
 /// The body of a declaration: the `declared` event's fields.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = DeclareRequest)]
 #[serde(deny_unknown_fields)]
 struct DeclareBody {
+    /// Letters, digits, `-`, `_`, `.` (not first), e.g. `pdf-crash`.
+    #[schema(examples("pdf-crash"))]
     name: String,
+    /// Default: the name with spaces.
     #[serde(default)]
     title: Option<String>,
+    /// `critical` or `high` (the hotfix path; others are refused, 422).
+    #[schema(examples("critical"))]
     severity: String,
     #[serde(default)]
     customer_facing: bool,
@@ -174,6 +303,26 @@ struct DeclareBody {
     components: Vec<String>,
 }
 
+/// Declare an incident
+///
+/// Writes the `declared` event (and `affects` when components are given) as
+/// the token's user; the server notifies with its own notifiers.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents",
+    operation_id = "declareIncident",
+    tag = "incidents",
+    request_body = DeclareBody,
+    responses(
+        (status = 201, description = "declared", body = IncidentDetail),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn declare(
     State(st): State<AppState>,
     caller: Caller,
@@ -222,6 +371,25 @@ async fn declare(
     Ok((StatusCode::CREATED, created))
 }
 
+/// One incident
+///
+/// State, approvals, timeline against the targets, checklist, undelivered
+/// notifications and the whole event log.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    operation_id = "getIncident",
+    tag = "incidents",
+    params(("id" = String, Path, description = "an incident id, `HF-<n>`", example = "HF-1")),
+    responses(
+        (status = 200, description = "the incident", body = IncidentDetail),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn show(
     State(st): State<AppState>,
     caller: Caller,
@@ -234,19 +402,38 @@ async fn show(
     .await
 }
 
-/// The log as the caller may see it; `restricted: true` says it is the
-/// restricted view of a security incident (`hotfix_core::access`).
+/// The event log
+///
+/// The log and its version (for compare-and-set appends), as the caller may
+/// see it: `restricted: true` is the restricted view of a security incident.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}/events",
+    operation_id = "getEvents",
+    tag = "incidents",
+    params(("id" = String, Path, description = "an incident id, `HF-<n>`", example = "HF-1")),
+    responses(
+        (status = 200, description = "the log", body = EventLog),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn events(
     State(st): State<AppState>,
     caller: Caller,
     IncidentPath(id): IncidentPath,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventLog>, ApiError> {
     st.blocking(move |st| {
         let v = ops::read(st, &ops::reader_of(&caller), id)?;
         let s = v.state();
-        Ok(Json(
-            json!({ "version": s.version, "events": s.events, "restricted": v.restricted() }),
-        ))
+        Ok(Json(EventLog {
+            version: s.version,
+            events: s.events.clone(),
+            restricted: v.restricted(),
+        }))
     })
     .await
 }
@@ -254,21 +441,49 @@ async fn events(
 /// The body of `POST /api/v1/incidents/{id}/events`. Public only for the
 /// fuzz target of this route (`fuzz/`), which parses bodies with it.
 #[doc(hidden)]
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = AppendRequest)]
 #[serde(deny_unknown_fields)]
 pub struct AppendBody {
     /// Compare-and-set: the version the client decided on (409 if it moved).
     #[serde(default)]
     pub expected_version: Option<u64>,
+    /// At most 100.
+    #[schema(max_items = 100)]
     pub events: Vec<EventKind>,
 }
 
+/// Append events
+///
+/// Compare-and-set on `expected_version`. The server re-checks what the
+/// caller may append: approvals only in one's own name and role and on the
+/// current head, `closed` only with a tech_lead token, and the log must
+/// still fold.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/events",
+    operation_id = "appendEvents",
+    tag = "incidents",
+    params(("id" = String, Path, description = "an incident id, `HF-<n>`", example = "HF-1")),
+    request_body = AppendBody,
+    responses(
+        (status = 200, description = "appended; the new version", body = Version),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn append(
     State(st): State<AppState>,
     caller: Caller,
     IncidentPath(id): IncidentPath,
     Body(b): Body<AppendBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Version>, ApiError> {
     if b.events.len() > 100 {
         return Err(ApiError::bad_request("at most 100 events per append"));
     }
@@ -278,6 +493,28 @@ async fn append(
     .await
 }
 
+/// Approve the current head
+///
+/// As the token's user, in the role the team config gives them (tech leads
+/// need a tech_lead token); never one's own hotfix. Idempotent.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/approve",
+    operation_id = "approve",
+    tag = "incidents",
+    params(("id" = String, Path, description = "an incident id, `HF-<n>`", example = "HF-1")),
+    responses(
+        (status = 200, description = "approved (or already approved)", body = ApproveResult),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn approve(
     State(st): State<AppState>,
     caller: Caller,
@@ -306,13 +543,38 @@ where
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = WithdrawRequest)]
 #[serde(deny_unknown_fields)]
 struct WithdrawBody {
+    /// Why (not empty).
     reason: String,
 }
 
-/// The caller takes back their approval of the current head.
+/// Withdraw your approval of the current head
+///
+/// As the token's user: their approval of the current head stops counting
+/// (an `approval_withdrawn` event with the reason). Idempotent: nothing to
+/// withdraw answers `recorded: false`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/withdraw",
+    operation_id = "withdraw",
+    tag = "incidents",
+    params(("id" = String, Path, description = "an incident id, `HF-<n>`", example = "HF-1")),
+    request_body = WithdrawBody,
+    responses(
+        (status = 200, description = "withdrawn (or nothing to withdraw)", body = ApproveResult),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn withdraw(
     State(st): State<AppState>,
     caller: Caller,
@@ -332,10 +594,38 @@ async fn withdraw(
     .await
 }
 
-/// A tech lead's triage of a reported incident: `confirm` (optionally at
-/// another severity, with the public text), `decline` (a reason) or
-/// `merge` (into another open incident). Answers the incident in full and
-/// `recorded` (false: already decided so, nothing appended).
+/// Triage a reported incident: confirm, decline or merge
+///
+/// A tech lead's decision about an incident in triage (tech leads in [team]
+/// with a tech_lead token; others get 403). `confirm` (only in triage): it
+/// is real, at `severity` (default: the incident's; medium/low are refused
+/// with `use_normal_release`: decline it as `not_urgent`), with the
+/// `public_text` the status page shows; appends `confirmed`. `decline`
+/// (until a branch is cut): `reason` false_alarm, not_urgent or duplicate
+/// (with `duplicate_of`, an open incident); appends `declined` and `closed`
+/// (no checklist). `merge` (until a branch is cut): into `into`, an open
+/// incident; appends `merged_into` and `closed` here, then `absorbed` on
+/// `into`. Idempotent: a decision already recorded answers `recorded:
+/// false`, and a merge whose second append is missing gets it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/triage",
+    operation_id = "triage",
+    tag = "incidents",
+    params(("id" = String, Path, description = "an incident id, `HF-<n>`", example = "HF-1")),
+    request_body = ops::TriageFields,
+    responses(
+        (status = 200, description = "decided (or already decided so: `recorded: false`); the incident in full", body = ApproveResult),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn triage(
     State(st): State<AppState>,
     caller: Caller,
@@ -349,12 +639,36 @@ async fn triage(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = TickRequest)]
 #[serde(deny_unknown_fields)]
 struct TickBody {
+    /// Checklist keys (`fix_verified`, `postmortem_scheduled`, ...).
     done: Vec<String>,
 }
 
+/// Tick checklist items
+///
+/// Items already ticked are left as they are.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/checklist",
+    operation_id = "tickChecklist",
+    tag = "incidents",
+    params(("id" = String, Path, description = "an incident id, `HF-<n>`", example = "HF-1")),
+    request_body = TickBody,
+    responses(
+        (status = 200, description = "the incident", body = IncidentDetail),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn tick(
     State(st): State<AppState>,
     caller: Caller,
@@ -367,18 +681,41 @@ async fn tick(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = NoteRequest)]
 #[serde(deny_unknown_fields)]
 struct NoteBody {
     text: String,
 }
 
+/// Add a note
+///
+/// A free-form line in the incident log.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/notes",
+    operation_id = "addNote",
+    tag = "incidents",
+    params(("id" = String, Path, description = "an incident id, `HF-<n>`", example = "HF-1")),
+    request_body = NoteBody,
+    responses(
+        (status = 200, description = "the new version", body = Version),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn note(
     State(st): State<AppState>,
     caller: Caller,
     IncidentPath(id): IncidentPath,
     Body(b): Body<NoteBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Version>, ApiError> {
     let text = b.text.trim().to_string();
     version_after(&st, move |st| {
         ops::append_checked(
@@ -393,6 +730,27 @@ async fn note(
     .await
 }
 
+/// Close
+///
+/// Needs a tech_lead token and a complete checklist. Idempotent.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/close",
+    operation_id = "closeIncident",
+    tag = "incidents",
+    params(("id" = String, Path, description = "an incident id, `HF-<n>`", example = "HF-1")),
+    responses(
+        (status = 200, description = "closed", body = IncidentDetail),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn close(
     State(st): State<AppState>,
     caller: Caller,
@@ -404,10 +762,24 @@ async fn close(
     .await
 }
 
-/// The notifications waiting for delivery. A message about a security
-/// incident the caller may not read says what the channel would see, and
-/// nothing it quotes of the incident (`hotfix_core::access`).
-async fn outbox(State(st): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// Undelivered notifications
+///
+/// Everything the server's notifiers have not delivered yet, with the last
+/// error. A message about a security incident the caller may not read says
+/// what the channel would see, and nothing it quotes of the incident.
+#[utoipa::path(
+    get,
+    path = "/api/v1/outbox",
+    operation_id = "outbox",
+    tag = "operations",
+    responses(
+        (status = 200, description = "the outbox", body = Outbox),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    ),
+)]
+async fn outbox(State(st): State<AppState>, caller: Caller) -> Result<Json<Outbox>, ApiError> {
     st.blocking(move |st| {
         let all = ops::all(st)?;
         let reader = ops::reader_of(&caller);
@@ -423,14 +795,29 @@ async fn outbox(State(st): State<AppState>, caller: Caller) -> Result<Json<Value
                 o.last_error = o.last_error.as_deref().map(|e| v.scrub(e));
             }
         }
-        Ok(Json(json!({ "undelivered": items })))
+        let undelivered: Vec<OutboxItem> = items;
+        Ok(Json(Outbox { undelivered }))
     })
     .await
 }
 
-/// What came in and what became of it. Outcomes quote branches and
-/// names: those of security incidents the caller may not read are
-/// scrubbed (`hotfix_core::access`).
+/// Recent inbox items
+///
+/// Alerts and webhooks as received, newest first, with what processing did
+/// and what each was (its source, alert key and alert name). Outcomes that
+/// quote a security incident the caller may not read are scrubbed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/inbox",
+    operation_id = "inbox",
+    tag = "operations",
+    responses(
+        (status = 200, description = "the inbox", body = Inbox),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn inbox(State(st): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     st.blocking(move |st| {
         let all = ops::all(st)?;
@@ -459,24 +846,67 @@ async fn inbox(State(st): State<AppState>, caller: Caller) -> Result<Json<Value>
     .await
 }
 
-async fn tokens(State(st): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// List tokens
+///
+/// Admin only. Never shows the tokens themselves.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    operation_id = "listTokens",
+    tag = "auth",
+    responses(
+        (status = 200, description = "the tokens", body = TokenList),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    ),
+)]
+async fn tokens(State(st): State<AppState>, caller: Caller) -> Result<Json<TokenList>, ApiError> {
     caller.require(ApiRole::Admin, "listing tokens")?;
-    st.blocking(|st| Ok(Json(json!({ "tokens": st.store.token_list()? }))))
-        .await
+    st.blocking(|st| {
+        Ok(Json(TokenList {
+            tokens: st.store.token_list()?,
+        }))
+    })
+    .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = TokenCreateRequest)]
 #[serde(deny_unknown_fields)]
 struct TokenBody {
+    /// The team identity acting with the token (as in `[team]`).
+    #[schema(examples("dev@example.com"))]
     user: String,
+    /// `intake`, `developer`, `tech_lead` or `admin`.
+    #[schema(examples("developer"))]
     role: String,
 }
 
+/// Create a token
+///
+/// Admin only. The token is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    operation_id = "createToken",
+    tag = "auth",
+    request_body = TokenBody,
+    responses(
+        (status = 201, description = "created", body = TokenCreated),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn token_create(
     State(st): State<AppState>,
     caller: Caller,
     Body(b): Body<TokenBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TokenCreated>), ApiError> {
     caller.require(ApiRole::Admin, "creating tokens")?;
     let role = ApiRole::parse(&b.role).ok_or_else(|| {
         ApiError::unprocessable(
@@ -491,20 +921,48 @@ async fn token_create(
         let (token, id) = create_token(st.store.as_ref(), &b.user, role, st.now_s())?;
         Ok((
             StatusCode::CREATED,
-            Json(json!({ "id": id, "user": b.user.trim(), "role": role, "token": token })),
+            Json(TokenCreated {
+                id,
+                user: b.user.trim().to_string(),
+                role,
+                token,
+            }),
         ))
     })
     .await
 }
 
+/// Revoke a token
+///
+/// Admin only. The last live admin token is never revoked (409
+/// `last_admin`): create another admin token first (`POST /api/v1/tokens`,
+/// or `hotfix serve token create --user YOU --role admin` on the server's
+/// machine), then revoke the old one.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    operation_id = "revokeToken",
+    tag = "auth",
+    params(("id" = i64, Path, description = "the token's id")),
+    responses(
+        (status = 200, description = "revoked", body = Revoked),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`last_admin`: it is the last live admin token; nobody could manage tokens after it", body = crate::openapi::Error),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = Unavailable),
+    ),
+)]
 async fn token_revoke(
     State(st): State<AppState>,
     caller: Caller,
     PathParam(id): PathParam<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Revoked>, ApiError> {
     caller.require(ApiRole::Admin, "revoking tokens")?;
     st.blocking(move |st| match st.store.token_revoke(id, AdminGuard::KeepOne)? {
-        Revoke::Revoked => Ok(Json(json!({ "revoked": id }))),
+        Revoke::Revoked => Ok(Json(Revoked { revoked: id })),
         Revoke::NotFound => Err(ApiError::not_found(format!("no live token {id}"))),
         // Over the API this would lock everyone out of token management;
         // the CLI on the server's machine can always make a new one.

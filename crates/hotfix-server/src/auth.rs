@@ -10,7 +10,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use hotfix_core::team::{ApiRole, TeamStore, TokenRecord};
-use rand::RngCore;
+use rand::Rng as _;
 use sha2::{Digest, Sha256};
 
 use crate::{ApiError, AppState};
@@ -170,20 +170,20 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     STANDARD.decode(s).or_else(|_| URL_SAFE.decode(s)).ok()
 }
 
-/// One cookie's value.
+/// One cookie's value: the first non-empty one of that name in any
+/// `Cookie` header (HTTP/2 clients may send several), without the double
+/// quotes RFC 6265 allows around a value. Pairs that do not parse are
+/// skipped, not the whole header: a broken cookie another app on the same
+/// host left does not sign anyone out.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    for v in headers.get_all(header::COOKIE) {
-        let Ok(v) = v.to_str() else { continue };
-        for part in v.split(';') {
-            if let Some((k, val)) = part.trim().split_once('=')
-                && k == name
-                && !val.is_empty()
-            {
-                return Some(val.to_string());
-            }
-        }
-    }
-    None
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name && !c.value_trimmed().is_empty())
+        .map(|c| c.value_trimmed().to_string())
 }
 
 /// Looks a token up (on a blocking thread).
@@ -365,6 +365,68 @@ mod tests {
             Some("fromcookie")
         );
         assert_eq!(request_token(&HeaderMap::new()).unwrap(), None);
+    }
+
+    #[test]
+    fn cookies_are_read_as_browsers_send_them() {
+        let jar = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(header::COOKIE, v.parse().unwrap());
+            }
+            cookie(&h, COOKIE)
+        };
+        let got = |values: &[&str]| jar(values);
+        assert_eq!(got(&["hotfix_session=hf_1"]).as_deref(), Some("hf_1"));
+        // Spaces around `;` and `=`, other cookies first, a value with `=`.
+        assert_eq!(
+            got(&["a=b=c;hotfix_session = hf_2 ; z=1"]).as_deref(),
+            Some("hf_2")
+        );
+        // RFC 6265 lets a value sit in double quotes.
+        assert_eq!(got(&["hotfix_session=\"hf_3\""]).as_deref(), Some("hf_3"));
+        // Several Cookie headers; an empty value does not count.
+        assert_eq!(
+            got(&["hotfix_session=", "x=1", "hotfix_session=hf_4"]).as_deref(),
+            Some("hf_4")
+        );
+        assert_eq!(got(&["hotfix_session=\"\""]), None);
+        // A pair without `=` (left by another app) is skipped, not fatal.
+        assert_eq!(got(&["junk; hotfix_session=hf_5"]).as_deref(), Some("hf_5"));
+        // Names are exact: no prefix, suffix or case folding.
+        assert_eq!(got(&["hotfix_session_old=hf_6; HOTFIX_SESSION=hf_7"]), None);
+        assert_eq!(got(&[]), None);
+    }
+
+    #[test]
+    fn basic_credentials_in_utf8_and_with_base64_edge_cases() {
+        let token = |b64: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::AUTHORIZATION,
+                format!("Basic {b64}").parse().unwrap(),
+            );
+            request_token(&h)
+        };
+        // base64("jürgen:hf_abc"): a user name in UTF-8.
+        assert_eq!(
+            token("asO8cmdlbjpoZl9hYmM=").unwrap().as_deref(),
+            Some("hf_abc")
+        );
+        // base64("u:hf_>>>?") has `+` and `/` in the standard alphabet,
+        // `-` and `_` in the URL-safe one: both read the same.
+        for b64 in ["dTpoZl8+Pj4/", "dTpoZl8-Pj4_"] {
+            assert_eq!(token(b64).unwrap().as_deref(), Some("hf_>>>?"), "{b64}");
+        }
+        // A `+` that a form decoder turned into a space is not base64.
+        assert!(token("dTpoZl8 Pj4/").is_err());
+        // A password with `:` keeps everything after the first one.
+        // base64("u:hf_a:b")
+        assert_eq!(token("dTpoZl9hOmI=").unwrap().as_deref(), Some("hf_a:b"));
+        // Padding in the middle or too much of it is malformed.
+        for bad in ["aGk==", "aG=k", "aGk=x"] {
+            assert!(token(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

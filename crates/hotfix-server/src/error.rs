@@ -106,7 +106,7 @@ impl ApiError {
 pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
 
 /// The code of a 409 for [`StoreError::NameInUse`].
-pub const NAME_IN_USE: &str = "name_in_use";
+pub const NAME_IN_USE: &str = hotfix_core::team::NAME_IN_USE_CODE;
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -142,6 +142,38 @@ impl From<hotfix_core::ledger::AppendError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut r = (self.status, Json(self.body())).into_response();
+        // For the log of refusals ([`crate::log::refusals`]).
+        r.extensions_mut().insert(crate::log::Reason::of(&self));
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hotfix_core::id::IncidentId;
+
+    /// The CLI's remote store (`hotfix-client`) turns this body back into
+    /// the same store error: the code and the message are the contract.
+    #[test]
+    fn a_name_in_use_answer_carries_the_code_and_the_store_errors_text() {
+        let e = StoreError::NameInUse {
+            name: "pdf-crash".into(),
+            incident: IncidentId(3),
+        };
+        let answer = ApiError::from(StoreError::NameInUse {
+            name: "pdf-crash".into(),
+            incident: IncidentId(3),
+        });
+        assert_eq!(answer.status.as_u16(), 409);
+        let body = answer.body();
+        assert_eq!(body["error"]["code"], hotfix_core::team::NAME_IN_USE_CODE);
+        assert_eq!(body["error"]["message"], e.to_string());
+        assert!(
+            body["error"]["hint"]
+                .as_str()
+                .is_some_and(|h| h.contains("HF-3"))
+        );
     }
 }

@@ -15,7 +15,6 @@
 pub mod alerts;
 pub mod api;
 pub mod auth;
-pub mod client;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
@@ -94,6 +93,11 @@ pub struct WorkerSettings {
     /// How long a claim (inbox item, outbox item, watch) is held before
     /// another replica may take it over.
     pub lease_s: i64,
+    /// The embedded platform's state directory, when the server runs on
+    /// the platform's host: the watch then measures `provider = "platform"`
+    /// analyses from its counters, as the CLI's watch does
+    /// (`HOTFIX_PLATFORM_DIR`; without it such an analysis has no data).
+    pub platform_dir: Option<PathBuf>,
 }
 
 impl Default for WorkerSettings {
@@ -102,6 +106,7 @@ impl Default for WorkerSettings {
             enabled: true,
             tick: std::time::Duration::from_millis(500),
             lease_s: 30,
+            platform_dir: None,
         }
     }
 }
@@ -201,6 +206,26 @@ pub fn router(st: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             st.clone(),
             metrics::track,
+        ))
+        // The log: refusals inside the request's span, the span made with
+        // the request id (the client's `x-request-id`, else a new one),
+        // which goes back in the answer.
+        .layer(axum::middleware::from_fn(log::refusals))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(log::RequestSpan)
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(tower_http::LatencyUnit::Millis),
+                ),
+        )
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(
+            axum::http::HeaderName::from_static(log::REQUEST_ID),
+        ))
+        .layer(tower_http::request_id::SetRequestIdLayer::new(
+            axum::http::HeaderName::from_static(log::REQUEST_ID),
+            tower_http::request_id::MakeRequestUuid,
         ))
         .with_state(st)
 }

@@ -11,68 +11,83 @@
 //! name an incident.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use hotfix_core::access::Reader;
+use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use serde_json::json;
 
 use crate::{AppState, ops};
 
-/// A monotonically increasing count.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+/// A counter by label values, the label names fixed when it is made (so a
+/// call site only passes the values, in the same order).
+#[derive(Debug)]
+pub struct Labeled {
+    keys: &'static [&'static str],
+    family: Family<Vec<(String, String)>, Counter>,
+}
 
-impl Counter {
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+impl Labeled {
+    fn new(keys: &'static [&'static str]) -> Labeled {
+        Labeled {
+            keys,
+            family: Family::default(),
+        }
     }
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+
+    /// Counts one more for `values` (one per label name; extra ones are
+    /// ignored, missing ones are left out of the series).
+    pub fn inc(&self, values: &[&str]) {
+        self.inc_by(values, 1);
     }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+
+    fn inc_by(&self, values: &[&str], n: u64) {
+        let labels = self
+            .keys
+            .iter()
+            .zip(values)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.family.get_or_create(&labels).inc_by(n);
     }
 }
 
-/// Counts by label values.
-#[derive(Debug, Default)]
-pub struct Labeled(Mutex<BTreeMap<Vec<String>, u64>>);
-
-impl Labeled {
-    pub fn inc(&self, labels: &[&str]) {
-        if let Ok(mut m) = self.0.lock() {
-            *m.entry(labels.iter().map(|s| s.to_string()).collect())
-                .or_insert(0) += 1;
-        }
-    }
-    pub fn snapshot(&self) -> Vec<(Vec<String>, u64)> {
-        self.0
-            .lock()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default()
-    }
+/// The labels of a request's duration: the route template (never the path:
+/// ids would explode the label set), the method, the status class.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+    method: String,
+    status_class: &'static str,
 }
 
 /// Latency histogram buckets, seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
-#[derive(Debug, Default)]
+fn duration_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// This replica's counters, registered in a `prometheus-client` registry
+/// and rendered by it in the Prometheus text format (the one `promtool
+/// check metrics` reads, and that every Prometheus scrapes).
+#[derive(Debug)]
 pub struct Metrics {
+    registry: Registry,
     /// `route`, `method`, `status`.
     pub requests: Labeled,
-    /// Cumulative bucket counts and sum (microseconds) of request durations.
-    pub latency_buckets: [Counter; 10],
-    pub latency_count: Counter,
-    pub latency_sum_us: Counter,
+    durations: Family<RouteLabels, Histogram, fn() -> Histogram>,
     /// `source`: deliveries stored in the inbox (duplicates not counted).
     pub alerts_received: Labeled,
     /// `source`, `reason`: rejected webhooks and alerts (bad signature, bad body).
@@ -84,15 +99,110 @@ pub struct Metrics {
     pub outbox_failed: Counter,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        let m = Metrics {
+            registry: Registry::default(),
+            requests: Labeled::new(&["route", "method", "status"]),
+            durations: Family::new_with_constructor(duration_histogram),
+            alerts_received: Labeled::new(&["source"]),
+            rejected: Labeled::new(&["source", "reason"]),
+            incidents_declared: Counter::default(),
+            inbox_processed: Counter::default(),
+            inbox_failed: Counter::default(),
+            outbox_sent: Counter::default(),
+            outbox_failed: Counter::default(),
+        };
+        // Counters are registered without `_total` (the encoder adds it) and
+        // help texts without their final period (the registry adds it).
+        let mut r = Registry::default();
+        r.register(
+            "hotfix_http_requests",
+            "HTTP requests by route template, method and status",
+            m.requests.family.clone(),
+        );
+        r.register(
+            "hotfix_http_request_duration_seconds",
+            "HTTP request durations by route template, method and status class",
+            m.durations.clone(),
+        );
+        r.register(
+            "hotfix_alerts_received",
+            "Alert deliveries stored in the inbox, by source: one per notification (an Alertmanager group, a Sentry or PagerDuty event), not per alert in it; a retry of a stored delivery is not counted again",
+            m.alerts_received.family.clone(),
+        );
+        r.register(
+            "hotfix_rejected",
+            "Requests refused at the door (bad signature, bad body), by source and reason",
+            m.rejected.family.clone(),
+        );
+        r.register(
+            "hotfix_incidents_declared",
+            "Incidents declared by this replica",
+            m.incidents_declared.clone(),
+        );
+        r.register(
+            "hotfix_inbox_processed",
+            "Inbox items processed by this replica",
+            m.inbox_processed.clone(),
+        );
+        r.register(
+            "hotfix_inbox_failed",
+            "Inbox item processing failures (retried)",
+            m.inbox_failed.clone(),
+        );
+        r.register(
+            "hotfix_notifications_sent",
+            "Outbox items delivered by this replica",
+            m.outbox_sent.clone(),
+        );
+        r.register(
+            "hotfix_notifications_failed",
+            "Outbox delivery failures (retried with backoff)",
+            m.outbox_failed.clone(),
+        );
+        Metrics { registry: r, ..m }
+    }
+}
+
 impl Metrics {
-    fn observe(&self, secs: f64) {
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                self.latency_buckets[i].inc();
-            }
-        }
-        self.latency_count.inc();
-        self.latency_sum_us.add((secs * 1e6) as u64);
+    /// Counts one request: by its status, and its duration by status class.
+    fn observe(&self, route: &str, method: &str, status: StatusCode, secs: f64) {
+        self.requests.inc(&[route, method, status.as_str()]);
+        self.durations
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+                method: method.to_string(),
+                status_class: status_class(status),
+            })
+            .observe(secs);
+    }
+}
+
+fn status_class(s: StatusCode) -> &'static str {
+    match s.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// The method as a label: the standard ones by name, any other as `other`
+/// (a client may send any token as a method, and each would be a series).
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
     }
 }
 
@@ -110,17 +220,28 @@ pub async fn track(State(st): State<AppState>, req: Request, next: Next) -> Resp
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let t = Instant::now();
     let resp = next.run(req).await;
-    st.metrics.observe(t.elapsed().as_secs_f64());
     st.metrics
-        .requests
-        .inc(&[&route, &method, resp.status().as_str()]);
+        .observe(&route, method, resp.status(), t.elapsed().as_secs_f64());
     resp
 }
 
 /// Alive and the store answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "meta",
+    summary = "Liveness and store health",
+    description = "200 when the process is up and the store answers; 503 otherwise. For load balancer checks.",
+    security(()),
+    responses(
+        (status = 200, description = "healthy", body = crate::openapi::Health),
+        (status = 503, description = "the store does not answer", body = crate::openapi::Health),
+    ),
+)]
 async fn healthz(State(st): State<AppState>) -> Response {
     let r = st
         .blocking(|st| {
@@ -138,31 +259,6 @@ async fn healthz(State(st): State<AppState>) -> Response {
     }
 }
 
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn labeled(out: &mut String, name: &str, help: &str, keys: &[&str], l: &Labeled) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-    for (vals, n) in l.snapshot() {
-        let labels: Vec<String> = keys
-            .iter()
-            .zip(vals.iter())
-            .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
-            .collect();
-        let _ = writeln!(out, "{name}{{{}}} {n}", labels.join(","));
-    }
-}
-
-fn counter(out: &mut String, name: &str, help: &str, v: u64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-    );
-}
-
 /// Every decline reason at zero: each series exists from the first
 /// scrape, so `rate()` and `increase()` see the first decline.
 fn declined_zero() -> BTreeMap<&'static str, u64> {
@@ -173,6 +269,74 @@ fn declined_zero() -> BTreeMap<&'static str, u64> {
         .collect()
 }
 
+/// What a scrape reads from the shared store (the same on every replica).
+struct TeamGauges {
+    /// (severity, phase) of open incidents → how many.
+    open: BTreeMap<(String, String), u64>,
+    declined: BTreeMap<&'static str, u64>,
+    undelivered: usize,
+}
+
+/// The team-wide series of one scrape, in a registry of their own: they are
+/// read from the store each time, so a series that no longer exists (no
+/// open incident left in a phase) is gone from the next scrape.
+fn team_registry(g: Option<&TeamGauges>) -> Registry {
+    let mut r = Registry::default();
+    if let Some(g) = g {
+        let open = Family::<Vec<(String, String)>, Gauge>::default();
+        for ((sev, phase), n) in &g.open {
+            open.get_or_create(&vec![
+                ("severity".to_string(), sev.clone()),
+                ("phase".to_string(), phase.clone()),
+            ])
+            .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+        r.register(
+            "hotfix_incidents_open",
+            "Open incidents by severity and phase",
+            open,
+        );
+        let declined = Family::<Vec<(String, String)>, Counter>::default();
+        for (reason, n) in &g.declined {
+            declined
+                .get_or_create(&vec![("reason".to_string(), reason.to_string())])
+                .inc_by(*n);
+        }
+        r.register(
+            "hotfix_incidents_declined",
+            "Incidents declined or merged at triage, by reason (team-wide, from the log: the same on every replica)",
+            declined,
+        );
+        let undelivered = Gauge::<i64>::default();
+        undelivered.set(i64::try_from(g.undelivered).unwrap_or(i64::MAX));
+        r.register(
+            "hotfix_notifications_undelivered",
+            "Notifications waiting in the outbox",
+            undelivered,
+        );
+    }
+    let up = Gauge::<i64>::default();
+    up.set(i64::from(g.is_some()));
+    r.register(
+        "hotfix_store_up",
+        "Whether the store answered this scrape",
+        up,
+    );
+    r
+}
+
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "meta",
+    summary = "Prometheus metrics",
+    description = "Counters per replica (requests by route, alerts received, webhooks rejected, inbox and outbox work) and team-wide gauges read from the store.",
+    security(()),
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+    ),
+)]
 async fn metrics(State(st): State<AppState>) -> Response {
     let gauges = st
         .blocking(|st| {
@@ -194,128 +358,20 @@ async fn metrics(State(st): State<AppState>) -> Response {
                 }
             }
             let undelivered = st.store.undelivered()?.len();
-            Ok((open, declined, undelivered))
+            Ok(TeamGauges {
+                open,
+                declined,
+                undelivered,
+            })
         })
-        .await;
-    let m = &st.metrics;
+        .await
+        .ok();
     let mut out = String::new();
-    labeled(
-        &mut out,
-        "hotfix_http_requests_total",
-        "HTTP requests by route template, method and status.",
-        &["route", "method", "status"],
-        &m.requests,
-    );
-    let _ = writeln!(
-        out,
-        "# HELP hotfix_http_request_duration_seconds HTTP request durations.\n# TYPE hotfix_http_request_duration_seconds histogram"
-    );
-    for (i, b) in BUCKETS.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "hotfix_http_request_duration_seconds_bucket{{le=\"{b}\"}} {}",
-            m.latency_buckets[i].get()
-        );
+    let rendered = prometheus_text::encode(&mut out, &st.metrics.registry)
+        .and_then(|()| prometheus_text::encode(&mut out, &team_registry(gauges.as_ref())));
+    if rendered.is_err() {
+        // Writing to a String cannot fail; said rather than assumed.
+        return crate::ApiError::internal("the metrics could not be rendered").into_response();
     }
-    let _ = writeln!(
-        out,
-        "hotfix_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-        m.latency_count.get()
-    );
-    let _ = writeln!(
-        out,
-        "hotfix_http_request_duration_seconds_sum {}",
-        m.latency_sum_us.get() as f64 / 1e6
-    );
-    let _ = writeln!(
-        out,
-        "hotfix_http_request_duration_seconds_count {}",
-        m.latency_count.get()
-    );
-    labeled(
-        &mut out,
-        "hotfix_alerts_received_total",
-        "Alert deliveries stored in the inbox, by source: one per notification (an Alertmanager group, a Sentry or PagerDuty event), not per alert in it; a retry of a stored delivery is not counted again.",
-        &["source"],
-        &m.alerts_received,
-    );
-    labeled(
-        &mut out,
-        "hotfix_rejected_total",
-        "Requests refused at the door (bad signature, bad body), by source and reason.",
-        &["source", "reason"],
-        &m.rejected,
-    );
-    counter(
-        &mut out,
-        "hotfix_incidents_declared_total",
-        "Incidents declared by this replica.",
-        m.incidents_declared.get(),
-    );
-    counter(
-        &mut out,
-        "hotfix_inbox_processed_total",
-        "Inbox items processed by this replica.",
-        m.inbox_processed.get(),
-    );
-    counter(
-        &mut out,
-        "hotfix_inbox_failed_total",
-        "Inbox item processing failures (retried).",
-        m.inbox_failed.get(),
-    );
-    counter(
-        &mut out,
-        "hotfix_notifications_sent_total",
-        "Outbox items delivered by this replica.",
-        m.outbox_sent.get(),
-    );
-    counter(
-        &mut out,
-        "hotfix_notifications_failed_total",
-        "Outbox delivery failures (retried with backoff).",
-        m.outbox_failed.get(),
-    );
-    let store_up = match gauges {
-        Ok((open, declined, undelivered)) => {
-            let _ = writeln!(
-                out,
-                "# HELP hotfix_incidents_open Open incidents by severity and phase.\n# TYPE hotfix_incidents_open gauge"
-            );
-            for ((sev, phase), n) in open {
-                let _ = writeln!(
-                    out,
-                    "hotfix_incidents_open{{severity=\"{sev}\",phase=\"{phase}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "# HELP hotfix_incidents_declined_total Incidents declined or merged at triage, by reason (team-wide, from the log: the same on every replica).\n# TYPE hotfix_incidents_declined_total counter"
-            );
-            for (reason, n) in declined {
-                let _ = writeln!(
-                    out,
-                    "hotfix_incidents_declined_total{{reason=\"{reason}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "# HELP hotfix_notifications_undelivered Notifications waiting in the outbox.\n# TYPE hotfix_notifications_undelivered gauge\nhotfix_notifications_undelivered {undelivered}"
-            );
-            1
-        }
-        Err(_) => 0,
-    };
-    let _ = writeln!(
-        out,
-        "# HELP hotfix_store_up Whether the store answered this scrape.\n# TYPE hotfix_store_up gauge\nhotfix_store_up {store_up}"
-    );
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)], out).into_response()
 }

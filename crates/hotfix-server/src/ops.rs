@@ -474,7 +474,8 @@ pub fn triage(
 
 /// A triage decision as a request or a form says it, every field text
 /// (the API's body, the dashboard's forms).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = TriageRequest)]
 #[serde(deny_unknown_fields)]
 pub struct TriageFields {
     /// `confirm`, `decline` or `merge`.
@@ -548,7 +549,8 @@ impl TriageFields {
 }
 
 /// One line of the incident list (API and dashboard).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = IncidentSummary)]
 pub struct Summary {
     pub id: String,
     pub title: String,

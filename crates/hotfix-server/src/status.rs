@@ -63,7 +63,7 @@ pub const SECURITY_LINE: &str = "We are investigating an issue";
 pub const GENERIC_TITLE: &str = "Service disruption";
 
 /// A component's (or the whole service's) state, from best to worst.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ComponentState {
     Operational,
@@ -146,7 +146,7 @@ fn message(word: &str) -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PublicComponent {
     pub name: String,
     pub status: ComponentState,
@@ -154,7 +154,7 @@ pub struct PublicComponent {
 }
 
 /// An incident as the public sees it. Only these fields leave the server.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PublicIncident {
     /// `HF-12`; none for the security line.
     pub id: Option<String>,
@@ -169,7 +169,7 @@ pub struct PublicIncident {
     pub resolved_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PublicStatus {
     pub title: String,
     /// The worst state of any component or of the service as a whole
@@ -335,6 +335,19 @@ async fn build(st: &AppState) -> Result<PublicStatus, ApiError> {
 /// may serve it for a few seconds.
 const PUBLIC_CACHE: &str = "public, max-age=10";
 
+#[utoipa::path(
+    get,
+    path = "/status.json",
+    operation_id = "publicStatus",
+    tag = "meta",
+    summary = "The public status page as JSON",
+    description = "No sign-in; cacheable; `Access-Control-Allow-Origin: *`. Customer-facing incidents only, in status words, under their public text. An incident still in triage is left out until a tech lead confirms it (`[status] publish_unconfirmed`), and one declined or merged at triage never shows. Components, `overall`, `unlisted` and the lists come from the same shown incidents. The same data as the HTML page at /status.",
+    security(()),
+    responses(
+        (status = 200, description = "the status", body = PublicStatus),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+)]
 async fn json(State(st): State<AppState>) -> Response {
     match build(&st).await {
         Ok(p) => {

@@ -148,9 +148,7 @@ async fn accept_failed(e: io::Error) {
     ) {
         return;
     }
-    crate::log::line(format_args!(
-        "cannot accept a connection (retrying in 1 s): {e}"
-    ));
+    tracing::error!(error = %e, "cannot accept a connection (retrying in 1 s)");
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 

@@ -109,13 +109,11 @@ pub fn run_outbox(st: &AppState) -> usize {
         now,
         st.workers.lease_s,
         &|w| {
-            crate::log::line(format_args!(
-                "notification not delivered yet (will retry): {w}"
-            ));
+            tracing::warn!(reason = %w, "notification not delivered yet (will retry)");
         },
     );
-    st.metrics.outbox_sent.add(d.sent as u64);
-    st.metrics.outbox_failed.add(d.failed as u64);
+    st.metrics.outbox_sent.inc_by(d.sent as u64);
+    st.metrics.outbox_failed.inc_by(d.failed as u64);
     d.sent + d.failed
 }
 

@@ -374,7 +374,7 @@ fn one_open_incident_per_name_however_many_declare_it_at_once() {
     assert_eq!(r.json()["incidents"].as_array().unwrap().len(), 1);
 
     // Remote mode: the engine sees the store error it sees locally.
-    let remote = hotfix_server::client::RemoteStore::new(&t.base, Some(&dev)).unwrap();
+    let remote = hotfix_client::RemoteStore::new(&t.base, Some(&dev)).unwrap();
     let event = |kind| hotfix_core::event::NewEvent {
         at: jiff::Timestamp::now(),
         actor: DEV.into(),

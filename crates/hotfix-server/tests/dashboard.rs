@@ -1204,6 +1204,7 @@ fn timed(id: u64, fix: i64, approve: i64, healthy: Option<i64>, rollbacks: u32) 
                 environment: "production".into(),
                 deployment: None,
                 previous_deployment: None,
+                build: None,
             },
         ));
         ev.push((

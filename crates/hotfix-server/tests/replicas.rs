@@ -301,6 +301,7 @@ fn replica_a_child_process() {
             enabled: true,
             tick: Duration::from_millis(50),
             lease_s: LEASE_S,
+            ..WorkerSettings::default()
         },
     );
     let rt = runtime();
@@ -393,6 +394,7 @@ fn start_b(url: &str, schema: &str, dir: &Path, notes: PathBuf) -> ReplicaB {
             // Slower than A, so that A has claimed work when it dies.
             tick: Duration::from_millis(300),
             lease_s: LEASE_S,
+            ..WorkerSettings::default()
         },
     );
     let rt = runtime();
@@ -548,6 +550,7 @@ fn two_replicas_share_the_work_and_survive_one_being_killed() {
                 environment: "production".into(),
                 deployment: None,
                 previous_deployment: None,
+                build: None,
             },
             EventKind::HealthPassed {
                 sha: "c".repeat(40),

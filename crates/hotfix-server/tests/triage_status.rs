@@ -283,6 +283,7 @@ fn replica(dir: &Path, clock: Clock, name: &str) -> (AppState, PathBuf) {
             enabled: false,
             tick: Duration::from_millis(50),
             lease_s: 30,
+            ..WorkerSettings::default()
         },
     });
     (st, path)
@@ -415,6 +416,7 @@ fn declined_incidents_are_counted_apart_and_not_in_time_to_restore() {
                 environment: "production".into(),
                 deployment: None,
                 previous_deployment: None,
+                build: None,
             },
             EventKind::HealthPassed {
                 sha: sha('c'),
@@ -531,6 +533,7 @@ fn the_dashboard_labels_triage_and_declines_and_shows_the_reporters_evidence() {
                 environment: "production".into(),
                 deployment: None,
                 previous_deployment: None,
+                build: None,
             },
             EventKind::HealthPassed {
                 sha: sha('c'),

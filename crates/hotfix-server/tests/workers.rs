@@ -54,6 +54,7 @@ fn replica(
             enabled: false,
             tick: Duration::from_millis(50),
             lease_s,
+            ..WorkerSettings::default()
         },
     })
 }
@@ -106,6 +107,11 @@ fn mentions(m: &Value) -> Vec<String> {
 
 /// Pushed, merged and deployed `sha` (production not judged yet).
 fn shipped(st: &AppState, id: IncidentId, sha: &str) {
+    shipped_as(st, id, sha, &merge_of(sha), &"b".repeat(40));
+}
+
+/// Pushed `head`, merged as `merge` over `previous_main`, `merge` deployed.
+fn shipped_as(st: &AppState, id: IncidentId, sha: &str, merge: &str, previous_main: &str) {
     seed(
         st,
         id,
@@ -126,17 +132,18 @@ fn shipped(st: &AppState, id: IncidentId, sha: &str) {
                 },
             },
             EventKind::Merged {
-                merge_sha: merge_of(sha),
+                merge_sha: merge.into(),
                 head_sha: sha.into(),
-                previous_main: "b".repeat(40),
+                previous_main: previous_main.into(),
                 previous_deployment: None,
                 source: "cli".into(),
             },
             EventKind::Deployed {
-                sha: merge_of(sha),
+                sha: merge.into(),
                 environment: "production".into(),
                 deployment: None,
                 previous_deployment: None,
+                build: None,
             },
         ],
     );
@@ -790,4 +797,110 @@ fn the_server_watch_passes_a_good_metric_with_its_measurements_recorded() {
         other => panic!("expected one analysis_measured, got {other:?}"),
     }
     assert!(hotfix_core::checklist::fix_verified(&s).0);
+}
+
+/// The release the in-process platform runs (`hotfix_testkit::platform`).
+#[test]
+fn serve_as_a_release_when_the_platform_runs_this_binary() {
+    hotfix_testkit::platform::serve_if_release();
+}
+
+/// A sample-service route file: `/health` fine, `/api` answering `status`.
+fn api_routes(status: u16) -> String {
+    format!(
+        "log_requests = false\n[[route]]\npath = \"/health\"\nbody = \"ok\"\n[[route]]\npath = \"/api\"\nstatus = {status}\nbody = \"api\"\n"
+    )
+}
+
+#[test]
+fn the_server_watch_measures_platform_analyses_from_the_platforms_counters() {
+    use hotfix_testkit::platform as tp;
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, state) = (tmp.path().join("repo"), tmp.path().join("state"));
+    std::fs::create_dir_all(&repo).unwrap();
+    tp::git(&repo, &["init", "-q", "-b", "main"]);
+    let good = tp::commit_routes(&repo, &api_routes(200));
+    let bad = tp::commit_routes(&repo, &api_routes(500));
+    let p = tp::start_platform(&repo, &state);
+    p.client.deploy_production(&good).unwrap();
+    p.client.deploy_production(&bad).unwrap();
+    // Users keep calling /api through the proxy during the watch.
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = p.port;
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                tp::traffic(port, "/api", 5);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let health = format!("http://127.0.0.1:{port}/health");
+    let cfg = format!(
+        "{}\n[[analysis]]\nname = \"5xx ratio\"\nprovider = \"platform\"\nmetric = \"error_ratio\"\nmax = 0.01\ninterval = \"200ms\"\nfailure_limit = 2\n",
+        watch_config(&health, "20s")
+    );
+    let run = |platform_dir: Option<PathBuf>, name: &str| {
+        let sub = tmp.path().join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let store = open_store(&Backend::Sqlite, &sub);
+        let st = AppState::new(ServerParts {
+            store,
+            cfg: Config::parse(&cfg).expect("config"),
+            secrets: Secrets::default(),
+            notifiers: vec![],
+            clock: Clock::System,
+            data_dir: sub.clone(),
+            replica: name.into(),
+            workers: WorkerSettings {
+                enabled: false,
+                tick: Duration::from_millis(50),
+                platform_dir,
+                ..WorkerSettings::default()
+            },
+        });
+        let id = declare_in(&st, "api-500", &good);
+        shipped_as(&st, id, &"c".repeat(40), &bad, &good);
+        (st, id)
+    };
+
+    // With the platform's state directory: the release's own 5xx answers
+    // fail the analysis while /health stays green.
+    let (st, id) = run(Some(state.clone()), "with");
+    assert!(until(10, || {
+        watching::run(&st);
+        !verdicts(&ops::load(&st, id).unwrap()).is_empty()
+    }));
+    let s = ops::load(&st, id).unwrap();
+    match verdicts(&s).as_slice() {
+        [EventKind::HealthFailed { reason, .. }] => {
+            assert!(reason.contains("5xx ratio"), "{reason}");
+            assert!(reason.contains("> max 0.01"), "{reason}");
+            assert!(
+                reason.contains("consecutive failed measurements"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected one health_failed, got {other:?}"),
+    }
+
+    // Without it the server cannot measure: no verdict from a blind
+    // analysis (`inconclusive = "pause"`).
+    let (st, id) = run(None, "without");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        watching::run(&st);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = ops::load(&st, id).unwrap();
+    assert!(
+        !verdicts(&s)
+            .iter()
+            .any(|v| matches!(v, EventKind::HealthFailed { .. })),
+        "{:?}",
+        verdicts(&s)
+    );
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
 }

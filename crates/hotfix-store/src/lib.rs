@@ -11,7 +11,7 @@ pub mod conformance;
 mod pg;
 mod sqlite;
 
-pub use pg::PgStore;
+pub use pg::{DEFAULT_POOL_SIZE, PgOptions, PgStore, connect as pg_connect};
 
 pub use sqlite::{BackupSummary, IfUnusable, MovedAside, SqliteStore};
 
@@ -78,13 +78,15 @@ pub fn open_with(
 pub fn open_server(
     url: &StoreUrl,
 ) -> Result<std::sync::Arc<dyn hotfix_core::team::ServerStore>, StoreError> {
-    open_server_with(url, IfUnusable::Refuse).map(|(s, _)| s)
+    open_server_with(url, IfUnusable::Refuse, &PgOptions::default()).map(|(s, _)| s)
 }
 
-/// [`open_server`] with [`open_with`]'s choice for an unusable file.
+/// [`open_server`] with [`open_with`]'s choice for an unusable file, and
+/// the PostgreSQL pool's settings (ignored for SQLite).
 pub fn open_server_with(
     url: &StoreUrl,
     if_unusable: IfUnusable,
+    pg: &PgOptions,
 ) -> Result<
     (
         std::sync::Arc<dyn hotfix_core::team::ServerStore>,
@@ -97,7 +99,7 @@ pub fn open_server_with(
             let (s, moved) = SqliteStore::open_with(p, if_unusable)?;
             Ok((std::sync::Arc::new(s), moved))
         }
-        StoreUrl::Postgres(u) => Ok((std::sync::Arc::new(PgStore::open(u)?), None)),
+        StoreUrl::Postgres(u) => Ok((std::sync::Arc::new(PgStore::open_with(u, pg)?), None)),
     }
 }
 
@@ -123,21 +125,8 @@ pub fn backup(url: &StoreUrl, dest: &Path) -> Result<BackupSummary, StoreError> 
     }
 }
 
-/// Hides the password of a URL (`postgres://user:secret@host` → `postgres://user:***@host`).
-pub fn redact_url(u: &str) -> String {
-    let Some(scheme_end) = u.find("://") else {
-        return u.to_string();
-    };
-    let rest = &u[scheme_end + 3..];
-    let Some(at) = rest.find('@') else {
-        return u.to_string();
-    };
-    let creds = &rest[..at];
-    match creds.find(':') {
-        Some(c) => format!("{}{}:***{}", &u[..scheme_end + 3], &creds[..c], &rest[at..]),
-        None => u.to_string(),
-    }
-}
+/// Hides the password of a URL (in the pure core: the remote client uses it too).
+pub use hotfix_core::display::redact_url;
 
 #[cfg(test)]
 mod tests {

@@ -6,10 +6,18 @@
 //! version and inserts, in one transaction, so replicas on one database
 //! cannot both win. A declaration or a new attempt takes its hotfix name
 //! in the same transaction (`open_names`, one open incident per name).
-//! Migrations run under an advisory lock so replicas starting together do
-//! not race.
+//! Migrations (`pg/migrations/*.sql`) run under an advisory lock so
+//! replicas starting together do not race.
+//!
+//! Each store call takes a connection of the pool for its statement or
+//! transaction, so one replica's requests and workers run side by side
+//! (they queued on a single connection before); the guarantees above come
+//! from the database's locks, never from the process, so they hold across
+//! the pool's connections exactly as across replicas.
 
-use std::sync::Mutex;
+mod tls;
+
+use std::time::Duration;
 
 use hotfix_core::event::{Event, NewEvent};
 use hotfix_core::id::IncidentId;
@@ -18,117 +26,20 @@ use hotfix_core::provider::{OutboxItem, Store, StoreError};
 use hotfix_core::team::{
     AdminGuard, ApiRole, InboxItem, InboxPut, InboxRecord, Revoke, TeamStore, TokenRecord,
 };
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, Transaction};
+use r2d2::ManageConnection;
 
 use crate::codec::{self, NameBook, sql_limit};
 
+/// The schema, one file per step, applied in order and counted in
+/// `hotfix_schema.version`. A step that has shipped is never edited: a
+/// change is a new file at the end of this list.
 const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE incidents (
-    id          BIGSERIAL PRIMARY KEY,
-    created_at  TEXT NOT NULL
-);
-CREATE TABLE events (
-    incident    BIGINT NOT NULL REFERENCES incidents(id),
-    seq         BIGINT NOT NULL,
-    at          TEXT NOT NULL,
-    actor       TEXT NOT NULL,
-    type        TEXT NOT NULL,
-    body        TEXT NOT NULL,
-    PRIMARY KEY (incident, seq)
-);
-CREATE TABLE outbox (
-    id            BIGSERIAL PRIMARY KEY,
-    incident      BIGINT NOT NULL REFERENCES incidents(id),
-    notifier      TEXT NOT NULL,
-    message       TEXT NOT NULL,
-    due_at        BIGINT NOT NULL,
-    attempts      INTEGER NOT NULL DEFAULT 0,
-    last_error    TEXT,
-    delivered_at  BIGINT
-);
-CREATE INDEX outbox_pending ON outbox (due_at) WHERE delivered_at IS NULL;
-"#,
-    r#"
-CREATE TABLE memory (
-    incident  BIGINT NOT NULL REFERENCES incidents(id),
-    key       TEXT NOT NULL,
-    value     TEXT NOT NULL,
-    PRIMARY KEY (incident, key)
-);
-"#,
-    r#"
-ALTER TABLE outbox ADD COLUMN lease_until BIGINT;
-"#,
-    // The team server's tables (see `hotfix_core::team`). No foreign key from
-    // `alert_links.incident`: the link is written in the same logical step as
-    // the declaration, and a link is only a lookup aid, never the log itself.
-    // `event_watermark` is one row bumped in every transaction that writes
-    // events (see `PgStore::watermark`); it starts at the number of events
-    // already there, so existing databases get a sensible value.
-    r#"
-CREATE TABLE api_tokens (
-    id          BIGSERIAL PRIMARY KEY,
-    user_name   TEXT NOT NULL,
-    role        TEXT NOT NULL,
-    hash        TEXT NOT NULL UNIQUE,
-    created_at  BIGINT NOT NULL,
-    revoked     BOOLEAN NOT NULL DEFAULT FALSE
-);
-CREATE TABLE inbox (
-    id            BIGSERIAL PRIMARY KEY,
-    source        TEXT NOT NULL,
-    delivery      TEXT NOT NULL,
-    body          TEXT NOT NULL,
-    received_at   BIGINT NOT NULL,
-    due_at        BIGINT NOT NULL,
-    attempts      INTEGER NOT NULL DEFAULT 0,
-    lease_until   BIGINT,
-    processed_at  BIGINT,
-    outcome       TEXT,
-    UNIQUE (source, delivery)
-);
-CREATE INDEX inbox_pending ON inbox (due_at) WHERE processed_at IS NULL;
-CREATE TABLE alert_links (
-    source    TEXT NOT NULL,
-    key       TEXT NOT NULL,
-    incident  BIGINT NOT NULL,
-    PRIMARY KEY (source, key)
-);
-CREATE TABLE leases (
-    name    TEXT PRIMARY KEY,
-    holder  TEXT NOT NULL,
-    until   BIGINT NOT NULL
-);
-CREATE TABLE once_keys (
-    key  TEXT PRIMARY KEY,
-    at   BIGINT NOT NULL
-);
-CREATE TABLE event_watermark (
-    n  BIGINT NOT NULL
-);
-INSERT INTO event_watermark (n) SELECT count(*) FROM events;
-"#,
-    // One open incident per hotfix name: `open_names` and its backfill, as
-    // `codec::Naming` describes them (writers of one name also queue on an
-    // advisory lock, see `NameBook::lock_name` below).
-    r#"
-CREATE TABLE open_names (
-    name      TEXT PRIMARY KEY,
-    incident  BIGINT NOT NULL UNIQUE REFERENCES incidents(id)
-);
-INSERT INTO open_names (name, incident)
-SELECT name, MIN(incident) FROM (
-    SELECT DISTINCT ON (e.incident) e.incident AS incident, e.body::json ->> 'name' AS name
-    FROM events e
-    WHERE e.type IN ('declared', 'attempt_started')
-      AND NOT EXISTS (SELECT 1 FROM events c
-                      WHERE c.incident = e.incident AND c.type = 'closed')
-    ORDER BY e.incident, e.seq DESC
-) latest
-WHERE name IS NOT NULL
-GROUP BY name;
-"#,
+    include_str!("pg/migrations/0001_incidents_events_outbox.sql"),
+    include_str!("pg/migrations/0002_memory.sql"),
+    include_str!("pg/migrations/0003_outbox_lease.sql"),
+    include_str!("pg/migrations/0004_team_tables.sql"),
+    include_str!("pg/migrations/0005_open_names.sql"),
 ];
 
 /// An arbitrary constant: the advisory lock that serialises migrations.
@@ -139,75 +50,293 @@ const MIGRATION_LOCK: i64 = 0x686f_7466_6978;
 /// never collide with the one-key [`MIGRATION_LOCK`]).
 const NAME_LOCK: i32 = 0x6866;
 
+/// The pool size when nothing says otherwise (`hotfix serve --db-pool`,
+/// `HOTFIX_DATABASE_POOL_SIZE`).
+pub const DEFAULT_POOL_SIZE: u32 = 8;
+
+/// How a [`PgStore`] connects, beyond its URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgOptions {
+    /// At most this many connections at once. 1 is the old single
+    /// connection (every store call of the process queues on it).
+    pub pool_size: u32,
+    /// Every table in this schema (created if missing); tests isolate
+    /// themselves with it on one database.
+    pub schema: Option<String>,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            pool_size: DEFAULT_POOL_SIZE,
+            schema: None,
+        }
+    }
+}
+
+type Conn = r2d2::PooledConnection<Manager>;
+
+/// Opens the pool's connections. (r2d2_postgres's manager is these lines
+/// too, but reports a failed connect by its kind only, "error connecting
+/// to server"; this one keeps the reason for the pool's timeout error.)
+#[derive(Debug)]
+struct Manager {
+    config: postgres::Config,
+    tls: tls::Tls,
+}
+
+/// A failed connect or check, with its causes.
+#[derive(Debug)]
+struct ConnectError(String);
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+impl ManageConnection for Manager {
+    type Connection = PgConn;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<PgConn, ConnectError> {
+        self.config
+            .connect(self.tls.clone())
+            .map(|c| PgConn(Some(c)))
+            .map_err(|e| ConnectError(causes(&e)))
+    }
+
+    /// Run at every checkout: a connection the server or a failover closed
+    /// is replaced here instead of failing the caller's statement.
+    fn is_valid(&self, c: &mut PgConn) -> Result<(), ConnectError> {
+        c.simple_query("")
+            .map(|_| ())
+            .map_err(|e| ConnectError(causes(&e)))
+    }
+
+    fn has_broken(&self, c: &mut PgConn) -> bool {
+        c.is_closed()
+    }
+}
+
+/// A pooled connection that can be dropped anywhere.
+///
+/// Why: closing a `postgres::Client` blocks on the client's own runtime,
+/// and tokio panics when that happens on one of its runtime threads. The
+/// server's last handle on the store (and so the pool with its idle
+/// connections) can be dropped there, by a worker task cancelled at
+/// shutdown; the panic in a destructor aborted the process. Such a drop
+/// hands the client to a short-lived thread of its own to close it.
+pub(crate) struct PgConn(Option<Client>);
+
+impl std::ops::Deref for PgConn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("taken only by drop"))
+    }
+}
+
+impl std::ops::DerefMut for PgConn {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("taken only by drop"))
+    }
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        let Some(c) = self.0.take() else { return };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return; // closed here
+        }
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(c)));
+        let theirs = slot.clone();
+        let spawned = std::thread::Builder::new()
+            .name("hotfix-pg-close".into())
+            .spawn(move || drop(theirs.lock().map(|mut c| c.take())));
+        if spawned.is_err() {
+            // No thread to close it on: leave the socket to the OS rather
+            // than abort the process.
+            if let Ok(Some(c)) = slot.lock().map(|mut c| c.take()) {
+                std::mem::forget(c);
+            }
+        }
+    }
+}
+
+/// The PostgreSQL store: a pool of connections (r2d2), TLS as the URL's
+/// `sslmode` asks (see `pg/tls.rs`).
+///
+/// Why r2d2: the `Store` traits are synchronous and so is the `postgres`
+/// client they are written on (the server calls them from blocking
+/// threads); r2d2 is the pool made for that (r2d2_postgres, by the
+/// `postgres` crate's author, is the [`Manager`] below). deadpool-postgres
+/// and bb8 pool the async client and would put a runtime hop inside every
+/// store call.
 pub struct PgStore {
-    client: Mutex<Client>,
+    pool: r2d2::Pool<Manager>,
 }
 
 fn backend(e: postgres::Error) -> StoreError {
-    StoreError::Backend(format!("PostgreSQL: {e}"))
+    StoreError::Backend(format!("PostgreSQL: {}", causes(&e)))
+}
+
+/// An error with its causes: the `postgres` crate's own text is only the
+/// kind ("db error", "error performing TLS handshake"); the reason (the
+/// server's message, which certificate check failed) is in its source.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        let c_text = c.to_string();
+        if !s.ends_with(&c_text) {
+            s.push_str(": ");
+            s.push_str(&c_text);
+        }
+        next = c.source();
+    }
+    s
+}
+
+/// One plain connection as [`PgStore`] would open it (same URL rules,
+/// same TLS), outside any pool: for tests and maintenance tools that need
+/// to run their own SQL.
+#[doc(hidden)]
+pub fn connect(url: &str) -> Result<Client, StoreError> {
+    // Outside the pool: the caller owns the client and where it drops.
+    let shown = crate::redact_url(url);
+    let target =
+        tls::target(url).map_err(|e| StoreError::Backend(format!("PostgreSQL at {shown}: {e}")))?;
+    target.config.connect(target.tls).map_err(|e| {
+        StoreError::Backend(format!(
+            "cannot connect to PostgreSQL at {shown}: {}",
+            causes(&e)
+        ))
+    })
+}
+
+fn connect_with(manager: &Manager, shown: &str) -> Result<PgConn, StoreError> {
+    manager
+        .connect()
+        .map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL at {shown}: {e}")))
+}
+
+/// Sets the search path of every connection the pool opens.
+#[derive(Debug)]
+struct InSchema(String);
+
+impl r2d2::CustomizeConnection<PgConn, ConnectError> for InSchema {
+    fn on_acquire(&self, c: &mut PgConn) -> Result<(), ConnectError> {
+        c.batch_execute(&format!("SET search_path TO {}", self.0))
+            .map_err(|e| ConnectError(causes(&e)))
+    }
 }
 
 impl PgStore {
-    /// Connects (no TLS: a team server talks to its database on a private
-    /// network or a socket) and brings the schema up to date.
+    /// Connects with the default pool and brings the schema up to date.
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
-        Self::open_in_schema(url, None)
+        Self::open_with(url, &PgOptions::default())
     }
 
     /// Like [`PgStore::open`], with every table in `schema` (created if
     /// missing): used by tests to isolate themselves on one database.
     pub fn open_in_schema(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {
-        let mut client = Client::connect(url, NoTls).map_err(|e| {
-            StoreError::Backend(format!(
-                "cannot connect to PostgreSQL at {}: {e}",
-                crate::redact_url(url)
-            ))
-        })?;
-        if let Some(s) = schema {
-            if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(StoreError::Backend(format!("bad schema name {s}")));
-            }
-            client
+        Self::open_with(
+            url,
+            &PgOptions {
+                schema: schema.map(str::to_string),
+                ..PgOptions::default()
+            },
+        )
+    }
+
+    /// Connects once, right away (a wrong URL, password or CA is an error
+    /// now, with its reason, not a pool timeout at the first request),
+    /// migrates on that connection, then hands out pooled connections.
+    pub fn open_with(url: &str, opts: &PgOptions) -> Result<PgStore, StoreError> {
+        let shown = crate::redact_url(url);
+        if opts.pool_size == 0 {
+            return Err(StoreError::Backend(
+                "the PostgreSQL pool size must be at least 1".into(),
+            ));
+        }
+        if let Some(s) = &opts.schema
+            && !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(StoreError::Backend(format!("bad schema name {s}")));
+        }
+        let target = tls::target(url)
+            .map_err(|e| StoreError::Backend(format!("PostgreSQL at {shown}: {e}")))?;
+        let manager = Manager {
+            config: target.config,
+            tls: target.tls,
+        };
+        let mut first = connect_with(&manager, &shown)?;
+        if let Some(s) = &opts.schema {
+            first
                 .batch_execute(&format!(
                     "CREATE SCHEMA IF NOT EXISTS {s}; SET search_path TO {s}"
                 ))
                 .map_err(backend)?;
         }
-        let store = PgStore {
-            client: Mutex::new(client),
-        };
-        store.migrate()?;
-        Ok(store)
+        migrate(&mut first)?;
+        drop(first);
+        let mut builder = r2d2::Pool::builder()
+            .max_size(opts.pool_size)
+            // Connections are opened as load needs them and closed after
+            // 10 idle minutes: a CLI command uses one, a quiet replica few.
+            .min_idle(Some(0))
+            // A request waits this long for a free connection (or for the
+            // database to come back) before it fails with the reason.
+            .connection_timeout(Duration::from_secs(10));
+        if let Some(s) = &opts.schema {
+            builder = builder.connection_customizer(Box::new(InSchema(s.clone())));
+        }
+        // Unchecked: the first connection above already proved the URL.
+        // Each checkout still tests its connection (`SELECT` of nothing),
+        // so one dropped by a failover is replaced, not handed out.
+        Ok(PgStore {
+            pool: builder.build_unchecked(manager),
+        })
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Client>, StoreError> {
-        codec::lock(&self.client)
+    /// A connection of the pool, for one store call.
+    fn lock(&self) -> Result<Conn, StoreError> {
+        self.pool.get().map_err(|e| {
+            StoreError::Backend(format!(
+                "PostgreSQL: no connection from the pool: {}",
+                causes(&e)
+            ))
+        })
     }
+}
 
-    fn migrate(&self) -> Result<(), StoreError> {
-        let mut c = self.lock()?;
-        let mut tx = c.transaction().map_err(backend)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+fn migrate(c: &mut Client) -> Result<(), StoreError> {
+    let mut tx = c.transaction().map_err(backend)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(backend)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS hotfix_schema (version INTEGER NOT NULL)")
+        .map_err(backend)?;
+    let v: i32 = tx
+        .query_opt("SELECT version FROM hotfix_schema", &[])
+        .map_err(backend)?
+        .map(|r| r.get(0))
+        .unwrap_or(0);
+    if v == 0 {
+        tx.execute("INSERT INTO hotfix_schema (version) VALUES (0)", &[])
             .map_err(backend)?;
-        tx.batch_execute("CREATE TABLE IF NOT EXISTS hotfix_schema (version INTEGER NOT NULL)")
-            .map_err(backend)?;
-        let v: i32 = tx
-            .query_opt("SELECT version FROM hotfix_schema", &[])
-            .map_err(backend)?
-            .map(|r| r.get(0))
-            .unwrap_or(0);
-        if v == 0 {
-            tx.execute("INSERT INTO hotfix_schema (version) VALUES (0)", &[])
-                .map_err(backend)?;
-        }
-        for (n, m) in codec::pending_migrations(MIGRATIONS, v.into(), "the database was migrated")?
-        {
-            tx.batch_execute(m).map_err(backend)?;
-            tx.execute("UPDATE hotfix_schema SET version = $1", &[&(n as i32)])
-                .map_err(backend)?;
-        }
-        tx.commit().map_err(backend)
     }
+    for (n, m) in codec::pending_migrations(MIGRATIONS, v.into(), "the database was migrated")? {
+        tx.batch_execute(m).map_err(backend)?;
+        tx.execute("UPDATE hotfix_schema SET version = $1", &[&(n as i32)])
+            .map_err(backend)?;
+    }
+    tx.commit().map_err(backend)
 }
 
 fn insert_events(
@@ -824,5 +953,29 @@ impl TeamStore for PgStore {
                 )
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every file in `pg/migrations/` is in `MIGRATIONS`, in order: a step
+    /// written but not listed would never run.
+    #[test]
+    fn every_migration_file_is_listed_in_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/pg/migrations");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), super::MIGRATIONS.len(), "{files:?}");
+        for (i, f) in files.iter().enumerate() {
+            assert!(
+                f.starts_with(&format!("{:04}_", i + 1)) && f.ends_with(".sql"),
+                "{f}"
+            );
+            let text = std::fs::read_to_string(dir.join(f)).unwrap();
+            assert_eq!(text, super::MIGRATIONS[i], "{f} is not MIGRATIONS[{i}]");
+        }
     }
 }

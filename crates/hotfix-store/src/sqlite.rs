@@ -557,16 +557,17 @@ fn immutable_uri(path: &Path) -> Result<String, StoreError> {
     use std::os::unix::ffi::OsStrExt;
     let abs = std::path::absolute(path)
         .map_err(|e| StoreError::Backend(format!("cannot resolve {}: {e}", path.display())))?;
-    let mut uri = String::from("file:");
-    for &b in abs.as_os_str().as_bytes() {
-        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
-            uri.push(b as char);
-        } else {
-            uri.push_str(&format!("%{b:02X}"));
-        }
-    }
-    uri.push_str("?immutable=1");
-    Ok(uri)
+    // Everything but RFC 3986's unreserved characters and the `/` between
+    // path segments: a `?` or `#` in a directory name would otherwise end
+    // the path, and `%` start an escape. The path's bytes need not be UTF-8.
+    const PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let path = percent_encoding::percent_encode(abs.as_os_str().as_bytes(), PATH);
+    Ok(format!("file:{path}?immutable=1"))
 }
 
 /// Makes a new, fully set-up store at `path`, which did not exist. Built
@@ -1353,5 +1354,38 @@ impl TeamStore for SqliteStore {
             .into_iter()
             .map(|(i, v)| (IncidentId(i as u64), v as u64))
             .collect())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The URI names the same file for SQLite whatever the directory is
+    /// called: URI syntax (`?`, `#`, `%`), spaces, UTF-8 and bytes that
+    /// are not UTF-8 at all are escaped, `/` is not.
+    #[test]
+    fn the_immutable_uri_of_an_odd_path_opens_that_store() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let odd = std::ffi::OsStr::from_bytes(b"a b?c#d%25e&f=g+h \xc3\xa9 \xff");
+        let p = dir.path().join(odd).join("hotfix.db");
+        drop(SqliteStore::open(&p).unwrap());
+        let uri = immutable_uri(&p).unwrap();
+        assert!(
+            uri.ends_with("/a%20b%3Fc%23d%2525e%26f%3Dg%2Bh%20%C3%A9%20%FF/hotfix.db?immutable=1"),
+            "{uri}"
+        );
+        let conn = Connection::open_with_flags(
+            &uri,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .unwrap();
+        // The store's own schema, not an empty database made at a wrong path.
+        let events: i64 = conn
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(events, 0);
     }
 }

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the right failure
 
 pub mod fake;
+pub mod platform;
 pub mod railway;
 
 use std::collections::HashMap;
@@ -225,7 +226,34 @@ impl Run {
     }
 }
 
-/// Runs `bin args` in `dir` with the repo's hermetic env plus `extra`.
+/// The variables of the test process a program run by a test still sees:
+/// the search path, locale, temp dir and backtraces. Everything else (a
+/// developer's exported `GITHUB_TOKEN`, `HOTFIX_SERVER`, `HOTFIX_USER`, …)
+/// is cleared, so it is never sent to a fake or changes a result.
+pub const ALLOWED_ENV: &[&str] = &[
+    "PATH",
+    "TMPDIR",
+    "LANG",
+    "LC_ALL",
+    "RUST_BACKTRACE",
+    "RUST_LIB_BACKTRACE",
+    "LLVM_PROFILE_FILE",
+];
+
+/// Clears `cmd`'s environment down to [`ALLOWED_ENV`]; the caller adds
+/// what the program needs.
+pub fn hermetic(cmd: &mut Command) -> &mut Command {
+    cmd.env_clear();
+    for k in ALLOWED_ENV {
+        if let Some(v) = std::env::var_os(k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd
+}
+
+/// Runs `bin args` in `dir` with the repo's hermetic env plus `extra`
+/// (nothing else of the test process's environment: [`hermetic`]).
 pub fn run_bin(
     bin: &Path,
     repo: &TestRepo,
@@ -234,16 +262,10 @@ pub fn run_bin(
     extra: &[(&str, &str)],
 ) -> Run {
     let mut cmd = Command::new(bin);
-    cmd.args(args)
+    hermetic(&mut cmd)
+        .args(args)
         .current_dir(dir)
         .envs(repo.env())
-        .env_remove("HOTFIX_USER")
-        .env_remove("HOTFIX_DATABASE_URL")
-        .env_remove("HOTFIX_NOW")
-        .env_remove("HOTFIX_FAILPOINTS")
-        .env_remove("HOTFIX_CONFIG")
-        .env_remove("HOTFIX_SERVER")
-        .env_remove("HOTFIX_TOKEN")
         .stdin(Stdio::null());
     for (k, v) in extra {
         cmd.env(k, v);
@@ -370,4 +392,33 @@ pub fn skip(why: &str) {
         panic!("CI=true but {why}: this test must run in CI");
     }
     eprintln!("\n*** SKIPPED: {why} ***\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cargo test` runs this with `CARGO_*` variables set: none reaches
+    /// a program started through [`hermetic`], PATH does.
+    #[test]
+    fn a_hermetic_program_sees_only_the_allowed_variables() {
+        assert!(std::env::var_os("CARGO_PKG_NAME").is_some(), "run by cargo");
+        let out = hermetic(&mut Command::new("env"))
+            .env("HOTFIX_USER", "chosen@example.com")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let names: Vec<&str> = text.lines().filter_map(|l| l.split('=').next()).collect();
+        assert!(names.contains(&"PATH"), "{names:?}");
+        assert!(
+            names.contains(&"HOTFIX_USER"),
+            "what the test adds: {names:?}"
+        );
+        for n in &names {
+            assert!(
+                ALLOWED_ENV.contains(n) || *n == "HOTFIX_USER",
+                "{n} leaked into the program"
+            );
+        }
+    }
 }

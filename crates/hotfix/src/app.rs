@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use hotfix_client::RemoteStore;
 use hotfix_core::config::{Config, ConfigSource};
 use hotfix_core::provider::{Deployer, Forge, Notifier, Store};
 use hotfix_engine::{Clock, Engine, Ui};
@@ -11,7 +12,6 @@ use hotfix_providers::deploy::CommandDeployer;
 use hotfix_providers::deploy::local::LocalDeployer;
 use hotfix_providers::forge::LocalForge;
 use hotfix_providers::notify::{ConsoleNotifier, FileNotifier};
-use hotfix_server::client::RemoteStore;
 use hotfix_store::StoreUrl;
 
 use crate::commands::CliError;
@@ -31,9 +31,9 @@ pub mod env {
     pub const CONFIG: &str = "HOTFIX_CONFIG";
     /// Remote mode: the team server holding the incident log (overrides
     /// `[server] url`; `off` keeps the log local).
-    pub const SERVER: &str = hotfix_server::client::SERVER_ENV;
+    pub const SERVER: &str = hotfix_client::SERVER_ENV;
     /// Remote mode: the API token (`hotfix serve token create`).
-    pub const TOKEN: &str = hotfix_server::client::TOKEN_ENV;
+    pub const TOKEN: &str = hotfix_client::TOKEN_ENV;
 }
 
 pub fn open_git(dir: Option<&Path>) -> Result<Git, CliError> {
@@ -408,6 +408,7 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
         state_dir,
         failpoints,
         ui: Box::new(Console),
+        probe: Box::new(hotfix_providers::health::HttpProbe),
     };
     // Whatever an earlier run could not deliver goes out now; a read command
     // stays a read (no sends, no waiting on a slow notifier).

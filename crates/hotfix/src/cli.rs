@@ -55,18 +55,14 @@ pub struct ActAs {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Write hotfix.toml at the repository root (defaults = the process document).
-    Init {
-        /// Overwrite an existing hotfix.toml.
-        #[arg(long)]
-        force: bool,
-    },
+    Init(crate::commands::init::Args),
     /// Declare an incident and cut hotfix/NAME from the remote's current main.
     #[command(after_help = START_EXAMPLES)]
-    Start(StartArgs),
+    Start(crate::commands::start::Args),
     /// Triage a reported incident (tech leads): confirm it, decline it or merge it.
     ///
     /// Without arguments: the incidents waiting for triage.
-    Triage(TriageArgs),
+    Triage(crate::commands::triage::Args),
     /// State, next action, timeline against targets, checklist.
     ///
     /// Without an id: the incident of the current hotfix/* branch; elsewhere,
@@ -74,94 +70,29 @@ pub enum Cmd {
     Status(ReadArgs),
     /// Push the branch, open the [HOTFIX] PR, deploy the preview, run the smoke checks.
     #[command(after_help = PUSH_EXAMPLES)]
-    Push(PushArgs),
+    Push(crate::commands::push::Args),
     /// The incident's pull request: number, title, state, URL, head and its
     /// impact assessment (the PR body).
     Pr(ReadArgs),
     /// Record an approval of the current head (role-checked; nobody approves their own hotfix).
-    Approve {
-        /// The incident (HF-N).
-        id: String,
-        /// Take your approval of the current head back instead (it stops counting; recorded).
-        #[arg(long, requires = "reason")]
-        withdraw: bool,
-        /// Why (with --withdraw).
-        #[arg(long)]
-        reason: Option<String>,
-        #[command(flatten)]
-        act: ActAs,
-    },
+    Approve(crate::commands::approve::Args),
     /// Check the guards, merge to main, deploy production, watch health, roll back if worse.
     #[command(after_help = SHIP_EXAMPLES)]
-    Ship {
-        /// The incident (HF-N); default: the one of the current hotfix/* branch.
-        id: Option<String>,
-        /// Ship a diff wider than the policy allows (recorded as an anti-pattern).
-        #[arg(long, requires = "reason")]
-        allow_wide: bool,
-        /// Why (with --allow-wide).
-        #[arg(long)]
-        reason: Option<String>,
-        /// Also merge into develop, in the same atomic push as main (as git-flow's
-        /// finish does); falls back to a separate backport if develop conflicts.
-        #[arg(long)]
-        backport: bool,
-        #[command(flatten)]
-        act: ActAs,
-    },
+    Ship(crate::commands::ship::Args),
     /// Merge the hotfix into develop ("Don't forget this step!").
-    Backport {
-        /// The incident (HF-N); default: the one of the current hotfix/* branch.
-        id: Option<String>,
-        /// Finish after resolving conflicts in the worktree.
-        #[arg(long, conflicts_with = "abort")]
-        r#continue: bool,
-        /// Give up the backport in progress and leave everything as before.
-        #[arg(long)]
-        abort: bool,
-        #[command(flatten)]
-        act: ActAs,
-    },
+    Backport(crate::commands::backport::Args),
     /// Roll production back to the previous deployment and revert the merge.
-    Rollback {
-        /// The incident (HF-N); default: the one of the current hotfix/* branch.
-        id: Option<String>,
-        /// Why (kept in the incident log and the post-mortem).
-        #[arg(long)]
-        reason: String,
-        /// Roll back even though the incident is closed or later incidents
-        /// shipped on top of it (their fixes are undone too); recorded.
-        #[arg(long)]
-        force: bool,
-        #[command(flatten)]
-        act: ActAs,
-    },
+    Rollback(crate::commands::rollback::Args),
     /// The post-hotfix checklist; tick items with --done KEY.
-    Checklist {
-        /// The incident (HF-N); default: the one of the current hotfix/* branch.
-        id: Option<String>,
-        /// Items to tick (keys as listed by `hotfix checklist`).
-        #[arg(long, num_args = 1..)]
-        done: Vec<String>,
-        /// The checklist as JSON: one object per item (key, label, done, by hotfix).
-        #[arg(long)]
-        json: bool,
-        /// With --done: tick as this person (default: $HOTFIX_USER, else `git config user.email`).
-        #[arg(long = "as", value_name = "PERSON")]
-        as_: Option<String>,
-    },
+    Checklist(crate::commands::checklist::Args),
     /// Write the post-mortem draft and a calendar invite, due within 24 h.
     Postmortem(IdArg),
     /// Close the incident once the checklist is complete.
     Close(IdArg),
     /// The incident log: every incident with its state and events.
-    Log {
-        /// Every incident with its events as JSON (a stable, documented shape).
-        #[arg(long)]
-        json: bool,
-    },
+    Log(crate::commands::log::Args),
     /// Copy the incident log to a new file, consistently, while others keep writing.
-    Backup(BackupArgs),
+    Backup(crate::commands::backup::Args),
     /// The embedded hosting platform (`[deploy] provider = "local"`): previews,
     /// production behind a stable port, instant rollback. Foreground by default.
     Platform {
@@ -169,14 +100,7 @@ pub enum Cmd {
         action: Option<PlatformCmd>,
     },
     /// Play a whole incident, start to close, on a sample service (no setup, no network).
-    Demo {
-        /// Keep the repo, its origin and the incident log in DIR (default: a temp dir).
-        #[arg(long)]
-        dir: Option<std::path::PathBuf>,
-        /// Also play a bad fix that production health catches, with the automatic rollback.
-        #[arg(long)]
-        with_rollback: bool,
-    },
+    Demo(crate::commands::demo::Args),
     /// Run the team server (API, alerts, webhooks, dashboard, status page); `serve token` manages tokens.
     ///
     /// The JSON API with role tokens, alert and webhook intake, the Slack
@@ -186,28 +110,13 @@ pub enum Cmd {
     Serve(ServeArgs),
     /// Print a shell completion script on stdout.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
-    Completions {
-        /// The shell to complete for.
-        shell: clap_complete::Shell,
-    },
+    Completions(crate::commands::completions::Args),
     /// Print the manual page (roff) on stdout: `hotfix man | man -l -`.
     #[command(after_help = MAN_EXAMPLES)]
-    Man {
-        /// A verb's own page (e.g. `start`, `platform`) instead of hotfix(1).
-        #[arg(conflicts_with = "dir")]
-        verb: Option<String>,
-        /// Write every page instead (hotfix.1, hotfix-start.1 and so on, for
-        /// packagers) into DIR, and list them.
-        #[arg(long, value_name = "DIR")]
-        dir: Option<std::path::PathBuf>,
-    },
+    Man(crate::commands::man::Args),
     /// The demo's sample service: routes from service/routes.toml in the current directory.
     #[command(hide = true)]
-    SampleService {
-        /// The port to listen on, on 127.0.0.1.
-        #[arg(long, env = "PORT")]
-        port: u16,
-    },
+    SampleService(crate::commands::sample_service::Args),
 }
 
 const START_EXAMPLES: &str = "Examples:
@@ -275,110 +184,11 @@ pub enum PlatformCmd {
     },
 }
 
-#[derive(Debug, Args)]
-pub struct StartArgs {
-    /// The hotfix name; the branch becomes hotfix/NAME.
-    pub name: String,
-    /// critical or high (medium/low: use the normal release).
-    #[arg(long)]
-    pub severity: String,
-    /// One line on what broke (default: from the name).
-    #[arg(long)]
-    pub title: Option<String>,
-    /// Customers see it: the status page must be updated.
-    #[arg(long)]
-    pub customer_facing: bool,
-    /// A security vulnerability: no details in PR, commits or messages.
-    #[arg(long)]
-    pub security: bool,
-    /// Take this reported incident (once confirmed at triage), or start a
-    /// new attempt for this rolled-back one.
-    #[arg(long, value_name = "HF-N")]
-    pub incident: Option<String>,
-    /// Who reported it, when not you (a customer, the support desk): they
-    /// are named when the fix is live, to verify it with them.
-    #[arg(long, value_name = "WHO")]
-    pub reported_by: Option<String>,
-    #[command(flatten)]
-    pub act: ActAs,
-}
-
-#[derive(Debug, Args)]
-pub struct TriageArgs {
-    /// The incident (HF-N); without it, the incidents waiting for triage.
-    pub id: Option<String>,
-    #[command(subcommand)]
-    pub action: Option<TriageCmd>,
-    /// The list as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Decide as this person, a tech lead (default: $HOTFIX_USER, else `git config user.email`).
-    #[arg(long = "as", value_name = "PERSON", global = true)]
-    pub as_: Option<String>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TriageCmd {
-    /// It is real: post it and tell the on-call developer to take it.
-    Confirm {
-        /// critical or high (default: the incident's; medium/low: decline it as not_urgent).
-        #[arg(long)]
-        severity: Option<String>,
-        /// What the public status page says about it (default: a safe text from the title).
-        #[arg(long, value_name = "TEXT")]
-        public_text: Option<String>,
-    },
-    /// Not a hotfix: closed without the post-hotfix checklist, the reason in the log.
-    Decline {
-        /// false_alarm, not_urgent (use the normal release) or duplicate (with --of).
-        #[arg(long)]
-        reason: String,
-        /// The incident this one duplicates (with --reason duplicate).
-        #[arg(long, value_name = "HF-M")]
-        of: Option<String>,
-        /// A line for the log.
-        #[arg(long, value_name = "TEXT")]
-        note: Option<String>,
-    },
-    /// The same thing as another open incident, which takes its alerts from now on.
-    Merge {
-        /// The incident to merge it into.
-        #[arg(long, value_name = "HF-M")]
-        into: String,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct BackupArgs {
-    /// The copy to write: a new file (never overwritten), created 0600.
-    pub path: std::path::PathBuf,
-    /// The store to copy, `sqlite:PATH` (default: $HOTFIX_DATABASE_URL, else
-    /// this repository's .git/hotfix/hotfix.db; a team server's is
-    /// sqlite:<data-dir>/hotfix-server.db). PostgreSQL: use pg_dump.
-    #[arg(long, value_name = "URL")]
-    pub database_url: Option<String>,
-}
-
 /// An incident to act on, as someone.
 #[derive(Debug, Args)]
 pub struct IdArg {
     /// The incident (HF-N); default: the one of the current hotfix/* branch.
     pub id: Option<String>,
-    #[command(flatten)]
-    pub act: ActAs,
-}
-
-#[derive(Debug, Args)]
-pub struct PushArgs {
-    /// The incident (HF-N); default: the one of the current hotfix/* branch.
-    pub id: Option<String>,
-    /// The PR's impact assessment (Markdown) instead of the one hotfix
-    /// writes; kept on later pushes until you give another.
-    #[arg(long, value_name = "TEXT", conflicts_with = "impact_file")]
-    pub impact: Option<String>,
-    /// Read the impact assessment from FILE (`-`: standard input).
-    #[arg(long, value_name = "FILE")]
-    pub impact_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub act: ActAs,
 }
@@ -417,6 +227,10 @@ pub struct ServerStoreArgs {
     /// Where the server writes its files (default: $HOTFIX_DATA_DIR, else ./hotfix-data).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<std::path::PathBuf>,
+    /// PostgreSQL: at most N connections at once, 1 for a single connection
+    /// (default: $HOTFIX_DATABASE_POOL_SIZE, else 8).
+    #[arg(long, global = true, value_name = "N")]
+    pub db_pool: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -460,7 +274,8 @@ impl Cli {
         match &self.cmd {
             Cmd::Status(r) | Cmd::Pr(r) => r.json,
             Cmd::Triage(t) => t.json,
-            Cmd::Checklist { json, .. } | Cmd::Log { json } => *json,
+            Cmd::Checklist(c) => c.json,
+            Cmd::Log(l) => l.json,
             Cmd::Platform {
                 action: Some(PlatformCmd::Status { json }),
             } => *json,
@@ -559,10 +374,10 @@ mod tests {
     fn as_parses_before_and_after_the_verb() {
         let after =
             Cli::try_parse_from(["hotfix", "approve", "HF-1", "--as", "a@x"]).expect("after");
-        let Cmd::Approve { act, .. } = after.cmd else {
+        let Cmd::Approve(a) = after.cmd else {
             panic!("approve")
         };
-        assert_eq!(act.as_.as_deref(), Some("a@x"));
+        assert_eq!(a.act.as_.as_deref(), Some("a@x"));
         let before =
             Cli::try_parse_from(["hotfix", "--as", "b@x", "approve", "HF-1"]).expect("before");
         assert_eq!(before.as_.as_deref(), Some("b@x"));

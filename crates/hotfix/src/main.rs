@@ -1,15 +1,11 @@
-//! `hotfix`: the command line. One function per verb in `commands`; this file
+//! `hotfix`: the command line. One module per verb in `commands`; this file
 //! only parses, dispatches and prints the error (`exit` maps its kind to the
 //! exit code).
 
 mod app;
 mod cli;
 mod commands;
-mod demo;
 mod exit;
-mod manual;
-mod platform_cmd;
-mod pr;
 mod progress;
 mod render;
 mod serve;
@@ -28,10 +24,10 @@ fn main() -> ExitCode {
         cli.cmd,
         cli::Cmd::Status(_)
             | cli::Cmd::Pr(_)
-            | cli::Cmd::Log { .. }
-            | cli::Cmd::Checklist { .. }
-            | cli::Cmd::Completions { .. }
-            | cli::Cmd::Man { .. }
+            | cli::Cmd::Log(_)
+            | cli::Cmd::Checklist(_)
+            | cli::Cmd::Completions(_)
+            | cli::Cmd::Man(_)
             | cli::Cmd::Platform {
                 action: Some(cli::PlatformCmd::Status { .. })
             }

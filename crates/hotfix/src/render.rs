@@ -68,6 +68,10 @@ pub fn status_value(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) -
         "missing_approvals": missing_approvals(s, &e.cfg.policy),
         "merge_sha": s.merge_sha,
         "deployed_sha": s.deployed_sha,
+        "deployed_build": s.deployed_build.as_ref().map(|b| json!({
+            "tested": b.tested, "built": b.built, "from_sha": b.from_sha,
+            "build_ms": b.build_ms, "note": b.note, "summary": b.summary(),
+        })),
         "healthy": s.healthy_sha.is_some(),
         "backported": s.backport_sha.is_some(),
         "backport_conflict": s.backport_conflict.as_ref().map(|(f, w)| json!({"files": f, "worktree": w})),
@@ -238,6 +242,7 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
         };
         row!(o, "  merged:    {}{after}", short(m));
     }
+
     if let Some(c) = &s.canary {
         match &c.aborted {
             Some(why) => row!(o, "  canary:    {} aborted (0%): {why}", short(&c.sha)),
@@ -338,6 +343,10 @@ pub fn status_text(e: &Engine, s: &IncidentState, undelivered: &[OutboxItem]) ->
             span(t.elapsed_s)
         );
         row!(o, "{}", line.trim_end());
+        // How production got its build, under the deploy row.
+        if let Some(d) = &t.detail {
+            row!(o, "      {d}");
+        }
     }
     row!(o, "");
     row!(o, "  checklist");
@@ -507,12 +516,17 @@ pub fn platform_text(st: &hotfix_platform::PlatformStatus) -> String {
     );
     let rel = |r: &hotfix_platform::ReleaseInfo| {
         format!(
-            "{} {} on port {} ({}, since {})",
+            "{} {} on port {} ({}, since {}){}",
             r.id,
             short(&r.sha),
             r.port,
             format!("{:?}", r.state).to_ascii_lowercase(),
-            when(&r.started_at)
+            when(&r.started_at),
+            // Issue 13: how it got its build, and how long that took.
+            r.build
+                .as_ref()
+                .map(|b| format!(", {} in {:.1}s", b.describe(), b.ms as f64 / 1000.0))
+                .unwrap_or_default()
         )
     };
     match &st.production {
@@ -630,6 +644,7 @@ mod tests {
                     environment: "production".into(),
                     deployment: None,
                     previous_deployment: None,
+                    build: None,
                 },
             ),
             (

@@ -28,6 +28,12 @@ pub mod env {
     pub const DATA_DIR: &str = "HOTFIX_DATA_DIR";
     /// This replica's name in leases (default: host name and pid).
     pub const REPLICA: &str = "HOTFIX_REPLICA";
+    /// The embedded platform's state directory on this host (the
+    /// repository's `.git/hotfix/platform`): the watch measures
+    /// `provider = "platform"` analyses from it.
+    pub const PLATFORM_DIR: &str = "HOTFIX_PLATFORM_DIR";
+    /// At most this many PostgreSQL connections per replica (`--db-pool`).
+    pub const DATABASE_POOL_SIZE: &str = "HOTFIX_DATABASE_POOL_SIZE";
 }
 
 /// The default listen address when neither `--listen` nor `[server] listen`
@@ -38,23 +44,62 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8788";
 /// How long in-flight requests get to finish on SIGINT/SIGTERM.
 const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn say(line: &str) {
-    eprintln!("hotfix serve: {}", hotfix_core::display::line(line));
-}
-
-fn warn(line: &str) {
-    eprintln!(
-        "hotfix serve: warning: {}",
-        hotfix_core::display::line(line)
-    );
+/// Sets up the server's log (`HOTFIX_LOG`, `HOTFIX_LOG_FORMAT`) before
+/// anything is said: a format or filter it cannot use stops the start-up
+/// with a usage error naming the variable.
+fn start_log() -> Result<hotfix_server::log::Format, CliError> {
+    let settings =
+        hotfix_server::log::Settings::from_env().map_err(|e| CliError::usage(e.to_string()))?;
+    let format = settings.format;
+    hotfix_server::log::init(settings).map_err(|e| CliError::failed(e.to_string()))?;
+    Ok(format)
 }
 
 pub fn run(dir: Option<&Path>, a: ServeArgs) -> Result<u8, CliError> {
     let base = base_dir(dir)?;
     match a.action {
-        None => serve(&base, a.listen, a.config, &a.store),
+        None => {
+            let format = start_log()?;
+            let r = serve(&base, a.listen, a.config, &a.store);
+            // The error is printed by `main` as for every command; a log
+            // shipper reading JSON lines gets it as one of them too.
+            if let (Err(e), hotfix_server::log::Format::Json) = (&r, format) {
+                tracing::error!(error = %e.message, "hotfix serve stopped");
+            }
+            r
+        }
         Some(ServeCmd::Token { action }) => token(&base, action, &a.store),
     }
+}
+
+/// The platform's state directory from `HOTFIX_PLATFORM_DIR`, checked:
+/// a directory that is not a platform's is a usage error at start-up,
+/// not an analysis without data for the whole watch. Unset with
+/// `platform` analyses configured: a warning (they will have no data).
+fn platform_dir(base: &Path, cfg: &Config) -> Result<Option<PathBuf>, CliError> {
+    let uses_platform = cfg
+        .analysis
+        .iter()
+        .any(|a| matches!(a.source, hotfix_core::analysis::Source::Platform { .. }));
+    let Some(dir) = env_value(env::PLATFORM_DIR) else {
+        if uses_platform {
+            tracing::warn!(
+                "{} is not set: the watch has no data for `provider = \"platform\"` analyses (set it to the platform's state directory, the repository's .git/hotfix/platform, on the platform's host)",
+                env::PLATFORM_DIR
+            );
+        }
+        return Ok(None);
+    };
+    let dir = base.join(dir);
+    if !dir.join("control.json").is_file() {
+        return Err(CliError::usage(format!(
+            "{}={} is not an embedded platform's state directory (no control.json there): point it at the repository's .git/hotfix/platform",
+            env::PLATFORM_DIR,
+            dir.display()
+        )));
+    }
+    tracing::info!("platform analyses measured from {}", dir.display());
+    Ok(Some(dir))
 }
 
 /// Relative paths are relative to `-C DIR`, else the current directory.
@@ -84,10 +129,10 @@ fn load_config(base: &Path, flag: Option<PathBuf>) -> Result<(Config, String), C
             .map(|c| (c, path.display().to_string()))
             .map_err(|e| CliError::usage(format!("{e} ({})", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-            warn(&format!(
+            tracing::warn!(
                 "no {}: running with the default configuration (no [team], so nobody can approve; pass --config FILE)",
                 path.display()
-            ));
+            );
             Ok((Config::default(), "defaults".into()))
         }
         Err(e) => Err(CliError::usage(format!(
@@ -105,6 +150,32 @@ fn data_dir(base: &Path, s: &ServerStoreArgs) -> PathBuf {
         (None, Some(d)) => base.join(d),
         (None, None) => base.join("hotfix-data"),
     }
+}
+
+/// The PostgreSQL pool size: `--db-pool`, `$HOTFIX_DATABASE_POOL_SIZE`, or
+/// the default (8). Read whatever the store: a bad value is said at once,
+/// not when the store moves to PostgreSQL.
+fn db_pool(s: &ServerStoreArgs) -> Result<u32, CliError> {
+    let (n, from) = match (s.db_pool, env_value(env::DATABASE_POOL_SIZE)) {
+        (Some(n), _) => (n, "--db-pool"),
+        (None, Some(v)) => match v.trim().parse::<u32>() {
+            Ok(n) => (n, env::DATABASE_POOL_SIZE),
+            Err(_) => {
+                return Err(CliError::usage(format!(
+                    "{}={v} is not a number of connections: give 1 or more (default {})",
+                    env::DATABASE_POOL_SIZE,
+                    hotfix_store::DEFAULT_POOL_SIZE
+                )));
+            }
+        },
+        (None, None) => return Ok(hotfix_store::DEFAULT_POOL_SIZE),
+    };
+    if n == 0 {
+        return Err(CliError::usage(format!(
+            "{from} 0: the PostgreSQL pool needs at least 1 connection (1 = a single connection)"
+        )));
+    }
+    Ok(n)
 }
 
 /// Opens the server's store: `--database-url`, `$HOTFIX_DATABASE_URL`, or a
@@ -129,12 +200,20 @@ fn open_store(
         StoreUrl::Sqlite(p) => format!("sqlite:{}", p.display()),
         StoreUrl::Postgres(u) => hotfix_store::redact_url(u),
     };
-    let store = crate::store::open_server(&url).map_err(|e| {
+    let pg = hotfix_store::PgOptions {
+        pool_size: db_pool(s)?,
+        schema: None,
+    };
+    let store = crate::store::open_server(&url, &pg).map_err(|e| {
         CliError::failed(format!(
             "cannot open the store {shown}: {}",
             hotfix_providers::redact::redact(&e.to_string())
         ))
     })?;
+    let shown = match &url {
+        StoreUrl::Postgres(_) => format!("{shown} (pool of {} connections)", pg.pool_size),
+        StoreUrl::Sqlite(_) => shown,
+    };
     Ok((store, shown))
 }
 
@@ -168,9 +247,9 @@ fn notifiers(cfg: &Config, data: &Path) -> Vec<Box<dyn Notifier>> {
             Ok(n) => out.push(n),
             Err(e) => {
                 let why = hotfix_providers::redact::redact(&e);
-                warn(&format!(
+                tracing::warn!(
                     "{why}: its notifications stay pending until the server runs with it"
-                ));
+                );
                 out.push(Box::new(Unconfigured { name, why }));
             }
         }
@@ -213,21 +292,21 @@ fn serve(
     });
     let secrets = Secrets::from_env();
     if secrets.github_webhook.is_none() {
-        warn(&format!(
+        tracing::warn!(
             "{} is not set: GitHub webhook deliveries are refused",
             Secrets::GITHUB_WEBHOOK_ENV
-        ));
+        );
     }
     if secrets.slack_signing.is_none() {
-        warn(&format!(
+        tracing::warn!(
             "{} is not set: the /hotfix Slack command is refused",
             Secrets::SLACK_SIGNING_ENV
-        ));
+        );
     }
     let notifiers = notifiers(&cfg, &data);
     let names: Vec<&str> = notifiers.iter().map(|n| n.name()).collect();
     let replica = replica();
-    say(&format!(
+    tracing::info!(
         "config {cfg_name}; store {store_name}; data {}; replica {replica}; notifiers: {}",
         data.display(),
         if names.is_empty() {
@@ -235,13 +314,14 @@ fn serve(
         } else {
             names.join(", ")
         }
-    ));
+    );
     match store.token_list() {
-        Ok(t) if t.iter().all(|t| t.revoked) => say(
-            "no API tokens yet: create one with `hotfix serve token create --user YOU --role admin`",
+        Ok(t) if t.iter().all(|t| t.revoked) => tracing::info!(
+            "no API tokens yet: create one with `hotfix serve token create --user YOU --role admin`"
         ),
         _ => {}
     }
+    let platform_dir = platform_dir(base, &cfg)?;
     let limits = hotfix_server::wire::Limits::from_config(&cfg.server);
     let st = AppState::new(ServerParts {
         store,
@@ -251,7 +331,10 @@ fn serve(
         clock: app::clock()?,
         data_dir: data,
         replica,
-        workers: WorkerSettings::default(),
+        workers: WorkerSettings {
+            platform_dir,
+            ..WorkerSettings::default()
+        },
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -266,18 +349,20 @@ fn serve(
                 CliError::failed(m)
             }
         })?;
-        say(&format!("listening on http://{}", running.addr));
-        say(&format!(
+        // Last on its line (no fields after it): scripts and tests read the
+        // address from the end of `listening on `.
+        tracing::info!("listening on http://{}", running.addr);
+        tracing::info!(
             "connections: at most {} at once (more wait to be accepted); a request's head within {} s; idle kept-alive connections closed after {} s ([server] max_connections, header_read_timeout_s, idle_timeout_s)",
             limits.max_connections,
             limits.header_read_timeout.as_secs(),
             limits.idle_timeout.as_secs()
-        ));
+        );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| CliError::failed(format!("cannot watch SIGTERM: {e}")))?;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => say("SIGINT: stopping"),
-            _ = term.recv() => say("SIGTERM: stopping"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
             r = &mut running.done => {
                 return Err(CliError::failed(match r {
                     Ok(Ok(())) => "the server stopped by itself".to_string(),
@@ -289,14 +374,14 @@ fn serve(
         let _ = running.shutdown.send(true);
         match tokio::time::timeout(GRACE, running.done).await {
             Ok(_) => {
-                say("stopped");
+                tracing::info!("stopped");
                 Ok(0)
             }
             Err(_) => {
-                warn(&format!(
+                tracing::warn!(
                     "requests still running after {}s; stopping anyway",
                     GRACE.as_secs()
-                ));
+                );
                 Ok(1)
             }
         }
@@ -386,8 +471,9 @@ fn token(base: &Path, action: TokenCmd, s: &ServerStoreArgs) -> Result<u8, CliEr
                         .map(|t| t.iter().any(|t| t.role == ApiRole::Admin && !t.revoked))
                         .unwrap_or(true);
                     if !admins_left {
-                        warn(
-                            "no live admin token is left: nobody can manage tokens over the API until `hotfix serve token create --user YOU --role admin` makes one",
+                        // A command's own message (no log is set up for it).
+                        eprintln!(
+                            "hotfix serve token: warning: no live admin token is left: nobody can manage tokens over the API until `hotfix serve token create --user YOU --role admin` makes one",
                         );
                     }
                     Ok(0)

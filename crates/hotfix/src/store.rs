@@ -1,7 +1,6 @@
 //! Opening the incident store for a command (`--reinit`, a read-only
-//! store), and `hotfix backup`.
+//! store); `hotfix backup` is `commands::backup`.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -9,8 +8,6 @@ use hotfix_core::provider::Store;
 use hotfix_core::team::ServerStore;
 use hotfix_store::{IfUnusable, MovedAside, SqliteStore, StoreUrl};
 
-use crate::app;
-use crate::cli::BackupArgs;
 use crate::commands::CliError;
 
 /// `--reinit`, set once from the command line before any store is opened.
@@ -94,6 +91,7 @@ pub fn open_local(url: &StoreUrl, writes: bool) -> Result<Box<dyn Store>, CliErr
 /// would answer 503 to everything instead of saying why once.
 pub fn open_server(
     url: &StoreUrl,
+    pg: &hotfix_store::PgOptions,
 ) -> Result<Arc<dyn ServerStore>, hotfix_core::provider::StoreError> {
     if let StoreUrl::Sqlite(p) = url {
         let (store, moved) = SqliteStore::open_with(p, if_unusable())?;
@@ -106,49 +104,7 @@ pub fn open_server(
         }
         return Ok(Arc::new(store));
     }
-    let (store, moved) = hotfix_store::open_server_with(url, if_unusable())?;
+    let (store, moved) = hotfix_store::open_server_with(url, if_unusable(), pg)?;
     report(url, moved.as_ref());
     Ok(store)
-}
-
-/// `hotfix backup PATH`: a consistent copy of the SQLite store, safe while
-/// other commands or the server write.
-pub fn backup(dir: Option<&Path>, a: BackupArgs) -> Result<u8, CliError> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| CliError::usage(format!("no current directory: {e}")))?;
-    let base = match dir {
-        Some(d) => cwd.join(d),
-        None => cwd,
-    };
-    let url = match a
-        .database_url
-        .or_else(|| app::secret(app::env::DATABASE_URL))
-    {
-        Some(u) => StoreUrl::parse(&u).map_err(|e| CliError::usage(e.to_string()))?,
-        None => {
-            let git = app::open_git(dir)?;
-            let cfg = app::load_config(&git, false)?;
-            if let Some(server) = app::remote_server(&cfg) {
-                return Err(CliError::usage(format!(
-                    "the incident log is on the team server {server}: back it up on the server's host (`hotfix backup --database-url sqlite:<data-dir>/hotfix-server.db FILE`, or pg_dump for PostgreSQL)"
-                )));
-            }
-            let common = git
-                .common_dir()
-                .map_err(|e| CliError::usage(e.to_string()))?;
-            StoreUrl::Sqlite(common.join("hotfix").join("hotfix.db"))
-        }
-    };
-    if let StoreUrl::Postgres(_) = url {
-        return Err(CliError::usage(hotfix_store::PG_BACKUP_HINT));
-    }
-    let dest: PathBuf = base.join(&a.path);
-    let sum = hotfix_store::backup(&url, &dest).map_err(|e| CliError::failed(e.to_string()))?;
-    println!(
-        "backed up {} ({}) to {}",
-        hotfix_core::plural::count(sum.incidents, "incident"),
-        hotfix_core::plural::count(sum.events, "event"),
-        sum.path.display()
-    );
-    Ok(0)
 }

@@ -1,4 +1,5 @@
-//! The small HTTP layer the Slack, webhook and Statuspage notifiers share.
+//! What the Slack, webhook and Statuspage notifiers add to the providers'
+//! HTTP layer (`crate::http`: agent, body limit, `Retry-After`).
 //!
 //! Two rules shape it. A notifier runs inside `deliver`, in the path of a
 //! person's command, so every request has a short global timeout and no
@@ -10,9 +11,6 @@
 //! to one short line and scrubbed of every secret we know.
 
 use std::time::Duration;
-
-/// Sent on every request so that receivers can tell us apart.
-pub(crate) const USER_AGENT: &str = concat!("hotfix/", env!("CARGO_PKG_VERSION"));
 
 /// How much of an answer we read: enough for any JSON a provider sends back,
 /// small enough that a misbehaving server cannot make us buffer much.
@@ -42,13 +40,7 @@ pub(crate) enum Method {
 /// An agent with a global timeout, no redirects, and HTTP error statuses
 /// returned as replies (the callers map them with the provider's meaning).
 pub(crate) fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent(USER_AGENT)
-        .build()
-        .into()
+    crate::http::agent(timeout, crate::http::Redirects::Never)
 }
 
 /// Sends one request with a body; `Err` only when there is no HTTP answer
@@ -75,12 +67,7 @@ pub(crate) fn send(
         .and_then(|v| v.to_str().ok())
         .map(|v| snippet(v, 40));
     // A body cut off or not UTF-8 is still an answer; the status decides.
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(BODY_LIMIT)
-        .read_to_string()
-        .unwrap_or_default();
+    let body = crate::http::read_body(&mut resp, BODY_LIMIT).unwrap_or_default();
     Ok(Reply {
         status,
         retry_after,

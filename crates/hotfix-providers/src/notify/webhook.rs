@@ -17,12 +17,10 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use hotfix_core::duration::HumanDuration;
 use hotfix_core::notify::Message;
 use hotfix_core::provider::{Memory, Notifier, NotifyError};
 use serde::Deserialize;
-use sha2::Sha256;
 
 use super::http;
 
@@ -128,15 +126,10 @@ pub fn event_body(outbox_id: i64, msg: &Message) -> serde_json::Value {
 /// `sha256=<hex HMAC-SHA256(secret, body)>`, the value of
 /// `X-Hotfix-Signature-256`.
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so this cannot fail; the fallback
-    // keeps the signature verifiably wrong rather than panicking.
-    match Hmac::<Sha256>::new_from_slice(secret) {
-        Ok(mut mac) => {
-            mac.update(body);
-            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-        }
-        Err(_) => "sha256=".into(),
-    }
+    format!(
+        "sha256={}",
+        crate::signature::sign_hmac_sha256_hex(secret, body)
+    )
 }
 
 impl Notifier for WebhookNotifier {

@@ -97,6 +97,29 @@ fn reject(st: &AppState, source: &str, reason: &str, e: ApiError) -> ApiError {
     e
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/{source}",
+    operation_id = "receiveAlert",
+    tag = "intake",
+    summary = "Receive an alert",
+    description = "Checks the sender (any token, an `intake` token being the one meant for monitoring tools; or Sentry's signature) and the body's shape, stores it durably and answers 202; the inbox worker then declares an incident in triage (by `[[alerts.rules]]`: each alert of an Alertmanager group by its first matching rule, the group by its most severe match, named and titled after that alert; paging the on-call), records a repeat, escalates the incident when a more severe alert joins the group, or records a resolve (never closing anything; resolving and firing again are posted to the channel). Alerts of an incident merged at triage land on the one it was merged into; repeats of a declined incident's group are ignored until it resolves; a new group key for alerts (by fingerprint) already on an open incident is linked to it. A redelivery of the same body is a duplicate. Bodies up to 4 MB (Alertmanager: set `max_alerts`; `truncatedAlerts` is counted). Bad bodies get a 4xx (never a 5xx, which senders retry).",
+    params(
+        ("source" = crate::openapi::AlertSource, Path, description = "who sends it (another source is a 404)"),
+        ("Request-ID" = Option<String>, Header, description = "Sentry's delivery id, the dedup key of a Sentry delivery"),
+    ),
+    security(("bearer" = []), ("basic" = []), ("sentrySignature" = [])),
+    request_body(content = crate::openapi::AlertBody, content_type = "application/json"),
+    responses(
+        (status = 202, description = "stored (or a duplicate of what was stored)", body = crate::openapi::AlertAccepted),
+        (status = 400, description = "not JSON, or not an alert of this source (code bad_json or bad_shape; the hint gives the expected shape)", body = crate::openapi::Error),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, description = "no such alert source", body = crate::openapi::Error),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+)]
 async fn receive(
     State(st): State<AppState>,
     Path(source): Path<String>,

@@ -35,7 +35,7 @@ use hotfix_core::severity::{Severity, SeverityError};
 use hotfix_core::state::IncidentState;
 use hotfix_core::team::InboxItem;
 use jiff::Timestamp;
-use rand::RngCore;
+use rand::Rng as _;
 use sha2::{Digest, Sha256};
 
 use super::parse::{self, Alert, Parsed, Source, Status};

@@ -97,8 +97,20 @@ pub fn describe(kind: &EventKind, security: bool) -> String {
             }
         ),
         EventKind::Deployed {
-            sha, environment, ..
-        } => format!("{} deployed to {environment}", short(sha)),
+            sha,
+            environment,
+            build,
+            ..
+        } => format!(
+            "{} deployed to {environment}{}",
+            short(sha),
+            build
+                .as_ref()
+                .map(|b| b.summary())
+                .filter(|b| !b.is_empty())
+                .map(|b| format!(" — {b}"))
+                .unwrap_or_default()
+        ),
         EventKind::HealthPassed { sha, probes } => format!(
             "production healthy on {} ({probes} probe{})",
             short(sha),

@@ -171,12 +171,14 @@ pub fn error_page(e: &ApiError, user: Option<&Caller>) -> Response {
             c,
         )
     });
-    match body {
+    let mut r = match body {
         Ok(b) => html(e.status, b),
         // The templates are compiled in; if even the error page fails,
         // say so in plain text rather than hide the original error.
         Err(_) => (e.status, format!("{}: {}", e.code, e.message)).into_response(),
-    }
+    };
+    r.extensions_mut().insert(crate::log::Reason::of(e));
+    r
 }
 
 /// `2025-11-27 03:30:12 UTC`: the server's clock, one time zone for everyone.

@@ -75,12 +75,25 @@ fn https(headers: &HeaderMap) -> bool {
         || h(header::ORIGIN.as_str()).is_some_and(|o| o.starts_with("https://"))
 }
 
-fn cookie_attrs(headers: &HeaderMap) -> &'static str {
-    if https(headers) {
-        "HttpOnly; SameSite=Strict; Path=/; Secure"
-    } else {
-        "HttpOnly; SameSite=Strict; Path=/"
+/// A `Set-Cookie` value for one of the dashboard's cookies: `HttpOnly`,
+/// `SameSite=Strict`, the whole site, `Secure` over HTTPS; `max_age` in
+/// seconds (`Some(0)` deletes it), else a session cookie. `None` if the
+/// value cannot be a header (never, for the hex and token values used).
+fn set_cookie(
+    name: &'static str,
+    value: String,
+    secure: bool,
+    max_age: Option<i64>,
+) -> Option<HeaderValue> {
+    let mut c = cookie::Cookie::build((name, value))
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .path("/")
+        .secure(secure);
+    if let Some(s) = max_age {
+        c = c.max_age(cookie::time::Duration::seconds(s));
     }
+    HeaderValue::from_str(&c.build().to_string()).ok()
 }
 
 /// Only local paths: `next` comes from the query string, and redirecting
@@ -100,17 +113,20 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
+/// What [`encode`] escapes: everything but RFC 3986's unreserved
+/// characters and `/` (kept so that `next=/incidents/HF-1` stays readable in
+/// the address bar; a `/` means nothing special inside a query value).
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters and `/`
+/// stay; UTF-8 bytes are escaped one by one).
 pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 /// 303 to `to`.
@@ -160,22 +176,17 @@ pub fn take_flash(headers: &HeaderMap) -> Option<Flash> {
 /// every character a message can).
 pub fn set_flash(r: &mut Response, f: &Flash) {
     let text: String = f.text.chars().take(600).collect();
-    let v = format!(
-        "{FLASH_COOKIE}={}.{}; HttpOnly; SameSite=Strict; Path=/; Max-Age=60",
-        f.kind,
-        hex::encode(text.as_bytes())
-    );
-    if let Ok(v) = HeaderValue::from_str(&v) {
+    let value = format!("{}.{}", f.kind, hex::encode(text.as_bytes()));
+    if let Some(v) = set_cookie(FLASH_COOKIE, value, false, Some(60)) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
 }
 
 /// Clears the flash once a page showed it.
 pub fn clear_flash(r: &mut Response) {
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        HeaderValue::from_static("hotfix_flash=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-    );
+    if let Some(v) = set_cookie(FLASH_COOKIE, String::new(), false, Some(0)) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,10 +226,24 @@ fn login_page(
             c,
         )
     });
-    match body {
+    let mut res = match body {
         Ok(b) => render::html(status, b),
         Err(e) => render::error_page(&e, user),
+    };
+    // The log says why a sign-in was refused, as it does for the API.
+    if let Some(why) = error.filter(|_| status.is_client_error()) {
+        res.extensions_mut().insert(crate::log::Reason {
+            code: if status == StatusCode::FORBIDDEN {
+                "forbidden".into()
+            } else if status == StatusCode::UNAUTHORIZED {
+                "unauthorized".into()
+            } else {
+                "bad_request".into()
+            },
+            message: why.to_string(),
+        });
     }
+    res
 }
 
 /// `GET /login`: the form.
@@ -283,8 +308,7 @@ pub async fn login(
         ),
         Ok(Some(_)) => {
             let mut r = see_other(&next);
-            let v = format!("{COOKIE}={token}; {}", cookie_attrs(&headers));
-            if let Ok(v) = HeaderValue::from_str(&v) {
+            if let Some(v) = set_cookie(COOKIE, token, https(&headers), None) {
                 r.headers_mut().append(header::SET_COOKIE, v);
             }
             r
@@ -306,8 +330,7 @@ pub async fn logout(headers: HeaderMap) -> Response {
         return render::error_page(&e, None);
     }
     let mut r = see_other("/login");
-    let v = format!("{COOKIE}=; Max-Age=0; {}", cookie_attrs(&headers));
-    if let Ok(v) = HeaderValue::from_str(&v) {
+    if let Some(v) = set_cookie(COOKIE, String::new(), https(&headers), Some(0)) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
@@ -368,6 +391,45 @@ mod tests {
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(None), "/");
         assert_eq!(encode("/log?q=a b&x=1"), "/log%3Fq%3Da%20b%26x%3D1");
+    }
+
+    #[test]
+    fn query_values_are_escaped_byte_by_byte() {
+        // `+` would read as a space in a query; `%` as an escape.
+        assert_eq!(encode("a+b%2Fc"), "a%2Bb%252Fc");
+        // Multi-byte UTF-8: every byte, upper-case hex.
+        assert_eq!(encode("/incidents/ünï"), "/incidents/%C3%BCn%C3%AF");
+        assert_eq!(encode("-_.~/AZaz09"), "-_.~/AZaz09");
+        assert_eq!(encode("#\"\r\n"), "%23%22%0D%0A");
+        // The sign-in redirect keeps the way back as one value.
+        let uri: Uri = "/incidents/HF-1?tab=log&q=a%20b".parse().unwrap();
+        let to = match require(MaybeCaller(None), &uri) {
+            Err(ToLogin(to)) => to,
+            Ok(_) => panic!("signed in"),
+        };
+        assert_eq!(to, "/login?next=/incidents/HF-1%3Ftab%3Dlog%26q%3Da%2520b");
+    }
+
+    #[test]
+    fn dashboard_cookies_carry_their_attributes() {
+        let v = set_cookie(COOKIE, "hf_1".into(), false, None).unwrap();
+        let v = v.to_str().unwrap();
+        assert!(v.starts_with("hotfix_session=hf_1;"), "{v}");
+        for a in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(v.split("; ").any(|p| p == a), "{a}: {v}");
+        }
+        assert!(!v.contains("Secure") && !v.contains("Max-Age"), "{v}");
+        let v = set_cookie(COOKIE, String::new(), true, Some(0)).unwrap();
+        let v = v.to_str().unwrap();
+        assert!(v.starts_with("hotfix_session=;"), "{v}");
+        assert!(v.contains("; Secure") && v.contains("; Max-Age=0"), "{v}");
+        let mut r = StatusCode::OK.into_response();
+        clear_flash(&mut r);
+        let v = r.headers()[header::SET_COOKIE].to_str().unwrap();
+        assert!(
+            v.starts_with("hotfix_flash=;") && v.contains("Max-Age=0"),
+            "{v}"
+        );
     }
 
     #[test]

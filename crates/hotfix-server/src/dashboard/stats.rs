@@ -27,7 +27,7 @@ use crate::ops::{self, Seen};
 use crate::{ApiError, AppState};
 
 /// Time to restore: declared → production first healthy on the fix.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Restore {
     /// Incidents that were restored.
     pub count: usize,
@@ -36,7 +36,7 @@ pub struct Restore {
 }
 
 /// "Issue resolved in under 30 minutes".
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Target {
     pub target_s: i64,
     /// Restored within the target.
@@ -48,7 +48,7 @@ pub struct Target {
 }
 
 /// One step of the process across incidents.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StepStat {
     pub step: &'static str,
     pub label: &'static str,
@@ -62,7 +62,7 @@ pub struct StepStat {
     pub late: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Rollbacks {
     pub total: u64,
     /// Incidents whose fix reached main at least once (shipped hotfixes).
@@ -71,7 +71,7 @@ pub struct Rollbacks {
 }
 
 /// Declined or merged at triage.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Declined {
     pub count: usize,
     /// `false_alarm`, `not_urgent`, `duplicate` (merges included).
@@ -80,7 +80,7 @@ pub struct Declined {
     pub merged: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     pub incidents: usize,
     pub open: usize,
@@ -324,6 +324,26 @@ impl Filter {
 }
 
 /// `GET /api/v1/stats[?q=&severity=&state=]`: the log page's figures as JSON.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats",
+    operation_id = "stats",
+    tag = "operations",
+    summary = "Team figures",
+    description = "Time to restore, targets met, per-step medians, rollbacks: the dashboard's log page as JSON, over the incidents the filter selects.",
+    params(
+        ("q" = Option<String>, Query, description = "text in the id, title, branch or name (at most 500 characters)"),
+        ("severity" = Option<String>, Query, description = "`critical`, `high` or `all`"),
+        ("state" = Option<String>, Query, description = "`open`, `closed`, `triage` or `all`"),
+    ),
+    responses(
+        (status = 200, description = "the figures", body = crate::openapi::StatsAnswer),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+)]
 pub async fn api(
     State(st): State<AppState>,
     caller: Caller,

@@ -67,6 +67,28 @@ fn delivery_key(headers: &HeaderMap, body: &[u8]) -> String {
 }
 
 /// `POST /api/v1/webhooks/github`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/github",
+    operation_id = "githubWebhook",
+    tag = "intake",
+    summary = "Receive a GitHub webhook",
+    description = "Reviews (approvals given on GitHub count, mapped to team identities), pushes (a head moved outside hotfix makes old approvals stale), PR merges and deployment statuses of hotfix branches. Events hotfix does not use are answered 202 `ignored` and not stored. Content type must be application/json.",
+    params(
+        ("X-GitHub-Event" = String, Header, description = "`pull_request_review`, `push`, `pull_request`, `deployment_status`, `ping`, ..."),
+        ("X-GitHub-Delivery" = Option<String>, Header, description = "GitHub's delivery id, the dedup key"),
+    ),
+    security(("githubSignature" = [])),
+    request_body(content = Object, content_type = "application/json", description = "a GitHub webhook payload"),
+    responses(
+        (status = 200, description = "`ping` answered `pong`", body = crate::openapi::WebhookAccepted),
+        (status = 202, description = "stored, a duplicate, or ignored", body = crate::openapi::WebhookAccepted),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, description = "missing or invalid X-Hub-Signature-256", body = crate::openapi::Error),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 503, description = "no webhook secret configured on the server", body = crate::openapi::Error),
+    ),
+)]
 pub async fn webhook(
     State(st): State<AppState>,
     headers: HeaderMap,

@@ -22,7 +22,7 @@
 //! applies it to the incident log ([`process`]) with the same server-side
 //! rules as the JSON API.
 
-mod intake;
+pub(crate) mod intake;
 mod payload;
 mod process;
 

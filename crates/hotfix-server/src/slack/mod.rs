@@ -12,7 +12,7 @@
 //! show in the channel (the work carries on and its notifications go out).
 
 mod commands;
-mod request;
+pub(crate) mod request;
 
 use axum::Router;
 use axum::routing::post;

@@ -21,7 +21,8 @@ const MAX_AGE_S: i64 = 300;
 const SOURCE: &str = "slack";
 
 /// What Slack shows: to the caller only (`ephemeral`) or to the channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = SlackReply)]
 pub struct Reply {
     pub response_type: &'static str,
     pub text: String,
@@ -54,7 +55,7 @@ fn safe(text: String) -> String {
 /// The fields of Slack's form hotfix reads (Slack sends more; they are
 /// ignored). `user_id` and `channel_id` are always sent by Slack, so a body
 /// without them is not a slash command.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SlashCommand {
     pub user_id: String,
     pub channel_id: String,
@@ -92,6 +93,23 @@ fn channel_ok(allowed: &str, c: &SlashCommand) -> bool {
 }
 
 /// `POST /api/v1/slack/commands`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/slack/commands",
+    operation_id = "slackCommand",
+    tag = "intake",
+    summary = "The /hotfix Slack slash command",
+    description = "Slack signs the raw body. Once the signature is good every answer is a 200 with a message (Slack shows anything else as a failure), within 2.5 s; the person is identified by [server.slack_users] and their role by [team]. Only answers in [server] slack_channel (default: [notify] channel).",
+    params(("X-Slack-Request-Timestamp" = String, Header, description = "unix seconds, signed with the body")),
+    security(("slackSignature" = [])),
+    request_body(content = SlashCommand, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "what Slack shows", body = Reply),
+        (status = 401, description = "not a signed Slack request (bad signature, or older than 5 minutes)", body = crate::openapi::Error),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 503, description = "no signing secret configured on the server", body = crate::openapi::Error),
+    ),
+)]
 pub async fn command(
     State(st): State<AppState>,
     headers: HeaderMap,

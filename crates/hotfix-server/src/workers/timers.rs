@@ -252,14 +252,14 @@ pub fn run(st: &AppState) -> usize {
         Ok(true) => {}
         Ok(false) => return 0,
         Err(e) => {
-            crate::log::line(format_args!("timers: cannot take the lease: {e}"));
+            tracing::error!(error = %e, "timers: cannot take the lease");
             return 0;
         }
     }
     let incidents = match ops::all(st) {
         Ok(v) => v,
         Err(e) => {
-            crate::log::line(format_args!("timers: cannot read the incidents: {e}"));
+            tracing::error!(error = %e, "timers: cannot read the incidents");
             return 0;
         }
     };
@@ -271,7 +271,12 @@ pub fn run(st: &AppState) -> usize {
             match fire(st, s.id, t) {
                 Ok(true) => n += 1,
                 Ok(false) => {}
-                Err(e) => crate::log::line(format_args!("timers: {} on {}: {e}", t.what(), s.id)),
+                Err(e) => tracing::error!(
+                    timer = %t.what(),
+                    incident = %s.id,
+                    error = %e,
+                    "timers: cannot fire"
+                ),
             }
         }
     }

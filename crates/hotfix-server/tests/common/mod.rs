@@ -176,6 +176,7 @@ impl TestServer {
                 enabled: o.workers,
                 tick: Duration::from_millis(50),
                 lease_s: 30,
+                ..WorkerSettings::default()
             },
         });
         let rt = tokio::runtime::Builder::new_multi_thread()
