@@ -5,7 +5,6 @@
 //! serving the sample service), a real build script, real git merges.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hotfix_core::id::IncidentId;
@@ -13,42 +12,14 @@ use hotfix_core::provider::{DeployCtx, Deployer, PreviewedBuild};
 use hotfix_platform::{Client, PlatformConfig};
 use hotfix_providers::deploy::local::LocalDeployer;
 
-const CHILD: &str = "release_process";
+mod common;
 
-/// Not a test: the body of a release process. The platform runs this
-/// binary with `release_process --exact` and `PORT` set.
+use common::git;
+
+/// The release the platform runs: this binary, serving the sample service.
 #[test]
-fn release_process() {
-    let Ok(port) = std::env::var("PORT") else {
-        return;
-    };
-    if !std::env::args().any(|a| a == CHILD) {
-        return;
-    }
-    let port: u16 = port.parse().expect("PORT");
-    let dir = std::env::current_dir().expect("cwd");
-    hotfix_platform::sample_service::serve(port, &dir).expect("serve");
-}
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+fn serve_as_a_release_when_the_platform_runs_this_binary() {
+    common::serve_if_release();
 }
 
 fn commit(repo: &Path, path: &str, text: &str) -> String {
@@ -127,17 +98,7 @@ fn the_local_deployer_reports_promoted_and_built_releases_for_preview_production
         "#!/bin/sh\nset -e\necho \"$HOTFIX_SHA\" >> \"$1\"\nmkdir -p target\necho \"built $HOTFIX_SHA\" > target/app.bin\n",
     );
     let v1 = commit(&repo, "service/routes.toml", &routes("v1"));
-    let exe = std::env::current_exe().expect("exe");
-    let mut cfg = PlatformConfig::new(
-        &repo,
-        tmp.path().join("state"),
-        vec![
-            exe.display().to_string(),
-            CHILD.into(),
-            "--exact".into(),
-            "--nocapture".into(),
-        ],
-    );
+    let mut cfg = PlatformConfig::new(&repo, tmp.path().join("state"), common::release_argv());
     cfg.build = Some(vec![
         "sh".into(),
         "build.sh".into(),

@@ -3,7 +3,6 @@
 //! service from the release's worktree), real HTTP on 127.0.0.1.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hotfix_core::id::IncidentId;
@@ -11,38 +10,14 @@ use hotfix_core::provider::{DeployCtx, Deployer};
 use hotfix_platform::{Client, PlatformConfig};
 use hotfix_providers::deploy::local::LocalDeployer;
 
-const CHILD: &str = "release_process";
+mod common;
 
-/// Not a test: the body of a release process. The platform runs this
-/// binary with `release_process --exact` and `PORT` set.
+use common::git;
+
+/// The release the platform runs: this binary, serving the sample service.
 #[test]
-fn release_process() {
-    let Ok(port) = std::env::var("PORT") else {
-        return;
-    };
-    if !std::env::args().any(|a| a == CHILD) {
-        return;
-    }
-    let port: u16 = port.parse().expect("PORT");
-    let dir = std::env::current_dir().expect("cwd");
-    hotfix_platform::sample_service::serve(port, &dir).expect("serve");
-}
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+fn serve_as_a_release_when_the_platform_runs_this_binary() {
+    common::serve_if_release();
 }
 
 fn commit(repo: &Path, version: &str) -> String {
@@ -93,17 +68,7 @@ fn the_local_deployer_starts_weights_promotes_and_aborts_a_canary() {
     let v1 = commit(&repo, "v1");
     let v2 = commit(&repo, "v2");
     let v3 = commit(&repo, "v3");
-    let exe = std::env::current_exe().expect("exe");
-    let mut cfg = PlatformConfig::new(
-        &repo,
-        tmp.path().join("state"),
-        vec![
-            exe.display().to_string(),
-            CHILD.into(),
-            "--exact".into(),
-            "--nocapture".into(),
-        ],
-    );
+    let mut cfg = PlatformConfig::new(&repo, tmp.path().join("state"), common::release_argv());
     cfg.port = hotfix_platform::free_port().expect("port");
     cfg.ready_timeout = Duration::from_secs(10);
     cfg.stop_timeout = Duration::from_secs(1);

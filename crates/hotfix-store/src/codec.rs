@@ -253,6 +253,32 @@ pub(crate) fn token_record(
     })
 }
 
+/// Test support: every file of `dir` (`NNNN_name.sql`) is the migration
+/// of the same index, in order: a step written but not listed would
+/// never run, one listed twice would run twice.
+#[cfg(test)]
+pub(crate) fn assert_migration_files(dir: &std::path::Path, migrations: &[&str]) {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .expect("the migrations directory")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), migrations.len(), "{files:?}");
+    for (i, f) in files.iter().enumerate() {
+        assert!(
+            f.starts_with(&format!("{:04}_", i + 1)) && f.ends_with(".sql"),
+            "{f}"
+        );
+        let text = std::fs::read_to_string(dir.join(f)).expect("a migration");
+        assert_eq!(text, migrations[i], "{f} is not migration {i}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,6 @@
 
 mod codec;
 #[doc(hidden)]
-pub mod conformance;
 mod pg;
 mod sqlite;
 

@@ -963,19 +963,6 @@ mod tests {
     #[test]
     fn every_migration_file_is_listed_in_order() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/pg/migrations");
-        let mut files: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        files.sort();
-        assert_eq!(files.len(), super::MIGRATIONS.len(), "{files:?}");
-        for (i, f) in files.iter().enumerate() {
-            assert!(
-                f.starts_with(&format!("{:04}_", i + 1)) && f.ends_with(".sql"),
-                "{f}"
-            );
-            let text = std::fs::read_to_string(dir.join(f)).unwrap();
-            assert_eq!(text, super::MIGRATIONS[i], "{f} is not MIGRATIONS[{i}]");
-        }
+        crate::codec::assert_migration_files(&dir, super::MIGRATIONS);
     }
 }

@@ -17,108 +17,15 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 
 use crate::codec::{self, NameBook, sql_limit};
 
-/// Migrations, applied in order and tracked with `PRAGMA user_version`.
+/// Migrations, applied in order and tracked with `PRAGMA user_version`:
+/// the files of `sqlite/migrations/`, one step each (a test checks that
+/// every file is listed, in order).
 const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE incidents (
-    id          INTEGER PRIMARY KEY,
-    created_at  TEXT NOT NULL
-);
-CREATE TABLE events (
-    incident    INTEGER NOT NULL REFERENCES incidents(id),
-    seq         INTEGER NOT NULL,
-    at          TEXT NOT NULL,
-    actor       TEXT NOT NULL,
-    type        TEXT NOT NULL,
-    body        TEXT NOT NULL,
-    PRIMARY KEY (incident, seq)
-);
-CREATE TABLE outbox (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    incident      INTEGER NOT NULL REFERENCES incidents(id),
-    notifier      TEXT NOT NULL,
-    message       TEXT NOT NULL,
-    due_at        INTEGER NOT NULL,
-    attempts      INTEGER NOT NULL DEFAULT 0,
-    last_error    TEXT,
-    delivered_at  INTEGER
-);
-CREATE INDEX outbox_pending ON outbox (due_at) WHERE delivered_at IS NULL;
-"#,
-    r#"
-CREATE TABLE memory (
-    incident  INTEGER NOT NULL REFERENCES incidents(id),
-    key       TEXT NOT NULL,
-    value     TEXT NOT NULL,
-    PRIMARY KEY (incident, key)
-);
-"#,
-    r#"
-ALTER TABLE outbox ADD COLUMN lease_until INTEGER;
-"#,
-    // The team server's tables (see `hotfix_core::team`). No foreign key from
-    // `alert_links.incident`: the link is written in the same logical step as
-    // the declaration, and a link is only a lookup aid, never the log itself.
-    r#"
-CREATE TABLE api_tokens (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_name   TEXT NOT NULL,
-    role        TEXT NOT NULL,
-    hash        TEXT NOT NULL UNIQUE,
-    created_at  INTEGER NOT NULL,
-    revoked     INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE inbox (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    source        TEXT NOT NULL,
-    delivery      TEXT NOT NULL,
-    body          TEXT NOT NULL,
-    received_at   INTEGER NOT NULL,
-    due_at        INTEGER NOT NULL,
-    attempts      INTEGER NOT NULL DEFAULT 0,
-    lease_until   INTEGER,
-    processed_at  INTEGER,
-    outcome       TEXT,
-    UNIQUE (source, delivery)
-);
-CREATE INDEX inbox_pending ON inbox (due_at) WHERE processed_at IS NULL;
-CREATE TABLE alert_links (
-    source    TEXT NOT NULL,
-    key       TEXT NOT NULL,
-    incident  INTEGER NOT NULL,
-    PRIMARY KEY (source, key)
-);
-CREATE TABLE leases (
-    name    TEXT PRIMARY KEY,
-    holder  TEXT NOT NULL,
-    until   INTEGER NOT NULL
-);
-CREATE TABLE once_keys (
-    key  TEXT PRIMARY KEY,
-    at   INTEGER NOT NULL
-);
-"#,
-    // One open incident per hotfix name: `open_names` and its backfill, as
-    // `codec::Naming` describes them.
-    r#"
-CREATE TABLE open_names (
-    name      TEXT PRIMARY KEY,
-    incident  INTEGER NOT NULL UNIQUE REFERENCES incidents(id)
-);
-INSERT INTO open_names (name, incident)
-SELECT name, MIN(incident) FROM (
-    SELECT e.incident AS incident, json_extract(e.body, '$.name') AS name
-    FROM events e
-    WHERE e.type IN ('declared', 'attempt_started')
-      AND e.seq = (SELECT MAX(n.seq) FROM events n
-                   WHERE n.incident = e.incident
-                     AND n.type IN ('declared', 'attempt_started'))
-      AND NOT EXISTS (SELECT 1 FROM events c
-                      WHERE c.incident = e.incident AND c.type = 'closed')
-)
-WHERE name IS NOT NULL
-GROUP BY name;
-"#,
+    include_str!("sqlite/migrations/0001_incidents_events_outbox.sql"),
+    include_str!("sqlite/migrations/0002_memory.sql"),
+    include_str!("sqlite/migrations/0003_outbox_lease.sql"),
+    include_str!("sqlite/migrations/0004_team_tables.sql"),
+    include_str!("sqlite/migrations/0005_open_names.sql"),
 ];
 
 pub struct SqliteStore {
@@ -1361,6 +1268,12 @@ impl TeamStore for SqliteStore {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_migration_file_is_listed_in_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sqlite/migrations");
+        crate::codec::assert_migration_files(&dir, MIGRATIONS);
+    }
 
     /// The URI names the same file for SQLite whatever the directory is
     /// called: URI syntax (`?`, `#`, `%`), spaces, UTF-8 and bytes that

@@ -16,7 +16,8 @@ use hotfix_core::notify::Message;
 use hotfix_core::provider::Store;
 use hotfix_core::provider::StoreError;
 use hotfix_core::team::{ServerStore, TeamStore};
-use hotfix_store::{PgOptions, PgStore, conformance, pg_connect};
+use hotfix_store::{PgOptions, PgStore, pg_connect};
+use hotfix_store_conformance as conformance;
 
 fn url() -> Option<String> {
     match std::env::var("HOTFIX_TEST_DATABASE_URL") {

@@ -4,7 +4,8 @@
 
 use hotfix_core::provider::Store;
 use hotfix_core::team::{ApiRole, ServerStore, TeamStore};
-use hotfix_store::{SqliteStore, conformance};
+use hotfix_store::SqliteStore;
+use hotfix_store_conformance as conformance;
 
 #[test]
 fn sqlite_passes_the_conformance_suite() {

@@ -82,21 +82,23 @@ impl Drop for Platform {
     }
 }
 
+/// The `run` command of a release served by this test binary: the
+/// [`RELEASE_TEST`] alone, with [`SERVE_ENV`] set.
+pub fn release_argv() -> Vec<String> {
+    let exe = std::env::current_exe().expect("exe");
+    vec![
+        "env".into(),
+        format!("{SERVE_ENV}=1"),
+        exe.display().to_string(),
+        RELEASE_TEST.into(),
+        "--exact".into(),
+        "--nocapture".into(),
+    ]
+}
+
 /// Starts the platform of `repo` (state in `state`) and waits until it answers.
 pub fn start_platform(repo: &Path, state: &Path) -> Platform {
-    let exe = std::env::current_exe().expect("exe");
-    let mut c = hotfix_platform::PlatformConfig::new(
-        repo,
-        state,
-        vec![
-            "env".into(),
-            format!("{SERVE_ENV}=1"),
-            exe.display().to_string(),
-            RELEASE_TEST.into(),
-            "--exact".into(),
-            "--nocapture".into(),
-        ],
-    );
+    let mut c = hotfix_platform::PlatformConfig::new(repo, state, release_argv());
     c.port = hotfix_platform::free_port().expect("port");
     c.warm = Duration::from_secs(60);
     c.ready_timeout = Duration::from_secs(10);
