@@ -2,6 +2,7 @@
 //! is real software (SQLite, git, processes) and real ones for hosted services.
 //! Errors are typed so the engine can tell "try again" from "refused".
 
+use crate::team::{AdminGuard, ApiRole, InboxItem, InboxPut, InboxRecord, Revoke, TokenRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, NewEvent};
@@ -454,3 +455,99 @@ pub trait Notifier: Send + Sync {
     fn name(&self) -> &str;
     fn send(&self, outbox_id: i64, msg: &Message, memory: &dyn Memory) -> Result<(), NotifyError>;
 }
+
+// ---------------------------------------------------------------- team tables
+
+/// The team server's tables (`crate::team` has their types): one contract
+/// for the SQLite and PostgreSQL stores and one conformance suite.
+pub trait TeamStore: Send + Sync {
+    fn token_create(
+        &self,
+        user: &str,
+        role: ApiRole,
+        hash: &str,
+        now_s: i64,
+    ) -> Result<i64, StoreError>;
+    /// The live (not revoked) token with this hash.
+    fn token_lookup(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    fn token_list(&self) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Revokes a live token. With [`AdminGuard::KeepOne`] the last live
+    /// admin token is refused, atomically: two admins revoking each other
+    /// at the same time (two replicas, two connections) leave one of them.
+    fn token_revoke(&self, id: i64, guard: AdminGuard) -> Result<Revoke, StoreError>;
+
+    /// Stores something that came in, durably, before it is acknowledged.
+    /// `delivery` is the sender's unique id of this delivery (GitHub's
+    /// `X-GitHub-Delivery`, a hash of the body...): a redelivery is not stored twice.
+    fn inbox_put(
+        &self,
+        source: &str,
+        delivery: &str,
+        body: &str,
+        now_s: i64,
+    ) -> Result<InboxPut, StoreError>;
+    /// Claims up to `limit` unprocessed items due at `now_s` that nobody
+    /// else holds, leasing them until `now_s + lease_s` (oldest first).
+    fn inbox_claim(
+        &self,
+        now_s: i64,
+        lease_s: i64,
+        limit: usize,
+    ) -> Result<Vec<InboxItem>, StoreError>;
+    /// Marks an item processed with what was done.
+    fn inbox_done(&self, id: i64, outcome: &str, now_s: i64) -> Result<(), StoreError>;
+    /// Gives an item back for another try at `retry_at_s`.
+    fn inbox_failed(&self, id: i64, error: &str, retry_at_s: i64) -> Result<(), StoreError>;
+    /// Gives a claimed item back for `due_at_s` without counting the claim
+    /// as an attempt: it was not tried (the round ran out of lease time, a
+    /// push is settling, another worker holds its alert key).
+    fn inbox_defer(&self, id: i64, why: &str, due_at_s: i64) -> Result<(), StoreError>;
+    /// The newest items first, for the dashboard and the API.
+    fn inbox_recent(&self, limit: usize) -> Result<Vec<InboxRecord>, StoreError>;
+    /// The body of one item as received (`None`: no such item), so that a
+    /// listing can say what each item was (its source's alert key and
+    /// name) without [`InboxRecord`] carrying every body.
+    fn inbox_body(&self, id: i64) -> Result<Option<String>, StoreError>;
+
+    /// The incident an alert (by source and dedup key) is linked to.
+    fn alert_link_get(&self, source: &str, key: &str) -> Result<Option<IncidentId>, StoreError>;
+    /// Links an alert to an incident unless it is linked already; returns the
+    /// incident it is linked to after the call (the first link wins).
+    fn alert_link_set(
+        &self,
+        source: &str,
+        key: &str,
+        incident: IncidentId,
+    ) -> Result<IncidentId, StoreError>;
+
+    /// Takes or renews the named lease for `holder` until `now_s + ttl_s`.
+    /// True when `holder` holds it after the call (it was free, expired, or
+    /// already its own).
+    fn lease_acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        now_s: i64,
+        ttl_s: i64,
+    ) -> Result<bool, StoreError>;
+    fn lease_release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+
+    /// Records that the once-only job `key` was done; true only for the
+    /// first caller ever (the post-mortem reminder of HF-3 is sent once).
+    fn once(&self, key: &str, now_s: i64) -> Result<bool, StoreError>;
+
+    /// A number that grows whenever any incident gets an event: live pages
+    /// compare it instead of re-reading every log.
+    fn watermark(&self) -> Result<i64, StoreError>;
+
+    /// Every incident with its version (the `seq` of its last event), oldest
+    /// first, in one read. When the watermark moved, a live page re-folds
+    /// only the incidents whose version moved instead of every log (with
+    /// 10,000 incidents a full re-fold takes seconds on PostgreSQL).
+    fn incident_versions(&self) -> Result<Vec<(IncidentId, u64)>, StoreError>;
+}
+
+/// A store fit for the team server: the incident log plus the team tables.
+pub trait ServerStore: Store + TeamStore {}
+
+impl<T: Store + TeamStore> ServerStore for T {}

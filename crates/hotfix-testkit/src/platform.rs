@@ -6,7 +6,9 @@
 //!
 //! A test binary using it declares `#[test] fn
 //! serve_as_a_release_when_the_platform_runs_this_binary() {
-//! serve_if_release() }`: the platform starts that test as the release.
+//! serve_if_release() }` once, at the root of its `tests/it/main.rs` (so
+//! its full name is the bare one [`release_argv`] runs with `--exact`):
+//! the platform starts that test as the release.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
