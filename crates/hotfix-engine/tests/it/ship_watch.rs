@@ -22,7 +22,10 @@ const LEAD: &str = "lead@example.com";
 /// Production as a script: one answer per probe, the last one repeated;
 /// every probe is counted.
 #[derive(Clone)]
-struct Scripted(Arc<Mutex<(Vec<Result<u16, String>>, u32)>>);
+struct Scripted(Arc<Mutex<Script>>);
+
+/// The answers still to give (last first) and the probes made.
+type Script = (Vec<Result<u16, String>>, u32);
 
 impl Scripted {
     fn new(answers: &[Result<u16, &str>]) -> Scripted {
