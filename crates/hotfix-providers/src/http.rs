@@ -92,6 +92,40 @@ pub fn never_sent(e: &ureq::Error) -> bool {
     }
 }
 
+/// Replaces every known secret in `text` with `***`; the last line of
+/// defence behind never formatting a secret in the first place.
+///
+/// A URL is a secret as a whole and in parts: a receiver may echo back only
+/// its path, or only the token segment of it.
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut parts: Vec<&str> = vec![];
+    for s in secrets {
+        let s = s.trim();
+        parts.push(s);
+        if let Some(i) = s.find("://") {
+            let after = &s[i + 3..];
+            if let Some(p) = after.find(['/', '?']) {
+                let path = &after[p..];
+                parts.push(path);
+                parts.extend(
+                    path.split(['/', '?', '&', '='])
+                        .filter(|seg| seg.len() >= 10),
+                );
+            }
+        }
+    }
+    // Longest first, so a part never leaves pieces of a longer match.
+    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let mut out = text.to_string();
+    for p in parts {
+        // Very short values would blank out ordinary words.
+        if p.len() >= 6 {
+            out = out.replace(p, "***");
+        }
+    }
+    crate::redact::redact(&out)
+}
+
 /// What one attempt of a retried request came to.
 pub enum Attempt<T, E> {
     /// Finished, well or badly: no retry.

@@ -94,13 +94,7 @@ pub(super) enum Applied<T> {
 impl RailwayDeployer {
     /// Never lets the token out in a message, and keeps messages short.
     pub(super) fn scrub(&self, s: &str) -> String {
-        let secret = self.auth.secret();
-        let s = if secret.is_empty() {
-            s.to_string()
-        } else {
-            s.replace(secret, "***")
-        };
-        let mut s = crate::redact::redact(&s);
+        let mut s = crate::http::scrub(s, &[self.auth.secret()]);
         if s.len() > 400 {
             let mut cut = 400;
             while !s.is_char_boundary(cut) {

@@ -44,12 +44,7 @@ pub(super) enum Limited {
 
 impl Http {
     pub(super) fn scrub(&self, text: &str) -> String {
-        let t = if self.token.is_empty() {
-            text.to_string()
-        } else {
-            text.replace(&self.token, "***")
-        };
-        crate::redact::redact(&t)
+        crate::http::scrub(text, &[&self.token])
     }
 
     /// One request with the documented headers. `retry_5xx` is false for
