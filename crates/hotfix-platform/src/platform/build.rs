@@ -272,6 +272,12 @@ impl Inner {
         cfg: &PlatformConfig,
         tree: &str,
     ) -> Result<Pin, String> {
+        // Without a build command a release is the checkout of its tree:
+        // there is no build to promote, and another release's untracked
+        // files (what its process wrote into its worktree) are not one.
+        if cfg.build.is_none() {
+            return Err("no build command: the release is the checkout of its tree".into());
+        }
         let hint = lock(&rel.hint).clone();
         let st = lock(&self.state);
         let same_tree: Vec<Arc<Release>> = Self::built_releases(&st, rel)

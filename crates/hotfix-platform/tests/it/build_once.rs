@@ -449,3 +449,38 @@ fn a_platform_killed_mid_build_leaves_nothing_a_rerun_trips_over() {
     );
     assert!(hotfix_platform::stop(&r.fx.state).expect("stop"));
 }
+
+/// A service without a build command (the demo's): the release is the
+/// checkout of its tree. A release of the same tree (here the first one,
+/// whose tree the fix restores) is not "promoted": its worktree holds only
+/// what its process wrote, not a build.
+#[test]
+fn without_a_build_command_nothing_is_promoted_even_for_an_equal_tree() {
+    let r = Repo::new();
+    let base = r.fx.commit(&routes("v1"));
+    let newer = r.fx.commit(&routes("v2"));
+    // The fix restores v1's files exactly: its tree is v1's.
+    let fix = r.fix("v1");
+    assert_eq!(r.tree(&fix), r.tree(&base));
+    let mut cfg = r.config(&[]);
+    cfg.build = None;
+    let p = InProcess::start(cfg.clone());
+    p.client.deploy_production(&base).expect("deploy v1");
+    p.client.deploy_production(&newer).expect("deploy v2");
+    let merge = r.merge();
+    let tree = r.tree(&merge);
+    let o = p
+        .client
+        .deploy_production_with(&deploy(&merge, Some((&fix, &tree))))
+        .expect("ship");
+    let b = build(&o.release);
+    assert_ne!(b.how, BuildHow::Promoted, "{b:?}");
+    assert!(
+        b.note
+            .as_deref()
+            .is_some_and(|n| n.contains("no build command")),
+        "{b:?}"
+    );
+    assert_eq!(get(&r.fx.url("/version")), (200, "v1".to_string()));
+    p.stop();
+}

@@ -49,7 +49,7 @@ pub fn build_report(release: &ReleaseInfo) -> Option<BuildReport> {
         build_ms: Some(b.ms),
         note: Some(match &b.note {
             Some(n) => format!("{}: {n}", b.describe()),
-            None if promoted => format!("{}: the tested build, no build ran", b.describe()),
+            None if promoted => format!("{}: same tree, no build ran", b.describe()),
             None => b.describe(),
         }),
     })

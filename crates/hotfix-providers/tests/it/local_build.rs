@@ -150,7 +150,7 @@ fn the_local_deployer_reports_promoted_and_built_releases_for_preview_production
     assert!(
         b.note
             .as_deref()
-            .is_some_and(|n| n.contains("promoted from") && n.contains("the tested build")),
+            .is_some_and(|n| n.contains("promoted from") && n.contains("same tree, no build ran")),
         "{b:?}"
     );
     assert_eq!(
