@@ -27,9 +27,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 /// The server the CLI talks to (overrides `[server] url`; `off` forces the local log).
-pub const SERVER_ENV: &str = "HOTFIX_SERVER";
+pub const SERVER_ENV: &str = hotfix_core::env_vars::HOTFIX_SERVER;
 /// The API token the CLI sends in remote mode.
-pub const TOKEN_ENV: &str = "HOTFIX_TOKEN";
+pub const TOKEN_ENV: &str = hotfix_core::env_vars::HOTFIX_TOKEN;
 
 /// How long one request may take, connect to last byte.
 pub const TIMEOUT: Duration = Duration::from_secs(10);

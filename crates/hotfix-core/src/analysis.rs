@@ -399,29 +399,14 @@ impl Tracker {
             self.baseline = Some(b);
         }
         let verdict = judge(&self.cfg, m);
-        if let (Verdict::Fail(why), Some(c)) = (&verdict, m.controlled)
-            && self.unhealthy.is_none()
-        {
-            let p = c.p_value();
-            if p < CONTROLLED_ALPHA {
-                self.last = Some(verdict.clone());
-                self.streak.push((m.value, why.clone()));
-                let why = format!(
-                    "{}: {why}, and the canary is worse than production in the same window: {} of {} requests failed ({}) against production's {} of {} ({}); one-sided Fisher exact test p = {} < {}, so it did not wait for {} consecutive failures",
-                    self.cfg.name,
-                    c.errors,
-                    c.requests,
-                    Controlled::ratio(c.errors, c.requests),
-                    c.control_errors,
-                    c.control_requests,
-                    Controlled::ratio(c.control_errors, c.control_requests),
-                    num(p),
-                    num(CONTROLLED_ALPHA),
-                    self.cfg.failure_limit,
-                );
-                self.unhealthy = Some(why.clone());
-                return Status::Unhealthy(why);
-            }
+        // A failure significantly worse than a concurrent control needs no
+        // confirmation by later windows (see `Controlled`).
+        let at_once = match (&verdict, m.controlled) {
+            (Verdict::Fail(_), Some(c)) if c.p_value() < CONTROLLED_ALPHA => Some(c),
+            _ => None,
+        };
+        if at_once.is_some() {
+            return self.apply_with(at_s, m.value, verdict, at_once);
         }
         self.apply(at_s, m.value, verdict)
     }
@@ -436,6 +421,18 @@ impl Tracker {
     }
 
     fn apply(&mut self, at_s: u32, value: Option<f64>, verdict: Verdict) -> Status {
+        self.apply_with(at_s, value, verdict, None)
+    }
+
+    /// `at_once`: the controlled comparison that makes a failure final
+    /// without `failure_limit` consecutive ones.
+    fn apply_with(
+        &mut self,
+        at_s: u32,
+        value: Option<f64>,
+        verdict: Verdict,
+        at_once: Option<Controlled>,
+    ) -> Status {
         self.last = Some(verdict.clone());
         if let Some(why) = &self.unhealthy {
             return Status::Unhealthy(why.clone());
@@ -450,6 +447,12 @@ impl Tracker {
                 self.cfg.name
             )),
             Verdict::Fail(why) => {
+                if let Some(c) = at_once {
+                    let why = self.describe_controlled(&why, &c);
+                    self.streak.push((value, why.clone()));
+                    self.unhealthy = Some(why.clone());
+                    return Status::Unhealthy(why);
+                }
                 self.streak.push((value, why));
                 if self.streak.len() >= self.cfg.failure_limit as usize {
                     let why = self.describe_streak();
@@ -460,6 +463,23 @@ impl Tracker {
                 }
             }
         }
+    }
+
+    fn describe_controlled(&self, why: &str, c: &Controlled) -> String {
+        let p = c.p_value();
+        format!(
+            "{}: {why}, and the canary is worse than production in the same window: {} of {} requests failed ({}) against production's {} of {} ({}); one-sided Fisher exact test p = {} < {}, so it did not wait for {} consecutive failures",
+            self.cfg.name,
+            c.errors,
+            c.requests,
+            Controlled::ratio(c.errors, c.requests),
+            c.control_errors,
+            c.control_requests,
+            Controlled::ratio(c.control_errors, c.control_requests),
+            num(p),
+            num(CONTROLLED_ALPHA),
+            self.cfg.failure_limit,
+        )
     }
 
     fn describe_streak(&self) -> String {

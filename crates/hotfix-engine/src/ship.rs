@@ -7,7 +7,7 @@ use hotfix_core::id::IncidentId;
 use hotfix_core::next::Viewer;
 use hotfix_core::provider::{CheckState, DeployAction, ForgeError};
 use hotfix_core::state::IncidentState;
-use hotfix_providers::health::{Watch, watch_with};
+use hotfix_providers::health::Watch;
 
 use crate::{Engine, EngineError, Result, short};
 
@@ -196,24 +196,16 @@ impl Engine {
             unhealthy_after: d.unhealthy_after,
             timeout: d.probe_timeout.0,
         };
-        let result = if analyses.is_empty() {
-            let outcome = watch_with(&w, self.probe.as_ref(), |n, r| {
-                if let Err(e) = r {
-                    self.ui.warn(&format!("probe {n}: {e}"));
-                }
-            });
-            crate::watch::WatchResult {
-                outcome: match outcome {
-                    Ok(probes) => crate::watch::Outcome::Healthy { probes },
-                    Err(reason) => crate::watch::Outcome::Unhealthy(reason),
-                },
-                analyses: vec![],
-            }
-        } else {
+        // One loop for health alone and health with analyses (with none,
+        // it is the plain health watch).
+        let result = {
             let mut m = crate::watch::Measurer::new(
                 analyses,
                 self.git.root(),
-                self.platform_dir(),
+                // Asked of git only when an analysis may read the platform.
+                (!analyses.is_empty())
+                    .then(|| self.platform_dir())
+                    .flatten(),
                 w.window,
                 merge_sha,
                 s.previous_main.clone().filter(|p| !p.is_empty()),

@@ -212,9 +212,9 @@ async fn answer<B>(
             "pid": std::process::id(),
             "port": port,
             "cwd": dir,
-            "data_dir": std::env::var("DATA_DIR").ok(),
-            "release": std::env::var("HOTFIX_RELEASE").ok(),
-            "sha": std::env::var("HOTFIX_SHA").ok(),
+            "data_dir": std::env::var(hotfix_core::env_vars::DATA_DIR).ok(),
+            "release": std::env::var(hotfix_core::env_vars::HOTFIX_RELEASE).ok(),
+            "sha": std::env::var(hotfix_core::env_vars::HOTFIX_SHA).ok(),
         });
         (200, info.to_string(), "application/json".to_string())
     } else if let Some(r) = routes.routes.iter().find(|r| {
@@ -228,7 +228,7 @@ async fn answer<B>(
                     .is_some_and(|t| t.elapsed() >= Duration::from_millis(ms))
             })
             && r.when_data_file.as_deref().is_none_or(|f| {
-                std::env::var_os("DATA_DIR")
+                std::env::var_os(hotfix_core::env_vars::DATA_DIR)
                     .is_some_and(|d| std::path::Path::new(&d).join(f).exists())
             })
     }) {

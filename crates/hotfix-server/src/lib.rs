@@ -69,9 +69,10 @@ impl std::fmt::Debug for Secrets {
 
 impl Secrets {
     /// The names of the environment variables, for the README and errors.
-    pub const GITHUB_WEBHOOK_ENV: &'static str = "HOTFIX_GITHUB_WEBHOOK_SECRET";
-    pub const SLACK_SIGNING_ENV: &'static str = "SLACK_SIGNING_SECRET";
-    pub const SENTRY_CLIENT_ENV: &'static str = "SENTRY_CLIENT_SECRET";
+    pub const GITHUB_WEBHOOK_ENV: &'static str =
+        hotfix_core::env_vars::HOTFIX_GITHUB_WEBHOOK_SECRET;
+    pub const SLACK_SIGNING_ENV: &'static str = hotfix_core::env_vars::SLACK_SIGNING_SECRET;
+    pub const SENTRY_CLIENT_ENV: &'static str = hotfix_core::env_vars::SENTRY_CLIENT_SECRET;
 
     pub fn from_env() -> Secrets {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());

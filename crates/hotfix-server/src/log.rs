@@ -37,9 +37,9 @@ use tracing_subscriber::{EnvFilter, Layer};
 use crate::ApiError;
 
 /// The filter's environment variable.
-pub const LOG_ENV: &str = "HOTFIX_LOG";
+pub const LOG_ENV: &str = hotfix_core::env_vars::HOTFIX_LOG;
 /// The format's environment variable.
-pub const FORMAT_ENV: &str = "HOTFIX_LOG_FORMAT";
+pub const FORMAT_ENV: &str = hotfix_core::env_vars::HOTFIX_LOG_FORMAT;
 /// The filter when `HOTFIX_LOG` is unset or empty.
 pub const DEFAULT_FILTER: &str = "info";
 /// The request-id header, read from the client (or a load balancer) and

@@ -20,15 +20,15 @@ use crate::progress::Console;
 /// The environment variables hotfix reads.
 pub mod env {
     /// Who is acting, when `--as` is not given.
-    pub const USER: &str = "HOTFIX_USER";
+    pub const USER: &str = hotfix_core::env_vars::HOTFIX_USER;
     /// Where the incident log lives (`sqlite:PATH`; default `.git/hotfix/hotfix.db`).
-    pub const DATABASE_URL: &str = "HOTFIX_DATABASE_URL";
+    pub const DATABASE_URL: &str = hotfix_core::env_vars::HOTFIX_DATABASE_URL;
     /// Fixes the clock (RFC 3339), for tests and reproducible demos.
-    pub const NOW: &str = "HOTFIX_NOW";
+    pub const NOW: &str = hotfix_core::env_vars::HOTFIX_NOW;
     /// Comma-separated failpoints at which to exit abruptly (crash-safety tests).
-    pub const FAILPOINTS: &str = "HOTFIX_FAILPOINTS";
+    pub const FAILPOINTS: &str = hotfix_core::env_vars::HOTFIX_FAILPOINTS;
     /// Another config file than `<repo>/hotfix.toml`.
-    pub const CONFIG: &str = "HOTFIX_CONFIG";
+    pub const CONFIG: &str = hotfix_core::env_vars::HOTFIX_CONFIG;
     /// Remote mode: the team server holding the incident log (overrides
     /// `[server] url`; `off` keeps the log local).
     pub const SERVER: &str = hotfix_client::SERVER_ENV;
@@ -302,7 +302,8 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
             (store, None)
         }
     };
-    let github_token = secret("HOTFIX_GITHUB_TOKEN").or_else(|| secret("GITHUB_TOKEN"));
+    let github_token = secret(hotfix_core::env_vars::HOTFIX_GITHUB_TOKEN)
+        .or_else(|| secret(hotfix_core::env_vars::GITHUB_TOKEN));
     let forge: Box<dyn Forge> = match cfg.forge.provider.as_str() {
         "github" if writes || github_token.is_some() => {
             use hotfix_providers::forge::github::{GithubConfig, GithubForge};
@@ -349,7 +350,10 @@ pub fn engine(dir: Option<&Path>, as_: Option<&str>, writes: bool) -> Result<Eng
             })?;
             let c = RailwayConfig::from_table(&t)
                 .map_err(|e| CliError::usage(format!("[deploy.railway]: {e}")))?;
-            let auth = match (secret("RAILWAY_API_TOKEN"), secret("RAILWAY_TOKEN")) {
+            let auth = match (
+                secret(hotfix_core::env_vars::RAILWAY_API_TOKEN),
+                secret(hotfix_core::env_vars::RAILWAY_TOKEN),
+            ) {
                 (Some(t), _) => RailwayAuth::Bearer(t),
                 (None, Some(t)) => RailwayAuth::ProjectAccessToken(t),
                 (None, None) if !writes => RailwayAuth::Bearer(String::new()),

@@ -30,7 +30,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How often a step that is not on a terminal says it is still running
 /// (a duration: `10s`, `500ms`). Tests shorten it.
-pub const INTERVAL_ENV: &str = "HOTFIX_PROGRESS_INTERVAL";
+pub const INTERVAL_ENV: &str = hotfix_core::env_vars::HOTFIX_PROGRESS_INTERVAL;
 
 /// Between two `still …` lines when [`INTERVAL_ENV`] is not set: often
 /// enough that a silent minute never happens, rarely enough that a CI log
@@ -78,7 +78,7 @@ fn mode() -> Mode {
         Mode::Quiet
     } else if JSON.load(Ordering::Relaxed)
         || !std::io::stderr().is_terminal()
-        || std::env::var("TERM").is_ok_and(|t| t == "dumb")
+        || std::env::var(hotfix_core::env_vars::TERM).is_ok_and(|t| t == "dumb")
     {
         Mode::Lines
     } else {

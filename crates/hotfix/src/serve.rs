@@ -25,15 +25,15 @@ use crate::commands::CliError;
 /// The environment variables only the server reads.
 pub mod env {
     /// Where the server writes its files (default `./hotfix-data`).
-    pub const DATA_DIR: &str = "HOTFIX_DATA_DIR";
+    pub const DATA_DIR: &str = hotfix_core::env_vars::HOTFIX_DATA_DIR;
     /// This replica's name in leases (default: host name and pid).
-    pub const REPLICA: &str = "HOTFIX_REPLICA";
+    pub const REPLICA: &str = hotfix_core::env_vars::HOTFIX_REPLICA;
     /// The embedded platform's state directory on this host (the
     /// repository's `.git/hotfix/platform`): the watch measures
     /// `provider = "platform"` analyses from it.
-    pub const PLATFORM_DIR: &str = "HOTFIX_PLATFORM_DIR";
+    pub const PLATFORM_DIR: &str = hotfix_core::env_vars::HOTFIX_PLATFORM_DIR;
     /// At most this many PostgreSQL connections per replica (`--db-pool`).
-    pub const DATABASE_POOL_SIZE: &str = "HOTFIX_DATABASE_POOL_SIZE";
+    pub const DATABASE_POOL_SIZE: &str = hotfix_core::env_vars::HOTFIX_DATABASE_POOL_SIZE;
 }
 
 /// The default listen address when neither `--listen` nor `[server] listen`
@@ -267,7 +267,7 @@ fn replica() -> String {
         .ok()
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-        .or_else(|| env_value("HOSTNAME"))
+        .or_else(|| env_value(hotfix_core::env_vars::HOSTNAME))
         .unwrap_or_else(|| "host".into());
     format!("{host}-{}", std::process::id())
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let mut port = std::env::var("PORT").ok();
+    let mut port = std::env::var(hotfix_core::env_vars::PORT).ok();
     let mut dir: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {

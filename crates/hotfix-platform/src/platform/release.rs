@@ -171,14 +171,20 @@ impl Inner {
     ) -> Vec<(String, String)> {
         let mut env = vec![
             (
-                "DATA_DIR".to_string(),
+                hotfix_core::env_vars::DATA_DIR.to_string(),
                 info.data_dir.to_string_lossy().into_owned(),
             ),
-            ("HOTFIX_RELEASE".to_string(), info.id.clone()),
-            ("HOTFIX_SHA".to_string(), info.sha.clone()),
+            (
+                hotfix_core::env_vars::HOTFIX_RELEASE.to_string(),
+                info.id.clone(),
+            ),
+            (
+                hotfix_core::env_vars::HOTFIX_SHA.to_string(),
+                info.sha.clone(),
+            ),
         ];
         if let Some(p) = port {
-            env.push(("PORT".to_string(), p.to_string()));
+            env.push((hotfix_core::env_vars::PORT.to_string(), p.to_string()));
         }
         env
     }

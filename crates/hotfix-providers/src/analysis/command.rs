@@ -35,15 +35,24 @@ impl MetricSource for CommandSource {
         };
         let program = crate::deploy::process::program_path(first, &self.root);
         let mut env = vec![
-            ("HOTFIX_SHA".to_string(), cx.sha.clone()),
-            ("HOTFIX_DEPLOYED_AT".to_string(), cx.deployed_at.to_string()),
             (
-                "HOTFIX_WINDOW_S".to_string(),
+                hotfix_core::env_vars::HOTFIX_SHA.to_string(),
+                cx.sha.clone(),
+            ),
+            (
+                hotfix_core::env_vars::HOTFIX_DEPLOYED_AT.to_string(),
+                cx.deployed_at.to_string(),
+            ),
+            (
+                hotfix_core::env_vars::HOTFIX_WINDOW_S.to_string(),
                 cx.window.as_secs().to_string(),
             ),
         ];
         if let Some(p) = &cx.previous_sha {
-            env.push(("HOTFIX_PREVIOUS_SHA".to_string(), p.clone()));
+            env.push((
+                hotfix_core::env_vars::HOTFIX_PREVIOUS_SHA.to_string(),
+                p.clone(),
+            ));
         }
         let done = run_program(&Program {
             program: &program,

@@ -49,14 +49,26 @@ impl CommandDeployer {
     ) -> Result<String, DeployError> {
         let command = command.ok_or(DeployError::NotConfigured(what))?;
         let env = vec![
-            ("HOTFIX_INCIDENT".to_string(), ctx.incident.to_string()),
-            ("HOTFIX_SHA".to_string(), ctx.sha.clone()),
-            ("HOTFIX_BRANCH".to_string(), ctx.branch.clone()),
             (
-                "HOTFIX_PR".to_string(),
+                hotfix_core::env_vars::HOTFIX_INCIDENT.to_string(),
+                ctx.incident.to_string(),
+            ),
+            (
+                hotfix_core::env_vars::HOTFIX_SHA.to_string(),
+                ctx.sha.clone(),
+            ),
+            (
+                hotfix_core::env_vars::HOTFIX_BRANCH.to_string(),
+                ctx.branch.clone(),
+            ),
+            (
+                hotfix_core::env_vars::HOTFIX_PR.to_string(),
                 ctx.pr.map(|p| p.to_string()).unwrap_or_default(),
             ),
-            ("HOTFIX_ENV".to_string(), env_name.to_string()),
+            (
+                hotfix_core::env_vars::HOTFIX_ENV.to_string(),
+                env_name.to_string(),
+            ),
         ];
         let env = [env, build_env(ctx)].concat();
         Ok(run(command, &self.root, &env, self.timeout(), &self.log(ctx))?.stdout)
@@ -79,16 +91,16 @@ fn build_env(ctx: &DeployCtx) -> Vec<(String, String)> {
         .as_ref()
         .is_some_and(|p| !tree.is_empty() && p.tree == tree);
     vec![
-        ("HOTFIX_TREE".to_string(), tree),
+        (hotfix_core::env_vars::HOTFIX_TREE.to_string(), tree),
         (
-            "HOTFIX_PREVIEW_SHA".to_string(),
+            hotfix_core::env_vars::HOTFIX_PREVIEW_SHA.to_string(),
             ctx.previewed
                 .as_ref()
                 .map(|p| p.sha.clone())
                 .unwrap_or_default(),
         ),
         (
-            "HOTFIX_PREVIEWED".to_string(),
+            hotfix_core::env_vars::HOTFIX_PREVIEWED.to_string(),
             if previewed { "1" } else { "0" }.to_string(),
         ),
     ]

@@ -36,9 +36,9 @@ use serde_json::{Value, json};
 use super::http;
 
 /// The environment variable the binary reads the bot token from.
-pub const BOT_TOKEN_ENV: &str = "SLACK_BOT_TOKEN";
+pub const BOT_TOKEN_ENV: &str = hotfix_core::env_vars::SLACK_BOT_TOKEN;
 /// The environment variable the binary reads the incoming-webhook URL from.
-pub const WEBHOOK_URL_ENV: &str = "HOTFIX_SLACK_WEBHOOK_URL";
+pub const WEBHOOK_URL_ENV: &str = hotfix_core::env_vars::HOTFIX_SLACK_WEBHOOK_URL;
 /// Memory key of the incident's root message: `"<channel id> <ts>"`, one
 /// value so that it is written in one go.
 pub const MEMORY_ROOT: &str = "slack.root";

@@ -55,7 +55,7 @@ use serde_json::{Value, json};
 use super::http;
 
 /// The environment variable the binary reads the API key from.
-pub const API_KEY_ENV: &str = "STATUSPAGE_API_KEY";
+pub const API_KEY_ENV: &str = hotfix_core::env_vars::STATUSPAGE_API_KEY;
 /// Memory key: the Statuspage incident id.
 pub const MEMORY_INCIDENT: &str = "statuspage.incident";
 /// Memory key: `"<phase> <at>"` of the last update applied.

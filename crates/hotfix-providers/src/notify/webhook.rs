@@ -25,10 +25,10 @@ use serde::Deserialize;
 use super::http;
 
 /// The environment variable the binary reads the signing secret from.
-pub const SECRET_ENV: &str = "HOTFIX_WEBHOOK_SECRET";
+pub const SECRET_ENV: &str = hotfix_core::env_vars::HOTFIX_WEBHOOK_SECRET;
 /// The environment variable that may give the URL instead of `hotfix.toml`
 /// (for URLs that carry a token of their own).
-pub const URL_ENV: &str = "HOTFIX_WEBHOOK_URL";
+pub const URL_ENV: &str = hotfix_core::env_vars::HOTFIX_WEBHOOK_URL;
 
 /// `[notify.webhook]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

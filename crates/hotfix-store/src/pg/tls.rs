@@ -216,7 +216,7 @@ pub fn target(url: &str) -> Result<Target, String> {
     let mut config: postgres::Config = rest
         .parse()
         .map_err(|e| format!("the database URL is not valid: {e}"))?;
-    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let home = std::env::var_os(hotfix_core::env_vars::HOME).map(PathBuf::from);
     let (pg_mode, check, root) = plan(&params, home.as_deref())?;
     config.ssl_mode(pg_mode);
     let tls = if pg_mode == PgSslMode::Disable {

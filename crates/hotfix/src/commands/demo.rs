@@ -64,13 +64,13 @@ impl Demo {
         let mut c = Command::new(program);
         c.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         for k in [
-            "HOTFIX_DATABASE_URL",
-            "HOTFIX_CONFIG",
-            "HOTFIX_NOW",
-            "HOTFIX_FAILPOINTS",
+            hotfix_core::env_vars::HOTFIX_DATABASE_URL,
+            hotfix_core::env_vars::HOTFIX_CONFIG,
+            hotfix_core::env_vars::HOTFIX_NOW,
+            hotfix_core::env_vars::HOTFIX_FAILPOINTS,
             // The demo's incident log is its own, never a team server's.
-            "HOTFIX_SERVER",
-            "HOTFIX_TOKEN",
+            hotfix_core::env_vars::HOTFIX_SERVER,
+            hotfix_core::env_vars::HOTFIX_TOKEN,
         ] {
             c.env_remove(k);
         }
@@ -131,7 +131,7 @@ impl Demo {
             .command(&self.exe)
             .args(args)
             .current_dir(&self.work)
-            .env("HOTFIX_USER", who)
+            .env(hotfix_core::env_vars::HOTFIX_USER, who)
             .env("GIT_AUTHOR_EMAIL", who)
             .env("GIT_COMMITTER_EMAIL", who)
             .stdin(Stdio::null())

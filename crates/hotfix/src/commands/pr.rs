@@ -35,8 +35,8 @@ pub fn show(dir: Option<&std::path::Path>, as_: Option<&str>, r: ReadArgs) -> Re
     // Read commands get the GitHub forge only with a token (app::engine);
     // without one the answer would come from the empty local forge.
     if e.cfg.forge.provider == "github"
-        && app::secret("HOTFIX_GITHUB_TOKEN")
-            .or_else(|| app::secret("GITHUB_TOKEN"))
+        && app::secret(hotfix_core::env_vars::HOTFIX_GITHUB_TOKEN)
+            .or_else(|| app::secret(hotfix_core::env_vars::GITHUB_TOKEN))
             .is_none()
     {
         let err = CliError::usage(format!(

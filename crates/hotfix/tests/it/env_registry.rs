@@ -138,3 +138,47 @@ fn the_readme_table_lists_exactly_the_settings_and_secrets() {
         );
     }
 }
+
+/// Code takes a variable's name from the registry (`env_vars::HOTFIX_USER`),
+/// never writes it again: a rename then changes one place. Left out: clap
+/// attributes (they want a literal), unit-test modules, and the test
+/// support crate (it does not depend on the core).
+#[test]
+fn the_sources_take_the_names_from_the_registry() {
+    let mut files = vec![];
+    for krate in std::fs::read_dir(root().join("crates"))
+        .expect("crates")
+        .flatten()
+    {
+        if krate.file_name() == "hotfix-testkit" {
+            continue;
+        }
+        rust_files(&krate.path().join("src"), &mut files);
+    }
+    let mut written = vec![];
+    for f in files.iter().filter(|f| !f.ends_with("env_vars.rs")) {
+        let text = std::fs::read_to_string(f).expect("read");
+        for (i, line) in text.lines().enumerate() {
+            if line.starts_with("#[cfg(test)]") {
+                break;
+            }
+            if line.trim_start().starts_with("#[") {
+                continue;
+            }
+            for v in ALL {
+                if line.contains(&format!("\"{}\"", v.name)) {
+                    written.push(format!(
+                        "{}:{}: {}",
+                        f.strip_prefix(root()).unwrap_or(f).display(),
+                        i + 1,
+                        v.name
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        written.is_empty(),
+        "use hotfix_core::env_vars::NAME instead of the literal: {written:?}"
+    );
+}

@@ -81,8 +81,8 @@ impl RailwayAuth {
     /// The environment variable the token came from, for error messages.
     pub fn env_name(&self) -> &'static str {
         match self {
-            RailwayAuth::Bearer(_) => "RAILWAY_API_TOKEN",
-            RailwayAuth::ProjectAccessToken(_) => "RAILWAY_TOKEN",
+            RailwayAuth::Bearer(_) => hotfix_core::env_vars::RAILWAY_API_TOKEN,
+            RailwayAuth::ProjectAccessToken(_) => hotfix_core::env_vars::RAILWAY_TOKEN,
         }
     }
 
