@@ -80,7 +80,6 @@ pub fn source_in(cfg: &AnalysisConfig, root: &Path) -> Box<dyn MetricSource> {
             *metric,
             route.clone(),
             cfg.baseline.is_some(),
-            timeout,
         )),
         Source::Command { command } => Box::new(command::CommandSource {
             command: command.clone(),

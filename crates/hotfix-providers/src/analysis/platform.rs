@@ -18,7 +18,6 @@
 //! it started (its time as production).
 
 use std::sync::Mutex;
-use std::time::Duration;
 
 use hotfix_core::analysis::{Controlled, Measurement, PlatformMetric};
 use hotfix_platform::{PlatformStats, ReleaseStats};
@@ -29,26 +28,41 @@ pub struct PlatformSource {
     metric: PlatformMetric,
     route: Option<String>,
     baseline: bool,
-    /// The platform client keeps its own (short) timeouts for reads.
-    #[allow(dead_code)]
-    timeout: Duration,
+    /// The control-API client, made once (it reads `control.json` and the
+    /// token) and made again after a failure (the platform restarted on
+    /// another port or with another token). Its own short timeouts apply.
+    client: Mutex<Option<hotfix_platform::Client>>,
     last: Mutex<Option<PlatformStats>>,
 }
 
 impl PlatformSource {
-    pub fn new(
-        metric: PlatformMetric,
-        route: Option<String>,
-        baseline: bool,
-        timeout: Duration,
-    ) -> PlatformSource {
+    pub fn new(metric: PlatformMetric, route: Option<String>, baseline: bool) -> PlatformSource {
         PlatformSource {
             metric,
             route,
             baseline,
-            timeout,
+            client: Mutex::new(None),
             last: Mutex::new(None),
         }
+    }
+
+    /// The platform's stats through the kept client.
+    fn stats(&self, dir: &std::path::Path) -> Result<PlatformStats, AnalysisError> {
+        let mut client = self
+            .client
+            .lock()
+            .map_err(|_| AnalysisError::BadAnswer("the platform client is lost".into()))?;
+        // Not put back after a failure: the next measurement connects again.
+        let c = match client.take() {
+            Some(c) => c,
+            None => hotfix_platform::Client::connect(dir)
+                .map_err(|e| AnalysisError::Unreachable(e.to_string()))?,
+        };
+        let stats = c
+            .stats()
+            .map_err(|e| AnalysisError::Unreachable(e.to_string()))?;
+        *client = Some(c);
+        Ok(stats)
     }
 
     /// The measurement from a new snapshot, given the one before (pure).
@@ -174,9 +188,7 @@ impl MetricSource for PlatformSource {
                     .into(),
             )
         })?;
-        let stats = hotfix_platform::Client::connect(dir)
-            .and_then(|c| c.stats())
-            .map_err(|e| AnalysisError::Unreachable(e.to_string()))?;
+        let stats = self.stats(dir)?;
         let mut last = self
             .last
             .lock()
@@ -351,16 +363,12 @@ const MIN_BASELINE_REQUESTS: u64 = 50;
 mod tests {
     use super::*;
     use hotfix_platform::RouteStats;
+    use std::time::Duration;
 
     #[test]
     fn a_baseline_window_of_a_few_stragglers_is_not_the_baseline() {
         let (a, b) = ("a".repeat(40), "b".repeat(40));
-        let p99 = PlatformSource::new(
-            PlatformMetric::LatencyP99,
-            None,
-            true,
-            Duration::from_secs(1),
-        );
+        let p99 = PlatformSource::new(PlatformMetric::LatencyP99, None, true);
         let fast = [(10.0, 10_000), (100.0, 10_000), (INF, 10_000)];
         // 20 more requests since the last snapshot, all slow.
         let later = [(10.0, 10_000), (100.0, 10_020), (INF, 10_020)];
@@ -445,12 +453,7 @@ mod tests {
     #[test]
     fn the_window_is_the_difference_of_two_snapshots() {
         let a = "a".repeat(40);
-        let src = PlatformSource::new(
-            PlatformMetric::ErrorRatio,
-            None,
-            false,
-            Duration::from_secs(1),
-        );
+        let src = PlatformSource::new(PlatformMetric::ErrorRatio, None, false);
         let s1 = snap(
             "2026-01-01T00:00:05Z",
             vec![release("r2", &a, "production", 100, 50, &[])],
@@ -484,12 +487,7 @@ mod tests {
             Some(0.1)
         );
 
-        let rate = PlatformSource::new(
-            PlatformMetric::RequestRate,
-            None,
-            false,
-            Duration::from_secs(1),
-        );
+        let rate = PlatformSource::new(PlatformMetric::RequestRate, None, false);
         assert_eq!(
             rate.from_snapshots(&s2, Some(&s1), &cx()).expect("m").value,
             Some(20.0)
@@ -500,12 +498,7 @@ mod tests {
             "since the deploy"
         );
 
-        let route = PlatformSource::new(
-            PlatformMetric::ErrorRatio,
-            Some("/pay".into()),
-            false,
-            Duration::from_secs(1),
-        );
+        let route = PlatformSource::new(PlatformMetric::ErrorRatio, Some("/pay".into()), false);
         assert_eq!(
             route
                 .from_snapshots(&s2, Some(&s1), &cx())
@@ -513,12 +506,7 @@ mod tests {
                 .value,
             Some(0.2)
         );
-        let other = PlatformSource::new(
-            PlatformMetric::ErrorRatio,
-            Some("/other".into()),
-            false,
-            Duration::from_secs(1),
-        );
+        let other = PlatformSource::new(PlatformMetric::ErrorRatio, Some("/other".into()), false);
         assert_eq!(
             other
                 .from_snapshots(&s2, Some(&s1), &cx())
@@ -531,12 +519,7 @@ mod tests {
     #[test]
     fn the_baseline_is_production_beside_a_canary_and_the_previous_release_after_a_switch() {
         let (a, b) = ("a".repeat(40), "b".repeat(40));
-        let p99 = PlatformSource::new(
-            PlatformMetric::LatencyP99,
-            None,
-            true,
-            Duration::from_secs(1),
-        );
+        let p99 = PlatformSource::new(PlatformMetric::LatencyP99, None, true);
         let fast = [(10.0, 100), (100.0, 100), (INF, 100)];
         let slow = [(10.0, 0), (100.0, 100), (INF, 100)];
         let canary = snap(
@@ -572,12 +555,7 @@ mod tests {
     #[test]
     fn a_canarys_error_window_comes_with_productions_over_the_same_window() {
         let (a, b) = ("a".repeat(40), "b".repeat(40));
-        let ratio = PlatformSource::new(
-            PlatformMetric::ErrorRatio,
-            None,
-            false,
-            Duration::from_secs(1),
-        );
+        let ratio = PlatformSource::new(PlatformMetric::ErrorRatio, None, false);
         let s1 = snap(
             "2026-01-01T00:00:01Z",
             vec![
@@ -633,12 +611,7 @@ mod tests {
                 .controlled,
             None
         );
-        let p99 = PlatformSource::new(
-            PlatformMetric::LatencyP99,
-            None,
-            false,
-            Duration::from_secs(1),
-        );
+        let p99 = PlatformSource::new(PlatformMetric::LatencyP99, None, false);
         assert_eq!(
             p99.from_snapshots(&s2, Some(&s1), &cx())
                 .expect("m")
@@ -649,12 +622,7 @@ mod tests {
 
     #[test]
     fn without_the_platforms_directory_the_error_says_where_to_set_it() {
-        let src = PlatformSource::new(
-            PlatformMetric::ErrorRatio,
-            None,
-            false,
-            Duration::from_secs(1),
-        );
+        let src = PlatformSource::new(PlatformMetric::ErrorRatio, None, false);
         let e = src.measure(&cx()).expect_err("no platform");
         assert!(
             matches!(&e, AnalysisError::Unreachable(m) if m.contains("HOTFIX_PLATFORM_DIR")),
